@@ -1,0 +1,149 @@
+"""``rtplay`` (the playground), ``rtplay run`` (headless) and ``rtplay serve`` (server only)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from rtplay.headless import HeadlessOptions, run_headless
+from rtplay.session import SessionConfig, available_transports
+from servers.runner import Server, ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text.removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected messages per second, got {text!r}") from None
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"rate must be 0-100000 msg/s, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0-65535 (0 = any free), got {text!r}")
+    return int(text)
+
+
+def transports(text: str) -> list[str]:
+    known = available_transports()
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return known
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown transport {', '.join(unknown) or '(none)'}: choose from {','.join(known)} or all"
+        )
+    return list(dict.fromkeys(names))
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", type=rate, default=10.0, help="messages per second (default 10; 0 = paused)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--http-port", type=port, default=0, help="TCP port (default 0 = any free)")
+    parser.add_argument("--quic-port", type=port, default=0, help="UDP port for HTTP/3 (default 0 = any free)")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    add_server_flags(parser)
+    parser.add_argument("--duration", type=positive_float, default=10.0, help="seconds to run (default 10)")
+    parser.add_argument(
+        "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(available_transports())}"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
+    parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtplay",
+        description="A playground for real-time web transports: poll, long-poll, SSE, WebSocket, "
+        "WebTransport and WebRTC, with faults you inject and watch them recover from.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
+    run = sub.add_parser("run", help="run a session headless and print a report")
+    add_run_flags(run)
+    serve = sub.add_parser("serve", help="run only the built-in server and print its URLs")
+    add_server_flags(serve)
+    return parser
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(host=args.host, http_port=args.http_port, quic_port=args.quic_port, rate=args.rate)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = SessionConfig(
+            transports=args.transports or available_transports(), server=server_config(args)
+        )
+    except ValueError as exc:
+        print(f"rtplay run: {exc}", file=sys.stderr)
+        return 2
+    options = HeadlessOptions(duration=args.duration, json_path=args.json, progress=not args.quiet)
+    asyncio.run(run_headless(config, options))
+    return 0
+
+
+async def serve_forever(config: ServerConfig) -> None:
+    server = Server(config)
+    await server.start()
+    url = server.http_url
+    print(f"rtplay server publishing {config.rate:g} msg/s", flush=True)
+    for path in ("/poll?since=0", "/longpoll?since=0", "/sse", "/ws?since=0"):
+        scheme = "ws" + url.removeprefix("http") if path.startswith("/ws") else url
+        print(f"  {scheme}{path}", flush=True)
+    print("Ctrl-C stops it.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(serve_forever(server_config(args)))
+    except OSError as exc:
+        print(f"rtplay serve: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "run":
+        return cmd_run(args)
+    print("rtplay: the TUI is not built yet; running headless (same as `rtplay run`).", file=sys.stderr)
+    return cmd_run(parser.parse_args(["run", *(argv or sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""What every transport client shares: accounting, state, events, retry sleeps.
+
+A client is a thin adapter: it moves bytes between its socket and this shared logic. It
+calls :meth:`Client.on_envelope` for every envelope it receives and the ``_connecting`` /
+``_connected`` / ``_disconnected`` / ``_retry_in`` / ``_failed`` hooks as its connection
+changes; the base turns those into metrics and typed events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rtplay.events import (
+    Connected,
+    Connecting,
+    Disconnected,
+    Event,
+    Failed,
+    MessageReceived,
+    ResetReceived,
+    RetryScheduled,
+    State,
+    state_of,
+)
+from rtplay.metrics import ChannelStats, ConnectionStats
+
+log = logging.getLogger(__name__)
+
+MAIN = "main"
+"""The channel name of single-channel transports."""
+
+Emit = Callable[[Event], None]
+
+
+class ProtocolError(Exception):
+    """The server sent something that is not our protocol; ends that one connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A decoded envelope: only what accounting needs."""
+
+    seq: int
+    t: float
+
+
+def parse_envelope(obj: object) -> Received:
+    """Validate a decoded envelope ``{"seq": int >= 1, "t": float, "data": str}``."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"envelope is not an object: {str(obj)[:60]!r}")
+    seq, t = obj.get("seq"), obj.get("t")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ProtocolError(f"envelope has no valid seq: {str(obj)[:60]!r}")
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        raise ProtocolError(f"envelope has no valid t: {str(obj)[:60]!r}")
+    return Received(seq, float(t))
+
+
+def decode_json(text: str | bytes) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+
+
+class Client:
+    """Base of every transport client. Subclasses implement :meth:`run`."""
+
+    name = "?"
+    channels: tuple[str, ...] = (MAIN,)
+
+    def __init__(self, base_url: str, emit: Emit | None = None, *, emit_messages: bool = False) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._emit = emit or (lambda event: None)
+        self._emit_messages = emit_messages
+        self.stats = {channel: ChannelStats() for channel in self.channels}
+        self.conn = ConnectionStats()
+        self.state = State.CONNECTING
+        self.state_detail = ""
+        """Why the client is in its state (the failure reason, the retry policy…)."""
+        self.retry_at: float | None = None
+        """Monotonic time of the next attempt while retrying."""
+        self.attempts = 0
+        self.clock: Callable[[], float] = time.monotonic
+        self.wall_ms: Callable[[], float] = lambda: time.time() * 1000
+
+    # --- what subclasses implement -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, receive, and retry per the transport's semantics until cancelled."""
+        raise NotImplementedError
+
+    @property
+    def cursor(self) -> int:
+        """The resume cursor: highest seq received on the resumable channel."""
+        return self.stats[self.channels[0]].tracker.highest
+
+    # --- accounting --------------------------------------------------------------------
+
+    def on_envelope(self, env: Received, received_ms: float, channel: str = MAIN) -> bool:
+        """Account one received envelope; True when new."""
+        now = self.clock()
+        stats = self.stats[channel]
+        new = stats.on_message(env.seq, env.t, received_ms, now)
+        if self._emit_messages:
+            latency = received_ms - env.t
+            self._emit(MessageReceived(self.name, now, channel, env.seq, latency, new))
+        return new
+
+    def on_reset(self, first: int, channel: str = MAIN) -> None:
+        lost = self.stats[channel].tracker.reset(first)
+        log.info("%s: reset, %d messages no longer available", self.name, lost)
+        self._emit(ResetReceived(self.name, self.clock(), channel, lost))
+
+    def add_wire_bytes(self, n: int, channel: str = MAIN) -> None:
+        self.stats[channel].add_wire_bytes(n)
+
+    # --- state changes -------------------------------------------------------------------
+
+    def _send(self, event: Event, detail: str = "") -> None:
+        state = state_of(event)
+        if state is not None:
+            self.state = state
+            self.state_detail = detail
+        self._emit(event)
+
+    def _connecting(self) -> None:
+        self.attempts += 1
+        self.retry_at = None
+        self._send(Connecting(self.name, self.clock(), self.attempts))
+
+    def _connected(self, detail: str = "") -> None:
+        now = self.clock()
+        self.conn.on_connected(now)
+        self._send(Connected(self.name, now, detail), detail)
+
+    def _disconnected(self, reason: str) -> None:
+        now = self.clock()
+        self.conn.on_disconnected(now)
+        log.info("%s: disconnected: %s", self.name, reason)
+        self._send(Disconnected(self.name, now, reason), reason)
+
+    def _retry_in(self, delay: float, policy: str) -> None:
+        now = self.clock()
+        self.retry_at = now + delay
+        self._send(RetryScheduled(self.name, now, delay, policy), policy)
+
+    def _failed(self, reason: str) -> None:
+        now = self.clock()
+        self.conn.on_disconnected(now)
+        self._send(Failed(self.name, now, reason), reason)
+
+    def stopped(self) -> None:
+        self.state = State.STOPPED
+
+    async def _wait_retry(self, delay: float, policy: str) -> None:
+        self._retry_in(delay, policy)
+        await asyncio.sleep(delay)
+
+    # --- reporting -----------------------------------------------------------------------
+
+    def report(self, published: int) -> dict[str, object]:
+        """This client's entry of the JSON report."""
+        now = self.clock()
+        base: dict[str, object] = {
+            "state": self.state.value,
+            "connects": self.conn.connects,
+            "reconnects": self.conn.reconnects,
+            "downtime_s": round(self.conn.downtime(now), 3),
+        }
+        if self.channels == (MAIN,):
+            return self.stats[MAIN].report(published) | base
+        channels = {name: stats.report(published) for name, stats in self.stats.items()}
+        primary = channels[self.channels[0]]
+        return primary | base | {"channels": channels}

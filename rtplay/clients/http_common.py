@@ -1,0 +1,76 @@
+"""Helpers shared by the HTTP/1.1 clients (poll, long-poll, SSE)."""
+
+from __future__ import annotations
+
+import httpx
+
+from rtplay.clients.base import Client, ProtocolError, decode_json, parse_envelope
+
+#: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
+#: refused; a longer wait would only hide an outage.
+CONNECT_TIMEOUT_S = 2.0
+
+
+def make_http_client(read_timeout: float | None) -> httpx.AsyncClient:
+    """An httpx client that never talks to a proxy (loopback only) and keeps one connection."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        trust_env=False,
+    )
+
+
+class StatusError(ProtocolError):
+    """The server answered with a status the client does not accept."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        super().__init__(f"HTTP {self.status}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """RFC 9110 §10.2.3 delay-seconds form only (our server sends no HTTP-date)."""
+    if value and value.isascii() and value.isdigit():
+        return float(value)
+    return None
+
+
+def header_bytes(response: httpx.Response) -> int:
+    """Approximate size of the status line and headers as they were on the wire."""
+    return 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
+
+
+def describe_error(exc: BaseException) -> str:
+    """The short reason a pane shows for a failed request."""
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "server closed the connection"
+    if isinstance(exc, httpx.ReadError):
+        return "connection reset"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, StatusError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, ProtocolError):
+        return f"bad response: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def apply_batch(client: Client, body: bytes, received_ms: float) -> int:
+    """Account a /poll or /longpoll body; return the server's ``last``."""
+    payload = decode_json(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
+        raise ProtocolError('expected {"messages": [...], "last": N}')
+    reset = payload.get("reset")
+    if isinstance(reset, dict) and isinstance(reset.get("first"), int):
+        client.on_reset(reset["first"])
+    for raw in payload["messages"]:
+        client.on_envelope(parse_envelope(raw), received_ms)
+    last = payload.get("last")
+    return last if isinstance(last, int) else client.cursor
+
+
+HTTP_ERRORS = (httpx.HTTPError, ProtocolError, OSError)
+"""What a failed request can raise; every one of them ends only that request."""

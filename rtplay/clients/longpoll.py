@@ -1,0 +1,68 @@
+"""Long-polling: the server holds each request until there is news; re-poll at once."""
+
+from __future__ import annotations
+
+import httpx
+
+from rtplay.clients.base import Client, Emit
+from rtplay.clients.http_common import (
+    HTTP_ERRORS,
+    StatusError,
+    apply_batch,
+    describe_error,
+    header_bytes,
+    make_http_client,
+)
+from rtplay.retry import Backoff, FixedDelay
+
+#: How long the server may hold one request before answering 204.
+DEFAULT_HOLD_S = 25.0
+
+#: The classic long-poll client (e.g. CometD's and jQuery-era loops) waits a fixed 10 s
+#: after a failed request before trying again.
+DEFAULT_ERROR_DELAY_S = 10.0
+
+
+class LongPollClient(Client):
+    """Re-polls ``/longpoll?since=N`` immediately after every answer; waits after errors."""
+
+    name = "longpoll"
+
+    def __init__(
+        self,
+        base_url: str,
+        emit: Emit | None = None,
+        *,
+        hold: float = DEFAULT_HOLD_S,
+        retry: Backoff | None = None,
+        **kw: bool,
+    ) -> None:
+        super().__init__(base_url, emit, **kw)
+        self.hold = hold
+        self.retry = retry or FixedDelay(DEFAULT_ERROR_DELAY_S)
+
+    async def run(self) -> None:
+        # The read timeout leaves the server time to answer 204 itself.
+        async with make_http_client(read_timeout=self.hold + 5.0) as http:
+            self._connecting()
+            while True:
+                try:
+                    await self.poll_once(http)
+                except HTTP_ERRORS as exc:
+                    self._disconnected(describe_error(exc))
+                    await self._wait_retry(self.retry.next_delay(), self.retry.describe())
+                    self._connecting()
+
+    async def poll_once(self, http: httpx.AsyncClient) -> None:
+        """One held request; returns on 200 or 204, raises on anything else."""
+        params = {"since": self.cursor, "timeout": self.hold}
+        response = await http.get(f"{self.base_url}/longpoll", params=params)
+        received_ms = self.wall_ms()
+        if response.status_code not in (200, 204):
+            raise StatusError(response)
+        self.add_wire_bytes(header_bytes(response) + len(response.content))
+        if not self.conn.connected:
+            self.retry.reset()
+            self._connected(f"since={self.cursor}")
+        if response.status_code == 200:
+            apply_batch(self, response.content, received_ms)

@@ -1,0 +1,88 @@
+"""The small typed events the engine speaks to the TUI and to headless mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class State(str, Enum):
+    """What a client is doing right now, as its pane shows it."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    transport: str
+    """Which client: poll, longpoll, sse, ws, wt, rtc."""
+    at: float
+    """Monotonic time (s) the event happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connecting(Event):
+    attempt: int
+    """1 for the first connection, then one more per retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(Event):
+    detail: str = ""
+    """E.g. the resume cursor: ``since=42`` or ``Last-Event-ID: 42``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected(Event):
+    reason: str
+    """What went wrong, in the words a user needs: ``server closed the stream``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    delay_s: float
+    """How long until the next attempt."""
+    policy: str
+    """Why that long: ``retry: field``, ``exp 1s×2≤5s ±50%``, ``Retry-After``…"""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(Event):
+    reason: str
+    """Why the client gave up for good (e.g. an SSE 204: no reconnect, as in a browser)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetReceived(Event):
+    channel: str
+    lost: int
+    """How many messages the server could no longer replay."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(Event):
+    channel: str
+    seq: int
+    latency_ms: float
+    new: bool
+    """False for a duplicate."""
+
+
+StateEvent = Connecting | Connected | Disconnected | RetryScheduled | Failed
+
+
+def state_of(event: Event) -> State | None:
+    """The client state an event moves to, if it changes it."""
+    if isinstance(event, Connecting):
+        return State.CONNECTING
+    if isinstance(event, Connected):
+        return State.OPEN
+    if isinstance(event, RetryScheduled | Disconnected):
+        return State.RETRYING
+    if isinstance(event, Failed):
+        return State.FAILED
+    return None

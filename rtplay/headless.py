@@ -1,0 +1,115 @@
+"""Run a session with no UI: live progress on stderr, a table on stdout, JSON on request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from rtplay.events import Event, Failed, ResetReceived
+from rtplay.session import Session, SessionConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadlessOptions:
+    duration: float = 10.0
+    json_path: Path | None = None
+    progress: bool = True
+    settle_s: float = 5.0
+    """After the run, how long to wait for clients to receive everything published."""
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def format_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+COLUMNS = (
+    ("transport", 14), ("state", 9), ("delivered", 9), ("lost", 6), ("reset", 6), ("dup", 5),
+    ("ooo", 5), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8), ("max ms", 8), ("conn", 5),
+    ("reconn", 6), ("down s", 7), ("B/msg", 7),
+)
+
+
+def _row(name: str, entry: dict[str, Any], state: str) -> list[str]:
+    lat = entry["latency_ms"]
+    bpm = entry.get("wire_bytes_per_msg")
+    return [
+        name, state, str(entry["delivered"]), str(entry["lost"]), str(entry["lost_to_reset"]),
+        str(entry["duplicates"]), str(entry["out_of_order"]), format_ms(lat["p50"]),
+        format_ms(lat["p95"]), format_ms(lat["p99"]), format_ms(lat["max"]),
+        str(entry.get("connects", "")), str(entry.get("reconnects", "")),
+        "" if "downtime_s" not in entry else f"{entry['downtime_s']:.1f}",
+        "-" if bpm is None else f"{bpm:.0f}",
+    ]
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The per-transport table printed at the end of a run (one row per channel)."""
+    rows: list[list[str]] = []
+    for name, entry in report["transports"].items():
+        channels = entry.get("channels")
+        if not channels:
+            rows.append(_row(name, entry, entry["state"]))
+            continue
+        for i, (channel, stats) in enumerate(channels.items()):
+            shared = {k: entry[k] for k in ("connects", "reconnects", "downtime_s")} if i == 0 else {}
+            rows.append(_row(f"{name}/{channel}", stats | shared, entry["state"] if i == 0 else ""))
+    header = "  ".join(title.rjust(width) if i else title.ljust(width) for i, (title, width) in enumerate(COLUMNS))
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(row, COLUMNS))))
+    summary = f"published {report['published']} messages in {report['duration_s']:.1f} s"
+    return "\n".join([summary, *lines])
+
+
+def progress_line(session: Session) -> str:
+    parts = [f"[{session.duration():5.1f}s] published {session.published}"]
+    for name, client in session.clients.items():
+        delivered = client.stats[client.channels[0]].tracker.delivered
+        parts.append(f"{name} {delivered} ({client.state.value})")
+    return " | ".join(parts)
+
+
+class EventPrinter:
+    """Prints the events a headless user needs to see: failures and resets."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Failed):
+            print(f"  {event.transport}: failed: {event.reason}", file=self.err)
+        elif isinstance(event, ResetReceived):
+            print(f"  {event.transport}: reset, {event.lost} messages no longer available", file=self.err)
+
+
+async def run_headless(config: SessionConfig, options: HeadlessOptions) -> dict[str, Any]:
+    """Run one session for ``options.duration`` seconds and return its report."""
+    session = Session(config)
+    if options.progress:
+        session.subscribe(EventPrinter(options.err))
+    await session.start()
+    try:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + options.duration
+        while (remaining := end - loop.time()) > 0:
+            await asyncio.sleep(min(1.0, remaining))
+            if options.progress:
+                print(progress_line(session), file=options.err, flush=True)
+        await session.settle(options.settle_s)
+        report = session.report()
+    finally:
+        await session.stop()
+    print(render_table(report), file=options.out)
+    if options.json_path is not None:
+        options.json_path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {options.json_path}", file=options.err)
+    return report

@@ -1,0 +1,191 @@
+"""Fan-out of published envelopes to live connections, each with a bounded queue.
+
+A connection that falls more than :data:`DEFAULT_SUBSCRIBER_QUEUE` envelopes behind is not
+allowed to grow memory without bound: its subscription is closed with a stated reason and
+the endpoint disconnects it. The client then resumes from its cursor like after any drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from servers.hub import Backlog, Envelope, Hub
+
+log = logging.getLogger(__name__)
+
+#: Envelopes a single connection may have queued before it counts as too slow. 4096 is
+#: about 4 s at 1000 msg/s: long enough to ride out a GC pause or a slow terminal, short
+#: enough that a stuck consumer costs at most a few hundred KiB.
+DEFAULT_SUBSCRIBER_QUEUE = 4096
+
+SLOW_CONSUMER = "consumer too slow: send queue full"
+
+
+class Subscription:
+    """One connection's view of the stream: a bounded queue plus a closed flag with a reason."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[Envelope] = asyncio.Queue(maxsize)
+        self.closed = asyncio.Event()
+        self.reason = ""
+
+    def close(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.reason = reason
+            self.closed.set()
+
+    async def get(self, timeout: float | None = None) -> Envelope | None:
+        """The next envelope; None on timeout or once closed (check :attr:`closed`)."""
+        if self.closed.is_set():
+            return None
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        getter = asyncio.ensure_future(self.queue.get())
+        closer = asyncio.ensure_future(self.closed.wait())
+        try:
+            await asyncio.wait({getter, closer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closer.cancel()
+            if not getter.done():
+                getter.cancel()
+        # Never drop an envelope the getter already took off the queue.
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return None
+
+    def drain(self, limit: int) -> list[Envelope]:
+        """Up to ``limit`` more envelopes already queued, without waiting (for batched writes)."""
+        batch: list[Envelope] = []
+        while len(batch) < limit and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+
+class Broadcaster:
+    """Owns the hub on the async side: publishes, fans out, and wakes long-pollers."""
+
+    def __init__(self, hub: Hub, queue_size: int = DEFAULT_SUBSCRIBER_QUEUE) -> None:
+        self.hub = hub
+        self._queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+        self._new_message = asyncio.Event()
+        self._listeners: list[Callable[[Envelope], None]] = []
+
+    def publish(self, now_ms: float | None = None) -> Envelope:
+        """Publish one envelope to the hub and every live subscription."""
+        envelope = self.hub.publish(time.time() * 1000 if now_ms is None else now_ms)
+        for sub in self._subscribers:
+            if sub.closed.is_set():
+                continue
+            try:
+                sub.queue.put_nowait(envelope)
+            except asyncio.QueueFull:
+                log.info("closing a subscription: %s", SLOW_CONSUMER)
+                sub.close(SLOW_CONSUMER)
+        for listener in self._listeners:
+            listener(envelope)
+        self._new_message.set()
+        self._new_message = asyncio.Event()
+        return envelope
+
+    def add_listener(self, listener: Callable[[Envelope], None]) -> None:
+        """Call ``listener`` synchronously with every published envelope (e.g. a WebRTC peer)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Envelope], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def subscribe(self, cursor: int) -> tuple[Subscription, Backlog]:
+        """Subscribe, then read the backlog after ``cursor``; the two never overlap or gap."""
+        sub = Subscription(self._queue_size)
+        self._subscribers.add(sub)
+        # Synchronous: no publish can run between adding the subscriber and reading the backlog.
+        return sub, self.hub.since(cursor)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def wait_beyond(self, cursor: int, timeout: float) -> bool:
+        """Wait until the hub has something after ``cursor``; False on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.hub.last_seq <= cursor:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._new_message.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+
+class Publisher:
+    """Publishes at ``rate`` messages per second on a fixed schedule (0 = paused).
+
+    The schedule is absolute (``next += 1/rate``) so the long-run rate is exact even though
+    each sleep wakes a little late; messages that came due during a late wake-up are sent
+    in one burst, each stamped with its own send time.
+    """
+
+    #: Longest burst published in one wake-up; bounds the work of one event-loop step.
+    MAX_BURST = 1000
+
+    def __init__(self, broadcaster: Broadcaster, rate: float) -> None:
+        self.broadcaster = broadcaster
+        self._rate = rate
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        if rate < 0:
+            raise ValueError("rate must be >= 0")
+        self._rate = rate
+        self._changed.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="rtplay-publisher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            self._changed.clear()
+            if self._rate <= 0:
+                await self._changed.wait()
+                next_at = loop.time()
+                continue
+            now = loop.time()
+            sent = 0
+            while next_at <= now and sent < self.MAX_BURST:
+                self.broadcaster.publish()
+                next_at += 1.0 / self._rate
+                sent += 1
+            if next_at < now - 1.0:  # hopelessly behind (e.g. the loop was blocked): catch up
+                next_at = now
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, next_at - loop.time()))
+                next_at = loop.time()  # rate changed: restart the schedule from now
+            except TimeoutError:
+                pass
