@@ -60,6 +60,7 @@ class Session:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Listener] = []
         self.started_at: float | None = None
+        self.publishing_stopped_at: float | None = None
         self.clock: Callable[[], float] = time.monotonic
 
     # --- events --------------------------------------------------------------------------
@@ -138,6 +139,8 @@ class Session:
     async def settle(self, timeout: float = DEFAULT_SETTLE_S) -> bool:
         """Stop publishing and wait until every live client has everything; False on timeout."""
         self.server.set_rate(0)
+        if self.publishing_stopped_at is None:
+            self.publishing_stopped_at = self.clock()
         deadline = self.clock() + timeout
         while self.clock() < deadline:
             if all(self.caught_up(c) for c in self.clients.values()):
@@ -154,7 +157,10 @@ class Session:
     # --- reporting -------------------------------------------------------------------------
 
     def duration(self) -> float:
-        return 0.0 if self.started_at is None else self.clock() - self.started_at
+        """Seconds of publishing so far (up to :meth:`settle`, which stops publishing)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.publishing_stopped_at or self.clock()) - self.started_at
 
     def report(self) -> dict[str, Any]:
         """The JSON report (field names are a contract other tools read)."""

@@ -29,3 +29,20 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def fast_client_options() -> dict[str, dict[str, object]]:
+    """Client options with short retry timers, so recovery tests take well under a second."""
+    from rtplay.retry import ExponentialBackoff, FixedDelay
+
+    return {
+        "poll": {"interval": 0.1},
+        "longpoll": {"retry": FixedDelay(0.2), "hold": 2.0},
+        "ws": {"retry": ExponentialBackoff(initial=0.1, maximum=0.5), "ping_interval": 0.5, "ping_timeout": 0.5},
+    }
+
+
+def fast_server_config(**kw: object) -> ServerConfig:
+    from servers.http import HttpConfig
+
+    return ServerConfig(rate=0, http=HttpConfig(sse_retry_ms=100, ws_heartbeat_s=2.0), **kw)  # type: ignore[arg-type]

@@ -1,0 +1,51 @@
+"""The command line as a user types it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtplay.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--rate", "fast"], "expected messages per second, got 'fast'"),
+        (["run", "--rate", "-5"], "rate must be 0-100000"),
+        (["run", "--duration", "0"], "must be > 0"),
+        (["run", "--transports", "poll,carrier-pigeon"], "unknown transport carrier-pigeon"),
+        (["serve", "--http-port", "70000"], "expected a port 0-65535"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_clear_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "rtplay.cli", "run", "--duration", "1.5", "--rate", "50",
+         "--transports", "longpoll,sse,ws", "--json", str(report_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "published" in result.stderr.splitlines()[0]  # live progress
+    table = result.stdout.splitlines()
+    assert table[1].split()[:3] == ["transport", "state", "delivered"]
+    report = json.loads(report_path.read_text())
+    assert set(report["transports"]) == {"longpoll", "sse", "ws"}
+    for entry in report["transports"].values():
+        assert entry["delivered"] == report["published"] > 0
+        assert set(entry) >= {
+            "delivered", "lost", "lost_to_reset", "duplicates", "out_of_order", "connects",
+            "reconnects", "downtime_s", "latency_ms", "wire_bytes_per_msg",
+        }
+        assert set(entry["latency_ms"]) == {"p50", "p95", "p99", "max"}

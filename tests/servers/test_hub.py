@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from servers.hub import Hub, Reset
+
+
+def test_envelopes_are_sequenced_from_one_and_encoded_once() -> None:
+    hub = Hub()
+    first = hub.publish(1000.0)
+    second = hub.publish(1001.5)
+    assert (first.seq, second.seq) == (1, 2)
+    assert json.loads(second.json) == {"seq": 2, "t": 1001.5, "data": second.data}
+
+
+def test_since_returns_everything_after_the_cursor() -> None:
+    hub = Hub()
+    for i in range(5):
+        hub.publish(float(i))
+    backlog = hub.since(2)
+    assert [e.seq for e in backlog.messages] == [3, 4, 5]
+    assert backlog.reset is None
+    assert hub.since(5).messages == []
+
+
+def test_evicted_resume_point_gets_an_explicit_reset() -> None:
+    hub = Hub(capacity=3)
+    for i in range(10):
+        hub.publish(float(i))
+    backlog = hub.since(2)
+    assert backlog.reset == Reset(since=2, first=8)
+    assert backlog.reset.lost == 5
+    assert [e.seq for e in backlog.messages] == [8, 9, 10]
+    assert hub.since(7).reset is None
+
+
+def test_forget_loses_the_buffer_but_not_the_count() -> None:
+    hub = Hub()
+    for i in range(4):
+        hub.publish(float(i))
+    hub.forget()
+    assert hub.since(1).reset == Reset(since=1, first=5)
+    assert hub.publish(9.0).seq == 5
+
+
+def test_caught_up_cursor_needs_no_reset_even_when_buffer_is_empty() -> None:
+    hub = Hub()
+    hub.publish(0.0)
+    hub.forget()
+    assert hub.since(1).reset is None
+
+
+def test_negative_cursor_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Hub().since(-1)
