@@ -9,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.headless import HeadlessOptions, run_headless
+from rtplay.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.session import SessionConfig, available_transports
 from servers.runner import Server, ServerConfig
 
@@ -55,21 +57,36 @@ def transports(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", type=rate, default=10.0, help="messages per second (default 10; 0 = paused)")
+def fault(text: str) -> FaultSpec:
+    try:
+        return parse_fault(text)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_server_flags(parser: argparse.ArgumentParser, rate_default: float | None = 10.0) -> None:
+    parser.add_argument("--rate", type=rate, default=rate_default, help="messages per second (default 10; 0 = paused)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--http-port", type=port, default=0, help="TCP port (default 0 = any free)")
     parser.add_argument("--quic-port", type=port, default=0, help="UDP port for HTTP/3 (default 0 = any free)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    add_server_flags(parser)
-    parser.add_argument("--duration", type=positive_float, default=10.0, help="seconds to run (default 10)")
+    parser.add_argument(
+        "scenario", nargs="?", metavar="SCENARIO", help="a scenario file (.toml) or the name of a shipped one (--list)"
+    )
+    add_server_flags(parser, rate_default=None)
+    parser.add_argument("--duration", type=positive_float, default=None, help="seconds to run (default 10)")
     parser.add_argument(
         "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(available_transports())}"
     )
+    parser.add_argument(
+        "--fault", type=fault, action="append", default=[], metavar="SPEC",
+        help="inject a fault, e.g. drop@3s, delay=300ms@5s-10s:sse, loss=20%%@2s-8s:wt (repeatable)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
+    parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,20 +105,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(host=args.host, http_port=args.http_port, quic_port=args.quic_port, rate=args.rate)
+    return ServerConfig(host=args.host, http_port=args.http_port, quic_port=args.quic_port, rate=args.rate or 0.0)
+
+
+def build_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario to run: a file or shipped one, with command-line flags taking precedence."""
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=available_transports())
+    if args.transports is not None:
+        scenario.transports = args.transports
+        # Expectations about transports the user left out do not apply to this run.
+        scenario.expectations = [e for e in scenario.expectations if e.transport in args.transports]
+    if args.rate is not None:
+        scenario.rate = args.rate
+    if args.duration is not None:
+        scenario.duration = args.duration
+    scenario.faults = scenario.faults + args.fault
+    missing = [t for t in scenario.transports if t not in available_transports()]
+    if missing:
+        raise ScenarioError(f"{scenario.name}: transport(s) {', '.join(missing)} not available in this installation")
+    return scenario
+
+
+def list_scenarios() -> int:
+    for name in builtin_names():
+        scenario = load_scenario(name)
+        summary = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
+        print(f"{name:10} {summary}.")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_scenarios()
     try:
+        scenario = build_scenario(args)
+        server = server_config(args)
+        server.rate = scenario.rate
+        server.http = scenario.http_config()
         config = SessionConfig(
-            transports=args.transports or available_transports(), server=server_config(args)
+            transports=scenario.transports, server=server, client_options=scenario.client_options
         )
-    except ValueError as exc:
+    except (ScenarioError, ValueError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
         return 2
-    options = HeadlessOptions(duration=args.duration, json_path=args.json, progress=not args.quiet)
-    asyncio.run(run_headless(config, options))
-    return 0
+    if scenario.description:
+        print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
+    options = HeadlessOptions(duration=scenario.duration, json_path=args.json, progress=not args.quiet)
+    report = asyncio.run(run_headless(config, options, scenario.faults))
+    failures = scenario.check(report)
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    if scenario.expectations and not failures:
+        print(f"all {len(scenario.expectations)} expectations met", file=sys.stderr)
+    return 1 if failures else 0
 
 
 async def serve_forever(config: ServerConfig) -> None:

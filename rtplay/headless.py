@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rtplay.events import Event, Failed, ResetReceived
+from rtplay.faultctl import FaultEnded, FaultStarted
+from rtplay.faultspec import FaultSpec
 from rtplay.session import Session, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,24 @@ def render_table(report: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(row, COLUMNS))))
     summary = f"published {report['published']} messages in {report['duration_s']:.1f} s"
-    return "\n".join([summary, *lines])
+    notes = [f"{name} failed: {e['failed_reason']}" for name, e in report["transports"].items() if e.get("failed_reason")]
+    return "\n".join([summary, *lines, *notes, *render_faults(report.get("faults", []))])
+
+
+def render_faults(faults: list[dict[str, Any]]) -> list[str]:
+    """Recovery figures per fault per transport, under the table."""
+    if not faults:
+        return []
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}s"
+    lines = ["", "recovery per fault:  detect = fault start → client notices; recover = fault end → next message"]
+    for f in faults:
+        lines.append(
+            f"  {f['fault']:<28} {f['transport']:<9} detect {s(f['time_to_detect_s']):>7}  recover "
+            f"{s(f['time_to_recover_s']):>7}  lost {f['lost']}  reset {f['lost_to_reset']}  "
+            f"dup {f['duplicates']}  replayed {f['replayed']}" + (f"  FAILED: {f['failed']}" if f.get("failed") else "")
+        )
+    return lines
 
 
 def progress_line(session: Session) -> str:
@@ -87,17 +106,25 @@ class EventPrinter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Failed):
             print(f"  {event.transport}: failed: {event.reason}", file=self.err)
+        elif isinstance(event, FaultStarted):
+            print(f"  fault: {event.fault.describe()}", file=self.err)
+        elif isinstance(event, FaultEnded) and event.fault.kind.value != "drop":
+            print(f"  fault ended: {event.fault.describe()}", file=self.err)
         elif isinstance(event, ResetReceived):
             print(f"  {event.transport}: reset, {event.lost} messages no longer available", file=self.err)
 
 
-async def run_headless(config: SessionConfig, options: HeadlessOptions) -> dict[str, Any]:
-    """Run one session for ``options.duration`` seconds and return its report."""
+async def run_headless(
+    config: SessionConfig, options: HeadlessOptions, faults: list[FaultSpec] | None = None
+) -> dict[str, Any]:
+    """Run one session for ``options.duration`` seconds (with a fault timeline); return its report."""
     session = Session(config)
     if options.progress:
         session.subscribe(EventPrinter(options.err))
     await session.start()
     try:
+        if faults:
+            session.faults.run_timeline(faults)
         loop = asyncio.get_running_loop()
         end = loop.time() + options.duration
         while (remaining := end - loop.time()) > 0:

@@ -15,7 +15,8 @@ from typing import Any
 
 from rtplay.clients import CLIENTS, Endpoints
 from rtplay.clients.base import Client
-from rtplay.events import Event, State
+from rtplay.events import Event, Failed, State
+from rtplay.faultctl import FaultController
 from servers.faults import TRANSPORTS
 from servers.runner import Server, ServerConfig
 
@@ -62,6 +63,8 @@ class Session:
         self.started_at: float | None = None
         self.publishing_stopped_at: float | None = None
         self.clock: Callable[[], float] = time.monotonic
+        self.faults = FaultController(self)
+        self.subscribe(self.faults.on_event)
 
     # --- events --------------------------------------------------------------------------
 
@@ -74,6 +77,8 @@ class Session:
             self._listeners.remove(listener)
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, Failed) and event.transport in self.clients:
+            self.clients[event.transport].subscribed_until = self.published
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -94,10 +99,13 @@ class Session:
             if self.config.emit_messages:
                 options["emit_messages"] = True
             client = CLIENTS[name](endpoints, self.emit, options)
+            client.arrival_hook = self.faults.arrival_hook(name)
+            client.is_offline = lambda name=name: self.server.faults.offline(name)  # type: ignore[misc]
             self.clients[name] = client
             self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
         self.server.publisher.start()
         self.started_at = self.clock()
+        self.faults.start()
 
     async def _run_client(self, client: Client) -> None:
         try:
@@ -110,6 +118,7 @@ class Session:
 
     async def stop(self) -> None:
         """Stop every client and the server; safe to call twice."""
+        await self.faults.stop()
         for task in self._tasks.values():
             task.cancel()
         for task in self._tasks.values():
@@ -135,6 +144,10 @@ class Session:
 
     def set_rate(self, rate: float) -> None:
         self.server.set_rate(rate)
+
+    def drop(self, transport: str | None = None) -> int:
+        """Abruptly close every live connection of ``transport`` (all when None)."""
+        return self.server.drop(transport)
 
     async def settle(self, timeout: float = DEFAULT_SETTLE_S) -> bool:
         """Stop publishing and wait until every live client has everything; False on timeout."""
@@ -169,4 +182,5 @@ class Session:
             "published": published,
             "duration_s": round(self.duration(), 3),
             "transports": {name: c.report(published) for name, c in self.clients.items()},
+            "faults": self.faults.report(),
         }

@@ -8,6 +8,7 @@ so a fault is applied where it would happen on a real network or server.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -131,6 +132,7 @@ class FaultState:
     _next_id: int = 1
     version: int = 0
     """Bumped on every change, so watchers can tell the active set changed."""
+    _ended: deque[Fault] = field(default_factory=lambda: deque(maxlen=256))
 
     def add(
         self,
@@ -171,9 +173,16 @@ class FaultState:
         done = [f for f in self._faults.values() if f.until is not None and now >= f.until]
         for fault in done:
             del self._faults[fault.id]
+            self._ended.append(fault)
         if done:
             self.version += 1
         return done
+
+    def drain_ended(self) -> list[Fault]:
+        """Faults that expired since the last call (whoever noticed the expiry first)."""
+        ended = list(self._ended)
+        self._ended.clear()
+        return ended
 
     def active(self, now: float | None = None) -> list[Fault]:
         if now is not None:
@@ -185,6 +194,10 @@ class FaultState:
             if fault.kind is kind and fault.applies_to(transport):
                 return fault
         return None
+
+    def has(self, kind: Kind, transport: str) -> bool:
+        """Is a fault of ``kind`` acting on ``transport`` right now?"""
+        return self._first(kind, transport) is not None
 
     def error_for(self, transport: str) -> int | None:
         """The status code new requests/handshakes of ``transport`` get, if any."""

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from servers.connections import ConnectionRegistry
-from servers.faults import FaultState
+from servers.faults import FaultState, Kind
 from servers.hub import Backlog, Envelope
 from servers.pubsub import Broadcaster, Subscription
+from servers.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class ServerContext:
     registry: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     config: HttpConfig = field(default_factory=HttpConfig)
     clock: Callable[[], float] = time.monotonic
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    """Per-transport token buckets of the throttle fault."""
 
 
 CTX: web.AppKey[ServerContext] = web.AppKey("rtplay", ServerContext)
@@ -108,7 +111,7 @@ def _transport_of(path: str) -> str | None:
 async def fault_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """``error CODE`` answers new requests with CODE; ``stall``/``delay`` hold responses."""
+    """``error CODE`` answers new requests with CODE; ``stall`` holds them; ``delay`` holds answers."""
     transport = _transport_of(request.path)
     if transport is None:
         return await handler(request)
@@ -120,19 +123,32 @@ async def fault_middleware(
         if code == 204:
             return web.Response(status=204)
         return web.json_response({"error": f"injected fault: error {code}"}, status=code, headers=headers)
-    if transport in ("poll", "longpoll"):
-        await _hold(ctx, transport)
-    return await handler(request)
+    if transport not in ("poll", "longpoll"):
+        return await handler(request)  # streams apply stall and delay per envelope
+    await _wait_unstalled(ctx, transport)
+    response = await handler(request)
+    await _hold(ctx, transport)  # a delayed server answers late: the batch is ready, then held
+    return response
 
 
 async def _hold(ctx: ServerContext, transport: str) -> None:
-    """Hold while ``transport`` is stalled, then for its delay fault, if any."""
-    while ctx.faults.stalled(transport):
-        await asyncio.sleep(0.05)
-        ctx.faults.expire(ctx.clock())
+    """Hold a ready response for ``transport``'s delay fault, if any (until it is cleared)."""
     delay = ctx.faults.delay_for(transport)
-    if delay:
-        await asyncio.sleep(delay)
+    end = time.monotonic() + delay
+    while (wait := end - time.monotonic()) > 0 and ctx.faults.has(Kind.DELAY, transport):
+        await asyncio.sleep(min(wait, HOLD_STEP_S))
+        ctx.faults.expire(ctx.clock())
+
+
+#: Granularity of a held response or envelope: a cleared stall or delay stops acting
+#: within this long (the fault engine promises 100 ms).
+HOLD_STEP_S = 0.02
+
+
+async def _wait_unstalled(ctx: ServerContext, transport: str) -> None:
+    while ctx.faults.stalled(transport):
+        await asyncio.sleep(HOLD_STEP_S)
+        ctx.faults.expire(ctx.clock())
 
 
 async def _hold_envelope(ctx: ServerContext, transport: str, env: Envelope) -> None:
@@ -140,15 +156,35 @@ async def _hold_envelope(ctx: ServerContext, transport: str, env: Envelope) -> N
 
     Delaying each envelope relative to its own send time keeps the stream's rate intact:
     a 200 ms delay shifts every message by 200 ms rather than spacing them 200 ms apart.
+    Clearing the fault releases what is being held.
     """
-    while ctx.faults.stalled(transport):
-        await asyncio.sleep(0.05)
-        ctx.faults.expire(ctx.clock())
+    await _wait_unstalled(ctx, transport)
     delay = ctx.faults.delay_for(transport)
     if delay:
-        wait = env.t / 1000 + delay - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        target = env.t / 1000 + delay
+        while (wait := target - time.time()) > 0 and ctx.faults.has(Kind.DELAY, transport):
+            await asyncio.sleep(min(wait, HOLD_STEP_S))
+            ctx.faults.expire(ctx.clock())
+
+
+class Throttle:
+    """A transport's share of a ``throttle`` fault (a no-op while none is active).
+
+    The bucket is per transport, not per connection: a bandwidth limit is a property of the
+    path, so back-to-back poll requests share it just as one long stream does.
+    """
+
+    def __init__(self, ctx: ServerContext, transport: str) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        self.bucket = ctx.buckets.setdefault(transport, TokenBucket(ctx.clock()))
+
+    async def __call__(self, nbytes: int) -> None:
+        rate = self.ctx.faults.throttle_for(self.transport)
+        if rate:
+            wait = self.bucket.delay_for(nbytes, rate, self.ctx.clock())
+            if wait > 0:
+                await asyncio.sleep(wait)
 
 
 # --- short polling and long-polling --------------------------------------------------------
@@ -158,7 +194,9 @@ async def poll(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     since = parse_cursor(request.query.get("since"))
     hub = ctx.broadcaster.hub
-    return web.Response(text=batch_json(hub.since(since), hub.last_seq), content_type="application/json")
+    body = batch_json(hub.since(since), hub.last_seq)
+    await Throttle(ctx, "poll")(len(body))
+    return web.Response(text=body, content_type="application/json")
 
 
 async def longpoll(request: web.Request) -> web.Response:
@@ -178,7 +216,9 @@ async def longpoll(request: web.Request) -> web.Response:
             if not await ctx.broadcaster.wait_beyond(since, timeout):
                 return web.Response(status=204)
             backlog = hub.since(since)
-    return web.Response(text=batch_json(backlog, hub.last_seq), content_type="application/json")
+        body = batch_json(backlog, hub.last_seq)
+        await Throttle(ctx, "longpoll")(len(body))
+    return web.Response(text=body, content_type="application/json")
 
 
 # --- Server-Sent Events --------------------------------------------------------------------
@@ -209,8 +249,9 @@ async def sse(request: web.Request) -> web.StreamResponse:
             if backlog.reset is not None:
                 head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
             await response.write(head.encode())
-            last = await _write_backlog(ctx, "sse", backlog, cursor, response)
-            await _stream_sse(ctx, sub, last, response)
+            throttle = Throttle(ctx, "sse")
+            last = await _write_backlog(ctx, backlog, cursor, response, throttle)
+            await _stream_sse(ctx, sub, last, response, throttle)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -218,19 +259,34 @@ async def sse(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _write_sse(
+    ctx: ServerContext, batch: list[Envelope], response: web.StreamResponse, throttle: Throttle
+) -> None:
+    if ctx.faults.has(Kind.DELAY, "sse") or ctx.faults.stalled("sse"):
+        groups = [[env] for env in batch]  # each envelope held until its own t + delay
+    else:
+        groups = [batch]
+    for group in groups:
+        await _hold_envelope(ctx, "sse", group[0])
+        data = "".join(map(sse_event, group)).encode()
+        await throttle(len(data))
+        await response.write(data)
+
+
 async def _write_backlog(
-    ctx: ServerContext, transport: str, backlog: Backlog, cursor: int, response: web.StreamResponse
+    ctx: ServerContext, backlog: Backlog, cursor: int, response: web.StreamResponse, throttle: Throttle
 ) -> int:
     last = cursor
     for start in range(0, len(backlog.messages), WRITE_BATCH):
         chunk = backlog.messages[start : start + WRITE_BATCH]
-        await _hold_envelope(ctx, transport, chunk[-1])
-        await response.write("".join(map(sse_event, chunk)).encode())
+        await _write_sse(ctx, chunk, response, throttle)
         last = chunk[-1].seq
     return last
 
 
-async def _stream_sse(ctx: ServerContext, sub: Subscription, last: int, response: web.StreamResponse) -> None:
+async def _stream_sse(
+    ctx: ServerContext, sub: Subscription, last: int, response: web.StreamResponse, throttle: Throttle
+) -> None:
     while True:
         env = await sub.get(timeout=ctx.config.sse_heartbeat_s)
         if env is None:
@@ -243,8 +299,7 @@ async def _stream_sse(ctx: ServerContext, sub: Subscription, last: int, response
         batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
         if not batch:
             continue
-        await _hold_envelope(ctx, "sse", batch[0])
-        await response.write("".join(map(sse_event, batch)).encode())
+        await _write_sse(ctx, batch, response, throttle)
         last = batch[-1].seq
 
 
@@ -282,22 +337,26 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
         except (ValueError, KeyError, TypeError):
             await socket.close(code=1008, message=b'expected {"ping": <number>}')
             return
-        while ctx.faults.stalled("ws"):  # a stalled server answers nothing
-            await asyncio.sleep(0.05)
-            ctx.faults.expire(ctx.clock())
+        await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
         await socket.send_str(json.dumps({"pong": stamp}))
 
 
 async def _ws_send(
     ctx: ServerContext, socket: web.WebSocketResponse, sub: Subscription, backlog: Backlog, since: int
 ) -> None:
+    throttle = Throttle(ctx, "ws")
+
+    async def send(env: Envelope) -> None:
+        await _hold_envelope(ctx, "ws", env)
+        await throttle(len(env.json) + 4)
+        await socket.send_str(env.json)
+
     try:
         if backlog.reset is not None:
             await socket.send_str(json.dumps({"reset": backlog.reset.to_json()}))
         last = since
         for env in backlog.messages:
-            await _hold_envelope(ctx, "ws", env)
-            await socket.send_str(env.json)
+            await send(env)
             last = env.seq
         while True:
             env = await sub.get()
@@ -306,8 +365,7 @@ async def _ws_send(
                 return
             if env.seq <= last:
                 continue
-            await _hold_envelope(ctx, "ws", env)
-            await socket.send_str(env.json)
+            await send(env)
             last = env.seq
     except (ConnectionResetError, RuntimeError) as exc:  # aiohttp raises these once closing
         log.debug("ws sender ended: %s", exc)

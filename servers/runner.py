@@ -7,14 +7,17 @@ replay buffer — exactly what a client of a real restarted server would see.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from servers.faults import FaultState
+from servers import control
+from servers.faults import ALL, ONE_SHOT, Fault, FaultState, Kind
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
@@ -26,6 +29,12 @@ log = logging.getLogger(__name__)
 HTTP_SHUTDOWN_TIMEOUT_S = 0.5
 
 AppHook = Callable[[web.Application], None]
+FaultListener = Callable[[str, Fault], None]
+"""Called with ``("started" | "ended", fault)``."""
+
+#: How often timed faults are checked for their end. A cleared or expired fault must stop
+#: acting within 100 ms; endpoints also expire faults themselves on every request.
+FAULT_TICK_S = 0.05
 
 
 @dataclass
@@ -54,9 +63,16 @@ class Server:
         self.publisher = Publisher(self.broadcaster, self.config.rate)
         self.ctx = ServerContext(self.broadcaster, faults or FaultState(), config=self.config.http)
         self.http_port = self.config.http_port
-        self._app_hooks: list[AppHook] = []
+        self._app_hooks: list[AppHook] = [control.install(self)]
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
+        self._fault_listeners: list[FaultListener] = []
+        self._outages: set[int] = set()
+        """Ids of outage/crash faults holding the listeners down."""
+        self._background: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._listener_lock = asyncio.Lock()
+        """Serializes stopping and starting listeners (an outage cleared at once, say)."""
 
     @property
     def faults(self) -> FaultState:
@@ -76,13 +92,19 @@ class Server:
         self._app_hooks.append(hook)
 
     async def start(self, publish: bool = True) -> None:
-        await self.start_http()
+        await self.start_listeners()
         if publish:
             self.publisher.start()
+        self._ticker = asyncio.create_task(self._expire_faults(), name="rtplay-fault-ticker")
 
     async def stop(self) -> None:
+        for task in (self._ticker, *self._background):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._ticker, *self._background) if t), return_exceptions=True)
+        self._ticker = None
         await self.publisher.stop()
-        await self.stop_http()
+        await self.stop_listeners()
 
     async def start_http(self) -> None:
         if self._http is not None:
@@ -111,6 +133,78 @@ class Server:
             self.ctx.registry.drop(transport)
         await runner.cleanup()
         log.info("HTTP listener stopped")
+
+    async def stop_listeners(self) -> None:
+        """An outage: every listener down (connections refused); the hub keeps its state."""
+        async with self._listener_lock:
+            await self.stop_http()
+
+    async def start_listeners(self, forget: bool = False) -> None:
+        """Back from an outage; ``forget`` = it was a crash and the replay buffer is gone."""
+        async with self._listener_lock:
+            if forget:
+                self.hub.forget()
+            await self.start_http()
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def add_fault_listener(self, listener: FaultListener) -> None:
+        self._fault_listeners.append(listener)
+
+    def add_fault(
+        self,
+        kind: Kind,
+        scope: str = ALL,
+        value: float | None = None,
+        *,
+        jitter: float = 0.0,
+        duration: float | None = None,
+    ) -> Fault:
+        """Start a fault now; raises ``servers.faults.FaultError`` (a ValueError) if it makes no sense."""
+        fault = self.faults.add(kind, scope, value, now=self.ctx.clock(), duration=duration, jitter=jitter)
+        if kind is Kind.DROP:
+            self.drop(None if scope == ALL else scope)
+        elif kind in (Kind.OUTAGE, Kind.CRASH):
+            self._outages.add(fault.id)
+            self._spawn(self.stop_listeners())
+        log.info("fault started: %s", fault.describe())
+        self._notify("started", fault)
+        if kind in ONE_SHOT:
+            self._notify("ended", fault)
+        return fault
+
+    def clear_faults(self, fault_id: int | None = None) -> list[Fault]:
+        """End one fault (every fault when None) now; return what was cleared."""
+        cleared = self.faults.clear(fault_id)
+        self._ended(cleared)
+        return cleared
+
+    def _ended(self, faults: list[Fault]) -> None:
+        for fault in faults:
+            if fault.id in self._outages:
+                self._outages.discard(fault.id)
+                if not self._outages:
+                    self._spawn(self.start_listeners(forget=fault.kind is Kind.CRASH))
+            log.info("fault ended: %s", fault.describe())
+            self._notify("ended", fault)
+
+    def _notify(self, what: str, fault: Fault) -> None:
+        for listener in list(self._fault_listeners):
+            try:
+                listener(what, fault)
+            except Exception:  # a broken listener must not stop the fault engine
+                log.exception("fault listener failed")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _expire_faults(self) -> None:
+        while True:
+            await asyncio.sleep(FAULT_TICK_S)
+            self.faults.expire(self.ctx.clock())
+            self._ended(self.faults.drain_ended())
 
     def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""

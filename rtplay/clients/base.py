@@ -37,6 +37,14 @@ MAIN = "main"
 Emit = Callable[[Event], None]
 
 
+#: How often a client held by the offline fault checks whether its network is back.
+OFFLINE_POLL_S = 0.05
+
+
+class OfflineError(OSError):
+    """The client's own network is down (the ``offline`` fault)."""
+
+
 class ProtocolError(Exception):
     """The server sent something that is not our protocol; ends that one connection."""
 
@@ -86,6 +94,12 @@ class Client:
         self.retry_at: float | None = None
         """Monotonic time of the next attempt while retrying."""
         self.attempts = 0
+        self.subscribed_until: int | None = None
+        """The hub's last seq when this client failed for good: later messages aren't its loss."""
+        self.arrival_hook: Callable[[float], None] | None = None
+        """Called with ``now`` on every new message (the session's recovery figures)."""
+        self.is_offline: Callable[[], bool] = lambda: False
+        """The client-side ``offline`` fault: this client's network is down."""
         self.clock: Callable[[], float] = time.monotonic
         self.wall_ms: Callable[[], float] = lambda: time.time() * 1000
 
@@ -100,6 +114,18 @@ class Client:
         """The resume cursor: highest seq received on the resumable channel."""
         return self.stats[self.channels[0]].tracker.highest
 
+    # --- the client-side network (offline fault) -------------------------------------------
+
+    def check_online(self) -> None:
+        """Before connecting: an offline client cannot reach anything."""
+        if self.is_offline():
+            raise OfflineError("network is down (offline fault)")
+
+    async def wait_online(self) -> None:
+        """Before reading: while offline, a live connection goes silent (nothing is read)."""
+        while self.is_offline():
+            await asyncio.sleep(OFFLINE_POLL_S)
+
     # --- accounting --------------------------------------------------------------------
 
     def on_envelope(self, env: Received, received_ms: float, channel: str = MAIN) -> bool:
@@ -107,6 +133,8 @@ class Client:
         now = self.clock()
         stats = self.stats[channel]
         new = stats.on_message(env.seq, env.t, received_ms, now)
+        if new and self.arrival_hook is not None:
+            self.arrival_hook(now)
         if self._emit_messages:
             latency = received_ms - env.t
             self._emit(MessageReceived(self.name, now, channel, env.seq, latency, new))
@@ -167,12 +195,16 @@ class Client:
     def report(self, published: int) -> dict[str, object]:
         """This client's entry of the JSON report."""
         now = self.clock()
+        if self.subscribed_until is not None:
+            published = min(published, self.subscribed_until)
         base: dict[str, object] = {
             "state": self.state.value,
             "connects": self.conn.connects,
             "reconnects": self.conn.reconnects,
             "downtime_s": round(self.conn.downtime(now), 3),
         }
+        if self.state is State.FAILED:
+            base["failed_reason"] = self.state_detail
         if self.channels == (MAIN,):
             return self.stats[MAIN].report(published) | base
         channels = {name: stats.report(published) for name, stats in self.stats.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from rtplay.clients.base import Client, ProtocolError, decode_json, parse_envelope
+from rtplay.clients.base import Client, OfflineError, ProtocolError, decode_json, parse_envelope
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
 #: refused; a longer wait would only hide an outage.
@@ -43,6 +43,8 @@ def header_bytes(response: httpx.Response) -> int:
 
 def describe_error(exc: BaseException) -> str:
     """The short reason a pane shows for a failed request."""
+    if isinstance(exc, OfflineError):
+        return str(exc)
     if isinstance(exc, httpx.ConnectError):
         return "connection refused"
     if isinstance(exc, httpx.RemoteProtocolError):

@@ -56,7 +56,9 @@ class LongPollClient(Client):
     async def poll_once(self, http: httpx.AsyncClient) -> None:
         """One held request; returns on 200 or 204, raises on anything else."""
         params = {"since": self.cursor, "timeout": self.hold}
+        self.check_online()
         response = await http.get(f"{self.base_url}/longpoll", params=params)
+        await self.wait_online()  # offline: the answer sits unread until the network is back
         received_ms = self.wall_ms()
         if response.status_code not in (200, 204):
             raise StatusError(response)

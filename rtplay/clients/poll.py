@@ -45,6 +45,7 @@ class PollClient(Client):
     async def poll_once(self, http: httpx.AsyncClient) -> None:
         """One poll; an error is reported and the next poll comes on schedule regardless."""
         try:
+            self.check_online()
             response = await http.get(f"{self.base_url}/poll", params={"since": self.cursor})
             received_ms = self.wall_ms()
             if response.status_code != 200:

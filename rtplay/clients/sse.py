@@ -57,6 +57,7 @@ class SSEClient(Client):
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.parser.last_event_id:
             headers["Last-Event-ID"] = self.parser.last_event_id
+        self.check_online()
         async with http.stream("GET", f"{self.base_url}/sse", headers=headers) as response:
             check_response(response)
             self.add_wire_bytes(header_bytes(response))
@@ -64,6 +65,7 @@ class SSEClient(Client):
             self._connected(detail)
             self.parser.new_stream()
             async for chunk in response.aiter_raw():
+                await self.wait_online()  # offline: the stream goes silent, nothing is read
                 received_ms = self.wall_ms()
                 self.add_wire_bytes(len(chunk))
                 for event in self.parser.feed(chunk):

@@ -8,13 +8,16 @@ import json
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import Client, Emit, ProtocolError, decode_json, parse_envelope
+from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit, ProtocolError, decode_json, parse_envelope
 from rtplay.retry import Backoff, ExponentialBackoff, Heartbeat
 
 #: Ping every 5 s; a peer silent 5 s after a ping is dead. Short enough that a stall shows
 #: in the playground within 10 s, long enough that a busy loop never trips it.
 DEFAULT_PING_INTERVAL_S = 5.0
 DEFAULT_PING_TIMEOUT_S = 5.0
+
+#: How long a closing handshake may take before the TCP connection is just dropped.
+CLOSE_TIMEOUT_S = 1.0
 
 #: Largest server→client frame accepted: an envelope is ~100 bytes.
 MAX_FRAME_BYTES = 64 * 1024
@@ -57,10 +60,19 @@ class WebSocketClient(Client):
         while True:
             self._connecting()
             try:
-                async with connect(self.url, ping_interval=None, open_timeout=5, max_size=MAX_FRAME_BYTES, proxy=None) as ws:
+                self.check_online()
+                async with connect(
+                    self.url, ping_interval=None, open_timeout=5, close_timeout=CLOSE_TIMEOUT_S,
+                    max_size=MAX_FRAME_BYTES, proxy=None,
+                ) as ws:
                     self.retry.reset()
                     self._connected(f"since={self.cursor}")
-                    await self.receive(ws)
+                    try:
+                        await self.receive(ws)
+                    except (HeartbeatTimeout, ProtocolError):
+                        # A dead peer will not answer a closing handshake: don't wait for one.
+                        ws.transport.abort()
+                        raise
             except ConnectionClosed as exc:
                 reason = closed_reason(exc)
             except InvalidStatus as exc:
@@ -76,6 +88,13 @@ class WebSocketClient(Client):
             now = self.clock()
             if heartbeat.expired(now):
                 raise HeartbeatTimeout(f"no pong within {self.ping_timeout:g}s: peer presumed dead")
+            if self.is_offline():
+                # The network is down: pings go nowhere and nothing is read, but the
+                # heartbeat clock runs on, so a long enough outage is detected as dead.
+                if heartbeat.ping_due(now):
+                    heartbeat.ping_sent(now)
+                await asyncio.sleep(min(OFFLINE_POLL_S, heartbeat.next_deadline(now) - now))
+                continue
             if heartbeat.ping_due(now):
                 await ws.send(json.dumps({"ping": self.wall_ms()}))
                 heartbeat.ping_sent(now)

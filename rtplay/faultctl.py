@@ -1,0 +1,124 @@
+"""The session's side of faults: commands, a timeline, events for panes, recovery figures.
+
+The fault *state* and its effects live with the server (``Server.add_fault``), so the
+control API and ``rtplay serve`` drive the same engine; this controller turns a server's
+fault notifications into events and recovery records, and plays a scenario's timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rtplay.events import Event, MessageReceived
+from rtplay.faultspec import FaultSpec
+from rtplay.recovery import RecoveryTracker
+from servers.faults import ALL, ONE_SHOT, Fault, Kind
+
+if TYPE_CHECKING:
+    from rtplay.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultStarted(Event):
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEnded(Event):
+    fault: Fault
+
+
+class FaultController:
+    """Adds and clears faults of one session and keeps their recovery figures."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.recovery = RecoveryTracker()
+        self._timeline: asyncio.Task[None] | None = None
+        session.server.add_fault_listener(self._on_server_fault)
+
+    def start(self) -> None:
+        self.recovery.origin = self.session.started_at or self.session.clock()
+
+    async def stop(self) -> None:
+        if self._timeline is not None:
+            self._timeline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timeline
+            self._timeline = None
+
+    # --- commands --------------------------------------------------------------------------
+
+    def add(
+        self,
+        kind: Kind,
+        scope: str = ALL,
+        value: float | None = None,
+        *,
+        jitter: float = 0.0,
+        duration: float | None = None,
+    ) -> Fault:
+        """Start a fault now; raises ``servers.faults.FaultError`` (a ValueError) if it makes no sense."""
+        return self.session.server.add_fault(kind, scope, value, jitter=jitter, duration=duration)
+
+    def clear(self, fault_id: int | None = None) -> list[Fault]:
+        """End one fault (all when None) now."""
+        return self.session.server.clear_faults(fault_id)
+
+    def active(self) -> list[Fault]:
+        return self.session.server.faults.active()
+
+    def add_spec(self, spec: FaultSpec) -> Fault:
+        return self.add(spec.kind, spec.scope, spec.value, jitter=spec.jitter, duration=spec.duration)
+
+    def run_timeline(self, specs: Iterable[FaultSpec]) -> None:
+        """Apply each spec at its start time (seconds after the session started)."""
+        ordered = sorted(specs, key=lambda s: s.start)
+        self._timeline = asyncio.create_task(self._run_timeline(ordered), name="rtplay-timeline")
+
+    async def _run_timeline(self, specs: list[FaultSpec]) -> None:
+        origin = self.session.started_at or self.session.clock()
+        for spec in specs:
+            delay = origin + spec.start - self.session.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                self.add_spec(spec)
+            except ValueError as exc:  # specs are validated up front; this is a last resort
+                log.error("fault %s not applied: %s", spec, exc)
+
+    # --- events and recovery figures -------------------------------------------------------
+
+    def _on_server_fault(self, what: str, fault: Fault) -> None:
+        now = self.session.clock()
+        if what == "started":
+            targets = {n: c.stats for n, c in self.session.clients.items() if fault.applies_to(n)}
+            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT)
+            self.session.emit(FaultStarted(fault.scope, now, fault))
+        else:
+            self.recovery.fault_ended(fault.id, now)
+            self.session.emit(FaultEnded(fault.scope, now, fault))
+
+    def on_event(self, event: Event) -> None:
+        client = self.session.clients.get(event.transport)
+        if client is None or isinstance(event, MessageReceived):
+            return
+        self.recovery.on_event(event, client.cursor, self.session.published)
+
+    def arrival_hook(self, transport: str) -> Callable[[float], None]:
+        def hook(now: float) -> None:
+            if self.recovery.wants_arrivals(transport):
+                self.recovery.on_arrival(transport, now)
+
+        return hook
+
+    def report(self) -> list[dict[str, object]]:
+        self.recovery.close({n: c.stats for n, c in self.session.clients.items()})
+        return self.recovery.to_json()
