@@ -99,8 +99,10 @@ class WebSocketClient(Client):
                 await ws.send(json.dumps({"ping": self.wall_ms()}))
                 heartbeat.ping_sent(now)
             try:
-                # Cancelling recv() is safe in websockets: no frame is lost.
-                frame = await asyncio.wait_for(ws.recv(), heartbeat.next_deadline(now) - now)
+                # Cancelling recv() is safe in websockets: no frame is lost. asyncio.timeout
+                # (unlike wait_for) spawns no task per frame, which matters at 1000+ msg/s.
+                async with asyncio.timeout(heartbeat.next_deadline(now) - now):
+                    frame = await ws.recv()
             except TimeoutError:
                 continue
             received_ms = self.wall_ms()
