@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "WebTransport and WebRTC, with faults you inject and watch them recover from.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    parser.add_argument("--headless", action="store_true", help="the same as `rtplay run` (no UI)")
     sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
     run = sub.add_parser("run", help="run a session headless and print a report")
     add_run_flags(run)
@@ -189,6 +190,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--headless" in argv:  # `rtplay --headless …` is `rtplay run …`, for scripts
+        argv.remove("--headless")
+        argv.insert(0, "run")
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return cmd_run(args)
     print("rtplay: the TUI is not built yet; running headless (same as `rtplay run`).", file=sys.stderr)
-    return cmd_run(parser.parse_args(["run", *(argv or sys.argv[1:])]))
+    return cmd_run(parser.parse_args(["run", *argv]))
 
 
 if __name__ == "__main__":

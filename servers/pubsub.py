@@ -155,8 +155,9 @@ class Publisher:
         self._changed.set()
 
     def start(self) -> None:
+        """Start publishing; the schedule counts from this call, even if the task starts late."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="rtplay-publisher")
+            self._task = asyncio.create_task(self._run(asyncio.get_running_loop().time()), name="rtplay-publisher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -167,9 +168,8 @@ class Publisher:
                 pass
             self._task = None
 
-    async def _run(self) -> None:
+    async def _run(self, next_at: float) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
         while True:
             self._changed.clear()
             if self._rate <= 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from rtplay.clients.base import Client, OfflineError, ProtocolError, decode_json, parse_envelope
@@ -11,12 +13,18 @@ from rtplay.clients.base import Client, OfflineError, ProtocolError, decode_json
 CONNECT_TIMEOUT_S = 2.0
 
 
+#: The HTTP transports speak plain HTTP on loopback. httpx otherwise builds a verifying SSL
+#: context (loading the system CA store, ~50 ms of blocked event loop) for every client.
+_PLAIN_HTTP_ONLY = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def make_http_client(read_timeout: float | None) -> httpx.AsyncClient:
     """An httpx client that never talks to a proxy (loopback only) and keeps one connection."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         trust_env=False,
+        verify=_PLAIN_HTTP_ONLY,
     )
 
 
