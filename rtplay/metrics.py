@@ -56,6 +56,11 @@ class SeqTracker:
         self.duplicates += 1
         return False
 
+    def skip_to(self, seq: int) -> None:
+        """Seqs up to ``seq`` were never sent on this channel (e.g. published while away on a
+        live-only channel): they are neither delivered nor lost."""
+        self.highest = max(self.highest, seq)
+
     def reset(self, first: int) -> int:
         """The server says seqs before ``first`` are gone: count them, return how many."""
         lost = 0

@@ -162,10 +162,14 @@ class Session:
         return False
 
     def caught_up(self, client: Client) -> bool:
-        """True when ``client`` has the last published seq on every channel (or has failed)."""
+        """True when ``client`` has the last published seq on its resumable channel (or failed).
+
+        Only the first channel counts: an unreliable channel whose last message was lost
+        never reaches the end, and waiting for it would only stall the report.
+        """
         if client.state is State.FAILED:
             return True
-        return all(s.tracker.highest >= self.published for s in client.stats.values())
+        return client.stats[client.channels[0]].tracker.highest >= self.published
 
     # --- reporting -------------------------------------------------------------------------
 

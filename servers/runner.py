@@ -21,6 +21,7 @@ from servers.faults import ALL, ONE_SHOT, Fault, FaultState, Kind
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
+from servers.rtc import RtcManager, install_routes
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class Server:
         self.publisher = Publisher(self.broadcaster, self.config.rate)
         self.ctx = ServerContext(self.broadcaster, faults or FaultState(), config=self.config.http)
         self.http_port = self.config.http_port
-        self._app_hooks: list[AppHook] = [control.install(self)]
+        self.rtc = RtcManager(self.ctx, host=self.config.host)
+        """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
+        self._app_hooks: list[AppHook] = [control.install(self), install_routes(self.rtc)]
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._fault_listeners: list[FaultListener] = []
@@ -105,6 +108,7 @@ class Server:
         self._ticker = None
         await self.publisher.stop()
         await self.stop_listeners()
+        await self.rtc.close_all()
 
     async def start_http(self) -> None:
         if self._http is not None:
@@ -167,6 +171,10 @@ class Server:
         elif kind in (Kind.OUTAGE, Kind.CRASH):
             self._outages.add(fault.id)
             self._spawn(self.stop_listeners())
+            if kind is Kind.CRASH:
+                # A crashed process loses its WebRTC peers too; in an outage they live on,
+                # since signaling is only for setup.
+                self.rtc.drop()
         log.info("fault started: %s", fault.describe())
         self._notify("started", fault)
         if kind in ONE_SHOT:

@@ -9,6 +9,7 @@ from typing import Any
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.longpoll import LongPollClient
 from rtplay.clients.poll import PollClient
+from rtplay.clients.rtc import RTCClient
 from rtplay.clients.sse import SSEClient
 from rtplay.clients.ws import WebSocketClient
 
@@ -32,4 +33,5 @@ CLIENTS: dict[str, Factory] = {
     "longpoll": lambda ep, emit, opts: LongPollClient(ep.http_url, emit, **opts),
     "sse": lambda ep, emit, opts: SSEClient(ep.http_url, emit, **opts),
     "ws": lambda ep, emit, opts: WebSocketClient(ep.http_url, emit, **opts),
+    "rtc": lambda ep, emit, opts: RTCClient(ep.http_url, emit, **opts),
 }

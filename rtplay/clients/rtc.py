@@ -1,0 +1,294 @@
+"""WebRTC data channels: signal over HTTP, then receive on ``reliable`` and ``unreliable``.
+
+The client offers both channels (ICE on the signaling host only: loopback by default),
+posts the offer to ``/rtc/offer?since=N`` and waits for both channels to open; a
+``reliable`` message carries one envelope, or several, one per line, while the server
+catches up. aiortc reports only ``failed`` and ``closed`` (no ``disconnected``), and a
+stalled server keeps its connection up, so an app-level heartbeat on ``reliable`` decides
+when the peer is dead. Any end — failed or closed connection, a closed channel, a silent
+heartbeat, a refused or failed signaling request — re-signals with exponential backoff
+and resumes ``reliable`` from its cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
+
+from rtplay.clients.base import Client, Emit, ProtocolError, Received, decode_json, parse_envelope
+from rtplay.clients.http_common import HTTP_ERRORS, StatusError, describe_error, make_http_client
+from rtplay.retry import Backoff, ExponentialBackoff, Heartbeat
+from servers.ice import LOOPBACK, candidate_addresses, ensure_on_host, gather_on, restrict_candidates
+
+log = logging.getLogger(__name__)
+
+RELIABLE = "reliable"
+UNRELIABLE = "unreliable"
+
+#: Same heartbeat as the WebSocket client, so panes compare like with like: a stall shows
+#: within 10 s, and a busy loop never trips it.
+DEFAULT_PING_INTERVAL_S = 5.0
+DEFAULT_PING_TIMEOUT_S = 5.0
+
+#: From the answer to both channels open. Loopback set-up takes ~50 ms; 10 s leaves room
+#: for DTLS/SCTP retransmissions under a loss fault before giving up on the attempt.
+DEFAULT_OPEN_TIMEOUT_S = 10.0
+
+#: Read timeout of the signaling request: the server answers once its ICE has gathered.
+SIGNAL_TIMEOUT_S = 10.0
+
+#: Grace for aiortc to send its SCTP ABORT and close the socket when an attempt ends.
+CLOSE_TIMEOUT_S = 2.0
+
+#: Per-message framing counted as wire bytes: the SCTP DATA chunk header (RFC 9260 §3.3.1).
+#: Packet-level overhead (SCTP common header, DTLS record, UDP) is shared by bundled chunks
+#: and, like TCP/IP under a WebSocket, not counted.
+CHUNK_HEADER_BYTES = 16
+
+#: Unreliable envelopes held until ``{"live": L}`` arrives on ``reliable`` (the two
+#: channels are independent SCTP streams, so the marker may come second). Beyond this many
+#: they are accounted at once; at 2000 msg/s this is half a second of traffic.
+MAX_EARLY_UNRELIABLE = 1024
+
+
+class ConnectionEnded(Exception):
+    """The peer connection or one of its channels ended; the message says how."""
+
+
+class HeartbeatTimeout(Exception):
+    pass
+
+
+def ice_host_of(http_url: str) -> str:
+    """The address ICE may use: the signaling host (an IP literal, or localhost = loopback)."""
+    host = urlsplit(http_url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"rtc needs an IP address in the server URL, got {host!r}") from None
+    return host
+
+
+class _Link:
+    """One attempt's peer connection: its channels, how it ended, its heartbeat."""
+
+    def __init__(self, pc: RTCPeerConnection, heartbeat: Heartbeat) -> None:
+        self.pc = pc
+        self.heartbeat = heartbeat
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.open = asyncio.Event()
+        self.reliable = pc.createDataChannel(RELIABLE)
+        # RFC 8831 §6.1: a partially reliable, unordered channel: no retransmission at all.
+        self.unreliable = pc.createDataChannel(UNRELIABLE, ordered=False, maxRetransmits=0)
+        self.live_from: int | None = None
+        """First seq ``unreliable`` carries on this connection, once the server said."""
+        self.early: list[tuple[Received, float]] = []
+
+    def end(self, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+    def check_open(self) -> None:
+        if self.reliable.readyState == "open" and self.unreliable.readyState == "open":
+            self.open.set()
+
+
+class RTCClient(Client):
+    """Receives envelopes on two WebRTC data channels; re-signals with backoff."""
+
+    name = "rtc"
+    channels = (RELIABLE, UNRELIABLE)
+
+    def __init__(
+        self,
+        http_url: str,
+        emit: Emit | None = None,
+        *,
+        retry: Backoff | None = None,
+        ping_interval: float = DEFAULT_PING_INTERVAL_S,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+        **kw: bool,
+    ) -> None:
+        super().__init__(http_url, emit, **kw)
+        self.retry = retry or ExponentialBackoff()
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.ice_host = ice_host_of(http_url)
+        self.rtt_ms: float | None = None
+        """The last measured round-trip time on ``reliable``."""
+        self.setup_ms: float | None = None
+        """The last connection set-up time: offer created → both channels open."""
+        self.last_offer = ""
+        self.last_answer = ""
+        """The SDPs of the last attempt, as sent and as received (for inspection)."""
+
+    async def run(self) -> None:
+        async with make_http_client(read_timeout=SIGNAL_TIMEOUT_S) as http:
+            while True:
+                self._connecting()
+                retry_after: float | None = None
+                try:
+                    await self._attempt(http)
+                except StatusError as exc:
+                    reason, retry_after = f"signaling refused: {describe_error(exc)}", exc.retry_after
+                except HTTP_ERRORS as exc:  # includes ProtocolError
+                    reason = f"signaling failed: {describe_error(exc)}"
+                except (ConnectionEnded, HeartbeatTimeout, TimeoutError) as exc:
+                    reason = str(exc) or type(exc).__name__
+                self._disconnected(reason)
+                delay, policy = self.retry.next_delay(), self.retry.describe()
+                if retry_after is not None and retry_after > delay:
+                    delay, policy = retry_after, "Retry-After"
+                await self._wait_retry(delay, policy)
+
+    async def _attempt(self, http: httpx.AsyncClient) -> None:
+        """One peer connection, from offer to its end (always raises when it ends)."""
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
+        link = _Link(pc, Heartbeat(self.ping_interval, self.ping_timeout, self.clock()))
+        self._wire(link)
+        try:
+            started = self.clock()
+            since = self.cursor
+            with gather_on(self.ice_host):
+                await pc.setLocalDescription(await pc.createOffer())
+                self.last_offer = pc.localDescription.sdp
+                ensure_on_host(self.last_offer, self.ice_host)
+                answer = await self._signal(http, self.last_offer, since)
+                try:
+                    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+                except Exception as exc:  # aiortc raises assorted types on a bad answer
+                    raise ProtocolError(f"answer rejected: {type(exc).__name__}: {str(exc)[:80]}") from None
+            await self._wait_open(link)
+            self.setup_ms = (self.clock() - started) * 1000
+            self.retry.reset()
+            self._connected(f"since={since}, set-up {self.setup_ms:.0f} ms")
+            await self._receive(link)
+        finally:
+            try:
+                await asyncio.wait_for(pc.close(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("rtc: closing the peer connection timed out")
+
+    def _wire(self, link: _Link) -> None:
+        pc = link.pc
+
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                link.end(f"peer connection {pc.connectionState}")
+
+        pc.on("connectionstatechange", on_state)
+        for channel in (link.reliable, link.unreliable):
+            channel.on("open", link.check_open)
+            channel.on("close", lambda label=channel.label: link.end(f"server closed the {label} channel"))
+            channel.on("message", self._message_handler(link, channel))
+
+    def _message_handler(self, link: _Link, channel: RTCDataChannel) -> Callable[[object], None]:
+        label = channel.label
+
+        def on_message(message: object) -> None:
+            received_ms = self.wall_ms()
+            link.heartbeat.heard(self.clock())
+            try:
+                if not isinstance(message, str | bytes):
+                    raise ProtocolError(f"unexpected message type {type(message).__name__}")
+                raw = message.encode() if isinstance(message, str) else message
+                self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
+                # A reliable message may carry several envelopes, one per line (catch-up).
+                for line in raw.split(b"\n") if label == RELIABLE else (raw,):
+                    self.handle(link, decode_json(line), received_ms, label)
+            except ProtocolError as exc:
+                link.end(f"bad message on {label}: {exc}")
+
+        return on_message
+
+    async def _signal(self, http: httpx.AsyncClient, offer: str, since: int) -> str:
+        """POST the offer; return the answer's SDP restricted to our ICE host."""
+        response = await http.post(
+            f"{self.base_url}/rtc/offer", params={"since": since}, json={"sdp": offer, "type": "offer"}
+        )
+        if response.status_code != 200:
+            raise StatusError(response)
+        payload = decode_json(response.content)
+        if not isinstance(payload, dict) or payload.get("type") != "answer" or not isinstance(payload.get("sdp"), str):
+            raise ProtocolError('expected {"sdp": ..., "type": "answer"}')
+        self.last_answer = payload["sdp"]
+        answer, removed = restrict_candidates(self.last_answer, self.ice_host)
+        if removed:
+            log.warning("rtc: ignored answer candidates off %s: %s", self.ice_host, removed)
+        if not candidate_addresses(answer):
+            raise ProtocolError(f"answer has no ICE candidate on {self.ice_host}")
+        return answer
+
+    async def _wait_open(self, link: _Link) -> None:
+        opened = asyncio.ensure_future(link.open.wait())
+        waiters: set[asyncio.Future[Any]] = {opened, link.ended}
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=self.open_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+        if link.ended.done():
+            raise ConnectionEnded(f"before the channels opened: {link.ended.result()}")
+        if not done:
+            raise TimeoutError(f"channels not open within {self.open_timeout:g}s")
+
+    async def _receive(self, link: _Link) -> None:
+        """Ping on ``reliable`` until the heartbeat expires or the connection ends."""
+        heartbeat = link.heartbeat
+        heartbeat.heard(self.clock())  # set-up traffic counts as life
+        while True:
+            now = self.clock()
+            if heartbeat.expired(now):
+                raise HeartbeatTimeout(f"no pong within {self.ping_timeout:g}s: peer presumed dead")
+            if heartbeat.ping_due(now):
+                try:
+                    link.reliable.send(json.dumps({"ping": self.wall_ms()}))
+                except InvalidStateError:
+                    raise ConnectionEnded("the reliable channel closed") from None
+                heartbeat.ping_sent(now)
+            await asyncio.wait({link.ended}, timeout=heartbeat.next_deadline(now) - now)
+            if link.ended.done():
+                raise ConnectionEnded(link.ended.result())
+
+    # --- accounting ------------------------------------------------------------------------
+
+    def handle(self, link: _Link, payload: object, received_ms: float, channel: str) -> None:
+        """Account one decoded channel message."""
+        if isinstance(payload, dict) and channel == RELIABLE:
+            if isinstance(payload.get("pong"), int | float):
+                self.rtt_ms = received_ms - payload["pong"]
+                return
+            reset = payload.get("reset")
+            if isinstance(reset, dict) and isinstance(reset.get("first"), int):
+                self.on_reset(reset["first"], RELIABLE)
+                return
+            if isinstance(payload.get("live"), int):
+                self._live_from(link, payload["live"])
+                return
+        env = parse_envelope(payload)
+        if channel == UNRELIABLE and link.live_from is None and len(link.early) < MAX_EARLY_UNRELIABLE:
+            link.early.append((env, received_ms))
+            return
+        self.on_envelope(env, received_ms, channel)
+
+    def _live_from(self, link: _Link, first: int) -> None:
+        """``unreliable`` carries seqs from ``first`` on: earlier ones were never sent on it
+        (published while this client was away), so they are not losses of the channel."""
+        link.live_from = first
+        tracker = self.stats[UNRELIABLE].tracker
+        tracker.skip_to(first - 1)
+        early, link.early = link.early, []
+        for env, received_ms in early:
+            self.on_envelope(env, received_ms, UNRELIABLE)

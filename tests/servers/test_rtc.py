@@ -1,0 +1,360 @@
+"""The publishing WebRTC peer and its signaling, over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+import servers.ice
+import servers.rtc as rtc
+from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, RTCClient
+from rtplay.events import State
+from rtplay.retry import ExponentialBackoff
+from servers.faults import FaultState, Kind
+from servers.http import MAX_REQUEST_BYTES
+from servers.ice import (
+    DatagramShaper,
+    OfferError,
+    _get_host_addresses,
+    address_allowed,
+    candidate_addresses,
+    ensure_on_host,
+    gather_on,
+    host_addresses,
+    parse_offer,
+    restrict_candidates,
+)
+from servers.rtc import RtcManager, parse_ping
+from servers.runner import Server, ServerConfig
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.timeout(15)
+
+OFFER = (
+    "v=0\r\no=- 4004801105 4004801105 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    "a=msid-semantic:WMS *\r\nm=application 47114 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+    "c=IN IP4 127.0.0.1\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"
+    "a=candidate:16572de626da4e5384a0ce2d0d93678a 1 udp 2130706431 127.0.0.1 47114 typ host\r\n"
+    "a=end-of-candidates\r\na=ice-ufrag:BSoY\r\na=ice-pwd:x1njusddmBLVRy696yKldW\r\n"
+    "a=fingerprint:sha-256 96:B8:59:98:10:C6:55:DE:67:89:D3:B0:37:0B:97:12:C5:13:81:45:03:A9:EB:06:"
+    "AB:4F:27:B0:B6:87:E7:B3\r\na=setup:actpass\r\n"
+)
+LAN_CANDIDATE = "a=candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host\r\n"
+
+
+async def chunked(*parts: bytes) -> AsyncIterator[bytes]:
+    """A body sent with chunked transfer encoding (no Content-Length)."""
+    for part in parts:
+        yield part
+
+
+def edited(old: str, new: str) -> bytes:
+    """The sample offer's body with one edit."""
+    assert old in OFFER
+    return body(OFFER.replace(old, new))
+
+
+def body(sdp: str = OFFER, kind: str = "offer") -> bytes:
+    return json.dumps({"sdp": sdp, "type": kind}).encode()
+
+
+@asynccontextmanager
+async def rtc_server(
+    max_peers: int = rtc.MAX_PEERS, faults: FaultState | None = None
+) -> AsyncIterator[tuple[Server, RtcManager]]:
+    """A started server with /rtc/offer installed; every peer closed afterwards."""
+    srv = Server(ServerConfig(rate=0), faults)
+    manager = srv.rtc  # the server installs /rtc/offer for its own manager
+    manager.max_peers = max_peers
+    await srv.start()
+    try:
+        yield srv, manager
+    finally:
+        await manager.close_all()
+        await srv.stop()
+
+
+@asynccontextmanager
+async def running(client: RTCClient) -> AsyncIterator[RTCClient]:
+    """Run ``client`` until the block ends, then cancel it (its peer connection closes)."""
+    task = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def post_offer(http: httpx.AsyncClient, srv: Server, sdp: str) -> httpx.Response:
+    return await http.post(f"{srv.http_url}/rtc/offer", json={"sdp": sdp, "type": "offer"})
+
+
+def fast_client(srv: Server, ping_interval: float = DEFAULT_PING_INTERVAL_S) -> RTCClient:
+    """A client that retries within a fraction of a second (tests wait for events, not time)."""
+    return RTCClient(srv.http_url, retry=ExponentialBackoff(initial=0.05, maximum=0.3), ping_interval=ping_interval)
+
+
+async def open_client(srv: Server, client: RTCClient) -> None:
+    await wait_until(lambda: client.state is State.OPEN, what="the rtc client to open")
+
+
+# --- pure pieces ------------------------------------------------------------------------------
+
+
+def test_parse_offer_accepts_a_loopback_data_channel_offer() -> None:
+    offer = parse_offer(body(), "127.0.0.1")
+    assert candidate_addresses(offer.sdp) == ["127.0.0.1"]
+    assert offer.removed == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param(b"not json", "not JSON", id="not-json"),
+        pytest.param(b"[1, 2]", "JSON object", id="not-object"),
+        pytest.param(body(kind="answer"), 'type must be "offer"', id="wrong-type"),
+        pytest.param(json.dumps({"type": "offer"}).encode(), "v=0", id="no-sdp"),
+        pytest.param(body("hello"), "v=0", id="not-sdp"),
+        pytest.param(body("v=0\r\nm=application x\r\n"), "malformed SDP", id="bad-m-line"),
+        pytest.param(edited("16572de626da4e5384a0ce2d0d93678a 1 udp", "1 1"), "malformed SDP", id="short-candidate"),
+        pytest.param(edited("application 47114 UDP/DTLS/SCTP webrtc-datachannel", "audio 9 RTP/AVP 0"),
+                     "m=application", id="audio"),
+        pytest.param(edited("a=ice-pwd:x1njusddmBLVRy696yKldW\r\n", ""), "ICE credentials", id="no-ice-pwd"),
+        pytest.param(edited("a=fingerprint", "a=x-fingerprint"), "fingerprint", id="no-fingerprint"),
+        pytest.param(edited("127.0.0.1 47114", "192.0.2.2 47114"), "no UDP ICE candidate on 127.0.0.1", id="lan-only"),
+        pytest.param(edited("127.0.0.1 47114", "abcd.local 47114"), "no UDP ICE candidate", id="mdns-only"),
+        pytest.param(edited("a=end-of", LAN_CANDIDATE * 17 + "a=end-of"), "more than 16", id="too-many-candidates"),
+    ],
+)
+def test_parse_offer_rejects_with_a_reason(raw: bytes, message: str) -> None:
+    with pytest.raises(OfferError, match=message):
+        parse_offer(raw, "127.0.0.1")
+
+
+def test_off_host_and_mdns_candidates_are_stripped() -> None:
+    mdns = "a=candidate:2 1 udp 2130706431 abcd.local 40001 typ host\r\n"
+    tcp = "a=candidate:3 1 tcp 2130706431 127.0.0.1 9 typ host tcptype active\r\n"
+    sdp = OFFER.replace("a=end-of", LAN_CANDIDATE + mdns + tcp + "a=end-of")
+    kept, removed = restrict_candidates(sdp, "127.0.0.1")
+    assert candidate_addresses(kept) == ["127.0.0.1"]
+    assert removed == ["192.0.2.2", "abcd.local", "127.0.0.1"]
+    assert parse_offer(body(sdp), "127.0.0.1").removed == ("192.0.2.2", "abcd.local", "127.0.0.1")
+
+
+def test_address_rules() -> None:
+    assert address_allowed("127.0.0.1", "127.0.0.1")
+    assert not address_allowed("127.0.0.2", "127.0.0.1")
+    assert not address_allowed("host.local", "0.0.0.0")  # never resolve names (mDNS)
+    assert address_allowed("192.0.2.2", "0.0.0.0")
+    assert host_addresses("127.0.0.1", lambda: ["192.0.2.2"]) == ["127.0.0.1"]
+    assert host_addresses("0.0.0.0", lambda: ["192.0.2.2"]) == ["127.0.0.1", "192.0.2.2"]
+    with pytest.raises(RuntimeError, match="off the bind address"):
+        ensure_on_host(OFFER.replace("a=end-of", LAN_CANDIDATE + "a=end-of"), "127.0.0.1")
+
+
+def test_the_gather_hook_is_scoped_to_its_block() -> None:
+    with gather_on("127.0.0.1"):
+        assert _get_host_addresses(True, True) == ["127.0.0.1"]
+    original = servers.ice._original_get_host_addresses
+    assert original is not None
+    assert _get_host_addresses(True, True) == original(True, True)  # aioice's own outside it
+
+
+def test_parse_ping() -> None:
+    assert parse_ping('{"ping": 12.5}') == 12.5
+    for bad in ('{"ping": "x"}', '{"pong": 1}', "[]", b'{"ping": 1}', '{"ping": true}', " " * 5000):
+        with pytest.raises(ValueError):
+            parse_ping(bad)
+
+
+def test_shaper_drops_duplicates_and_reorders() -> None:
+    shaper = DatagramShaper(hold_s=0.02)
+    assert shaper.push(b"a", (True, False, False), now=0.0) == []
+    assert shaper.push(b"b", (False, False, True), now=0.0) == [b"b", b"b"]
+    assert shaper.push(b"c", (False, True, False), now=0.0) == []  # held
+    assert shaper.deadline == pytest.approx(0.02)
+    assert shaper.push(b"d", (False, False, False), now=0.01) == [b"d", b"c"]  # c after d
+    assert shaper.push(b"e", (False, True, False), now=1.0) == []
+    assert shaper.due(1.01) == []
+    assert shaper.due(1.02) == [b"e"]  # an idle path releases it after the hold
+    assert shaper.deadline is None
+    assert (shaper.dropped, shaper.duplicated, shaper.reordered) == (1, 1, 2)
+
+
+# --- over real sockets ------------------------------------------------------------------------
+
+
+async def test_delivers_on_both_channels_with_every_candidate_on_loopback() -> None:
+    async with rtc_server() as (srv, manager), running(fast_client(srv)) as client:
+        await open_client(srv, client)
+        srv.set_rate(200)
+        await wait_until(lambda: srv.hub.last_seq >= 300, what="300 published")
+        srv.set_rate(0)
+        for channel in ("reliable", "unreliable"):
+            tracker = client.stats[channel].tracker
+            await wait_until(lambda: tracker.highest == srv.hub.last_seq, what=f"{channel} caught up")
+        reliable = client.stats["reliable"].tracker
+        published = srv.hub.last_seq
+        counts = (reliable.delivered, reliable.missing, reliable.duplicates, reliable.out_of_order)
+        assert counts == (published, 0, 0, 0)
+        assert client.stats["unreliable"].tracker.delivered > 0
+        # Both SDPs, as sent: every candidate on 127.0.0.1; and the ICE sockets bound there.
+        assert candidate_addresses(client.last_offer) == ["127.0.0.1"]
+        assert candidate_addresses(client.last_answer) == ["127.0.0.1"]
+        (peer,) = manager.peers
+        assert peer.pc.sctp is not None
+        ice = peer.pc.sctp.transport.transport
+        assert {c.ip for c in ice.iceGatherer.getLocalCandidates()} == {"127.0.0.1"}
+        assert {c.ip for c in ice.getRemoteCandidates()} == {"127.0.0.1"}
+        assert client.setup_ms is not None and client.setup_ms > 0
+        assert srv.ctx.registry.count("rtc") == 1
+
+
+async def test_channel_survives_an_http_restart() -> None:
+    async with rtc_server() as (srv, manager), running(fast_client(srv)) as client:
+        await open_client(srv, client)
+        srv.set_rate(100)
+        await srv.stop_http()
+        at_stop = client.cursor
+        # Signaling is down, yet the established channel keeps delivering.
+        await wait_until(lambda: client.cursor >= at_stop + 30, what="seqs while HTTP is down")
+        async with httpx.AsyncClient(trust_env=False) as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.post(f"{srv.http_url}/rtc/offer", content=body())
+        await srv.start_http()
+        srv.set_rate(0)
+        await wait_until(lambda: client.cursor == srv.hub.last_seq, what="reliable caught up")
+        assert client.conn.connects == 1 and client.stats["reliable"].tracker.missing == 0
+        async with running(fast_client(srv)) as second:  # the restarted listener signals again
+            await open_client(srv, second)
+
+
+async def test_bad_offers_get_400_and_the_server_goes_on() -> None:
+    async with rtc_server() as (srv, manager):
+        url = f"{srv.http_url}/rtc/offer"
+        async with httpx.AsyncClient(trust_env=False) as http:
+            cases = [
+                await http.post(url, content=b"{nope"),
+                await http.post(url, content=body(kind="answer")),
+                await http.post(url, content=body("v=0\r\nm=application x\r\n")),
+                await http.post(url, content=body(OFFER.replace("127.0.0.1 47114", "192.0.2.2 47114"))),
+                await http.post(url, content=b"x" * (MAX_REQUEST_BYTES + 1)),
+                await http.post(url, content=chunked(b"x" * MAX_REQUEST_BYTES, b"x")),
+                await http.post(url + "?since=abc", content=body()),
+            ]
+            for response in cases:
+                assert response.status_code == 400, response.text
+                assert response.json()["error"]
+            assert manager.count == 0
+        async with running(fast_client(srv)) as client:
+            await open_client(srv, client)
+            srv.broadcaster.publish()
+            await wait_until(lambda: client.cursor == 1, what="delivery after bad offers")
+
+
+async def test_error_fault_answers_signaling() -> None:
+    async with rtc_server() as (srv, manager), httpx.AsyncClient(trust_env=False) as http:
+        fault = srv.faults.add(Kind.ERROR, "rtc", 503, now=srv.ctx.clock())
+        response = await http.post(f"{srv.http_url}/rtc/offer", content=body())
+        assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+        assert "injected fault" in response.json()["error"]
+        srv.faults.clear(fault.id)
+        assert (await http.post(f"{srv.http_url}/rtc/offer", content=b"{}")).status_code == 400
+
+
+async def test_peer_count_is_bounded() -> None:
+    async with rtc_server(max_peers=1) as (srv, manager), running(fast_client(srv)) as first:
+        await open_client(srv, first)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.createDataChannel("reliable")
+            with gather_on("127.0.0.1"):
+                await pc.setLocalDescription(await pc.createOffer())
+            async with httpx.AsyncClient(trust_env=False) as http:
+                response = await post_offer(http, srv, pc.localDescription.sdp)
+        finally:
+            await pc.close()
+        assert response.status_code == 503
+        assert "too many WebRTC peers (1)" in response.json()["error"]
+        assert manager.count == 1
+
+
+async def test_peers_are_freed_when_clients_go_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rtc, "SETUP_TIMEOUT_S", 0.5)
+    async with rtc_server() as (srv, manager):
+        async with running(fast_client(srv)) as client:
+            await open_client(srv, client)
+            assert manager.count == 1
+        # The client closed its peer connection: the server sees its channels close.
+        await wait_until(lambda: manager.count == 0, what="the peer freed after the client left")
+        # A client that signals and vanishes before its channels open is freed by the timeout.
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.createDataChannel("reliable")
+        with gather_on("127.0.0.1"):
+            await pc.setLocalDescription(await pc.createOffer())
+        await pc.close()
+        async with httpx.AsyncClient(trust_env=False) as http:
+            response = await post_offer(http, srv, pc.localDescription.sdp)
+        assert response.status_code == 200
+        assert manager.count == 1
+        await wait_until(lambda: manager.count == 0, what="the abandoned peer freed")
+        assert srv.ctx.registry.count("rtc") == 0
+
+
+async def test_loss_hits_unreliable_while_reliable_loses_nothing() -> None:
+    faults = FaultState(rng=random.Random(7))
+    async with rtc_server(faults=faults) as (srv, manager), running(fast_client(srv)) as client:
+        await open_client(srv, client)
+        faults.add(Kind.LOSS, "rtc", 20, now=srv.ctx.clock())
+        srv.set_rate(250)
+        await wait_until(lambda: srv.hub.last_seq >= 500, what="500 published")
+        srv.set_rate(0)
+        faults.clear()
+        await wait_until(lambda: client.cursor == srv.hub.last_seq, what="reliable recovered everything")
+        srv.broadcaster.publish()  # a last, loss-free envelope closes unreliable's final gap
+        unreliable_tracker = client.stats["unreliable"].tracker
+        await wait_until(lambda: unreliable_tracker.highest == srv.hub.last_seq, what="unreliable's last")
+        reliable, unreliable = client.stats["reliable"], client.stats["unreliable"]
+        published = srv.hub.last_seq
+        assert reliable.lost(published) == 0 and reliable.tracker.duplicates == 0
+        assert reliable.tracker.delivered == published
+        loss = unreliable.lost(published) / published
+        assert 0.12 <= loss <= 0.30, f"unreliable lost {loss:.1%}"
+        (peer,) = manager.peers
+        assert peer.path is not None and peer.path.outbound.dropped > 0
+        assert client.conn.connects == 1
+
+
+async def test_delay_fault_holds_each_envelope_to_its_own_time() -> None:
+    async with rtc_server() as (srv, manager), running(fast_client(srv)) as client:
+        await open_client(srv, client)
+        fault = srv.faults.add(Kind.DELAY, "rtc", 200, now=srv.ctx.clock())
+        srv.set_rate(100)
+        await wait_until(lambda: client.cursor >= 30, what="30 delayed envelopes")
+        srv.set_rate(0)
+        srv.faults.clear(fault.id)
+        for channel in ("reliable", "unreliable"):
+            latency = client.stats[channel].latency
+            # Every envelope arrives ~200 ms after its send time: shifted, not spaced 200 ms apart.
+            assert 195 <= (latency.percentile(50) or 0) and latency.max < 400, channel
+
+
+async def test_a_peer_too_far_behind_is_closed_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rtc, "HIGH_WATER_BYTES", 4_000)
+    monkeypatch.setattr(rtc, "LOW_WATER_BYTES", 1_000)
+    monkeypatch.setattr(rtc, "DRAIN_TIMEOUT_S", 0.5)
+    async with rtc_server() as (srv, manager), running(fast_client(srv, ping_interval=30)) as client:
+        await open_client(srv, client)
+        (peer,) = manager.peers
+        srv.faults.add(Kind.LOSS, "rtc", 100, now=srv.ctx.clock())  # nothing gets through: SCTP backs up
+        srv.set_rate(500)
+        await wait_until(lambda: peer.reason != "", what="the slow peer to be closed")
+        assert peer.reason.startswith("consumer too slow") and "buffered on reliable" in peer.reason
+        await wait_until(lambda: peer not in manager.peers, what="the slow peer freed")
