@@ -165,10 +165,16 @@ async def serve_forever(config: ServerConfig) -> None:
     server = Server(config)
     await server.start()
     url = server.http_url
-    print(f"rtplay server publishing {config.rate:g} msg/s", flush=True)
-    for path in ("/poll?since=0", "/longpoll?since=0", "/sse", "/ws?since=0"):
-        scheme = "ws" + url.removeprefix("http") if path.startswith("/ws") else url
-        print(f"  {scheme}{path}", flush=True)
+    ws_url = "ws" + url.removeprefix("http")
+    print(f"rtplay server publishing {config.rate:g} msg/s on {config.host}", flush=True)
+    print(f"  poll       GET  {url}/poll?since=0", flush=True)
+    print(f"  longpoll   GET  {url}/longpoll?since=0&timeout=25", flush=True)
+    print(f"  sse        GET  {url}/sse   (Last-Event-ID or ?lastEventId=)", flush=True)
+    print(f"  ws              {ws_url}/ws?since=0", flush=True)
+    print(f"  wt   CONNECT    {server.wt_url}?since=0   (HTTP/3 on UDP {server.quic_port})", flush=True)
+    print(f"                  certificate SHA-256 {server.cert.sha256_hex}", flush=True)
+    print(f"  rtc        POST {url}/rtc/offer?since=0   (JSON {{sdp, type: offer}} -> answer)", flush=True)
+    print(f"  control         {url}/control/status   /control/faults   /control/rate", flush=True)
     print("Ctrl-C stops it.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

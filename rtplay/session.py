@@ -88,7 +88,13 @@ class Session:
     # --- lifecycle -------------------------------------------------------------------------
 
     def endpoints(self) -> Endpoints:
-        return Endpoints(http_url=self.server.http_url)
+        host = self.server.config.host
+        return Endpoints(
+            http_url=self.server.http_url,
+            quic_host="127.0.0.1" if host in ("", "0.0.0.0", "::") else host,
+            quic_port=self.server.quic_port,
+            cert_der=self.server.cert.der,
+        )
 
     async def start(self) -> None:
         """Start the server, then every client, then publishing."""

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from servers import control
+from servers.cert import Certificate, generate_certificate
 from servers.faults import ALL, ONE_SHOT, Fault, FaultState, Kind
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
+from servers.quic import QuicListener
 from servers.rtc import RtcManager, install_routes
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,12 @@ log = logging.getLogger(__name__)
 #: How long a stopping HTTP listener waits for in-flight handlers. Short: everything that
 #: is still open is aborted first, and an outage must start promptly.
 HTTP_SHUTDOWN_TIMEOUT_S = 0.5
+
+def cert_names(host: str) -> tuple[str, ...]:
+    """What the certificate must name: loopback, plus the bind address when it is specific."""
+    names = ("localhost", "127.0.0.1")
+    return names if host in ("", "0.0.0.0", "::") or host in names else (*names, host)
+
 
 AppHook = Callable[[web.Application], None]
 FaultListener = Callable[[str, Fault], None]
@@ -64,6 +72,9 @@ class Server:
         self.publisher = Publisher(self.broadcaster, self.config.rate)
         self.ctx = ServerContext(self.broadcaster, faults or FaultState(), config=self.config.http)
         self.http_port = self.config.http_port
+        self.cert: Certificate = generate_certificate(names=cert_names(self.config.host))
+        """Ephemeral ECDSA P-256, valid < 14 days: a browser can pin its SHA-256."""
+        self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
         self.rtc = RtcManager(self.ctx, host=self.config.host)
         """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
         self._app_hooks: list[AppHook] = [control.install(self), install_routes(self.rtc)]
@@ -85,6 +96,14 @@ class Server:
     def http_url(self) -> str:
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def quic_port(self) -> int:
+        return self.quic.port
+
+    @property
+    def wt_url(self) -> str:
+        return self.quic.url
 
     @property
     def http_running(self) -> bool:
@@ -142,6 +161,7 @@ class Server:
         """An outage: every listener down (connections refused); the hub keeps its state."""
         async with self._listener_lock:
             await self.stop_http()
+            await self.quic.stop()
 
     async def start_listeners(self, forget: bool = False) -> None:
         """Back from an outage; ``forget`` = it was a crash and the replay buffer is gone."""
@@ -149,6 +169,7 @@ class Server:
             if forget:
                 self.hub.forget()
             await self.start_http()
+            await self.quic.start()
 
     # --- faults ------------------------------------------------------------------------------
 

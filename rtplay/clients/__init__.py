@@ -12,6 +12,7 @@ from rtplay.clients.poll import PollClient
 from rtplay.clients.rtc import RTCClient
 from rtplay.clients.sse import SSEClient
 from rtplay.clients.ws import WebSocketClient
+from rtplay.clients.wt import WebTransportClient
 
 
 @dataclass(frozen=True)
@@ -33,5 +34,6 @@ CLIENTS: dict[str, Factory] = {
     "longpoll": lambda ep, emit, opts: LongPollClient(ep.http_url, emit, **opts),
     "sse": lambda ep, emit, opts: SSEClient(ep.http_url, emit, **opts),
     "ws": lambda ep, emit, opts: WebSocketClient(ep.http_url, emit, **opts),
+    "wt": lambda ep, emit, opts: WebTransportClient(ep.quic_host, ep.quic_port, ep.cert_der, emit, **opts),
     "rtc": lambda ep, emit, opts: RTCClient(ep.http_url, emit, **opts),
 }

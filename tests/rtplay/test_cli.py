@@ -49,3 +49,39 @@ def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) 
             "reconnects", "downtime_s", "latency_ms", "wire_bytes_per_msg",
         }
         assert set(entry["latency_ms"]) == {"p50", "p95", "p99", "max"}
+
+
+async def test_serve_prints_urls_and_the_certificate_hash_the_quic_listener_presents() -> None:
+    import asyncio
+    import hashlib
+    import re
+    import ssl
+
+    from aioquic.h3.connection import H3_ALPN
+    from aioquic.quic.configuration import QuicConfiguration
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from rtplay.clients.wt import open_connection
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtplay.cli", "serve", "--rate", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Ctrl-C"):
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)  # type: ignore[union-attr]
+            assert line, "serve exited early"
+            lines.append(line.decode().strip())
+        text = "\n".join(lines)
+        for path in ("/poll?since=0", "/sse", "/ws?since=0", "/wt?since=0", "/rtc/offer", "/control/status"):
+            assert path in text
+        printed = re.search(r"certificate SHA-256 ([0-9a-f]{64})", text).group(1)  # type: ignore[union-attr]
+        port = int(re.search(r"https://127\.0\.0\.1:(\d+)/wt", text).group(1))  # type: ignore[union-attr]
+        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+        async with open_connection("127.0.0.1", port, config) as protocol:
+            presented = protocol._quic.tls._peer_certificate.public_bytes(Encoding.DER)
+        assert hashlib.sha256(presented).hexdigest() == printed
+    finally:
+        proc.terminate()
+        await proc.wait()
