@@ -37,20 +37,14 @@ from typing import Any
 import aioice.ice
 from aiortc.sdp import SessionDescription
 
+from servers.udpfaults import DatagramShaper, Fate
+
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 """Bind addresses meaning "every interface": ICE then gathers on every interface too."""
-
-#: A datagram held back by a reorder fault leaves after the next one, or after this long
-#: when no next one comes, so a reorder fault never turns into a loss by itself (the same
-#: bound as the QUIC path's, so both UDP transports reorder alike).
-REORDER_HOLD_S = 0.05
-
-Fate = tuple[bool, bool, bool]
-"""(drop, reorder, duplicate) of one datagram, as ``FaultState.datagram_fate`` draws it."""
 
 #: Remote ICE candidates accepted in one offer. A loopback peer needs one; browsers offer a
 #: handful. Each becomes a pair of connectivity checks, so the count is bounded.
@@ -225,54 +219,6 @@ def parse_offer(body: bytes, host: str) -> Offer:
 
 
 # --- datagram faults ------------------------------------------------------------------------
-
-
-class DatagramShaper:
-    """One direction of a UDP path under datagram faults. Pure: time is passed in.
-
-    A dropped datagram vanishes; a duplicated one leaves twice; a reordered one is held
-    until the next datagram has left (or :data:`REORDER_HOLD_S` has passed), so it arrives
-    after a datagram sent later — the three things netem does, per datagram.
-    """
-
-    def __init__(self, hold_s: float = REORDER_HOLD_S) -> None:
-        # Same semantics as servers.quic.Impairment, plus the hold deadline the async
-        # receive side needs; the two could share one class.
-        self.hold_s = hold_s
-        self._held: bytes | None = None
-        self._held_until = 0.0
-        self.dropped = 0
-        self.duplicated = 0
-        self.reordered = 0
-
-    @property
-    def deadline(self) -> float | None:
-        """When the held datagram must leave, if one is held."""
-        return self._held_until if self._held is not None else None
-
-    def push(self, data: bytes, fate: Fate, now: float) -> list[bytes]:
-        """What leaves now, in order, when ``data`` arrives with ``fate``."""
-        drop, reorder, duplicate = fate
-        if drop:
-            self.dropped += 1
-            return []
-        out = [data, data] if duplicate else [data]
-        self.duplicated += duplicate
-        if reorder and self._held is None:
-            self.reordered += 1
-            self._held, self._held_until = out.pop(), now + self.hold_s
-            return out
-        if self._held is not None:  # the held one now leaves after this one: reordered
-            out.append(self._held)
-            self._held = None
-        return out
-
-    def due(self, now: float) -> list[bytes]:
-        """The held datagram, once its time is up."""
-        if self._held is not None and now >= self._held_until:
-            held, self._held = self._held, None
-            return [held]
-        return []
 
 
 class FaultyPath:

@@ -43,6 +43,7 @@ from servers.cert import Certificate
 from servers.http import WRITE_BATCH, ServerContext, Throttle, _hold_envelope, parse_cursor
 from servers.hub import Backlog, Envelope
 from servers.pubsub import Subscription
+from servers.udpfaults import DatagramShaper
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ MAX_PING_STREAMS = 4
 
 #: WebTransport sessions one QUIC connection may carry (ours carries one).
 MAX_SESSIONS_PER_CONNECTION = 8
-
-#: A datagram held back by a reorder fault leaves after the next one, or after this long
-#: when no next one comes, so a reorder fault never turns into a loss by itself.
-REORDER_MAX_HOLD_S = 0.05
 
 #: draft-ietf-webtrans-http3-02 §5: CLOSE_WEBTRANSPORT_SESSION capsule (RFC 9297 §3.2
 #: framing): a 32-bit application error code and a UTF-8 message of at most 1024 bytes.
@@ -159,41 +156,6 @@ def stream_lines(envelopes: list[Envelope]) -> bytes:
     return "".join(env.json + "\n" for env in envelopes).encode()
 
 
-class Impairment:
-    """One direction of a UDP path under loss, reorder and duplicate faults. Pure.
-
-    The caller draws each datagram's fate ``(drop, reorder, duplicate)``. A reordered one
-    is held back and leaves right after the next one that passes (at most one is held, so
-    memory is bounded); a duplicated one leaves twice.
-    """
-
-    def __init__(self) -> None:
-        self._held: Datagram | None = None
-
-    @property
-    def holding(self) -> bool:
-        return self._held is not None
-
-    def pass_on(self, datagram: Datagram, fate: tuple[bool, bool, bool]) -> list[Datagram]:
-        """What leaves now, in order, when ``datagram`` arrives with ``fate``."""
-        drop, reorder, duplicate = fate
-        if drop:
-            return []
-        out = [datagram, datagram] if duplicate else [datagram]
-        if reorder and self._held is None:
-            self._held = out.pop()
-            return out
-        if self._held is not None:
-            out.append(self._held)
-            self._held = None
-        return out
-
-    def flush(self) -> list[Datagram]:
-        """The held datagram, if any (its hold timed out)."""
-        held, self._held = self._held, None
-        return [held] if held is not None else []
-
-
 # --- aioquic workarounds -------------------------------------------------------------------
 # aioquic has no public API for how much a connection has queued, which bounding the send
 # buffers needs; these two read its internals and are the only places that do.
@@ -214,23 +176,25 @@ def pending_datagrams(quic: QuicConnection) -> int:
 
 
 class _ImpairedPath:
-    """Moves datagrams to ``deliver`` through an :class:`Impairment`; flushes late holds."""
+    """Moves datagrams to ``deliver`` through a :class:`DatagramShaper`; flushes late holds."""
 
     def __init__(self, fate: Fate, deliver: Callable[[bytes, Address], None]) -> None:
         self._fate = fate
         self._deliver = deliver
-        self._impairment = Impairment()
+        self._shaper: DatagramShaper[Datagram] = DatagramShaper()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
 
     def __call__(self, data: bytes, addr: Address) -> None:
-        for datagram in self._impairment.pass_on((data, addr), self._fate()):
+        for datagram in self._shaper.push((data, addr), self._fate(), self._loop.time()):
             self._deliver(*datagram)
-        if self._impairment.holding and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(REORDER_MAX_HOLD_S, self._flush)
+        deadline = self._shaper.deadline
+        if deadline is not None and self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._flush)
 
     def _flush(self) -> None:
         self._timer = None
-        for datagram in self._impairment.flush():
+        for datagram in self._shaper.due(self._loop.time()):
             self._deliver(*datagram)
 
     def cancel(self) -> None:

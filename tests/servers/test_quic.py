@@ -28,7 +28,6 @@ from rtplay.retry import ExponentialBackoff
 from servers.cert import CERT_VALIDITY, Certificate, generate_certificate
 from servers.faults import Kind
 from servers.quic import (
-    Impairment,
     QuicListener,
     RequestError,
     close_capsule,
@@ -182,20 +181,6 @@ def test_close_capsule_layout() -> None:
     # RFC 9297 §3.2: type 0x2843 (2-byte varint 0x6843), length 12, 32-bit code, message.
     assert capsule == bytes.fromhex("6843") + b"\x0c" + (2).to_bytes(4, "big") + b"too slow"
     assert len(close_capsule(0, "x" * 5000)) < 1100  # message capped at 1024 bytes
-
-
-def test_impairment_drop_duplicate_reorder() -> None:
-    path = Impairment()
-    a, b, c = (b"a", 1), (b"b", 1), (b"c", 1)
-    assert path.pass_on(a, (True, False, False)) == []
-    assert path.pass_on(a, (False, False, True)) == [a, a]
-    assert path.pass_on(a, (False, True, False)) == []  # held back…
-    assert path.holding
-    assert path.pass_on(b, (False, False, False)) == [b, a]  # …and sent after the next one
-    assert path.pass_on(a, (False, True, False)) == []
-    assert path.pass_on(b, (False, True, False)) == [b, a]  # at most one held at a time
-    assert path.pass_on(c, (False, True, True)) == [c]  # one copy now, the other later
-    assert path.flush() == [c] and path.flush() == []
 
 
 # --- the listener over real sockets --------------------------------------------------------

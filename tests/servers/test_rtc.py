@@ -20,7 +20,6 @@ from rtplay.retry import ExponentialBackoff
 from servers.faults import FaultState, Kind
 from servers.http import MAX_REQUEST_BYTES
 from servers.ice import (
-    DatagramShaper,
     OfferError,
     _get_host_addresses,
     address_allowed,
@@ -172,20 +171,6 @@ def test_parse_ping() -> None:
     for bad in ('{"ping": "x"}', '{"pong": 1}', "[]", b'{"ping": 1}', '{"ping": true}', " " * 5000):
         with pytest.raises(ValueError):
             parse_ping(bad)
-
-
-def test_shaper_drops_duplicates_and_reorders() -> None:
-    shaper = DatagramShaper(hold_s=0.02)
-    assert shaper.push(b"a", (True, False, False), now=0.0) == []
-    assert shaper.push(b"b", (False, False, True), now=0.0) == [b"b", b"b"]
-    assert shaper.push(b"c", (False, True, False), now=0.0) == []  # held
-    assert shaper.deadline == pytest.approx(0.02)
-    assert shaper.push(b"d", (False, False, False), now=0.01) == [b"d", b"c"]  # c after d
-    assert shaper.push(b"e", (False, True, False), now=1.0) == []
-    assert shaper.due(1.01) == []
-    assert shaper.due(1.02) == [b"e"]  # an idle path releases it after the hold
-    assert shaper.deadline is None
-    assert (shaper.dropped, shaper.duplicated, shaper.reordered) == (1, 1, 2)
 
 
 # --- over real sockets ------------------------------------------------------------------------
