@@ -12,11 +12,12 @@ the same stream.
 Faults act where a real one would: ``error`` rejects the extended CONNECT, ``stall`` and
 ``delay`` hold envelopes (and stall swallows pings), ``throttle`` paces what a session sends,
 ``drop`` closes the QUIC connections, and loss / reorder / duplicate act on every UDP datagram
-through the server's socket, both ways, so that QUIC's own loss recovery has to repair the
-stream.
+through the server's socket (:mod:`servers.quic_udp`), both ways, so that QUIC's own loss
+recovery has to repair the stream.
 
 WebTransport here is draft-ietf-webtrans-http3-02, which is what aioquic's H3Connection
-speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``.
+speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``; its wire
+format (shared with the client) is in :mod:`servers.wtproto`.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, cast
-from urllib.parse import parse_qs
 
-from aiohttp import web
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer
-from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection, Setting
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
 from aioquic.quic.configuration import QuicConfiguration
@@ -40,15 +37,25 @@ from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEvent, StreamReset
 
 from servers.cert import Certificate
-from servers.http import WRITE_BATCH, ServerContext, Throttle, _hold_envelope, parse_cursor
+from servers.http import WRITE_BATCH, ServerContext, Throttle, _hold_envelope
 from servers.hub import Backlog, Envelope
 from servers.pubsub import Subscription
-from servers.udpfaults import DatagramShaper
+from servers.quic_udp import Address, ImpairedQuicServer
+from servers.wtproto import (
+    CLOSE_BAD_PING,
+    CLOSE_SERVER_ERROR,
+    CLOSE_TOO_SLOW,
+    WT_PATH,
+    RequestError,
+    close_capsule,
+    parse_connect,
+    pong_for,
+    stream_lines,
+)
 
 log = logging.getLogger(__name__)
 
 TRANSPORT = "wt"
-WT_PATH = "/wt"
 
 #: Largest DATAGRAM frame we accept (RFC 9221 §3 transport parameter); aioquic's example
 #: server uses the same. Ours are ~100 bytes; a packet caps what is actually sent anyway.
@@ -83,77 +90,11 @@ MAX_PING_STREAMS = 4
 #: WebTransport sessions one QUIC connection may carry (ours carries one).
 MAX_SESSIONS_PER_CONNECTION = 8
 
-#: draft-ietf-webtrans-http3-02 §5: CLOSE_WEBTRANSPORT_SESSION capsule (RFC 9297 §3.2
-#: framing): a 32-bit application error code and a UTF-8 message of at most 1024 bytes.
-CLOSE_WEBTRANSPORT_SESSION = 0x2843
-MAX_CLOSE_MESSAGE_BYTES = 1024
-
-#: Application error codes of our session closes (WebTransport leaves them to the app).
-CLOSE_BAD_PING = 1
-CLOSE_TOO_SLOW = 2
-CLOSE_SERVER_ERROR = 3
-
 #: Response header naming the WebTransport draft the server speaks (Chromium checks it).
 DRAFT_HEADER = b"sec-webtransport-http3-draft"
 
 DROPPED = "connection dropped (fault)"
 STOPPED = "server stopped"
-
-Fate = Callable[[], tuple[bool, bool, bool]]
-Address = Any  # whatever the socket gives: (host, port) or (host, port, flow, scope)
-Datagram = tuple[bytes, Address]
-
-
-# --- pure pieces ---------------------------------------------------------------------------
-
-
-class RequestError(Exception):
-    """A request we answer with an HTTP status instead of a session."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def parse_connect(headers: list[tuple[bytes, bytes]]) -> int:
-    """The resume cursor of a valid ``CONNECT /wt?since=N``; :class:`RequestError` otherwise."""
-    fields = {name: value for name, value in headers if name.startswith(b":")}
-    path, _, query = fields.get(b":path", b"").partition(b"?")
-    if path != WT_PATH.encode():
-        raise RequestError(404, f"no such path: {path[:60]!r}")
-    # RFC 9220 §3 / draft-ietf-webtrans-http3-02 §3.2: an extended CONNECT, :protocol webtransport.
-    if fields.get(b":method") != b"CONNECT" or fields.get(b":protocol") != b"webtransport":
-        raise RequestError(400, "expected an extended CONNECT with :protocol webtransport")
-    values = parse_qs(query.decode("utf-8", "replace"), keep_blank_values=True).get("since", [])
-    if len(values) > 1:
-        raise RequestError(400, "since given more than once")
-    try:
-        return parse_cursor(values[0] if values else None)
-    except web.HTTPBadRequest as exc:
-        raise RequestError(400, json.loads(exc.text or "{}").get("error", "bad since")) from None
-
-
-def pong_for(line: bytes) -> bytes:
-    """The answer to one ping line; ValueError when it is not ``{"ping": <number>}``."""
-    try:
-        stamp = json.loads(line)["ping"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError('expected {"ping": <number>}') from None
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise ValueError('expected {"ping": <number>}')
-    return json.dumps({"pong": stamp}).encode() + b"\n"
-
-
-def close_capsule(code: int, reason: str) -> bytes:
-    """A CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3-02 §5)."""
-    message = reason.encode()[:MAX_CLOSE_MESSAGE_BYTES]
-    value = code.to_bytes(4, "big") + message
-    return encode_uint_var(CLOSE_WEBTRANSPORT_SESSION) + encode_uint_var(len(value)) + value
-
-
-def stream_lines(envelopes: list[Envelope]) -> bytes:
-    """Newline-delimited JSON, from the envelopes' cached encodings."""
-    return "".join(env.json + "\n" for env in envelopes).encode()
 
 
 # --- aioquic workarounds -------------------------------------------------------------------
@@ -170,97 +111,6 @@ def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
 def pending_datagrams(quic: QuicConnection) -> int:
     """DATAGRAM frames queued but not yet sent."""
     return len(quic._datagrams_pending)
-
-
-# --- the UDP path with faults --------------------------------------------------------------
-
-
-class _ImpairedPath:
-    """Moves datagrams to ``deliver`` through a :class:`DatagramShaper`; flushes late holds."""
-
-    def __init__(self, fate: Fate, deliver: Callable[[bytes, Address], None]) -> None:
-        self._fate = fate
-        self._deliver = deliver
-        self._shaper: DatagramShaper[Datagram] = DatagramShaper()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
-
-    def __call__(self, data: bytes, addr: Address) -> None:
-        for datagram in self._shaper.push((data, addr), self._fate(), self._loop.time()):
-            self._deliver(*datagram)
-        deadline = self._shaper.deadline
-        if deadline is not None and self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._flush)
-
-    def _flush(self) -> None:
-        self._timer = None
-        for datagram in self._shaper.due(self._loop.time()):
-            self._deliver(*datagram)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-class _ImpairedTransport(asyncio.DatagramTransport):
-    """The listener's socket as its QUIC connections see it: sends go through the faults."""
-
-    def __init__(self, inner: asyncio.DatagramTransport, fate: Fate) -> None:
-        super().__init__()
-        self._inner = inner
-        self._path = _ImpairedPath(fate, self._send)
-
-    def _send(self, data: bytes, addr: Address) -> None:
-        if not self._inner.is_closing():  # a stopped listener sends nothing, like a dead one
-            self._inner.sendto(data, addr)
-
-    def sendto(self, data: Any, addr: Address = None) -> None:
-        self._path(bytes(data), addr)
-
-    def close(self) -> None:
-        self._path.cancel()
-        self._inner.close()
-
-    def abort(self) -> None:
-        self.close()
-
-    def is_closing(self) -> bool:
-        return self._inner.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._inner.get_extra_info(name, default)
-
-
-class _ImpairedQuicServer(QuicServer):
-    """aioquic's QUIC server with the fault path wrapped around its receive and send."""
-
-    def __init__(self, *, fate: Fate, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._fate = fate
-        self._inbound = _ImpairedPath(fate, super().datagram_received)
-        self.socket_closed = asyncio.Event()
-        """Set once the UDP socket is really closed (asyncio closes it a loop step later)."""
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.socket_closed.set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        inner = cast(asyncio.DatagramTransport, transport)
-        super().connection_made(_ImpairedTransport(inner, self._fate))
-
-    def datagram_received(self, data: bytes | str, addr: Address) -> None:
-        self._inbound(bytes(data) if isinstance(data, bytes) else data.encode(), addr)
-
-    def connections(self) -> list[_WtServerProtocol]:
-        """Live QUIC connections. aioquic keeps them only in ``_protocols`` (keyed by
-        connection id, one entry per id) and offers no public list: the one other internal
-        this module reads, besides the two workarounds above."""
-        return [p for p in set(self._protocols.values()) if isinstance(p, _WtServerProtocol)]
-
-    def close(self) -> None:
-        self._inbound.cancel()
-        super().close()
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -532,7 +382,7 @@ class QuicListener:
         """The UDP port; 0 until :meth:`start` binds a free one, then kept for restarts."""
         self.cert = cert
         self.idle_timeout = idle_timeout
-        self._server: _ImpairedQuicServer | None = None
+        self._server: ImpairedQuicServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -565,7 +415,7 @@ class QuicListener:
         loop = asyncio.get_running_loop()
         configuration = self._configuration()
         transport, server = await loop.create_datagram_endpoint(
-            lambda: _ImpairedQuicServer(
+            lambda: ImpairedQuicServer(
                 fate=self._fate,
                 configuration=configuration,
                 create_protocol=partial(_WtServerProtocol, listener=self),
@@ -573,7 +423,7 @@ class QuicListener:
             local_addr=(self.host, self.port),
         )
         self.port = transport.get_extra_info("sockname")[1]
-        self._server = cast(_ImpairedQuicServer, server)
+        self._server = cast(ImpairedQuicServer, server)
         log.info("HTTP/3 (WebTransport) listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -581,7 +431,7 @@ class QuicListener:
         server, self._server = self._server, None
         if server is None:
             return
-        for conn in server.connections():
+        for conn in server.connections(_WtServerProtocol):
             conn.abort(STOPPED)
         server.close()
         await server.socket_closed.wait()

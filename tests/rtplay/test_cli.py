@@ -61,7 +61,7 @@ async def test_serve_prints_urls_and_the_certificate_hash_the_quic_listener_pres
     from aioquic.quic.configuration import QuicConfiguration
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from rtplay.clients.wt import open_connection
+    from rtplay.clients.wt_conn import open_connection
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rtplay.cli", "serve", "--rate", "0",

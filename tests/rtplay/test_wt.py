@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rtplay.clients.base import ProtocolError
-from rtplay.clients.wt import DATAGRAM, STREAM, LineBuffer, WebTransportClient, parse_close_capsule
+from rtplay.clients.wt import DATAGRAM, STREAM, LineBuffer, WebTransportClient
 from rtplay.events import Connected, Disconnected, Event, ResetReceived, RetryScheduled, State
 from rtplay.retry import ExponentialBackoff
 from servers.cert import Certificate, generate_certificate
 from servers.faults import Kind
-from servers.quic import QuicListener, close_capsule
+from servers.quic import QuicListener
 from servers.runner import Server, ServerConfig
+from servers.wtproto import close_capsule, parse_close_capsule
 from tests.conftest import wait_until
 
 HOST = "127.0.0.1"

@@ -15,26 +15,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from rtplay.clients.wt import (
-    DATAGRAM,
-    STREAM,
-    WebTransportClient,
-    WebTransportProtocol,
-    client_configuration,
-    open_connection,
-)
+from rtplay.clients.wt import DATAGRAM, STREAM, WebTransportClient
+from rtplay.clients.wt_conn import WebTransportProtocol, client_configuration, open_connection
 from rtplay.events import Disconnected, Event, State
 from rtplay.retry import ExponentialBackoff
 from servers.cert import CERT_VALIDITY, Certificate, generate_certificate
 from servers.faults import Kind
-from servers.quic import (
-    QuicListener,
-    RequestError,
-    close_capsule,
-    parse_connect,
-    pong_for,
-)
+from servers.quic import QuicListener
 from servers.runner import Server, ServerConfig
+from servers.wtproto import RequestError, close_capsule, parse_connect, pong_for
 from tests.conftest import wait_until
 
 HOST = "127.0.0.1"
