@@ -65,6 +65,15 @@ class ExponentialBackoff(Backoff):
         return f"exp {self.initial:g}s×{self.factor:g}≤{self.maximum:g}s ±{self.jitter:.0%}"
 
 
+#: The app-level heartbeat of the ws, wt and rtc clients (one setting, so panes compare like
+#: with like): ping every 2 s, and a peer silent 3 s after a ping is presumed dead. A stall
+#: or a dead link then shows within 5 s — quick enough to watch in the playground — while
+#: SCTP/QUIC retransmissions under heavy loss (p99 ~100 ms) never trip it. Production
+#: stacks use more (Socket.IO: 25 s + 20 s); scenarios and clients can set their own.
+DEFAULT_PING_INTERVAL_S = 2.0
+DEFAULT_PING_TIMEOUT_S = 3.0
+
+
 class Heartbeat:
     """When to send a ping and when silence means the peer is dead.
 

@@ -26,7 +26,16 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.exceptions import InvalidStateError
 
 from servers.faults import Kind
-from servers.http import CTX, MAX_REQUEST_BYTES, WRITE_BATCH, ServerContext, _hold_envelope, bad_request, parse_cursor
+from servers.http import (
+    CTX,
+    MAX_REQUEST_BYTES,
+    WRITE_BATCH,
+    ServerContext,
+    Throttle,
+    _hold_envelope,
+    bad_request,
+    parse_cursor,
+)
 from servers.hub import Envelope
 from servers.ice import FaultyPath, Offer, OfferError, ensure_on_host, gather_on, parse_offer
 
@@ -115,6 +124,7 @@ class RtcPeer:
         self.unreliable_skipped = 0
         """Envelopes not sent on ``unreliable`` because its buffer was full (best effort)."""
         self.path: FaultyPath | None = None
+        self.throttle = Throttle(ctx, TRANSPORT)
         self.closing = asyncio.Event()
         """Set once :meth:`close` gave a reason; the manager then shuts the peer down."""
         self._open = asyncio.Event()
@@ -241,7 +251,9 @@ class RtcPeer:
         channel = self.channels[RELIABLE]
         if channel.bufferedAmount > HIGH_WATER_BYTES:
             await self._drain(channel)
-        self._send(channel, "\n".join(env.json for env in batch))
+        text = "\n".join(env.json for env in batch)
+        await self.throttle(len(text))  # both channels share the path; reliable waits for it
+        self._send(channel, text)
 
     def _send_unreliable(self, env: Envelope) -> None:
         channel = self.channels[UNRELIABLE]

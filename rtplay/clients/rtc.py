@@ -26,18 +26,13 @@ from aiortc.exceptions import InvalidStateError
 
 from rtplay.clients.base import Client, Emit, ProtocolError, Received, decode_json, parse_envelope
 from rtplay.clients.http_common import HTTP_ERRORS, StatusError, describe_error, make_http_client
-from rtplay.retry import Backoff, ExponentialBackoff, Heartbeat
-from servers.ice import LOOPBACK, candidate_addresses, ensure_on_host, gather_on, restrict_candidates
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
+from servers.ice import LOOPBACK, FaultyPath, candidate_addresses, ensure_on_host, gather_on, restrict_candidates
 
 log = logging.getLogger(__name__)
 
 RELIABLE = "reliable"
 UNRELIABLE = "unreliable"
-
-#: Same heartbeat as the WebSocket client, so panes compare like with like: a stall shows
-#: within 10 s, and a busy loop never trips it.
-DEFAULT_PING_INTERVAL_S = 5.0
-DEFAULT_PING_TIMEOUT_S = 5.0
 
 #: From the answer to both channels open. Loopback set-up takes ~50 ms; 10 s leaves room
 #: for DTLS/SCTP retransmissions under a loss fault before giving up on the attempt.
@@ -159,9 +154,11 @@ class RTCClient(Client):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
         link = _Link(pc, Heartbeat(self.ping_interval, self.ping_timeout, self.clock()))
         self._wire(link)
+        offline: FaultyPath | None = None
         try:
             started = self.clock()
             since = self.cursor
+            self.check_online()
             with gather_on(self.ice_host):
                 await pc.setLocalDescription(await pc.createOffer())
                 self.last_offer = pc.localDescription.sdp
@@ -171,16 +168,26 @@ class RTCClient(Client):
                     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
                 except Exception as exc:  # aiortc raises assorted types on a bad answer
                     raise ProtocolError(f"answer rejected: {type(exc).__name__}: {str(exc)[:80]}") from None
+            if pc.sctp is not None:
+                # The offline fault: this client's DTLS/SCTP datagrams go nowhere, both ways,
+                # so SCTP retransmits into the void and the heartbeat decides, as on a real
+                # dead link.
+                offline = FaultyPath(pc.sctp.transport.transport, self._offline_fate, self.clock)
             await self._wait_open(link)
             self.setup_ms = (self.clock() - started) * 1000
             self.retry.reset()
             self._connected(f"since={since}, set-up {self.setup_ms:.0f} ms")
             await self._receive(link)
         finally:
+            if offline is not None:
+                offline.close()
             try:
                 await asyncio.wait_for(pc.close(), CLOSE_TIMEOUT_S)
             except TimeoutError:
                 log.warning("rtc: closing the peer connection timed out")
+
+    def _offline_fate(self) -> tuple[bool, bool, bool]:
+        return (self.is_offline(), False, False)
 
     def _wire(self, link: _Link) -> None:
         pc = link.pc

@@ -9,12 +9,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit, ProtocolError, decode_json, parse_envelope
-from rtplay.retry import Backoff, ExponentialBackoff, Heartbeat
-
-#: Ping every 5 s; a peer silent 5 s after a ping is dead. Short enough that a stall shows
-#: in the playground within 10 s, long enough that a busy loop never trips it.
-DEFAULT_PING_INTERVAL_S = 5.0
-DEFAULT_PING_TIMEOUT_S = 5.0
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
 
 #: How long a closing handshake may take before the TCP connection is just dropped.
 CLOSE_TIMEOUT_S = 1.0

@@ -28,14 +28,10 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from rtplay.clients.base import Client, Emit, ProtocolError, Received, decode_json, parse_envelope
 from rtplay.clients.wt_conn import SessionEnded, WebTransportProtocol, client_configuration, open_connection
-from rtplay.retry import Backoff, ExponentialBackoff, Heartbeat
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
 
 STREAM = "stream"
 DATAGRAM = "datagram"
-
-#: Ping every 5 s; a server silent 5 s after a ping is presumed dead (as the ws client).
-DEFAULT_PING_INTERVAL_S = 5.0
-DEFAULT_PING_TIMEOUT_S = 5.0
 
 #: QUIC handshake plus the CONNECT response. Loopback answers in milliseconds; 3 s also
 #: covers the first handshake retransmissions (aioquic's initial RTT guess is 100 ms).
