@@ -338,7 +338,10 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             await socket.close(code=1008, message=b'expected {"ping": <number>}')
             return
         await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
-        await socket.send_str(json.dumps({"pong": stamp}))
+        try:
+            await socket.send_str(json.dumps({"pong": stamp}))
+        except ConnectionResetError:  # the client gave up on us meanwhile (e.g. heartbeat)
+            return
 
 
 async def _ws_send(
