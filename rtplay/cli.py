@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     parser.add_argument("--headless", action="store_true", help="the same as `rtplay run` (no UI)")
+    parser.add_argument("--rate", type=rate, default=10.0, help="playground: messages per second (default 10)")
+    parser.add_argument(
+        "--transports", type=transports, default=None, help="playground: comma-separated transports (default all)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
     run = sub.add_parser("run", help="run a session headless and print a report")
     add_run_flags(run)
@@ -208,8 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "run":
         return cmd_run(args)
-    print("rtplay: the TUI is not built yet; running headless (same as `rtplay run`).", file=sys.stderr)
-    return cmd_run(parser.parse_args(["run", *argv]))
+    return cmd_tui(args)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    if not sys.stdout.isatty():
+        print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)
+        return 2
+    from rtplay.tui.app import run_tui  # Textual loads only for the playground
+
+    config = SessionConfig(
+        transports=args.transports or available_transports(), server=ServerConfig(rate=args.rate)
+    )
+    return run_tui(config)
 
 
 if __name__ == "__main__":

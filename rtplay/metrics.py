@@ -189,6 +189,7 @@ class ChannelStats:
     arrivals: RateMeter = field(default_factory=RateMeter)
     wire_bytes: int = 0
     last_latency_ms: float | None = None
+    _window_max_ms: float | None = None
 
     def on_message(self, seq: int, sent_ms: float, received_ms: float, now: float) -> bool:
         """Record one envelope; True when it was new. ``now`` is the monotonic clock (s)."""
@@ -197,8 +198,16 @@ class ChannelStats:
             latency = received_ms - sent_ms
             self.latency.add(latency)
             self.last_latency_ms = max(latency, 0.0)
+            if self._window_max_ms is None or self.last_latency_ms > self._window_max_ms:
+                self._window_max_ms = self.last_latency_ms
             self.arrivals.add(now)
         return new
+
+    def take_window_max_ms(self) -> float | None:
+        """The worst latency since the previous call (None if nothing new arrived): one
+        consumer (a chart) samples it per period, so replay and delay spikes show."""
+        worst, self._window_max_ms = self._window_max_ms, None
+        return worst
 
     def add_wire_bytes(self, n: int) -> None:
         self.wire_bytes += n

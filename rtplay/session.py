@@ -151,6 +151,20 @@ class Session:
     def set_rate(self, rate: float) -> None:
         self.server.set_rate(rate)
 
+    def restart_client(self, name: str) -> bool:
+        """Start ``name``'s client again if it failed for good (like opening a new EventSource).
+
+        Its accounting carries on; an SSE client keeps its last event ID, so it resumes.
+        Returns False when the client is still running.
+        """
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            return False
+        client = self.clients[name]
+        client.subscribed_until = None
+        self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
+        return True
+
     def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
         return self.server.drop(transport)

@@ -95,3 +95,14 @@ def test_connection_stats_count_reconnects_and_downtime() -> None:
     assert c.downtime(now=7.0) == 2.0
     c.on_connected(8.0)
     assert (c.connects, c.reconnects, c.downtime(now=100.0)) == (2, 1, 3.0)
+
+
+def test_window_max_is_the_worst_latency_since_the_last_look() -> None:
+    stats = ChannelStats()
+    assert stats.take_window_max_ms() is None
+    for seq, latency in enumerate((5.0, 40.0, 7.0), start=1):
+        stats.on_message(seq, 0.0, latency, now=0.0)
+    assert stats.take_window_max_ms() == 40.0
+    assert stats.take_window_max_ms() is None
+    stats.on_message(3, 0.0, 99.0, now=0.0)  # a duplicate has no latency of its own
+    assert stats.take_window_max_ms() is None

@@ -131,3 +131,20 @@ async def test_poll_keeps_polling_through_an_outage() -> None:
         await wait_until(lambda: session.clients["poll"].state is State.OPEN, what="poll recovers")
         assert await session.settle(3)
         assert session.report()["transports"]["poll"]["lost"] == 0
+
+
+async def test_a_failed_client_restarts_and_resumes_where_it_was() -> None:
+    session = make_session(["sse"])
+    async with session:
+        session.set_rate(100)
+        await wait_until(lambda: delivered(session, "sse") >= 10, what="first messages")
+        error = session.faults.add(Kind.ERROR, "sse", 503)
+        session.faults.add(Kind.DROP, "sse")
+        await wait_until(lambda: session.clients["sse"].state is State.FAILED, what="sse fails")
+        session.faults.clear(error.id)
+        assert session.restart_client("sse")
+        assert not session.restart_client("sse")  # already running
+        await wait_until(lambda: session.clients["sse"].state is State.OPEN, what="sse open again")
+        assert await session.settle(3)
+        entry = session.report()["transports"]["sse"]
+    assert entry["lost"] == 0 and entry["duplicates"] == 0  # resumed with its Last-Event-ID

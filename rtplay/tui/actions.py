@@ -1,0 +1,150 @@
+"""Every action of the main screen, in one table: its key bindings, the help screen and the
+command palette are all generated from it, so they never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from rtplay.tui.controls import FAULT_KEYS
+from servers.faults import TRANSPORTS
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A main-screen action and the key(s) that run it."""
+
+    keys: str
+    """Comma-separated Textual key names."""
+    action: str
+    """The action string, e.g. ``fault('drop')``."""
+    title: str
+    """Short name (footer, palette title)."""
+    help: str
+    """One sentence (help screen, palette help)."""
+    group: str
+    show: bool = False
+    """Shown in the footer."""
+    key_display: str | None = None
+    command: str = ""
+    """Title in the command palette (defaults to :attr:`title`)."""
+
+    @property
+    def palette_title(self) -> str:
+        """The title the command palette lists."""
+        return self.command or self.title
+
+
+def _fault_actions() -> list[Action]:
+    actions = []
+    for fk in FAULT_KEYS:
+        kind = fk.kind.value
+        actions.append(Action(fk.key, f"fault('{kind}')", f"Toggle {kind}", f"{kind}: {fk.help}", "Faults"))
+    for fk in FAULT_KEYS:
+        if fk.amount_key:
+            kind = fk.kind.value
+            actions.append(
+                Action(
+                    fk.amount_key,
+                    f"amount('{kind}')",
+                    f"Next {kind} amount",
+                    f"cycle the next {kind} fault's amount",
+                    "Amounts",
+                )
+            )
+    return actions
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("1", "select(1)", "pane", "select pane 1: faults apply to its transport", "Selection", True, "1-6"),
+    *(
+        Action(str(n), f"select({n})", f"Select pane {n}", f"select pane {n}", "Selection")
+        for n in range(2, len(TRANSPORTS) + 1)
+    ),
+    Action("0,a", "select(0)", "all", "select every transport: faults apply to all", "Selection", True, "0"),
+    *_fault_actions(),
+    Action(
+        "plus,equals_sign",
+        "step_amount(1)",
+        "amount",
+        "next amount of the armed fault",
+        "Amounts",
+        True,
+        "+",
+        "Next amount of the armed fault",
+    ),
+    Action(
+        "minus",
+        "step_amount(-1)",
+        "amount down",
+        "previous amount of the armed fault",
+        "Amounts",
+        False,
+        "-",
+        "Previous amount of the armed fault",
+    ),
+    Action(
+        "g", "restart", "restart", "start a failed client again (a page reload)", "Faults", False, None,
+        "Restart failed client",
+    ),
+    Action("x", "clear_faults", "clear", "clear every active fault", "Faults", True, None, "Clear all faults"),
+    Action("r", "rate(1)", "rate", "publish faster: 1 → 10 → 100 → 1000 msg/s", "Rate", True, None, "Publish faster"),
+    Action(
+        "R", "rate(-1)", "rate down", "publish slower: 1000 → 100 → 10 → 1 msg/s", "Rate", False, None, "Publish slower"
+    ),
+    Action(
+        "space",
+        "pause",
+        "pause",
+        "pause publishing (rate 0) or resume",
+        "Rate",
+        True,
+        "space",
+        "Pause / resume publishing",
+    ),
+    Action(
+        "z",
+        "zoom",
+        "zoom",
+        "one pane full-screen, or back to the grid",
+        "Views",
+        True,
+        None,
+        "Zoom: one pane full-screen / grid",
+    ),
+    Action(
+        "i", "info", "info", "what the transport is: direction, strengths, fits", "Views", True, None, "Transport info"
+    ),
+    Action(
+        "c",
+        "compare",
+        "compare",
+        "transports side by side, last fault's recovery",
+        "Views",
+        True,
+        None,
+        "Compare transports",
+    ),
+    Action(
+        "question_mark",
+        "help",
+        "help",
+        "this help: keys, markers, counters",
+        "Views",
+        True,
+        "?",
+        "Help: keys and legend",
+    ),
+)
+
+
+FOOTER_ORDER = ("help", "select(1)", "select(0)", "clear_faults", "rate(1)", "pause", "zoom", "info", "compare")
+"""The footer shows these first (a narrow terminal cuts the footer's end)."""
+
+
+def bindings() -> list[Binding]:
+    """The main screen's BINDINGS, footer keys first in :data:`FOOTER_ORDER`."""
+    order = {action: i for i, action in enumerate(FOOTER_ORDER)}
+    ranked = sorted(ACTIONS, key=lambda a: order.get(a.action, len(order)))
+    return [Binding(a.keys, a.action, a.title, show=a.show, key_display=a.key_display, tooltip=a.help) for a in ranked]

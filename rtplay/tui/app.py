@@ -1,0 +1,152 @@
+"""The Textual app: a thin shell that owns the backend's lifetime and nothing else.
+
+``run_tui(config)`` is the ``rtplay`` entry point: it runs the app on one asyncio loop with
+the session (server + clients), and stops the session on that same loop however the app
+ends, so quitting leaves no task, socket or process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from functools import partial
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from rtplay.session import Session, SessionConfig
+from rtplay.tui.actions import ACTIONS
+from rtplay.tui.backend import Backend, SessionBackend
+from rtplay.tui.main import MainScreen
+
+log = logging.getLogger(__name__)
+
+#: Engine warnings shown as notifications per flush; more are counted, not shown.
+MAX_NOTICES = 3
+
+#: Warnings waiting to be shown; the oldest go first when the engine is noisy.
+MAX_PENDING_NOTICES = 100
+
+
+class NoticeHandler(logging.Handler):
+    """Collects log records while the app owns the terminal (stderr would garble it)."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.pending: deque[logging.LogRecord] = deque(maxlen=MAX_PENDING_NOTICES)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record for the next flush (bounded: the oldest go first)."""
+        self.pending.append(record)
+
+    def drain(self) -> list[logging.LogRecord]:
+        """The records kept since the last drain."""
+        records = list(self.pending)
+        self.pending.clear()
+        return records
+
+
+class RtplayApp(App[int]):
+    """rtplay's terminal UI. Give it a session config, or a backend (tests, snapshots)."""
+
+    CSS_PATH = "rtplay.tcss"
+    TITLE = "rtplay"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit", show=True),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        config: SessionConfig | None = None,
+        *,
+        backend: Backend | None = None,
+        notices: NoticeHandler | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend: Backend = backend or SessionBackend(Session(config or SessionConfig()))
+        self.main_screen = MainScreen(self.backend)
+        self.notices = notices
+        self.started_in: float | None = None
+        """Seconds the session took to start (None until it has)."""
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        self.run_worker(self._start(), name="session-start", group="session", exit_on_error=False)
+        if self.notices is not None:
+            self.set_interval(0.5, self._show_notices)
+
+    async def _start(self) -> None:
+        """Start the session off the message handlers (a worker), and say so if it cannot."""
+        began = time.monotonic()
+        try:
+            await self.backend.start()
+        except Exception as exc:  # e.g. the port is taken: tell the user and quit cleanly
+            log.exception("session failed to start")
+            self.exit(return_code=1, message=f"rtplay: cannot start the session: {exc}")
+            return
+        self.started_in = time.monotonic() - began
+        log.info("session started in %.2f s", self.started_in)
+
+    async def on_unmount(self) -> None:
+        """The app is ending (quit, ctrl+c, test teardown): stop the session."""
+        await self.backend.stop()
+
+    def _show_notices(self) -> None:
+        assert self.notices is not None
+        records = self.notices.drain()
+        for record in records[:MAX_NOTICES]:
+            severity = "error" if record.levelno >= logging.ERROR else "warning"
+            self.notify(self.notices.format(record), severity=severity, timeout=6, markup=False)
+        if len(records) > MAX_NOTICES:
+            self.notify(f"… and {len(records) - MAX_NOTICES} more warnings", severity="warning")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette lists every playground action, not only Textual's own."""
+        yield from super().get_system_commands(screen)
+        main = self.main_screen
+        names = [pane.transport for pane in main.panes]
+        for action in ACTIONS:
+            title = action.palette_title
+            if action.action.startswith("select(") and action.action != "select(0)":
+                number = int(action.action[len("select(") : -1])
+                if number > len(names):
+                    continue
+                title = f"Select pane {number} ({names[number - 1]})"
+            elif action.action == "select(0)":
+                title = "Select all transports"
+            keys = (
+                action.keys.replace(",", " / ")
+                if action.action.startswith("select(")
+                else (action.key_display or action.keys)
+            )
+            yield SystemCommand(title, f"{action.help}  (key {keys})", partial(main.run_action, action.action))
+
+
+def run_tui(config: SessionConfig) -> int:
+    """Run the playground on ``config`` until the user quits; return the exit code."""
+    notices = NoticeHandler()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [notices]  # nothing may write to the terminal the app draws on
+    app = RtplayApp(config, notices=notices)
+
+    async def main() -> None:
+        try:
+            await app.run_async()
+        finally:
+            await app.backend.stop()  # already stopped on unmount; this covers a crash
+
+    try:
+        asyncio.run(main())
+    finally:
+        root.handlers = saved
+    return app.return_code or 0

@@ -1,0 +1,282 @@
+"""Where the screens get their frames and send their commands.
+
+:class:`SessionBackend` drives a real :class:`~rtplay.session.Session`: it listens to the
+engine's events (cheap appends, never a repaint), samples every client's counters on the
+screen's timer, and turns keys into fault and rate commands. :class:`StaticBackend` serves
+a fixed frame, so snapshot tests and demos render without sockets or clocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from rtplay.clients.base import Client
+from rtplay.events import Event
+from rtplay.faultctl import FaultEnded, FaultStarted
+from rtplay.metrics import ChannelStats
+from rtplay.session import Session
+from rtplay.tui.controls import toggle_fault
+from rtplay.tui.history import SAMPLE_S, ChannelHistory, EventLog, TransportHistory
+from rtplay.tui.model import ChannelModel, Dashboard, PaneModel, status_of
+from servers.faults import ALL, Kind
+
+log = logging.getLogger(__name__)
+
+#: Log lines handed to a pane per frame; a full-screen pane on a tall terminal shows ~20.
+LOG_TAIL = 20
+
+
+class Backend(Protocol):
+    """What the screens need: frames to show, a report to compare, commands to send."""
+
+    live: bool
+    """True when a real session runs (the screens show loop lag and the server URL)."""
+
+    @property
+    def transports(self) -> list[str]:
+        """The transports, in pane order."""
+        ...
+
+    @property
+    def rate(self) -> float:
+        """The publish rate now (msg/s; 0 = paused)."""
+        ...
+
+    def dashboard(self, now: float) -> Dashboard:
+        """One frame at monotonic time ``now``."""
+        ...
+
+    def report(self) -> dict[str, Any]:
+        """The JSON report (``Session.report()``)."""
+        ...
+
+    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+        """Start or clear a fault; say what happened; ValueError when it makes no sense."""
+        ...
+
+    def clear_faults(self) -> int:
+        """Clear every active fault; return how many."""
+        ...
+
+    def restart(self, transports: list[str]) -> list[str]:
+        """Start failed clients among ``transports`` again; return those restarted."""
+        ...
+
+    def set_rate(self, rate: float) -> None:
+        """Publish ``rate`` messages per second (0 = pause)."""
+        ...
+
+    async def start(self) -> None:
+        """Start whatever produces the frames."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop it; safe to call more than once."""
+        ...
+
+
+class SessionBackend:
+    """Frames and commands for a live session."""
+
+    live = True
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.histories: dict[str, TransportHistory] = {}
+        self.logs = {name: EventLog(0.0) for name in session.config.transports}
+        self._percentiles: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        self._last_sample: float | None = None
+        self._started = False
+        self._stopped = False
+        session.subscribe(self.on_event)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the session (server, clients, publishing)."""
+        self._started = True
+        await self.session.start()
+        origin = self.session.started_at or self.session.clock()
+        for event_log in self.logs.values():
+            event_log.origin = origin
+
+    async def stop(self) -> None:
+        """Stop every client and the server; safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.session.unsubscribe(self.on_event)
+        if self._started:
+            await self.session.stop()
+            log.info("session stopped")
+
+    # --- events (called synchronously by the engine: keep it cheap) -----------------------
+
+    def on_event(self, event: Event) -> None:
+        """Log ``event`` in its pane(s) and mark the chart: appends only, no repaint."""
+        if isinstance(event, FaultStarted | FaultEnded) and event.transport == ALL:
+            names = list(self.logs)
+        else:
+            names = [event.transport] if event.transport in self.logs else []
+        for name in names:
+            mark = self.logs[name].on_event(event)
+            if mark:
+                self._history(name).mark(mark)
+
+    # --- frames ---------------------------------------------------------------------------
+
+    @property
+    def transports(self) -> list[str]:
+        return list(self.session.config.transports)
+
+    @property
+    def rate(self) -> float:
+        return self.session.server.publisher.rate
+
+    def dashboard(self, now: float) -> Dashboard:
+        """One frame; samples the charts when a sample period has passed."""
+        if not self.session.clients:  # not started yet
+            panes = tuple(PaneModel(name, i + 1) for i, name in enumerate(self.transports))
+            return Dashboard(panes, rate=self.rate)
+        if self._last_sample is None or now - self._last_sample >= SAMPLE_S:
+            self._sample(now)
+        faults = self.session.faults.active()
+        texts = tuple(
+            f.describe() + ("" if f.until is None else f" ({max(0.0, f.until - now):.0f} s left)") for f in faults
+        )
+        return Dashboard(
+            panes=tuple(self._pane(i + 1, name, c, now) for i, (name, c) in enumerate(self.session.clients.items())),
+            faults=texts,
+            active_kinds=frozenset((f.kind.value, f.scope) for f in faults),
+            rate=self.rate,
+            published=self.session.published,
+            elapsed_s=self.session.duration(),
+            url=self.session.server.http_url,
+        )
+
+    def _history(self, name: str) -> TransportHistory:
+        history = self.histories.get(name)
+        if history is None:
+            client = self.session.clients.get(name)
+            history = TransportHistory(client.channels if client else ("main",))
+            self.histories[name] = history
+        return history
+
+    def _sample(self, now: float) -> None:
+        dt = now - self._last_sample if self._last_sample is not None else SAMPLE_S
+        self._last_sample = now
+        for name, client in self.session.clients.items():
+            history = self._history(name)
+            for channel, stats in client.stats.items():
+                hist = history.channels.setdefault(channel, ChannelHistory())
+                hist.sample(stats.tracker.delivered, stats.take_window_max_ms(), dt)
+                self._percentiles[name, channel] = (stats.latency.percentile(50), stats.latency.percentile(99))
+            history.close_sample()
+
+    def _pane(self, index: int, name: str, client: Client, now: float) -> PaneModel:
+        history = self._history(name)
+        status, detail = status_of(client.state, client.state_detail, client.retry_at, now, client.attempts)
+        published = self.session.published
+        channels = tuple(
+            self._channel(name, channel, client.stats[channel], history.channels.get(channel), published, now)
+            for channel in client.channels
+        )
+        return PaneModel(
+            transport=name,
+            index=index,
+            state=client.state,
+            status=status,
+            detail=detail,
+            channels=channels,
+            connects=client.conn.connects,
+            reconnects=client.conn.reconnects,
+            downtime_s=round(client.conn.downtime(now), 1),
+            marks=tuple(history.marks),
+            log=self.logs[name].tail(LOG_TAIL),
+        )
+
+    def _channel(
+        self, name: str, channel: str, stats: ChannelStats, hist: ChannelHistory | None, published: int, now: float
+    ) -> ChannelModel:
+        t = stats.tracker
+        p50, p99 = self._percentiles.get((name, channel), (None, None))
+        return ChannelModel(
+            name=channel,
+            delivered=t.delivered,
+            lost=t.missing,
+            behind=max(0, published - t.highest),
+            lost_to_reset=t.lost_to_reset,
+            duplicates=t.duplicates,
+            out_of_order=t.out_of_order,
+            p50_ms=p50,
+            p99_ms=p99,
+            rate=stats.arrivals.rate(now),
+            latency=tuple(hist.latency) if hist else (),
+            arrivals=tuple(hist.arrivals) if hist else (),
+        )
+
+    # --- commands -------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        return self.session.report()
+
+    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+        return toggle_fault(self.session.faults, kind, scope, value)
+
+    def clear_faults(self) -> int:
+        return len(self.session.faults.clear())
+
+    def restart(self, transports: list[str]) -> list[str]:
+        return [name for name in transports if self.session.restart_client(name)]
+
+    def set_rate(self, rate: float) -> None:
+        self.session.set_rate(rate)
+
+
+class StaticBackend:
+    """A fixed frame and report; commands are recorded, not sent (snapshots, demos)."""
+
+    live = False
+
+    def __init__(self, dashboard: Dashboard, report: dict[str, Any] | None = None) -> None:
+        self.frame = dashboard
+        self._report = report or {"published": 0, "duration_s": 0.0, "transports": {}, "faults": []}
+        self.commands: list[tuple[str, object]] = []
+        self._rate = dashboard.rate
+
+    @property
+    def transports(self) -> list[str]:
+        return [pane.transport for pane in self.frame.panes]
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def dashboard(self, now: float) -> Dashboard:
+        return self.frame
+
+    def report(self) -> dict[str, Any]:
+        return self._report
+
+    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+        self.commands.append(("toggle", (kind, scope, value)))
+        return f"toggled {kind.value} on {scope}"
+
+    def clear_faults(self) -> int:
+        self.commands.append(("clear", None))
+        return 0
+
+    def restart(self, transports: list[str]) -> list[str]:
+        self.commands.append(("restart", transports))
+        return []
+
+    def set_rate(self, rate: float) -> None:
+        self.commands.append(("rate", rate))
+        self._rate = rate
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""

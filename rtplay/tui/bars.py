@@ -1,0 +1,123 @@
+"""The one-line bars above the panes: status, active faults, fault keys with their amounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.reactive import reactive
+
+from rtplay.tui.controls import FAULT_KEYS, Amounts
+from rtplay.tui.model import format_rate
+from rtplay.tui.styles import TextStyles, get
+from rtplay.tui.textflow import flow
+from servers.faults import ALL, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """What the status bar shows."""
+
+    rate: float
+    published: int
+    elapsed_s: float
+    selected: str
+    url: str = ""
+    ui_hz: float | None = None
+    """Frames per second the screen timer really achieved (live sessions only)."""
+    lag_ms: float | None = None
+    """How late the screen timer fired, worst of the last seconds (live sessions only)."""
+
+
+class StatusBar(TextStyles):
+    """``▶ 100 msg/s · published 1234 · 42 s · selection: all · url · ui 10 Hz lag 1 ms``"""
+
+    STYLE_PREFIX = "status-bar"
+    STYLE_NAMES = ("brand", "rate", "muted", "selection")
+
+    data: reactive[StatusData | None] = reactive(None)
+
+    def render(self) -> Text:
+        s = self.text_styles
+        d = self.data
+        if d is None:
+            return Text("starting…", get(s, "muted"))
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" rtplay ", get(s, "brand"))
+        text.append("  ⏸ paused" if d.rate <= 0 else f"  ▶ {format_rate(d.rate)}", get(s, "rate"))
+        text.append(f"  published {d.published}  {d.elapsed_s:.0f} s")
+        text.append("  selection: ", get(s, "muted"))
+        text.append("all" if d.selected == ALL else d.selected, get(s, "selection"))
+        if d.url:
+            text.append(f"  {d.url}", get(s, "muted"))
+        if d.ui_hz is not None and d.lag_ms is not None:
+            text.append(f"  ui {d.ui_hz:.0f} Hz lag {d.lag_ms:.0f} ms", get(s, "muted"))
+        return text
+
+
+class FaultBar(TextStyles):
+    """Every active fault, always visible."""
+
+    STYLE_PREFIX = "fault-bar"
+    STYLE_NAMES = ("label", "label-active", "fault", "muted")
+
+    faults: reactive[tuple[str, ...]] = reactive(())
+
+    def render(self) -> Text:
+        s = self.text_styles
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" faults ", get(s, "label-active" if self.faults else "label"))
+        if not self.faults:
+            text.append("  none active", get(s, "muted"))
+        for i, fault in enumerate(self.faults):
+            text.append("  " if i == 0 else "  ·  ")
+            text.append(fault, get(s, "fault"))
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class FaultKeysData:
+    """What the fault keyboard shows: amounts, the armed one, which are on."""
+
+    amounts: tuple[tuple[Kind, str], ...]
+    """(kind, next amount label) for every fault key ("" for faults without an amount)."""
+    armed: Kind
+    on: frozenset[Kind]
+    """Kinds active on the selected scope: their keys show as on."""
+
+    @classmethod
+    def of(cls, amounts: Amounts, active: frozenset[tuple[str, str]], scope: str) -> FaultKeysData:
+        """The keyboard for the amounts, the active (kind, scope) pairs and the selection."""
+        on = frozenset(fk.kind for fk in FAULT_KEYS if (fk.kind.value, scope) in active)
+        return cls(tuple((fk.kind, amounts.label(fk.kind)) for fk in FAULT_KEYS), amounts.armed, on)
+
+
+class FaultKeys(TextStyles):
+    """The fault keyboard: ``d drop  s stall  l delay 200ms  e error 503 …``; a fault that is
+    on for the selection is highlighted, and the armed amount (what +/- change) underlined."""
+
+    STYLE_PREFIX = "fault-keys"
+    STYLE_NAMES = ("key", "on", "armed")
+
+    data: reactive[FaultKeysData | None] = reactive(None, layout=True)
+
+    def _lines(self, width: int) -> list[Text]:
+        if self.data is None:
+            return []
+        s = self.text_styles
+        keys = {fk.kind: fk.key for fk in FAULT_KEYS}
+        items = []
+        for kind, amount in self.data.amounts:
+            on = kind in self.data.on
+            item = Text.assemble((keys[kind], get(s, "key")), " ", (kind.value, get(s, "on") if on else get(s, "")))
+            if amount:
+                item.append(" ")
+                item.append(amount, get(s, "armed") if kind is self.data.armed else get(s, ""))
+            items.append(item)
+        return flow([items], max(10, width - 1))
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
+        return max(1, len(self._lines(width)))
+
+    def render(self) -> Text:
+        return Text("\n").join(Text(" ") + line for line in self._lines(self.size.width))

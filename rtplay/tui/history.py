@@ -1,0 +1,162 @@
+"""Chart history and the retry-decision log of each pane. Pure: fed numbers and events.
+
+The backend samples every client's counters every :data:`SAMPLE_S` seconds into a bounded
+:class:`TransportHistory`, and feeds every engine event to an :class:`EventLog` that turns
+``Disconnected`` + ``RetryScheduled`` pairs into one readable line
+(``server closed the stream → retry in 0.1 s (retry: field)``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rtplay.events import (
+    Connected,
+    Disconnected,
+    Event,
+    Failed,
+    ResetReceived,
+    RetryScheduled,
+)
+from rtplay.faultctl import FaultEnded, FaultStarted
+from rtplay.tui.model import LogLine
+from servers.faults import ONE_SHOT
+
+#: Seconds per chart sample. Two samples per braille column: a 40-column pane shows 40 s.
+SAMPLE_S = 0.5
+
+#: Samples kept per channel: 4 minutes at :data:`SAMPLE_S`, more than a full-screen chart
+#: on a 200-column terminal shows. Older samples are dropped.
+MAX_SAMPLES = 480
+
+#: Log lines kept per transport; a pane shows the newest that fit.
+MAX_LOG_LINES = 50
+
+MARK_FAULT = "▲"
+MARK_FAULT_END = "△"
+MARK_FAILED = "✖"
+MARK_RESET = "◆"
+MARK_DOWN = "×"
+MARK_UP = "↑"
+
+#: When several things happen within one sample, the marker shown is the first here.
+MARK_PRIORITY = (MARK_FAULT, MARK_FAILED, MARK_RESET, MARK_FAULT_END, MARK_DOWN, MARK_UP)
+
+
+def stronger(a: str, b: str) -> str:
+    """The marker that wins a chart column: ``a`` or ``b`` ("" = none)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    return a if MARK_PRIORITY.index(a) <= MARK_PRIORITY.index(b) else b
+
+
+class ChannelHistory:
+    """Latency and arrival-rate samples of one channel."""
+
+    def __init__(self, maxlen: int = MAX_SAMPLES) -> None:
+        self.latency: deque[float | None] = deque(maxlen=maxlen)
+        self.arrivals: deque[float] = deque(maxlen=maxlen)
+        self._delivered = 0
+
+    def sample(self, delivered: int, latency_ms: float | None, dt: float) -> None:
+        """Record one sample: ``delivered`` is the channel's running total, ``latency_ms``
+        the worst latency of the period (ignored when nothing new arrived)."""
+        new = max(0, delivered - self._delivered)
+        self._delivered = delivered
+        self.arrivals.append(new / dt if dt > 0 else 0.0)
+        self.latency.append(latency_ms if new else None)
+
+
+class TransportHistory:
+    """The samples of every channel of one transport, plus the marker per sample."""
+
+    def __init__(self, channels: tuple[str, ...], maxlen: int = MAX_SAMPLES) -> None:
+        self.channels = {name: ChannelHistory(maxlen) for name in channels}
+        self.marks: deque[str] = deque(maxlen=maxlen)
+        self._pending = ""
+
+    def mark(self, char: str) -> None:
+        """Put a marker on the next sample (the strongest of a sample's markers wins)."""
+        self._pending = stronger(self._pending, char)
+
+    def close_sample(self) -> None:
+        """End the current sample period: its marker is fixed."""
+        self.marks.append(self._pending)
+        self._pending = ""
+
+
+def _secs(delay: float) -> str:
+    return f"{round(delay, 1):g} s"
+
+
+class EventLog:
+    """The last retry decisions of one transport, built from the engine's events."""
+
+    def __init__(self, origin: float, maxlen: int = MAX_LOG_LINES) -> None:
+        self.origin = origin
+        self.lines: deque[LogLine] = deque(maxlen=maxlen)
+        self._pending_reason: str | None = None
+        self._connected_once = False
+
+    def on_event(self, event: Event) -> str:
+        """Log ``event`` if a user needs it; return its chart marker ("" for none)."""
+        at = event.at - self.origin
+        if isinstance(event, Disconnected):
+            self._pending_reason = event.reason
+            self._add(LogLine(at, event.reason, "down"))
+            return MARK_DOWN
+        if isinstance(event, RetryScheduled):
+            self._retry(at, event)
+            return ""
+        if isinstance(event, Connected):
+            self._pending_reason = None
+            word = "reconnected" if self._connected_once else "connected"
+            first = not self._connected_once
+            self._connected_once = True
+            self._add(LogLine(at, f"{word} ({event.detail})" if event.detail else word, "open"))
+            return "" if first else MARK_UP
+        if isinstance(event, Failed):
+            self._pending_reason = None
+            self._add(LogLine(at, f"failed: {event.reason} — no retry", "failed"))
+            return MARK_FAILED
+        if isinstance(event, ResetReceived):
+            where = "" if event.channel == "main" else f" on {event.channel}"
+            self._add(LogLine(at, f"reset{where}: {event.lost} msgs gone from the server's buffer", "reset"))
+            return MARK_RESET
+        if isinstance(event, FaultStarted):
+            self._add(LogLine(at, f"fault: {event.fault.describe()}", "fault"))
+            return MARK_FAULT
+        if isinstance(event, FaultEnded):
+            if event.fault.kind in ONE_SHOT:  # a drop acts once: "ended" says nothing new
+                return ""
+            self._add(LogLine(at, f"fault over: {event.fault.describe()}", "fault"))
+            return MARK_FAULT_END
+        return ""
+
+    def _retry(self, at: float, event: RetryScheduled) -> None:
+        if event.policy.startswith("next "):  # the policy already says when (fixed polling)
+            decision = f"→ {event.policy}"
+        else:
+            decision = f"→ retry in {_secs(event.delay_s)} ({event.policy})"
+        reason, self._pending_reason = self._pending_reason, None
+        if reason is not None and self.lines and self.lines[-1].kind == "down":
+            # One line: why it went down and what the client decided.
+            down = self.lines.pop()
+            if down.repeat > 1:
+                self.lines.append(LogLine(down.at_s, down.text, down.kind, down.repeat - 1))
+            self._add(LogLine(at, f"{reason} {decision}", "retry"))
+        else:
+            self._add(LogLine(at, decision, "retry"))
+
+    def _add(self, line: LogLine) -> None:
+        last = self.lines[-1] if self.lines else None
+        if last is not None and last.text == line.text:
+            self.lines[-1] = LogLine(line.at_s, line.text, line.kind, last.repeat + 1)
+        else:
+            self.lines.append(line)
+
+    def tail(self, n: int) -> tuple[LogLine, ...]:
+        """The newest ``n`` lines, oldest first."""
+        return tuple(self.lines)[-n:] if n > 0 else ()

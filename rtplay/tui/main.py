@@ -1,0 +1,231 @@
+"""The main screen: a pane per transport, the fault bars, and every playground key.
+
+The screen owns the keys; the backend owns the work. A 10 Hz timer pulls one frame from
+the backend and pushes it down into the panes: the engine's message rate never reaches the
+UI (no per-message events, no per-message repaint).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from rtplay.tui.actions import bindings
+from rtplay.tui.backend import Backend
+from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, StatusBar, StatusData
+from rtplay.tui.compare import CompareScreen
+from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
+from rtplay.tui.model import Dashboard, format_rate
+from rtplay.tui.panes import TransportPane
+from rtplay.tui.views import HelpScreen, InfoScreen
+from servers.faults import ALL, Kind
+
+log = logging.getLogger(__name__)
+
+#: Frames per second. 10 Hz keeps countdowns and counters live at a small cost; charts
+#: only repaint when a new sample (every 0.5 s) arrives.
+TICK_HZ = 10
+
+#: Seconds of timer lateness kept for the status bar's "lag" (its worst value is shown).
+LAG_WINDOW_S = 5.0
+
+
+class LoopMonitor:
+    """How late the screen's timer fires: a measure of event-loop lag, from times passed in."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: float | None = None
+        self._lags: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW_S * TICK_HZ * 2))
+        self._ticks: deque[float] = deque(maxlen=TICK_HZ * 4)
+
+    def tick(self, now: float) -> None:
+        """The timer fired at ``now``."""
+        if self._last is not None:
+            self._lags.append((now, max(0.0, now - self._last - self.interval)))
+        self._last = now
+        self._ticks.append(now)
+
+    def lag_ms(self, now: float) -> float:
+        """The worst lateness in the last :data:`LAG_WINDOW_S` seconds, in ms."""
+        return max((lag for t, lag in self._lags if now - t <= LAG_WINDOW_S), default=0.0) * 1000
+
+    def hz(self, now: float) -> float:
+        """Ticks in the last second."""
+        return float(sum(1 for t in self._ticks if now - t <= 1.0))
+
+
+class MainScreen(Screen[None]):
+    """Panes, fault bars, and the keyboard."""
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
+
+    selected: reactive[str] = reactive(ALL)
+    """The transport faults apply to, or ``all``."""
+    zoomed: reactive[bool] = reactive(False)
+    """One pane full-screen instead of the grid."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.amounts = Amounts()
+        self.monitor = LoopMonitor(1 / TICK_HZ)
+        self.frame: Dashboard | None = None
+        self._resume_rate = backend.rate or DEFAULT_RESUME_RATE
+        self._panes = {name: TransportPane(name, i + 1) for i, name in enumerate(backend.transports)}
+        self._status = StatusBar(id="status")
+        self._faults = FaultBar(id="faults")
+        self._fault_keys = FaultKeys(id="fault-keys")
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield self._status
+        yield self._faults
+        yield self._fault_keys
+        with Grid(id="grid", classes=f"-n{len(self._panes)}"):
+            yield from self._panes.values()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / TICK_HZ, self.tick)
+        self.show_frame()
+
+    @property
+    def panes(self) -> list[TransportPane]:
+        return list(self._panes.values())
+
+    # --- the frame timer ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """The frame timer: measure its own lateness, then show a new frame."""
+        self.monitor.tick(time.monotonic())
+        self.show_frame()
+
+    def show_frame(self) -> None:
+        """Pull one frame from the backend and hand it down (also right after a key)."""
+        now = time.monotonic()
+        frame = self.backend.dashboard(now)
+        self.frame = frame
+        for model in frame.panes:
+            pane = self._panes.get(model.transport)
+            if pane is not None:
+                pane.model = model
+        live = self.backend.live
+        self._status.data = StatusData(
+            frame.rate,
+            frame.published,
+            frame.elapsed_s,
+            self.selected,
+            frame.url,
+            self.monitor.hz(now) if live else None,
+            self.monitor.lag_ms(now) if live else None,
+        )
+        self._faults.faults = frame.faults
+        self._update_fault_keys()
+
+    def _update_fault_keys(self) -> None:
+        active = self.frame.active_kinds if self.frame else frozenset()
+        self._fault_keys.data = FaultKeysData.of(self.amounts, active, self.selected)
+
+    def watch_selected(self, selected: str) -> None:
+        for pane in self.panes:
+            pane.set_class(pane.transport == selected, "-selected")
+        self.query_one("#grid").set_class(selected == ALL, "-all")
+        if selected != ALL:
+            self._panes[selected].scroll_visible()
+        self._update_fault_keys()
+
+    def watch_zoomed(self, zoomed: bool) -> None:
+        self.query_one("#grid").set_class(zoomed, "-zoomed")
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def action_select(self, number: int) -> None:
+        """Select pane ``number`` (1-based), or all with 0."""
+        if number == 0:
+            self.selected = ALL
+            self.zoomed = False
+        elif number <= len(self.panes):
+            self.selected = self.panes[number - 1].transport
+        else:
+            self.notify(f"there is no pane {number}", severity="warning", timeout=2, markup=False)
+
+    def action_fault(self, kind_name: str) -> None:
+        """Toggle fault ``kind_name`` on the selection."""
+        kind = Kind(kind_name)
+        self.amounts.arm(kind)
+        try:
+            said = self.backend.toggle_fault(kind, self.selected, self.amounts.value(kind))
+        except ValueError as exc:
+            self.notify(str(exc), title=f"{kind.value} not applied", severity="error", timeout=5, markup=False)
+        else:
+            self.notify(said, timeout=2, markup=False)
+        self.show_frame()
+
+    def action_amount(self, kind_name: str) -> None:
+        """Cycle the next ``kind_name`` fault's amount."""
+        self.amounts.cycle(Kind(kind_name))
+        self._update_fault_keys()
+
+    def action_step_amount(self, step: int) -> None:
+        """Step the armed fault's amount up or down."""
+        self.amounts.cycle(self.amounts.armed, step)
+        self._update_fault_keys()
+
+    def action_clear_faults(self) -> None:
+        cleared = self.backend.clear_faults()
+        self.notify(f"cleared {cleared} fault{'s' * (cleared != 1)}", timeout=2, markup=False)
+        self.show_frame()
+
+    def action_restart(self) -> None:
+        """Start the selected failed client(s) again, as a page reload would."""
+        names = self.backend.transports if self.selected == ALL else [self.selected]
+        restarted = self.backend.restart(names)
+        text = f"restarted {', '.join(restarted)}" if restarted else "nothing to restart: no failed client selected"
+        self.notify(text, timeout=2, markup=False)
+        self.show_frame()
+
+    def action_rate(self, step: int) -> None:
+        """Publish faster (``step`` 1) or slower (-1), cycling 1/10/100/1000 msg/s."""
+        self._set_rate(next_rate(self.backend.rate, step))
+
+    def action_pause(self) -> None:
+        """Pause publishing (rate 0), or resume at the rate before the pause."""
+        if self.backend.rate > 0:
+            self._resume_rate = self.backend.rate
+            self._set_rate(0)
+        else:
+            self._set_rate(self._resume_rate)
+
+    def _set_rate(self, rate: float) -> None:
+        self.backend.set_rate(rate)
+        self.notify(f"publishing {format_rate(rate)}", timeout=2, markup=False)
+        self.show_frame()
+
+    def action_zoom(self) -> None:
+        """One pane full-screen (the selected one), or back to the grid."""
+        if not self.zoomed and self.selected == ALL:
+            self.selected = self.panes[0].transport
+        self.zoomed = not self.zoomed
+
+    def action_info(self) -> None:
+        first = self.selected if self.selected != ALL else self.panes[0].transport
+        self.app.push_screen(InfoScreen(first))
+
+    def action_compare(self) -> None:
+        self.app.push_screen(CompareScreen(self.backend))
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())

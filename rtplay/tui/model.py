@@ -1,0 +1,136 @@
+"""What the screens show, as plain frozen data: no Textual, no session, no clock.
+
+A :class:`Dashboard` is one frame of the playground. The live backend builds one from the
+session ~10 times a second; tests and snapshots build one by hand. Panes compare the new
+frame with the old one (frozen dataclasses compare by value), so an unchanged pane is
+not repainted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rtplay.events import State
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a pane's retry-decision log."""
+
+    at_s: float
+    """Seconds since the session started."""
+    text: str
+    kind: str
+    """``retry``, ``failed``, ``reset``, ``open`` or ``fault`` (picks the colour)."""
+    repeat: int = 1
+    """How many times in a row the same line happened (shown as ×N)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelModel:
+    """Counters and chart series of one channel of one transport."""
+
+    name: str
+    delivered: int = 0
+    lost: int = 0
+    """Gaps: seqs below the highest received that never arrived (nor were reset away)."""
+    behind: int = 0
+    """Published but not received yet (in flight, or missed while down): not lost yet."""
+    lost_to_reset: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    rate: float = 0.0
+    """Arrivals per second right now."""
+    latency: tuple[float | None, ...] = ()
+    """Latency (ms) per chart sample, oldest first; None where nothing arrived."""
+    arrivals: tuple[float, ...] = ()
+    """Arrivals per second per chart sample, oldest first (same length as ``latency``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaneModel:
+    """Everything one transport pane shows."""
+
+    transport: str
+    index: int
+    """The number key that selects the pane (1-based)."""
+    state: State = State.CONNECTING
+    status: str = "connecting…"
+    """The state as a user reads it: ``open``, ``retrying in 2.4 s``, ``failed: …``."""
+    detail: str = ""
+    """Why: the resume cursor, the retry policy, the failure reason."""
+    channels: tuple[ChannelModel, ...] = ()
+    connects: int = 0
+    reconnects: int = 0
+    downtime_s: float = 0.0
+    marks: tuple[str, ...] = ()
+    """A marker character (or "") per chart sample, aligned with the channel series."""
+    log: tuple[LogLine, ...] = ()
+    """The last few retry decisions, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """One frame of the main screen."""
+
+    panes: tuple[PaneModel, ...]
+    faults: tuple[str, ...] = ()
+    """``describe()`` of every active fault, with time left for timed ones."""
+    active_kinds: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    """(kind, scope) of every active fault: which fault keys show as on."""
+    rate: float = 0.0
+    published: int = 0
+    elapsed_s: float = 0.0
+    url: str = ""
+
+
+def status_of(state: State, detail: str, retry_at: float | None, now: float, attempts: int = 0) -> tuple[str, str]:
+    """The pane's status line for a client state: (status, detail).
+
+    ``retry_at`` is the monotonic time of the next attempt; the countdown is computed from
+    ``now`` so it ticks down on every frame.
+    """
+    if state is State.OPEN:
+        return "open", detail
+    if state is State.CONNECTING:
+        return ("connecting…" if attempts <= 1 else f"connecting… (attempt {attempts})"), ""
+    if state is State.RETRYING:
+        if retry_at is not None and retry_at > now:
+            return f"retrying in {retry_at - now:.1f} s", detail
+        return "retrying…", detail
+    if state is State.FAILED:
+        return f"failed: {detail}" if detail else "failed", ""
+    return state.value, detail
+
+
+def format_ms(value: float | None) -> str:
+    """A latency for a counter: 3 significant-ish figures, ``-`` for none."""
+    if value is None:
+        return "-"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def format_rate(rate: float) -> str:
+    """A publish or arrival rate: ``paused``, ``10 msg/s``, ``1k msg/s``."""
+    if rate <= 0:
+        return "paused"
+    if rate >= 1000 and rate % 1000 == 0:
+        return f"{rate / 1000:g}k msg/s"
+    return f"{rate:g} msg/s"
+
+
+def format_count(n: float) -> str:
+    """A compact count: 999, 1.2k, 34k, 1.2M."""
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"

@@ -1,0 +1,148 @@
+"""The help screen (every key, what the panes show) and the per-transport info view."""
+
+from __future__ import annotations
+
+from itertools import zip_longest
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Markdown, Static, TabbedContent, TabPane
+
+from rtplay.tui.actions import ACTIONS, Action
+from rtplay.tui.controls import FAULT_KEYS
+from rtplay.tui.history import (
+    MARK_DOWN,
+    MARK_FAILED,
+    MARK_FAULT,
+    MARK_FAULT_END,
+    MARK_RESET,
+    MARK_UP,
+)
+from rtplay.tui.info import INFO
+from servers.faults import TRANSPORTS
+
+KEY_STYLE = "bold #e5c07b"
+
+MARKERS = (
+    (MARK_FAULT, "a fault started"),
+    (MARK_FAULT_END, "a fault ended"),
+    (MARK_DOWN, "connection went down"),
+    (MARK_UP, "reconnected"),
+    (MARK_RESET, "reset: gone from the buffer"),
+    (MARK_FAILED, "gave up for good"),
+)
+
+COUNTERS = (
+    ("delivered", "unique messages received"),
+    ("lost", "gaps: never arrived, later ones did"),
+    ("behind", "published, not received yet"),
+    ("reset", "too old for the replay buffer"),
+    ("dup / ooo", "duplicates / out of order"),
+    ("p50 / p99", "latency: receive − send time"),
+)
+
+_KEY_NAMES = {"plus": "+", "equals_sign": "=", "minus": "-", "question_mark": "?", "space": "space"}
+
+
+def _keys(action: Action) -> str:
+    return " ".join(_KEY_NAMES.get(k, k) for k in action.keys.split(","))
+
+
+def _by_action() -> dict[str, Action]:
+    return {a.action: a for a in ACTIONS}
+
+
+def _key_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(keys, what) rows of the help's two columns, built from the action table."""
+    actions = _by_action()
+    left: list[tuple[str, str]] = [("", "[b u]Selection[/]"), ("1-6", "select a pane: faults act on it")]
+    left.append((_keys(actions["select(0)"]), actions["select(0)"].help))
+    left.append(("", "[b u]Faults[/] (toggle on the selection)"))
+    for fk in FAULT_KEYS:
+        keys = fk.key + (f" {fk.amount_key}" if fk.amount_key else "")
+        left.append((keys, f"[b]{fk.kind.value}[/]: {fk.help}"))
+    left.append(("+ -", "next/previous amount of the armed fault"))
+    left.append(("", "shift+key cycles that fault's amount"))
+    left.append((_keys(actions["clear_faults"]), actions["clear_faults"].help))
+    left.append((_keys(actions["restart"]), actions["restart"].help))
+    right: list[tuple[str, str]] = [("", "[b u]Rate[/]")]
+    right += [(_keys(actions[a]), actions[a].help) for a in ("rate(1)", "rate(-1)", "pause")]
+    right.append(("", "[b u]Views[/]"))
+    right += [(_keys(actions[a]), actions[a].help) for a in ("zoom", "info", "compare", "help")]
+    right += [("ctrl+p", "command palette: every action by name"), ("q", "quit (stops the session)")]
+    return left, right
+
+
+#: Below this many columns the help is one column of keys, not two.
+TWO_COLUMNS_WIDTH = 100
+
+
+def help_renderable(width: int = 120) -> RenderableType:
+    """Every key, then the chart markers and the counters, laid out for ``width`` columns."""
+    left, right = _key_rows()
+    keys = Table.grid(padding=(0, 1))
+    keys.add_column(justify="right", style=KEY_STYLE, no_wrap=True)
+    if width >= TWO_COLUMNS_WIDTH:
+        keys.add_column(width=46)
+        keys.add_column(justify="right", style=KEY_STYLE, no_wrap=True)
+        keys.add_column()
+        for (lk, lt), (rk, rt) in zip_longest(left, right, fillvalue=("", "")):
+            keys.add_row(lk, Text.from_markup(lt), rk, Text.from_markup(rt))
+    else:
+        keys.add_column()
+        for key, what in (*left, *right):
+            keys.add_row(key, Text.from_markup(what))
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(style="bold", no_wrap=True)
+    legend.add_column(width=28)
+    legend.add_column(style="bold", no_wrap=True)
+    legend.add_column()
+    for (mark, what), (name, meaning) in zip(MARKERS, COUNTERS, strict=True):
+        legend.add_row(mark, what, name, meaning)
+    intro = Text.from_markup(
+        "Break things and watch each transport notice, retry and recover. A fault key toggles "
+        "that fault on the selection; [b]drop[/] is one-shot, [b]outage[/] and [b]crash[/] end by themselves."
+    )
+    titles = Text.from_markup("[b u]Chart markers[/] (time axis)       [b u]Counters[/]")
+    return Group(intro, Text(""), keys, Text(""), titles, legend)
+
+
+class HelpScreen(ModalScreen[None]):
+    """All keys and what the panes show."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", "close", key_display="esc"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box") as box:
+            box.border_title = "rtplay help"
+            box.border_subtitle = "esc closes"
+            yield Static(id="help-text")
+
+    def on_resize(self) -> None:
+        """Two columns of keys when they fit, one otherwise."""
+        self.query_one("#help-text", Static).update(help_renderable(self.size.width))
+
+
+class InfoScreen(Screen[None]):
+    """What each transport is: a tab per transport, opened on the selected one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,i,q", "dismiss", "close", key_display="esc")]
+
+    def __init__(self, transport: str) -> None:
+        super().__init__()
+        self.transport = transport
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial=f"info-{self.transport}", id="info-tabs"):
+            for name in TRANSPORTS:
+                with TabPane(name, id=f"info-{name}"):
+                    yield Markdown(INFO[name])
+        yield Static("← → another transport   esc back", id="info-hint")
