@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import pytest
 
+from rtplay.clients.base import Client
+from servers.cert import Certificate, generate_certificate
+from servers.faults import FaultState
+from servers.quic import QuicListener
+from servers.rtc import MAX_PEERS, RtcManager
 from servers.runner import Server, ServerConfig
+
+C = TypeVar("C", bound=Client)
 
 
 @pytest.fixture
@@ -19,6 +28,49 @@ async def server() -> AsyncIterator[Server]:
         yield srv
     finally:
         await srv.stop()
+
+
+@pytest.fixture(scope="session")
+def cert() -> Certificate:
+    """One certificate for the QUIC tests (generating one costs a few ms)."""
+    return generate_certificate()
+
+
+@pytest.fixture
+async def listener(server: Server, cert: Certificate) -> AsyncIterator[QuicListener]:
+    """A QUIC listener of ``server`` with the ``cert`` fixture's certificate, on its own port."""
+    quic = QuicListener(server.ctx, server.config.host, 0, cert)
+    await quic.start()
+    try:
+        yield quic
+    finally:
+        await quic.stop()
+
+
+@asynccontextmanager
+async def rtc_server(
+    max_peers: int = MAX_PEERS, faults: FaultState | None = None
+) -> AsyncIterator[tuple[Server, RtcManager]]:
+    """A started server (with /rtc/offer) and its peer manager; every peer closed afterwards."""
+    srv = Server(ServerConfig(rate=0), faults)
+    srv.rtc.max_peers = max_peers
+    await srv.start()
+    try:
+        yield srv, srv.rtc
+    finally:
+        await srv.rtc.close_all()
+        await srv.stop()
+
+
+@asynccontextmanager
+async def running(client: C) -> AsyncIterator[C]:
+    """Run ``client`` until the block ends, then cancel it (its connection closes)."""
+    task = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 
-from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, RTCClient, ice_host_of
+from rtplay.clients.rtc import (
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_PING_TIMEOUT_S,
+    RTCClient,
+    ice_host_of,
+)
 from rtplay.events import Connected, Disconnected, Event, RetryScheduled, State
 from rtplay.retry import ExponentialBackoff
 from servers.faults import Kind
-from servers.rtc import RtcManager
-from servers.runner import Server, ServerConfig
-from tests.conftest import wait_until
+from servers.runner import Server
+from tests.conftest import rtc_server, running, wait_until
 
 pytestmark = pytest.mark.timeout(15)
-
-
-@asynccontextmanager
-async def rtc_server() -> AsyncIterator[tuple[Server, RtcManager]]:
-    """A started server with /rtc/offer installed; every peer closed afterwards."""
-    srv = Server(ServerConfig(rate=0))
-    manager = srv.rtc  # the server installs /rtc/offer for its own manager
-    await srv.start()
-    try:
-        yield srv, manager
-    finally:
-        await manager.close_all()
-        await srv.stop()
-
-
-@asynccontextmanager
-async def running(client: RTCClient) -> AsyncIterator[RTCClient]:
-    task = asyncio.create_task(client.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def make_client(

@@ -11,7 +11,14 @@ import pytest
 
 from rtplay.clients.base import ProtocolError
 from rtplay.clients.wt import DATAGRAM, STREAM, LineBuffer, WebTransportClient
-from rtplay.events import Connected, Disconnected, Event, ResetReceived, RetryScheduled, State
+from rtplay.events import (
+    Connected,
+    Disconnected,
+    Event,
+    ResetReceived,
+    RetryScheduled,
+    State,
+)
 from rtplay.retry import ExponentialBackoff
 from servers.cert import Certificate, generate_certificate
 from servers.faults import Kind
@@ -21,21 +28,6 @@ from servers.wtproto import close_capsule, parse_close_capsule
 from tests.conftest import wait_until
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture(scope="module")
-def cert() -> Certificate:
-    return generate_certificate()
-
-
-@pytest.fixture
-async def listener(server: Server, cert: Certificate) -> AsyncIterator[QuicListener]:
-    quic = QuicListener(server.ctx, server.config.host, 0, cert)
-    await quic.start()
-    try:
-        yield quic
-    finally:
-        await quic.stop()
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rtplay.clients.wt import DATAGRAM, STREAM, WebTransportClient
-from rtplay.clients.wt_conn import WebTransportProtocol, client_configuration, open_connection
+from rtplay.clients.wt_conn import (
+    WebTransportProtocol,
+    client_configuration,
+    open_connection,
+)
 from rtplay.events import Disconnected, Event, State
 from rtplay.retry import ExponentialBackoff
 from servers.cert import CERT_VALIDITY, Certificate, generate_certificate
@@ -24,27 +28,12 @@ from servers.faults import Kind
 from servers.quic import QuicListener
 from servers.runner import Server, ServerConfig
 from servers.wtproto import RequestError, close_capsule, parse_connect, pong_for
-from tests.conftest import wait_until
+from tests.conftest import running, wait_until
 
 HOST = "127.0.0.1"
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cert() -> Certificate:
-    return generate_certificate()
-
-
-@pytest.fixture
-async def listener(server: Server, cert: Certificate) -> AsyncIterator[QuicListener]:
-    quic = QuicListener(server.ctx, server.config.host, 0, cert)
-    await quic.start()
-    try:
-        yield quic
-    finally:
-        await quic.stop()
 
 
 class Recorder:
@@ -79,16 +68,6 @@ async def raw_session(
         async with open_connection(HOST, port, configuration, recorder) as conn:
             status = await conn.open_session(f"{HOST}:{port}", path)
             yield conn, status, recorder
-
-
-@contextlib.asynccontextmanager
-async def running(client: WebTransportClient) -> AsyncIterator[WebTransportClient]:
-    task = asyncio.create_task(client.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def fast_client(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -30,9 +28,9 @@ from servers.ice import (
     parse_offer,
     restrict_candidates,
 )
-from servers.rtc import RtcManager, parse_ping
-from servers.runner import Server, ServerConfig
-from tests.conftest import wait_until
+from servers.rtc import parse_ping
+from servers.runner import Server
+from tests.conftest import rtc_server, running, wait_until
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -62,33 +60,6 @@ def edited(old: str, new: str) -> bytes:
 
 def body(sdp: str = OFFER, kind: str = "offer") -> bytes:
     return json.dumps({"sdp": sdp, "type": kind}).encode()
-
-
-@asynccontextmanager
-async def rtc_server(
-    max_peers: int = rtc.MAX_PEERS, faults: FaultState | None = None
-) -> AsyncIterator[tuple[Server, RtcManager]]:
-    """A started server with /rtc/offer installed; every peer closed afterwards."""
-    srv = Server(ServerConfig(rate=0), faults)
-    manager = srv.rtc  # the server installs /rtc/offer for its own manager
-    manager.max_peers = max_peers
-    await srv.start()
-    try:
-        yield srv, manager
-    finally:
-        await manager.close_all()
-        await srv.stop()
-
-
-@asynccontextmanager
-async def running(client: RTCClient) -> AsyncIterator[RTCClient]:
-    """Run ``client`` until the block ends, then cancel it (its peer connection closes)."""
-    task = asyncio.create_task(client.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def post_offer(http: httpx.AsyncClient, srv: Server, sdp: str) -> httpx.Response:
