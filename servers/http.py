@@ -239,6 +239,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
+            "Access-Control-Allow-Origin": "*",  # a page of any origin may subscribe
         }
     )
     await response.prepare(request)

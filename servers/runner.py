@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from servers import control
+from servers import control, page
 from servers.cert import Certificate, generate_certificate
 from servers.faults import ALL, ONE_SHOT, Fault, FaultState, Kind
 from servers.http import HttpConfig, ServerContext, build_app
@@ -77,7 +77,7 @@ class Server:
         self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
         self.rtc = RtcManager(self.ctx, host=self.config.host)
         """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
-        self._app_hooks: list[AppHook] = [control.install(self), install_routes(self.rtc)]
+        self._app_hooks: list[AppHook] = [control.install(self), install_routes(self.rtc), page.install]
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._fault_listeners: list[FaultListener] = []

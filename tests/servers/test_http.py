@@ -162,3 +162,16 @@ async def test_drop_closes_every_live_connection_of_one_transport(server: Server
             assert server.drop("ws") == 1
             msg = await ws.receive()
             assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
+
+
+async def test_the_browser_page_and_cors_for_pages_of_other_origins(server: Server) -> None:
+    async with httpx.AsyncClient(trust_env=False) as http:
+        page = await http.get(server.http_url + "/")
+        assert page.status_code == 200 and "new EventSource" in page.text
+        preflight = await http.options(
+            server.http_url + "/control/faults",
+            headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+        poll = await http.get(server.http_url + "/poll", headers={"Origin": "http://example.test"})
+        assert poll.headers["Access-Control-Allow-Origin"] == "*"
