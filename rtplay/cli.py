@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ def positive_float(text: str) -> float:
         value = float(text.removesuffix("s"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
 
@@ -125,6 +126,9 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     if args.duration is not None:
         scenario.duration = args.duration
     scenario.faults = scenario.faults + args.fault
+    for spec in scenario.faults:
+        if spec.start >= scenario.duration:
+            raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
     missing = [t for t in scenario.transports if t not in available_transports()]
     if missing:
         raise ScenarioError(f"{scenario.name}: transport(s) {', '.join(missing)} not available in this installation")

@@ -17,7 +17,8 @@ from rtplay.cli import main
     [
         (["run", "--rate", "fast"], "expected messages per second, got 'fast'"),
         (["run", "--rate", "-5"], "rate must be 0-100000"),
-        (["run", "--duration", "0"], "must be > 0"),
+        (["run", "--duration", "0"], "must be a number > 0"),
+        (["run", "--duration", "inf"], "must be a number > 0"),
         (["run", "--transports", "poll,carrier-pigeon"], "unknown transport carrier-pigeon"),
         (["serve", "--http-port", "70000"], "expected a port 0-65535"),
     ],
@@ -27,6 +28,11 @@ def test_bad_flags_exit_2_with_a_clear_message(argv: list[str], message: str, ca
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_fault_after_the_end_of_the_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--duration", "5", "--fault", "drop@30s"]) == 2
+    assert "starts at 30 s, after the run ends (5 s)" in capsys.readouterr().err
 
 
 def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) -> None:
