@@ -16,6 +16,10 @@ from rtplay.metrics import ChannelStats
 #: Recovery records kept (oldest dropped first): a long session toggling faults must not grow.
 MAX_RECORDS = 1000
 
+#: Records per transport still fed events and arrivals. Older ones are long settled; this
+#: also bounds the per-message work of :meth:`RecoveryTracker.wants_arrivals`.
+MAX_OPEN_PER_TRANSPORT = 32
+
 
 def _counters(stats: dict[str, ChannelStats]) -> dict[str, tuple[int, int, int]]:
     return {
@@ -100,7 +104,9 @@ class RecoveryTracker:
             if one_shot:
                 rec.ended = rec.started
             self.records.append(rec)
-            self._open.setdefault(name, []).append(rec)
+            open_recs = self._open.setdefault(name, [])
+            open_recs.append(rec)
+            del open_recs[:-MAX_OPEN_PER_TRANSPORT]
         del self.records[:-MAX_RECORDS]
 
     def fault_ended(self, fault_id: int, now: float) -> None:
