@@ -74,6 +74,8 @@ def decode_json(text: str | bytes) -> object:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # absurdly nested input: refuse it, don't crash the client
+        raise ProtocolError("not JSON we accept: nested too deeply") from None
 
 
 class Client:

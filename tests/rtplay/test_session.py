@@ -148,3 +148,13 @@ async def test_a_failed_client_restarts_and_resumes_where_it_was() -> None:
         assert await session.settle(3)
         entry = session.report()["transports"]["sse"]
     assert entry["lost"] == 0 and entry["duplicates"] == 0  # resumed with its Last-Event-ID
+
+
+def test_malformed_frames_are_protocol_errors_not_crashes() -> None:
+    import pytest
+
+    from rtplay.clients.base import ProtocolError, decode_json, parse_envelope
+
+    for bad in ("{", "[" * 100_000, '{"seq": "x", "t": 1}', '{"seq": 0, "t": 1}', '{"seq": 3}', "[]"):
+        with pytest.raises(ProtocolError):
+            parse_envelope(decode_json(bad))
