@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from servers.faults import Fault
+
 
 class State(str, Enum):
     """What a client is doing right now, as its pane shows it."""
@@ -70,6 +72,20 @@ class MessageReceived(Event):
     latency_ms: float
     new: bool
     """False for a duplicate."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultStarted(Event):
+    """A fault began (``transport`` is its scope: a transport or ``all``)."""
+
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEnded(Event):
+    """A fault was cleared, expired, or (one-shot) has acted."""
+
+    fault: Fault
 
 
 StateEvent = Connecting | Connected | Disconnected | RetryScheduled | Failed

@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rtplay.events import Event, MessageReceived
+from rtplay.events import Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.faultspec import FaultSpec
 from rtplay.recovery import RecoveryTracker
 from servers.faults import ALL, ONE_SHOT, Fault, Kind
@@ -23,16 +22,6 @@ if TYPE_CHECKING:
     from rtplay.session import Session
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FaultStarted(Event):
-    fault: Fault
-
-
-@dataclass(frozen=True, slots=True)
-class FaultEnded(Event):
-    fault: Fault
 
 
 class FaultController:

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rtplay.events import Event, Failed, ResetReceived
-from rtplay.faultctl import FaultEnded, FaultStarted
+from rtplay.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.faultspec import FaultSpec
 from rtplay.session import Session, SessionConfig
 

@@ -133,23 +133,32 @@ class LatencyHistogram:
 
     def percentile(self, p: float) -> float | None:
         """The ``p``-th percentile (0-100) in ms, or None with no samples."""
+        return self.percentiles(p)[0]
+
+    def percentiles(self, *ps: float) -> list[float | None]:
+        """Several percentiles (ascending or not) in one pass over the buckets."""
         if self.count == 0:
-            return None
-        rank = max(1, math.ceil(self.count * p / 100))
-        seen = 0
+            return [None] * len(ps)
+        ranks = sorted((max(1, math.ceil(self.count * p / 100)), i) for i, p in enumerate(ps))
+        out: list[float | None] = [self.max] * len(ps)
+        seen, next_rank = 0, 0
         for index, n in enumerate(self._counts):
             seen += n
-            if seen >= rank:
+            while next_rank < len(ranks) and seen >= ranks[next_rank][0]:
                 # Middle of the bucket (geometric), but never above the true maximum.
-                value = self.MIN_MS * self.GROWTH ** (index + 0.5)
-                return min(value, self.max) if index else min(self.MIN_MS, self.max)
-        return self.max
+                value = self.MIN_MS * self.GROWTH ** (index + 0.5) if index else self.MIN_MS
+                out[ranks[next_rank][1]] = min(value, self.max)
+                next_rank += 1
+            if next_rank == len(ranks):
+                break
+        return out
 
     def summary(self) -> dict[str, float | None]:
+        p50, p95, p99 = self.percentiles(50, 95, 99)
         return {
-            "p50": _round(self.percentile(50)),
-            "p95": _round(self.percentile(95)),
-            "p99": _round(self.percentile(99)),
+            "p50": _round(p50),
+            "p95": _round(p95),
+            "p99": _round(p99),
             "max": _round(self.max if self.count else None),
         }
 

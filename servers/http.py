@@ -103,8 +103,7 @@ def _abort(request: web.Request) -> Callable[[], None]:
 # --- faults that act on a whole request ---------------------------------------------------
 
 
-def _transport_of(path: str) -> str | None:
-    return {"/poll": "poll", "/longpoll": "longpoll", "/sse": "sse", "/ws": "ws"}.get(path)
+_TRANSPORT_OF_PATH = {"/poll": "poll", "/longpoll": "longpoll", "/sse": "sse", "/ws": "ws"}
 
 
 @web.middleware
@@ -112,7 +111,7 @@ async def fault_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """``error CODE`` answers new requests with CODE; ``stall`` holds them; ``delay`` holds answers."""
-    transport = _transport_of(request.path)
+    transport = _TRANSPORT_OF_PATH.get(request.path)
     if transport is None:
         return await handler(request)
     ctx = request.app[CTX]

@@ -9,9 +9,9 @@ its cursor; a cursor older than the buffer gets an explicit :class:`Reset`, neve
 from __future__ import annotations
 
 import json
-from itertools import islice
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 
 #: Default replay depth. At the default 10 msg/s this is over 16 minutes of history; at
 #: 1000 msg/s it is 10 s, longer than any outage a playground fault lasts by default.

@@ -22,7 +22,12 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.exceptions import InvalidStateError
 
 from servers.faults import Kind
@@ -37,7 +42,14 @@ from servers.http import (
     parse_cursor,
 )
 from servers.hub import Envelope
-from servers.ice import FaultyPath, Offer, OfferError, ensure_on_host, gather_on, parse_offer
+from servers.ice import (
+    FaultyPath,
+    Offer,
+    OfferError,
+    ensure_on_host,
+    gather_on,
+    parse_offer,
+)
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,13 @@ import ssl
 
 import httpx
 
-from rtplay.clients.base import Client, OfflineError, ProtocolError, decode_json, parse_envelope
+from rtplay.clients.base import (
+    Client,
+    OfflineError,
+    ProtocolError,
+    decode_json,
+    parse_envelope,
+)
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
 #: refused; a longer wait would only hide an outage.

@@ -21,13 +21,43 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.exceptions import InvalidStateError
 
-from rtplay.clients.base import Client, Emit, ProtocolError, Received, decode_json, parse_envelope
-from rtplay.clients.http_common import HTTP_ERRORS, StatusError, describe_error, make_http_client
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
-from servers.ice import LOOPBACK, FaultyPath, candidate_addresses, ensure_on_host, gather_on, restrict_candidates
+from rtplay.clients.base import (
+    Client,
+    Emit,
+    ProtocolError,
+    Received,
+    decode_json,
+    parse_envelope,
+)
+from rtplay.clients.http_common import (
+    HTTP_ERRORS,
+    StatusError,
+    describe_error,
+    make_http_client,
+)
+from rtplay.retry import (
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_PING_TIMEOUT_S,
+    Backoff,
+    ExponentialBackoff,
+    Heartbeat,
+)
+from servers.ice import (
+    LOOPBACK,
+    FaultyPath,
+    candidate_addresses,
+    ensure_on_host,
+    gather_on,
+    restrict_candidates,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import httpx
 
 from rtplay.clients.base import Client, Emit, ProtocolError, decode_json, parse_envelope
-from rtplay.clients.http_common import HTTP_ERRORS, describe_error, header_bytes, make_http_client
+from rtplay.clients.http_common import (
+    HTTP_ERRORS,
+    describe_error,
+    header_bytes,
+    make_http_client,
+)
 from rtplay.sse import EventStreamParser, MessageEvent, SSEProtocolError
 
 #: Reconnection time until the stream sends ``retry:``. The spec leaves it to the user agent;

@@ -8,8 +8,21 @@ import json
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit, ProtocolError, decode_json, parse_envelope
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
+from rtplay.clients.base import (
+    OFFLINE_POLL_S,
+    Client,
+    Emit,
+    ProtocolError,
+    decode_json,
+    parse_envelope,
+)
+from rtplay.retry import (
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_PING_TIMEOUT_S,
+    Backoff,
+    ExponentialBackoff,
+    Heartbeat,
+)
 
 #: How long a closing handshake may take before the TCP connection is just dropped.
 CLOSE_TIMEOUT_S = 1.0

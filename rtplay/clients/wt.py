@@ -26,9 +26,27 @@ from typing import Any
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from rtplay.clients.base import Client, Emit, ProtocolError, Received, decode_json, parse_envelope
-from rtplay.clients.wt_conn import SessionEnded, WebTransportProtocol, client_configuration, open_connection
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S, Backoff, ExponentialBackoff, Heartbeat
+from rtplay.clients.base import (
+    Client,
+    Emit,
+    ProtocolError,
+    Received,
+    decode_json,
+    parse_envelope,
+)
+from rtplay.clients.wt_conn import (
+    SessionEnded,
+    WebTransportProtocol,
+    client_configuration,
+    open_connection,
+)
+from rtplay.retry import (
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_PING_TIMEOUT_S,
+    Backoff,
+    ExponentialBackoff,
+    Heartbeat,
+)
 
 STREAM = "stream"
 DATAGRAM = "datagram"

@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameType, H3Connection, H3Stream, Setting
+from aioquic.h3.connection import (
+    H3_ALPN,
+    ErrorCode,
+    FrameType,
+    H3Connection,
+    H3Stream,
+    Setting,
+)
 from aioquic.h3.events import (
     DatagramReceived,
     DataReceived,

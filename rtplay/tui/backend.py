@@ -12,8 +12,7 @@ import logging
 from typing import Any, Protocol
 
 from rtplay.clients.base import Client
-from rtplay.events import Event
-from rtplay.faultctl import FaultEnded, FaultStarted
+from rtplay.events import Event, FaultEnded, FaultStarted
 from rtplay.metrics import ChannelStats
 from rtplay.session import Session
 from rtplay.tui.controls import toggle_fault
@@ -171,7 +170,7 @@ class SessionBackend:
             for channel, stats in client.stats.items():
                 hist = history.channels.setdefault(channel, ChannelHistory())
                 hist.sample(stats.tracker.delivered, stats.take_window_max_ms(), dt)
-                self._percentiles[name, channel] = (stats.latency.percentile(50), stats.latency.percentile(99))
+                self._percentiles[name, channel] = tuple(stats.latency.percentiles(50, 99))  # type: ignore[assignment]
             history.close_sample()
 
     def _pane(self, index: int, name: str, client: Client, now: float) -> PaneModel:

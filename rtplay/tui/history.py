@@ -15,10 +15,11 @@ from rtplay.events import (
     Disconnected,
     Event,
     Failed,
+    FaultEnded,
+    FaultStarted,
     ResetReceived,
     RetryScheduled,
 )
-from rtplay.faultctl import FaultEnded, FaultStarted
 from rtplay.tui.model import LogLine
 from servers.faults import ONE_SHOT
 

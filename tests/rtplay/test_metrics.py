@@ -2,7 +2,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtplay.metrics import MAX_TRACKED_GAPS, ChannelStats, ConnectionStats, LatencyHistogram, RateMeter, SeqTracker
+from rtplay.metrics import (
+    MAX_TRACKED_GAPS,
+    ChannelStats,
+    ConnectionStats,
+    LatencyHistogram,
+    RateMeter,
+    SeqTracker,
+)
 
 
 def test_in_order_delivery() -> None:

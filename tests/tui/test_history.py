@@ -7,10 +7,11 @@ from rtplay.events import (
     Connecting,
     Disconnected,
     Failed,
+    FaultEnded,
+    FaultStarted,
     ResetReceived,
     RetryScheduled,
 )
-from rtplay.faultctl import FaultEnded, FaultStarted
 from rtplay.tui.history import (
     MARK_DOWN,
     MARK_FAILED,
