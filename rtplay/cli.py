@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.headless import HeadlessOptions, run_headless
+from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.session import SessionConfig, available_transports
 from servers.runner import Server, ServerConfig
@@ -212,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        check_all()  # fail now, clearly, if a library lacks an internal we read
+    except IncompatibleLibrary as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "run":

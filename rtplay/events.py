@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from servers.faults import Fault
+from rtplay.protocol.faults import Fault
+
 
 
 class State(str, Enum):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from rtplay.events import Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.faultspec import FaultSpec
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind
 from rtplay.recovery import RecoveryTracker
-from servers.faults import ALL, ONE_SHOT, Fault, Kind
 
 if TYPE_CHECKING:
     from rtplay.session import Session

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from servers.faults import ALL, VALUE_UNITS, FaultError, Kind, validate
+from rtplay.protocol.faults import ALL, VALUE_UNITS, FaultError, Kind, validate
+
 
 
 class FaultSpecError(ValueError):

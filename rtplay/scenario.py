@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
+from rtplay.protocol.faults import TRANSPORTS
 from rtplay.retry import ExponentialBackoff, FixedDelay
-from servers.faults import TRANSPORTS
 from servers.http import HttpConfig
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {

@@ -17,7 +17,7 @@ from rtplay.clients import CLIENTS, Endpoints
 from rtplay.clients.base import Client
 from rtplay.events import Event, Failed, State
 from rtplay.faultctl import FaultController
-from servers.faults import TRANSPORTS
+from rtplay.protocol.faults import TRANSPORTS
 from servers.runner import Server, ServerConfig
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from servers.faults import ALL, TRANSPORTS, FaultError, Kind
+from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
 from servers.http import bad_request
 
 if TYPE_CHECKING:

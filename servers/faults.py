@@ -2,7 +2,8 @@
 
 Endpoints ask it questions at the moment a fault would act for real — "should this request
 fail, and with what?", "how long do I hold this message?", "is this transport stalled?" —
-so a fault is applied where it would happen on a real network or server.
+so a fault is applied where it would happen on a real network or server. The vocabulary
+(kinds, scopes, units, validation) is shared with the clients: :mod:`rtplay.protocol.faults`.
 """
 
 from __future__ import annotations
@@ -10,117 +11,8 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 
-TRANSPORTS = ("poll", "longpoll", "sse", "ws", "wt", "rtc")
-"""Every transport rtplay knows, in the order panes and tables show them."""
-
-ALL = "all"
-
-
-class Kind(str, Enum):
-    DROP = "drop"
-    STALL = "stall"
-    DELAY = "delay"
-    ERROR = "error"
-    OUTAGE = "outage"
-    CRASH = "crash"
-    LOSS = "loss"
-    REORDER = "reorder"
-    DUPLICATE = "duplicate"
-    THROTTLE = "throttle"
-    OFFLINE = "offline"
-
-
-ONE_SHOT = {Kind.DROP}
-"""Faults that act once and are never active."""
-
-UDP_ONLY = {Kind.LOSS, Kind.REORDER, Kind.DUPLICATE}
-"""Faults that act on datagrams: QUIC (wt) and WebRTC (rtc) only."""
-
-VALUE_UNITS = {
-    Kind.DELAY: "ms",
-    Kind.ERROR: "status",
-    Kind.OUTAGE: "s",
-    Kind.CRASH: "s",
-    Kind.LOSS: "%",
-    Kind.REORDER: "%",
-    Kind.DUPLICATE: "%",
-    Kind.THROTTLE: "KB/s",
-}
-"""The unit of each fault's value; faults not listed take no value."""
-
-ERROR_CODES = {204, 400, 403, 404, 429, 500, 502, 503, 504}
-"""Status codes an ``error`` fault may answer with."""
-
-
-class FaultError(ValueError):
-    """A fault that makes no sense (unknown kind or scope, value out of range)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    id: int
-    kind: Kind
-    scope: str
-    """A transport name or ``all``."""
-    value: float | None
-    """In :data:`VALUE_UNITS` of the kind; None for faults without a value."""
-    jitter: float
-    """± for delay (ms); 0 otherwise."""
-    started: float
-    """Monotonic start time (s)."""
-    until: float | None
-    """Monotonic end time, or None until cleared."""
-
-    def applies_to(self, transport: str) -> bool:
-        return self.scope in (ALL, transport)
-
-    def describe(self) -> str:
-        unit = VALUE_UNITS.get(self.kind, "")
-        amount = ""
-        if self.value is not None:
-            amount = f" {self.value:g}{unit}" if unit != "status" else f" {int(self.value)}"
-            if self.jitter:
-                amount += f"±{self.jitter:g}"
-        return f"{self.kind.value}{amount} on {self.scope}"
-
-    def to_json(self, now: float) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "kind": self.kind.value,
-            "scope": self.scope,
-            "value": self.value,
-            "jitter": self.jitter,
-            "age_s": round(now - self.started, 3),
-            "remaining_s": None if self.until is None else round(max(0.0, self.until - now), 3),
-            "text": self.describe(),
-        }
-
-
-def validate(kind: Kind, scope: str, value: float | None, jitter: float = 0.0) -> None:
-    """Raise :class:`FaultError` saying what is wrong with this fault, if anything."""
-    if scope != ALL and scope not in TRANSPORTS:
-        raise FaultError(f"unknown scope {scope!r}: expected all or one of {', '.join(TRANSPORTS)}")
-    unit = VALUE_UNITS.get(kind)
-    if unit is None:
-        if value is not None:
-            raise FaultError(f"{kind.value} takes no value")
-        return
-    if kind in UDP_ONLY and scope not in (ALL, "wt", "rtc"):
-        raise FaultError(f"{kind.value} acts on datagrams: scope must be wt, rtc or all")
-    if value is None:
-        raise FaultError(f"{kind.value} needs a value in {unit}")
-    if kind is Kind.ERROR and int(value) not in ERROR_CODES:
-        raise FaultError(f"error code must be one of {sorted(ERROR_CODES)}")
-    if unit == "%" and not 0 <= value <= 100:
-        raise FaultError(f"{kind.value} must be 0-100%")
-    if unit in ("ms", "s", "KB/s") and value <= 0 and kind is not Kind.DELAY:
-        raise FaultError(f"{kind.value} must be > 0 {unit}")
-    if value < 0 or jitter < 0:
-        raise FaultError(f"{kind.value} must not be negative")
-    if jitter and kind is not Kind.DELAY:
-        raise FaultError("only delay takes a ±jitter")
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 
 
 @dataclass

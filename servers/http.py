@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.faults import Kind
 from servers.connections import ConnectionRegistry
-from servers.faults import FaultState, Kind
-from servers.hub import Backlog, Envelope
+from servers.faults import FaultState
+from servers.hub import Backlog
 from servers.pubsub import Broadcaster, Subscription
 from servers.throttle import TokenBucket
 
@@ -356,7 +358,7 @@ async def _ws_send(
 
     try:
         if backlog.reset is not None:
-            await socket.send_str(json.dumps({"reset": backlog.reset.to_json()}))
+            await socket.send_str(backlog.reset.message())
         last = since
         for env in backlog.messages:
             await send(env)

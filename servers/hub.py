@@ -1,17 +1,16 @@
 """The sequenced message source and its bounded replay buffer. No I/O, no clock.
 
-Every transport carries the same envelope, ``{"seq": 42, "t": 1764270000123.456, "data": "..."}``:
-``seq`` is 1-based and strictly increasing per hub, ``t`` the send time in Unix epoch
-milliseconds. The hub keeps the last ``capacity`` envelopes so that a client can resume from
+Every transport carries the same envelope (:mod:`rtplay.protocol.envelope`). The hub keeps the last ``capacity`` envelopes so that a client can resume from
 its cursor; a cursor older than the buffer gets an explicit :class:`Reset`, never silent loss.
 """
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
+
+from rtplay.protocol.envelope import Envelope, Reset, make_envelope
 
 #: Default replay depth. At the default 10 msg/s this is over 16 minutes of history; at
 #: 1000 msg/s it is 10 s, longer than any outage a playground fault lasts by default.
@@ -20,38 +19,6 @@ DEFAULT_REPLAY_CAPACITY = 10_000
 #: Default payload size in characters: big enough to look like a real message, small enough
 #: that the transports, not the payload, dominate the wire bytes.
 DEFAULT_PAYLOAD_SIZE = 32
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One published message."""
-
-    seq: int
-    """1-based, strictly increasing per hub."""
-    t: float
-    """Server send time, Unix epoch milliseconds (µs precision)."""
-    data: str
-    """The payload."""
-    json: str = field(compare=False)
-    """The envelope encoded once, shared by every transport that sends it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """The resume point has been evicted: seqs ``since + 1 .. first - 1`` are gone for good."""
-
-    since: int
-    """The cursor the client asked to resume from."""
-    first: int
-    """The oldest seq still available (the next one the client will get)."""
-
-    @property
-    def lost(self) -> int:
-        """How many messages the client can never get."""
-        return max(0, self.first - self.since - 1)
-
-    def to_json(self) -> dict[str, int]:
-        return {"since": self.since, "first": self.first}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +64,7 @@ class Hub:
         """Publish the next envelope, sent at ``now_ms`` (Unix epoch milliseconds)."""
         seq = self.last_seq + 1
         payload = make_payload(seq, self._payload_size) if data is None else data
-        t = round(now_ms, 3)
-        encoded = json.dumps({"seq": seq, "t": t, "data": payload}, separators=(",", ":"))
-        envelope = Envelope(seq, t, payload, encoded)
+        envelope = make_envelope(seq, now_ms, payload)
         self._buffer.append(envelope)
         self.last_seq = seq
         return envelope

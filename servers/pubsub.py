@@ -13,7 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from servers.hub import Backlog, Envelope, Hub
+from rtplay.protocol.envelope import Envelope
+from servers.hub import Backlog, Hub
 
 log = logging.getLogger(__name__)
 

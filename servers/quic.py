@@ -17,7 +17,7 @@ recovery has to repair the stream.
 
 WebTransport here is draft-ietf-webtrans-http3-02, which is what aioquic's H3Connection
 speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``; its wire
-format (shared with the client) is in :mod:`servers.wtproto`.
+format (shared with the client) is in :mod:`rtplay.protocol.wt`.
 """
 
 from __future__ import annotations
@@ -46,22 +46,22 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
-from servers.cert import Certificate
-from servers.http import WRITE_BATCH, ServerContext, Throttle, _hold_envelope
-from servers.hub import Backlog, Envelope
-from servers.pubsub import Subscription
-from servers.quic_udp import Address, ImpairedQuicServer
-from servers.wtproto import (
+from rtplay.protocol.compat.aioquic import pending_datagrams, unacked_stream_bytes
+from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.wt import (
     CLOSE_BAD_PING,
     CLOSE_SERVER_ERROR,
     CLOSE_TOO_SLOW,
     WT_PATH,
-    RequestError,
     close_capsule,
-    parse_connect,
     pong_for,
-    stream_lines,
 )
+from servers.cert import Certificate
+from servers.http import WRITE_BATCH, ServerContext, Throttle, _hold_envelope
+from servers.hub import Backlog
+from servers.pubsub import Subscription
+from servers.quic_udp import Address, ImpairedQuicServer
+from servers.wtproto import RequestError, parse_connect, stream_lines
 
 log = logging.getLogger(__name__)
 
@@ -105,22 +105,6 @@ DRAFT_HEADER = b"sec-webtransport-http3-draft"
 
 DROPPED = "connection dropped (fault)"
 STOPPED = "server stopped"
-
-
-# --- aioquic workarounds -------------------------------------------------------------------
-# aioquic has no public API for how much a connection has queued, which bounding the send
-# buffers needs; these two read its internals and are the only places that do.
-
-
-def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""
-    stream = quic._streams.get(stream_id)
-    return 0 if stream is None else stream.sender._buffer_stop - stream.sender._buffer_start
-
-
-def pending_datagrams(quic: QuicConnection) -> int:
-    """DATAGRAM frames queued but not yet sent."""
-    return len(quic._datagrams_pending)
 
 
 # --- sessions ------------------------------------------------------------------------------

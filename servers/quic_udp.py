@@ -14,7 +14,9 @@ from typing import Any, TypeVar, cast
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 
-from servers.udpfaults import DatagramShaper
+from rtplay.protocol.compat.aioquic import server_protocols
+from rtplay.protocol.udpfaults import DatagramShaper
+
 
 Fate = Callable[[], tuple[bool, bool, bool]]
 Address = Any  # whatever the socket gives: (host, port) or (host, port, flow, scope)
@@ -100,10 +102,8 @@ class ImpairedQuicServer(QuicServer):
         self._inbound(bytes(data) if isinstance(data, bytes) else data.encode(), addr)
 
     def connections(self, kind: type[P]) -> list[P]:
-        """Live QUIC connections of type ``kind``. aioquic keeps them only in ``_protocols``
-        (keyed by connection id, one entry per id) and offers no public list: the one other
-        internal the listener reads, besides the two workarounds in :mod:`servers.quic`."""
-        return [p for p in set(self._protocols.values()) if isinstance(p, kind)]
+        """Live QUIC connections of type ``kind``."""
+        return [p for p in server_protocols(self) if isinstance(p, kind)]
 
     def close(self) -> None:
         self._inbound.cancel()

@@ -30,7 +30,11 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
-from servers.faults import Kind
+from rtplay.protocol.compat.aioice import gather_on
+from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
+from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.faults import Kind
+from rtplay.protocol.ice import ensure_on_host
 from servers.http import (
     CTX,
     MAX_REQUEST_BYTES,
@@ -41,15 +45,7 @@ from servers.http import (
     bad_request,
     parse_cursor,
 )
-from servers.hub import Envelope
-from servers.ice import (
-    FaultyPath,
-    Offer,
-    OfferError,
-    ensure_on_host,
-    gather_on,
-    parse_offer,
-)
+from servers.ice import Offer, OfferError, parse_offer
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +109,6 @@ def parse_ping(message: object) -> float:
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise ValueError('expected {"ping": <number>}')
     return float(stamp)
-
-
-def ice_transport_of(pc: RTCPeerConnection) -> object:
-    """The ICE transport under the peer's SCTP association (one: the offer is bundled)."""
-    if pc.sctp is None:
-        raise OfferError("offer negotiates no data channels")
-    return pc.sctp.transport.transport
 
 
 class RtcPeer:
@@ -224,7 +213,7 @@ class RtcPeer:
             reliable = self.channels[RELIABLE]
             await self._unstalled()  # a stalled server sends nothing, not even its greeting
             if backlog.reset is not None:
-                reliable.send(json.dumps({"reset": backlog.reset.to_json()}))
+                reliable.send(backlog.reset.message())
             reliable.send(json.dumps({"live": live_from}))
             last = self.since
             size = 1 if self._delayed() else RELIABLE_BATCH
@@ -326,6 +315,8 @@ class RtcManager:
                 except Exception as exc:  # aiortc rejects what parse_offer let through
                     raise OfferError(f"offer rejected: {type(exc).__name__}: {str(exc)[:80]}") from None
                 ice = ice_transport_of(pc)
+                if ice is None:
+                    raise OfferError("offer negotiates no data channels")
                 peer.path = FaultyPath(ice, self._datagram_fate, asyncio.get_running_loop().time)
                 await pc.setLocalDescription(await pc.createAnswer())
             answer = pc.localDescription.sdp

@@ -16,9 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind
 from servers import control, page
 from servers.cert import Certificate, generate_certificate
-from servers.faults import ALL, ONE_SHOT, Fault, FaultState, Kind
+from servers.faults import FaultState
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher

@@ -9,11 +9,9 @@ changes; the base turns those into metrics and typed events.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rtplay.events import (
     Connected,
@@ -28,6 +26,7 @@ from rtplay.events import (
     state_of,
 )
 from rtplay.metrics import ChannelStats, ConnectionStats
+from rtplay.protocol.envelope import Received
 
 log = logging.getLogger(__name__)
 
@@ -43,39 +42,6 @@ OFFLINE_POLL_S = 0.05
 
 class OfflineError(OSError):
     """The client's own network is down (the ``offline`` fault)."""
-
-
-class ProtocolError(Exception):
-    """The server sent something that is not our protocol; ends that one connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A decoded envelope: only what accounting needs."""
-
-    seq: int
-    t: float
-
-
-def parse_envelope(obj: object) -> Received:
-    """Validate a decoded envelope ``{"seq": int >= 1, "t": float, "data": str}``."""
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"envelope is not an object: {str(obj)[:60]!r}")
-    seq, t = obj.get("seq"), obj.get("t")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise ProtocolError(f"envelope has no valid seq: {str(obj)[:60]!r}")
-    if not isinstance(t, int | float) or isinstance(t, bool):
-        raise ProtocolError(f"envelope has no valid t: {str(obj)[:60]!r}")
-    return Received(seq, float(t))
-
-
-def decode_json(text: str | bytes) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
-    except RecursionError:  # absurdly nested input: refuse it, don't crash the client
-        raise ProtocolError("not JSON we accept: nested too deeply") from None
 
 
 class Client:

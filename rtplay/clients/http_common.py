@@ -6,13 +6,8 @@ import ssl
 
 import httpx
 
-from rtplay.clients.base import (
-    Client,
-    OfflineError,
-    ProtocolError,
-    decode_json,
-    parse_envelope,
-)
+from rtplay.clients.base import Client, OfflineError
+from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
 #: refused; a longer wait would only hide an outage.
@@ -79,9 +74,9 @@ def apply_batch(client: Client, body: bytes, received_ms: float) -> int:
     payload = decode_json(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
         raise ProtocolError('expected {"messages": [...], "last": N}')
-    reset = payload.get("reset")
-    if isinstance(reset, dict) and isinstance(reset.get("first"), int):
-        client.on_reset(reset["first"])
+    first = reset_first(payload.get(RESET))
+    if first is not None:
+        client.on_reset(first)
     for raw in payload["messages"]:
         client.on_envelope(parse_envelope(raw), received_ms)
     last = payload.get("last")

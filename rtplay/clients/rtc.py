@@ -29,34 +29,30 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
-from rtplay.clients.base import (
-    Client,
-    Emit,
-    ProtocolError,
-    Received,
-    decode_json,
-    parse_envelope,
-)
+from rtplay.clients.base import Client, Emit
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
     describe_error,
     make_http_client,
 )
+from rtplay.protocol.compat.aioice import gather_on
+from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
+from rtplay.protocol.envelope import (
+    RESET,
+    ProtocolError,
+    Received,
+    decode_json,
+    parse_envelope,
+    reset_first,
+)
+from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
     Backoff,
     ExponentialBackoff,
     Heartbeat,
-)
-from servers.ice import (
-    LOOPBACK,
-    FaultyPath,
-    candidate_addresses,
-    ensure_on_host,
-    gather_on,
-    restrict_candidates,
 )
 
 log = logging.getLogger(__name__)
@@ -202,7 +198,7 @@ class RTCClient(Client):
                 # The offline fault: this client's DTLS/SCTP datagrams go nowhere, both ways,
                 # so SCTP retransmits into the void and the heartbeat decides, as on a real
                 # dead link.
-                offline = FaultyPath(pc.sctp.transport.transport, self._offline_fate, self.clock)
+                offline = FaultyPath(ice_transport_of(pc), self._offline_fate, self.clock)
             await self._wait_open(link)
             self.setup_ms = (self.clock() - started) * 1000
             self.retry.reset()
@@ -307,9 +303,9 @@ class RTCClient(Client):
             if isinstance(payload.get("pong"), int | float):
                 self.rtt_ms = received_ms - payload["pong"]
                 return
-            reset = payload.get("reset")
-            if isinstance(reset, dict) and isinstance(reset.get("first"), int):
-                self.on_reset(reset["first"], RELIABLE)
+            first = reset_first(payload.get(RESET))
+            if first is not None:
+                self.on_reset(first, RELIABLE)
                 return
             if isinstance(payload.get("live"), int):
                 self._live_from(link, payload["live"])

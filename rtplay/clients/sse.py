@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import httpx
 
-from rtplay.clients.base import Client, Emit, ProtocolError, decode_json, parse_envelope
+from rtplay.clients.base import Client, Emit
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     describe_error,
     header_bytes,
     make_http_client,
 )
+from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
 from rtplay.sse import EventStreamParser, MessageEvent, SSEProtocolError
 
 #: Reconnection time until the stream sends ``retry:``. The spec leaves it to the user agent;
@@ -78,11 +79,11 @@ class SSEClient(Client):
         return "server ended the stream"
 
     def handle(self, event: MessageEvent, received_ms: float) -> None:
-        if event.type == "reset":
-            reset = decode_json(event.data)
-            if not isinstance(reset, dict) or not isinstance(reset.get("first"), int):
+        if event.type == RESET:
+            first = reset_first(decode_json(event.data))
+            if first is None:
                 raise ProtocolError(f"bad reset event: {event.data[:60]!r}")
-            self.on_reset(reset["first"])
+            self.on_reset(first)
         elif event.type == "message":
             self.on_envelope(parse_envelope(decode_json(event.data)), received_ms)
 

@@ -8,14 +8,9 @@ import json
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import (
-    OFFLINE_POLL_S,
-    Client,
-    Emit,
-    ProtocolError,
-    decode_json,
-    parse_envelope,
-)
+from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit
+from rtplay.protocol.compat.websockets import abort
+from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
@@ -79,7 +74,7 @@ class WebSocketClient(Client):
                         await self.receive(ws)
                     except (HeartbeatTimeout, ProtocolError):
                         # A dead peer will not answer a closing handshake: don't wait for one.
-                        ws.transport.abort()
+                        abort(ws)
                         raise
             except ConnectionClosed as exc:
                 reason = closed_reason(exc)
@@ -123,9 +118,9 @@ class WebSocketClient(Client):
             if "pong" in payload and isinstance(payload["pong"], int | float):
                 self.rtt_ms = received_ms - payload["pong"]
                 return
-            reset = payload.get("reset")
-            if isinstance(reset, dict) and isinstance(reset.get("first"), int):
-                self.on_reset(reset["first"])
+            first = reset_first(payload.get(RESET))
+            if first is not None:
+                self.on_reset(first)
                 return
         self.on_envelope(parse_envelope(payload), received_ms)
 

@@ -14,7 +14,7 @@ sent as datagrams: the stream's ``{"live": L}`` line says where this session's d
 begin, so what was published while the client was away is not a datagram loss.
 
 The QUIC connection carrying the session is :mod:`rtplay.clients.wt_conn`; the wire format
-shared with the server is :mod:`servers.wtproto`.
+shared with the server is :mod:`rtplay.protocol.wt`.
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ from typing import Any
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from rtplay.clients.base import (
-    Client,
-    Emit,
-    ProtocolError,
-    Received,
-    decode_json,
-    parse_envelope,
-)
+from rtplay.clients.base import Client, Emit
 from rtplay.clients.wt_conn import (
     SessionEnded,
     WebTransportProtocol,
     client_configuration,
     open_connection,
+)
+from rtplay.protocol.envelope import (
+    RESET,
+    ProtocolError,
+    Received,
+    decode_json,
+    parse_envelope,
+    reset_first,
 )
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
@@ -219,11 +220,11 @@ class WebTransportClient(Client):
             self.handle_line(decode_json(line), received_ms)
 
     def handle_line(self, payload: object, received_ms: float) -> None:
-        if isinstance(payload, dict) and "reset" in payload:
-            reset = payload["reset"]
-            if not isinstance(reset, dict) or not isinstance(reset.get("first"), int):
+        if isinstance(payload, dict) and RESET in payload:
+            first = reset_first(payload[RESET])
+            if first is None:
                 raise ProtocolError(f"bad reset: {str(payload)[:60]!r}")
-            self.on_reset(reset["first"], STREAM)
+            self.on_reset(first, STREAM)
             return
         if isinstance(payload, dict) and "live" in payload:
             if not isinstance(payload["live"], int) or isinstance(payload["live"], bool):

@@ -16,14 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import (
-    H3_ALPN,
-    ErrorCode,
-    FrameType,
-    H3Connection,
-    H3Stream,
-    Setting,
-)
+from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection, Setting
 from aioquic.h3.events import (
     DatagramReceived,
     DataReceived,
@@ -43,8 +36,9 @@ from aioquic.quic.events import (
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from rtplay.clients.base import ProtocolError
-from servers.wtproto import parse_close_capsule
+from rtplay.protocol.compat.aioquic import open_bidi_stream
+from rtplay.protocol.envelope import ProtocolError
+from rtplay.protocol.wt import parse_close_capsule
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +76,6 @@ def response_status(headers: list[tuple[bytes, bytes]]) -> int:
 def pem_of(cert_der: bytes) -> bytes:
     """PEM of a DER certificate (aioquic's ``cadata`` takes PEM); ValueError when not one."""
     return x509.load_der_x509_certificate(cert_der).public_bytes(Encoding.PEM)
-
-
-# --- aioquic workaround --------------------------------------------------------------------
-
-
-def open_bidi_stream(h3: H3Connection, session_id: int) -> int:
-    """Open a bidirectional WebTransport stream and return its id.
-
-    aioquic workaround (1.7.2): ``create_webtransport_stream`` writes the WEBTRANSPORT_STREAM
-    signal but does not record the stream as a WebTransport stream on our side, so the peer's
-    answers on it are parsed as HTTP/3 frames: our pong lines vanish as unknown frame types
-    (RFC 9114 §9), other bytes could fail the connection. Record it the way aioquic records a
-    peer-opened one (frame type + session id), so answers arrive as
-    WebTransportStreamDataReceived.
-    """
-    stream_id = h3.create_webtransport_stream(session_id, is_unidirectional=False)
-    stream = h3._stream.setdefault(stream_id, H3Stream(stream_id))
-    stream.frame_type = FrameType.WEBTRANSPORT_STREAM
-    stream.session_id = session_id
-    return stream_id
 
 
 # --- one QUIC connection carrying one session ----------------------------------------------

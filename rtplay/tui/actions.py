@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from rtplay.protocol.faults import TRANSPORTS
 from rtplay.tui.controls import FAULT_KEYS
-from servers.faults import TRANSPORTS
 
 
 @dataclass(frozen=True, slots=True)

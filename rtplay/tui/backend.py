@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from rtplay.clients.base import Client
 from rtplay.events import Event, FaultEnded, FaultStarted
 from rtplay.metrics import ChannelStats
+from rtplay.protocol.faults import ALL, Kind
 from rtplay.session import Session
 from rtplay.tui.controls import toggle_fault
 from rtplay.tui.history import SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import ChannelModel, Dashboard, PaneModel, status_of
-from servers.faults import ALL, Kind
 
 log = logging.getLogger(__name__)
 

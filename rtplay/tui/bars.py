@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.reactive import reactive
 
+from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
 from rtplay.tui.model import format_rate
 from rtplay.tui.styles import TextStyles, get
 from rtplay.tui.textflow import flow
-from servers.faults import ALL, Kind
 
 
 @dataclass(frozen=True, slots=True)

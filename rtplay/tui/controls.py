@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from servers.faults import ALL, ONE_SHOT, VALUE_UNITS, Fault, Kind
+from rtplay.protocol.faults import ALL, ONE_SHOT, VALUE_UNITS, Fault, Kind
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from rtplay.events import (
     ResetReceived,
     RetryScheduled,
 )
+from rtplay.protocol.faults import ONE_SHOT
 from rtplay.tui.model import LogLine
-from servers.faults import ONE_SHOT
 
 #: Seconds per chart sample. Two samples per braille column: a 40-column pane shows 40 s.
 SAMPLE_S = 0.5

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import Backend
 from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, StatusBar, StatusData
@@ -27,7 +28,6 @@ from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
 from rtplay.tui.model import Dashboard, format_rate
 from rtplay.tui.panes import TransportPane
 from rtplay.tui.views import HelpScreen, InfoScreen
-from servers.faults import ALL, Kind
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Markdown, Static, TabbedContent, TabPane
 
+from rtplay.protocol.faults import TRANSPORTS
 from rtplay.tui.actions import ACTIONS, Action
 from rtplay.tui.controls import FAULT_KEYS
 from rtplay.tui.history import (
@@ -25,7 +26,6 @@ from rtplay.tui.history import (
     MARK_UP,
 )
 from rtplay.tui.info import INFO
-from servers.faults import TRANSPORTS
 
 KEY_STYLE = "bold #e5c07b"
 

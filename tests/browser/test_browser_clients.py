@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from servers.faults import Kind
+from rtplay.protocol.faults import Kind
 from servers.http import HttpConfig
 from servers.runner import Server, ServerConfig
 

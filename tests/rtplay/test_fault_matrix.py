@@ -8,8 +8,8 @@ import time
 import pytest
 
 from rtplay.events import Event, MessageReceived, RetryScheduled, State
+from rtplay.protocol.faults import Kind
 from rtplay.session import Session, SessionConfig
-from servers.faults import Kind
 from tests.conftest import fast_client_options, fast_server_config, wait_until
 
 RESUMABLE = ["longpoll", "sse", "ws"]

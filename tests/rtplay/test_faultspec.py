@@ -1,7 +1,7 @@
 import pytest
 
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
-from servers.faults import Kind
+from rtplay.protocol.faults import Kind
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rtplay.protocol.faults import Kind
 from rtplay.scenario import ScenarioError, builtin_names, load_scenario, parse_scenario
 from rtplay.session import available_transports
-from servers.faults import Kind
 
 GOOD = """
 description = "test"

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from rtplay.clients.sse import SSEClient
 from rtplay.events import Connected, Event, Failed, RetryScheduled, State
+from rtplay.protocol.faults import Kind
 from rtplay.session import Session, SessionConfig
-from servers.faults import Kind
 from servers.runner import ServerConfig
 from tests.conftest import fast_client_options, fast_server_config, wait_until
 
@@ -153,7 +153,7 @@ async def test_a_failed_client_restarts_and_resumes_where_it_was() -> None:
 def test_malformed_frames_are_protocol_errors_not_crashes() -> None:
     import pytest
 
-    from rtplay.clients.base import ProtocolError, decode_json, parse_envelope
+    from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 
     for bad in ("{", "[" * 100_000, '{"seq": "x", "t": 1}', '{"seq": 0, "t": 1}', '{"seq": 3}', "[]"):
         with pytest.raises(ProtocolError):

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rtplay.clients.base import ProtocolError
 from rtplay.clients.wt import DATAGRAM, STREAM, LineBuffer, WebTransportClient
 from rtplay.events import (
     Connected,
@@ -19,12 +18,13 @@ from rtplay.events import (
     RetryScheduled,
     State,
 )
+from rtplay.protocol.envelope import ProtocolError
+from rtplay.protocol.faults import Kind
+from rtplay.protocol.wt import close_capsule, parse_close_capsule
 from rtplay.retry import ExponentialBackoff
 from servers.cert import Certificate, generate_certificate
-from servers.faults import Kind
 from servers.quic import QuicListener
 from servers.runner import Server, ServerConfig
-from servers.wtproto import close_capsule, parse_close_capsule
 from tests.conftest import wait_until
 
 HOST = "127.0.0.1"

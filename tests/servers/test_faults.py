@@ -8,7 +8,8 @@ import random
 import httpx
 import pytest
 
-from servers.faults import FaultError, FaultState, Kind
+from rtplay.protocol.faults import FaultError, Kind
+from servers.faults import FaultState
 from servers.runner import Server
 from servers.throttle import BURST_BYTES, TokenBucket
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from servers.hub import Hub, Reset
+from rtplay.protocol.envelope import Reset
+from servers.hub import Hub
 
 
 def test_envelopes_are_sequenced_from_one_and_encoded_once() -> None:

@@ -22,12 +22,13 @@ from rtplay.clients.wt_conn import (
     open_connection,
 )
 from rtplay.events import Disconnected, Event, State
+from rtplay.protocol.faults import Kind
+from rtplay.protocol.wt import close_capsule, pong_for
 from rtplay.retry import ExponentialBackoff
 from servers.cert import CERT_VALIDITY, Certificate, generate_certificate
-from servers.faults import Kind
 from servers.quic import QuicListener
 from servers.runner import Server, ServerConfig
-from servers.wtproto import RequestError, close_capsule, parse_connect, pong_for
+from servers.wtproto import RequestError, parse_connect
 from tests.conftest import running, wait_until
 
 HOST = "127.0.0.1"

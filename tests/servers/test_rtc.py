@@ -10,24 +10,23 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-import servers.ice
+import rtplay.protocol.compat.aioice
 import servers.rtc as rtc
 from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, RTCClient
 from rtplay.events import State
-from rtplay.retry import ExponentialBackoff
-from servers.faults import FaultState, Kind
-from servers.http import MAX_REQUEST_BYTES
-from servers.ice import (
-    OfferError,
-    _get_host_addresses,
+from rtplay.protocol.compat.aioice import _get_host_addresses, gather_on
+from rtplay.protocol.faults import Kind
+from rtplay.protocol.ice import (
     address_allowed,
     candidate_addresses,
     ensure_on_host,
-    gather_on,
     host_addresses,
-    parse_offer,
     restrict_candidates,
 )
+from rtplay.retry import ExponentialBackoff
+from servers.faults import FaultState
+from servers.http import MAX_REQUEST_BYTES
+from servers.ice import OfferError, parse_offer
 from servers.rtc import parse_ping
 from servers.runner import Server
 from tests.conftest import rtc_server, running, wait_until
@@ -132,7 +131,7 @@ def test_address_rules() -> None:
 def test_the_gather_hook_is_scoped_to_its_block() -> None:
     with gather_on("127.0.0.1"):
         assert _get_host_addresses(True, True) == ["127.0.0.1"]
-    original = servers.ice._original_get_host_addresses
+    original = rtplay.protocol.compat.aioice._original_get_host_addresses
     assert original is not None
     assert _get_host_addresses(True, True) == original(True, True)  # aioice's own outside it
 

@@ -1,6 +1,7 @@
 import pytest
 
-from servers.udpfaults import DatagramShaper
+from rtplay.protocol.udpfaults import DatagramShaper
+
 
 
 def test_shaper_drops_duplicates_and_reorders() -> None:

@@ -12,6 +12,7 @@ from rtplay.events import (
     ResetReceived,
     RetryScheduled,
 )
+from rtplay.protocol.faults import Fault, Kind
 from rtplay.tui.history import (
     MARK_DOWN,
     MARK_FAILED,
@@ -23,7 +24,6 @@ from rtplay.tui.history import (
     TransportHistory,
     stronger,
 )
-from servers.faults import Fault, Kind
 
 
 def fault(kind: Kind, value: float | None = None, scope: str = "all") -> Fault:

@@ -7,12 +7,12 @@ import io
 from rich.console import Console
 from textual.widgets import DataTable, TabbedContent
 
+from rtplay.protocol.faults import Kind
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import StaticBackend
 from rtplay.tui.compare import CompareScreen
 from rtplay.tui.controls import FAULT_KEYS
 from rtplay.tui.views import HelpScreen, InfoScreen, help_renderable
-from servers.faults import Kind
 from tests.tui.demo import demo_dashboard, demo_report
 from tests.tui.helpers import fault_keys, pane_status, status_bar
 

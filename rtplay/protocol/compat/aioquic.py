@@ -1,0 +1,74 @@
+"""aioquic internals rtplay relies on, in one place, checked at start-up.
+
+aioquic has no public API for how much a connection has queued (which bounding the server's
+send buffers needs), for the live connections of a server, or for opening a bidirectional
+WebTransport stream that answers arrive on; these functions read its internals and are the
+only places that do.
+"""
+
+from __future__ import annotations
+
+import aioquic
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer
+from aioquic.h3.connection import FrameType, H3Connection, H3Stream
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.stream import QuicStreamSender
+
+from rtplay.protocol.compat import require
+
+#: The aioquic versions whose internals this module was written against (pyproject bounds them).
+TESTED = "1.2-1.7"
+
+
+def check() -> None:
+    """Fail with a clear message if this aioquic lacks an internal the functions below read."""
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))  # pure: no I/O
+    sender = QuicStreamSender(stream_id=0, writable=True)
+    h3 = H3Connection(quic, enable_webtransport=True)
+    found = {
+        "QuicConnection._streams": isinstance(getattr(quic, "_streams", None), dict),
+        "QuicConnection._datagrams_pending": hasattr(quic, "_datagrams_pending"),
+        "QuicStreamSender._buffer_start/_buffer_stop": all(
+            isinstance(getattr(sender, name, None), int) for name in ("_buffer_start", "_buffer_stop")
+        ),
+        "H3Connection._stream": isinstance(getattr(h3, "_stream", None), dict),
+        "QuicServer._protocols": "_protocols" in QuicServer.__init__.__code__.co_names,
+    }
+    missing = [name for name, ok in found.items() if not ok]
+    require("aioquic", aioquic.__version__, TESTED, not missing, ", ".join(missing))
+
+
+def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
+    """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""
+    stream = quic._streams.get(stream_id)
+    return 0 if stream is None else stream.sender._buffer_stop - stream.sender._buffer_start
+
+
+def pending_datagrams(quic: QuicConnection) -> int:
+    """DATAGRAM frames queued but not yet sent."""
+    return len(quic._datagrams_pending)
+
+
+def server_protocols(server: QuicServer) -> list[QuicConnectionProtocol]:
+    """A server's live QUIC connections. aioquic keeps them only in ``_protocols`` (keyed by
+    connection id, one entry per id) and offers no public list."""
+    return list(set(server._protocols.values()))
+
+
+def open_bidi_stream(h3: H3Connection, session_id: int) -> int:
+    """Open a bidirectional WebTransport stream and return its id.
+
+    aioquic workaround (1.7.2): ``create_webtransport_stream`` writes the WEBTRANSPORT_STREAM
+    signal but does not record the stream as a WebTransport stream on our side, so the peer's
+    answers on it are parsed as HTTP/3 frames: our pong lines vanish as unknown frame types
+    (RFC 9114 §9), other bytes could fail the connection. Record it the way aioquic records a
+    peer-opened one (frame type + session id), so answers arrive as
+    WebTransportStreamDataReceived.
+    """
+    stream_id = h3.create_webtransport_stream(session_id, is_unidirectional=False)
+    stream = h3._stream.setdefault(stream_id, H3Stream(stream_id))
+    stream.frame_type = FrameType.WEBTRANSPORT_STREAM
+    stream.session_id = session_id
+    return stream_id

@@ -1,0 +1,101 @@
+"""The envelope every transport carries and the reset signal that precedes a gap. Pure.
+
+An envelope is ``{"seq": 42, "t": 1764270000123.456, "data": "..."}``: ``seq`` is 1-based
+and strictly increasing per server, ``t`` the send time in Unix epoch milliseconds. When a
+client resumes from a cursor the server no longer buffers, the server says so explicitly
+before the backlog — ``{"reset": {"since": n, "first": f}}`` on the JSON transports (poll and
+long-poll carry it as the batch's ``"reset"`` member), an ``event: reset`` with the same body
+on SSE — so a gap is never silent loss. The server encodes here, the clients parse here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+RESET = "reset"
+"""The reset signal's key in a JSON message, and its event type on SSE."""
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not our protocol; ends that one connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One published message."""
+
+    seq: int
+    """1-based, strictly increasing per hub."""
+    t: float
+    """Server send time, Unix epoch milliseconds (µs precision)."""
+    data: str
+    """The payload."""
+    json: str = field(compare=False)
+    """The envelope encoded once, shared by every transport that sends it."""
+
+
+def make_envelope(seq: int, t: float, data: str) -> Envelope:
+    """An envelope with its JSON encoding, made once for every transport and subscriber."""
+    t = round(t, 3)
+    return Envelope(seq, t, data, json.dumps({"seq": seq, "t": t, "data": data}, separators=(",", ":")))
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The resume point has been evicted: seqs ``since + 1 .. first - 1`` are gone for good."""
+
+    since: int
+    """The cursor the client asked to resume from."""
+    first: int
+    """The oldest seq still available (the next one the client will get)."""
+
+    @property
+    def lost(self) -> int:
+        """How many messages the client can never get."""
+        return max(0, self.first - self.since - 1)
+
+    def to_json(self) -> dict[str, int]:
+        """The body of the reset signal."""
+        return {"since": self.since, "first": self.first}
+
+    def message(self) -> str:
+        """The reset signal as one JSON message (ws, wt stream, rtc reliable)."""
+        return json.dumps({RESET: self.to_json()})
+
+
+def reset_first(body: object) -> int | None:
+    """The ``first`` of a reset signal's body ``{"since": n, "first": f}``; None if it is not one."""
+    if isinstance(body, dict) and isinstance(body.get("first"), int):
+        return int(body["first"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A decoded envelope: only what accounting needs."""
+
+    seq: int
+    t: float
+
+
+def parse_envelope(obj: object) -> Received:
+    """Validate a decoded envelope ``{"seq": int >= 1, "t": float, "data": str}``."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"envelope is not an object: {str(obj)[:60]!r}")
+    seq, t = obj.get("seq"), obj.get("t")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ProtocolError(f"envelope has no valid seq: {str(obj)[:60]!r}")
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        raise ProtocolError(f"envelope has no valid t: {str(obj)[:60]!r}")
+    return Received(seq, float(t))
+
+
+def decode_json(text: str | bytes) -> object:
+    """Decode one JSON message; :class:`ProtocolError` for anything that is not JSON we accept."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # absurdly nested input: refuse it, don't crash the client
+        raise ProtocolError("not JSON we accept: nested too deeply") from None
