@@ -1,7 +1,10 @@
 """What a WebRTC offer must hold to be answered.
 
 :func:`parse_offer` turns a signaling body into an offer aiortc can answer, or one
-:class:`OfferError` saying why not (never anything else). Where ICE may gather and which
+:class:`OfferError` saying why not (never anything else). Browsers offer no candidate at
+all, an mDNS ``*.local`` name (every desktop browser's default) or a LAN address: those are
+dropped, and the server answers with its own loopback candidate and learns the browser's
+address from the browser's checks (see :mod:`rtplay.protocol.ice`). Where ICE may gather and which
 candidates it may use are :mod:`rtplay.protocol.ice` (the rules) and
 :mod:`rtplay.protocol.compat.aioice` (the hook); datagram faults on the path are
 :class:`rtplay.protocol.compat.aiortc.FaultyPath`.
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 from aiortc.sdp import SessionDescription
 
-from rtplay.protocol.ice import candidate_addresses, restrict_candidates
+from rtplay.protocol.ice import restrict_candidates
 
 #: Remote ICE candidates accepted in one offer. A loopback peer needs one; browsers offer a
 #: handful. Each becomes a pair of connectivity checks, so the count is bounded.
@@ -62,6 +65,4 @@ def parse_offer(body: bytes, host: str) -> Offer:
     if len(media.ice_candidates) > MAX_REMOTE_CANDIDATES:
         raise OfferError(f"more than {MAX_REMOTE_CANDIDATES} ICE candidates")
     restricted, removed = restrict_candidates(sdp, host)
-    if not candidate_addresses(restricted):
-        raise OfferError(f"no UDP ICE candidate on {host} (gather before offering; no trickle)")
     return Offer(restricted, tuple(removed))

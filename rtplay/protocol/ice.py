@@ -6,6 +6,15 @@ candidates that are not on the bind address (a hostname would be resolved over m
 mDNS), and :func:`ensure_on_host` checks our own SDP after gathering, so a future aioice that
 gathers elsewhere fails loudly, never leaks. Making aioice gather there is the aioice
 compatibility hook, :func:`rtplay.protocol.compat.aioice.gather_on`.
+
+Browsers offer no candidate at all, an mDNS ``*.local`` name (every desktop browser's
+default) or a LAN address. Those are dropped, and when none is left the offer loses its
+``a=end-of-candidates`` too: aioice then keeps waiting, answers the browser's connectivity
+checks on our loopback candidate and learns the browser's address from them as a
+peer-reflexive candidate (RFC 8445 §7.3.1.3). ICE only ever sends to an address from which a
+check arrived on our socket; bound on loopback, that socket only hears this host (a packet for
+127.0.0.0/8 arriving on any other interface is a martian the kernel drops), so nothing leaves
+the machine unless the user bound the server elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +26,10 @@ LOOPBACK = "127.0.0.1"
 
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 """Bind addresses meaning "every interface": ICE then gathers on every interface too."""
+
+#: RFC 8840 §4.1: no more candidates follow. Removed when no usable candidate is left, so
+#: that ICE keeps waiting for the peer's checks and learns its address from them.
+END_OF_CANDIDATES = "a=end-of-candidates"
 
 
 def host_addresses(bind_host: str, everywhere: Callable[[], list[str]]) -> list[str]:
@@ -66,7 +79,8 @@ def address_allowed(address: str, host: str) -> bool:
 def restrict_candidates(sdp: str, host: str) -> tuple[str, list[str]]:
     """``sdp`` without the UDP candidates ICE must not use from ``host``, and what was removed.
 
-    Non-UDP (TCP) candidates are removed too: aioice only speaks UDP.
+    Non-UDP (TCP) candidates are removed too: aioice only speaks UDP. When no candidate is
+    left, ``a=end-of-candidates`` goes too, so ICE waits to learn the peer's address.
     """
     kept: list[str] = []
     removed: list[str] = []
@@ -76,6 +90,8 @@ def restrict_candidates(sdp: str, host: str) -> tuple[str, list[str]]:
             removed.append(cand[1])
             continue
         kept.append(line)
+    if not candidate_addresses("\n".join(kept)):
+        kept = [line for line in kept if line.strip() != END_OF_CANDIDATES]
     return "\r\n".join(kept) + "\r\n", removed
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 import rtplay.protocol.compat.aioice
 import servers.rtc as rtc
@@ -97,8 +97,6 @@ def test_parse_offer_accepts_a_loopback_data_channel_offer() -> None:
                      "m=application", id="audio"),
         pytest.param(edited("a=ice-pwd:x1njusddmBLVRy696yKldW\r\n", ""), "ICE credentials", id="no-ice-pwd"),
         pytest.param(edited("a=fingerprint", "a=x-fingerprint"), "fingerprint", id="no-fingerprint"),
-        pytest.param(edited("127.0.0.1 47114", "192.0.2.2 47114"), "no UDP ICE candidate on 127.0.0.1", id="lan-only"),
-        pytest.param(edited("127.0.0.1 47114", "abcd.local 47114"), "no UDP ICE candidate", id="mdns-only"),
         pytest.param(edited("a=end-of", LAN_CANDIDATE * 17 + "a=end-of"), "more than 16", id="too-many-candidates"),
     ],
 )
@@ -115,6 +113,22 @@ def test_off_host_and_mdns_candidates_are_stripped() -> None:
     assert candidate_addresses(kept) == ["127.0.0.1"]
     assert removed == ["192.0.2.2", "abcd.local", "127.0.0.1"]
     assert parse_offer(body(sdp), "127.0.0.1").removed == ("192.0.2.2", "abcd.local", "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        pytest.param(OFFER.replace("127.0.0.1 47114", "192.0.2.2 47114"), id="lan-only"),
+        pytest.param(OFFER.replace("127.0.0.1 47114", "abcd.local 47114"), id="mdns-only"),
+        pytest.param(OFFER.replace(OFFER[OFFER.index("a=candidate") : OFFER.index("a=ice-ufrag")], ""), id="none"),
+    ],
+)
+def test_browser_offers_without_a_usable_candidate_are_answered(sdp: str) -> None:
+    """What browsers send (mDNS, a LAN address, or nothing): ICE then waits to learn the
+    browser's address from its checks, so no end-of-candidates may remain."""
+    offer = parse_offer(body(sdp), "127.0.0.1")
+    assert candidate_addresses(offer.sdp) == []
+    assert "end-of-candidates" not in offer.sdp
 
 
 def test_address_rules() -> None:
@@ -199,7 +213,6 @@ async def test_bad_offers_get_400_and_the_server_goes_on() -> None:
                 await http.post(url, content=b"{nope"),
                 await http.post(url, content=body(kind="answer")),
                 await http.post(url, content=body("v=0\r\nm=application x\r\n")),
-                await http.post(url, content=body(OFFER.replace("127.0.0.1 47114", "192.0.2.2 47114"))),
                 await http.post(url, content=b"x" * (MAX_REQUEST_BYTES + 1)),
                 await http.post(url, content=chunked(b"x" * MAX_REQUEST_BYTES, b"x")),
                 await http.post(url + "?since=abc", content=body()),
@@ -313,3 +326,35 @@ async def test_a_peer_too_far_behind_is_closed_with_a_reason(monkeypatch: pytest
         await wait_until(lambda: peer.reason != "", what="the slow peer to be closed")
         assert peer.reason.startswith("consumer too slow") and "buffered on reliable" in peer.reason
         await wait_until(lambda: peer not in manager.peers, what="the slow peer freed")
+
+
+async def test_a_browser_like_offer_connects_by_learning_the_peer_reflexive_address() -> None:
+    """An offer whose only candidate is an mDNS name, as browsers send: the server answers
+    with its loopback candidate and learns the peer's address from the peer's own checks."""
+    async with rtc_server() as (srv, manager):
+        srv.set_rate(50)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            reliable = pc.createDataChannel("reliable")
+            pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
+            got: list[str] = []
+            reliable.on("message", got.append)
+            with gather_on("127.0.0.1"):
+                await pc.setLocalDescription(await pc.createOffer())
+            (ours,) = candidate_addresses(pc.localDescription.sdp)
+            offer = pc.localDescription.sdp.replace(f" {ours} ", " 0a1b2c3d-browser.local ")
+            async with httpx.AsyncClient(trust_env=False) as http:
+                response = await post_offer(http, srv, offer)
+            assert response.status_code == 200, response.text
+            answer = response.json()["sdp"]
+            assert candidate_addresses(answer) == ["127.0.0.1"]
+            with gather_on("127.0.0.1"):
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await wait_until(lambda: len(got) >= 3, what="envelopes over a peer-reflexive pair")
+            (peer,) = manager.peers
+            assert peer.pc.sctp is not None
+            remote = peer.pc.sctp.transport.transport.getRemoteCandidates()
+            # The mDNS name was never resolved nor used: the one remote candidate is learned.
+            assert [(c.type, c.ip) for c in remote] == [("prflx", "127.0.0.1")]
+        finally:
+            await pc.close()
