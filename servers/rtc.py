@@ -7,9 +7,10 @@ outage never breaks an established channel.
 
 On ``reliable`` the peer sends, in order: ``{"reset": {"since": n, "first": f}}`` when the
 resume point was evicted, ``{"live": L}`` (the first seq the unreliable channel carries on
-this connection), the backlog after ``since``, then every live envelope — one per message,
-or several separated by ``\n`` while it catches up; it answers ``{"ping": t}`` with
-``{"pong": t}``. On ``unreliable`` it sends live envelopes only, one per message.
+this connection), the backlog after ``since``, then every live envelope — always one
+envelope per message (SCTP bundles small messages into one packet by itself, so a resume
+catches up without our batching, and a browser's ``onmessage`` sees one envelope each); it
+answers ``{"ping": t}`` with ``{"pong": t}``. On ``unreliable`` it sends live envelopes only, one per message.
 The resume cursor is the query parameter: ``POST /rtc/offer?since=N``.
 """
 
@@ -33,12 +34,10 @@ from aiortc.exceptions import InvalidStateError
 from rtplay.protocol.compat.aioice import gather_on
 from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
 from rtplay.protocol.envelope import Envelope
-from rtplay.protocol.faults import Kind
 from rtplay.protocol.ice import ensure_on_host
 from servers.http import (
     CTX,
     MAX_REQUEST_BYTES,
-    WRITE_BATCH,
     ServerContext,
     Throttle,
     _hold_envelope,
@@ -61,13 +60,6 @@ MAX_PEERS = 32
 #: From the answer to both channels open. A loopback set-up takes ~50 ms; a client that has
 #: not opened its channels in 10 s has gone away, and its peer must not linger.
 SETUP_TIMEOUT_S = 10.0
-
-#: Most envelopes in one ``reliable`` message. A peer that keeps up sends one per message;
-#: one catching up (a resume backlog, a burst) sends those already queued together, as the
-#: SSE stream does: each message costs a datagram and a syscall, and aiortc does not bundle
-#: chunks, so batching is what lets a resume catch up. 256 envelopes are ~25 KB, well under
-#: the 64 KiB message size every WebRTC stack accepts (RFC 8831 §6.6).
-RELIABLE_BATCH = WRITE_BATCH
 
 #: Client→server channel message size: ours are ``{"ping": <float>}``, ~30 bytes.
 MAX_CHANNEL_MESSAGE = 4 * 1024
@@ -216,26 +208,20 @@ class RtcPeer:
                 reliable.send(backlog.reset.message())
             reliable.send(json.dumps({"live": live_from}))
             last = self.since
-            size = 1 if self._delayed() else RELIABLE_BATCH
-            for start in range(0, len(backlog.messages), size):
-                chunk = backlog.messages[start : start + size]
-                await _hold_envelope(self.ctx, TRANSPORT, chunk[-1])  # never before its time
-                await self._send_reliable(chunk)
-                last = chunk[-1].seq
+            for env in backlog.messages:
+                await _hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
+                await self._send_reliable(env)
+                last = env.seq
             while True:
                 env = await sub.get()
                 if env is None:
                     raise PeerClosed(sub.reason)
-                # Under a delay fault each envelope is held to its own time, so no batching.
-                queued = [] if self._delayed() else sub.drain(RELIABLE_BATCH - 1)
-                batch = [e for e in (env, *queued) if e.seq > last]
-                if not batch:
+                if env.seq <= last:
                     continue
-                await _hold_envelope(self.ctx, TRANSPORT, batch[0])
-                await self._send_reliable(batch)
-                for item in batch:
-                    self._send_unreliable(item)
-                last = batch[-1].seq
+                await _hold_envelope(self.ctx, TRANSPORT, env)
+                await self._send_reliable(env)
+                self._send_unreliable(env)
+                last = env.seq
         finally:
             broadcaster.unsubscribe(sub)
 
@@ -244,17 +230,13 @@ class RtcPeer:
             await asyncio.sleep(STALL_POLL_S)
             self.ctx.faults.expire(self.ctx.clock())
 
-    def _delayed(self) -> bool:
-        return any(f.kind is Kind.DELAY and f.applies_to(TRANSPORT) for f in self.ctx.faults.active())
-
-    async def _send_reliable(self, batch: list[Envelope]) -> None:
-        """One message of newline-separated envelopes (one, unless the peer is catching up)."""
+    async def _send_reliable(self, env: Envelope) -> None:
+        """One envelope, one message."""
         channel = self.channels[RELIABLE]
         if channel.bufferedAmount > HIGH_WATER_BYTES:
             await self._drain(channel)
-        text = "\n".join(env.json for env in batch)
-        await self.throttle(len(text))  # both channels share the path; reliable waits for it
-        self._send(channel, text)
+        await self.throttle(len(env.json))  # both channels share the path; reliable waits for it
+        self._send(channel, env.json)
 
     def _send_unreliable(self, env: Envelope) -> None:
         channel = self.channels[UNRELIABLE]

@@ -1,10 +1,9 @@
 """WebRTC data channels: signal over HTTP, then receive on ``reliable`` and ``unreliable``.
 
 The client offers both channels (ICE on the signaling host only: loopback by default),
-posts the offer to ``/rtc/offer?since=N`` and waits for both channels to open; a
-``reliable`` message carries one envelope, or several, one per line, while the server
-catches up. aiortc reports only ``failed`` and ``closed`` (no ``disconnected``), and a
-stalled server keeps its connection up, so an app-level heartbeat on ``reliable`` decides
+posts the offer to ``/rtc/offer?since=N`` and waits for both channels to open; a message
+on either channel carries exactly one envelope (or one control object). aiortc reports
+only ``failed`` and ``closed`` (no ``disconnected``), and a stalled server keeps its connection up, so an app-level heartbeat on ``reliable`` decides
 when the peer is dead. Any end — failed or closed connection, a closed channel, a silent
 heartbeat, a refused or failed signaling request — re-signals with exponential backoff
 and resumes ``reliable`` from its cursor.
@@ -239,9 +238,7 @@ class RTCClient(Client):
                     raise ProtocolError(f"unexpected message type {type(message).__name__}")
                 raw = message.encode() if isinstance(message, str) else message
                 self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
-                # A reliable message may carry several envelopes, one per line (catch-up).
-                for line in raw.split(b"\n") if label == RELIABLE else (raw,):
-                    self.handle(link, decode_json(line), received_ms, label)
+                self.handle(link, decode_json(raw), received_ms, label)  # one envelope each
             except ProtocolError as exc:
                 link.end(f"bad message on {label}: {exc}")
 

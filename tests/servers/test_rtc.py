@@ -358,3 +358,28 @@ async def test_a_browser_like_offer_connects_by_learning_the_peer_reflexive_addr
             assert [(c.type, c.ip) for c in remote] == [("prflx", "127.0.0.1")]
         finally:
             await pc.close()
+
+
+async def test_reliable_carries_one_envelope_per_message_while_catching_up() -> None:
+    """A resume backlog is sent one envelope per message, as a browser's onmessage expects."""
+    async with rtc_server() as (srv, manager):
+        for _ in range(40):
+            srv.ctx.broadcaster.publish()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            reliable = pc.createDataChannel("reliable")
+            pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
+            got: list[str] = []
+            reliable.on("message", got.append)
+            with gather_on("127.0.0.1"):
+                await pc.setLocalDescription(await pc.createOffer())
+            async with httpx.AsyncClient(trust_env=False) as http:
+                response = await post_offer(http, srv, pc.localDescription.sdp)
+            with gather_on("127.0.0.1"):
+                await pc.setRemoteDescription(RTCSessionDescription(response.json()["sdp"], "answer"))
+            await wait_until(lambda: len(got) >= 41, what="the greeting and 40 messages")
+            payloads = [json.loads(message) for message in got]  # one JSON value per message
+            assert payloads[0] == {"live": 41}
+            assert [p["seq"] for p in payloads[1:]] == list(range(1, 41))
+        finally:
+            await pc.close()
