@@ -10,7 +10,8 @@ datagram (unreliable: lost datagrams stay lost). The client measures round trips
 the same stream.
 
 Faults act where a real one would: ``error`` rejects the extended CONNECT, ``stall`` and
-``delay`` hold envelopes (and stall swallows pings), ``throttle`` paces what a session sends,
+``delay`` hold each envelope to its own send time (and stall swallows pings), ``throttle``
+paces what a session sends,
 ``drop`` closes the QUIC connections, and loss / reorder / duplicate act on every UDP datagram
 through the server's socket (:mod:`servers.quic_udp`), both ways, so that QUIC's own loss
 recovery has to repair the stream.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, cast
@@ -110,6 +112,15 @@ STOPPED = "server stopped"
 # --- sessions ------------------------------------------------------------------------------
 
 
+def held(ctx: ServerContext, env: Envelope, now_s: float) -> bool:
+    """Whether a fault holds ``env`` at wall time ``now_s`` (a stall, or ``delay`` not yet over
+    since the envelope's own send time)."""
+    if ctx.faults.stalled(TRANSPORT):
+        return True
+    delay = ctx.faults.delay_for(TRANSPORT)
+    return bool(delay) and env.t / 1000 + delay > now_s
+
+
 class WtSession:
     """One WebTransport session: envelopes out on a stream and as datagrams, pings answered."""
 
@@ -184,8 +195,7 @@ class WtSession:
         last = self.since
         for start in range(0, len(backlog.messages), WRITE_BATCH):
             chunk = backlog.messages[start : start + WRITE_BATCH]
-            await _hold_envelope(ctx, TRANSPORT, chunk[-1])
-            await self._write(stream_id, chunk, live=False)
+            await self._write_in_time(ctx, stream_id, chunk, live=False)
             last = chunk[-1].seq
         while True:
             env = await sub.get()
@@ -193,9 +203,22 @@ class WtSession:
                 return sub.reason
             batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
             if batch:
-                await _hold_envelope(ctx, TRANSPORT, batch[0])
-                await self._write(stream_id, batch, live=True)
+                await self._write_in_time(ctx, stream_id, batch, live=True)
                 last = batch[-1].seq
+
+    async def _write_in_time(
+        self, ctx: ServerContext, stream_id: int, batch: list[Envelope], live: bool
+    ) -> None:
+        """Write ``batch``, each envelope no earlier than its own time (``delay`` and
+        ``stall`` hold each one): envelopes already due go out together, and the writer
+        flushes what it has before it waits for the next one."""
+        start = 0
+        for index, env in enumerate(batch):
+            if index > start and held(ctx, env, time.time()):
+                await self._write(stream_id, batch[start:index], live)
+                start = index
+            await _hold_envelope(ctx, TRANSPORT, env)
+        await self._write(stream_id, batch[start:], live)
 
     async def _write(self, stream_id: int, batch: list[Envelope], live: bool) -> None:
         """Envelopes on the stream (waiting while it is too far behind), live ones as datagrams."""

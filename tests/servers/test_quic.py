@@ -9,6 +9,7 @@ import hashlib
 import json
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -367,3 +368,44 @@ async def test_throttle_fault_paces_a_session(
         await wait_until(lambda: client.stats[STREAM].tracker.highest == 60, 5, "the messages")
         assert loop.time() - started > 1.0
         assert client.stats[STREAM].lost(60) == 0
+
+
+class TimedRecorder(Recorder):
+    """Also keeps each envelope's lateness: arrival wall time minus its send time ``t``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late_ms: dict[str, list[float]] = {"stream": [], "datagram": []}
+        self._partial = b""
+
+    def on_stream_data(self, data: bytes, ended: bool) -> None:
+        super().on_stream_data(data, ended)
+        now = time.time() * 1000
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in filter(None, lines):
+            payload = json.loads(line)
+            if "seq" in payload:
+                self.late_ms["stream"].append(now - payload["t"])
+
+    def on_datagram(self, data: bytes) -> None:
+        super().on_datagram(data)
+        self.late_ms["datagram"].append(time.time() * 1000 - json.loads(data)["t"])
+
+
+async def test_delay_counts_from_each_messages_own_send_time(
+    server: Server, listener: QuicListener, cert: Certificate
+) -> None:
+    """Under delay=300ms every envelope arrives 300 ms after its own send time, on the stream
+    and as a datagram: the server must not release a batch at its first envelope's time."""
+    recorder = TimedRecorder()
+    server.ctx.faults.add(Kind.DELAY, "wt", 300, now=server.ctx.clock())
+    configuration = client_configuration(cert.der, HOST, idle_timeout=5.0)
+    async with asyncio.timeout(8), open_connection(HOST, listener.port, configuration, recorder) as conn:
+        assert await conn.open_session(f"{HOST}:{listener.port}", "/wt") == 200
+        server.set_rate(50)
+        await wait_until(lambda: server.hub.last_seq >= 30, 5, "30 published")
+        server.set_rate(0)
+        done = lambda: all(len(v) >= 30 for v in recorder.late_ms.values())  # noqa: E731
+        await wait_until(done, 5, "every envelope on both channels")
+    for channel, late in recorder.late_ms.items():
+        assert all(280 <= ms <= 320 for ms in late), (channel, sorted(late)[:3], sorted(late)[-3:])
