@@ -92,7 +92,11 @@ async def cors_middleware(
     }
     if request.method == "OPTIONS":
         return web.Response(status=204, headers=headers)
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a 400 raised by a parser: the page must read its reason
+        exc.headers.update(headers)
+        raise
     if not response.prepared:  # a stream (SSE) sets them itself before its first byte
         response.headers.update(headers)
     return response
