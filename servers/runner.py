@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind
-from servers import control, page
+from servers import browser_report, control, page
 from servers.cert import Certificate, generate_certificate
 from servers.faults import FaultState
 from servers.http import HttpConfig, ServerContext, build_app
@@ -78,7 +78,14 @@ class Server:
         self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
         self.rtc = RtcManager(self.ctx, host=self.config.host)
         """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
-        self._app_hooks: list[AppHook] = [control.install(self), install_routes(self.rtc), page.install]
+        self.browser_reports = browser_report.BrowserReports()
+        """What the browser page's clients reported (``/browser/report``)."""
+        self._app_hooks: list[AppHook] = [
+            control.install(self),
+            install_routes(self.rtc),
+            page.install(self.page_config),
+            browser_report.install(self.browser_reports),
+        ]
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._fault_listeners: list[FaultListener] = []
@@ -105,6 +112,10 @@ class Server:
     @property
     def wt_url(self) -> str:
         return self.quic.url
+
+    def page_config(self) -> dict[str, str]:
+        """What the browser page needs to reach WebTransport: its URL and pinned cert hash."""
+        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex}
 
     @property
     def http_running(self) -> bool:

@@ -1,0 +1,186 @@
+"""``POST /browser/report`` and ``GET /browser/report``: what the browser page's clients saw.
+
+The page at ``/`` runs one client per transport with the browser's own APIs and posts its
+figures here every 250 ms; rtplay (the playground, ``rtplay run --browser``) reads them back
+to show the browser's decisions beside its own clients'. A report is validated field by
+field (:func:`parse_report`): bad input is answered 400 with the reason and changes nothing.
+Reports are kept per page, the newest :data:`MAX_PAGES` only, so a forgotten tab or a
+runaway script cannot grow the server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+#: Pages whose latest report is kept: a playground drives one headless browser, a user may
+#: open a few tabs; beyond this the longest-silent page is forgotten.
+MAX_PAGES = 8
+
+#: A report's size: six clients of ~600 bytes each plus their last log lines fit in 16 KiB;
+#: 64 KiB leaves room without letting a page post megabytes four times a second.
+MAX_REPORT_BYTES = 64 * 1024
+
+#: Clients one report may hold (the page runs one per transport: six).
+MAX_CLIENTS = 8
+
+#: Channels per client (wt and rtc have two).
+MAX_CHANNELS = 4
+
+#: Log lines per client kept from a report, and their length.
+MAX_LOG_LINES = 10
+MAX_LOG_CHARS = 200
+
+STATES = frozenset({"connecting", "open", "retrying", "failed", "stopped"})
+COUNTS = ("delivered", "missing", "highest", "lost_to_reset", "duplicates", "out_of_order")
+PERCENTILES = ("p50", "p95", "p99", "max")
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,15}\Z")
+_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
+
+
+class ReportError(ValueError):
+    """A report that is not what the page sends; the message says where."""
+
+
+def _count(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ReportError(f"{where} must be a non-negative integer")
+    return value
+
+
+def _number(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e12:
+        raise ReportError(f"{where} must be a non-negative number or null")
+    return float(value)
+
+
+def _object(value: object, where: str, limit: int) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ReportError(f"{where} must be an object")
+    if len(value) > limit:
+        raise ReportError(f"{where} has more than {limit} entries")
+    for key in value:
+        if not _NAME.match(key):
+            raise ReportError(f"{where}: bad name {key[:20]!r}")
+    return value
+
+
+def _channel(raw: object, where: str) -> dict[str, Any]:
+    data = _object(raw, where, 16)
+    out: dict[str, Any] = {key: _count(data.get(key), f"{where}.{key}") for key in COUNTS}
+    latency = data.get("latency_ms")
+    if not isinstance(latency, dict):
+        raise ReportError(f"{where}.latency_ms must be an object")
+    out["latency_ms"] = {p: _number(latency.get(p), f"{where}.latency_ms.{p}") for p in PERCENTILES}
+    return out
+
+
+def _client(raw: object, where: str) -> dict[str, Any]:
+    data = _object(raw, where, 16)
+    state = data.get("state")
+    if state not in STATES:
+        raise ReportError(f"{where}.state must be one of {sorted(STATES)}")
+    channels = _object(data.get("channels"), f"{where}.channels", MAX_CHANNELS)
+    if not channels:
+        raise ReportError(f"{where}.channels is empty")
+    log = data.get("log", [])
+    if not isinstance(log, list) or not all(isinstance(line, str) for line in log):
+        raise ReportError(f"{where}.log must be a list of strings")
+    out: dict[str, Any] = {
+        "state": state,
+        "connects": _count(data.get("connects"), f"{where}.connects"),
+        "reconnects": _count(data.get("reconnects"), f"{where}.reconnects"),
+        "downtime_s": _number(data.get("downtime_s"), f"{where}.downtime_s") or 0.0,
+        "channels": {name: _channel(c, f"{where}.channels.{name}") for name, c in channels.items()},
+        "log": [line[:MAX_LOG_CHARS] for line in log[-MAX_LOG_LINES:]],
+    }
+    reason = data.get("failed_reason")
+    if isinstance(reason, str):
+        out["failed_reason"] = reason[:MAX_LOG_CHARS]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserReport:
+    """One page's latest figures."""
+
+    page: str
+    agent: str
+    clients: dict[str, dict[str, Any]]
+
+
+def parse_report(body: bytes) -> BrowserReport:
+    """Validate a report body; raise :class:`ReportError` saying what is wrong."""
+    if len(body) > MAX_REPORT_BYTES:
+        raise ReportError(f"report larger than {MAX_REPORT_BYTES} bytes")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ReportError("report is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ReportError("report must be an object")
+    page = payload.get("page")
+    if not isinstance(page, str) or not _PAGE_ID.match(page):
+        raise ReportError("page must be an id of 1-32 letters, digits, - or _")
+    agent = payload.get("agent", "")
+    if not isinstance(agent, str):
+        raise ReportError("agent must be a string")
+    clients = _object(payload.get("clients"), "clients", MAX_CLIENTS)
+    return BrowserReport(page, agent[:MAX_LOG_CHARS], {n: _client(c, f"clients.{n}") for n, c in clients.items()})
+
+
+class BrowserReports:
+    """The latest report of each page, newest :data:`MAX_PAGES` pages (clock passed in)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pages: OrderedDict[str, tuple[float, BrowserReport]] = OrderedDict()
+
+    def add(self, report: BrowserReport) -> None:
+        self._pages.pop(report.page, None)
+        self._pages[report.page] = (self._clock(), report)
+        while len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every kept page, most recently heard last, with how old its report is."""
+        now = self._clock()
+        return {
+            "pages": [
+                {"page": r.page, "agent": r.agent, "age_s": round(now - at, 3), "clients": r.clients}
+                for at, r in self._pages.values()
+            ]
+        }
+
+
+def install(reports: BrowserReports) -> Callable[[web.Application], None]:
+    """An app hook adding ``POST``/``GET /browser/report`` (the store outlives app restarts)."""
+
+    async def post(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_REPORT_BYTES:
+            return web.json_response({"error": f"report larger than {MAX_REPORT_BYTES} bytes"}, status=400)
+        try:
+            reports.add(parse_report(await request.read()))
+        except ReportError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"report larger than {MAX_REPORT_BYTES} bytes"}, status=400)
+        return web.Response(status=204)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response(reports.to_json())
+
+    def hook(app: web.Application) -> None:
+        app.router.add_post("/browser/report", post)
+        app.router.add_get("/browser/report", get)
+
+    return hook

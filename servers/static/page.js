@@ -1,0 +1,340 @@
+// The page's clients, one per transport a browser has, each with the browser's own API.
+// EventSource reconnects (or gives up) by itself; the others resume from their cursor with
+// this page's logic: retry with exponential backoff, like rtplay's clients, and an
+// application heartbeat (ping every 2 s, dead after 5 s of silence) where the API has none.
+"use strict";
+
+const POLL_INTERVAL_MS = 1000;   // rtplay's poll client default
+const LONGPOLL_TIMEOUT_S = 25;   // server holds a long-poll at most this long
+const BACKOFF_INITIAL_MS = 250, BACKOFF_MAX_MS = 4000;
+const PING_INTERVAL_MS = 2000, PING_TIMEOUT_MS = 3000;  // rtplay's heartbeat: 2 s + 3 s
+const RTC_OPEN_TIMEOUT_MS = 10000;  // both channels open after the answer
+const GATHER_TIMEOUT_MS = 2000;     // ICE gathering (no STUN): local interfaces only
+const MAX_EARLY_DATAGRAMS = 1024;   // live-only messages before their start is known
+const REPORT_INTERVAL_MS = 250;     // how often the page tells the server its figures
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Date.now();
+
+class Backoff {
+  constructor() { this.next_ = BACKOFF_INITIAL_MS; }
+  next() { const d = this.next_; this.next_ = Math.min(BACKOFF_MAX_MS, d * 2); return d * (0.8 + Math.random() * 0.4); }
+  reset() { this.next_ = BACKOFF_INITIAL_MS; }
+}
+
+class StatusError extends Error {
+  constructor(status, reason) { super(`HTTP ${status}${reason ? ": " + reason : ""}`); this.status = status; }
+}
+
+async function failure(response) {  // the server's reason, readable thanks to CORS on errors
+  try { return (await response.json()).error || ""; } catch { return ""; }
+}
+
+// Calls `ping` every PING_INTERVAL_MS; `dead` once nothing was heard for the whole window.
+function heartbeat(ping, dead) {
+  let last = performance.now(), timer = null;
+  return {
+    heard() { last = performance.now(); },
+    start() {
+      last = performance.now();
+      timer = setInterval(() => {
+        if (performance.now() - last > PING_INTERVAL_MS + PING_TIMEOUT_MS) { clearInterval(timer); dead(); }
+        else { try { ping(); } catch { /* closing: the close path reports it */ } }
+      }, PING_INTERVAL_MS);
+    },
+    stop() { clearInterval(timer); },
+  };
+}
+
+// Runs `session(client, ctl)` again and again with backoff until stopped. A session resolves
+// or throws when its connection ends; it calls ctl.opened() once it delivers.
+function retrying(client, session) {
+  const backoff = new Backoff();
+  const ctl = {stopped: false, close: () => {}, opened: () => { backoff.reset(); client.opened(); }};
+  (async () => {
+    while (!ctl.stopped) {
+      let reason = "ended";
+      try { await session(client, ctl); } catch (e) { reason = e && e.message ? e.message : String(e); }
+      ctl.close();
+      if (ctl.stopped) return;
+      client.down("retrying", reason);
+      await sleep(backoff.next());
+    }
+  })();
+  return () => { ctl.stopped = true; ctl.close(); };
+}
+
+function cursor(client, channel) { return client.channels[channel].tracker.highest; }
+
+// --- poll and long-poll --------------------------------------------------------------------
+
+function batch(client, body) {
+  if (body.reset) client.reset("main", body.reset);
+  const received = now();
+  for (const env of body.messages) client.channels.main.envelope(env, received);
+}
+
+async function pollSession(client, ctl) {
+  while (!ctl.stopped) {
+    const started = performance.now();
+    const r = await fetch(`/poll?since=${cursor(client, "main")}`, {cache: "no-store"});
+    if (!r.ok) throw new StatusError(r.status, await failure(r));
+    batch(client, await r.json());
+    ctl.opened();
+    await sleep(Math.max(0, POLL_INTERVAL_MS - (performance.now() - started)));
+  }
+}
+
+async function longpollSession(client, ctl) {
+  const abort = new AbortController();
+  ctl.close = () => abort.abort();
+  while (!ctl.stopped) {
+    const url = `/longpoll?since=${cursor(client, "main")}&timeout=${LONGPOLL_TIMEOUT_S}`;
+    const r = await fetch(url, {cache: "no-store", signal: abort.signal});
+    if (r.status === 204) { ctl.opened(); continue; }
+    if (!r.ok) throw new StatusError(r.status, await failure(r));
+    batch(client, await r.json());
+    ctl.opened();
+  }
+}
+
+// --- EventSource: the browser decides ------------------------------------------------------
+
+function eventSource(client) {
+  const es = new EventSource(`/sse?lastEventId=${cursor(client, "main")}`);
+  es.onopen = () => client.opened();
+  es.onmessage = (e) => client.channels.main.envelope(JSON.parse(e.data), now());
+  es.addEventListener("reset", (e) => client.reset("main", JSON.parse(e.data)));
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) client.down("failed", "the browser gave up (non-200 answer or wrong type)");
+    else client.down("retrying", "the browser reconnects by itself (Last-Event-ID)");
+  };
+  return () => es.close();
+}
+
+// --- WebSocket -----------------------------------------------------------------------------
+
+function wsSession(client, ctl) {
+  return new Promise((resolve, reject) => {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const sock = new WebSocket(`${proto}://${location.host}/ws?since=${cursor(client, "main")}`);
+    const hb = heartbeat(() => sock.send(JSON.stringify({ping: now()})), () => {
+      sock.close(4000, "heartbeat"); reject(new Error("heartbeat: nothing heard for 5 s"));
+    });
+    ctl.close = () => { hb.stop(); sock.close(); };
+    sock.onopen = () => { ctl.opened(); hb.start(); };
+    sock.onmessage = (e) => {
+      hb.heard();
+      const m = JSON.parse(e.data);
+      if (m.reset) client.reset("main", m.reset);
+      else if (!("pong" in m)) client.channels.main.envelope(m, now());
+    };
+    sock.onclose = (e) => { hb.stop(); reject(new Error(`closed ${e.code}${e.reason ? " " + e.reason : ""}`)); };
+  });
+}
+
+// --- WebTransport (draft-02 over HTTP/3, pinned certificate hash) --------------------------
+
+function hexBytes(hex) { return new Uint8Array(hex.match(/../g).map((h) => parseInt(h, 16))); }
+
+async function* lines(readable) {
+  const reader = readable.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) return;
+    const parts = (rest + value).split("\n");
+    rest = parts.pop();
+    for (const line of parts) if (line) yield JSON.parse(line);
+  }
+}
+
+async function wtSession(client, ctl, config) {
+  const url = `${config.wt_url}?since=${cursor(client, "stream")}`;
+  const wt = new WebTransport(url, {serverCertificateHashes: [{algorithm: "sha-256", value: hexBytes(config.cert_sha256)}]});
+  ctl.close = () => { try { wt.close(); } catch { /* already closed */ } };
+  await wt.ready;
+  const {stream, datagram} = client.channels;
+  let live = null;
+  const early = [];
+  const pings = await wt.createBidirectionalStream();
+  const writer = pings.writable.getWriter();
+  const encoder = new TextEncoder();
+  let dead;
+  const died = new Promise((_, reject) => { dead = reject; });
+  const hb = heartbeat(() => writer.write(encoder.encode(JSON.stringify({ping: now()}) + "\n")),
+                       () => dead(new Error("heartbeat: nothing heard for 5 s")));
+  const close = ctl.close;
+  ctl.close = () => { hb.stop(); close(); };
+  (async () => { for await (const _ of lines(pings.readable)) hb.heard(); })().catch(() => {});
+  (async () => {
+    const reader = wt.datagrams.readable.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      hb.heard();
+      const env = JSON.parse(decoder.decode(value));
+      if (live === null) { if (early.length < MAX_EARLY_DATAGRAMS) early.push([env, now()]); }
+      else if (env.seq >= live) datagram.envelope(env, now());
+    }
+  })().catch(() => {});
+  const reading = (async () => {
+    const incoming = wt.incomingUnidirectionalStreams.getReader();
+    const {value: uni, done} = await incoming.read();
+    if (done) throw new Error("session closed before its stream");
+    ctl.opened(); hb.start();
+    for await (const m of lines(uni)) {
+      hb.heard();
+      if (m.reset) client.reset("stream", m.reset);
+      else if ("live" in m) {
+        live = m.live; datagram.tracker.skipTo(live - 1);
+        for (const [env, at] of early.splice(0)) if (env.seq >= live) datagram.envelope(env, at);
+      } else stream.envelope(m, now());
+    }
+    throw new Error("stream ended");
+  })();
+  const info = await Promise.race([reading, died, wt.closed.then((i) => i)]);
+  throw new Error(`session closed${info && info.reason ? ": " + info.reason : ""}`);
+}
+
+// --- WebRTC (RTCPeerConnection, both channels) ----------------------------------------------
+
+function gathered(pc) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+async function rtcSession(client, ctl) {
+  const pc = new RTCPeerConnection();
+  ctl.close = () => pc.close();
+  const rel = pc.createDataChannel("reliable");
+  const unr = pc.createDataChannel("unreliable", {ordered: false, maxRetransmits: 0});
+  const {reliable, unreliable} = client.channels;
+  let live = null, end;
+  const early = [];
+  const ended = new Promise((_, reject) => { end = (why) => reject(new Error(why)); });
+  const hb = heartbeat(() => rel.send(JSON.stringify({ping: now()})), () => end("heartbeat: nothing heard for 5 s"));
+  ctl.close = () => { hb.stop(); pc.close(); };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed" || pc.connectionState === "closed") end(`peer connection ${pc.connectionState}`);
+  };
+  rel.onclose = () => end("server closed the reliable channel");
+  unr.onclose = () => end("server closed the unreliable channel");
+  rel.onmessage = (e) => {
+    hb.heard();
+    const m = JSON.parse(e.data);
+    if (m.reset) client.reset("reliable", m.reset);
+    else if ("live" in m) {
+      live = m.live; unreliable.tracker.skipTo(live - 1);
+      for (const [env, at] of early.splice(0)) if (env.seq >= live) unreliable.envelope(env, at);
+    } else if (!("pong" in m)) reliable.envelope(m, now());
+  };
+  unr.onmessage = (e) => {
+    hb.heard();
+    const env = JSON.parse(e.data);
+    if (live === null) { if (early.length < MAX_EARLY_DATAGRAMS) early.push([env, now()]); }
+    else if (env.seq >= live) unreliable.envelope(env, now());
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const r = await fetch(`/rtc/offer?since=${cursor(client, "reliable")}`, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({type: "offer", sdp: pc.localDescription.sdp}),
+  });
+  if (!r.ok) throw new StatusError(r.status, await failure(r));
+  await pc.setRemoteDescription(await r.json());
+  const open = (ch) => ch.readyState === "open" ? Promise.resolve() : new Promise((res) => ch.addEventListener("open", res));
+  const timeout = sleep(RTC_OPEN_TIMEOUT_MS).then(() => { throw new Error("channels not open in 10 s"); });
+  await Promise.race([Promise.all([open(rel), open(unr)]), timeout, ended]);
+  ctl.opened(); hb.start();
+  await ended;
+}
+
+// --- panels and reporting --------------------------------------------------------------------
+
+const TRANSPORTS = [
+  ["poll", ["main"], (c) => retrying(c, pollSession)],
+  ["longpoll", ["main"], (c) => retrying(c, longpollSession)],
+  ["sse", ["main"], eventSource],
+  ["ws", ["main"], (c) => retrying(c, wsSession)],
+  ["wt", ["stream", "datagram"], (c, config) => retrying(c, (cl, ctl) => wtSession(cl, ctl, config))],
+  ["rtc", ["reliable", "unreliable"], (c) => retrying(c, rtcSession)],
+];
+const COLUMNS = ["channel", "delivered", "lost", "reset", "dup", "ooo", "p50 ms", "max ms"];
+
+function panel(client, restart) {
+  const section = document.createElement("section");
+  section.id = `panel-${client.name}`;
+  section.innerHTML = `<header><h2>${client.name}</h2><span class="state"></span><button>retry</button></header>
+    <table><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></table>
+    <div class="conn"></div><ol class="log"></ol>`;
+  section.querySelector("button").onclick = restart;
+  const table = section.querySelector("table");
+  const rows = Object.keys(client.channels).map(() => { const tr = table.insertRow(); COLUMNS.forEach(() => tr.insertCell()); return tr; });
+  const fmt = (v) => v === null ? "-" : v < 100 ? v.toFixed(1) : v.toFixed(0);
+  const render = () => {
+    const state = section.querySelector(".state");
+    state.textContent = client.state; state.className = `state ${client.state}`;
+    state.title = client.detail;
+    Object.values(client.channels).forEach((ch, i) => {
+      const r = ch.report(), lat = r.latency_ms;
+      const cells = [ch.name, r.delivered, r.missing, r.lost_to_reset, r.duplicates, r.out_of_order, fmt(lat.p50), fmt(lat.max)];
+      cells.forEach((v, j) => { rows[i].cells[j].textContent = v; });
+      rows[i].cells[2].className = r.missing ? "lost" : "";
+      rows[i].cells[3].className = r.lost_to_reset ? "reset" : "";
+    });
+    section.querySelector(".conn").textContent =
+      `connects ${client.connects} · reconnects ${client.reconnects} · down ${client.downtimeS().toFixed(1)} s`;
+    const log = section.querySelector(".log");
+    log.replaceChildren(...client.log.map((line) => Object.assign(document.createElement("li"), {textContent: line})));
+    log.scrollTop = log.scrollHeight;
+  };
+  return {section, render};
+}
+
+const pageId = Math.random().toString(36).slice(2, 10);
+const clients = {};
+
+async function main() {
+  const config = await (await fetch("/page/config", {cache: "no-store"})).json();
+  const container = document.getElementById("panels");
+  const renders = [];
+  for (const [name, channels, start] of TRANSPORTS) {
+    if (name === "wt" && typeof WebTransport === "undefined") continue;  // not in every browser
+    const client = new ClientState(name, channels);
+    let stop = null;
+    const restart = () => {  // the retry button: a fresh client that resumes from the cursor
+      if (stop) stop();
+      client.note("retry pressed");
+      if (client.state === "failed") client.state = "connecting";
+      stop = start(client, config);
+    };
+    clients[name] = client;
+    const {section, render} = panel(client, restart);
+    container.append(section);
+    renders.push(render);
+    stop = start(client, config);
+  }
+  setInterval(() => renders.forEach((r) => r()), 200);
+  setInterval(report, REPORT_INTERVAL_MS);
+}
+
+// The page's figures, for the server to show beside rtplay's own clients.
+function snapshot() {
+  return {page: pageId, agent: navigator.userAgent,
+          clients: Object.fromEntries(Object.entries(clients).map(([n, c]) => [n, c.report()]))};
+}
+
+async function report() {
+  try {
+    await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json"},
+                                    body: JSON.stringify(snapshot()), cache: "no-store"});
+  } catch { /* the server is down (a fault): the next report tells it */ }
+}
+
+window.rtplay = {clients, snapshot};
+main();
