@@ -52,6 +52,9 @@ LAUNCH_TIMEOUT_S = 30.0
 #: How often the browser's report is read back (the page posts every 250 ms).
 SAMPLE_INTERVAL_S = 0.25
 
+#: How finely the browser's figures are timed: the page posts and rtplay reads every 250 ms.
+RESOLUTION_S = 0.5
+
 #: Samples kept per run for recovery figures: ~25 minutes at 4 per second.
 MAX_SAMPLES = 6000
 
@@ -208,27 +211,32 @@ def primary_counts(clients: dict[str, Any]) -> dict[str, tuple[str, int]]:
 
 def recovery(samples: list[Sample], transport: str, start: float, end: float) -> dict[str, Any]:
     """What the browser's client of ``transport`` did about a fault active over [start, end]
-    (monotonic seconds), from the samples: when it noticed (left ``open``), when it got the
-    first message after the fault ended, and how it ended up."""
-    detect = recover = None
-    before = None
+    (session-clock seconds), from the samples: when it noticed (left ``open``), when it got
+    a new message after the fault ended (or after it noticed, if later), how it ended up.
+    Resolution is :data:`RESOLUTION_S` (the page reports and rtplay reads every 250 ms)."""
+    detected_at = None
+    count_at_ref = None
+    recovered_at = None
     final = "unknown"
     for sample in samples:
-        state_count = sample.clients.get(transport)
-        if state_count is None:
+        if transport not in sample.clients:
             continue
-        state, count = state_count
+        state, count = sample.clients[transport]
         final = state
-        if sample.at < start:
-            before = count
-            continue
-        if detect is None and state != "open" and sample.at <= max(end, start) + 30:
-            detect = round(sample.at - start, 3)
-        if sample.at >= end and recover is None and before is not None and count > before and state == "open":
-            recover = round(sample.at - end, 3)
-        if sample.at < end:
-            before = count
-    return {"time_to_detect_s": detect, "time_to_recover_s": recover, "final_state": final}
+        if sample.at >= start and detected_at is None and state != "open" and sample.at <= end + RESOLUTION_S:
+            detected_at = sample.at
+        ref = max(end, detected_at or end)
+        if sample.at <= ref:
+            count_at_ref = count
+        elif recovered_at is None and count_at_ref is not None and count > count_at_ref and state == "open":
+            recovered_at = sample.at
+    since = lambda t, r: None if t is None else round(max(0.0, t - r), 3)  # noqa: E731
+    ref = max(end, detected_at or end)
+    return {
+        "time_to_detect_s": since(detected_at, start),
+        "time_to_recover_s": since(recovered_at, ref),
+        "final_state": final,
+    }
 
 
 class BrowserMonitor:
@@ -278,3 +286,97 @@ class BrowserMonitor:
             if first["highest"] < published:
                 return False
         return True
+
+
+class BrowserSide:
+    """The browser beside a session: Chromium on the page plus the monitor reading it back."""
+
+    def __init__(self, http_url: str, quic_port: int, clock: Any) -> None:
+        self.driver = BrowserDriver(http_url, quic_port)
+        self.monitor = BrowserMonitor(http_url, clock)
+        self.clock = clock
+
+    async def start(self) -> None:
+        await self.driver.start()
+        self.monitor.start()
+
+    async def stop(self) -> None:
+        try:
+            await self.monitor.stop()
+        finally:
+            await self.driver.stop()
+
+    async def settle(self, published: int, timeout: float) -> bool:
+        """Wait until the browser's clients have everything published (or gave up)."""
+        deadline = self.clock() + timeout
+        while self.clock() < deadline:
+            if self.monitor.caught_up(published):
+                return True
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+        return False
+
+    def report(self, published: int, faults: list[dict[str, Any]], origin: float = 0.0) -> dict[str, Any]:
+        """The report's ``"browser"`` section: the page's transports with rtplay's fields, and
+        per fault the browser's detect / recover times beside rtplay's."""
+        entries = report_entries(self.monitor.latest, published)
+        per_fault = []
+        for fault in faults:
+            name = fault.get("transport")
+            if name not in entries or fault.get("start_s") is None:
+                continue
+            start = float(fault["start_s"]) + origin
+            end = start if fault.get("end_s") is None else float(fault["end_s"]) + origin
+            per_fault.append(
+                {"fault": fault["fault"], "transport": name, "start_s": fault["start_s"], "end_s": fault["end_s"]}
+                | recovery(self.monitor.samples, name, start, end)
+            )
+        return {"transports": entries, "faults": per_fault, "resolution_s": RESOLUTION_S}
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def side_by_side(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per fault and transport: rtplay's client and the browser's, what each decided and how
+    fast; ``differs`` names what is not the same (final state, or noticing at all)."""
+    rtplay_final = {name: entry["state"] for name, entry in report["transports"].items()}
+    browser = {(f["fault"], f["transport"], f["start_s"]): f for f in report["browser"]["faults"]}
+    rows = []
+    for fault in report["faults"]:
+        other = browser.get((fault["fault"], fault["transport"], fault["start_s"]))
+        if other is None:
+            continue
+        ours = "failed" if fault.get("failed") else rtplay_final.get(fault["transport"], "?")
+        differs = []
+        if ours != other["final_state"]:
+            differs.append("final state")
+        if (fault["time_to_detect_s"] is None) != (other["time_to_detect_s"] is None):
+            differs.append("noticed")
+        rows.append({
+            "fault": fault["fault"], "transport": fault["transport"],
+            "rtplay": {"detect_s": fault["time_to_detect_s"], "recover_s": fault["time_to_recover_s"], "final": ours},
+            "browser": {"detect_s": other["time_to_detect_s"], "recover_s": other["time_to_recover_s"],
+                        "final": other["final_state"]},
+            "differs": differs,
+        })
+    return rows
+
+
+def render_browser(report: dict[str, Any], render_table: Any) -> str:
+    """The browser's table (as rtplay's) and the side-by-side per fault, for the terminal."""
+    section = report["browser"]
+    lines = ["", "the browser (headless Chromium on the page), same columns:"]
+    lines.append(render_table({"transports": section["transports"], "faults": [],
+                               "published": report["published"], "duration_s": report["duration_s"]}))
+    rows = side_by_side(report)
+    if rows:
+        lines += ["", f"per fault: rtplay client vs browser (browser times ±{section['resolution_s']:g}s)"]
+        lines.append(f"  {'fault':<28} {'transport':<9} {'rtplay detect/recover/final':<30} browser detect/recover/final")
+        for row in rows:
+            r, b = row["rtplay"], row["browser"]
+            ours = f"{_seconds(r['detect_s'])} / {_seconds(r['recover_s'])} / {r['final']}"
+            theirs = f"{_seconds(b['detect_s'])} / {_seconds(b['recover_s'])} / {b['final']}"
+            mark = f"  DIFFERS: {', '.join(row['differs'])}" if row["differs"] else ""
+            lines.append(f"  {row['fault']:<28} {row['transport']:<9} {ours:<30} {theirs}{mark}")
+    return "\n".join(lines)

@@ -89,6 +89,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    parser.add_argument(
+        "--browser", action="store_true", help="also run headless Chromium on the page; report it under \"browser\""
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
-    options = HeadlessOptions(duration=scenario.duration, json_path=args.json, progress=not args.quiet)
+    options = HeadlessOptions(
+        duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
+    )
     report = asyncio.run(run_headless(config, options, scenario.faults))
     failures = scenario.check(report)
     for failure in failures:

@@ -22,6 +22,8 @@ class HeadlessOptions:
     duration: float = 10.0
     json_path: Path | None = None
     progress: bool = True
+    browser: bool = False
+    """Also run headless Chromium on the server's page and report it under ``"browser"``."""
     settle_s: float = 5.0
     """After the run, how long to wait for clients to receive everything published."""
     out: TextIO = field(default_factory=lambda: sys.stdout)
@@ -121,7 +123,13 @@ async def run_headless(
     if options.progress:
         session.subscribe(EventPrinter(options.err))
     await session.start()
+    browser = None
     try:
+        if options.browser:
+            from rtplay.browser import BrowserSide  # Playwright loads only when asked for
+
+            browser = BrowserSide(session.server.http_url, session.server.quic_port, session.clock)
+            await browser.start()
         if faults:
             session.faults.run_timeline(faults)
         loop = asyncio.get_running_loop()
@@ -132,9 +140,18 @@ async def run_headless(
                 print(progress_line(session), file=options.err, flush=True)
         await session.settle(options.settle_s)
         report = session.report()
+        if browser is not None:
+            await browser.settle(session.published, options.settle_s)
+            report["browser"] = browser.report(session.published, report["faults"], session.faults.recovery.origin)
     finally:
+        if browser is not None:
+            await browser.stop()
         await session.stop()
     print(render_table(report), file=options.out)
+    if "browser" in report:
+        from rtplay.browser import render_browser
+
+        print(render_browser(report, render_table), file=options.out)
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"report written to {options.json_path}", file=options.err)
