@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--transports", type=transports, default=None, help="playground: comma-separated transports (default all)"
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="playground: also run headless Chromium on the page, shown beside"
+    )
     sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
     run = sub.add_parser("run", help="run a session headless and print a report")
     add_run_flags(run)
@@ -239,7 +242,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     config = SessionConfig(
         transports=args.transports or available_transports(), server=ServerConfig(rate=args.rate)
     )
-    return run_tui(config)
+    return run_tui(config, browser=args.browser)
 
 
 if __name__ == "__main__":

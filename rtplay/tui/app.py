@@ -18,10 +18,12 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.widgets import Footer
 
 from rtplay.session import Session, SessionConfig
 from rtplay.tui.actions import ACTIONS
 from rtplay.tui.backend import Backend, SessionBackend
+from rtplay.tui.browser_rows import BrowserRows
 from rtplay.tui.main import MainScreen
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,12 @@ class RtplayApp(App[int]):
         *,
         backend: Backend | None = None,
         notices: NoticeHandler | None = None,
+        browser: bool = False,
     ) -> None:
         super().__init__()
+        self.browser_wanted = browser
+        """Start headless Chromium on the page once the session runs (``rtplay --browser``)."""
+        self.browser_rows: BrowserRows | None = None
         self.backend: Backend = backend or SessionBackend(Session(config or SessionConfig()))
         self.main_screen = MainScreen(self.backend)
         self.notices = notices
@@ -95,9 +101,27 @@ class RtplayApp(App[int]):
             return
         self.started_in = time.monotonic() - began
         log.info("session started in %.2f s", self.started_in)
+        if self.browser_wanted:
+            await self.toggle_browser()
+
+    async def toggle_browser(self) -> None:
+        """Start headless Chromium on the page and show its rows, or stop it."""
+        session = getattr(self.backend, "session", None)
+        if session is None:
+            self.notify("the browser needs a live session", severity="warning")
+            return
+        if self.browser_rows is not None:
+            rows, self.browser_rows = self.browser_rows, None
+            await rows.stop()
+            await rows.remove()
+            return
+        self.browser_rows = BrowserRows(session)
+        await self.main_screen.mount(self.browser_rows, before=self.main_screen.query_one(Footer))
 
     async def on_unmount(self) -> None:
-        """The app is ending (quit, ctrl+c, test teardown): stop the session."""
+        """The app is ending (quit, ctrl+c, test teardown): stop the browser and the session."""
+        if self.browser_rows is not None:
+            await self.browser_rows.stop()
         await self.backend.stop()
 
     def _show_notices(self) -> None:
@@ -129,15 +153,20 @@ class RtplayApp(App[int]):
                 else (action.key_display or action.keys)
             )
             yield SystemCommand(title, f"{action.help}  (key {keys})", partial(main.run_action, action.action))
+        yield SystemCommand(
+            "Browser: start / stop",
+            "headless Chromium on the server's page: its clients' rows beside rtplay's panes",
+            self.toggle_browser,
+        )
 
 
-def run_tui(config: SessionConfig) -> int:
+def run_tui(config: SessionConfig, browser: bool = False) -> int:
     """Run the playground on ``config`` until the user quits; return the exit code."""
     notices = NoticeHandler()
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = [notices]  # nothing may write to the terminal the app draws on
-    app = RtplayApp(config, notices=notices)
+    app = RtplayApp(config, notices=notices, browser=browser)
 
     async def main() -> None:
         try:

@@ -1,0 +1,42 @@
+"""``rtplay --browser``: the playground shows the browser's rows beside rtplay's panes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from rtplay.tui.app import RtplayApp
+from rtplay.tui.browser_rows import BrowserRows
+from tests.browser.conftest import MISSING
+from tests.tui.helpers import make_config, pane_status, wait_for
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(MISSING is not None, reason=f"needs Chromium and Playwright: {MISSING}"),
+]
+
+
+def rows_text(app: RtplayApp) -> str:
+    rows = app.browser_rows
+    if rows is None or rows.table is None:
+        return ""
+    console = Console(width=140, record=True, file=io.StringIO())
+    console.print(rows.table)
+    return console.export_text()
+
+
+async def test_browser_rows_show_beside_the_panes_and_stop_from_the_palette_action() -> None:
+    app = RtplayApp(make_config(["ws"]), browser=True)
+    async with app.run_test(size=(140, 45)) as pilot:
+        session = app.backend.session  # type: ignore[attr-defined]
+        session.set_rate(20)
+        await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "rtplay's ws open")
+        await wait_for(pilot, lambda: rows_text(app).count("open") >= 6, "six browser rows open", timeout=30)
+        assert isinstance(app.query_one("#browser-rows"), BrowserRows)
+        text = rows_text(app)
+        for transport in ("poll", "longpoll", "sse", "ws", "wt", "rtc"):
+            assert transport in text
+        await app.toggle_browser()  # the palette's "Browser: start / stop"
+        assert app.browser_rows is None and not app.query("#browser-rows")
