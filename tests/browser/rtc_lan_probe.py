@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from rtplay.browser import BrowserDriver, loopback_only
-from servers.ice import Offer, candidate_addresses
+from rtplay.protocol.ice import candidate_addresses
+from servers.ice import Offer
 from servers.runner import Server, ServerConfig
 
 
