@@ -1,4 +1,4 @@
-"""The publishing WebRTC peer: ``POST /rtc/offer`` signaling and one aiortc peer per client.
+"""The publishing WebRTC peers: one aiortc peer per client (signaling: :mod:`servers.rtc_signal`).
 
 Signaling is only for set-up. The client's offer creates two data channels, ``reliable``
 (ordered, reliable) and ``unreliable`` (unordered, maxRetransmits=0); the server answers and
@@ -20,9 +20,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Callable
 
-from aiohttp import web
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -35,16 +33,8 @@ from rtplay.protocol.compat.aioice import gather_on
 from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
-from servers.http import (
-    CTX,
-    MAX_REQUEST_BYTES,
-    ServerContext,
-    Throttle,
-    _hold_envelope,
-    bad_request,
-    parse_cursor,
-)
-from servers.ice import Offer, OfferError, parse_offer
+from servers.http import ServerContext, Throttle, _hold_envelope
+from servers.ice import Offer, OfferError
 
 log = logging.getLogger(__name__)
 
@@ -354,56 +344,3 @@ class RtcManager:
             peer.close("server shutting down")
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    # --- signaling -------------------------------------------------------------------------
-
-    async def handle_offer(self, request: web.Request) -> web.Response:
-        """``POST /rtc/offer?since=N`` with ``{"sdp", "type": "offer"}`` → the SDP answer."""
-        ctx = request.app[CTX]
-        ctx.faults.expire(ctx.clock())
-        code = ctx.faults.error_for(TRANSPORT)
-        if code is not None:
-            return fault_response(ctx, code)
-        since = parse_cursor(request.query.get("since"))
-        body = await read_body(request)
-        if body is None:
-            return bad_request(f"offer larger than {MAX_REQUEST_BYTES} bytes")
-        try:
-            answer = await self.accept(parse_offer(body, self.host), since)
-        except OfferError as exc:
-            return bad_request(str(exc))
-        except TooManyPeers as exc:
-            headers = {"Retry-After": str(ctx.config.error_retry_after_s)}
-            return web.json_response({"error": str(exc)}, status=503, headers=headers)
-        except Exception as exc:  # our side failed (e.g. no UDP socket): this request only
-            log.exception("rtc: answering an offer failed")
-            return web.json_response({"error": f"cannot create a peer: {type(exc).__name__}"}, status=500)
-        return web.json_response({"sdp": answer, "type": "answer"})
-
-
-def fault_response(ctx: ServerContext, code: int) -> web.Response:
-    """What an ``error CODE`` fault answers a signaling request with."""
-    if code == 204:
-        return web.Response(status=204)
-    headers = {"Retry-After": str(ctx.config.error_retry_after_s)} if code == 503 else None
-    return web.json_response({"error": f"injected fault: error {code}"}, status=code, headers=headers)
-
-
-async def read_body(request: web.Request) -> bytes | None:
-    """The request body, or None when it exceeds :data:`MAX_REQUEST_BYTES`."""
-    if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-        return None
-    try:
-        # The app's client_max_size is MAX_REQUEST_BYTES: this also bounds chunked bodies.
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return None
-
-
-def install_routes(manager: RtcManager) -> Callable[[web.Application], None]:
-    """An app hook (``Server.add_app_hook``) adding ``POST /rtc/offer`` to every (re)started app."""
-
-    def hook(app: web.Application) -> None:
-        app.router.add_post("/rtc/offer", manager.handle_offer)
-
-    return hook

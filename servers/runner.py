@@ -24,7 +24,8 @@ from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic import QuicListener
-from servers.rtc import RtcManager, install_routes
+from servers.rtc import RtcManager
+from servers.rtc_signal import install_routes
 
 log = logging.getLogger(__name__)
 
