@@ -192,6 +192,7 @@ async def serve_forever(config: ServerConfig) -> None:
     print(f"                  certificate SHA-256 {server.cert.sha256_hex}", flush=True)
     print(f"  rtc        POST {url}/rtc/offer?since=0   (JSON {{sdp, type: offer}} -> answer)", flush=True)
     print(f"  control         {url}/control/status   /control/faults   /control/rate", flush=True)
+    print(f"  page            {url}/   (your browser as a client of every transport)", flush=True)
     print("Ctrl-C stops it.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
