@@ -126,6 +126,9 @@ class BrowserDriver:
                 self.page = await self._context.new_page()
                 self.page.on("pageerror", lambda exc: log.warning("browser page error: %s", exc))
                 await self.page.goto(self.http_url + "/")
+        except TimeoutError:
+            await self.stop()
+            raise BrowserUnavailable(f"Chromium did not show the page within {LAUNCH_TIMEOUT_S:g} s") from None
         except BaseException:
             await self.stop()
             raise

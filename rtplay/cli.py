@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.headless import HeadlessOptions, run_headless
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
@@ -169,7 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = HeadlessOptions(
         duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
     )
-    report = asyncio.run(run_headless(config, options, scenario.faults))
+    try:
+        report = asyncio.run(run_headless(config, options, scenario.faults))
+    except BrowserUnavailable as exc:
+        print(f"rtplay run --browser: {exc}", file=sys.stderr)
+        return 2
     failures = scenario.check(report)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -328,36 +329,48 @@ async def test_a_peer_too_far_behind_is_closed_with_a_reason(monkeypatch: pytest
         await wait_until(lambda: peer not in manager.peers, what="the slow peer freed")
 
 
+@asynccontextmanager
+async def raw_peer(srv: Server, edit: Callable[[str], str] = lambda sdp: sdp) -> AsyncIterator[tuple[list[str], str]]:
+    """A bare aiortc peer offering both channels (its offer passed through ``edit``):
+    yields the ``reliable`` messages as they arrive and the server's answer."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        reliable = pc.createDataChannel("reliable")
+        pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
+        got: list[str] = []
+        reliable.on("message", got.append)
+        with gather_on("127.0.0.1"):
+            await pc.setLocalDescription(await pc.createOffer())
+        async with httpx.AsyncClient(trust_env=False) as http:
+            response = await post_offer(http, srv, edit(pc.localDescription.sdp))
+        assert response.status_code == 200, response.text
+        answer = response.json()["sdp"]
+        with gather_on("127.0.0.1"):
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        yield got, answer
+    finally:
+        await pc.close()
+
+
+def as_browser(sdp: str) -> str:
+    """The offer as a desktop browser sends it: its host candidate as an mDNS name."""
+    (ours,) = candidate_addresses(sdp)
+    return sdp.replace(f" {ours} ", " 0a1b2c3d-browser.local ")
+
+
 async def test_a_browser_like_offer_connects_by_learning_the_peer_reflexive_address() -> None:
     """An offer whose only candidate is an mDNS name, as browsers send: the server answers
     with its loopback candidate and learns the peer's address from the peer's own checks."""
     async with rtc_server() as (srv, manager):
         srv.set_rate(50)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        try:
-            reliable = pc.createDataChannel("reliable")
-            pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
-            got: list[str] = []
-            reliable.on("message", got.append)
-            with gather_on("127.0.0.1"):
-                await pc.setLocalDescription(await pc.createOffer())
-            (ours,) = candidate_addresses(pc.localDescription.sdp)
-            offer = pc.localDescription.sdp.replace(f" {ours} ", " 0a1b2c3d-browser.local ")
-            async with httpx.AsyncClient(trust_env=False) as http:
-                response = await post_offer(http, srv, offer)
-            assert response.status_code == 200, response.text
-            answer = response.json()["sdp"]
+        async with raw_peer(srv, as_browser) as (got, answer):
             assert candidate_addresses(answer) == ["127.0.0.1"]
-            with gather_on("127.0.0.1"):
-                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             await wait_until(lambda: len(got) >= 3, what="envelopes over a peer-reflexive pair")
             (peer,) = manager.peers
             assert peer.pc.sctp is not None
             remote = peer.pc.sctp.transport.transport.getRemoteCandidates()
             # The mDNS name was never resolved nor used: the one remote candidate is learned.
             assert [(c.type, c.ip) for c in remote] == [("prflx", "127.0.0.1")]
-        finally:
-            await pc.close()
 
 
 async def test_reliable_carries_one_envelope_per_message_while_catching_up() -> None:
@@ -365,21 +378,8 @@ async def test_reliable_carries_one_envelope_per_message_while_catching_up() -> 
     async with rtc_server() as (srv, manager):
         for _ in range(40):
             srv.ctx.broadcaster.publish()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        try:
-            reliable = pc.createDataChannel("reliable")
-            pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
-            got: list[str] = []
-            reliable.on("message", got.append)
-            with gather_on("127.0.0.1"):
-                await pc.setLocalDescription(await pc.createOffer())
-            async with httpx.AsyncClient(trust_env=False) as http:
-                response = await post_offer(http, srv, pc.localDescription.sdp)
-            with gather_on("127.0.0.1"):
-                await pc.setRemoteDescription(RTCSessionDescription(response.json()["sdp"], "answer"))
+        async with raw_peer(srv) as (got, _):
             await wait_until(lambda: len(got) >= 41, what="the greeting and 40 messages")
             payloads = [json.loads(message) for message in got]  # one JSON value per message
             assert payloads[0] == {"live": 41}
             assert [p["seq"] for p in payloads[1:]] == list(range(1, 41))
-        finally:
-            await pc.close()
