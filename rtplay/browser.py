@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +50,17 @@ BASE_FLAGS = (
 #: Launch and first page load; Chromium takes ~1-3 s on a busy 2-core machine.
 LAUNCH_TIMEOUT_S = 30.0
 
+#: After launch, how long the page's clients get to open before a run goes on without them.
+READY_TIMEOUT_S = 10.0
+
 #: How often the browser's report is read back (the page posts every 250 ms).
 SAMPLE_INTERVAL_S = 0.25
 
 #: How finely the browser's figures are timed: the page posts and rtplay reads every 250 ms.
 RESOLUTION_S = 0.5
+
+#: A client that leaves ``open`` this long after a fault ended is not counted as noticing it.
+DETECT_WINDOW_S = 10.0
 
 #: Samples kept per run for recovery figures: ~25 minutes at 4 per second.
 MAX_SAMPLES = 6000
@@ -212,29 +219,50 @@ def primary_counts(clients: dict[str, Any]) -> dict[str, tuple[str, int]]:
     return out
 
 
-def recovery(samples: list[Sample], transport: str, start: float, end: float) -> dict[str, Any]:
+def _from_events(
+    events: list[list[Any]], start: float, end: float, wall_offset: float
+) -> tuple[float | None, float | None]:
+    """(detected at, back at) in session-clock seconds from the page's own timed events: the
+    first ``down`` within :data:`DETECT_WINDOW_S` of the fault, the first ``back`` after it."""
+    timed = [(kind, ms / 1000 - wall_offset) for kind, ms in events if isinstance(ms, int | float)]
+    down = next((t for kind, t in timed if kind == "down" and start <= t <= end + DETECT_WINDOW_S), None)
+    if down is None:
+        return None, None
+    back = next((t for kind, t in timed if kind == "back" and t >= down), None)
+    return down, back
+
+
+def recovery(
+    samples: list[Sample],
+    transport: str,
+    start: float,
+    end: float,
+    events: list[list[Any]] | None = None,
+    wall_offset: float = 0.0,
+) -> dict[str, Any]:
     """What the browser's client of ``transport`` did about a fault active over [start, end]
-    (session-clock seconds), from the samples: when it noticed (left ``open``), when it got
-    a new message after the fault ended (or after it noticed, if later), how it ended up.
-    Resolution is :data:`RESOLUTION_S` (the page reports and rtplay reads every 250 ms)."""
-    detected_at = None
-    count_at_ref = None
-    recovered_at = None
+    (session-clock seconds): when it noticed (left ``open``), when it got a new message after
+    the fault ended (or after it noticed, if later), and how it ended up — as rtplay measures
+    its own clients. A client that went down is timed by the page's own events (``wall_offset``
+    = wall clock − session clock), which a fault taking the server down cannot hide; one that
+    never did is timed by the samples, to :data:`RESOLUTION_S`."""
+    detected_at, back_at = _from_events(events or [], start, end, wall_offset)
     final = "unknown"
+    count_at_end = None
+    recovered_at = None
     for sample in samples:
         if transport not in sample.clients:
             continue
         state, count = sample.clients[transport]
         final = state
-        if sample.at >= start and detected_at is None and state != "open" and sample.at <= end + RESOLUTION_S:
-            detected_at = sample.at
-        ref = max(end, detected_at or end)
-        if sample.at <= ref:
-            count_at_ref = count
-        elif recovered_at is None and count_at_ref is not None and count > count_at_ref and state == "open":
+        if sample.at <= end:
+            count_at_end = count
+        elif recovered_at is None and count_at_end is not None and count > count_at_end and state == "open":
             recovered_at = sample.at
-    since = lambda t, r: None if t is None else round(max(0.0, t - r), 3)  # noqa: E731
     ref = max(end, detected_at or end)
+    if detected_at is not None:
+        recovered_at = back_at
+    since = lambda t, r: None if t is None else round(max(0.0, t - r), 3)  # noqa: E731
     return {
         "time_to_detect_s": since(detected_at, start),
         "time_to_recover_s": since(recovered_at, ref),
@@ -251,6 +279,8 @@ class BrowserMonitor:
         self.samples: list[Sample] = []
         self.latest: dict[str, Any] = {}
         """The newest page's clients, as it reported them."""
+        self.wall_offset = time.time() - clock()
+        """Wall clock minus the session clock (the page times its events by the wall clock)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -264,6 +294,7 @@ class BrowserMonitor:
 
     async def read_once(self, http: httpx.AsyncClient) -> None:
         pages = await fetch_reports(http, self.http_url)
+        self.wall_offset = time.time() - self.clock()
         if pages:
             self.latest = pages[-1]["clients"]
             if len(self.samples) < MAX_SAMPLES:
@@ -300,8 +331,18 @@ class BrowserSide:
         self.clock = clock
 
     async def start(self) -> None:
+        """Launch Chromium on the page and wait (up to :data:`READY_TIMEOUT_S`) until every
+        one of its clients is open, so a fault timeline starting now finds both sides ready."""
         await self.driver.start()
         self.monitor.start()
+        deadline = self.clock() + READY_TIMEOUT_S
+        while self.clock() < deadline:
+            latest = self.monitor.latest
+            if latest and all(client["state"] == "open" for client in latest.values()):
+                return
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+        log.warning("browser clients not all open after %g s: %s", READY_TIMEOUT_S,
+                    {name: client["state"] for name, client in self.monitor.latest.items()})
 
     async def stop(self) -> None:
         try:
@@ -331,7 +372,8 @@ class BrowserSide:
             end = start if fault.get("end_s") is None else float(fault["end_s"]) + origin
             per_fault.append(
                 {"fault": fault["fault"], "transport": name, "start_s": fault["start_s"], "end_s": fault["end_s"]}
-                | recovery(self.monitor.samples, name, start, end)
+                | recovery(self.monitor.samples, name, start, end,
+                           self.monitor.latest[name].get("events"), self.monitor.wall_offset)
             )
         return {"transports": entries, "faults": per_fault, "resolution_s": RESOLUTION_S}
 

@@ -34,9 +34,16 @@ MAX_CLIENTS = 8
 #: Channels per client (wt and rtc have two).
 MAX_CHANNELS = 4
 
+#: State-change events per client (the page keeps its newest 32).
+MAX_EVENTS = 32
+EVENT_KINDS = frozenset({"down", "back"})
+
 #: Log lines per client kept from a report, and their length.
 MAX_LOG_LINES = 10
 MAX_LOG_CHARS = 200
+
+#: Largest number a report may hold: wall-clock milliseconds (1.8e12 today) fit for centuries.
+MAX_NUMBER = 1e13
 
 STATES = frozenset({"connecting", "open", "retrying", "failed", "stopped"})
 COUNTS = ("delivered", "missing", "highest", "lost_to_reset", "duplicates", "out_of_order")
@@ -58,7 +65,7 @@ def _count(value: object, where: str) -> int:
 def _number(value: object, where: str) -> float | None:
     if value is None:
         return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e12:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < MAX_NUMBER:
         raise ReportError(f"{where} must be a non-negative number or null")
     return float(value)
 
@@ -84,6 +91,14 @@ def _channel(raw: object, where: str) -> dict[str, Any]:
     return out
 
 
+def _event(raw: object, where: str) -> list[Any]:
+    """``[kind, wall-clock ms]``: the client left ``open`` (down) or got its first new message
+    after that (back)."""
+    if not isinstance(raw, list) or len(raw) != 2 or raw[0] not in EVENT_KINDS:
+        raise ReportError(f"{where} entries must be [\"down\" | \"back\", ms]")
+    return [raw[0], _number(raw[1], where)]
+
+
 def _client(raw: object, where: str) -> dict[str, Any]:
     data = _object(raw, where, 16)
     state = data.get("state")
@@ -103,6 +118,10 @@ def _client(raw: object, where: str) -> dict[str, Any]:
         "channels": {name: _channel(c, f"{where}.channels.{name}") for name, c in channels.items()},
         "log": [line[:MAX_LOG_CHARS] for line in log[-MAX_LOG_LINES:]],
     }
+    events = data.get("events", [])
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise ReportError(f"{where}.events must be a list of at most {MAX_EVENTS}")
+    out["events"] = [_event(e, f"{where}.events") for e in events]
     reason = data.get("failed_reason")
     if isinstance(reason, str):
         out["failed_reason"] = reason[:MAX_LOG_CHARS]

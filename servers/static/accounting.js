@@ -7,6 +7,9 @@
 const MAX_TRACKED_GAPS = 4096;
 // Reconnect log lines kept per client: enough to read a fault's story, bounded for a long run.
 const LOG_LINES = 50;
+// State changes kept per client with their wall-clock time, for recovery figures: a fault
+// that takes the server down also stops the page's reports, so the page times them itself.
+const EVENTS = 32;
 // (seq, latency) of the newest arrivals per channel: the panel's "last", and what a test reads.
 const RECENT = 64;
 // Histogram buckets grow by 1 %: percentiles within 1 % in fixed memory (as rtplay's).
@@ -73,10 +76,14 @@ class Latency {
 }
 
 class Channel {
-  constructor(name) { this.name = name; this.tracker = new SeqTracker(); this.latency = new Latency(); this.recent = []; }
+  constructor(name, onNew) {
+    this.name = name; this.tracker = new SeqTracker(); this.latency = new Latency(); this.recent = [];
+    this.onNew = onNew;
+  }
   envelope(env, receivedMs) {
     if (typeof env.seq !== "number" || typeof env.t !== "number") throw new Error("not an envelope");
     if (!this.tracker.see(env.seq)) return;
+    this.onNew();
     this.latency.add(receivedMs - env.t);
     this.recent.push([env.seq, receivedMs - env.t]);
     if (this.recent.length > RECENT) this.recent.shift();
@@ -91,12 +98,21 @@ class Channel {
 // One transport's client: its channels, state, connection figures and reconnect log.
 class ClientState {
   constructor(name, channels) {
-    this.name = name; this.channels = Object.fromEntries(channels.map((c) => [c, new Channel(c)]));
+    this.name = name;
+    this.channels = Object.fromEntries(channels.map((c, i) => [c, new Channel(c, i === 0 ? () => this.arrived() : () => {})]));
+    this.events = [];  // [kind, wall ms]: "down" when it leaves open, "back" at the first new message after
     this.state = "connecting"; this.detail = ""; this.failedReason = null;
     this.connects = 0; this.reconnects = 0; this.downSince = performance.now(); this.downMs = 0;
     this.log = []; this.onchange = () => {};
   }
   get primary() { return Object.values(this.channels)[0]; }
+  event(kind) {
+    this.events.push([kind, Date.now()]);
+    if (this.events.length > EVENTS) this.events.shift();
+  }
+  arrived() {
+    if (this.events.length && this.events[this.events.length - 1][0] === "down") this.event("back");
+  }
   note(text) {
     this.log.push(`${new Date().toISOString().slice(11, 23)} ${text}`);
     if (this.log.length > LOG_LINES) this.log.shift();
@@ -111,6 +127,7 @@ class ClientState {
   down(state, reason) {  // state: "retrying" | "failed" | "connecting"
     if (this.downSince === null) this.downSince = performance.now();
     if (state === "failed") this.failedReason = reason;
+    if (this.state === "open") this.event("down");
     const changed = this.state !== state || this.detail !== reason;
     this.state = state; this.detail = reason;
     if (changed) this.note(`${state}: ${reason}`);
@@ -126,7 +143,7 @@ class ClientState {
   report() {
     const channels = Object.fromEntries(Object.entries(this.channels).map(([n, c]) => [n, c.report()]));
     const out = {state: this.state, connects: this.connects, reconnects: this.reconnects,
-                 downtime_s: this.downtimeS(), channels, log: this.log.slice(-10)};
+                 downtime_s: this.downtimeS(), channels, log: this.log.slice(-10), events: this.events};
     if (this.failedReason !== null) out.failed_reason = this.failedReason;
     return out;
   }

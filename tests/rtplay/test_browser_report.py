@@ -39,12 +39,8 @@ def samples(*rows: tuple[float, str, int]) -> list[Sample]:
 
 
 def test_recovery_from_samples() -> None:
-    # A drop at 10 s: the client is retrying at 10.25, open and receiving again at 10.75.
-    run = samples((9.75, "open", 100), (10.0, "open", 100), (10.25, "retrying", 100),
-                  (10.5, "open", 100), (10.75, "open", 104), (11.0, "open", 110))
-    assert recovery(run, "ws", 10.0, 10.0) == {"time_to_detect_s": 0.25, "time_to_recover_s": 0.5, "final_state": "open"}
-    # A client that never notices and keeps receiving (poll after a drop).
-    steady = samples((9.75, "open", 100), (10.25, "open", 105))
+    # A client that never leaves open is timed by the samples: the first new message after the end.
+    steady = samples((9.75, "open", 100), (10.0, "open", 100), (10.25, "open", 105))
     assert recovery(steady, "ws", 10.0, 10.0) == {"time_to_detect_s": None, "time_to_recover_s": 0.25,
                                                   "final_state": "open"}
     # One that gives up.
@@ -52,6 +48,18 @@ def test_recovery_from_samples() -> None:
     assert recovery(gave_up, "ws", 10.0, 10.0)["final_state"] == "failed"
     assert recovery(gave_up, "ws", 10.0, 10.0)["time_to_recover_s"] is None
     assert recovery(gave_up, "sse", 10.0, 10.0)["final_state"] == "unknown"
+
+
+def test_recovery_of_a_client_that_went_down_is_timed_by_the_pages_own_events() -> None:
+    # An outage from 10 to 15 s: no sample in between (the report endpoint was down too).
+    run = samples((9.75, "open", 100), (15.75, "open", 140))
+    wall = 1_000.0  # wall clock minus session clock
+    events = [["down", (10.04 + wall) * 1000], ["back", (17.5 + wall) * 1000]]
+    figures = recovery(run, "ws", 10.0, 15.0, events, wall_offset=wall)
+    assert figures == {"time_to_detect_s": 0.04, "time_to_recover_s": 2.5, "final_state": "open"}
+    # Events before the fault, or long after it, are not its detection.
+    early = [["down", (5.0 + wall) * 1000], ["back", (5.5 + wall) * 1000]]
+    assert recovery(run, "ws", 10.0, 15.0, early, wall_offset=wall)["time_to_detect_s"] is None
 
 
 def test_side_by_side_marks_where_the_two_differ() -> None:

@@ -43,7 +43,7 @@ def report(page: str = "p1", **client: object) -> dict[str, object]:
     channel = {"delivered": 5, "missing": 0, "highest": 5, "lost_to_reset": 0, "duplicates": 0,
                "out_of_order": 0, "latency_ms": {"p50": 1.5, "p95": 2, "p99": 2, "max": 3}}
     entry = {"state": "open", "connects": 1, "reconnects": 0, "downtime_s": 0.1,
-             "channels": {"main": channel}, "log": ["open"]} | client
+             "channels": {"main": channel}, "log": ["open"], "events": [["down", 1.5e12], ["back", 1.5e12]]} | client
     return {"page": page, "agent": "test", "clients": {"ws": entry}}
 
 
@@ -57,6 +57,7 @@ async def test_browser_reports_are_validated_kept_per_page_and_bounded(server: S
             (json.dumps(report(connects=-1)).encode(), "connects"),
             (json.dumps(report(page="../x")).encode(), "page must be"),
             (json.dumps(report(channels={})).encode(), "empty"),
+            (json.dumps(report(events=[["up", 5]])).encode(), "events entries"),
             (b"x" * (MAX_REPORT_BYTES + 1), "larger than"),
         ]
         for body, reason in bad:
