@@ -264,13 +264,13 @@ const TRANSPORTS = [
   ["wt", ["stream", "datagram"], (c, config) => retrying(c, (cl, ctl) => wtSession(cl, ctl, config))],
   ["rtc", ["reliable", "unreliable"], (c) => retrying(c, rtcSession)],
 ];
-const COLUMNS = ["channel", "delivered", "lost", "reset", "dup", "ooo", "p50 ms", "max ms"];
+const COLUMNS = ["channel", "delivered", "lost", "reset", "dup", "ooo", "p50", "max"];  // latency in ms
 
 function panel(client, restart) {
   const section = document.createElement("section");
   section.id = `panel-${client.name}`;
   section.innerHTML = `<header><h2>${client.name}</h2><span class="state"></span><button>retry</button></header>
-    <table><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></table>
+    <table title="latency (p50, max) in ms"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></table>
     <div class="conn"></div><ol class="log"></ol>`;
   section.querySelector("button").onclick = restart;
   const table = section.querySelector("table");
