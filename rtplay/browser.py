@@ -53,6 +53,9 @@ LAUNCH_TIMEOUT_S = 30.0
 #: After launch, how long the page's clients get to open before a run goes on without them.
 READY_TIMEOUT_S = 10.0
 
+#: Grace for Chromium to close its page and profile before its driver is stopped.
+CLOSE_TIMEOUT_S = 10.0
+
 #: How often the browser's report is read back (the page posts every 250 ms).
 SAMPLE_INTERVAL_S = 0.25
 
@@ -147,7 +150,10 @@ class BrowserDriver:
         playwright, self._playwright = self._playwright, None
         try:
             if context is not None:
-                await context.close()
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):  # stopping Playwright kills it anyway
+                    await context.close()
+        except TimeoutError:
+            log.warning("Chromium did not close within %g s; stopping its driver", CLOSE_TIMEOUT_S)
         finally:
             if playwright is not None:
                 await playwright.stop()
