@@ -30,19 +30,23 @@ async function failure(response) {  // the server's reason, readable thanks to C
   try { return (await response.json()).error || ""; } catch { return ""; }
 }
 
-// Calls `ping` every PING_INTERVAL_MS; `dead` once nothing was heard for the whole window.
+// rtplay's heartbeat: `ping` every PING_INTERVAL_MS; `dead` when nothing at all was heard
+// within PING_TIMEOUT_MS of a ping.
 function heartbeat(ping, dead) {
-  let last = performance.now(), timer = null;
+  let last = performance.now(), timer = null, check = null;
+  const stop = () => { clearInterval(timer); clearTimeout(check); };
   return {
     heard() { last = performance.now(); },
     start() {
       last = performance.now();
       timer = setInterval(() => {
-        if (performance.now() - last > PING_INTERVAL_MS + PING_TIMEOUT_MS) { clearInterval(timer); dead(); }
-        else { try { ping(); } catch { /* closing: the close path reports it */ } }
+        const sent = performance.now();
+        try { ping(); } catch { /* closing: the close path reports it */ }
+        clearTimeout(check);
+        check = setTimeout(() => { if (last < sent) { stop(); dead(); } }, PING_TIMEOUT_MS);
       }, PING_INTERVAL_MS);
     },
-    stop() { clearInterval(timer); },
+    stop,
   };
 }
 
@@ -119,7 +123,7 @@ function wsSession(client, ctl) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const sock = new WebSocket(`${proto}://${location.host}/ws?since=${cursor(client, "main")}`);
     const hb = heartbeat(() => sock.send(JSON.stringify({ping: now()})), () => {
-      sock.close(4000, "heartbeat"); reject(new Error("heartbeat: nothing heard for 5 s"));
+      sock.close(4000, "heartbeat"); reject(new Error("heartbeat: no answer to a ping within 3 s"));
     });
     ctl.close = () => { hb.stop(); sock.close(); };
     sock.onopen = () => { ctl.opened(); hb.start(); };
@@ -163,7 +167,7 @@ async function wtSession(client, ctl, config) {
   let dead;
   const died = new Promise((_, reject) => { dead = reject; });
   const hb = heartbeat(() => writer.write(encoder.encode(JSON.stringify({ping: now()}) + "\n")),
-                       () => dead(new Error("heartbeat: nothing heard for 5 s")));
+                       () => dead(new Error("heartbeat: no answer to a ping within 3 s")));
   const close = ctl.close;
   ctl.close = () => { hb.stop(); close(); };
   (async () => { for await (const _ of lines(pings.readable)) hb.heard(); })().catch(() => {});
@@ -217,7 +221,7 @@ async function rtcSession(client, ctl) {
   let live = null, end;
   const early = [];
   const ended = new Promise((_, reject) => { end = (why) => reject(new Error(why)); });
-  const hb = heartbeat(() => rel.send(JSON.stringify({ping: now()})), () => end("heartbeat: nothing heard for 5 s"));
+  const hb = heartbeat(() => rel.send(JSON.stringify({ping: now()})), () => end("heartbeat: no answer to a ping within 3 s"));
   ctl.close = () => { hb.stop(); pc.close(); };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "failed" || pc.connectionState === "closed") end(`peer connection ${pc.connectionState}`);
