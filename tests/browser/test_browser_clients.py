@@ -81,10 +81,11 @@ async def test_delay_on_wt_adds_300ms_to_each_message_on_both_channels(site) -> 
             recent = await driver.page.evaluate(f"window.rtplay.clients.wt.channels.{channel}.recent")
             late = [ms for seq, ms in recent if seq >= first]
             assert len(late) >= 15, (channel, recent)
-            # Never early (a batch released at its first message's time was up to 280 ms early);
-            # late only by scheduling on a shared 2-core machine: nine in ten within 20 ms.
-            within = sum(280 <= ms <= 320 for ms in late) / len(late)
-            assert min(late) >= 280 and within >= 0.9, (channel, statistics.median(late), sorted(late)[-3:])
+            # Never early (a batch released at its first message's time was up to 280 ms early,
+            # median 182 ms late); late only by scheduling: the median within 20 ms of +300 even
+            # on a loaded 2-core machine, where single messages can wait longer in the browser.
+            assert min(late) >= 280, (channel, sorted(late)[:3])
+            assert abs(statistics.median(late) - 300) <= 20, (channel, statistics.median(late), sorted(late)[-3:])
     finally:
         server.clear_faults(fault.id)
 

@@ -167,7 +167,8 @@ async def test_drop_closes_every_live_connection_of_one_transport(server: Server
 async def test_the_browser_page_and_cors_for_pages_of_other_origins(server: Server) -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
         page = await http.get(server.http_url + "/")
-        assert page.status_code == 200 and "new EventSource" in page.text
+        assert page.status_code == 200 and '<script src="/static/page.js">' in page.text
+        assert "new EventSource" in (await http.get(server.http_url + "/static/page.js")).text
         preflight = await http.options(
             server.http_url + "/control/faults",
             headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
