@@ -10,15 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-from rtplay.browser import BrowserUnavailable
-from rtplay.control import ControlError
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
-from rtplay.headless import HeadlessOptions, run_headless
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
+from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, add_arguments, from_namespace, rate
 from rtplay.scenario import Scenario, ScenarioError, builtin_names, load_scenario
-from rtplay.session import SessionConfig, available_transports
-from rtplay.spawn import SpawnError
+from rtplay.spawn import ServerProcess, SpawnError
+
+# The clients, the session and the TUI are imported only once the server process has been
+# launched, so that both processes load their libraries at the same time.
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def positive_float(text: str) -> float:
 
 
 def transports(text: str) -> list[str]:
-    known = available_transports()
+    known = list(TRANSPORTS)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if names == ["all"]:
         return known
@@ -68,7 +68,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_attach_flag(parser)
     parser.add_argument("--duration", type=positive_float, default=None, help="seconds to run (default 10)")
     parser.add_argument(
-        "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(available_transports())}"
+        "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(list(TRANSPORTS))}"
     )
     parser.add_argument(
         "--fault", type=fault, action="append", default=[], metavar="SPEC",
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario to run: a file or shipped one, with command-line flags taking precedence."""
-    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=available_transports())
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=list(TRANSPORTS))
     if args.transports is not None:
         scenario.transports = args.transports
         # Expectations about transports the user left out do not apply to this run.
@@ -122,7 +122,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     for spec in scenario.faults:
         if spec.start >= scenario.duration:
             raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
-    missing = [t for t in scenario.transports if t not in available_transports()]
+    missing = [t for t in scenario.transports if t not in list(TRANSPORTS)]
     if missing:
         raise ScenarioError(f"{scenario.name}: transport(s) {', '.join(missing)} not available in this installation")
     return scenario
@@ -144,26 +144,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         server = from_namespace(args)
         server.rate = scenario.rate
         server.http = scenario.http_options()
-        config = SessionConfig(
-            transports=scenario.transports, server=server, server_url=control_url(args.server),
-            client_options=scenario.client_options,
-        )
+        config_url = control_url(args.server)
     except (ScenarioError, ValueError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
         return 2
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
-    options = HeadlessOptions(
-        duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
-    )
+    launched = ServerProcess.launch(server) if config_url is None else None
     try:
-        report = asyncio.run(run_headless(config, options, scenario.faults))
-    except BrowserUnavailable as exc:
-        print(f"rtplay run --browser: {exc}", file=sys.stderr)
-        return 2
-    except (SpawnError, ControlError) as exc:
-        print(f"rtplay run: {exc}", file=sys.stderr)
-        return 1
+        if (code := check_libraries()) != 0:
+            return code
+        from rtplay.browser import BrowserUnavailable
+        from rtplay.control import ControlError
+        from rtplay.headless import HeadlessOptions, run_headless
+        from rtplay.session import SessionConfig
+
+        config = SessionConfig(
+            transports=scenario.transports, server=server, server_url=config_url, launched=launched,
+            client_options=scenario.client_options,
+        )
+        options = HeadlessOptions(
+            duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
+        )
+        try:
+            report = asyncio.run(run_headless(config, options, scenario.faults))
+        except BrowserUnavailable as exc:
+            print(f"rtplay run --browser: {exc}", file=sys.stderr)
+            return 2
+        except (SpawnError, ControlError) as exc:
+            print(f"rtplay run: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        if launched is not None:
+            launched.stop_now()  # the session stopped it already; this covers a failure before
     failures = scenario.check(report)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
@@ -197,11 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        check_all()  # fail now, clearly, if a library lacks an internal we read
-    except IncompatibleLibrary as exc:
-        print(f"rtplay: {exc}", file=sys.stderr)
-        return 2
     if args.command == "serve":
         flags = [a for a in argv[argv.index("serve") + 1 :] if a not in ("-v", "-vv", "--verbose")]
         return cmd_serve(flags + ["-v"] * args.verbose)
@@ -210,12 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_tui(args)
 
 
+def check_libraries() -> int:
+    """Fail now, clearly, if a library lacks an internal we read (2), else 0."""
+    try:
+        check_all()
+    except IncompatibleLibrary as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)
         return 2
-    from rtplay.tui.app import run_tui  # Textual loads only for the playground
-
     try:
         url = control_url(args.server)
     except ValueError as exc:
@@ -223,13 +239,22 @@ def cmd_tui(args: argparse.Namespace) -> int:
         return 2
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rtplay-server-{os.getpid()}.log"
     with log_path.open("w") as server_log:  # the server's log must not scribble over the UI
-        config = SessionConfig(
-            transports=args.transports or available_transports(),
-            server=ServerOptions(rate=args.rate),
-            server_url=url,
-            server_stderr=server_log,
-        )
-        code = run_tui(config, browser=args.browser)
+        options = ServerOptions(rate=args.rate)
+        launched = ServerProcess.launch(options, server_log) if url is None else None
+        try:
+            if (code := check_libraries()) != 0:
+                return code
+            from rtplay.session import SessionConfig
+            from rtplay.tui.app import run_tui  # Textual loads only for the playground
+
+            config = SessionConfig(
+                transports=args.transports or list(TRANSPORTS), server=options, server_url=url,
+                server_stderr=server_log, launched=launched,
+            )
+            code = run_tui(config, browser=args.browser)
+        finally:
+            if launched is not None:
+                launched.stop_now()
     if log_path.stat().st_size == 0:
         log_path.unlink()
     else:

@@ -52,6 +52,9 @@ class SessionConfig:
     spawning one; its publish rate is left as it is."""
     server_stderr: int | IO[Any] | None = None
     """Where a spawned server's log goes (None: this process's stderr)."""
+    launched: ServerProcess | None = None
+    """A server process launched already (the CLI launches it before importing the clients,
+    so both processes start up at once); the session takes it over."""
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-transport keyword arguments for the client (e.g. ``{"poll": {"interval": 0.5}}``)."""
     emit_messages: bool = False
@@ -71,8 +74,9 @@ class Session:
 
     def __init__(self, config: SessionConfig | None = None) -> None:
         self.config = config or SessionConfig()
-        self.process: ServerProcess | None = None
-        """The spawned server, when the session started one."""
+        self.process = self.config.launched
+        """The spawned server (``config.launched``, or launched by :meth:`start` unless
+        ``config.server_url`` names one to attach to)."""
         self.control: ControlClient | None = None
         self.server = ServerMirror()
         """What the session knows of the server, from its event stream."""
@@ -140,9 +144,9 @@ class Session:
     async def _connect(self) -> None:
         url = self.config.server_url
         if url is None:
-            self.process = await ServerProcess.start(
-                ServerOptions(**{**self.config.server.__dict__, "rate": 0.0}), self.config.server_stderr
-            )
+            if self.process is None:
+                self.process = ServerProcess.launch(self.config.server, self.config.server_stderr)
+            await self.process.wait_ready()
             url = self.process.control_url
         self.control_url = url
         self.control = ControlClient(url)

@@ -1,8 +1,10 @@
 """The built-in server as a child process: started, announced, stopped — never orphaned.
 
 ``rtplay`` and ``rtplay run`` start ``python -m servers`` (what ``rtplay serve`` runs) so that
-the server and the clients + UI each get a core. The child prints one ``RTPLAY-READY {json}``
-line once it listens; :class:`ServerProcess` reads the control URL from it. The child watches
+the server and the clients + UI each get a core. :meth:`ServerProcess.launch` is synchronous
+and cheap, so the CLI calls it before it imports the clients and both processes load their
+libraries at the same time. The child prints one ``RTPLAY-READY {json}`` line once it
+listens; :meth:`ServerProcess.wait_ready` reads the control URL from it. The child watches
 its standard input, a pipe only the parent holds: however the parent ends (Ctrl-C, an
 exception, SIGKILL), the pipe closes and the child stops itself.
 """
@@ -10,19 +12,20 @@ exception, SIGKILL), the pipe closes and the child stops itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import subprocess
 import sys
+from dataclasses import replace
 from typing import IO, Any
 
 from rtplay.protocol.options import READY_PREFIX, ServerOptions
 
 log = logging.getLogger(__name__)
 
-#: How long the child may take to print its ready line. Start-up is ~0.5 s (imports, a
-#: certificate, three listeners); this only catches a child that is stuck.
-READY_TIMEOUT_S = 20.0
+#: How long the child may take to print its ready line. Start-up is well under a second
+#: (imports, a certificate, four listeners); this only catches a child that is stuck.
+READY_TIMEOUT_S = 30.0
 
 #: How long a stopping child may take after its stdin closes before it is terminated.
 STOP_TIMEOUT_S = 3.0
@@ -38,69 +41,89 @@ class SpawnError(RuntimeError):
 class ServerProcess:
     """One spawned ``python -m servers``."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
-        self.proc = proc
-        self.ready = ready
-        """The ready line's JSON: the endpoints and ``control_url``."""
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.ready: dict[str, Any] = {}
+        """The ready line's JSON: the endpoints and ``control_url`` (empty until ready)."""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
 
     @property
     def control_url(self) -> str:
         return str(self.ready["control_url"])
 
     @classmethod
-    async def start(cls, options: ServerOptions, stderr: int | IO[Any] | None = None) -> ServerProcess:
-        """Spawn the server and wait for its ready line; :class:`SpawnError` if it never comes."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "servers", *options.argv(), "--watch-stdin",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-            limit=MAX_READY_LINE,
+    def launch(cls, options: ServerOptions, stderr: int | IO[Any] | None = None) -> ServerProcess:
+        """Start the server process now (no event loop needed); it gets ready on its own.
+
+        It starts paused, whatever ``options.rate`` says: the session sets the rate once its
+        clients are connecting, so every client sees the first message.
+        """
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "servers", *replace(options, rate=0.0).argv(), "--watch-stdin"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
             start_new_session=True,  # a Ctrl-C reaches the parent, which stops its child in order
         )
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_S):
-                ready = await cls._read_ready(proc)
-        except BaseException as exc:
-            await cls._end(proc)
-            if isinstance(exc, TimeoutError):
-                raise SpawnError(f"the server printed no {READY_PREFIX} line within {READY_TIMEOUT_S:g} s") from None
-            raise
-        return cls(proc, ready)
+        return cls(popen)
 
-    @staticmethod
-    async def _read_ready(proc: asyncio.subprocess.Process) -> dict[str, Any]:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
+    @classmethod
+    async def start(cls, options: ServerOptions, stderr: int | IO[Any] | None = None) -> ServerProcess:
+        """:meth:`launch` and :meth:`wait_ready`; the child is stopped if it never gets ready."""
+        server = cls.launch(options, stderr)
+        try:
+            await server.wait_ready()
+        except BaseException:
+            await server.stop()
+            raise
+        return server
+
+    async def wait_ready(self) -> dict[str, Any]:
+        """The ready line's JSON; :class:`SpawnError` if the child dies or stays silent."""
+        if self.ready:
+            return self.ready
+        try:
+            # A thread reads the pipe: a child that hangs is killed below, which ends the read.
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                self.ready = await asyncio.shield(asyncio.to_thread(self._read_ready))
+        except TimeoutError:
+            self.popen.kill()
+            raise SpawnError(f"the server printed no {READY_PREFIX} line within {READY_TIMEOUT_S:g} s") from None
+        return self.ready
+
+    def _read_ready(self) -> dict[str, Any]:
+        assert self.popen.stdout is not None
+        while line := self.popen.stdout.readline(MAX_READY_LINE):
             word, _, rest = line.decode("utf-8", "replace").partition(" ")
             if word == READY_PREFIX:
                 ready = json.loads(rest)
                 if not isinstance(ready, dict) or "control_url" not in ready:
                     raise SpawnError(f"unexpected ready line: {rest[:80]!r}")
                 return ready
-        code = await proc.wait()
+        code = self.popen.wait()
         raise SpawnError(f"the server exited with status {code} before it was ready")
 
     async def stop(self) -> int:
         """Let the child go (close its stdin) and wait for it; terminate it if it lingers."""
-        return await self._end(self.proc)
+        return await asyncio.to_thread(self.stop_now)
 
-    @staticmethod
-    async def _end(proc: asyncio.subprocess.Process) -> int:
-        if proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.close()
-        try:
-            for step in (None, proc.terminate, proc.kill):
-                if step is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        step()
-                try:
-                    async with asyncio.timeout(STOP_TIMEOUT_S):
-                        return await proc.wait()
-                except TimeoutError:
-                    log.warning("server process %d did not stop; %s", proc.pid, "terminating" if step is None else "killing")
-            return await proc.wait()
-        finally:
-            # asyncio's Process has no close(); its transport (the stdout pipe) must be closed
-            # while the loop runs, or it complains when collected after the loop is gone.
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
+    def stop_now(self) -> int:
+        """:meth:`stop`, blocking (for use where no event loop runs)."""
+        popen = self.popen
+        if popen.stdin is not None and not popen.stdin.closed:
+            popen.stdin.close()
+        for step in (None, popen.terminate, popen.kill):
+            if step is not None:
+                log.warning("server process %d did not stop; %s", popen.pid, step.__name__)
+                step()
+            try:
+                code = popen.wait(STOP_TIMEOUT_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            code = popen.wait()
+        if popen.stdout is not None:
+            popen.stdout.close()
+        return code
