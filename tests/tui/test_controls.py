@@ -83,3 +83,11 @@ def test_the_loop_monitor_reports_the_worst_lateness_and_the_frame_rate() -> Non
     assert round(monitor.lag_ms(0.45)) == 50
     assert monitor.hz(0.45) == 5
     assert monitor.lag_ms(10.0) == 0  # forgotten after the window
+
+
+def test_a_narrow_pane_without_channels_yet_has_its_connection_counters() -> None:
+    """While the session still reaches its server (a second process), panes have no channels."""
+    from rtplay.tui.panes import CounterData, counter_groups
+
+    groups = counter_groups(CounterData((), 0, 0, 0.0), compact=True)
+    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["reconn", "down"]
