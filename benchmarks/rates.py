@@ -3,8 +3,8 @@
     python benchmarks/rates.py                       # all transports, 10 s per step
     python benchmarks/rates.py --transports ws,sse --duration 5 --rates 1000,2000,5000
 
-Runs one real session (server + clients in this process, as ``rtplay`` does) per rate and
-prints, per transport: delivered, lost, duplicates and p50/p99 latency. The first rate at
+Runs one real session (clients in this process, the server a child process, as ``rtplay``
+does) per rate and prints, per transport: delivered, lost, duplicates and p50/p99 latency. The first rate at
 which some transport loses a message (or fails to catch up within the settle time) ends
 the climb for that transport; the last rate it passed is its lossless ceiling.
 """
@@ -16,8 +16,8 @@ import asyncio
 import logging
 import time
 
+from rtplay.protocol.options import ServerOptions
 from rtplay.session import Session, SessionConfig, available_transports
-from servers.runner import ServerConfig
 
 DEFAULT_RATES = [100, 500, 1000, 2000, 3000, 5000, 8000]
 
@@ -28,7 +28,7 @@ def channel_rows(name: str, entry: dict) -> list[tuple[str, dict]]:
 
 
 async def run_step(transports: list[str], rate: float, duration: float) -> tuple[dict, float]:
-    session = Session(SessionConfig(transports=transports, server=ServerConfig(rate=rate)))
+    session = Session(SessionConfig(transports=transports, server=ServerOptions(rate=rate)))
     start = time.process_time()
     await session.start()
     try:

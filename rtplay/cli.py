@@ -6,17 +6,19 @@ import argparse
 import asyncio
 import logging
 import math
-import signal
+import os
 import sys
 from pathlib import Path
 
-from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
-from rtplay.headless import HeadlessOptions, run_headless
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
+from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.options import ServerOptions, add_arguments, from_namespace, rate
 from rtplay.scenario import Scenario, ScenarioError, builtin_names, load_scenario
-from rtplay.session import SessionConfig, available_transports
-from servers.runner import Server, ServerConfig
+from rtplay.spawn import ServerProcess, SpawnError
+
+# The clients, the session and the TUI are imported only once the server process has been
+# launched, so that both processes load their libraries at the same time.
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +33,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-def rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected messages per second, got {text!r}") from None
-    if not 0 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"rate must be 0-100000 msg/s, got {text!r}")
-    return value
-
-
-def port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port 0-65535 (0 = any free), got {text!r}")
-    return int(text)
-
-
 def transports(text: str) -> list[str]:
-    known = available_transports()
+    known = list(TRANSPORTS)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if names == ["all"]:
         return known
@@ -67,21 +53,22 @@ def fault(text: str) -> FaultSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_server_flags(parser: argparse.ArgumentParser, rate_default: float | None = 10.0) -> None:
-    parser.add_argument("--rate", type=rate, default=rate_default, help="messages per second (default 10; 0 = paused)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--http-port", type=port, default=0, help="TCP port (default 0 = any free)")
-    parser.add_argument("--quic-port", type=port, default=0, help="UDP port for HTTP/3 (default 0 = any free)")
+def add_attach_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", default=None,
+        help="attach to a running `rtplay serve`: its control URL (http://host:port/control) instead of starting one",
+    )
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenario", nargs="?", metavar="SCENARIO", help="a scenario file (.toml) or the name of a shipped one (--list)"
     )
-    add_server_flags(parser, rate_default=None)
+    add_arguments(parser, rate_default=None)
+    add_attach_flag(parser)
     parser.add_argument("--duration", type=positive_float, default=None, help="seconds to run (default 10)")
     parser.add_argument(
-        "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(available_transports())}"
+        "--transports", type=transports, default=None, help=f"comma-separated, default all: {','.join(list(TRANSPORTS))}"
     )
     parser.add_argument(
         "--fault", type=fault, action="append", default=[], metavar="SPEC",
@@ -104,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     parser.add_argument("--headless", action="store_true", help="the same as `rtplay run` (no UI)")
     parser.add_argument("--rate", type=rate, default=10.0, help="playground: messages per second (default 10)")
+    add_attach_flag(parser)
     parser.add_argument(
         "--transports", type=transports, default=None, help="playground: comma-separated transports (default all)"
     )
@@ -114,17 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a session headless and print a report")
     add_run_flags(run)
     serve = sub.add_parser("serve", help="run only the built-in server and print its URLs")
-    add_server_flags(serve)
+    add_arguments(serve)
+    serve.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-vv for debug)")
     return parser
-
-
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(host=args.host, http_port=args.http_port, quic_port=args.quic_port, rate=args.rate or 0.0)
 
 
 def build_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario to run: a file or shipped one, with command-line flags taking precedence."""
-    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=available_transports())
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=list(TRANSPORTS))
     if args.transports is not None:
         scenario.transports = args.transports
         # Expectations about transports the user left out do not apply to this run.
@@ -137,7 +122,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     for spec in scenario.faults:
         if spec.start >= scenario.duration:
             raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
-    missing = [t for t in scenario.transports if t not in available_transports()]
+    missing = [t for t in scenario.transports if t not in list(TRANSPORTS)]
     if missing:
         raise ScenarioError(f"{scenario.name}: transport(s) {', '.join(missing)} not available in this installation")
     return scenario
@@ -156,25 +141,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         return list_scenarios()
     try:
         scenario = build_scenario(args)
-        server = server_config(args)
+        server = from_namespace(args)
         server.rate = scenario.rate
-        server.http = scenario.http_config()
-        config = SessionConfig(
-            transports=scenario.transports, server=server, client_options=scenario.client_options
-        )
+        server.http = scenario.http_options()
+        config_url = control_url(args.server)
     except (ScenarioError, ValueError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
         return 2
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
-    options = HeadlessOptions(
-        duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
-    )
+    launched = ServerProcess.launch(server) if config_url is None else None
     try:
-        report = asyncio.run(run_headless(config, options, scenario.faults))
-    except BrowserUnavailable as exc:
-        print(f"rtplay run --browser: {exc}", file=sys.stderr)
-        return 2
+        if (code := check_libraries()) != 0:
+            return code
+        from rtplay.browser import BrowserUnavailable
+        from rtplay.control import ControlError
+        from rtplay.headless import HeadlessOptions, run_headless
+        from rtplay.session import SessionConfig
+
+        config = SessionConfig(
+            transports=scenario.transports, server=server, server_url=config_url, launched=launched,
+            client_options=scenario.client_options,
+        )
+        options = HeadlessOptions(
+            duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
+        )
+        try:
+            report = asyncio.run(run_headless(config, options, scenario.faults))
+        except BrowserUnavailable as exc:
+            print(f"rtplay run --browser: {exc}", file=sys.stderr)
+            return 2
+        except (SpawnError, ControlError) as exc:
+            print(f"rtplay run: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        if launched is not None:
+            launched.stop_now()  # the session stopped it already; this covers a failure before
     failures = scenario.check(report)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
@@ -183,39 +185,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-async def serve_forever(config: ServerConfig) -> None:
-    server = Server(config)
-    await server.start()
-    url = server.http_url
-    ws_url = "ws" + url.removeprefix("http")
-    print(f"rtplay server publishing {config.rate:g} msg/s on {config.host}", flush=True)
-    print(f"  poll       GET  {url}/poll?since=0", flush=True)
-    print(f"  longpoll   GET  {url}/longpoll?since=0&timeout=25", flush=True)
-    print(f"  sse        GET  {url}/sse   (Last-Event-ID or ?lastEventId=)", flush=True)
-    print(f"  ws              {ws_url}/ws?since=0", flush=True)
-    print(f"  wt   CONNECT    {server.wt_url}?since=0   (HTTP/3 on UDP {server.quic_port})", flush=True)
-    print(f"                  certificate SHA-256 {server.cert.sha256_hex}", flush=True)
-    print(f"  rtc        POST {url}/rtc/offer?since=0   (JSON {{sdp, type: offer}} -> answer)", flush=True)
-    print(f"  control         {url}/control/status   /control/faults   /control/rate", flush=True)
-    print(f"  page            {url}/   (your browser as a client of every transport)", flush=True)
-    print("Ctrl-C stops it.", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+def control_url(url: str | None) -> str | None:
+    """``--server``: a control URL, given with or without its ``/control`` path."""
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--server wants the control URL of `rtplay serve` (http://host:port/control), got {url!r}")
+    url = url.rstrip("/")
+    return url if url.endswith("/control") else url + "/control"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        asyncio.run(serve_forever(server_config(args)))
-    except OSError as exc:
-        print(f"rtplay serve: cannot listen: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def cmd_serve(argv: list[str]) -> int:
+    """``rtplay serve`` is the server process: become ``python -m servers`` with the same flags."""
+    os.execv(sys.executable, [sys.executable, "-m", "servers", *argv])
+    return 1  # not reached
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,28 +210,56 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        check_all()  # fail now, clearly, if a library lacks an internal we read
-    except IncompatibleLibrary as exc:
-        print(f"rtplay: {exc}", file=sys.stderr)
-        return 2
     if args.command == "serve":
-        return cmd_serve(args)
+        flags = [a for a in argv[argv.index("serve") + 1 :] if a not in ("-v", "-vv", "--verbose")]
+        return cmd_serve(flags + ["-v"] * args.verbose)
     if args.command == "run":
         return cmd_run(args)
     return cmd_tui(args)
+
+
+def check_libraries() -> int:
+    """Fail now, clearly, if a library lacks an internal we read (2), else 0."""
+    try:
+        check_all()
+    except IncompatibleLibrary as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)
         return 2
-    from rtplay.tui.app import run_tui  # Textual loads only for the playground
+    try:
+        url = control_url(args.server)
+    except ValueError as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rtplay-server-{os.getpid()}.log"
+    with log_path.open("w") as server_log:  # the server's log must not scribble over the UI
+        options = ServerOptions(rate=args.rate)
+        launched = ServerProcess.launch(options, server_log) if url is None else None
+        try:
+            if (code := check_libraries()) != 0:
+                return code
+            from rtplay.session import SessionConfig
+            from rtplay.tui.app import run_tui  # Textual loads only for the playground
 
-    config = SessionConfig(
-        transports=args.transports or available_transports(), server=ServerConfig(rate=args.rate)
-    )
-    return run_tui(config, browser=args.browser)
+            config = SessionConfig(
+                transports=args.transports or list(TRANSPORTS), server=options, server_url=url,
+                server_stderr=server_log, launched=launched,
+            )
+            code = run_tui(config, browser=args.browser)
+        finally:
+            if launched is not None:
+                launched.stop_now()
+    if log_path.stat().st_size == 0:
+        log_path.unlink()
+    else:
+        print(f"the server logged to {log_path}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The session's side of faults: commands, a timeline, events for panes, recovery figures.
 
-The fault *state* and its effects live with the server (``Server.add_fault``), so the
-control API and ``rtplay serve`` drive the same engine; this controller turns a server's
-fault notifications into events and recovery records, and plays a scenario's timeline.
+The fault *state* and its effects live with the server; this controller sends commands
+through the server's control API (like any script), turns the fault events the server
+streams back into session events and recovery records, and plays a scenario's timeline.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from rtplay.control import ControlError
 from rtplay.events import Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.faultspec import FaultSpec
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 from rtplay.recovery import RecoveryTracker
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ class FaultController:
         self.session = session
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
-        session.server.add_fault_listener(self._on_server_fault)
 
     def start(self) -> None:
         self.recovery.origin = self.session.started_at or self.session.clock()
@@ -45,7 +45,7 @@ class FaultController:
 
     # --- commands --------------------------------------------------------------------------
 
-    def add(
+    async def add(
         self,
         kind: Kind,
         scope: str = ALL,
@@ -54,18 +54,28 @@ class FaultController:
         jitter: float = 0.0,
         duration: float | None = None,
     ) -> Fault:
-        """Start a fault now; raises ``servers.faults.FaultError`` (a ValueError) if it makes no sense."""
-        return self.session.server.add_fault(kind, scope, value, jitter=jitter, duration=duration)
+        """Start a fault now; raises :class:`~rtplay.protocol.faults.FaultError` (a ValueError)
+        with the reason when it makes no sense."""
+        validate(kind, scope, value, jitter)  # say what is wrong without a round trip
+        body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
+        fault = Fault.from_json(await self.session._api().add_fault(body), self.session.clock())
+        self.session.server.started(fault)  # active now, whether or not its event has arrived yet
+        return fault
 
-    def clear(self, fault_id: int | None = None) -> list[Fault]:
-        """End one fault (all when None) now."""
-        return self.session.server.clear_faults(fault_id)
+    async def clear(self, fault_id: int | None = None) -> list[Fault]:
+        """End one fault (all when None) now; return what was cleared."""
+        now = self.session.clock()
+        cleared = [Fault.from_json(f, now) for f in await self.session._api().clear_faults(fault_id)]
+        for fault in cleared:  # ended now, whether or not its event has arrived yet
+            self.session.server.ended(fault.id)
+        return cleared
 
     def active(self) -> list[Fault]:
-        return self.session.server.faults.active()
+        """The active faults, as the server's events last said."""
+        return self.session.server.active()
 
-    def add_spec(self, spec: FaultSpec) -> Fault:
-        return self.add(spec.kind, spec.scope, spec.value, jitter=spec.jitter, duration=spec.duration)
+    async def add_spec(self, spec: FaultSpec) -> Fault:
+        return await self.add(spec.kind, spec.scope, spec.value, jitter=spec.jitter, duration=spec.duration)
 
     def run_timeline(self, specs: Iterable[FaultSpec]) -> None:
         """Apply each spec at its start time (seconds after the session started)."""
@@ -79,13 +89,14 @@ class FaultController:
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                self.add_spec(spec)
-            except ValueError as exc:  # specs are validated up front; this is a last resort
+                await self.add_spec(spec)
+            except (ValueError, ControlError) as exc:  # specs are validated up front; this is a last resort
                 log.error("fault %s not applied: %s", spec, exc)
 
     # --- events and recovery figures -------------------------------------------------------
 
-    def _on_server_fault(self, what: str, fault: Fault) -> None:
+    def on_server_fault(self, what: str, fault: Fault) -> None:
+        """A fault started or ended on the server (from its event stream)."""
         now = self.session.clock()
         if what == "started":
             targets = {n: c.stats for n, c in self.session.clients.items() if fault.applies_to(n)}

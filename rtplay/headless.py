@@ -128,7 +128,7 @@ async def run_headless(
         if options.browser:
             from rtplay.browser import BrowserSide  # Playwright loads only when asked for
 
-            browser = BrowserSide(session.server.http_url, session.server.quic_port, session.clock)
+            browser = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
             await browser.start()
         if faults:
             session.faults.run_timeline(faults)

@@ -35,8 +35,8 @@ from typing import Any
 
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.options import HTTP_KNOBS
 from rtplay.retry import ExponentialBackoff, FixedDelay
-from servers.http import HttpConfig
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
@@ -44,7 +44,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 _EXPECT = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 TOP_KEYS = {"description", "duration", "rate", "transports", "faults", "server", "clients", "expect"}
-SERVER_KNOBS = {"sse_retry_ms": int, "sse_heartbeat_s": float, "ws_heartbeat_s": float, "longpoll_timeout_s": float}
+SERVER_KNOBS = HTTP_KNOBS
 
 
 def _longpoll(knobs: dict[str, float]) -> dict[str, Any]:
@@ -134,8 +134,9 @@ class Scenario:
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
 
-    def http_config(self) -> HttpConfig:
-        return HttpConfig(**self.server)
+    def http_options(self) -> dict[str, float]:
+        """The ``[server]`` knobs, as :attr:`ServerOptions.http <rtplay.protocol.options.ServerOptions.http>`."""
+        return dict(self.server)
 
     def check(self, report: dict[str, Any]) -> list[str]:
         """Every failed expectation, as a message."""

@@ -1,6 +1,10 @@
-"""The engine: starts the server and the clients, applies faults, emits events, reports.
+"""The engine: clients, the server they talk to, faults, events, reports.
 
-One :class:`Session` serves both the TUI and headless mode, so tests exercise what users run.
+The server is another process by default (:mod:`rtplay.spawn`), or one already running
+(``SessionConfig.server_url``). Either way the session drives it only through its control
+API and follows it through its event stream (:mod:`rtplay.control`) — the same path a
+script or a second terminal uses. One :class:`Session` serves both the TUI and headless
+mode, so tests exercise what users run.
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from rtplay.clients import CLIENTS, Endpoints
 from rtplay.clients.base import Client
+from rtplay.control import ControlClient, ControlError, ServerMirror, endpoints_of
 from rtplay.events import Event, Failed, State
 from rtplay.faultctl import FaultController
-from rtplay.protocol.faults import TRANSPORTS
-from servers.runner import Server, ServerConfig
+from rtplay.protocol.faults import TRANSPORTS, Kind
+from rtplay.protocol.options import ServerOptions
+from rtplay.spawn import ServerProcess
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,9 @@ Listener = Callable[[Event], None]
 
 #: How long :meth:`Session.settle` waits by default for clients to catch up at the end.
 DEFAULT_SETTLE_S = 5.0
+
+#: How long the session waits for the event stream's hello before giving up on a server.
+HELLO_TIMEOUT_S = 10.0
 
 
 def available_transports() -> list[str]:
@@ -36,7 +45,16 @@ def available_transports() -> list[str]:
 @dataclass
 class SessionConfig:
     transports: list[str] = field(default_factory=available_transports)
-    server: ServerConfig = field(default_factory=ServerConfig)
+    server: ServerOptions = field(default_factory=ServerOptions)
+    """Options of the server the session spawns (ignored when attaching)."""
+    server_url: str | None = None
+    """Attach to the server whose control API is here (``http://host:port/control``) instead of
+    spawning one; its publish rate is left as it is."""
+    server_stderr: int | IO[Any] | None = None
+    """Where a spawned server's log goes (None: this process's stderr)."""
+    launched: ServerProcess | None = None
+    """A server process launched already (the CLI launches it before importing the clients,
+    so both processes start up at once); the session takes it over."""
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-transport keyword arguments for the client (e.g. ``{"poll": {"interval": 0.5}}``)."""
     emit_messages: bool = False
@@ -52,13 +70,22 @@ class SessionConfig:
 
 
 class Session:
-    """Server + one client per chosen transport, driven as one unit."""
+    """One client per chosen transport and the server they talk to, driven as one unit."""
 
     def __init__(self, config: SessionConfig | None = None) -> None:
         self.config = config or SessionConfig()
-        self.server = Server(self.config.server)
+        self.process = self.config.launched
+        """The spawned server (``config.launched``, or launched by :meth:`start` unless
+        ``config.server_url`` names one to attach to)."""
+        self.control: ControlClient | None = None
+        self.server = ServerMirror()
+        """What the session knows of the server, from its event stream."""
+        self.server_endpoints: Endpoints | None = None
+        self.control_url = ""
         self.clients: dict[str, Client] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._hello = asyncio.Event()
         self._listeners: list[Listener] = []
         self.started_at: float | None = None
         self.publishing_stopped_at: float | None = None
@@ -88,17 +115,17 @@ class Session:
     # --- lifecycle -------------------------------------------------------------------------
 
     def endpoints(self) -> Endpoints:
-        host = self.server.config.host
-        return Endpoints(
-            http_url=self.server.http_url,
-            quic_host="127.0.0.1" if host in ("", "0.0.0.0", "::") else host,
-            quic_port=self.server.quic_port,
-            cert_der=self.server.cert.der,
-        )
+        if self.server_endpoints is None:
+            raise RuntimeError("the session has not started")
+        return self.server_endpoints
 
     async def start(self) -> None:
-        """Start the server, then every client, then publishing."""
-        await self.server.start(publish=False)
+        """Reach the server (spawning it unless attaching), then start every client, then publishing."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.stop()
+            raise
         endpoints = self.endpoints()
         for name in self.config.transports:
             options = dict(self.config.client_options.get(name, {}))
@@ -106,12 +133,43 @@ class Session:
                 options["emit_messages"] = True
             client = CLIENTS[name](endpoints, self.emit, options)
             client.arrival_hook = self.faults.arrival_hook(name)
-            client.is_offline = lambda name=name: self.server.faults.offline(name)  # type: ignore[misc]
+            client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
             self.clients[name] = client
             self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
-        self.server.publisher.start()
+        if self.process is not None:  # our own server starts paused, so every client sees seq 1
+            await self.set_rate(self.config.server.rate)
         self.started_at = self.clock()
         self.faults.start()
+
+    async def _connect(self) -> None:
+        url = self.config.server_url
+        if url is None:
+            if self.process is None:
+                self.process = ServerProcess.launch(self.config.server, self.config.server_stderr)
+            await self.process.wait_ready()
+            url = self.process.control_url
+        self.control_url = url
+        self.control = ControlClient(url)
+        self._follower = asyncio.create_task(self._follow(self.control), name="rtplay-server-events")
+        async with asyncio.timeout(HELLO_TIMEOUT_S):
+            hello = asyncio.ensure_future(self._hello.wait())
+            done, _ = await asyncio.wait({hello, self._follower}, return_when=asyncio.FIRST_COMPLETED)
+            if hello not in done:
+                hello.cancel()
+                self._follower.result()  # raises why the stream ended
+                raise ControlError(f"the event stream of {url} ended before its hello")
+
+    async def _follow(self, control: ControlClient) -> None:
+        async for event in control.events():
+            now = self.clock()
+            if event.get("type") == "hello":
+                self.server_endpoints = endpoints_of(event.get("status", {}))
+            change = self.server.apply(event, now)
+            if event.get("type") == "hello":
+                self._hello.set()
+            if change is not None:
+                self.faults.on_server_fault(*change)
+        log.info("the server's event stream ended")
 
     async def _run_client(self, client: Client) -> None:
         try:
@@ -123,7 +181,7 @@ class Session:
             client._failed(f"client error: {type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
-        """Stop every client and the server; safe to call twice."""
+        """Stop every client, stop following the server, stop a spawned one; safe to call twice."""
         await self.faults.stop()
         for task in self._tasks.values():
             task.cancel()
@@ -133,7 +191,17 @@ class Session:
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()
-        await self.server.stop()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ControlError):
+                await self._follower
+            self._follower = None
+        if self.control is not None:
+            await self.control.aclose()
+            self.control = None
+        if self.process is not None:
+            await self.process.stop()
+            self.process = None
 
     async def __aenter__(self) -> Session:
         await self.start()
@@ -144,12 +212,23 @@ class Session:
 
     # --- control ---------------------------------------------------------------------------
 
+    def _api(self) -> ControlClient:
+        if self.control is None:
+            raise ControlError("the session is not connected to a server")
+        return self.control
+
     @property
     def published(self) -> int:
-        return self.server.hub.last_seq
+        """The server's published count, as its events last said."""
+        return self.server.published
 
-    def set_rate(self, rate: float) -> None:
-        self.server.set_rate(rate)
+    @property
+    def rate(self) -> float:
+        return self.server.rate
+
+    async def set_rate(self, rate: float) -> None:
+        answer = await self._api().set_rate(rate)
+        self.server.apply({"type": "rate", **answer}, self.clock())
 
     def restart_client(self, name: str) -> bool:
         """Start ``name``'s client again if it failed for good (like opening a new EventSource).
@@ -165,13 +244,13 @@ class Session:
         self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
         return True
 
-    def drop(self, transport: str | None = None) -> int:
+    async def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
-        return self.server.drop(transport)
+        return await self._api().drop(transport)
 
     async def settle(self, timeout: float = DEFAULT_SETTLE_S) -> bool:
         """Stop publishing and wait until every live client has everything; False on timeout."""
-        self.server.set_rate(0)
+        await self.set_rate(0)  # the answer carries the final published count
         if self.publishing_stopped_at is None:
             self.publishing_stopped_at = self.clock()
         deadline = self.clock() + timeout

@@ -1,39 +1,64 @@
-"""The control API: read and set faults and the publish rate over JSON (like Toxiproxy's).
+"""The control API, on its own listener: faults, rate, drops, and an event stream (JSON).
 
-    GET    /control/status           published count, rate, live connections, faults
+    GET    /control                  this description, as JSON
+    GET    /control/status           published count, rate, live connections, faults, endpoints
     GET    /control/faults           the active faults
     POST   /control/faults           {"kind", "scope"?, "value"?, "jitter"?, "duration"?} → 201
     DELETE /control/faults           clear every fault
     DELETE /control/faults/{id}      clear one (404 if it is not active)
     GET    /control/rate             {"rate": r}
     POST   /control/rate             {"rate": r}
+    POST   /control/drop             {"transport"?} abruptly close live connections → {"dropped": n}
+    GET    /control/events           newline-delimited JSON events, see :mod:`servers.events`
 
+The control listener is not one of the fault-bearing listeners: it keeps answering during an
+``outage`` or a ``crash`` (like Toxiproxy's API), so a script can always end what it started.
 Every invalid request gets a 400 with ``{"error": "<what was wrong>"}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
-from servers.http import bad_request
+from rtplay.protocol.options import MAX_RATE
+from servers import page
+from servers.http import MAX_REQUEST_BYTES, bad_request
 
 if TYPE_CHECKING:
     from servers.runner import Server
 
+log = logging.getLogger(__name__)
+
 SERVER: web.AppKey[Server] = web.AppKey("rtplay-server")
 
-#: Highest publish rate the API accepts: beyond it the hub, not the transports, is measured.
-MAX_RATE = 100_000
+#: How long a stopping control listener waits for in-flight handlers (event streams are
+#: ended first, so nothing should be left).
+SHUTDOWN_TIMEOUT_S = 0.5
+
+ROUTES: list[tuple[str, str, str]] = [
+    ("GET", "/control", "this description"),
+    ("GET", "/control/status", "published, rate, connections, faults and the endpoints (URLs, ports, certificate)"),
+    ("GET", "/control/faults", "the active faults"),
+    ("POST", "/control/faults", 'start a fault: {"kind", "scope"?, "value"?, "jitter"?, "duration"?} -> 201'),
+    ("DELETE", "/control/faults", "clear every fault"),
+    ("DELETE", "/control/faults/{id}", "clear one fault (404 when it is not active)"),
+    ("GET", "/control/rate", '{"rate": r}'),
+    ("POST", "/control/rate", 'set the publish rate: {"rate": r} (msg/s, 0 = paused) -> {"rate", "published"}'),
+    ("POST", "/control/drop", 'abruptly close live connections: {"transport"?} -> {"dropped": n}'),
+    ("GET", "/control/events", "newline-delimited JSON: hello, fault, reset, rate, publisher, listeners"),
+]
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise web.HTTPBadRequest(text=json.dumps({"error": "body is not JSON"}), content_type="application/json")
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json")
@@ -49,17 +74,14 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
-async def status(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
-    now = server.ctx.clock()
+async def describe(request: web.Request) -> web.Response:
     return web.json_response(
-        {
-            "published": server.hub.last_seq,
-            "rate": server.publisher.rate,
-            "connections": {t: server.ctx.registry.count(t) for t in TRANSPORTS},
-            "faults": [f.to_json(now) for f in server.faults.active(now)],
-        }
+        {"api": "rtplay control", "routes": [{"method": m, "path": p, "does": d} for m, p, d in ROUTES]}
     )
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SERVER].status())
 
 
 async def list_faults(request: web.Request) -> web.Response:
@@ -111,16 +133,58 @@ async def set_rate(request: web.Request) -> web.Response:
     body = await _json_body(request)
     rate = body.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_RATE:
-        return bad_request(f"rate must be a number 0-{MAX_RATE} (msg/s), got {rate!r}")
-    request.app[SERVER].set_rate(float(rate))
-    return web.json_response({"rate": float(rate)})
+        return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r}")
+    server = request.app[SERVER]
+    server.set_rate(float(rate))
+    # Publishing at the old rate has stopped: the count is final when the rate is 0.
+    return web.json_response({"rate": float(rate), "published": server.hub.last_seq})
 
 
-def install(server: Server):  # type: ignore[no-untyped-def]
-    """An app hook adding the control routes for ``server``."""
+async def drop(request: web.Request) -> web.Response:
+    body = await _json_body(request) if request.can_read_body else {}
+    transport = body.get("transport")
+    if transport is not None and transport not in TRANSPORTS:
+        return bad_request(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    return web.json_response({"dropped": request.app[SERVER].drop(transport)})
 
-    def hook(app: web.Application) -> None:
-        app[SERVER] = server
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Stream the server's events, one JSON object per line, starting with a ``hello``."""
+    server = request.app[SERVER]
+    feed = server.events.subscribe()
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
+    try:
+        await response.prepare(request)
+        await response.write((json.dumps({"type": "hello", "status": server.status()}) + "\n").encode())
+        while (batch := await feed.next_batch()) is not None:
+            await response.write("".join(json.dumps(e) + "\n" for e in batch).encode())
+        if feed.reason:
+            await response.write((json.dumps({"type": "bye", "reason": feed.reason}) + "\n").encode())
+    except ConnectionResetError:  # the follower went away
+        pass
+    finally:
+        server.events.unsubscribe(feed)
+    return response
+
+
+class ControlListener:
+    """The control API's own HTTP listener (up while the server runs, whatever the faults)."""
+
+    def __init__(self, server: Server, host: str, port: int) -> None:
+        self.server = server
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/control"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[page.cors_middleware])
+        app[SERVER] = self.server
+        app.router.add_get("/control", describe)
         app.router.add_get("/control/status", status)
         app.router.add_get("/control/faults", list_faults)
         app.router.add_post("/control/faults", add_fault)
@@ -128,5 +192,22 @@ def install(server: Server):  # type: ignore[no-untyped-def]
         app.router.add_delete("/control/faults/{id}", clear_faults)
         app.router.add_get("/control/rate", get_rate)
         app.router.add_post("/control/rate", set_rate)
+        app.router.add_post("/control/drop", drop)
+        app.router.add_get("/control/events", events)
+        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = runner.addresses[0][1]
+        self._runner = runner
+        log.info("control API on %s", self.url)
 
-    return hook
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self.server.events.close_all("server stopping")
+            await asyncio.sleep(0)  # let the event streams write their goodbye
+            await runner.cleanup()

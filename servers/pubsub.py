@@ -79,6 +79,8 @@ class Broadcaster:
         self._subscribers: set[Subscription] = set()
         self._new_message = asyncio.Event()
         self._listeners: list[Callable[[Envelope], None]] = []
+        self.slow_cuts = 0
+        """Subscriptions closed so far because their consumer was too slow."""
 
     def publish(self, now_ms: float | None = None) -> Envelope:
         """Publish one envelope to the hub and every live subscription."""
@@ -89,6 +91,7 @@ class Broadcaster:
             if not sub.offer(envelope):
                 log.info("closing a subscription: %s", SLOW_CONSUMER)
                 sub.close(SLOW_CONSUMER)
+                self.slow_cuts += 1
         for listener in self._listeners:
             listener(envelope)
         self._new_message.set()

@@ -8,6 +8,7 @@ replay buffer — exactly what a client of a real restarted server would see.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -16,9 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind
-from servers import browser_report, control, page
+from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
+from rtplay.protocol.options import ServerOptions
+from servers import browser_report, page
 from servers.cert import Certificate, generate_certificate
+from servers.control import ControlListener
+from servers.events import PUBLISHER_EVERY_S, EventBus
 from servers.faults import FaultState
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
@@ -53,7 +57,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     """Bind address of every listener. Loopback unless the user asks otherwise."""
     http_port: int = 0
-    """TCP port of /poll /longpoll /sse /ws /rtc /control; 0 = any free port."""
+    """TCP port of /poll /longpoll /sse /ws /rtc; 0 = any free port."""
+    control_port: int = 0
+    """TCP port of the control API, its own listener; 0 = any free port."""
     quic_port: int = 0
     """UDP port of the HTTP/3 (WebTransport) listener; 0 = any free port."""
     rate: float = 10.0
@@ -62,6 +68,14 @@ class ServerConfig:
     payload_size: int = DEFAULT_PAYLOAD_SIZE
     queue_size: int = DEFAULT_SUBSCRIBER_QUEUE
     http: HttpConfig = field(default_factory=HttpConfig)
+
+    @classmethod
+    def from_options(cls, options: ServerOptions) -> ServerConfig:
+        """The configuration a spawned server was given on its command line."""
+        return cls(
+            host=options.host, http_port=options.http_port, quic_port=options.quic_port,
+            control_port=options.control_port, rate=options.rate, http=HttpConfig(**options.http),  # type: ignore[arg-type]
+        )
 
 
 class Server:
@@ -82,11 +96,13 @@ class Server:
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
         self._app_hooks: list[AppHook] = [
-            control.install(self),
             install_routes(self.rtc),
             page.install(self.page_config),
             browser_report.install(self.browser_reports),
         ]
+        self.events = EventBus()
+        """What ``GET /control/events`` followers are told."""
+        self.control = ControlListener(self, self.config.host, self.config.control_port)
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._fault_listeners: list[FaultListener] = []
@@ -119,6 +135,10 @@ class Server:
         return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex}
 
     @property
+    def control_url(self) -> str:
+        return self.control.url
+
+    @property
     def http_running(self) -> bool:
         return self._http is not None
 
@@ -127,10 +147,36 @@ class Server:
         self._app_hooks.append(hook)
 
     async def start(self, publish: bool = True) -> None:
-        await self.start_listeners()
+        await self.control.start()
+        try:
+            await self.start_listeners()
+        except BaseException:
+            await self.stop()
+            raise
         if publish:
             self.publisher.start()
-        self._ticker = asyncio.create_task(self._expire_faults(), name="rtplay-fault-ticker")
+        self._ticker = asyncio.create_task(self._tick(), name="rtplay-server-ticker")
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /control/status`` says: figures, faults and where to connect."""
+        now = self.ctx.clock()
+        host = self.config.host
+        return {
+            "published": self.hub.last_seq,
+            "rate": self.publisher.rate,
+            "connections": {t: self.ctx.registry.count(t) for t in TRANSPORTS},
+            "faults": [f.to_json(now) for f in self.faults.active(now)],
+            "listening": self.http_running,
+            "endpoints": {
+                "http_url": self.http_url,
+                "quic_host": "127.0.0.1" if host in ("", "0.0.0.0", "::") else host,
+                "quic_port": self.quic_port,
+                "wt_url": self.wt_url,
+                "cert_sha256": self.cert.sha256_hex,
+                "cert_der_b64": base64.b64encode(self.cert.der).decode(),
+                "control_url": self.control_url,
+            },
+        }
 
     async def stop(self) -> None:
         for task in (self._ticker, *self._background):
@@ -141,6 +187,7 @@ class Server:
         await self.publisher.stop()
         await self.stop_listeners()
         await self.rtc.close_all()
+        await self.control.stop()
 
     async def start_http(self) -> None:
         if self._http is not None:
@@ -175,14 +222,17 @@ class Server:
         async with self._listener_lock:
             await self.stop_http()
             await self.quic.stop()
+        self.events.publish({"type": "listeners", "up": False})
 
     async def start_listeners(self, forget: bool = False) -> None:
         """Back from an outage; ``forget`` = it was a crash and the replay buffer is gone."""
         async with self._listener_lock:
             if forget:
                 self.hub.forget()
+                self.events.publish({"type": "reset", "cause": "crash", "first": self.hub.first_available})
             await self.start_http()
             await self.quic.start()
+        self.events.publish({"type": "listeners", "up": True})
 
     # --- faults ------------------------------------------------------------------------------
 
@@ -231,6 +281,7 @@ class Server:
             self._notify("ended", fault)
 
     def _notify(self, what: str, fault: Fault) -> None:
+        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock())})
         for listener in list(self._fault_listeners):
             try:
                 listener(what, fault)
@@ -242,11 +293,21 @@ class Server:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _expire_faults(self) -> None:
+    async def _tick(self) -> None:
+        """End timed faults; tell followers the publisher's figures and too-slow cuts."""
+        last_figures = -PUBLISHER_EVERY_S
+        cut = self.broadcaster.slow_cuts
         while True:
             await asyncio.sleep(FAULT_TICK_S)
-            self.faults.expire(self.ctx.clock())
+            now = self.ctx.clock()
+            self.faults.expire(now)
             self._ended(self.faults.drain_ended())
+            if self.broadcaster.slow_cuts != cut:
+                self.events.publish({"type": "reset", "cause": "too_slow", "cut": self.broadcaster.slow_cuts - cut})
+                cut = self.broadcaster.slow_cuts
+            if now - last_figures >= PUBLISHER_EVERY_S:
+                last_figures = now
+                self.events.publish({"type": "publisher", "published": self.hub.last_seq, "rate": self.publisher.rate})
 
     def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
@@ -254,6 +315,7 @@ class Server:
 
     def set_rate(self, rate: float) -> None:
         self.publisher.set_rate(rate)
+        self.events.publish({"type": "rate", "rate": rate, "published": self.hub.last_seq})
 
     def app(self) -> web.Application | None:
         return self._http.app if self._http else None

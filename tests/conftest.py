@@ -10,6 +10,8 @@ from typing import TypeVar
 import pytest
 
 from rtplay.clients.base import Client
+from rtplay.protocol.options import ServerOptions
+from rtplay.session import Session, SessionConfig
 from servers.cert import Certificate, generate_certificate
 from servers.faults import FaultState
 from servers.quic import QuicListener
@@ -94,7 +96,38 @@ def fast_client_options() -> dict[str, dict[str, object]]:
     }
 
 
+#: Server knobs with short timers, for spawned and in-process servers alike.
+FAST_HTTP = {"sse_retry_ms": 100, "ws_heartbeat_s": 2.0}
+
+
+def fast_server_options(**kw: object) -> ServerOptions:
+    """Options of a spawned server that publishes nothing until told, with short timers."""
+    return ServerOptions(rate=0, http=dict(FAST_HTTP), **kw)  # type: ignore[arg-type]
+
+
 def fast_server_config(**kw: object) -> ServerConfig:
     from servers.http import HttpConfig
 
-    return ServerConfig(rate=0, http=HttpConfig(sse_retry_ms=100, ws_heartbeat_s=2.0), **kw)  # type: ignore[arg-type]
+    return ServerConfig(rate=0, http=HttpConfig(**FAST_HTTP), **kw)  # type: ignore[arg-type]
+
+
+class LocalSession(Session):
+    """A session whose server runs in the test's own loop (:attr:`local`), so a test can also
+    reach into it; the session still drives it only through its control API and events."""
+
+    def __init__(self, config: SessionConfig, server: ServerConfig | None = None) -> None:
+        super().__init__(config)
+        self.local = Server(server or fast_server_config())
+
+    async def start(self) -> None:
+        await self.local.start()
+        self.config.server_url = self.local.control_url
+        try:
+            await super().start()
+        except BaseException:
+            await self.local.stop()
+            raise
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.local.stop()

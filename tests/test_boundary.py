@@ -51,6 +51,15 @@ def test_protocol_imports_nothing_from_servers_or_the_rest_of_rtplay() -> None:
     assert {p: n for p, n in bad.items() if n} == {}
 
 
+def test_the_client_side_imports_nothing_from_servers() -> None:
+    """The clients, session, CLI and TUI reach the server only over the network."""
+    bad = {
+        path: sorted(n for n in names if within(n, "servers"))
+        for path, names in imports_of("rtplay").items()
+    }
+    assert {p: n for p, n in bad.items() if n} == {}
+
+
 def test_the_checker_sees_a_violation() -> None:
     """The walk above finds imports at any depth (a function-level import counts too)."""
     found = imports_of("rtplay")

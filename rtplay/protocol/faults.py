@@ -94,6 +94,24 @@ class Fault:
             "text": self.describe(),
         }
 
+    @classmethod
+    def from_json(cls, obj: dict[str, object], now: float) -> Fault:
+        """A fault as :meth:`to_json` wrote it, its times moved onto the reader's clock ``now``;
+        :class:`FaultError` when ``obj`` is not one."""
+        try:
+            value, remaining = obj.get("value"), obj.get("remaining_s")
+            return cls(
+                int(obj["id"]),  # type: ignore[call-overload]
+                Kind(obj["kind"]),
+                str(obj["scope"]),
+                None if value is None else float(value),  # type: ignore[arg-type]
+                float(obj.get("jitter") or 0.0),  # type: ignore[arg-type]
+                now - float(obj.get("age_s") or 0.0),  # type: ignore[arg-type]
+                None if remaining is None else now + float(remaining),  # type: ignore[arg-type]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FaultError(f"not a fault: {str(obj)[:80]!r} ({exc})") from None
+
 
 def validate(kind: Kind, scope: str, value: float | None, jitter: float = 0.0) -> None:
     """Raise :class:`FaultError` saying what is wrong with this fault, if anything."""

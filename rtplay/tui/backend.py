@@ -50,11 +50,11 @@ class Backend(Protocol):
         """The JSON report (``Session.report()``)."""
         ...
 
-    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+    async def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
         """Start or clear a fault; say what happened; ValueError when it makes no sense."""
         ...
 
-    def clear_faults(self) -> int:
+    async def clear_faults(self) -> int:
         """Clear every active fault; return how many."""
         ...
 
@@ -62,7 +62,7 @@ class Backend(Protocol):
         """Start failed clients among ``transports`` again; return those restarted."""
         ...
 
-    def set_rate(self, rate: float) -> None:
+    async def set_rate(self, rate: float) -> None:
         """Publish ``rate`` messages per second (0 = pause)."""
         ...
 
@@ -131,7 +131,7 @@ class SessionBackend:
 
     @property
     def rate(self) -> float:
-        return self.session.server.publisher.rate
+        return self.session.rate
 
     def dashboard(self, now: float) -> Dashboard:
         """One frame; samples the charts when a sample period has passed."""
@@ -151,7 +151,7 @@ class SessionBackend:
             rate=self.rate,
             published=self.session.published,
             elapsed_s=self.session.duration(),
-            url=self.session.server.http_url,
+            url=self.session.control_url,
         )
 
     def _history(self, name: str) -> TransportHistory:
@@ -220,17 +220,17 @@ class SessionBackend:
     def report(self) -> dict[str, Any]:
         return self.session.report()
 
-    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
-        return toggle_fault(self.session.faults, kind, scope, value)
+    async def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+        return await toggle_fault(self.session.faults, kind, scope, value)
 
-    def clear_faults(self) -> int:
-        return len(self.session.faults.clear())
+    async def clear_faults(self) -> int:
+        return len(await self.session.faults.clear())
 
     def restart(self, transports: list[str]) -> list[str]:
         return [name for name in transports if self.session.restart_client(name)]
 
-    def set_rate(self, rate: float) -> None:
-        self.session.set_rate(rate)
+    async def set_rate(self, rate: float) -> None:
+        await self.session.set_rate(rate)
 
 
 class StaticBackend:
@@ -258,11 +258,11 @@ class StaticBackend:
     def report(self) -> dict[str, Any]:
         return self._report
 
-    def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
+    async def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
         self.commands.append(("toggle", (kind, scope, value)))
         return f"toggled {kind.value} on {scope}"
 
-    def clear_faults(self) -> int:
+    async def clear_faults(self) -> int:
         self.commands.append(("clear", None))
         return 0
 
@@ -270,7 +270,7 @@ class StaticBackend:
         self.commands.append(("restart", transports))
         return []
 
-    def set_rate(self, rate: float) -> None:
+    async def set_rate(self, rate: float) -> None:
         self.commands.append(("rate", rate))
         self._rate = rate
 

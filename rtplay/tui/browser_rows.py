@@ -60,7 +60,7 @@ class BrowserRows(Static):
     def __init__(self, session: Any) -> None:
         super().__init__("browser: starting Chromium…", id="browser-rows")
         self.session = session
-        self.side = BrowserSide(session.server.http_url, session.server.quic_port, session.clock)
+        self.side = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
         self.status = "starting"
         self.table: Table | None = None
         """The rows last shown (None until the page first reported)."""

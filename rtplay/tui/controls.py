@@ -114,14 +114,14 @@ def next_rate(current: float, step: int) -> float:
 class FaultTarget(Protocol):
     """What toggling needs of the session's fault controller (``rtplay.faultctl``)."""
 
-    def add(self, kind: Kind, scope: str = ALL, value: float | None = None) -> Fault: ...
+    async def add(self, kind: Kind, scope: str = ALL, value: float | None = None) -> Fault: ...
 
-    def clear(self, fault_id: int | None = None) -> list[Fault]: ...
+    async def clear(self, fault_id: int | None = None) -> list[Fault]: ...
 
     def active(self) -> list[Fault]: ...
 
 
-def toggle_fault(faults: FaultTarget, kind: Kind, scope: str, value: float | None) -> str:
+async def toggle_fault(faults: FaultTarget, kind: Kind, scope: str, value: float | None) -> str:
     """Clear ``kind`` on ``scope`` if it is active there, else start it; say what happened.
 
     ``drop`` is one-shot, so it always starts. Raises ``ValueError`` (``FaultError``) with
@@ -131,7 +131,7 @@ def toggle_fault(faults: FaultTarget, kind: Kind, scope: str, value: float | Non
         same = [f for f in faults.active() if f.kind is kind and f.scope == scope]
         if same:
             for fault in same:
-                faults.clear(fault.id)
+                await faults.clear(fault.id)
             return "cleared " + ", ".join(f.describe() for f in same)
-    fault = faults.add(kind, scope, value if kind in VALUE_UNITS else None)
+    fault = await faults.add(kind, scope, value if kind in VALUE_UNITS else None)
     return "started " + fault.describe()

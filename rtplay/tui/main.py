@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from rtplay.control import ControlError
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import Backend
@@ -162,14 +163,16 @@ class MainScreen(Screen[None]):
         else:
             self.notify(f"there is no pane {number}", severity="warning", timeout=2, markup=False)
 
-    def action_fault(self, kind_name: str) -> None:
+    async def action_fault(self, kind_name: str) -> None:
         """Toggle fault ``kind_name`` on the selection."""
         kind = Kind(kind_name)
         self.amounts.arm(kind)
         try:
-            said = self.backend.toggle_fault(kind, self.selected, self.amounts.value(kind))
+            said = await self.backend.toggle_fault(kind, self.selected, self.amounts.value(kind))
         except ValueError as exc:
             self.notify(str(exc), title=f"{kind.value} not applied", severity="error", timeout=5, markup=False)
+        except ControlError as exc:
+            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
         else:
             self.notify(said, timeout=2, markup=False)
         self.show_frame()
@@ -184,8 +187,12 @@ class MainScreen(Screen[None]):
         self.amounts.cycle(self.amounts.armed, step)
         self._update_fault_keys()
 
-    def action_clear_faults(self) -> None:
-        cleared = self.backend.clear_faults()
+    async def action_clear_faults(self) -> None:
+        try:
+            cleared = await self.backend.clear_faults()
+        except ControlError as exc:
+            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
+            return
         self.notify(f"cleared {cleared} fault{'s' * (cleared != 1)}", timeout=2, markup=False)
         self.show_frame()
 
@@ -197,20 +204,24 @@ class MainScreen(Screen[None]):
         self.notify(text, timeout=2, markup=False)
         self.show_frame()
 
-    def action_rate(self, step: int) -> None:
+    async def action_rate(self, step: int) -> None:
         """Publish faster (``step`` 1) or slower (-1), cycling 1/10/100/1000 msg/s."""
-        self._set_rate(next_rate(self.backend.rate, step))
+        await self._set_rate(next_rate(self.backend.rate, step))
 
-    def action_pause(self) -> None:
+    async def action_pause(self) -> None:
         """Pause publishing (rate 0), or resume at the rate before the pause."""
         if self.backend.rate > 0:
             self._resume_rate = self.backend.rate
-            self._set_rate(0)
+            await self._set_rate(0)
         else:
-            self._set_rate(self._resume_rate)
+            await self._set_rate(self._resume_rate)
 
-    def _set_rate(self, rate: float) -> None:
-        self.backend.set_rate(rate)
+    async def _set_rate(self, rate: float) -> None:
+        try:
+            await self.backend.set_rate(rate)
+        except ControlError as exc:
+            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
+            return
         self.notify(f"publishing {format_rate(rate)}", timeout=2, markup=False)
         self.show_frame()
 

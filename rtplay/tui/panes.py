@@ -104,8 +104,10 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, compact: bool 
         item("reconn" if compact else "reconnects", data.reconnects, flag(data.reconnects, "warn")),
         item("down", f"{data.downtime_s:.1f}s", flag(data.downtime_s, "warn")),
     ]
-    if compact:
+    if compact and groups:
         groups[-1].extend(connection)  # no line of its own when space is short
+    elif compact:  # no channels yet: the session is still reaching its server
+        groups.append(connection)
     else:
         groups.append([item("connects", data.connects), *connection])
     return groups

@@ -9,8 +9,8 @@ import pytest
 
 from rtplay.faultspec import parse_fault
 from rtplay.headless import HeadlessOptions, run_headless
+from rtplay.protocol.options import ServerOptions
 from rtplay.session import SessionConfig
-from servers.runner import ServerConfig
 from tests.browser.conftest import MISSING
 
 pytestmark = [
@@ -22,7 +22,7 @@ pytestmark = [
 async def test_run_with_browser_reports_the_page_beside_rtplay() -> None:
     out = io.StringIO()
     options = HeadlessOptions(duration=4.0, progress=False, browser=True, settle_s=5.0, out=out)
-    config = SessionConfig(transports=["sse", "ws"], server=ServerConfig(rate=20))
+    config = SessionConfig(transports=["sse", "ws"], server=ServerOptions(rate=20))
     report = await run_headless(config, options, [parse_fault("drop@2")])
     browser = report["browser"]
     assert set(browser["transports"]) == {"poll", "longpoll", "sse", "ws", "wt", "rtc"}

@@ -31,8 +31,8 @@ async def test_browser_rows_show_beside_the_panes_and_stop_from_the_palette_acti
     app = RtplayApp(make_config(["ws"]), browser=True)
     async with app.run_test(size=(140, 45)) as pilot:
         session = app.backend.session  # type: ignore[attr-defined]
-        session.set_rate(20)
         await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "rtplay's ws open")
+        await session.set_rate(20)  # through the control API, once the session has reached the server
         await wait_for(pilot, lambda: rows_text(app).count("open") >= 6, "six browser rows open", timeout=30)
         assert isinstance(app.query_one("#browser-rows"), BrowserRows)
         text = rows_text(app)

@@ -10,19 +10,15 @@ import pytest
 from rtplay.events import Event, MessageReceived, RetryScheduled, State
 from rtplay.protocol.faults import Kind
 from rtplay.session import Session, SessionConfig
-from tests.conftest import fast_client_options, fast_server_config, wait_until
+from tests.conftest import LocalSession, fast_client_options, fast_server_config, wait_until
 
 RESUMABLE = ["longpoll", "sse", "ws"]
 
 
-def session_for(transports: list[str], *, emit_messages: bool = False, **server: object) -> Session:
-    return Session(
-        SessionConfig(
-            transports=transports,
-            server=fast_server_config(**server),
-            client_options=fast_client_options(),
-            emit_messages=emit_messages,
-        )
+def session_for(transports: list[str], *, emit_messages: bool = False, **server: object) -> LocalSession:
+    return LocalSession(
+        SessionConfig(transports=transports, client_options=fast_client_options(), emit_messages=emit_messages),
+        fast_server_config(**server),
     )
 
 
@@ -43,9 +39,9 @@ def assert_nothing_lost(report: dict, names: list[str]) -> None:
 
 async def test_drop_resumables_recover_with_nothing_lost_and_figures_recorded() -> None:
     async with session_for(RESUMABLE) as session:
-        session.set_rate(200)
+        await session.set_rate(200)
         await all_have(session, RESUMABLE, 50)
-        session.faults.add(Kind.DROP)
+        await session.faults.add(Kind.DROP)
         await wait_until(lambda: all(session.clients[t].conn.reconnects >= 1 for t in ("sse", "ws")), what="reconnects")
         await all_have(session, RESUMABLE, 150)
         assert await session.settle(3)
@@ -60,9 +56,9 @@ async def test_drop_resumables_recover_with_nothing_lost_and_figures_recorded() 
 
 async def test_stall_is_detected_by_the_ws_heartbeat_but_not_by_sse() -> None:
     async with session_for(["sse", "ws"]) as session:
-        session.set_rate(50)
+        await session.set_rate(50)
         await all_have(session, ["sse", "ws"], 10)
-        fault = session.faults.add(Kind.STALL)
+        fault = await session.faults.add(Kind.STALL)
         started = session.clock()
         ws = session.clients["ws"]
         await wait_until(lambda: ws.conn.reconnects >= 1 or ws.state is State.RETRYING, what="ws notices the stall")
@@ -71,7 +67,7 @@ async def test_stall_is_detected_by_the_ws_heartbeat_but_not_by_sse() -> None:
         assert detect <= 0.5 + 0.5 + 0.3
         await asyncio.sleep(0.5)  # keep the stall on a while longer: sse must still not notice
         assert session.clients["sse"].state is State.OPEN and session.clients["sse"].conn.reconnects == 0
-        session.faults.clear(fault.id)
+        await session.faults.clear(fault.id)
         assert await session.settle(5)
         report = session.report()
     assert_nothing_lost(report, ["sse", "ws"])
@@ -81,10 +77,10 @@ async def test_error_503_each_transport_by_its_own_semantics() -> None:
     events: list[Event] = []
     async with session_for(["poll", "longpoll", "sse", "ws"]) as session:
         session.subscribe(events.append)
-        session.set_rate(50)
+        await session.set_rate(50)
         await all_have(session, ["longpoll", "sse", "ws"], 5)
-        session.faults.add(Kind.ERROR, "all", 503)
-        session.faults.add(Kind.DROP)  # so the live streams must reconnect into the error
+        await session.faults.add(Kind.ERROR, "all", 503)
+        await session.faults.add(Kind.DROP)  # so the live streams must reconnect into the error
         await wait_until(lambda: session.clients["sse"].state is State.FAILED, what="sse fails")
         await wait_until(
             lambda: sum(isinstance(e, RetryScheduled) and e.transport == "ws" for e in events) >= 3, what="ws backs off"
@@ -104,9 +100,9 @@ async def test_error_503_each_transport_by_its_own_semantics() -> None:
 
 async def test_crash_resumes_are_counted_as_resets() -> None:
     async with session_for(RESUMABLE) as session:
-        session.set_rate(100)
+        await session.set_rate(100)
         await all_have(session, RESUMABLE, 20)
-        session.faults.add(Kind.CRASH, "all", 0.5)
+        await session.faults.add(Kind.CRASH, "all", 0.5)
         await wait_until(
             lambda: all(session.clients[t].stats["main"].tracker.lost_to_reset > 0 for t in RESUMABLE),
             what="a reset on every resumable transport",
@@ -121,11 +117,11 @@ async def test_crash_resumes_are_counted_as_resets() -> None:
 
 async def test_outage_then_every_transport_replays_what_it_missed() -> None:
     async with session_for(["poll", *RESUMABLE]) as session:
-        session.set_rate(100)
+        await session.set_rate(100)
         await all_have(session, RESUMABLE, 20)
-        session.faults.add(Kind.OUTAGE, "all", 0.6)
-        await wait_until(lambda: not session.server.http_running, what="listeners down")
-        await wait_until(lambda: session.server.http_running, what="listeners back")
+        await session.faults.add(Kind.OUTAGE, "all", 0.6)
+        await wait_until(lambda: not session.local.http_running, what="listeners down")
+        await wait_until(lambda: session.local.http_running, what="listeners back")
         assert await session.settle(5)
         report = session.report()
     assert_nothing_lost(report, ["poll", *RESUMABLE])
@@ -142,9 +138,9 @@ async def test_delay_adds_the_delay_to_every_message_within_jitter_plus_10ms() -
     marker = [float("inf")]
     async with session_for(RESUMABLE, emit_messages=True) as session:
         session.subscribe(record)
-        session.set_rate(50)
+        await session.set_rate(50)
         await all_have(session, RESUMABLE, 5)
-        session.faults.add(Kind.DELAY, "all", 200, jitter=20)
+        await session.faults.add(Kind.DELAY, "all", 200, jitter=20)
         marker[0] = session.clock() + 0.5  # messages published before the fault may be in flight
         await wait_until(lambda: all(len(v) >= 30 for v in latencies.values()), what="30 delayed messages each")
     for name, values in latencies.items():
@@ -160,27 +156,27 @@ async def test_delay_adds_the_delay_to_every_message_within_jitter_plus_10ms() -
 async def test_a_cleared_fault_stops_acting_within_100ms() -> None:
     async with session_for(["sse", "ws"]) as session:
         await wait_until(lambda: all(c.state is State.OPEN for c in session.clients.values()), what="open")
-        fault = session.faults.add(Kind.DELAY, "all", 5000)
-        session.server.broadcaster.publish()
+        fault = await session.faults.add(Kind.DELAY, "all", 5000)
+        session.local.broadcaster.publish()
         await asyncio.sleep(0.1)
         assert delivered(session, "sse") == delivered(session, "ws") == 0  # held by the delay
         cleared = time.monotonic()
-        session.faults.clear(fault.id)
+        await session.faults.clear(fault.id)
         await all_have(session, ["sse", "ws"], 1)
         assert time.monotonic() - cleared < 0.1
 
 
 async def test_100_fault_toggles_lose_nothing_on_resumable_transports() -> None:
     async with session_for(RESUMABLE) as session:
-        session.set_rate(200)
+        await session.set_rate(200)
         await all_have(session, RESUMABLE, 20)
         kinds = [Kind.DROP, Kind.STALL, Kind.DELAY, Kind.THROTTLE]
         for i in range(100):
             kind = kinds[i % len(kinds)]
             value = {Kind.DELAY: 50, Kind.THROTTLE: 20}.get(kind)
-            fault = session.faults.add(kind, RESUMABLE[i % 3], value)
+            fault = await session.faults.add(kind, RESUMABLE[i % 3], value)
             await asyncio.sleep(0.02)
-            session.faults.clear(fault.id)
+            await session.faults.clear(fault.id)
         assert await session.settle(10)
         report = session.report()
     assert_nothing_lost(report, RESUMABLE)
@@ -188,12 +184,12 @@ async def test_100_fault_toggles_lose_nothing_on_resumable_transports() -> None:
 
 async def test_offline_client_ws_notices_by_heartbeat_and_everyone_catches_up() -> None:
     async with session_for(["poll", *RESUMABLE]) as session:
-        session.set_rate(100)
+        await session.set_rate(100)
         await all_have(session, RESUMABLE, 10)
-        fault = session.faults.add(Kind.OFFLINE)
+        fault = await session.faults.add(Kind.OFFLINE)
         await wait_until(lambda: session.clients["ws"].state is State.RETRYING, what="ws notices offline")
         await wait_until(lambda: session.clients["poll"].state is State.RETRYING, what="poll fails")
-        session.faults.clear(fault.id)
+        await session.faults.clear(fault.id)
         assert await session.settle(5)
         report = session.report()
     assert_nothing_lost(report, ["poll", *RESUMABLE])
@@ -203,8 +199,8 @@ async def test_offline_client_ws_notices_by_heartbeat_and_everyone_catches_up() 
 async def test_throttle_slows_delivery_to_the_byte_rate(transport: str) -> None:
     async with session_for([transport]) as session:
         await wait_until(lambda: session.clients[transport].state is State.OPEN, what="open")
-        session.faults.add(Kind.THROTTLE, transport, 2)  # 2 KB/s, ~100 bytes a message → ~20 msg/s
-        session.set_rate(200)
+        await session.faults.add(Kind.THROTTLE, transport, 2)  # 2 KB/s, ~100 bytes a message → ~20 msg/s
+        await session.set_rate(200)
         start = session.clock()
         await all_have(session, [transport], 60)
         elapsed = session.clock() - start

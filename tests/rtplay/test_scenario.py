@@ -36,7 +36,7 @@ def test_a_scenario_parses_into_timeline_options_and_expectations() -> None:
     s = parse_scenario(GOOD, "t.toml")
     assert (s.duration, s.rate, s.transports) == (2.0, 20.0, ["sse", "ws"])
     assert [f.kind for f in s.faults] == [Kind.DROP, Kind.DELAY]
-    assert s.http_config().sse_retry_ms == 200
+    assert s.http_options()["sse_retry_ms"] == 200
     assert s.client_options["ws"]["ping_interval"] == 1 and s.client_options["ws"]["retry"].initial == 0.2
     assert sorted(map(str, s.expectations)) == sorted(
         ["sse.lost == 0", "ws.lost == 0", "sse.reconnects >= 1.0", "sse.latency_ms.p99 < 500.0", "sse.state == open"]

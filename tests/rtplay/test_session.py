@@ -11,16 +11,14 @@ from rtplay.events import Connected, Event, Failed, RetryScheduled, State
 from rtplay.protocol.faults import Kind
 from rtplay.session import Session, SessionConfig
 from servers.runner import ServerConfig
-from tests.conftest import fast_client_options, fast_server_config, wait_until
+from tests.conftest import LocalSession, fast_client_options, fast_server_config, wait_until
 
 HTTP_TRANSPORTS = ["poll", "longpoll", "sse", "ws"]
 
 
-def make_session(transports: list[str] = HTTP_TRANSPORTS, server: ServerConfig | None = None) -> Session:
-    return Session(
-        SessionConfig(
-            transports=transports, server=server or fast_server_config(), client_options=fast_client_options()
-        )
+def make_session(transports: list[str] = HTTP_TRANSPORTS, server: ServerConfig | None = None) -> LocalSession:
+    return LocalSession(
+        SessionConfig(transports=transports, client_options=fast_client_options()), server or fast_server_config()
     )
 
 
@@ -30,7 +28,7 @@ def delivered(session: Session, name: str) -> int:
 
 async def test_every_transport_delivers_in_order_with_no_loss() -> None:
     async with make_session() as session:
-        session.set_rate(200)
+        await session.set_rate(200)
         await wait_until(lambda: all(delivered(session, t) >= 100 for t in HTTP_TRANSPORTS), what="100 each")
         assert await session.settle(3)
         report = session.report()
@@ -46,9 +44,9 @@ async def test_after_server_drops_every_connection_resumables_lose_nothing() -> 
     events: list[Event] = []
     async with make_session(["longpoll", "sse", "ws"]) as session:
         session.subscribe(events.append)
-        session.set_rate(200)
+        await session.set_rate(200)
         await wait_until(lambda: all(delivered(session, t) >= 50 for t in ("longpoll", "sse", "ws")), what="50 each")
-        assert session.server.drop() >= 2  # longpoll may be between requests
+        assert (await session.drop()) >= 2  # longpoll may be between requests
         await wait_until(
             lambda: all(session.clients[t].conn.reconnects >= 1 for t in ("sse", "ws")), what="sse and ws reconnect"
         )
@@ -68,12 +66,12 @@ async def test_after_server_drops_every_connection_resumables_lose_nothing() -> 
 async def test_resume_older_than_the_buffer_is_a_counted_reset() -> None:
     server = fast_server_config(replay_capacity=20)
     async with make_session(["sse", "ws", "longpoll"], server=server) as session:
-        session.set_rate(200)
+        await session.set_rate(200)
         await wait_until(lambda: all(delivered(session, t) >= 10 for t in ("sse", "ws", "longpoll")), what="10 each")
-        await session.server.stop_http()  # an outage long enough to overrun the 20-message buffer
+        await session.local.stop_http()  # an outage long enough to overrun the 20-message buffer
         start = session.published
         await wait_until(lambda: session.published >= start + 60, what="60 published during the outage")
-        await session.server.start_http()
+        await session.local.start_http()
         await wait_until(
             lambda: all(session.clients[t].stats["main"].tracker.lost_to_reset > 0 for t in ("sse", "ws", "longpoll")),
             what="a reset on every transport",
@@ -91,7 +89,7 @@ async def test_sse_fails_for_good_on_204_and_503() -> None:
         events: list[Event] = []
         session = make_session(["sse"])
         session.subscribe(events.append)
-        session.server.faults.add(Kind.ERROR, "sse", code, now=0)
+        session.local.faults.add(Kind.ERROR, "sse", code, now=0)
         async with session:
             await wait_until(lambda: session.clients["sse"].state is State.FAILED, what=f"sse failed on {code}")
             assert session.clients["sse"].attempts == 1
@@ -123,11 +121,11 @@ async def test_sse_fails_on_wrong_content_type() -> None:
 
 async def test_poll_keeps_polling_through_an_outage() -> None:
     async with make_session(["poll"]) as session:
-        session.set_rate(50)
+        await session.set_rate(50)
         await wait_until(lambda: delivered(session, "poll") >= 10, what="first messages")
-        await session.server.stop_http()
+        await session.local.stop_http()
         await wait_until(lambda: session.clients["poll"].state is State.RETRYING, what="poll notices")
-        await session.server.start_http()
+        await session.local.start_http()
         await wait_until(lambda: session.clients["poll"].state is State.OPEN, what="poll recovers")
         assert await session.settle(3)
         assert session.report()["transports"]["poll"]["lost"] == 0
@@ -136,12 +134,12 @@ async def test_poll_keeps_polling_through_an_outage() -> None:
 async def test_a_failed_client_restarts_and_resumes_where_it_was() -> None:
     session = make_session(["sse"])
     async with session:
-        session.set_rate(100)
+        await session.set_rate(100)
         await wait_until(lambda: delivered(session, "sse") >= 10, what="first messages")
-        error = session.faults.add(Kind.ERROR, "sse", 503)
-        session.faults.add(Kind.DROP, "sse")
+        error = await session.faults.add(Kind.ERROR, "sse", 503)
+        await session.faults.add(Kind.DROP, "sse")
         await wait_until(lambda: session.clients["sse"].state is State.FAILED, what="sse fails")
-        session.faults.clear(error.id)
+        await session.faults.clear(error.id)
         assert session.restart_client("sse")
         assert not session.restart_client("sse")  # already running
         await wait_until(lambda: session.clients["sse"].state is State.OPEN, what="sse open again")

@@ -16,13 +16,13 @@ from rtplay.tui.app import RtplayApp
 from rtplay.tui.bars import FaultBar, FaultKeys, StatusBar
 from rtplay.tui.main import MainScreen
 from rtplay.tui.panes import Counters, PaneStatus, RetryLog
-from tests.conftest import fast_client_options, fast_server_config
+from tests.conftest import fast_client_options, fast_server_options
 
 
 def make_config(transports: list[str], **options: dict[str, Any]) -> SessionConfig:
     """A session on 127.0.0.1 with fast retry timers, publishing nothing until told."""
     client_options = fast_client_options() | options
-    return SessionConfig(transports=transports, server=fast_server_config(), client_options=client_options)
+    return SessionConfig(transports=transports, server=fast_server_options(), client_options=client_options)
 
 
 def shown(widget: Widget) -> str:

@@ -106,7 +106,7 @@ async def test_rate_keys_change_the_publish_rate() -> None:
     # 1000 → 1 is covered in test_controls).
     app = RtplayApp(make_config(["ws"]))
     async with app.run_test(size=SIZE) as pilot:
-        publisher = session_of(app).server.publisher
+        publisher = session_of(app)  # its rate is the server's, as the control API answered
         await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "ws open")
         assert publisher.rate == 0 and "paused" in status_bar(app)
         await pilot.press("r")
@@ -130,7 +130,7 @@ async def test_quit_stops_the_session() -> None:
         await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "ws open")
         session = session_of(app)
         await pilot.press("q")
-    assert not session.server.http_running
+    assert session.process is None and session.control is None  # the server process is gone
     assert all(client.state is State.STOPPED for client in session.clients.values())
 
 

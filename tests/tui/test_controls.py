@@ -18,10 +18,10 @@ class Faults:
     def __init__(self) -> None:
         self.state = FaultState()
 
-    def add(self, kind: Kind, scope: str = ALL, value: float | None = None) -> Fault:
+    async def add(self, kind: Kind, scope: str = ALL, value: float | None = None) -> Fault:
         return self.state.add(kind, scope, value, now=0.0)
 
-    def clear(self, fault_id: int | None = None) -> list[Fault]:
+    async def clear(self, fault_id: int | None = None) -> list[Fault]:
         return self.state.clear(fault_id)
 
     def active(self) -> list[Fault]:
@@ -52,20 +52,20 @@ def test_rates_cycle_up_and_down_and_wrap() -> None:
     assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50)] == [1000, 1000, 1, 100, 10]
 
 
-def test_a_fault_key_toggles_the_same_kind_on_the_same_scope() -> None:
+async def test_a_fault_key_toggles_the_same_kind_on_the_same_scope() -> None:
     faults = Faults()
-    assert toggle_fault(faults, Kind.DELAY, "sse", 200) == "started delay 200ms on sse"
-    assert toggle_fault(faults, Kind.DELAY, ALL, 500) == "started delay 500ms on all"  # another scope: added
-    assert toggle_fault(faults, Kind.DELAY, "sse", 1000) == "cleared delay 200ms on sse"
+    assert await toggle_fault(faults, Kind.DELAY, "sse", 200) == "started delay 200ms on sse"
+    assert await toggle_fault(faults, Kind.DELAY, ALL, 500) == "started delay 500ms on all"  # another scope: added
+    assert await toggle_fault(faults, Kind.DELAY, "sse", 1000) == "cleared delay 200ms on sse"
     assert [f.describe() for f in faults.active()] == ["delay 500ms on all"]
-    assert toggle_fault(faults, Kind.STALL, ALL, 200) == "started stall on all"  # no value: ignored
-    assert toggle_fault(faults, Kind.DROP, "ws", None) == "started drop on ws"
-    assert toggle_fault(faults, Kind.DROP, "ws", None) == "started drop on ws"  # one-shot: never "on"
+    assert await toggle_fault(faults, Kind.STALL, ALL, 200) == "started stall on all"  # no value: ignored
+    assert await toggle_fault(faults, Kind.DROP, "ws", None) == "started drop on ws"
+    assert await toggle_fault(faults, Kind.DROP, "ws", None) == "started drop on ws"  # one-shot: never "on"
 
 
-def test_a_fault_that_makes_no_sense_raises_with_the_reason() -> None:
+async def test_a_fault_that_makes_no_sense_raises_with_the_reason() -> None:
     with pytest.raises(FaultError, match="acts on datagrams"):
-        toggle_fault(Faults(), Kind.LOSS, "sse", 10)
+        await toggle_fault(Faults(), Kind.LOSS, "sse", 10)
 
 
 def test_status_counts_down_to_the_retry() -> None:
@@ -83,3 +83,11 @@ def test_the_loop_monitor_reports_the_worst_lateness_and_the_frame_rate() -> Non
     assert round(monitor.lag_ms(0.45)) == 50
     assert monitor.hz(0.45) == 5
     assert monitor.lag_ms(10.0) == 0  # forgotten after the window
+
+
+def test_a_narrow_pane_without_channels_yet_has_its_connection_counters() -> None:
+    """While the session still reaches its server (a second process), panes have no channels."""
+    from rtplay.tui.panes import CounterData, counter_groups
+
+    groups = counter_groups(CounterData((), 0, 0, 0.0), compact=True)
+    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["reconn", "down"]

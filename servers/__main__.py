@@ -1,0 +1,115 @@
+"""The server process: ``python -m servers [--rate R] [--control-port P] … [--watch-stdin]``.
+
+``rtplay serve`` is this process; ``rtplay`` and ``rtplay run`` spawn it. Once every listener
+is up it prints one line, ``RTPLAY-READY {json}`` (the control URL and the endpoints, as
+``GET /control/status`` has them), then a human-readable summary. It stops on SIGINT or
+SIGTERM and, with ``--watch-stdin``, when its standard input reaches end of file — which
+is how a spawning parent that dies, however it dies, takes its server with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+
+from rtplay.protocol.compat import IncompatibleLibrary, check_all
+from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
+from servers.runner import Server, ServerConfig
+
+log = logging.getLogger("servers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtplay serve", description="run only the built-in server")
+    add_arguments(parser)
+    add_http_arguments(parser)
+    parser.add_argument("--watch-stdin", action="store_true", help="stop when standard input closes (spawned)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    return parser
+
+
+def summary(server: Server) -> list[str]:
+    """What a person reading the terminal wants: where each transport listens."""
+    url = server.http_url
+    ws_url = "ws" + url.removeprefix("http")
+    return [
+        f"rtplay server publishing {server.publisher.rate:g} msg/s on {server.config.host}",
+        f"  poll       GET  {url}/poll?since=0",
+        f"  longpoll   GET  {url}/longpoll?since=0&timeout=25",
+        f"  sse        GET  {url}/sse   (Last-Event-ID or ?lastEventId=)",
+        f"  ws              {ws_url}/ws?since=0",
+        f"  wt   CONNECT    {server.wt_url}?since=0   (HTTP/3 on UDP {server.quic_port})",
+        f"                  certificate SHA-256 {server.cert.sha256_hex}",
+        f"  rtc        POST {url}/rtc/offer?since=0   (JSON {{sdp, type: offer}} -> answer)",
+        f"  page            {url}/   (your browser as a client of every transport)",
+        f"  control         {server.control_url}/status   /faults   /rate   /drop   /events   (GET {server.control_url}: the API)",
+        "Ctrl-C stops it.",
+    ]
+
+
+def stdin_is_a_pipe() -> bool:
+    """Only a pipe (or socket) can be watched for EOF by the event loop."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+async def _stdin_closed(stop: asyncio.Event) -> None:
+    """Set ``stop`` when standard input reaches EOF (the parent is gone or let go)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+    stop.set()
+
+
+async def serve(config: ServerConfig, watch_stdin: bool) -> None:
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    if watch_stdin and not stdin_is_a_pipe():
+        log.warning("--watch-stdin: standard input is not a pipe; not watching it")
+        watch_stdin = False
+    watcher = asyncio.create_task(_stdin_closed(stop)) if watch_stdin else None
+    try:
+        print(READY_PREFIX, json.dumps(server.status()["endpoints"]), flush=True)
+        if watcher is None:  # spawned (watching stdin), the parent reads only the ready line
+            print("\n".join(summary(server)), flush=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        check_all()
+        asyncio.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin))
+    except IncompatibleLibrary as exc:
+        print(f"rtplay serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"rtplay serve: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

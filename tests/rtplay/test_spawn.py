@@ -1,0 +1,109 @@
+"""The server as a child process: started, reached, stopped, never orphaned; and attaching."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from rtplay.protocol.options import ServerOptions
+from rtplay.spawn import ServerProcess
+from servers.runner import Server
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+async def test_a_spawned_server_answers_and_stops_when_let_go() -> None:
+    server = await ServerProcess.start(ServerOptions(rate=0))
+    pid = server.pid
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            status = (await http.get(server.control_url + "/status")).json()
+        assert status["endpoints"]["control_url"] == server.control_url
+        assert status["endpoints"]["http_url"] == server.ready["http_url"]
+    finally:
+        assert await server.stop() == 0  # closing its stdin is enough: a clean exit
+    assert gone(pid)
+
+
+PARENT = """
+import asyncio
+from rtplay.protocol.options import ServerOptions
+from rtplay.spawn import ServerProcess
+
+async def main():
+    server = await ServerProcess.start(ServerOptions(rate=0))
+    print(server.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_parent_leaves_no_orphan_server() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        line = await asyncio.wait_for(parent.stdout.readline(), 20)  # type: ignore[union-attr]
+        child = int(line)
+        assert not gone(child)
+    finally:
+        parent.kill()  # SIGKILL: no handler, no finally, no atexit runs in the parent
+        await parent.wait()
+    await wait_until(lambda: gone(child), timeout=10, what="the orphaned server to stop itself")
+
+
+async def test_ctrl_c_on_rtplay_run_stops_its_server_too() -> None:
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtplay.cli", "run", "--duration", "30", "--transports", "sse", "--rate", "20",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        line = b""
+        while b"published" not in line:  # the first progress line: everything is up
+            line = await asyncio.wait_for(run.stderr.readline(), 20)  # type: ignore[union-attr]
+            assert line, "rtplay run exited early"
+        [server] = children(run.pid)
+        run.send_signal(signal.SIGINT)
+        await asyncio.wait_for(run.wait(), 20)
+    finally:
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+    await wait_until(lambda: gone(server), timeout=10, what="the server to stop with rtplay run")
+
+
+async def test_rtplay_run_attaches_to_a_running_server(server: Server, tmp_path: Path) -> None:
+    server.set_rate(50)
+    report_path = tmp_path / "report.json"
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtplay.cli", "run", "--server", server.control_url, "--duration", "1",
+        "--transports", "sse,ws", "--quiet", "--json", str(report_path),
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(run.communicate(), 30)
+    assert run.returncode == 0, err.decode()
+    report = json.loads(report_path.read_text())
+    assert report["published"] == server.hub.last_seq > 0  # this server's messages …
+    for entry in report["transports"].values():
+        assert entry["delivered"] == report["published"] and entry["lost"] == 0  # … all of them
