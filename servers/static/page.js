@@ -33,8 +33,9 @@ async function failure(response) {  // the server's reason, readable thanks to C
 // rtplay's heartbeat: `ping` every PING_INTERVAL_MS; `dead` when nothing at all was heard
 // within PING_TIMEOUT_MS of a ping.
 function heartbeat(ping, dead) {
-  let last = performance.now(), timer = null, check = null;
-  const stop = () => { clearInterval(timer); clearTimeout(check); };
+  let last = performance.now(), timer = null;
+  const checks = new Set();  // one per ping in flight: at most PING_TIMEOUT_MS / PING_INTERVAL_MS + 1
+  const stop = () => { clearInterval(timer); checks.forEach(clearTimeout); checks.clear(); };
   return {
     heard() { last = performance.now(); },
     start() {
@@ -42,8 +43,11 @@ function heartbeat(ping, dead) {
       timer = setInterval(() => {
         const sent = performance.now();
         try { ping(); } catch { /* closing: the close path reports it */ }
-        clearTimeout(check);
-        check = setTimeout(() => { if (last < sent) { stop(); dead(); } }, PING_TIMEOUT_MS);
+        const check = setTimeout(() => {
+          checks.delete(check);
+          if (last < sent) { stop(); dead(); }
+        }, PING_TIMEOUT_MS);
+        checks.add(check);
       }, PING_INTERVAL_MS);
     },
     stop,

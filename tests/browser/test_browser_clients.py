@@ -36,10 +36,14 @@ def all_open_beyond(seq: int) -> Any:
 
 
 def nothing_lost(clients: dict[str, Any]) -> None:
+    """Every transport's resumable channel has everything once; the live-only ones (wt
+    datagrams, rtc unreliable) may lose by contract (a starved renderer drops datagrams)."""
     for name, client in clients.items():
-        for channel, stats in client["channels"].items():
-            counts = (stats["missing"], stats["duplicates"], stats["lost_to_reset"])
-            assert counts == (0, 0, 0), (name, channel, stats, client["log"])
+        (channel, stats), *live_only = client["channels"].items()
+        counts = (stats["missing"], stats["duplicates"], stats["lost_to_reset"])
+        assert counts == (0, 0, 0), (name, channel, stats, client["log"])
+        for channel, stats in live_only:
+            assert stats["delivered"] > 0 and stats["duplicates"] == 0, (name, channel, stats)
 
 
 async def test_every_transport_receives_with_nothing_lost(site) -> None:  # type: ignore[no-untyped-def]
