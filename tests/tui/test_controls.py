@@ -48,8 +48,8 @@ def test_amount_labels_carry_units() -> None:
 
 
 def test_rates_cycle_up_and_down_and_wrap() -> None:
-    assert [next_rate(r, 1) for r in (0, 1, 10, 100, 1000, 50)] == [1, 10, 100, 1000, 1, 100]
-    assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50)] == [1000, 1000, 1, 100, 10]
+    assert [next_rate(r, 1) for r in (0, 1, 10, 100, 1000, 50, 5000)] == [1, 10, 100, 1000, 1000, 100, 5000]
+    assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50, 0.5)] == [0, 1, 1, 100, 10, 0.5]
 
 
 async def test_a_fault_key_toggles_the_same_kind_on_the_same_scope() -> None:

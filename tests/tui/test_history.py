@@ -31,7 +31,7 @@ def fault(kind: Kind, value: float | None = None, scope: str = "all") -> Fault:
 
 
 def texts(log: EventLog) -> list[str]:
-    return [line.text for line in log.lines]
+    return [line.text.replace("\u00a0", " ") for line in log.lines]
 
 
 def test_a_disconnect_and_its_retry_decision_are_one_line() -> None:
