@@ -41,6 +41,7 @@ from rtplay.protocol.envelope import (
     parse_envelope,
     reset_first,
 )
+from rtplay.errors import describe_error
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
@@ -164,7 +165,7 @@ class WebTransportClient(Client):
             try:
                 reason = await self.session_once()
             except (ProtocolError, SessionEnded, HeartbeatTimeout, ConnectionError, OSError) as exc:
-                reason = str(exc) or type(exc).__name__
+                reason = describe_error(exc)
             self._heartbeat = None
             self._disconnected(reason)
             await self._wait_retry(self.retry.next_delay(), self.retry.describe())
