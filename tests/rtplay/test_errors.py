@@ -44,3 +44,19 @@ async def test_a_refused_websocket_connect_reads_connection_refused() -> None:
             pass
     assert "Errno" in str(info.value)  # what the pane showed before
     assert describe_error(info.value) == "connection refused"
+
+
+async def test_the_websocket_client_reports_a_refused_connect_in_words() -> None:
+    from rtplay.clients.ws import WebSocketClient
+    from rtplay.events import Disconnected, Event
+    from rtplay.retry import ExponentialBackoff
+    from tests.conftest import running, wait_until
+
+    events: list[Event] = []
+    client = WebSocketClient(
+        f"http://127.0.0.1:{_closed_port()}", events.append, retry=ExponentialBackoff(initial=5.0, maximum=5.0)
+    )
+    async with running(client):
+        await wait_until(lambda: any(isinstance(e, Disconnected) for e in events), what="a refused connect")
+    reasons = [e.reason for e in events if isinstance(e, Disconnected)]
+    assert reasons[0] == "connection refused"

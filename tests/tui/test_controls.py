@@ -47,7 +47,7 @@ def test_amount_labels_carry_units() -> None:
     ] == ["200ms", "503", "10%", "5s", "5KB/s"]
 
 
-def test_rates_cycle_up_and_down_and_wrap() -> None:
+def test_rates_step_up_and_down_and_stop_at_the_ends() -> None:
     assert [next_rate(r, 1) for r in (0, 1, 10, 100, 1000, 50, 5000)] == [1, 10, 100, 1000, 1000, 100, 5000]
     assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50, 0.5)] == [0, 1, 1, 100, 10, 0.5]
 
