@@ -141,10 +141,6 @@ ACTIONS: tuple[Action, ...] = (
         "pagedown", "page_panes(1)", "page down", "scroll the panes down a screen", "Views", False, "PgDn", "Page down"
     ),
     Action(
-        "ctrl+p", "app.command_palette", "palette", "command palette: every action by name", "Views", True, "^p",
-        "Command palette",
-    ),
-    Action(
         "question_mark",
         "help",
         "help",
@@ -169,7 +165,6 @@ FOOTER_ORDER = (
     "zoom",
     "info",
     "compare",
-    "app.command_palette",
 )
 """The footer shows these first (a narrow terminal cuts the footer's end)."""
 

@@ -141,8 +141,6 @@ class RtplayApp(App[int]):
         main = self.main_screen
         names = [pane.transport for pane in main.panes]
         for action in ACTIONS:
-            if action.action.startswith("app."):  # the palette itself, Textual's own
-                continue
             title = action.palette_title
             if action.action.startswith("select(") and action.action != "select(0)":
                 number = int(action.action[len("select(") : -1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 from rtplay.events import State
@@ -42,7 +43,8 @@ async def test_drop_shows_retrying_then_open_on_the_selected_pane_only() -> None
         await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "sse open")
         await pilot.press("2", "d")
         await wait_for(pilot, lambda: "retrying in" in pane_status(app, "ws"), "ws retrying")
-        assert "exp 0.8s" in pane_status(app, "ws")  # the policy, next to the countdown
+        # Why it went down, then the policy, next to the countdown.
+        assert re.search(r"retrying in [\d.]+ s  \S.* · exp 0\.8s", pane_status(app, "ws")), pane_status(app, "ws")
         await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "ws open again")
         log = pane_log(app, "ws")
         assert "fault: drop on ws" in log
@@ -68,9 +70,12 @@ async def test_sse_fails_for_good_after_error_503() -> None:
         await pilot.press("d")  # the open stream is not affected by the error until it reconnects
         await wait_for(pilot, lambda: "failed: HTTP 503" in pane_status(app, "sse"), "sse failed")
         assert "no retry" in pane_log(app, "sse")
+        assert "g restarts it" in pane_status(app, "sse")  # the failed pane says what helps
         assert session_of(app).clients["sse"].state is State.FAILED
         await pilot.press("e")  # the same key clears it
         assert "none active" in fault_bar(app)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "sse open after g")
 
 
 async def test_the_active_fault_list_follows_the_keys() -> None:

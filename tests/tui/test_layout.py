@@ -54,6 +54,14 @@ async def test_arrow_and_page_keys_scroll_the_panes_when_they_do_not_fit() -> No
         assert grid.scroll_y == 0
 
 
+async def test_the_footer_offers_the_fault_list_restart_and_palette_keys() -> None:
+    async with demo_app().run_test(size=(80, 24)) as pilot:
+        shown_actions = [b.binding.action for b in pilot.app.screen.active_bindings.values() if b.binding.show]
+        for action in ("faults", "restart", "help"):
+            assert action in shown_actions
+        assert shown_actions.index("restart") < shown_actions.index("zoom")  # before a narrow footer ends
+
+
 async def test_the_footer_and_help_number_only_the_chosen_transports() -> None:
     dashboard = demo_dashboard()
     two = type(dashboard)(panes=dashboard.panes[2:4], rate=dashboard.rate)
