@@ -89,16 +89,16 @@ ACTIONS: tuple[Action, ...] = (
         "Restart failed client",
     ),
     Action(
-        "f", "faults", "faults", "list the active faults (scope, amount, time left); clear one", "Faults", True, None,
+        "f", "faults", "faults", "active faults with time left; clear one", "Faults", True, None,
         "Fault list: active faults, clear one",
     ),
     Action("x", "clear_faults", "clear", "clear every active fault", "Faults", True, None, "Clear all faults"),
     Action(
-        "r", "rate(1)", "rate", "publish faster: 1 → 10 → 100 → 1000 msg/s (stops there)", "Rate", True, None,
+        "r", "rate(1)", "rate", "faster: 1 → 10 → 100 → 1000 msg/s (then stays)", "Rate", True, None,
         "Publish faster",
     ),
     Action(
-        "R", "rate(-1)", "rate down", "publish slower: 1000 → 100 → 10 → 1 msg/s (stops there)", "Rate", False, None,
+        "R", "rate(-1)", "rate down", "slower: 1000 → 100 → 10 → 1 msg/s (then stays)", "Rate", False, None,
         "Publish slower",
     ),
     Action(

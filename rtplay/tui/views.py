@@ -65,7 +65,7 @@ HEADER = (
     ("published", "messages the server has published"),
     ("42 s", "time since the session started"),
     ("ui Hz", "frames the screen drew in the last second"),
-    ("lag", "how late the screen's timer fired (worst of 5 s)"),
+    ("lag", "how late the screen's timer fired (5 s worst)"),
 )
 """The header's figures and what they mean (the help's legend)."""
 

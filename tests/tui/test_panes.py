@@ -76,5 +76,5 @@ def test_help_explains_the_header_figures() -> None:
     console = Console(width=120, record=True)
     console.print(help_renderable(120, ["sse", "ws"]))
     text = console.export_text()
-    assert "ui Hz" in text and "frames the screen drew" in text and "how late the screen's timer" in text
+    assert "ui Hz" in text and "frames the screen drew" in text and "how late the screen's timer fired" in text
     assert "1-2" in text and "1 sse, 2 ws" in text and "1-6" not in text
