@@ -98,3 +98,13 @@ async def test_the_fault_list_clears_the_selected_fault_only() -> None:
         assert backend.commands[-1] == ("clear", 4)
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_a_zoomed_pane_takes_the_whole_width_and_its_full_form_on_a_small_terminal() -> None:
+    app = demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5", "z")
+        await pilot.pause()
+        pane = app.screen.query_one("#pane-wt", TransportPane)
+        assert pane.region.width == 80 and not pane.compact
+        assert pane.query_one(".pane-chart").region.height >= 3  # a real chart again
