@@ -14,7 +14,6 @@ from tests.tui.helpers import (
     fault_bar,
     fault_keys,
     make_config,
-    pane_counters,
     pane_log,
     pane_status,
     status_bar,
