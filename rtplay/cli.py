@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rtplay import faultspec
 from rtplay import scenario as scenario_module
+from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS

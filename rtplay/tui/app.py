@@ -108,7 +108,7 @@ class RtplayApp(App[int]):
         """Start headless Chromium on the page and show its rows, or stop it."""
         session = getattr(self.backend, "session", None)
         if session is None:
-            self.notify("the browser needs a live session", severity="warning")
+            self.main_screen.say("the browser needs a live session", "warning")
             return
         if self.browser_rows is not None:
             rows, self.browser_rows = self.browser_rows, None
