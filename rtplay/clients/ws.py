@@ -9,9 +9,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit
+from rtplay.errors import describe_error
 from rtplay.protocol.compat.websockets import abort
 from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
-from rtplay.errors import describe_error
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,

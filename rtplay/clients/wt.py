@@ -33,6 +33,7 @@ from rtplay.clients.wt_conn import (
     client_configuration,
     open_connection,
 )
+from rtplay.errors import describe_error
 from rtplay.protocol.envelope import (
     RESET,
     ProtocolError,
@@ -41,7 +42,6 @@ from rtplay.protocol.envelope import (
     parse_envelope,
     reset_first,
 )
-from rtplay.errors import describe_error
 from rtplay.retry import (
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
