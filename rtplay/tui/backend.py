@@ -61,7 +61,7 @@ class Backend(Protocol):
         """Clear every active fault; return how many."""
         ...
 
-    def clear_fault(self, fault_id: int) -> str:
+    async def clear_fault(self, fault_id: int) -> str:
         """Clear one active fault; say which ("" when it was no longer active)."""
         ...
 
@@ -233,8 +233,8 @@ class SessionBackend:
     async def clear_faults(self) -> int:
         return len(await self.session.faults.clear())
 
-    def clear_fault(self, fault_id: int) -> str:
-        return ", ".join(f.describe() for f in self.session.faults.clear(fault_id))
+    async def clear_fault(self, fault_id: int) -> str:
+        return ", ".join(f.describe() for f in await self.session.faults.clear(fault_id))
 
     def restart(self, transports: list[str]) -> list[str]:
         return [name for name in transports if self.session.restart_client(name)]
@@ -297,7 +297,7 @@ class StaticBackend:
         self.commands.append(("clear", None))
         return 0
 
-    def clear_fault(self, fault_id: int) -> str:
+    async def clear_fault(self, fault_id: int) -> str:
         self.commands.append(("clear", fault_id))
         return ""
 

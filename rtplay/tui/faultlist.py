@@ -83,16 +83,16 @@ class FaultListScreen(ModalScreen[None]):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return int(key) if key is not None else None
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """``enter`` on a row (the table takes the key itself)."""
         event.stop()
-        self.action_clear_selected()
+        await self.action_clear_selected()
 
-    def action_clear_selected(self) -> None:
+    async def action_clear_selected(self) -> None:
         """Clear the fault under the cursor; the others stay on."""
         fault_id = self._selected_id()
         if fault_id is None:
             self.main.say("no active fault to clear", "warning")
             return
-        self.main.clear_fault(fault_id)
+        await self.main.clear_fault(fault_id)
         self.refresh_rows()

@@ -301,9 +301,13 @@ class MainScreen(Screen[None]):
         """The active faults, one per line, with a key to clear the one under the cursor."""
         self.app.push_screen(FaultListScreen(self))
 
-    def clear_fault(self, fault_id: int) -> None:
+    async def clear_fault(self, fault_id: int) -> None:
         """Clear one active fault (the fault list's action)."""
-        cleared = self.backend.clear_fault(fault_id)
+        try:
+            cleared = await self.backend.clear_fault(fault_id)
+        except ControlError as exc:
+            self.say(f"the server did not answer: {exc}", "error", timeout=5)
+            return
         self.say(f"cleared {cleared}" if cleared else f"fault {fault_id} is no longer active")
         self.show_frame()
 

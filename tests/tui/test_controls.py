@@ -89,5 +89,7 @@ def test_a_narrow_pane_without_channels_yet_has_its_connection_counters() -> Non
     """While the session still reaches its server (a second process), panes have no channels."""
     from rtplay.tui.panes import CounterData, counter_groups
 
-    groups = counter_groups(CounterData((), 0, 0, 0.0), compact=True)
-    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["reconn", "down"]
+    groups = counter_groups(CounterData((), 0, 0, 0.0, compact=True), short=True)
+    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["rx", "reconn", "down"]
+    full = counter_groups(CounterData((), 0, 0, 0.0), short=True)
+    assert [t.plain.split("\u00a0")[0] for t in full[0]] == ["conn", "reconn", "down"]
