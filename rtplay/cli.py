@@ -7,13 +7,18 @@ import asyncio
 import logging
 import math
 import os
+import shlex
 import sys
+from importlib import metadata
 from pathlib import Path
 
+from rtplay import faultspec
+from rtplay import scenario as scenario_module
+from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS
-from rtplay.protocol.options import ServerOptions, add_arguments, from_namespace, rate
+from rtplay.protocol.options import ServerOptions, add_arguments, from_namespace, port, rate
 from rtplay.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.spawn import ServerProcess, SpawnError
 
@@ -82,12 +87,32 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EXIT_CODES = """\
+exit codes:
+  0  the run ended and every expectation of the scenario was met (or it had none)
+  1  an expectation failed (each is printed as FAILED …), or the server could not be reached
+  2  bad usage: an unknown flag, a bad fault spec, an unreadable or invalid scenario"""
+
+
+def run_epilog() -> str:
+    """``run --help``'s tail: the fault grammar and scenario keys (from the modules that parse
+    them, so help and parser never disagree) and the exit codes."""
+    grammar = (faultspec.__doc__ or "").split("\n", 1)[1].strip("\n")
+    scenario_keys = (scenario_module.__doc__ or "").split("\n", 1)[1].strip("\n")
+    return f"fault spec (--fault, scenario faults):\n{grammar}\n\nscenario file (TOML):\n{scenario_keys}\n\n{EXIT_CODES}"
+
+
+#: Where ``rtplay --web`` serves the playground unless told otherwise.
+DEFAULT_WEB_PORT = 8000
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtplay",
         description="A playground for real-time web transports: poll, long-poll, SSE, WebSocket, "
         "WebTransport and WebRTC, with faults you inject and watch them recover from.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     parser.add_argument("--headless", action="store_true", help="the same as `rtplay run` (no UI)")
     parser.add_argument("--rate", type=rate, default=10.0, help="playground: messages per second (default 10)")
@@ -98,8 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--browser", action="store_true", help="playground: also run headless Chromium on the page, shown beside"
     )
+    parser.add_argument("--http-port", type=port, default=0, help="playground: server TCP port (default 0 = any free)")
+    parser.add_argument(
+        "--quic-port", type=port, default=0, help="playground: server UDP port for HTTP/3 (default 0 = any free)"
+    )
+    parser.add_argument(
+        "--web", action="store_true", help="serve the playground to a browser tab (textual-serve) instead of this terminal"
+    )
+    parser.add_argument(
+        "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
+    )
     sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
-    run = sub.add_parser("run", help="run a session headless and print a report")
+    run = sub.add_parser(
+        "run",
+        help="run a session headless and print a report",
+        description="Run a session without the UI, print a per-transport table, optionally write JSON.",
+        epilog=run_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_run_flags(run)
     serve = sub.add_parser("serve", help="run only the built-in server and print its URLs")
     add_arguments(serve)
@@ -208,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":
@@ -229,7 +271,10 @@ def check_libraries() -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    if not sys.stdout.isatty():
+    if args.web:
+        return cmd_web(args)
+    # textual-serve runs the playground with its web driver, on pipes rather than a terminal.
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)
         return 2
     try:
@@ -239,7 +284,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         return 2
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rtplay-server-{os.getpid()}.log"
     with log_path.open("w") as server_log:  # the server's log must not scribble over the UI
-        options = ServerOptions(rate=args.rate)
+        options = ServerOptions(rate=args.rate, http_port=args.http_port, quic_port=args.quic_port)
         launched = ServerProcess.launch(options, server_log) if url is None else None
         try:
             if (code := check_libraries()) != 0:
@@ -260,6 +305,43 @@ def cmd_tui(args: argparse.Namespace) -> int:
     else:
         print(f"the server logged to {log_path}", file=sys.stderr)
     return code
+
+
+def web_command(argv: list[str]) -> str:
+    """The command textual-serve runs per browser tab: this playground, minus the --web flags."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--web":
+            continue
+        if arg == "--web-port":
+            skip = True
+            continue
+        if arg.startswith("--web-port="):
+            continue
+        kept.append(arg)
+    return shlex.join([sys.executable, "-m", "rtplay.cli", *kept])
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the playground to a browser tab: each tab runs its own session (textual-serve)."""
+    from textual_serve.server import Server as WebServer
+
+    command = web_command(args.argv)
+    print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
+    WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
+    return 0
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return metadata.version("rtplay")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The control API, on its own listener: faults, rate, drops, and an event stream (JSON).
 
-    GET    /control                  this description, as JSON
+    GET    /control                  this description, as JSON (rtplay.protocol.control_api)
     GET    /control/status           published count, rate, live connections, faults, endpoints
     GET    /control/faults           the active faults
     POST   /control/faults           {"kind", "scope"?, "value"?, "jitter"?, "duration"?} → 201
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from rtplay.protocol import control_api
 from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
 from servers import page
@@ -40,20 +41,6 @@ SERVER: web.AppKey[Server] = web.AppKey("rtplay-server")
 #: How long a stopping control listener waits for in-flight handlers (event streams are
 #: ended first, so nothing should be left).
 SHUTDOWN_TIMEOUT_S = 0.5
-
-ROUTES: list[tuple[str, str, str]] = [
-    ("GET", "/control", "this description"),
-    ("GET", "/control/status", "published, rate, connections, faults and the endpoints (URLs, ports, certificate)"),
-    ("GET", "/control/faults", "the active faults"),
-    ("POST", "/control/faults", 'start a fault: {"kind", "scope"?, "value"?, "jitter"?, "duration"?} -> 201'),
-    ("DELETE", "/control/faults", "clear every fault"),
-    ("DELETE", "/control/faults/{id}", "clear one fault (404 when it is not active)"),
-    ("GET", "/control/rate", '{"rate": r}'),
-    ("POST", "/control/rate", 'set the publish rate: {"rate": r} (msg/s, 0 = paused) -> {"rate", "published"}'),
-    ("POST", "/control/drop", 'abruptly close live connections: {"transport"?} -> {"dropped": n}'),
-    ("GET", "/control/events", "newline-delimited JSON: hello, fault, reset, rate, publisher, listeners"),
-]
-
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
@@ -75,9 +62,8 @@ def _number(body: dict[str, Any], key: str) -> float | None:
 
 
 async def describe(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"api": "rtplay control", "routes": [{"method": m, "path": p, "does": d} for m, p, d in ROUTES]}
-    )
+    """``GET /control``: every endpoint, body field, range and answer, for scripts."""
+    return web.json_response(control_api.describe())
 
 
 async def status(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import ssl
 import httpx
 
 from rtplay.clients.base import Client, OfflineError
+from rtplay.errors import describe_os_error
 from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
@@ -66,7 +67,7 @@ def describe_error(exc: BaseException) -> str:
         return f"HTTP {exc.status}"
     if isinstance(exc, ProtocolError):
         return f"bad response: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+    return describe_os_error(exc) or f"{type(exc).__name__}: {exc}"
 
 
 def apply_batch(client: Client, body: bytes, received_ms: float) -> int:

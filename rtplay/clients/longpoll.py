@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from rtplay.clients.base import Client, Emit
@@ -17,6 +19,12 @@ from rtplay.retry import Backoff, FixedDelay
 
 #: How long the server may hold one request before answering 204.
 DEFAULT_HOLD_S = 25.0
+
+#: A request the server has held this long was accepted and is being held for news: the
+#: client counts as open. On loopback a refusal or an error status comes back within
+#: milliseconds, so a held request is not mistaken for a failing one; without this, a paused
+#: hub (rate 0) would leave the pane "connecting" for the whole hold.
+HELD_OPEN_S = 1.0
 
 #: The classic long-poll client (e.g. CometD's and jQuery-era loops) waits a fixed 10 s
 #: after a failed request before trying again.
@@ -57,14 +65,22 @@ class LongPollClient(Client):
         """One held request; returns on 200 or 204, raises on anything else."""
         params = {"since": self.cursor, "timeout": self.hold}
         self.check_online()
-        response = await http.get(f"{self.base_url}/longpoll", params=params)
+        held = asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
+        try:
+            response = await http.get(f"{self.base_url}/longpoll", params=params)
+        finally:
+            held.cancel()
         await self.wait_online()  # offline: the answer sits unread until the network is back
         received_ms = self.wall_ms()
         if response.status_code not in (200, 204):
             raise StatusError(response)
         self.add_wire_bytes(header_bytes(response) + len(response.content))
+        self._held_open()
+        if response.status_code == 200:
+            apply_batch(self, response.content, received_ms)
+
+    def _held_open(self) -> None:
+        """The server accepted the request (it answered, or has held it): the client is open."""
         if not self.conn.connected:
             self.retry.reset()
             self._connected(f"since={self.cursor}")
-        if response.status_code == 200:
-            apply_batch(self, response.content, received_ms)

@@ -9,6 +9,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit
+from rtplay.errors import describe_error
 from rtplay.protocol.compat.websockets import abort
 from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
 from rtplay.retry import (
@@ -81,7 +82,7 @@ class WebSocketClient(Client):
             except InvalidStatus as exc:
                 reason = f"handshake refused: HTTP {exc.response.status_code}"
             except (InvalidHandshake, OSError, TimeoutError, ProtocolError, HeartbeatTimeout) as exc:
-                reason = str(exc) or type(exc).__name__
+                reason = describe_error(exc)
             self._disconnected(reason)
             await self._wait_retry(self.retry.next_delay(), self.retry.describe())
 

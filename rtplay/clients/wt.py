@@ -33,6 +33,7 @@ from rtplay.clients.wt_conn import (
     client_configuration,
     open_connection,
 )
+from rtplay.errors import describe_error
 from rtplay.protocol.envelope import (
     RESET,
     ProtocolError,
@@ -164,7 +165,7 @@ class WebTransportClient(Client):
             try:
                 reason = await self.session_once()
             except (ProtocolError, SessionEnded, HeartbeatTimeout, ConnectionError, OSError) as exc:
-                reason = str(exc) or type(exc).__name__
+                reason = describe_error(exc)
             self._heartbeat = None
             self._disconnected(reason)
             await self._wait_retry(self.retry.next_delay(), self.retry.describe())

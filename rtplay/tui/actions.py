@@ -85,13 +85,21 @@ ACTIONS: tuple[Action, ...] = (
         "Previous amount of the armed fault",
     ),
     Action(
-        "g", "restart", "restart", "start a failed client again (a page reload)", "Faults", False, None,
+        "g", "restart", "restart", "start a failed client again (a page reload)", "Faults", True, None,
         "Restart failed client",
     ),
-    Action("x", "clear_faults", "clear", "clear every active fault", "Faults", True, None, "Clear all faults"),
-    Action("r", "rate(1)", "rate", "publish faster: 1 → 10 → 100 → 1000 msg/s", "Rate", True, None, "Publish faster"),
     Action(
-        "R", "rate(-1)", "rate down", "publish slower: 1000 → 100 → 10 → 1 msg/s", "Rate", False, None, "Publish slower"
+        "f", "faults", "faults", "active faults with time left; clear one", "Faults", True, None,
+        "Fault list: active faults, clear one",
+    ),
+    Action("x", "clear_faults", "clear", "clear every active fault", "Faults", True, None, "Clear all faults"),
+    Action(
+        "r", "rate(1)", "rate", "faster: 1 → 10 → 100 → 1000 msg/s (then stays)", "Rate", True, None,
+        "Publish faster",
+    ),
+    Action(
+        "R", "rate(-1)", "rate down", "slower: 1000 → 100 → 10 → 1 msg/s (then stays)", "Rate", False, None,
+        "Publish slower",
     ),
     Action(
         "space",
@@ -126,6 +134,12 @@ ACTIONS: tuple[Action, ...] = (
         None,
         "Compare transports",
     ),
+    Action("up", "scroll_panes(-1)", "scroll up", "scroll the panes up a line", "Views", False, "↑", "Scroll up"),
+    Action("down", "scroll_panes(1)", "scroll down", "scroll the panes down a line", "Views", False, "↓", "Scroll down"),
+    Action("pageup", "page_panes(-1)", "page up", "scroll the panes up a screen", "Views", False, "PgUp", "Page up"),
+    Action(
+        "pagedown", "page_panes(1)", "page down", "scroll the panes down a screen", "Views", False, "PgDn", "Page down"
+    ),
     Action(
         "question_mark",
         "help",
@@ -139,12 +153,33 @@ ACTIONS: tuple[Action, ...] = (
 )
 
 
-FOOTER_ORDER = ("help", "select(1)", "select(0)", "clear_faults", "rate(1)", "pause", "zoom", "info", "compare")
+FOOTER_ORDER = (
+    "help",
+    "select(1)",
+    "select(0)",
+    "faults",
+    "clear_faults",
+    "restart",
+    "rate(1)",
+    "pause",
+    "zoom",
+    "info",
+    "compare",
+)
 """The footer shows these first (a narrow terminal cuts the footer's end)."""
 
 
-def bindings() -> list[Binding]:
-    """The main screen's BINDINGS, footer keys first in :data:`FOOTER_ORDER`."""
+def pane_keys(count: int) -> str:
+    """The keys that select a pane: ``1-6``, ``1-2``, ``1``."""
+    return "1" if count <= 1 else f"1-{count}"
+
+
+def bindings(panes: int = len(TRANSPORTS)) -> list[Binding]:
+    """The main screen's BINDINGS for ``panes`` panes, footer keys first in :data:`FOOTER_ORDER`."""
     order = {action: i for i, action in enumerate(FOOTER_ORDER)}
     ranked = sorted(ACTIONS, key=lambda a: order.get(a.action, len(order)))
-    return [Binding(a.keys, a.action, a.title, show=a.show, key_display=a.key_display, tooltip=a.help) for a in ranked]
+    out = []
+    for a in ranked:
+        display = pane_keys(panes) if a.action == "select(1)" else a.key_display
+        out.append(Binding(a.keys, a.action, a.title, show=a.show, key_display=display, tooltip=a.help))
+    return out

@@ -28,8 +28,8 @@ from rtplay.tui.main import MainScreen
 
 log = logging.getLogger(__name__)
 
-#: Engine warnings shown as notifications per flush; more are counted, not shown.
-MAX_NOTICES = 3
+#: Seconds an engine warning stays in the fault bar.
+NOTICE_S = 6.0
 
 #: Warnings waiting to be shown; the oldest go first when the engine is noisy.
 MAX_PENDING_NOTICES = 100
@@ -77,7 +77,7 @@ class RtplayApp(App[int]):
         """Start headless Chromium on the page once the session runs (``rtplay --browser``)."""
         self.browser_rows: BrowserRows | None = None
         self.backend: Backend = backend or SessionBackend(Session(config or SessionConfig()))
-        self.main_screen = MainScreen(self.backend)
+        self.main_screen = MainScreen.for_transports(len(self.backend.transports))(self.backend)
         self.notices = notices
         self.started_in: float | None = None
         """Seconds the session took to start (None until it has)."""
@@ -108,7 +108,7 @@ class RtplayApp(App[int]):
         """Start headless Chromium on the page and show its rows, or stop it."""
         session = getattr(self.backend, "session", None)
         if session is None:
-            self.notify("the browser needs a live session", severity="warning")
+            self.main_screen.say("the browser needs a live session", "warning")
             return
         if self.browser_rows is not None:
             rows, self.browser_rows = self.browser_rows, None
@@ -125,13 +125,15 @@ class RtplayApp(App[int]):
         await self.backend.stop()
 
     def _show_notices(self) -> None:
+        """The engine's warnings, in the fault bar (where a notice covers no pane)."""
         assert self.notices is not None
         records = self.notices.drain()
-        for record in records[:MAX_NOTICES]:
-            severity = "error" if record.levelno >= logging.ERROR else "warning"
-            self.notify(self.notices.format(record), severity=severity, timeout=6, markup=False)
-        if len(records) > MAX_NOTICES:
-            self.notify(f"… and {len(records) - MAX_NOTICES} more warnings", severity="warning")
+        if not records:
+            return
+        worst = max(records, key=lambda r: r.levelno)
+        severity = "error" if worst.levelno >= logging.ERROR else "warning"
+        more = f" (and {len(records) - 1} more warnings)" if len(records) > 1 else ""
+        self.main_screen.say(self.notices.format(worst) + more, severity, timeout=NOTICE_S)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """The palette lists every playground action, not only Textual's own."""

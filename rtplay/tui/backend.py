@@ -12,15 +12,18 @@ import logging
 from typing import Any, Protocol
 
 from rtplay.clients.base import Client
-from rtplay.events import Event, FaultEnded, FaultStarted
+from rtplay.events import Event, FaultEnded, FaultStarted, State
 from rtplay.metrics import ChannelStats
-from rtplay.protocol.faults import ALL, Kind
+from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
 from rtplay.session import Session
-from rtplay.tui.controls import toggle_fault
+from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import SAMPLE_S, ChannelHistory, EventLog, TransportHistory
-from rtplay.tui.model import ChannelModel, Dashboard, PaneModel, status_of
+from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of
 
 log = logging.getLogger(__name__)
+
+#: The transports that carry datagrams: the only ones loss, reorder and duplicate act on.
+UDP_TRANSPORTS = ("wt", "rtc")
 
 #: Log lines handed to a pane per frame; a full-screen pane on a tall terminal shows ~20.
 LOG_TAIL = 20
@@ -56,6 +59,10 @@ class Backend(Protocol):
 
     async def clear_faults(self) -> int:
         """Clear every active fault; return how many."""
+        ...
+
+    async def clear_fault(self, fault_id: int) -> str:
+        """Clear one active fault; say which ("" when it was no longer active)."""
         ...
 
     def restart(self, transports: list[str]) -> list[str]:
@@ -115,7 +122,7 @@ class SessionBackend:
     def on_event(self, event: Event) -> None:
         """Log ``event`` in its pane(s) and mark the chart: appends only, no repaint."""
         if isinstance(event, FaultStarted | FaultEnded) and event.transport == ALL:
-            names = list(self.logs)
+            names = [name for name in self.logs if acts_on(event.fault.kind, name)]
         else:
             names = [event.transport] if event.transport in self.logs else []
         for name in names:
@@ -140,14 +147,9 @@ class SessionBackend:
             return Dashboard(panes, rate=self.rate)
         if self._last_sample is None or now - self._last_sample >= SAMPLE_S:
             self._sample(now)
-        faults = self.session.faults.active()
-        texts = tuple(
-            f.describe() + ("" if f.until is None else f" ({max(0.0, f.until - now):.0f} s left)") for f in faults
-        )
         return Dashboard(
             panes=tuple(self._pane(i + 1, name, c, now) for i, (name, c) in enumerate(self.session.clients.items())),
-            faults=texts,
-            active_kinds=frozenset((f.kind.value, f.scope) for f in faults),
+            fault_rows=tuple(fault_row(f, now) for f in self.session.faults.active()),
             rate=self.rate,
             published=self.session.published,
             elapsed_s=self.session.duration(),
@@ -175,7 +177,12 @@ class SessionBackend:
 
     def _pane(self, index: int, name: str, client: Client, now: float) -> PaneModel:
         history = self._history(name)
-        status, detail = status_of(client.state, client.state_detail, client.retry_at, now, client.attempts)
+        detail = client.state_detail
+        if client.state is State.OPEN:
+            detail = cursor_detail(client)  # where it resumes from now, not at connect time
+        elif client.state is State.RETRYING and self.logs[name].last_reason:
+            detail = f"{self.logs[name].last_reason} · {detail}"
+        status, detail = status_of(client.state, detail, client.retry_at, now, client.attempts)
         published = self.session.published
         channels = tuple(
             self._channel(name, channel, client.stats[channel], history.channels.get(channel), published, now)
@@ -226,11 +233,35 @@ class SessionBackend:
     async def clear_faults(self) -> int:
         return len(await self.session.faults.clear())
 
+    async def clear_fault(self, fault_id: int) -> str:
+        return ", ".join(f.describe() for f in await self.session.faults.clear(fault_id))
+
     def restart(self, transports: list[str]) -> list[str]:
         return [name for name in transports if self.session.restart_client(name)]
 
     async def set_rate(self, rate: float) -> None:
         await self.session.set_rate(rate)
+
+
+def acts_on(kind: Kind, transport: str) -> bool:
+    """Whether a fault of ``kind`` on every transport acts on ``transport`` (its pane logs it)."""
+    return kind not in UDP_ONLY or transport in UDP_TRANSPORTS
+
+
+def cursor_detail(client: Client) -> str:
+    """Where an open client resumes from right now: ``since=42``, ``Last-Event-ID: 42``."""
+    if client.name == "sse":
+        return f"Last-Event-ID: {client.cursor or '(none)'}"
+    return f"since={client.cursor}"
+
+
+def fault_row(fault: Fault, now: float) -> FaultRow:
+    """A fault as the fault list and the fault bar show it, time left counted from ``now``."""
+    amount = "" if fault.value is None else format_amount(fault.kind, fault.value)
+    if fault.jitter:
+        amount += f"±{fault.jitter:g}"
+    left = None if fault.until is None else max(0.0, fault.until - now)
+    return FaultRow(fault.id, fault.kind.value, fault.scope, amount, left)
 
 
 class StaticBackend:
@@ -265,6 +296,10 @@ class StaticBackend:
     async def clear_faults(self) -> int:
         self.commands.append(("clear", None))
         return 0
+
+    async def clear_fault(self, fault_id: int) -> str:
+        self.commands.append(("clear", fault_id))
+        return ""
 
     def restart(self, transports: list[str]) -> list[str]:
         self.commands.append(("restart", transports))

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
 from rtplay.tui.model import format_rate
-from rtplay.tui.styles import TextStyles, get
+from rtplay.tui.styles import NO_STYLES, Styles, TextStyles, get
 from rtplay.tui.textflow import flow
 
 
@@ -29,8 +29,36 @@ class StatusData:
     """How late the screen timer fired, worst of the last seconds (live sessions only)."""
 
 
+def status_segments(d: StatusData) -> list[tuple[int, str, str]]:
+    """(priority, text, style name) of each part of the status bar; 0 is kept longest."""
+    rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
+    parts = [(0, " rtplay ", "brand"), (0, f"  {rate}", "rate")]
+    if d.url:
+        parts.append((1, f"  {d.url}", "muted"))
+    parts.append((2, f"  sel {'all' if d.selected == ALL else d.selected}", "selection"))
+    parts.append((3, f"  published {d.published}", ""))
+    parts.append((3, f"  {d.elapsed_s:.0f} s", ""))
+    if d.ui_hz is not None and d.lag_ms is not None:
+        parts.append((4, f"  ui {d.ui_hz:.0f} Hz lag {d.lag_ms:.0f} ms", "muted"))
+    return parts
+
+
+def status_line(d: StatusData, width: int, styles: Styles = NO_STYLES) -> Text:
+    """The status bar for ``width`` cells: the least needed parts go first, never the URL's end."""
+    parts = status_segments(d)
+    for drop in (5, 4, 3, 2):  # the brand, rate and URL (priority 0-1) always stay
+        kept = [p for p in parts if p[0] < drop]
+        if sum(len(t) for _, t, _ in kept) <= width:
+            break
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for _, part, style in kept:
+        text.append(part, get(styles, style))
+    return text
+
+
 class StatusBar(TextStyles):
-    """``▶ 100 msg/s · published 1234 · 42 s · selection: all · url · ui 10 Hz lag 1 ms``"""
+    """`` rtplay  ▶ 100 msg/s  http://…  sel all  published 1234  42 s  ui 10 Hz lag 1 ms``;
+    on a narrow terminal the last parts are left out whole, so the URL is never cut."""
 
     STYLE_PREFIX = "status-bar"
     STYLE_NAMES = ("brand", "rate", "muted", "selection")
@@ -38,30 +66,29 @@ class StatusBar(TextStyles):
     data: reactive[StatusData | None] = reactive(None)
 
     def render(self) -> Text:
-        s = self.text_styles
-        d = self.data
-        if d is None:
-            return Text("starting…", get(s, "muted"))
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" rtplay ", get(s, "brand"))
-        text.append("  ⏸ paused" if d.rate <= 0 else f"  ▶ {format_rate(d.rate)}", get(s, "rate"))
-        text.append(f"  published {d.published}  {d.elapsed_s:.0f} s")
-        text.append("  selection: ", get(s, "muted"))
-        text.append("all" if d.selected == ALL else d.selected, get(s, "selection"))
-        if d.url:
-            text.append(f"  {d.url}", get(s, "muted"))
-        if d.ui_hz is not None and d.lag_ms is not None:
-            text.append(f"  ui {d.ui_hz:.0f} Hz lag {d.lag_ms:.0f} ms", get(s, "muted"))
-        return text
+        if self.data is None:
+            return Text("starting…", get(self.text_styles, "muted"))
+        return status_line(self.data, self.size.width, self.text_styles)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A short message in the fault bar (what a key did, a warning from the engine)."""
+
+    text: str
+    severity: str = "information"
+    """``information``, ``warning`` or ``error`` (picks the colour)."""
 
 
 class FaultBar(TextStyles):
-    """Every active fault, always visible."""
+    """Every active fault, always visible, and the latest notice at the right end, where it
+    covers no pane."""
 
     STYLE_PREFIX = "fault-bar"
-    STYLE_NAMES = ("label", "label-active", "fault", "muted")
+    STYLE_NAMES = ("label", "label-active", "fault", "muted", "information", "warning", "error")
 
     faults: reactive[tuple[str, ...]] = reactive(())
+    notice: reactive[Notice | None] = reactive(None)
 
     def render(self) -> Text:
         s = self.text_styles
@@ -72,7 +99,17 @@ class FaultBar(TextStyles):
         for i, fault in enumerate(self.faults):
             text.append("  " if i == 0 else "  ·  ")
             text.append(fault, get(s, "fault"))
-        return text
+        if self.notice is None:
+            return text
+        notice = Text(f" {self.notice.text} ", get(s, self.notice.severity), no_wrap=True)
+        width = self.size.width
+        room = width - notice.cell_len - 2
+        if room < 12:  # a long notice: it has the line to itself for its few seconds
+            notice.truncate(width, overflow="ellipsis")
+            return notice
+        text.truncate(room, overflow="ellipsis")
+        text.pad_right(width - text.cell_len - notice.cell_len)
+        return text + notice
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,8 +151,10 @@ def render_chart(data: ChartData | None, width: int, height: int, styles: Styles
         return Text("")
     lat_top = nice_ceiling(max((v for s in data.series for v in s.latency if v is not None), default=1.0))
     arr_top = nice_ceiling(max((v for s in data.series for v in s.arrivals), default=1.0))
+    if height == 1:
+        return one_line_chart(data, width, arr_top, styles)
     lines: list[Text] = []
-    legend = height >= 4
+    legend = height >= 3
     axis = height >= 2
     plot_rows = height - legend - axis
     if legend:
@@ -172,6 +174,25 @@ def render_chart(data: ChartData | None, width: int, height: int, styles: Styles
     if axis:
         lines.append(marker_row(data.marks, width, styles))
     return Text("\n").join(lines[:height])
+
+
+def one_line_chart(data: ChartData, width: int, arr_top: float, styles: Styles = NO_STYLES) -> Text:
+    """The compact chart: the first channel's arrivals as bars, markers drawn over them, and
+    the scale at the right (``▂▂▃  ▲▂△▂ ≤500/s``)."""
+    label = f" ≤{_short(arr_top)}/s"
+    plot = max(0, width - len(label)) if width > len(label) + 8 else width
+    bars = bar_rows(data.series[0].arrivals, plot, 1, arr_top)[0] if plot else ""
+    padded = _tail(data.marks, plot * 2)
+    marks = [stronger(str(padded[c * 2] or ""), str(padded[c * 2 + 1] or "")) for c in range(plot)]
+    text = Text(no_wrap=True, overflow="crop")
+    for bar, mark in zip(bars, marks, strict=True):
+        if mark:
+            text.append(mark, get(styles, MARK_NAMES.get(mark, "axis")))
+        else:
+            text.append(bar, get(styles, "arrivals"))
+    if plot < width:
+        text.append(label, get(styles, "axis"))
+    return text
 
 
 def _short(value: float) -> str:

@@ -105,10 +105,11 @@ class Amounts:
 
 
 def next_rate(current: float, step: int) -> float:
-    """The next publish rate up (``step`` > 0) or down from ``current``, wrapping around."""
+    """The next publish rate up (``step`` > 0) or down from ``current``; at either end of
+    :data:`RATES` (or beyond it) the rate stays where it is: no wrap from fastest to slowest."""
     if step > 0:
-        return next((r for r in RATES if r > current), RATES[0])
-    return next((r for r in reversed(RATES) if r < current), RATES[-1])
+        return next((r for r in RATES if r > current), current)
+    return next((r for r in reversed(RATES) if r < current), current)
 
 
 class FaultTarget(Protocol):

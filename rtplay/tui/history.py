@@ -89,7 +89,8 @@ class TransportHistory:
 
 
 def _secs(delay: float) -> str:
-    return f"{round(delay, 1):g} s"
+    """``0.8 s`` with a no-break space: a wrapped line never splits a number from its unit."""
+    return f"{round(delay, 1):g}\u00a0s"
 
 
 class EventLog:
@@ -100,19 +101,22 @@ class EventLog:
         self.lines: deque[LogLine] = deque(maxlen=maxlen)
         self._pending_reason: str | None = None
         self._connected_once = False
+        self.last_reason: str | None = None
+        """Why the connection went down, until it is back or a fault starts or ends (a
+        client that keeps failing, like a poll on schedule, says it only the first time)."""
 
     def on_event(self, event: Event) -> str:
         """Log ``event`` if a user needs it; return its chart marker ("" for none)."""
         at = event.at - self.origin
         if isinstance(event, Disconnected):
-            self._pending_reason = event.reason
+            self._pending_reason = self.last_reason = event.reason
             self._add(LogLine(at, event.reason, "down"))
             return MARK_DOWN
         if isinstance(event, RetryScheduled):
             self._retry(at, event)
             return ""
         if isinstance(event, Connected):
-            self._pending_reason = None
+            self._pending_reason = self.last_reason = None
             word = "reconnected" if self._connected_once else "connected"
             first = not self._connected_once
             self._connected_once = True
@@ -127,9 +131,11 @@ class EventLog:
             self._add(LogLine(at, f"reset{where}: {event.lost} msgs gone from the server's buffer", "reset"))
             return MARK_RESET
         if isinstance(event, FaultStarted):
+            self.last_reason = None  # the cause may change now
             self._add(LogLine(at, f"fault: {event.fault.describe()}", "fault"))
             return MARK_FAULT
         if isinstance(event, FaultEnded):
+            self.last_reason = None
             if event.fault.kind in ONE_SHOT:  # a drop acts once: "ended" says nothing new
                 return ""
             self._add(LogLine(at, f"fault over: {event.fault.describe()}", "fault"))
@@ -148,6 +154,8 @@ class EventLog:
             if down.repeat > 1:
                 self.lines.append(LogLine(down.at_s, down.text, down.kind, down.repeat - 1))
             self._add(LogLine(at, f"{reason} {decision}", "retry"))
+        elif self.last_reason is not None:  # still failing for the reason last given
+            self._add(LogLine(at, f"{self.last_reason} {decision}", "retry"))
         else:
             self._add(LogLine(at, decision, "retry"))
 

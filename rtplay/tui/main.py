@@ -8,6 +8,7 @@ UI (no per-message events, no per-message repaint).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from typing import ClassVar
@@ -17,13 +18,15 @@ from textual.binding import BindingType
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from rtplay.control import ControlError
-from rtplay.protocol.faults import ALL, Kind
+from rtplay.protocol.faults import ALL, TRANSPORTS, Kind
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import Backend
-from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, StatusBar, StatusData
+from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, Notice, StatusBar, StatusData
+from rtplay.tui.faultlist import FaultListScreen
 from rtplay.tui.compare import CompareScreen
 from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
 from rtplay.tui.model import Dashboard, format_rate
@@ -35,6 +38,16 @@ log = logging.getLogger(__name__)
 #: Frames per second. 10 Hz keeps countdowns and counters live at a small cost; charts
 #: only repaint when a new sample (every 0.5 s) arrives.
 TICK_HZ = 10
+
+#: Below this many rows the panes take their compact form: six full panes need ~40 rows,
+#: six compact ones fit in 24.
+COMPACT_HEIGHT = 32
+
+#: Rows of a compact pane: below that the grid scrolls instead of squeezing the panes.
+MIN_PANE_ROWS = 6
+
+#: Seconds a notice stays in the fault bar.
+NOTICE_S = 3.0
 
 #: Seconds of timer lateness kept for the status bar's "lag" (its worst value is shown).
 LAG_WINDOW_S = 5.0
@@ -70,7 +83,6 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
 
     selected: reactive[str] = reactive(ALL)
     """The transport faults apply to, or ``all``."""
@@ -88,6 +100,14 @@ class MainScreen(Screen[None]):
         self._status = StatusBar(id="status")
         self._faults = FaultBar(id="faults")
         self._fault_keys = FaultKeys(id="fault-keys")
+        self._notice_timer: Timer | None = None
+
+    @classmethod
+    def for_transports(cls, count: int) -> type[MainScreen]:
+        """The screen class for ``count`` panes: its keys and footer say ``1-count``."""
+        if count == len(TRANSPORTS):
+            return cls
+        return type(cls.__name__, (cls,), {"BINDINGS": bindings(count), "__doc__": cls.__doc__})
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -97,11 +117,42 @@ class MainScreen(Screen[None]):
         yield self._fault_keys
         with Grid(id="grid", classes=f"-n{len(self._panes)}"):
             yield from self._panes.values()
-        yield Footer(compact=True)
+        # Textual's docked ^p item overlaps the keys' end on narrow terminals (a stray "n");
+        # ctrl+p still opens the palette, and the help says so.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.set_interval(1 / TICK_HZ, self.tick)
         self.show_frame()
+
+    def on_resize(self) -> None:
+        self._update_compact()
+
+    def _update_compact(self) -> None:
+        """A short terminal gets the compact pane form, so every pane fits on one screen
+        (a zoomed pane has the screen to itself: it keeps the full form)."""
+        compact = self.size.height < COMPACT_HEIGHT and not self.zoomed
+        for pane in self.panes:
+            pane.compact = compact
+        self.call_after_refresh(self._fit_rows)
+
+    def _fit_rows(self) -> None:
+        """When even compact panes do not fit, they keep their height and the grid scrolls."""
+        grid = self.query_one("#grid")
+        columns = grid.styles.grid_size_columns or 1
+        needed = math.ceil(len(self.panes) / columns) * MIN_PANE_ROWS
+        grid.set_class(not self.zoomed and grid.size.height < needed, "-overflow")
+
+    def say(self, text: str, severity: str = "information", timeout: float = NOTICE_S) -> None:
+        """Show a notice in the fault bar for ``timeout`` seconds (it covers no pane)."""
+        self._faults.notice = Notice(text, severity)
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        self._notice_timer = self.set_timer(timeout, self._clear_notice)
+
+    def _clear_notice(self) -> None:
+        self._faults.notice = None
+        self._notice_timer = None
 
     @property
     def panes(self) -> list[TransportPane]:
@@ -150,6 +201,7 @@ class MainScreen(Screen[None]):
 
     def watch_zoomed(self, zoomed: bool) -> None:
         self.query_one("#grid").set_class(zoomed, "-zoomed")
+        self._update_compact()
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -161,7 +213,7 @@ class MainScreen(Screen[None]):
         elif number <= len(self.panes):
             self.selected = self.panes[number - 1].transport
         else:
-            self.notify(f"there is no pane {number}", severity="warning", timeout=2, markup=False)
+            self.say(f"there is no pane {number}", "warning")
 
     async def action_fault(self, kind_name: str) -> None:
         """Toggle fault ``kind_name`` on the selection."""
@@ -170,11 +222,11 @@ class MainScreen(Screen[None]):
         try:
             said = await self.backend.toggle_fault(kind, self.selected, self.amounts.value(kind))
         except ValueError as exc:
-            self.notify(str(exc), title=f"{kind.value} not applied", severity="error", timeout=5, markup=False)
+            self.say(f"{kind.value} not applied: {exc}", "error", timeout=5)
         except ControlError as exc:
-            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
+            self.say(f"the server did not answer: {exc}", "error", timeout=5)
         else:
-            self.notify(said, timeout=2, markup=False)
+            self.say(said)
         self.show_frame()
 
     def action_amount(self, kind_name: str) -> None:
@@ -191,9 +243,9 @@ class MainScreen(Screen[None]):
         try:
             cleared = await self.backend.clear_faults()
         except ControlError as exc:
-            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
+            self.say(f"the server did not answer: {exc}", "error", timeout=5)
             return
-        self.notify(f"cleared {cleared} fault{'s' * (cleared != 1)}", timeout=2, markup=False)
+        self.say(f"cleared {cleared} fault{'s' * (cleared != 1)}")
         self.show_frame()
 
     def action_restart(self) -> None:
@@ -201,12 +253,16 @@ class MainScreen(Screen[None]):
         names = self.backend.transports if self.selected == ALL else [self.selected]
         restarted = self.backend.restart(names)
         text = f"restarted {', '.join(restarted)}" if restarted else "nothing to restart: no failed client selected"
-        self.notify(text, timeout=2, markup=False)
+        self.say(text)
         self.show_frame()
 
     async def action_rate(self, step: int) -> None:
-        """Publish faster (``step`` 1) or slower (-1), cycling 1/10/100/1000 msg/s."""
-        await self._set_rate(next_rate(self.backend.rate, step))
+        """Publish faster (``step`` 1) or slower (-1) through 1/10/100/1000 msg/s; the ends stay."""
+        rate = next_rate(self.backend.rate, step)
+        if rate == self.backend.rate:
+            self.say(f"already publishing {format_rate(rate)}: the {'fastest' if step > 0 else 'slowest'} rate")
+            return
+        await self._set_rate(rate)
 
     async def action_pause(self) -> None:
         """Pause publishing (rate 0), or resume at the rate before the pause."""
@@ -220,9 +276,9 @@ class MainScreen(Screen[None]):
         try:
             await self.backend.set_rate(rate)
         except ControlError as exc:
-            self.notify(str(exc), title="the server did not answer", severity="error", timeout=5, markup=False)
+            self.say(f"the server did not answer: {exc}", "error", timeout=5)
             return
-        self.notify(f"publishing {format_rate(rate)}", timeout=2, markup=False)
+        self.say(f"publishing {format_rate(rate)}")
         self.show_frame()
 
     def action_zoom(self) -> None:
@@ -239,4 +295,30 @@ class MainScreen(Screen[None]):
         self.app.push_screen(CompareScreen(self.backend))
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(HelpScreen([pane.transport for pane in self.panes]))
+
+    def action_faults(self) -> None:
+        """The active faults, one per line, with a key to clear the one under the cursor."""
+        self.app.push_screen(FaultListScreen(self))
+
+    async def clear_fault(self, fault_id: int) -> None:
+        """Clear one active fault (the fault list's action)."""
+        try:
+            cleared = await self.backend.clear_fault(fault_id)
+        except ControlError as exc:
+            self.say(f"the server did not answer: {exc}", "error", timeout=5)
+            return
+        self.say(f"cleared {cleared}" if cleared else f"fault {fault_id} is no longer active")
+        self.show_frame()
+
+    def action_scroll_panes(self, lines: int) -> None:
+        """Scroll the panes by ``lines`` (when they do not all fit)."""
+        self.query_one("#grid").scroll_relative(y=lines, animate=False)
+
+    def action_page_panes(self, pages: int) -> None:
+        """Scroll the panes by a screenful."""
+        grid = self.query_one("#grid")
+        if pages < 0:
+            grid.scroll_page_up(animate=False)
+        else:
+            grid.scroll_page_down(animate=False)

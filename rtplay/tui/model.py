@@ -8,7 +8,7 @@ not repainted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rtplay.events import State
 
@@ -72,18 +72,46 @@ class PaneModel:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultRow:
+    """One active fault, as the fault list shows it."""
+
+    id: int
+    kind: str
+    scope: str
+    """A transport or ``all``."""
+    amount: str
+    """``200ms``, ``503``, ``10%``… or "" for faults without one."""
+    left_s: float | None
+    """Seconds until it ends by itself; None when it lasts until cleared."""
+
+    def describe(self) -> str:
+        """``delay 200ms on sse (4 s left)``"""
+        amount = f" {self.amount}" if self.amount else ""
+        left = "" if self.left_s is None else f" ({self.left_s:.0f} s left)"
+        return f"{self.kind}{amount} on {self.scope}{left}"
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """One frame of the main screen."""
 
     panes: tuple[PaneModel, ...]
-    faults: tuple[str, ...] = ()
-    """``describe()`` of every active fault, with time left for timed ones."""
-    active_kinds: frozenset[tuple[str, str]] = field(default_factory=frozenset)
-    """(kind, scope) of every active fault: which fault keys show as on."""
+    fault_rows: tuple[FaultRow, ...] = ()
+    """Every active fault, oldest first."""
     rate: float = 0.0
     published: int = 0
     elapsed_s: float = 0.0
     url: str = ""
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """Every active fault in words, with time left for timed ones (the fault bar)."""
+        return tuple(row.describe() for row in self.fault_rows)
+
+    @property
+    def active_kinds(self) -> frozenset[tuple[str, str]]:
+        """(kind, scope) of every active fault: which fault keys show as on."""
+        return frozenset((row.kind, row.scope) for row in self.fault_rows)
 
 
 def status_of(state: State, detail: str, retry_at: float | None, now: float, attempts: int = 0) -> tuple[str, str]:

@@ -2,7 +2,11 @@
 
 Data flows down: the main screen sets :attr:`TransportPane.model` on its timer, and the pane
 hands each child only its part, so a child repaints only when its part changed. Colours
-come from component classes in ``rtplay.tcss``.
+come from component classes in ``rtplay.tcss``. Text is broken between words, never inside
+one: a reason is wrapped onto the next line rather than cut.
+
+On a short terminal the pane takes its compact form (``-compact``): the status line, a
+one-line chart with its scale, the key counters, and the newest retry decision.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from textual.reactive import reactive
 from rtplay.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
-from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_ms
+from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
 from rtplay.tui.styles import NO_STYLES, Styles, TextStyles, get
-from rtplay.tui.textflow import flow
+from rtplay.tui.textflow import flow, wrap_words
 
 STATE_ICONS = {
     State.CONNECTING: "◌",
@@ -29,25 +33,91 @@ STATE_ICONS = {
     State.STOPPED: "■",
 }
 
+#: What a failed pane offers: the key that starts the client again.
+RESTART_HINT = "g restarts it"
 
-class PaneStatus(TextStyles):
-    """One line: state icon, ``open`` / ``retrying in 2.4 s`` / ``failed: …``, and why."""
 
-    STYLE_PREFIX = "status"
-    STYLE_NAMES = (*(s.value for s in State), "detail")
+class WrappedText(TextStyles):
+    """A widget whose lines are laid out for its width, and whose height follows them."""
 
-    data: reactive[tuple[State, str, str] | None] = reactive(None)
+    def __init__(self, *, classes: str | None = None) -> None:
+        super().__init__(classes=classes)
+        self._cache: tuple[object, int, list[Text]] = (None, -1, [])
+
+    def layout_lines(self, width: int) -> list[Text]:
+        """The lines for ``width`` cells (subclasses)."""
+        raise NotImplementedError
+
+    def _source(self) -> object:
+        """What the lines are made of: a new value lays them out again."""
+        raise NotImplementedError
+
+    def lines(self, width: int) -> list[Text]:
+        """The laid-out lines, kept for the latest data and width (asked for 3× a frame)."""
+        source, cached_width, lines = self._cache
+        if source is not self._source() or cached_width != width:
+            lines = self.layout_lines(max(10, width))
+            self._cache = (self._source(), width, lines)
+        return lines
+
+    def relayout(self) -> None:
+        """The data changed: repaint, and lay the pane out again when the height changed."""
+        if not self.size.width:  # hidden (another pane is zoomed): laid out when shown
+            return
+        if len(self.lines(self.size.width)) != self.size.height:
+            self.refresh(layout=True)
+        else:
+            self.refresh()
+
+    def notify_style_update(self) -> None:
+        self._cache = (None, -1, [])  # the lines carry the old styles
+        super().notify_style_update()
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
+        return max(1, len(self.lines(width)))
 
     def render(self) -> Text:
+        return Text("\n").join(self.lines(self.size.width))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """A pane's status line: state, ``open`` / ``retrying in 2.4 s`` / ``failed: …``, why."""
+
+    state: State
+    status: str
+    detail: str = ""
+
+
+def status_text(data: StatusData, styles: Styles = NO_STYLES) -> Text:
+    """``● open  since=42``, ``✖ failed: HTTP 503 — g restarts it``."""
+    text = Text()
+    text.append(f"{STATE_ICONS.get(data.state, '?')} {data.status}", get(styles, data.state.value))
+    if data.detail:
+        text.append(f"  {data.detail}", get(styles, "detail"))
+    if data.state is State.FAILED:
+        text.append(f"  {RESTART_HINT}", get(styles, "hint"))
+    return text
+
+
+class PaneStatus(WrappedText):
+    """The state and why, wrapped between words onto as many lines as the CSS allows."""
+
+    STYLE_PREFIX = "status"
+    STYLE_NAMES = (*(s.value for s in State), "detail", "hint")
+
+    data: reactive[StatusData | None] = reactive(None, repaint=False)
+
+    def _source(self) -> object:
+        return self.data
+
+    def layout_lines(self, width: int) -> list[Text]:
         if self.data is None:
-            return Text("")
-        state, status, detail = self.data
-        styles = self.text_styles
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{STATE_ICONS.get(state, '?')} {status}", get(styles, state.value))
-        if detail:
-            text.append(f"  {detail}", get(styles, "detail"))
-        return text
+            return []
+        return wrap_words(status_text(self.data, self.text_styles), width, indent=2)
+
+    def watch_data(self) -> None:
+        self.relayout()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,108 +128,133 @@ class CounterData:
     connects: int
     reconnects: int
     downtime_s: float
+    compact: bool = False
+    """The compact pane form: only the key counters."""
 
     @classmethod
-    def of(cls, pane: PaneModel) -> CounterData:
+    def of(cls, pane: PaneModel, compact: bool = False) -> CounterData:
         bare = tuple(replace(c, latency=(), arrivals=()) for c in pane.channels)
-        return cls(bare, pane.connects, pane.reconnects, pane.downtime_s)
+        return cls(bare, pane.connects, pane.reconnects, pane.downtime_s, compact)
 
 
 COUNTER_STYLES = ("label", "value", "bad", "warn", "reset", "muted", "channel")
 
+#: Below this width (cells) counters use short labels.
+SHORT_LABELS_WIDTH = 50
 
-#: Below this width (cells) counters use short labels and drop the connect count.
-COMPACT_WIDTH = 50
+#: Cells of each counter's value: values are right-aligned in them, so a line never shifts
+#: when a count grows or a counter becomes non-zero (5 cells: exact up to 99 999, then 123k).
+COUNT_CELLS = {"delivered": 5, "behind": 5, "connects": 3, "reconnects": 3}
+SMALL_COUNT_CELLS = 4
+LATENCY_CELLS = 6
+RATE_CELLS = 6
+DOWN_CELLS = 6
+
+SHORT_LABELS = {"delivered": "deliv", "reconnects": "reconn", "connects": "conn", "datagram": "dgram"}
 
 
-def counter_groups(data: CounterData, styles: Styles = NO_STYLES, compact: bool = False) -> list[list[Text]]:
-    """The counters as groups of items; each group starts a new line."""
+def fit_count(n: float, cells: int) -> str:
+    """``n`` exactly when it fits in ``cells``, else compactly (``12k``, ``1.2M``)."""
+    exact = f"{n:.0f}"
+    return exact if len(exact) <= cells else format_count(n)
 
-    def item(label: str, value: object, style: str = "value") -> Text:
-        return Text.assemble((f"{label}\u00a0", get(styles, "label")), (str(value), get(styles, style)))
 
-    def flag(count: float, style: str) -> str:
-        return style if count else "value"
+def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = False) -> list[list[Text]]:
+    """The counters as lines of fixed-width items: the same items in the same places on
+    every frame, so nothing jumps when a value grows or stops being zero."""
 
-    groups: list[list[Text]] = []
+    def item(label: str, value: str, cells: int, style: str = "value") -> Text:
+        name = SHORT_LABELS.get(label, label) if short else label
+        return Text.assemble((f"{name}\u00a0", get(styles, "label")), (value.rjust(cells), get(styles, style)))
+
+    def count(label: str, n: float, style: str = "value") -> Text:
+        cells = COUNT_CELLS.get(label, SMALL_COUNT_CELLS)
+        return item(label, fit_count(n, cells), cells, style if n else "value")
+
+    def ms(label: str, value: float | None) -> Text:
+        return item(label, f"{format_ms(value)}ms" if value is not None else "-", LATENCY_CELLS)
+
+    def rx(ch: ChannelModel) -> Text:
+        return item("rx", f"{ch.rate:.0f}/s", RATE_CELLS)
+
+    down = item("down", f"{data.downtime_s:.1f}s", DOWN_CELLS, "warn" if data.downtime_s else "value")
+    reconnects = count("reconnects", data.reconnects, "warn")
     multi = len(data.channels) > 1
+    lines: list[list[Text]] = []
     for ch in data.channels:
-        items = [Text(f"{ch.name}:", get(styles, "channel"))] if multi else []
-        items += [item("deliv" if compact else "delivered", ch.delivered), item("lost", ch.lost, flag(ch.lost, "bad"))]
-        optional = (
-            ("behind", ch.behind, "muted"),
-            ("reset", ch.lost_to_reset, "reset"),
-            ("dup", ch.duplicates, "warn"),
-            ("ooo", ch.out_of_order, "warn"),
+        head = [count("delivered", ch.delivered), count("lost", ch.lost, "bad")]
+        if multi:
+            name = SHORT_LABELS.get(ch.name, ch.name) if short else ch.name
+            head.insert(0, Text(f"{name}:", get(styles, "channel")))
+        if data.compact:
+            lines.append(head if multi else [*head, ms("p50", ch.p50_ms)])
+            continue
+        lines.append([*head, count("behind", ch.behind, "muted")])
+        lines.append(
+            [count("reset", ch.lost_to_reset, "reset"), count("dup", ch.duplicates, "warn"),
+             count("ooo", ch.out_of_order, "warn")]
         )
-        # Short of space, a zero that says nothing unusual is left out.
-        items += [item(label, n, flag(n, style)) for label, n, style in optional if n or not compact]
-        items += [
-            item("p50", f"{format_ms(ch.p50_ms)}ms"),
-            item("p99", f"{format_ms(ch.p99_ms)}ms"),
-            item("rx", f"{ch.rate:.0f}/s"),
-        ]
-        groups.append(items)
-    connection = [
-        item("reconn" if compact else "reconnects", data.reconnects, flag(data.reconnects, "warn")),
-        item("down", f"{data.downtime_s:.1f}s", flag(data.downtime_s, "warn")),
-    ]
-    if compact and groups:
-        groups[-1].extend(connection)  # no line of its own when space is short
-    elif compact:  # no channels yet: the session is still reaching its server
-        groups.append(connection)
+        lines.append([ms("p50", ch.p50_ms), ms("p99", ch.p99_ms), rx(ch)])
+    first = data.channels[0] if data.channels else ChannelModel("main")
+    if data.compact:
+        lines.append([ms("p50", first.p50_ms) if multi else rx(first), reconnects, down])
     else:
-        groups.append([item("connects", data.connects), *connection])
-    return groups
+        lines.append([count("connects", data.connects), reconnects, down])
+    return lines
 
 
-class Counters(TextStyles):
+class Counters(WrappedText):
     """Delivered, lost, behind, reset, duplicates, out of order, p50/p99, connects, downtime."""
 
     STYLE_PREFIX = "counters"
     STYLE_NAMES = COUNTER_STYLES
 
-    data: reactive[CounterData | None] = reactive(None)
+    data: reactive[CounterData | None] = reactive(None, repaint=False)
 
-    def __init__(self, *, classes: str | None = None) -> None:
-        super().__init__(classes=classes)
-        self._cache: tuple[CounterData | None, int, list[Text]] = (None, 0, [])
+    def _source(self) -> object:
+        return self.data
 
-    def _lines(self, width: int) -> list[Text]:
-        """The laid-out lines (kept for the latest data and width: asked for 3× a frame)."""
+    def layout_lines(self, width: int) -> list[Text]:
         if self.data is None:
             return []
-        data, cached_width, lines = self._cache
-        if data is not self.data or cached_width != width:
-            groups = counter_groups(self.data, self.text_styles, compact=width < COMPACT_WIDTH)
-            lines = flow(groups, max(10, width))
-            self._cache = (self.data, width, lines)
-        return lines
+        groups = counter_groups(self.data, self.text_styles, short=width < SHORT_LABELS_WIDTH)
+        widest = max((sum(i.cell_len for i in g) + len(g) - 1 for g in groups), default=0)
+        gap = 2 if widest + max(len(g) - 1 for g in groups) <= width else 1  # two spaces when all fit
+        return flow(groups, width, gap)
 
-    def watch_data(self, old: CounterData | None, new: CounterData | None) -> None:
-        if not self.size.width:  # hidden (another pane is zoomed): laid out when shown
-            return
-        if old is None or new is None or len(self._lines(self.size.width)) != self.size.height:
-            self.refresh(layout=True)  # the line count changed: the pane lays out again
-
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
-        return max(1, len(self._lines(width)))
-
-    def render(self) -> Text:
-        return Text("\n").join(self._lines(self.size.width))
+    def watch_data(self) -> None:
+        self.relayout()
 
 
 LOG_KINDS = ("retry", "down", "failed", "reset", "open", "fault")
 
+#: Cells of the time column of a log line; continuation lines are indented by as much.
+LOG_TIME_CELLS = 8
+
 
 def log_line(line: LogLine, styles: Styles = NO_STYLES) -> Text:
     """``  12.3s server closed the stream → retry in 0.1 s (retry: field) ×3``"""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text()
     text.append(f"{line.at_s:6.1f}s ", get(styles, "time"))
     text.append(line.text, get(styles, line.kind))
     if line.repeat > 1:
         text.append(f" ×{line.repeat}", get(styles, "repeat"))
     return text
+
+
+def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The newest log lines that fit ``height`` rows, each wrapped between words."""
+    out: list[Text] = []
+    for line in reversed(lines):
+        wrapped = wrap_words(log_line(line, styles), width, indent=LOG_TIME_CELLS)
+        if not out and len(wrapped) > height:
+            return wrapped[:height]  # the newest line alone is too long: its start says most
+        if len(out) + len(wrapped) > height:
+            break
+        out[:0] = wrapped
+        if len(out) >= height:
+            break
+    return out[-height:] if height > 0 else []
 
 
 class RetryLog(TextStyles):
@@ -172,16 +267,17 @@ class RetryLog(TextStyles):
 
     def render(self) -> Text:
         styles = self.text_styles
-        shown = self.lines[-self.size.height :] if self.size.height > 0 else ()
-        if not shown:
+        if not self.lines:
             return Text("no retries yet", get(styles, "time"))
-        return Text("\n").join(log_line(line, styles) for line in shown)
+        return Text("\n").join(log_lines(self.lines, self.size.width, self.size.height, styles))
 
 
 class TransportPane(Vertical):
     """A transport's pane: fed a :class:`PaneModel`, it updates its parts."""
 
     model: reactive[PaneModel | None] = reactive(None, repaint=False)
+    compact: reactive[bool] = reactive(False, repaint=False)
+    """The compact form (a short terminal): key counters only, a one-line chart."""
 
     def __init__(self, transport: str, index: int) -> None:
         super().__init__(id=f"pane-{transport}", classes="pane")
@@ -200,13 +296,17 @@ class TransportPane(Vertical):
         yield self._counters
         yield self._log
 
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")
+        self.watch_model(self.model)
+
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
             return
-        self._status.data = (model.state, model.status, model.detail)
+        self._status.data = StatusData(model.state, model.status, model.detail)
         series = tuple(Series(c.name, c.latency, c.arrivals) for c in model.channels)
         self._chart.data = ChartData(series, model.marks)
-        self._counters.data = CounterData.of(model)
+        self._counters.data = CounterData.of(model, self.compact)
         self._log.lines = model.log
         for state in State:
             self.set_class(model.state is state, f"-{state.value}")

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Markdown, Static, TabbedContent, TabPane
 
 from rtplay.protocol.faults import TRANSPORTS
-from rtplay.tui.actions import ACTIONS, Action
+from rtplay.tui.actions import ACTIONS, Action, pane_keys
 from rtplay.tui.controls import FAULT_KEYS
 from rtplay.tui.history import (
     MARK_DOWN,
@@ -58,10 +58,26 @@ def _by_action() -> dict[str, Action]:
     return {a.action: a for a in ACTIONS}
 
 
-def _key_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+HEADER = (
+    ("▶ 10 msg/s", "the publish rate (⏸ paused at 0)"),
+    ("http://…", "the built-in server (also in a browser)"),
+    ("sel", "the selection: where fault keys act"),
+    ("published", "messages the server has published"),
+    ("42 s", "time since the session started"),
+    ("ui Hz", "frames the screen drew in the last second"),
+    ("lag", "how late the screen's timer fired (5 s worst)"),
+)
+"""The header's figures and what they mean (the help's legend)."""
+
+
+def _key_rows(transports: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(keys, what) rows of the help's two columns, built from the action table."""
     actions = _by_action()
-    left: list[tuple[str, str]] = [("", "[b u]Selection[/]"), ("1-6", "select a pane: faults act on it")]
+    numbered = ", ".join(f"{i} {name}" for i, name in enumerate(transports, 1))
+    left: list[tuple[str, str]] = [
+        ("", "[b u]Selection[/]"),
+        (pane_keys(len(transports)), f"select a pane: faults act on it ({numbered})"),
+    ]
     left.append((_keys(actions["select(0)"]), actions["select(0)"].help))
     left.append(("", "[b u]Faults[/] (toggle on the selection)"))
     for fk in FAULT_KEYS:
@@ -69,13 +85,17 @@ def _key_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         left.append((keys, f"[b]{fk.kind.value}[/]: {fk.help}"))
     left.append(("+ -", "next/previous amount of the armed fault"))
     left.append(("", "shift+key cycles that fault's amount"))
+    left.append((_keys(actions["faults"]), actions["faults"].help))
     left.append((_keys(actions["clear_faults"]), actions["clear_faults"].help))
     left.append((_keys(actions["restart"]), actions["restart"].help))
     right: list[tuple[str, str]] = [("", "[b u]Rate[/]")]
     right += [(_keys(actions[a]), actions[a].help) for a in ("rate(1)", "rate(-1)", "pause")]
     right.append(("", "[b u]Views[/]"))
     right += [(_keys(actions[a]), actions[a].help) for a in ("zoom", "info", "compare", "help")]
+    right += [("↑ ↓ PgUp PgDn", "scroll the panes when they do not all fit")]
     right += [("ctrl+p", "command palette: every action by name"), ("q", "quit (stops the session)")]
+    right.append(("", "[b u]Header[/]"))
+    right += list(HEADER)
     return left, right
 
 
@@ -83,9 +103,10 @@ def _key_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 TWO_COLUMNS_WIDTH = 100
 
 
-def help_renderable(width: int = 120) -> RenderableType:
-    """Every key, then the chart markers and the counters, laid out for ``width`` columns."""
-    left, right = _key_rows()
+def help_renderable(width: int = 120, transports: list[str] | None = None) -> RenderableType:
+    """Every key, the header's figures, then the chart markers and the counters, laid out
+    for ``width`` columns and the panes of ``transports``."""
+    left, right = _key_rows(list(transports or TRANSPORTS))
     keys = Table.grid(padding=(0, 1))
     keys.add_column(justify="right", style=KEY_STYLE, no_wrap=True)
     if width >= TWO_COLUMNS_WIDTH:
@@ -116,6 +137,10 @@ def help_renderable(width: int = 120) -> RenderableType:
 class HelpScreen(ModalScreen[None]):
     """All keys and what the panes show."""
 
+    def __init__(self, transports: list[str] | None = None) -> None:
+        super().__init__()
+        self.transports = list(transports or TRANSPORTS)
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "dismiss", "close", key_display="esc"),
     ]
@@ -128,7 +153,7 @@ class HelpScreen(ModalScreen[None]):
 
     def on_resize(self) -> None:
         """Two columns of keys when they fit, one otherwise."""
-        self.query_one("#help-text", Static).update(help_renderable(self.size.width))
+        self.query_one("#help-text", Static).update(help_renderable(self.size.width, self.transports))
 
 
 class InfoScreen(Screen[None]):

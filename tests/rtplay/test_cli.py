@@ -80,8 +80,9 @@ async def test_serve_prints_urls_and_the_certificate_hash_the_quic_listener_pres
             assert line, "serve exited early"
             lines.append(line.decode().strip())
         text = "\n".join(lines)
-        for path in ("/poll?since=0", "/sse", "/ws?since=0", "/wt?since=0", "/rtc/offer", "/control/status"):
+        for path in ("/poll?since=0", "/sse", "/ws?since=0", "/wt?since=0", "/rtc/offer", "/control"):
             assert path in text
+        assert re.search(r"page +http://127\.0\.0\.1:\d+/ ", text)  # the browser page's URL
         printed = re.search(r"certificate SHA-256 ([0-9a-f]{64})", text).group(1)  # type: ignore[union-attr]
         port = int(re.search(r"https://127\.0\.0\.1:(\d+)/wt", text).group(1))  # type: ignore[union-attr]
         config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
@@ -91,3 +92,30 @@ async def test_serve_prints_urls_and_the_certificate_hash_the_quic_listener_pres
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("rtplay 0.")
+
+
+def test_run_help_gives_the_fault_grammar_the_scenario_keys_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "SPEC   := KIND" in out and "SCOPE  := all" in out
+    assert "[expect.sse]" in out and "transports = " in out
+    assert "exit codes:" in out and "  1  an expectation failed" in out
+
+
+def test_the_playground_takes_server_ports_and_web_strips_its_own_flags() -> None:
+    from rtplay.cli import build_parser, web_command
+
+    args = build_parser().parse_args(["--http-port", "8081", "--quic-port", "8444", "--web", "--web-port", "9000"])
+    assert (args.http_port, args.quic_port, args.web, args.web_port) == (8081, 8444, True, 9000)
+    command = web_command(["--rate", "5", "--web", "--web-port", "9000", "--transports", "ws"])
+    assert command.endswith("-m rtplay.cli --rate 5 --transports ws")

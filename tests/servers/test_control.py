@@ -83,7 +83,7 @@ async def test_the_event_stream_carries_faults_rate_crashes_and_figures(server: 
 async def test_get_control_describes_the_api_and_bad_drops_are_400(server: Server) -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
         described = (await http.get(server.control_url)).json()
-        paths = {(r["method"], r["path"]) for r in described["routes"]}
+        paths = {(r["method"], r["path"]) for r in described["endpoints"]}
         assert {("GET", "/control/events"), ("POST", "/control/drop"), ("POST", "/control/faults")} <= paths
         response = await http.post(server.control_url + "/drop", json={"transport": "carrier-pigeon"})
         assert response.status_code == 400 and "transport must be one of" in response.json()["error"]

@@ -13,7 +13,7 @@ from rtplay.tui.history import (
     MARK_FAULT_END,
     MARK_UP,
 )
-from rtplay.tui.model import ChannelModel, Dashboard, LogLine, PaneModel
+from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, LogLine, PaneModel
 
 SAMPLES = 240
 
@@ -211,12 +211,11 @@ def demo_dashboard() -> Dashboard:
     )
     return Dashboard(
         panes=(poll, longpoll, sse, ws, wt, rtc),
-        faults=("error 503 on sse", "loss 20% on wt"),
-        active_kinds=frozenset({("error", "sse"), ("loss", "wt")}),
+        fault_rows=(FaultRow(3, "error", "sse", "503", None), FaultRow(4, "loss", "wt", "20%", 42.0)),
         rate=100.0,
         published=11_900,
         elapsed_s=119.0,
-        url="",
+        url="http://127.0.0.1:8765",
     )
 
 

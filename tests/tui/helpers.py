@@ -9,13 +9,12 @@ from typing import Any
 
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets._toast import Toast
 
 from rtplay.session import SessionConfig
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.bars import FaultBar, FaultKeys, StatusBar
 from rtplay.tui.main import MainScreen
-from rtplay.tui.panes import Counters, PaneStatus, RetryLog
+from rtplay.tui.panes import LOG_TIME_CELLS, Counters, PaneStatus, RetryLog
 from tests.conftest import fast_client_options, fast_server_options
 
 
@@ -34,12 +33,19 @@ def main_screen(app: RtplayApp) -> MainScreen:
     return app.main_screen
 
 
+def unwrap(text: str, indent: int) -> str:
+    """``text`` with its wrapped continuation lines (indented by ``indent``) joined back."""
+    return re.sub(rf"\n {{{indent}}}(?=\S)", " ", text)
+
+
 def pane_status(app: RtplayApp, transport: str) -> str:
-    return shown(main_screen(app).query_one(f"#pane-{transport} PaneStatus", PaneStatus))
+    """The status line as one line, however it is wrapped on screen."""
+    return unwrap(shown(main_screen(app).query_one(f"#pane-{transport} PaneStatus", PaneStatus)), 2)
 
 
 def pane_log(app: RtplayApp, transport: str) -> str:
-    return shown(main_screen(app).query_one(f"#pane-{transport} RetryLog", RetryLog))
+    """The retry log, one entry per line, however the entries are wrapped on screen."""
+    return unwrap(shown(main_screen(app).query_one(f"#pane-{transport} RetryLog", RetryLog)), LOG_TIME_CELLS)
 
 
 def pane_counters(app: RtplayApp, transport: str) -> str:
@@ -48,13 +54,16 @@ def pane_counters(app: RtplayApp, transport: str) -> str:
 
 def counter(app: RtplayApp, transport: str, label: str) -> int:
     """A counter as the pane shows it, e.g. ``counter(app, "ws", "delivered")``."""
-    match = re.search(rf"\b{re.escape(label)} (\d+)", pane_counters(app, transport))
+    match = re.search(rf"\b{re.escape(label)} +(\d+)", pane_counters(app, transport))
     assert match, f"no {label} counter in the {transport} pane"
     return int(match.group(1))
 
 
 def fault_bar(app: RtplayApp) -> str:
-    return shown(main_screen(app).query_one(FaultBar))
+    """The fault bar without the notice it may show at its end."""
+    bar = main_screen(app).query_one(FaultBar)
+    text = shown(bar)
+    return text.replace(bar.notice.text, "") if bar.notice is not None else text
 
 
 def fault_keys(app: RtplayApp) -> str:
@@ -65,9 +74,10 @@ def status_bar(app: RtplayApp) -> str:
     return shown(main_screen(app).query_one(StatusBar))
 
 
-def toasts(app: RtplayApp, severity: str = "error") -> list[str]:
-    """The text of the notifications on screen with ``severity``."""
-    return [str(t.render()) for t in app.screen.query(Toast) if t.has_class(f"-{severity}")]
+def notice(app: RtplayApp, severity: str = "error") -> str:
+    """The notice in the fault bar when it has ``severity`` ("" otherwise)."""
+    current = main_screen(app).query_one(FaultBar).notice
+    return current.text if current is not None and current.severity == severity else ""
 
 
 async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

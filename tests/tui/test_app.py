@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 from rtplay.events import State
@@ -13,11 +14,10 @@ from tests.tui.helpers import (
     fault_bar,
     fault_keys,
     make_config,
-    pane_counters,
     pane_log,
     pane_status,
     status_bar,
-    toasts,
+    notice,
     wait_for,
 )
 
@@ -42,13 +42,14 @@ async def test_drop_shows_retrying_then_open_on_the_selected_pane_only() -> None
         await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "sse open")
         await pilot.press("2", "d")
         await wait_for(pilot, lambda: "retrying in" in pane_status(app, "ws"), "ws retrying")
-        assert "exp 0.8s" in pane_status(app, "ws")  # the policy, next to the countdown
+        # Why it went down, then the policy, next to the countdown.
+        assert re.search(r"retrying in [\d.]+ s  \S.* · exp 0\.8s", pane_status(app, "ws")), pane_status(app, "ws")
         await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "ws open again")
         log = pane_log(app, "ws")
         assert "fault: drop on ws" in log
         assert "→ retry in 0.8 s (exp 0.8s" in log
         assert "reconnected (since=" in log
-        assert "reconnects 1" in pane_counters(app, "ws")
+        assert counter(app, "ws", "reconnects") == 1
         assert "retry" not in pane_log(app, "sse")  # only the selection was dropped
         assert pane_status(app, "sse").startswith("● open")
 
@@ -68,9 +69,12 @@ async def test_sse_fails_for_good_after_error_503() -> None:
         await pilot.press("d")  # the open stream is not affected by the error until it reconnects
         await wait_for(pilot, lambda: "failed: HTTP 503" in pane_status(app, "sse"), "sse failed")
         assert "no retry" in pane_log(app, "sse")
+        assert "g restarts it" in pane_status(app, "sse")  # the failed pane says what helps
         assert session_of(app).clients["sse"].state is State.FAILED
         await pilot.press("e")  # the same key clears it
         assert "none active" in fault_bar(app)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "sse open after g")
 
 
 async def test_the_active_fault_list_follows_the_keys() -> None:
@@ -96,14 +100,14 @@ async def test_a_fault_that_makes_no_sense_is_an_error_notification() -> None:
     app = RtplayApp(make_config(["sse"]))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("1", "p")  # loss acts on datagrams: not on sse
-        await wait_for(pilot, lambda: bool(toasts(app)), "an error notification")
-        assert "loss acts on datagrams" in toasts(app)[0]
+        await wait_for(pilot, lambda: bool(notice(app)), "an error notice")
+        assert "loss acts on datagrams" in notice(app)
         assert "none active" in fault_bar(app)
 
 
 async def test_rate_keys_change_the_publish_rate() -> None:
-    # Low rates only: Pilot waits for the process to idle after each key (the wrap-around
-    # 1000 → 1 is covered in test_controls).
+    # Low rates only: Pilot waits for the process to idle after each key (the stop at
+    # 1000 is covered in test_controls).
     app = RtplayApp(make_config(["ws"]))
     async with app.run_test(size=SIZE) as pilot:
         publisher = session_of(app)  # its rate is the server's, as the control API answered
@@ -117,6 +121,9 @@ async def test_rate_keys_change_the_publish_rate() -> None:
         await wait_for(pilot, lambda: counter(app, "ws", "delivered") >= 5, "5 messages on screen")
         await pilot.press("R")
         assert publisher.rate == 1
+        await pilot.press("R")
+        assert publisher.rate == 1  # the slowest rate stays: no wrap to 1000 msg/s
+        assert "slowest" in notice(app, "information")
         await pilot.press("space")
         assert publisher.rate == 0
         await wait_for(pilot, lambda: "paused" in status_bar(app), "paused on screen")

@@ -47,9 +47,9 @@ def test_amount_labels_carry_units() -> None:
     ] == ["200ms", "503", "10%", "5s", "5KB/s"]
 
 
-def test_rates_cycle_up_and_down_and_wrap() -> None:
-    assert [next_rate(r, 1) for r in (0, 1, 10, 100, 1000, 50)] == [1, 10, 100, 1000, 1, 100]
-    assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50)] == [1000, 1000, 1, 100, 10]
+def test_rates_step_up_and_down_and_stop_at_the_ends() -> None:
+    assert [next_rate(r, 1) for r in (0, 1, 10, 100, 1000, 50, 5000)] == [1, 10, 100, 1000, 1000, 100, 5000]
+    assert [next_rate(r, -1) for r in (0, 1, 10, 1000, 50, 0.5)] == [0, 1, 1, 100, 10, 0.5]
 
 
 async def test_a_fault_key_toggles_the_same_kind_on_the_same_scope() -> None:
@@ -89,5 +89,7 @@ def test_a_narrow_pane_without_channels_yet_has_its_connection_counters() -> Non
     """While the session still reaches its server (a second process), panes have no channels."""
     from rtplay.tui.panes import CounterData, counter_groups
 
-    groups = counter_groups(CounterData((), 0, 0, 0.0), compact=True)
-    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["reconn", "down"]
+    groups = counter_groups(CounterData((), 0, 0, 0.0, compact=True), short=True)
+    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["rx", "reconn", "down"]
+    full = counter_groups(CounterData((), 0, 0, 0.0), short=True)
+    assert [t.plain.split("\u00a0")[0] for t in full[0]] == ["conn", "reconn", "down"]

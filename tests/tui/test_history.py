@@ -31,7 +31,7 @@ def fault(kind: Kind, value: float | None = None, scope: str = "all") -> Fault:
 
 
 def texts(log: EventLog) -> list[str]:
-    return [line.text for line in log.lines]
+    return [line.text.replace("\u00a0", " ") for line in log.lines]
 
 
 def test_a_disconnect_and_its_retry_decision_are_one_line() -> None:
@@ -105,3 +105,19 @@ def test_the_strongest_marker_of_a_sample_wins() -> None:
     history.close_sample()
     assert list(history.marks) == [MARK_FAULT, ""]
     assert stronger("", MARK_UP) == MARK_UP and stronger(MARK_RESET, MARK_DOWN) == MARK_RESET
+
+
+def test_a_client_that_keeps_failing_keeps_its_cause_on_every_retry_line() -> None:
+    # Fixed polling reports the disconnect once; later failed polls only schedule the next one.
+    log = EventLog(0.0)
+    log.on_event(Disconnected("poll", 1.0, "HTTP 503"))
+    for at in (1.0, 2.0, 3.0):
+        log.on_event(RetryScheduled("poll", at, 1.0, "next poll in 1s (fixed interval)"))
+    assert texts(log) == ["HTTP 503 → next poll in 1s (fixed interval)"]
+    assert log.lines[-1].repeat == 3
+    assert log.last_reason == "HTTP 503"
+    log.on_event(FaultStarted("poll", 4.0, fault(Kind.OUTAGE, 5)))  # the cause may change now
+    log.on_event(RetryScheduled("poll", 4.1, 1.0, "next poll in 1s (fixed interval)"))
+    assert texts(log)[-1] == "→ next poll in 1s (fixed interval)"
+    log.on_event(Connected("poll", 9.0, "since=3"))
+    assert log.last_reason is None

@@ -41,3 +41,12 @@ def test_compare(snap_compare: Any) -> None:
 
 def test_info(snap_compare: Any) -> None:
     assert snap_compare(demo_app(), press=["3", "i"], terminal_size=SIZE)
+
+
+def test_fault_list(snap_compare: Any) -> None:
+    assert snap_compare(demo_app(), press=["f"], terminal_size=SIZE)
+
+
+def test_main_grid_small_terminal_scrolled_selection(snap_compare: Any) -> None:
+    # 80×20 cannot hold six compact panes: the grid scrolls to the selected one.
+    assert snap_compare(demo_app(), press=["6"], terminal_size=(80, 20))

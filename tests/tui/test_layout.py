@@ -1,0 +1,110 @@
+"""The layout at common terminal sizes: every pane on the first screen, nothing cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtplay.tui.app import RtplayApp
+from rtplay.tui.backend import StaticBackend
+from rtplay.tui.main import MainScreen
+from rtplay.tui.panes import PaneStatus, TransportPane
+from tests.tui.demo import demo_dashboard, demo_report
+from tests.tui.helpers import fault_bar, notice, status_bar, unwrap, shown
+
+
+def demo_app() -> RtplayApp:
+    return RtplayApp(backend=StaticBackend(demo_dashboard(), demo_report()))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (100, 30)])
+async def test_every_pane_and_its_whole_status_is_on_the_first_screen(size: tuple[int, int]) -> None:
+    app = demo_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        panes = list(screen.query(TransportPane))
+        assert len(panes) == 6
+        for pane in panes:
+            region = pane.region
+            assert region.height >= 5, pane.transport
+            assert region.bottom <= size[1] - 1, f"{pane.transport} is below the fold at {size}"
+            status = pane.query_one(PaneStatus)
+            assert status.region.height == len(status.lines(status.size.width))  # no line hidden
+        sse = unwrap(shown(screen.query_one("#pane-sse PaneStatus", PaneStatus)), 2)
+        assert "failed: HTTP 503: EventSource does not reconnect" in sse
+        assert "g restarts it" in sse  # a failed pane says how to start it again
+        assert "…" not in sse
+        assert "http://127.0.0.1:8765" in status_bar(app)  # the URL is never cut
+
+
+async def test_arrow_and_page_keys_scroll_the_panes_when_they_do_not_fit() -> None:
+    app = demo_app()
+    async with app.run_test(size=(80, 18)) as pilot:
+        await pilot.pause()
+        grid = app.screen.query_one("#grid")
+        assert grid.max_scroll_y > 0
+        await pilot.press("pagedown")
+        assert grid.scroll_y > 0
+        await pilot.press("pageup")
+        assert grid.scroll_y == 0
+        await pilot.press("down")
+        assert grid.scroll_y == 1
+        await pilot.press("up")
+        assert grid.scroll_y == 0
+
+
+async def test_the_footer_offers_the_fault_list_restart_and_palette_keys() -> None:
+    async with demo_app().run_test(size=(80, 24)) as pilot:
+        shown_actions = [b.binding.action for b in pilot.app.screen.active_bindings.values() if b.binding.show]
+        for action in ("faults", "restart", "help"):
+            assert action in shown_actions
+        assert shown_actions.index("restart") < shown_actions.index("zoom")  # before a narrow footer ends
+
+
+async def test_the_footer_and_help_number_only_the_chosen_transports() -> None:
+    dashboard = demo_dashboard()
+    two = type(dashboard)(panes=dashboard.panes[2:4], rate=dashboard.rate)
+    app = RtplayApp(backend=StaticBackend(two))
+    async with app.run_test(size=(120, 40)) as pilot:
+        footer_keys = [b.binding.key_display for b in app.screen.active_bindings.values() if b.binding.show]
+        assert "1-2" in [k for k in footer_keys]
+        assert "1-6" not in footer_keys
+        await pilot.press("question_mark")
+        help_text = str(app.screen.query_one("#help-text").render())
+        assert "1-6" not in help_text
+
+
+async def test_notices_go_to_the_fault_bar_not_over_the_panes() -> None:
+    app = demo_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("5", "p")
+        assert "toggled loss on wt" in notice(app, "information")
+        assert "error 503 on sse" in fault_bar(app)
+        assert not app.screen.query("Toast")
+
+
+async def test_the_fault_list_clears_the_selected_fault_only() -> None:
+    app = demo_app()
+    backend = app.backend
+    assert isinstance(backend, StaticBackend)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f")
+        assert type(app.screen).__name__ == "FaultListScreen"
+        table = app.screen.query_one("DataTable")
+        assert table.row_count == 2
+        assert [str(c) for c in table.get_row_at(1)] == ["4", "loss", "wt", "20%", "42 s"]
+        await pilot.press("down", "enter")
+        assert backend.commands[-1] == ("clear", 4)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_a_zoomed_pane_takes_the_whole_width_and_its_full_form_on_a_small_terminal() -> None:
+    app = demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5", "z")
+        await pilot.pause()
+        pane = app.screen.query_one("#pane-wt", TransportPane)
+        assert pane.region.width == 80 and not pane.compact
+        assert pane.query_one(".pane-chart").region.height >= 3  # a real chart again
