@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 
+from rtplay import eventloop
 from rtplay.protocol.options import ServerOptions
 from rtplay.session import Session, SessionConfig, available_transports
 
@@ -84,4 +85,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

@@ -12,7 +12,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from rtplay import faultspec
+from rtplay import eventloop, faultspec
 from rtplay import scenario as scenario_module
 from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
@@ -208,7 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
         )
         try:
-            report = asyncio.run(run_headless(config, options, scenario.faults))
+            report = eventloop.run(run_headless(config, options, scenario.faults))
         except BrowserUnavailable as exc:
             print(f"rtplay run --browser: {exc}", file=sys.stderr)
             return 2
@@ -250,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    try:
+        eventloop.loop_name()
+    except ValueError as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":

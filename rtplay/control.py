@@ -20,6 +20,7 @@ import httpx
 
 from rtplay.clients import Endpoints
 from rtplay.protocol.faults import ONE_SHOT, Fault, FaultError, Kind
+from rtplay.protocol.health import SideHealth
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class ServerMirror:
     too_slow_cuts: int = 0
     """Subscriptions the server closed because their consumer was too slow."""
     crashes: int = 0
+    health: SideHealth | None = None
+    """The server's loop lag and publisher slip, as its last status or publisher event said."""
     _ended: deque[int] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED_ENDS))
     """Ids of faults known to have ended, so a late ``started`` event does not revive one."""
 
@@ -74,6 +77,7 @@ class ServerMirror:
         self.rate = float(status.get("rate", 0.0))
         self.listening = bool(status.get("listening", True))
         self.faults = {f.id: f for f in (Fault.from_json(o, now) for o in status.get("faults", []))}
+        self._health(status)
 
     def apply(self, event: dict[str, Any], now: float) -> tuple[str, Fault] | None:
         """Take one event; return ``(what, fault)`` for a fault that started or ended."""
@@ -81,6 +85,7 @@ class ServerMirror:
         if kind == "publisher" or kind == "rate":
             self.published = max(self.published, int(event.get("published", self.published)))
             self.rate = float(event.get("rate", self.rate))
+            self._health(event)
         elif kind == "listeners":
             self.listening = bool(event.get("up"))
         elif kind == "reset":
@@ -99,6 +104,13 @@ class ServerMirror:
                 self.ended(fault.id)
             return what, fault
         return None
+
+    def _health(self, obj: dict[str, Any]) -> None:
+        if "health" in obj:
+            try:
+                self.health = SideHealth.from_json(obj["health"])
+            except ValueError:
+                log.warning("the server sent malformed health figures: %.80r", obj["health"])
 
     def started(self, fault: Fault) -> None:
         """``fault`` is active (an event, or the answer to our own command)."""

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from rtplay.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.faultspec import FaultSpec
+from rtplay.protocol.health import overload_warning
 from rtplay.session import Session, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(row, COLUMNS))))
     summary = f"published {report['published']} messages in {report['duration_s']:.1f} s"
     notes = [f"{name} failed: {e['failed_reason']}" for name, e in report["transports"].items() if e.get("failed_reason")]
+    notes += [
+        f"{name}: cut {e['cut_too_slow']}x by the server as too slow for the rate (the client, not a crash)"
+        for name, e in report["transports"].items() if e.get("cut_too_slow")
+    ]
     return "\n".join([summary, *lines, *notes, *render_faults(report.get("faults", []))])
 
 
@@ -152,6 +157,9 @@ async def run_headless(
         from rtplay.browser import render_browser
 
         print(render_browser(report, render_table), file=options.out)
+    warning = overload_warning(report["health"])
+    if warning:
+        print(warning, file=options.err)
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"report written to {options.json_path}", file=options.err)

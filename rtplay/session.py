@@ -23,6 +23,7 @@ from rtplay.control import ControlClient, ControlError, ServerMirror, endpoints_
 from rtplay.events import Event, Failed, State
 from rtplay.faultctl import FaultController
 from rtplay.protocol.faults import TRANSPORTS, Kind
+from rtplay.protocol.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
 from rtplay.spawn import ServerProcess
 
@@ -92,6 +93,10 @@ class Session:
         self.clock: Callable[[], float] = time.monotonic
         self.faults = FaultController(self)
         self.subscribe(self.faults.on_event)
+        self.monitor = LoopMonitor()
+        """The client side's event-loop lag (clients, session and UI share this loop)."""
+        self.overload = OverloadClock()
+        self.monitor.on_sample = self._on_health_sample
 
     # --- events --------------------------------------------------------------------------
 
@@ -140,6 +145,7 @@ class Session:
             await self.set_rate(self.config.server.rate)
         self.started_at = self.clock()
         self.faults.start()
+        self.monitor.start()
 
     async def _connect(self) -> None:
         url = self.config.server_url
@@ -182,6 +188,7 @@ class Session:
 
     async def stop(self) -> None:
         """Stop every client, stop following the server, stop a spawned one; safe to call twice."""
+        await self.monitor.stop()
         await self.faults.stop()
         for task in self._tasks.values():
             task.cancel()
@@ -270,6 +277,26 @@ class Session:
             return True
         return client.stats[client.channels[0]].tracker.highest >= self.published
 
+    # --- health ----------------------------------------------------------------------------
+
+    def _server_overloaded(self) -> bool:
+        # The server measures its own loop; its figures arrive with its publisher events.
+        return self.server.health is not None and self.server.health.overloaded
+
+    def _on_health_sample(self, now: float) -> None:
+        self.overload.update(self._server_overloaded() or self.monitor.meter.overloaded(now), now)
+
+    def overloaded_sides(self) -> list[str]:
+        """Which side is overloaded right now: ``[]``, ``["server"]``, ``["client"]`` or both."""
+        sides = ["server"] if self._server_overloaded() else []
+        return sides + (["client"] if self.monitor.meter.overloaded(self.monitor.clock()) else [])
+
+    def health(self) -> dict[str, Any]:
+        """The report's ``health`` section."""
+        meter = self.monitor.meter
+        client = SideHealth(meter.summary(), None, meter.overloaded(self.monitor.clock()), meter.overloaded_s)
+        return health_report(client, self.server.health, self.overload.seconds)
+
     # --- reporting -------------------------------------------------------------------------
 
     def duration(self) -> float:
@@ -286,4 +313,5 @@ class Session:
             "duration_s": round(self.duration(), 3),
             "transports": {name: c.report(published) for name, c in self.clients.items()},
             "faults": self.faults.report(),
+            "health": self.health(),
         }

@@ -1,7 +1,7 @@
 """The control API, on its own listener: faults, rate, drops, and an event stream (JSON).
 
     GET    /control                  this description, as JSON (rtplay.protocol.control_api)
-    GET    /control/status           published count, rate, live connections, faults, endpoints
+    GET    /control/status           published count, rate, live connections, faults, endpoints, health
     GET    /control/faults           the active faults
     POST   /control/faults           {"kind", "scope"?, "value"?, "jitter"?, "duration"?} → 201
     DELETE /control/faults           clear every fault

@@ -293,7 +293,8 @@ async def _stream_sse(
         env = await sub.get(timeout=ctx.config.sse_heartbeat_s)
         if env is None:
             if sub.closed.is_set():
-                await response.write(f": closing: {sub.reason}\n\n".encode())
+                # A named event, not a comment: a client can tell "too slow" from a crash.
+                await response.write(f"event: closing\ndata: {sub.reason}\n\n".encode())
                 return
             if not ctx.faults.stalled("sse"):
                 await response.write(b": ping\n\n")

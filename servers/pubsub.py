@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.health import SLOW_CONSUMER, DelayMeter
 from servers.hub import Backlog, Hub
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 #: enough that a stuck consumer costs at most a few hundred KiB.
 DEFAULT_SUBSCRIBER_QUEUE = 4096
 
-SLOW_CONSUMER = "consumer too slow: send queue full"
 
 
 class Subscription:
@@ -145,9 +145,18 @@ class Publisher:
     #: Longest burst published in one wake-up; bounds the work of one event-loop step.
     MAX_BURST = 1000
 
-    def __init__(self, broadcaster: Broadcaster, rate: float) -> None:
+    #: Messages due within this long are published now. uvloop's ``loop.time()`` moves in 1 ms
+    #: steps and rounds timers to them, so a wake-up aimed between two steps fires "early"
+    #: again and again until the clock ticks over: without this slack the publisher spins.
+    CLOCK_SLACK_S = 0.001
+
+    def __init__(self, broadcaster: Broadcaster, rate: float, slip: DelayMeter | None = None) -> None:
         self.broadcaster = broadcaster
         self._rate = rate
+        self.slip = slip or DelayMeter()
+        """How late, in ms, each wake-up published its first due message."""
+        self.wakeups = 0
+        """Times the schedule woke up: about one per message at most, or it is spinning."""
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -184,8 +193,11 @@ class Publisher:
                 next_at = loop.time()
                 continue
             now = loop.time()
+            self.wakeups += 1
+            if next_at <= now:
+                self.slip.record((now - next_at) * 1000, now)
             sent = 0
-            while next_at <= now and sent < self.MAX_BURST:
+            while next_at <= now + self.CLOCK_SLACK_S and sent < self.MAX_BURST:
                 self.broadcaster.publish()
                 next_at += 1.0 / self._rate
                 sent += 1

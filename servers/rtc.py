@@ -206,6 +206,7 @@ class RtcPeer:
             while True:
                 env = await sub.get()
                 if env is None:
+                    self._send(reliable, json.dumps({"closing": sub.reason}))  # why, before the close
                     raise PeerClosed(sub.reason)
                 if env.seq <= last:
                     continue

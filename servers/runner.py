@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
+from rtplay.protocol.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
 from servers import browser_report, page
 from servers.cert import Certificate, generate_certificate
@@ -110,6 +111,8 @@ class Server:
         """Ids of outage/crash faults holding the listeners down."""
         self._background: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self.monitor = LoopMonitor()
+        """This process's event-loop lag (the same loop as the clients' while they share one)."""
         self._listener_lock = asyncio.Lock()
         """Serializes stopping and starting listeners (an outage cleared at once, say)."""
 
@@ -156,6 +159,7 @@ class Server:
         if publish:
             self.publisher.start()
         self._ticker = asyncio.create_task(self._tick(), name="rtplay-server-ticker")
+        self.monitor.start()
 
     def status(self) -> dict[str, Any]:
         """What ``GET /control/status`` says: figures, faults and where to connect."""
@@ -176,9 +180,24 @@ class Server:
                 "cert_der_b64": base64.b64encode(self.cert.der).decode(),
                 "control_url": self.control_url,
             },
+            "health": self.health().to_json(),
         }
 
+    def health(self) -> SideHealth:
+        """The server side's loop lag and publisher slip (``GET /control/status`` carries it)."""
+        now = self.monitor.clock()
+        lag, slip = self.monitor.meter, self.publisher.slip
+        # The slip meter runs on loop.time(); compare like with like for "recently overloaded".
+        loop_now = asyncio.get_running_loop().time()
+        return SideHealth(
+            lag.summary(),
+            round(slip.max_ms, 2),
+            lag.overloaded(now) or slip.overloaded(loop_now),
+            max(lag.overloaded_s, slip.overloaded_s),  # the two overlap; count the longer
+        )
+
     async def stop(self) -> None:
+        await self.monitor.stop()
         for task in (self._ticker, *self._background):
             if task is not None:
                 task.cancel()
@@ -307,7 +326,10 @@ class Server:
                 cut = self.broadcaster.slow_cuts
             if now - last_figures >= PUBLISHER_EVERY_S:
                 last_figures = now
-                self.events.publish({"type": "publisher", "published": self.hub.last_seq, "rate": self.publisher.rate})
+                self.events.publish(
+                    {"type": "publisher", "published": self.hub.last_seq, "rate": self.publisher.rate,
+                     "health": self.health().to_json()}
+                )
 
     def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import pytest
 
+from rtplay import eventloop
 from rtplay.clients.base import Client
 from rtplay.protocol.options import ServerOptions
 from rtplay.session import Session, SessionConfig
@@ -19,6 +20,24 @@ from servers.rtc import MAX_PEERS, RtcManager
 from servers.runner import Server, ServerConfig
 
 C = TypeVar("C", bound=Client)
+
+#: Test modules of the core transports: they run on both event loops in every run, so CI
+#: covers uvloop (the product's default) and asyncio (its fallback) alike.
+BOTH_LOOPS = frozenset({"test_http.py", "test_quic.py", "test_rtc.py", "test_health.py"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--loop", choices=(*eventloop.LOOPS, "both"), default=None,
+        help=f"event loop for async tests (default: ${eventloop.LOOP_ENV}, else uvloop); both = each test twice",
+    )
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """pytest-asyncio's hook: which loop(s) each async test runs on."""
+    name = config.getoption("--loop") or eventloop.loop_name()
+    names = eventloop.LOOPS if name == "both" or item.path.name in BOTH_LOOPS else (name,)
+    return {n: eventloop.loop_factory(n) for n in names}
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from rtplay.events import (
     State,
     state_of,
 )
+from rtplay.protocol.health import cut_as_too_slow
 from rtplay.metrics import ChannelStats, ConnectionStats
 from rtplay.protocol.envelope import Received
 
@@ -62,6 +63,8 @@ class Client:
         self.retry_at: float | None = None
         """Monotonic time of the next attempt while retrying."""
         self.attempts = 0
+        self.cut_too_slow = 0
+        """Disconnects where the server cut this client for reading too slowly (not a crash)."""
         self.subscribed_until: int | None = None
         """The hub's last seq when this client failed for good: later messages aren't its loss."""
         self.arrival_hook: Callable[[float], None] | None = None
@@ -139,6 +142,7 @@ class Client:
         now = self.clock()
         self.conn.on_disconnected(now)
         log.info("%s: disconnected: %s", self.name, reason)
+        self.cut_too_slow += cut_as_too_slow(reason)
         self._send(Disconnected(self.name, now, reason), reason)
 
     def _retry_in(self, delay: float, policy: str) -> None:
@@ -149,6 +153,7 @@ class Client:
     def _failed(self, reason: str) -> None:
         now = self.clock()
         self.conn.on_disconnected(now)
+        self.cut_too_slow += cut_as_too_slow(reason)
         self._send(Failed(self.name, now, reason), reason)
 
     def stopped(self) -> None:
@@ -170,6 +175,7 @@ class Client:
             "connects": self.conn.connects,
             "reconnects": self.conn.reconnects,
             "downtime_s": round(self.conn.downtime(now), 3),
+            "cut_too_slow": self.cut_too_slow,
         }
         if self.state is State.FAILED:
             base["failed_reason"] = self.state_detail

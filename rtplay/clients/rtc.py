@@ -307,6 +307,9 @@ class RTCClient(Client):
             if isinstance(payload.get("live"), int):
                 self._live_from(link, payload["live"])
                 return
+            if isinstance(payload.get("closing"), str):  # the server says why it ends the peer
+                link.end(f"server closed the peer: {payload['closing'][:200]}")
+                return
         env = parse_envelope(payload)
         if channel == UNRELIABLE and link.live_from is None and len(link.early) < MAX_EARLY_UNRELIABLE:
             link.early.append((env, received_ms))

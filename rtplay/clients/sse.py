@@ -75,6 +75,8 @@ class SSEClient(Client):
                 received_ms = self.wall_ms()
                 self.add_wire_bytes(len(chunk))
                 for event in self.parser.feed(chunk):
+                    if event.type == "closing":  # the server says why it ends the stream
+                        return f"server ended the stream: {event.data[:200]}"
                     self.handle(event, received_ms)
         return "server ended the stream"
 

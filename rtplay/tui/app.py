@@ -7,7 +7,6 @@ ends, so quitting leaves no task, socket or process behind.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -20,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from rtplay import eventloop
 from rtplay.session import Session, SessionConfig
 from rtplay.tui.actions import ACTIONS
 from rtplay.tui.backend import Backend, SessionBackend
@@ -177,7 +177,7 @@ def run_tui(config: SessionConfig, browser: bool = False) -> int:
             await app.backend.stop()  # already stopped on unmount; this covers a crash
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     finally:
         root.handlers = saved
     return app.return_code or 0

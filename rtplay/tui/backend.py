@@ -154,6 +154,7 @@ class SessionBackend:
             published=self.session.published,
             elapsed_s=self.session.duration(),
             url=self.session.control_url,
+            overloaded=tuple(self.session.overloaded_sides()),
         )
 
     def _history(self, name: str) -> TransportHistory:

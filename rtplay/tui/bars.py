@@ -27,12 +27,16 @@ class StatusData:
     """Frames per second the screen timer really achieved (live sessions only)."""
     lag_ms: float | None = None
     """How late the screen timer fired, worst of the last seconds (live sessions only)."""
+    overloaded: tuple[str, ...] = ()
+    """Which side's event loop is overloaded now (``server``, ``client``): figures unreliable."""
 
 
 def status_segments(d: StatusData) -> list[tuple[int, str, str]]:
     """(priority, text, style name) of each part of the status bar; 0 is kept longest."""
     rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
     parts = [(0, " rtplay ", "brand"), (0, f"  {rate}", "rate")]
+    if d.overloaded:  # kept longest: every figure on screen depends on it
+        parts.insert(1, (0, f" {' + '.join(d.overloaded)} overloaded: figures unreliable ", "overloaded"))
     if d.url:
         parts.append((1, f"  {d.url}", "muted"))
     parts.append((2, f"  sel {'all' if d.selected == ALL else d.selected}", "selection"))
@@ -61,7 +65,7 @@ class StatusBar(TextStyles):
     on a narrow terminal the last parts are left out whole, so the URL is never cut."""
 
     STYLE_PREFIX = "status-bar"
-    STYLE_NAMES = ("brand", "rate", "muted", "selection")
+    STYLE_NAMES = ("brand", "rate", "muted", "selection", "overloaded")
 
     data: reactive[StatusData | None] = reactive(None)
 

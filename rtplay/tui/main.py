@@ -183,6 +183,7 @@ class MainScreen(Screen[None]):
             frame.url,
             self.monitor.hz(now) if live else None,
             self.monitor.lag_ms(now) if live else None,
+            frame.overloaded,
         )
         self._faults.faults = frame.faults
         self._update_fault_keys()

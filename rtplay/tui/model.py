@@ -102,6 +102,8 @@ class Dashboard:
     published: int = 0
     elapsed_s: float = 0.0
     url: str = ""
+    overloaded: tuple[str, ...] = ()
+    """Which side's event loop is overloaded now: ``server``, ``client`` (see rtplay.protocol.health)."""
 
     @property
     def faults(self) -> tuple[str, ...]:
