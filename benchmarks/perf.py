@@ -1,0 +1,272 @@
+"""rtplay against the raw libraries, in one run on this machine: ratios, not absolute figures.
+
+    unshare -n -- bash -c 'ip link set lo up && python benchmarks/perf.py'
+    RTPLAY_LOOP=asyncio python benchmarks/perf.py --quick       # the fallback loop, shorter
+
+P1  ws round trip through rtplay's server / a bare aiohttp echo            target <= 1.2x
+P2  highest lossless rate of each transport alone / a raw one-way blast    ws, sse >= 0.5x;
+    of the same library (aiohttp WS, aiohttp SSE read by httpx, aiortc     rtc >= 0.75x;
+    data channel, aioquic stream)                                          wt >= 5000 msg/s
+CPU per delivered message, each transport alone at 1000 msg/s (server + client)
+P3  all six at 1000 msg/s with the playground live (Textual ``run_test``): UI refreshes/s
+    (>= 10), client loop lag p99 (< 50 ms), losses (0), rtc reliable p99 (< 100 ms)
+P5  launch to all six delivering (< 1.5 s), against the raw libraries' setup
+
+Every probe is bounded in messages and seconds; rtplay and raw figures are interleaved so
+that a busy machine weighs on both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+
+from benchmarks import raw  # noqa: E402
+from rtplay import eventloop  # noqa: E402
+from rtplay.session import Session, SessionConfig, available_transports  # noqa: E402
+from servers.runner import Server, ServerConfig  # noqa: E402
+
+log = logging.getLogger("perf")
+
+
+@dataclass
+class Budget:
+    """How long each probe may run; ``--quick`` halves the lot."""
+
+    round_trips: int = 2000
+    rounds: int = 3
+    blast: int = 20_000
+    rtc_blast: int = 3000
+    step_s: float = 2.0
+    cpu_s: float = 3.0
+    live_s: float = 10.0
+
+
+# --- P1 ------------------------------------------------------------------------------------
+
+
+async def rtplay_round_trip(count: int) -> float:
+    """Mean µs of a ``{"ping"}``/``{"pong"}`` through rtplay's /ws (publishing paused)."""
+    server = Server(ServerConfig(rate=0))
+    await server.start()
+    try:
+        url = "ws" + server.http_url.removeprefix("http") + "/ws?since=0"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            for _ in range(50):
+                await ws.send_str(json.dumps({"ping": 0}))
+                await ws.receive()
+            start = time.perf_counter()
+            for _ in range(count):
+                await ws.send_str(json.dumps({"ping": time.time() * 1000}))
+                await ws.receive()
+            return (time.perf_counter() - start) / count * 1e6
+    finally:
+        await server.stop()
+
+
+async def p1(budget: Budget) -> None:
+    raws, ours = [], []
+    for _ in range(budget.rounds):
+        raws.append(await raw.ws_echo_round_trip(budget.round_trips))
+        ours.append(await rtplay_round_trip(budget.round_trips))
+    r, o = statistics.median(raws), statistics.median(ours)
+    verdict(f"P1 ws round trip: aiohttp echo {r:.1f} µs, rtplay {o:.1f} µs", o / r, "<=", 1.2)
+
+
+# --- P2 and CPU ------------------------------------------------------------------------------
+
+
+async def run_alone(transport: str, rate: float, seconds: float) -> tuple[dict[str, Any], float]:
+    """One session of ``transport`` alone; its report and the CPU seconds it used."""
+    session = Session(SessionConfig(transports=[transport], server=ServerConfig(rate=rate)))
+    cpu = time.process_time()
+    await session.start()
+    try:
+        await asyncio.sleep(seconds)
+        await session.settle(3.0)
+        return session.report(), time.process_time() - cpu
+    finally:
+        await session.stop()
+
+
+def reliable(entry: dict[str, Any]) -> dict[str, Any]:
+    """The report entry of a transport's resumable channel (the first one)."""
+    channels = entry.get("channels")
+    return next(iter(channels.values())) if channels else entry
+
+
+def lossless(report: dict[str, Any], rate: float) -> bool:
+    (entry,) = report["transports"].values()
+    main = reliable(entry)
+    achieved = report["published"] / max(report["duration_s"], 1e-9)
+    return (
+        main["lost"] == main["lost_to_reset"] == main["duplicates"] == 0
+        and main["delivered"] == report["published"]
+        and not entry.get("cut_too_slow")
+        and achieved >= 0.95 * rate
+    )
+
+
+async def highest_lossless(transport: str, rates: list[float], seconds: float) -> float:
+    """Climb ``rates``; the last one ``transport`` carried with nothing lost."""
+    best = 0.0
+    for rate in rates:
+        report, _ = await run_alone(transport, rate, seconds)
+        if not lossless(report, rate):
+            break
+        best = rate
+    return best
+
+
+LADDERS = {
+    "ws": [5000, 10_000, 20_000, 30_000, 40_000, 60_000],
+    "sse": [5000, 10_000, 20_000, 30_000, 40_000, 60_000],
+    "rtc": [500, 750, 1000, 1500, 2000, 3000],
+    "wt": [2500, 5000, 7500, 10_000, 15_000, 20_000],
+}
+
+
+async def p2(budget: Budget) -> None:
+    probes = {
+        "ws": lambda: raw.ws_blast(budget.blast),
+        "sse": lambda: raw.sse_blast(budget.blast),
+        "rtc": lambda: raw.rtc_blast(budget.rtc_blast),
+        "wt": lambda: raw.quic_blast(budget.blast),
+    }
+    targets = {"ws": 0.5, "sse": 0.5, "rtc": 0.75}
+    for name, probe in probes.items():
+        blast = await probe()
+        ours = await highest_lossless(name, LADDERS[name], budget.step_s)
+        ceiling = "" if ours < LADDERS[name][-1] else " (the top of the ladder)"
+        line = f"P2 {name:<4} lossless {ours:,.0f} msg/s{ceiling}, raw blast {blast.rate:,.0f} msg/s"
+        if name in targets:
+            verdict(line, ours / blast.rate, ">=", targets[name])
+        else:
+            verdict(line + f", ratio {ours / blast.rate:.2f}x; target >= 5,000 msg/s", ours, ">=", 5000, unit="")
+
+
+async def cpu_per_message(budget: Budget) -> None:
+    for name in available_transports():
+        report, cpu = await run_alone(name, 1000, budget.cpu_s)
+        (entry,) = report["transports"].values()
+        delivered = reliable(entry)["delivered"]
+        per = cpu / max(delivered, 1) * 1e6
+        print(f"CPU {name:<9} {per:6.0f} µs per delivered message, {cpu / budget.cpu_s:4.0%} of a core "
+              f"at 1000 msg/s ({delivered} delivered)", flush=True)
+
+
+# --- P3 --------------------------------------------------------------------------------------
+
+
+async def p3(budget: Budget) -> None:
+    from rtplay.tui.app import RtplayApp
+
+    config = SessionConfig(server=ServerConfig(rate=1000))
+    app = RtplayApp(config)
+    frames: list[float] = []
+    screen = app.main_screen
+    tick = screen.tick
+    screen.tick = lambda: (frames.append(time.monotonic()), tick())[1]  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.started_in is None:
+            await pilot.pause(0.05)
+        session: Session = app.backend.session  # type: ignore[attr-defined]
+        begin = time.monotonic()
+        await asyncio.sleep(budget.live_s)
+        shown = sum(1 for t in frames if t >= begin) / (time.monotonic() - begin)
+        await session.settle(5.0)
+        report = session.report()
+    lag = report["health"]["client_loop_lag_ms"]
+    losses = {
+        name: (m["lost"], m["lost_to_reset"], e.get("cut_too_slow", 0))
+        for name, e in report["transports"].items()
+        for m in [reliable(e)]
+    }
+    rtc_p99 = reliable(report["transports"]["rtc"])["latency_ms"]["p99"] if "rtc" in report["transports"] else None
+    print(f"P3 all six at 1000 msg/s, playground live for {budget.live_s:g} s: published {report['published']}")
+    verdict("P3 UI refreshes", shown, ">=", 10, unit="/s")
+    verdict("P3 client loop lag p99", lag["p99"] or 0.0, "<", 50, unit=" ms")
+    verdict("P3 rtc reliable p99", rtc_p99 or 0.0, "<", 100, unit=" ms")
+    lost = sum(a + b + c for a, b, c in losses.values())
+    verdict(f"P3 lost/reset/cut on reliable channels {losses}", lost, "<=", 0, unit="")
+    print(f"P3 health {json.dumps(report['health'])}", flush=True)
+
+
+# --- P5 --------------------------------------------------------------------------------------
+
+
+async def launch_rtplay() -> float:
+    began = time.perf_counter()
+    session = Session(SessionConfig(server=ServerConfig(rate=100)))
+    await session.start()
+    try:
+        while not all(reliable(c.report(0))["delivered"] > 0 for c in session.clients.values()):
+            if time.perf_counter() - began > raw.PROBE_TIMEOUT_S:
+                return float("inf")
+            await asyncio.sleep(0.005)
+        return time.perf_counter() - began
+    finally:
+        await session.stop()
+
+
+async def p5(budget: Budget) -> None:
+    raws, ours = [], []
+    for _ in range(budget.rounds):
+        began = time.perf_counter()
+        await asyncio.gather(raw.ws_blast(10), raw.sse_blast(10), raw.rtc_blast(10), raw.quic_blast(10))
+        raws.append(time.perf_counter() - began)
+        ours.append(await launch_rtplay())
+    r, o = statistics.median(raws), statistics.median(ours)
+    verdict(f"P5 launch to all delivering: raw libraries {r:.2f} s (ratio {o / r:.2f}x), rtplay", o, "<", 1.5, unit=" s")
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def verdict(label: str, value: float, op: str, target: float, unit: str = "x") -> None:
+    ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+    shown = f"{value:.2f}{unit}" if unit == "x" else f"{value:,.1f}{unit}"
+    print(f"{label}: {shown}  (target {op} {target:g}{unit})  {'met' if ok else 'MISSED'}", flush=True)
+
+
+PARTS = {"p1": p1, "p2": p2, "cpu": cpu_per_message, "p3": p3, "p5": p5}
+
+
+async def main(parts: list[str], budget: Budget) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    print(f"event loop: {type(asyncio.get_running_loop()).__module__}; python {sys.version.split()[0]}", flush=True)
+    for part in parts:
+        began = time.perf_counter()
+        await PARTS[part](budget)
+        print(f"  ({part} took {time.perf_counter() - began:.0f} s)", flush=True)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
+    parser.add_argument("--quick", action="store_true", help="half the messages and seconds")
+    args = parser.parse_args()
+    budget = Budget()
+    if args.quick:
+        budget = Budget(1000, 3, 10_000, 1500, 1.5, 2.0, 5.0)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}")
+    eventloop.run(main(parts, budget))
+
+
+if __name__ == "__main__":
+    cli()
