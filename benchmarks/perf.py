@@ -31,8 +31,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
-
 from benchmarks import raw  # noqa: E402
 from rtplay import eventloop  # noqa: E402
 from rtplay.session import Session, SessionConfig, available_transports  # noqa: E402
@@ -62,16 +60,7 @@ async def rtplay_round_trip(count: int) -> float:
     server = Server(ServerConfig(rate=0))
     await server.start()
     try:
-        url = "ws" + server.http_url.removeprefix("http") + "/ws?since=0"
-        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-            for _ in range(50):
-                await ws.send_str(json.dumps({"ping": 0}))
-                await ws.receive()
-            start = time.perf_counter()
-            for _ in range(count):
-                await ws.send_str(json.dumps({"ping": time.time() * 1000}))
-                await ws.receive()
-            return (time.perf_counter() - start) / count * 1e6
+        return await raw.round_trips("ws" + server.http_url.removeprefix("http") + "/ws?since=0", count)
     finally:
         await server.stop()
 
