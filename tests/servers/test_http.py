@@ -126,6 +126,21 @@ async def test_ws_streams_envelopes_and_answers_pings(server: Server) -> None:
     assert (first["seq"], second["seq"]) == (1, 2)
 
 
+@pytest.mark.parametrize("ping", ['{"ping": true}', '{"ping": NaN}', '{"ping": "1"}', '{"ping": 1e999}'])
+async def test_ws_ping_that_is_not_a_finite_number_is_refused(server: Server, ping: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.http_url.replace("http", "ws") + "/ws") as ws:
+            await ws.send_str(ping)
+            assert (await ws.receive()).type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1008
+
+
+async def test_ws_pong_echoes_an_integer_stamp_as_json(server: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.http_url.replace("http", "ws") + "/ws") as ws:
+            await ws.send_str('{"ping": 1764270000123}')
+            assert json.loads((await ws.receive()).data) == {"pong": 1764270000123}
+
+
 async def test_ws_bad_frame_closes_only_that_connection(server: Server) -> None:
     async with aiohttp.ClientSession() as http:
         url = server.http_url.replace("http", "ws") + "/ws"
