@@ -25,7 +25,7 @@ from aioquic.quic.events import QuicEvent, StreamDataReceived
 from aiortc import RTCPeerConnection
 
 from servers.cert import generate_certificate
-from servers.ice import gather_on
+from rtplay.protocol.compat.aioice import gather_on
 
 HOST = "127.0.0.1"
 

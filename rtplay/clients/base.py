@@ -25,9 +25,9 @@ from rtplay.events import (
     State,
     state_of,
 )
-from rtplay.protocol.health import cut_as_too_slow
 from rtplay.metrics import ChannelStats, ConnectionStats
 from rtplay.protocol.envelope import Received
+from rtplay.protocol.health import cut_as_too_slow
 
 log = logging.getLogger(__name__)
 
