@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 
 RESET = "reset"
 """The reset signal's key in a JSON message, and its event type on SSE."""
@@ -38,7 +39,9 @@ class Envelope:
 def make_envelope(seq: int, t: float, data: str) -> Envelope:
     """An envelope with its JSON encoding, made once for every transport and subscriber."""
     t = round(t, 3)
-    return Envelope(seq, t, data, json.dumps({"seq": seq, "t": t, "data": data}, separators=(",", ":")))
+    # What json.dumps(..., separators=(",", ":")) gives, without its generic encoder on the
+    # publisher's path: an int's and a finite float's repr are their JSON text.
+    return Envelope(seq, t, data, f'{{"seq":{seq},"t":{t!r},"data":{encode_basestring_ascii(data)}}}')
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rtplay.protocol.envelope import Reset
+from rtplay.protocol.envelope import Reset, make_envelope
 from servers.hub import Hub
 
 
@@ -54,3 +56,13 @@ def test_caught_up_cursor_needs_no_reset_even_when_buffer_is_empty() -> None:
 def test_negative_cursor_is_rejected() -> None:
     with pytest.raises(ValueError):
         Hub().since(-1)
+
+
+@given(
+    seq=st.integers(min_value=1, max_value=2**53),
+    t=st.floats(min_value=0, max_value=4e12, allow_nan=False) | st.integers(min_value=0, max_value=4 * 10**12),
+    data=st.text(max_size=64),
+)
+def test_envelope_encoding_is_exactly_what_json_dumps_gives(seq: int, t: float, data: str) -> None:
+    envelope = make_envelope(seq, t, data)
+    assert envelope.json == json.dumps({"seq": seq, "t": envelope.t, "data": data}, separators=(",", ":"))
