@@ -77,7 +77,8 @@ class Broadcaster:
         self.hub = hub
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
-        self._new_message = asyncio.Event()
+        self._new_message: asyncio.Event | None = None
+        """Set at the next publish; made only while a long-poll waits (none per message otherwise)."""
         self._listeners: list[Callable[[Envelope], None]] = []
         self.slow_cuts = 0
         """Subscriptions closed so far because their consumer was too slow."""
@@ -94,8 +95,9 @@ class Broadcaster:
                 self.slow_cuts += 1
         for listener in self._listeners:
             listener(envelope)
-        self._new_message.set()
-        self._new_message = asyncio.Event()
+        if self._new_message is not None:
+            self._new_message.set()
+            self._new_message = None
         return envelope
 
     def add_listener(self, listener: Callable[[Envelope], None]) -> None:
@@ -128,7 +130,10 @@ class Broadcaster:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._new_message.wait(), remaining)
+                if self._new_message is None:
+                    self._new_message = asyncio.Event()
+                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                    await self._new_message.wait()
             except TimeoutError:
                 return False
         return True
