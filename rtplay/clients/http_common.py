@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+import aiohttp
 import httpx
 
 from rtplay.clients.base import Client, OfflineError
@@ -30,11 +31,25 @@ def make_http_client(read_timeout: float | None) -> httpx.AsyncClient:
     )
 
 
+def make_aiohttp_session(read_timeout: float) -> aiohttp.ClientSession:
+    """An aiohttp session like :func:`make_http_client`, for the long-poll's request per answer:
+    a request through aiohttp costs a fraction of one through httpx (anyio and sniffio per call),
+    and at 1000 msg/s the long-poll makes up to a thousand of them a second."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=read_timeout),
+        connector=aiohttp.TCPConnector(limit=1),
+        trust_env=False,
+    )
+
+
+Response = httpx.Response | aiohttp.ClientResponse
+
+
 class StatusError(ProtocolError):
     """The server answered with a status the client does not accept."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self.status = response.status_code
+    def __init__(self, response: Response) -> None:
+        self.status = response.status_code if isinstance(response, httpx.Response) else response.status
         self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
         super().__init__(f"HTTP {self.status}")
 
@@ -46,17 +61,24 @@ def parse_retry_after(value: str | None) -> float | None:
     return None
 
 
-def header_bytes(response: httpx.Response) -> int:
+def header_bytes(response: Response) -> int:
     """Approximate size of the status line and headers as they were on the wire."""
-    return 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
+    raw = response.headers.raw if isinstance(response, httpx.Response) else response.raw_headers
+    return 17 + sum(len(k) + len(v) + 4 for k, v in raw) + 2
 
 
 def describe_error(exc: BaseException) -> str:
     """The short reason a pane shows for a failed request."""
     if isinstance(exc, OfflineError):
         return str(exc)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return "connection refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts, e.g. ServerTimeoutError
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientPayloadError):
+        return "connection reset"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "server closed the connection"
     if isinstance(exc, httpx.ReadError):
@@ -84,5 +106,5 @@ def apply_batch(client: Client, body: bytes, received_ms: float) -> int:
     return last if isinstance(last, int) else client.cursor
 
 
-HTTP_ERRORS = (httpx.HTTPError, ProtocolError, OSError)
+HTTP_ERRORS = (httpx.HTTPError, aiohttp.ClientError, TimeoutError, ProtocolError, OSError)
 """What a failed request can raise; every one of them ends only that request."""

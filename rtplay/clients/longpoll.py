@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.http_common import (
@@ -13,7 +13,7 @@ from rtplay.clients.http_common import (
     apply_batch,
     describe_error,
     header_bytes,
-    make_http_client,
+    make_aiohttp_session,
 )
 from rtplay.retry import Backoff, FixedDelay
 
@@ -51,7 +51,7 @@ class LongPollClient(Client):
 
     async def run(self) -> None:
         # The read timeout leaves the server time to answer 204 itself.
-        async with make_http_client(read_timeout=self.hold + 5.0) as http:
+        async with make_aiohttp_session(read_timeout=self.hold + 5.0) as http:
             self._connecting()
             while True:
                 try:
@@ -61,23 +61,24 @@ class LongPollClient(Client):
                     await self._wait_retry(self.retry.next_delay(), self.retry.describe())
                     self._connecting()
 
-    async def poll_once(self, http: httpx.AsyncClient) -> None:
+    async def poll_once(self, http: aiohttp.ClientSession) -> None:
         """One held request; returns on 200 or 204, raises on anything else."""
-        params = {"since": self.cursor, "timeout": self.hold}
+        params = {"since": str(self.cursor), "timeout": repr(float(self.hold))}
         self.check_online()
         held = asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
         try:
-            response = await http.get(f"{self.base_url}/longpoll", params=params)
+            async with http.get(f"{self.base_url}/longpoll", params=params) as response:
+                body = await response.read()
         finally:
             held.cancel()
         await self.wait_online()  # offline: the answer sits unread until the network is back
         received_ms = self.wall_ms()
-        if response.status_code not in (200, 204):
+        if response.status not in (200, 204):
             raise StatusError(response)
-        self.add_wire_bytes(header_bytes(response) + len(response.content))
+        self.add_wire_bytes(header_bytes(response) + len(body))
         self._held_open()
-        if response.status_code == 200:
-            apply_batch(self, response.content, received_ms)
+        if response.status == 200:
+            apply_batch(self, body, received_ms)
 
     def _held_open(self) -> None:
         """The server accepted the request (it answered, or has held it): the client is open."""
