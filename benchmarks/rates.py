@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 
-from rtplay import eventloop
+from rtplay.protocol import eventloop
 from rtplay.protocol.options import ServerOptions
 from rtplay.session import Session, SessionConfig, available_transports
 

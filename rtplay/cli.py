@@ -12,10 +12,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from rtplay import eventloop, faultspec
+from rtplay import faultspec
 from rtplay import scenario as scenario_module
 from rtplay.browser import BrowserUnavailable
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
+from rtplay.protocol import eventloop
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, add_arguments, from_namespace, port, rate

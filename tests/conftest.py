@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from rtplay import eventloop
+from rtplay.protocol import eventloop
 from rtplay.clients.base import Client
 from rtplay.protocol.options import ServerOptions
 from rtplay.session import Session, SessionConfig

@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from rtplay import eventloop
+from rtplay.protocol import eventloop
 from rtplay.session import Session, SessionConfig
 from rtplay.tui.actions import ACTIONS
 from rtplay.tui.backend import Backend, SessionBackend
