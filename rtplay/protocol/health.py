@@ -43,8 +43,8 @@ def cut_as_too_slow(reason: str) -> bool:
     return SLOW_CONSUMER in reason
 
 
-#: Samples kept for the percentiles: one hour at the probe's 20 Hz (about 600 KiB of floats);
-#: a longer run reports its last hour, and its maximum over the whole run.
+#: Samples kept for the percentiles: one hour at the probe's 20 Hz (about 2.3 MB of Python
+#: floats); a longer run reports its last hour, and its maximum over the whole run.
 MAX_SAMPLES = 72_000
 
 
