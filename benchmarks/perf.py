@@ -7,7 +7,7 @@ P1  ws round trip through rtplay's server / a bare aiohttp echo            targe
 P2  highest lossless rate of each transport alone / a raw one-way blast    ws, sse >= 0.5x;
     of the same library (aiohttp WS, aiohttp SSE read by httpx, aiortc     rtc >= 0.75x;
     data channel, aioquic stream)                                          wt >= 5000 msg/s
-CPU per delivered message, each transport alone at 1000 msg/s (server + client)
+CPU per delivered message, each transport alone at 1000 msg/s (server + client processes)
 P3  all six at 1000 msg/s with the playground live (Textual ``run_test``): UI refreshes/s
     (>= 10), client loop lag p99 (< 50 ms), losses (0), rtc reliable p99 (< 100 ms)
 P5  launch to all six delivering (< 1.5 s), against the raw libraries' setup
@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import raw  # noqa: E402
 from rtplay.protocol import eventloop  # noqa: E402
 from rtplay.session import Session, SessionConfig, available_transports  # noqa: E402
+from rtplay.protocol.options import ServerOptions  # noqa: E402
 from servers.runner import Server, ServerConfig  # noqa: E402
 
 log = logging.getLogger("perf")
@@ -78,15 +79,24 @@ async def p1(budget: Budget) -> None:
 # --- P2 and CPU ------------------------------------------------------------------------------
 
 
-async def run_alone(transport: str, rate: float, seconds: float) -> tuple[dict[str, Any], float]:
-    """One session of ``transport`` alone; its report and the CPU seconds it used."""
-    session = Session(SessionConfig(transports=[transport], server=ServerConfig(rate=rate)))
-    cpu = time.process_time()
+def cpu_seconds(session: Session) -> float:
+    """CPU used so far by this process and, when the session spawned one, its server process."""
+    total = time.process_time()
+    if session.process is not None:
+        with open(f"/proc/{session.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
+async def run_alone(transport: str, rate: float, seconds: float) -> dict[str, Any]:
+    """One session of ``transport`` alone (the server its own process, as in ``rtplay``); its report."""
+    session = Session(SessionConfig(transports=[transport], server=ServerOptions(rate=rate)))
     await session.start()
     try:
         await asyncio.sleep(seconds)
         await session.settle(3.0)
-        return session.report(), time.process_time() - cpu
+        return session.report()
     finally:
         await session.stop()
 
@@ -113,7 +123,7 @@ async def highest_lossless(transport: str, rates: list[float], seconds: float) -
     """Climb ``rates``; the last one ``transport`` carried with nothing lost."""
     best = 0.0
     for rate in rates:
-        report, _ = await run_alone(transport, rate, seconds)
+        report = await run_alone(transport, rate, seconds)
         if not lossless(report, rate):
             break
         best = rate
@@ -157,7 +167,7 @@ CAUGHT_UP = 50
 
 async def steady_cpu(transport: str, rate: float, seconds: float) -> tuple[float, int]:
     """CPU seconds (server + client, this process) and messages delivered in a steady window."""
-    session = Session(SessionConfig(transports=[transport], server=ServerConfig(rate=rate)))
+    session = Session(SessionConfig(transports=[transport], server=ServerOptions(rate=rate)))
     await session.start()
     try:
         await asyncio.sleep(WARM_UP_S)
@@ -166,9 +176,9 @@ async def steady_cpu(transport: str, rate: float, seconds: float) -> tuple[float
         deadline = time.monotonic() + MAX_WARM_UP_S
         while session.published - tracker.highest > CAUGHT_UP and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        cpu, delivered = time.process_time(), tracker.delivered
+        cpu, delivered = cpu_seconds(session), tracker.delivered
         await asyncio.sleep(seconds)
-        return time.process_time() - cpu, tracker.delivered - delivered
+        return cpu_seconds(session) - cpu, tracker.delivered - delivered
     finally:
         await session.stop()
 
@@ -187,7 +197,7 @@ async def cpu_per_message(budget: Budget) -> None:
 async def p3(budget: Budget) -> None:
     from rtplay.tui.app import RtplayApp
 
-    config = SessionConfig(server=ServerConfig(rate=1000))
+    config = SessionConfig(server=ServerOptions(rate=1000))
     app = RtplayApp(config)
     frames: list[float] = []
     screen = app.main_screen
@@ -223,7 +233,7 @@ async def p3(budget: Budget) -> None:
 
 async def launch_rtplay() -> float:
     began = time.perf_counter()
-    session = Session(SessionConfig(server=ServerConfig(rate=100)))
+    session = Session(SessionConfig(server=ServerOptions(rate=100)))
     await session.start()
     try:
         while not all(reliable(c.report(0))["delivered"] > 0 for c in session.clients.values()):

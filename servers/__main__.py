@@ -18,6 +18,7 @@ import signal
 import stat
 import sys
 
+from rtplay.protocol import eventloop
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
 from servers.runner import Server, ServerConfig
@@ -101,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         check_all()
-        asyncio.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin))
-    except IncompatibleLibrary as exc:
+        eventloop.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin))
+    except (IncompatibleLibrary, ValueError) as exc:  # ValueError: an unknown RTPLAY_LOOP
         print(f"rtplay serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -17,11 +17,11 @@ from rtplay.protocol.health import (
     health_report,
     overload_warning,
 )
-from rtplay.session import Session, SessionConfig
+from rtplay.session import SessionConfig
 from servers.hub import Hub
 from servers.pubsub import Broadcaster, Publisher
 from servers.runner import Server
-from tests.conftest import fast_client_options, fast_server_config, wait_until
+from tests.conftest import LocalSession, fast_client_options, fast_server_config, wait_until
 
 # --- the pure meters -------------------------------------------------------------------------
 
@@ -105,21 +105,21 @@ async def test_publisher_slip_is_measured_when_the_loop_is_blocked() -> None:
 async def test_control_status_carries_the_servers_health(server: Server) -> None:
     server.monitor.meter.record(80.0, server.monitor.clock())  # as the probe records a stall
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.http_url}/control/status") as response:
+        async with http.get(f"{server.control_url}/status") as response:
             body = await response.json()
     health = SideHealth.from_json(body["health"])
     assert health.overloaded and health.loop_lag_ms["max"] == 80.0
 
 
 async def test_report_has_health_and_a_blocked_loop_counts_as_overloaded() -> None:
-    session = Session(SessionConfig(transports=["ws"], server=fast_server_config(), client_options=fast_client_options()))
+    # The local server shares the test's loop, so one block overloads both sides; the server's
+    # figures still reach the session only through its control API's publisher events.
+    session = LocalSession(SessionConfig(transports=["ws"], client_options=fast_client_options()))
     async with session:
-        session.set_rate(100)
+        await session.set_rate(100)
         await wait_until(lambda: session.monitor.meter.summary()["max"] is not None, what="a loop sample")
-        time.sleep(0.15)  # overload this (shared) loop for longer than the threshold
-        samples = len(session.monitor.meter._samples)
-        await wait_until(lambda: len(session.monitor.meter._samples) > samples, what="the next sample")
-        assert "client" in session.overloaded_sides() and "server" in session.overloaded_sides()
+        time.sleep(0.15)  # overload this loop for longer than the threshold
+        await wait_until(lambda: session.overloaded_sides() == ["server", "client"], what="both sides flagged")
         report = session.report()
     health = report["health"]
     assert set(health) >= {"server_loop_lag_ms", "client_loop_lag_ms", "publisher_slip_ms_max", "overloaded_s"}
@@ -133,10 +133,10 @@ async def test_report_has_health_and_a_blocked_loop_counts_as_overloaded() -> No
 
 @pytest.mark.parametrize("transport", ["sse", "ws", "wt", "rtc"])
 async def test_a_client_too_slow_for_the_rate_is_labelled_not_taken_for_a_crash(transport: str) -> None:
-    server = fast_server_config(queue_size=4)
-    session = Session(SessionConfig(transports=[transport], server=server, client_options=fast_client_options()))
+    config = SessionConfig(transports=[transport], client_options=fast_client_options())
+    session = LocalSession(config, fast_server_config(queue_size=4))
     async with session:
-        broadcaster = session.server.broadcaster
+        broadcaster = session.local.broadcaster
         await wait_until(lambda: broadcaster.subscriber_count >= 1, what="a live subscription")
         for _ in range(10):  # one synchronous burst: the sender cannot drain the queue meanwhile
             broadcaster.publish()
