@@ -139,11 +139,6 @@ class Broadcaster:
         return True
 
 
-#: Publisher-slip samples kept: only the maximum (kept apart) and recent overload are
-#: reported, and the publisher may wake a thousand times a second.
-SLIP_SAMPLES = 1024
-
-
 class Publisher:
     """Publishes at ``rate`` messages per second on a fixed schedule (0 = paused).
 
@@ -163,7 +158,7 @@ class Publisher:
     def __init__(self, broadcaster: Broadcaster, rate: float, slip: DelayMeter | None = None) -> None:
         self.broadcaster = broadcaster
         self._rate = rate
-        self.slip = slip or DelayMeter(capacity=SLIP_SAMPLES)
+        self.slip = slip or DelayMeter()
         """How late, in ms, each wake-up published its first due message."""
         self.wakeups = 0
         """Times the schedule woke up: about one per message at most, or it is spinning."""

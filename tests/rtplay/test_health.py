@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from rtplay.protocol.health import (
+    GROWTH,
     OVERLOAD_HOLD_S,
     OVERLOAD_MS,
     DelayMeter,
@@ -31,17 +32,22 @@ def test_delay_meter_percentiles_max_and_time_overloaded() -> None:
     assert meter.summary() == {"p50": None, "p99": None, "max": None}
     for i in range(100):
         meter.record(1.0 + (i >= 98) * 199, now=i * 0.05)  # two 200 ms stalls in 100 samples
-    assert meter.summary() == {"p50": 1.0, "p99": 200.0, "max": 200.0}
+    summary = meter.summary()
+    assert 1.0 <= summary["p50"] <= 1.0 * GROWTH + 0.01  # never understated, within a bucket (+ rounding)
+    assert (summary["p99"], summary["max"]) == (200.0, 200.0)
     assert meter.overloaded_s == pytest.approx(0.1)  # each stalled sample covers one interval
     assert meter.overloaded(99 * 0.05 + OVERLOAD_HOLD_S / 2)
     assert not meter.overloaded(99 * 0.05 + OVERLOAD_HOLD_S + 0.01)
 
 
-def test_delay_meter_clamps_early_wakeups_and_bounds_its_samples() -> None:
-    meter = DelayMeter(capacity=3)
-    for lag in (-0.4, 5, 6, 7):
-        meter.record(lag, now=0.0)
-    assert meter.summary() == {"p50": 6, "p99": 7, "max": 7}
+def test_delay_meter_clamps_early_wakeups_and_keeps_a_bounded_histogram() -> None:
+    meter = DelayMeter()
+    meter.record(-0.4, now=0.0)  # a probe that woke early is no lag, not a negative one
+    assert meter.summary() == {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    for i in range(100_000):  # an hour and a half at 20 Hz, lags from 0 to 100 s
+        meter.record(i, now=i * 0.05)
+    assert len(meter._counts) < 400
+    assert meter.percentile(0.5) == pytest.approx(50_000, rel=0.05)
 
 
 def test_overload_clock_counts_time_while_either_side_is_over() -> None:
