@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import os
@@ -11,10 +12,12 @@ import shlex
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from rtplay import faultspec
 from rtplay import scenario as scenario_module
 from rtplay.browser import BrowserUnavailable
+from rtplay.crowd_pool import MAX_CLIENTS
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol import eventloop
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
@@ -25,8 +28,12 @@ from rtplay.spawn import ServerProcess, SpawnError
 
 # The clients, the session and the TUI are imported only once the server process has been
 # launched, so that both processes load their libraries at the same time.
+from rtplay.retry_spec import PolicySpec, RetrySpecError, parse_assignment
 
 log = logging.getLogger(__name__)
+
+#: Transports whose client reconnects by a retry policy (poll polls on its fixed interval).
+RETRYING_TRANSPORTS = [t for t in TRANSPORTS if t != "poll"]
 
 
 def positive_float(text: str) -> float:
@@ -66,6 +73,37 @@ def add_attach_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def retry_flag(text: str) -> tuple[str, PolicySpec]:
+    try:
+        return parse_assignment(text, RETRYING_TRANSPORTS)
+    except RetrySpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def crowd_size(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= MAX_CLIENTS:
+        raise argparse.ArgumentTypeError(f"expected 0-{MAX_CLIENTS} clients per transport, got {text!r}")
+    return int(text)
+
+
+def add_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry", type=retry_flag, action="append", default=[], metavar="TRANSPORT=POLICY",
+        help="a transport's retry policy: fixed:SECONDS, immediate, eventsource, socketio, "
+        "exponential[:none|full|equal|decorrelated][,base=S,cap=S,factor=F] (repeatable)",
+    )
+    parser.add_argument(
+        "--clients", type=crowd_size, default=None, metavar="N",
+        help="also run N lightweight clients per transport (a crowd; figures aggregated)",
+    )
+
+
+def apply_retry(client_options: dict[str, dict[str, Any]], retry: list[tuple[str, PolicySpec]]) -> None:
+    """``--retry`` on top of a scenario's per-transport options."""
+    for transport, spec in retry:
+        client_options.setdefault(transport, {})["retry"] = spec
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenario", nargs="?", metavar="SCENARIO", help="a scenario file (.toml) or the name of a shipped one (--list)"
@@ -80,6 +118,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         "--fault", type=fault, action="append", default=[], metavar="SPEC",
         help="inject a fault, e.g. drop@3s, delay=300ms@5s-10s:sse, loss=20%%@2s-8s:wt (repeatable)",
     )
+    add_client_flags(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the crowd clients' jitter (default 0)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
@@ -134,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
     )
+    add_client_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
     run = sub.add_parser(
         "run",
@@ -161,6 +202,9 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     if args.duration is not None:
         scenario.duration = args.duration
     scenario.faults = scenario.faults + args.fault
+    apply_retry(scenario.client_options, args.retry)
+    if args.clients is not None:
+        scenario.crowd = args.clients
     for spec in scenario.faults:
         if spec.start >= scenario.duration:
             raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
@@ -171,10 +215,12 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
 
 
 def list_scenarios() -> int:
-    for name in builtin_names():
+    names = builtin_names()
+    width = max(map(len, names), default=0)
+    for name in names:
         scenario = load_scenario(name)
         summary = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
-        print(f"{name:10} {summary}.")
+        print(f"{name:{width}} {summary}.")
     return 0
 
 
@@ -192,6 +238,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
+    reports: dict[str, dict[str, Any]] = {}
+    for variant in scenario.variants or [None]:
+        if variant is not None:
+            print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
+            print(f"\nvariant {variant.name}")
+            apply_retry(scenario.client_options, list(variant.retry.items()))
+        report = run_once(args, scenario, server, config_url)
+        if isinstance(report, int):
+            return report
+        reports[variant.name if variant is not None else ""] = report
+    return check_reports(args, scenario, reports)
+
+
+def run_once(
+    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None
+) -> dict[str, Any] | int:
+    """One session (its own server unless attaching): the report, or an exit code."""
     launched = ServerProcess.launch(server) if config_url is None else None
     try:
         if (code := check_libraries()) != 0:
@@ -203,13 +266,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, launched=launched,
-            client_options=scenario.client_options,
+            client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
         )
-        options = HeadlessOptions(
-            duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
-        )
+        options = HeadlessOptions(duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser)
         try:
-            report = eventloop.run(run_headless(config, options, scenario.faults))
+            return eventloop.run(run_headless(config, options, scenario.faults))
         except BrowserUnavailable as exc:
             print(f"rtplay run --browser: {exc}", file=sys.stderr)
             return 2
@@ -219,11 +280,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if launched is not None:
             launched.stop_now()  # the session stopped it already; this covers a failure before
-    failures = scenario.check(report)
+
+
+def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[str, dict[str, Any]]) -> int:
+    """Write the JSON, check expectations (per variant) and comparisons; the exit code."""
+    failures: list[str] = []
+    for name, report in reports.items():
+        failures += [f"{name + ': ' if name else ''}{f}" for f in scenario.check(report)]
+    failures += [m for c in scenario.comparisons if (m := c.check(reports)) is not None]
+    if args.json is not None:
+        args.json.write_text(json.dumps(reports[""] if "" in reports else {"variants": reports}, indent=2) + "\n")
+        print(f"report written to {args.json}", file=sys.stderr)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
-    if scenario.expectations and not failures:
-        print(f"all {len(scenario.expectations)} expectations met", file=sys.stderr)
+    checks = len(scenario.expectations) * len(reports) + len(scenario.comparisons)
+    if checks and not failures:
+        print(f"all {checks} expectations met", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -300,8 +372,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
             config = SessionConfig(
                 transports=args.transports or list(TRANSPORTS), server=options, server_url=url,
-                server_stderr=server_log, launched=launched,
+                server_stderr=server_log, launched=launched, crowd=args.clients or 0,
             )
+            apply_retry(config.client_options, args.retry)
             code = run_tui(config, browser=args.browser)
         finally:
             if launched is not None:

@@ -156,8 +156,9 @@ class ControlClient:
             raise ControlError(f"{method} {path}: HTTP {response.status_code} {payload.get('error', '')}".strip())
         return payload if isinstance(payload, dict) else {}
 
-    async def status(self) -> dict[str, Any]:
-        return await self._call("GET", "/status")
+    async def status(self, load_s: float | None = None) -> dict[str, Any]:
+        """``GET /control/status``; ``load_s`` asks for that many seconds of the load series."""
+        return await self._call("GET", "/status" if load_s is None else f"/status?load_s={load_s:g}")
 
     async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         """Start a fault; :class:`FaultError` with the server's reason when it makes no sense."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rtplay.crowd import render_crowds
 from rtplay.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.faultspec import FaultSpec
 from rtplay.protocol.health import overload_warning
@@ -76,7 +77,7 @@ def render_table(report: dict[str, Any]) -> str:
         f"{name}: cut {e['cut_too_slow']}x by the server as too slow for the rate (the client, not a crash)"
         for name, e in report["transports"].items() if e.get("cut_too_slow")
     ]
-    return "\n".join([summary, *lines, *notes, *render_faults(report.get("faults", []))])
+    return "\n".join([summary, *lines, *notes, *render_faults(report.get("faults", [])), *render_crowds(report)])
 
 
 def render_faults(faults: list[dict[str, Any]]) -> list[str]:
@@ -100,6 +101,9 @@ def progress_line(session: Session) -> str:
     for name, client in session.clients.items():
         delivered = client.stats[client.channels[0]].tracker.delivered
         parts.append(f"{name} {delivered} ({client.state.value})")
+        if name in session.crowds:
+            states = session.crowds[name].stats.states()
+            parts.append(f"crowd {states['open']} open/{states['retrying']} retrying")
     return " | ".join(parts)
 
 
@@ -144,6 +148,7 @@ async def run_headless(
             if options.progress:
                 print(progress_line(session), file=options.err, flush=True)
         await session.settle(options.settle_s)
+        await session.finish_crowds()
         report = session.report()
         if browser is not None:
             await browser.settle(session.published, options.settle_s)

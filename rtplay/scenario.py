@@ -12,6 +12,8 @@
 
     [clients.longpoll]        # optional client knobs (see CLIENT_KNOBS)
     retry_delay = 1
+    [clients.ws]
+    retry = "exponential:full"    # a named retry policy (rtplay.retry_spec), any reconnecting client
 
     [expect.sse]              # per transport, or [expect.all] for every transport
     lost = 0                  # a bare value means ==
@@ -20,6 +22,19 @@
     state = "failed"
     "channels.datagram.lost" = "> 0"
     "recovery.time_to_detect_s" = "< 3"   # the last fault record of this transport
+    "crowd.peak_attempts_per_s" = "< 5000"  # with crowd = N
+
+    crowd = 1000              # N lightweight clients per transport besides the pane's own
+
+    [[variants]]              # run the whole scenario once per variant, each with its policies
+    name = "no-jitter"
+    retry = { ws = "exponential:none" }
+    [[variants]]
+    name = "full-jitter"
+    retry = { ws = "exponential:full" }
+
+    [compare]                 # across variants: "VARIANT OP FACTOR * VARIANT"
+    "ws.crowd.peak_attempts_per_s" = "full-jitter <= 0.2 * no-jitter"
 """
 
 from __future__ import annotations
@@ -37,13 +52,18 @@ from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import HTTP_KNOBS
 from rtplay.retry import ExponentialBackoff, FixedDelay
+from rtplay.retry_spec import RetrySpecError, parse_policy
+from rtplay.variants import Comparison, Variant, VariantError, parse_comparisons, parse_variants
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
 }
 _EXPECT = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
-TOP_KEYS = {"description", "duration", "rate", "transports", "faults", "server", "clients", "expect"}
+TOP_KEYS = {
+    "description", "duration", "rate", "transports", "faults", "server", "clients", "expect", "crowd", "variants",
+    "compare",
+}
 SERVER_KNOBS = HTTP_KNOBS
 
 
@@ -68,6 +88,7 @@ def _backoff(knobs: dict[str, float], **extra: str) -> dict[str, Any]:
 CLIENT_KNOBS: dict[str, tuple[set[str], Callable[[dict[str, float]], dict[str, Any]]]] = {
     "poll": ({"interval"}, lambda k: dict(k)),
     "longpoll": ({"retry_delay", "hold"}, _longpoll),
+    "sse": (set(), lambda k: dict(k)),
     "ws": ({"ping_interval", "ping_timeout", "backoff_initial", "backoff_max"}, _backoff),
     "wt": ({"ping_interval", "ping_timeout", "backoff_initial", "backoff_max"}, _backoff),
     "rtc": ({"ping_interval", "ping_timeout", "backoff_initial", "backoff_max"}, _backoff),
@@ -133,6 +154,10 @@ class Scenario:
     expectations: list[Expectation] = field(default_factory=list)
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
+    crowd: int = 0
+    """Lightweight clients per transport (``--clients``)."""
+    variants: list[Variant] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     def http_options(self) -> dict[str, float]:
         """The ``[server]`` knobs, as :attr:`ServerOptions.http <rtplay.protocol.options.ServerOptions.http>`."""
@@ -207,7 +232,17 @@ def parse_scenario(text: str, name: str) -> Scenario:
         expectations=_expectations(name, data.get("expect", {}), transports),
         client_options=_client_options(name, data.get("clients", {})),
         server=server,
+        crowd=int(_number(f"{name}: crowd", data.get("crowd", 0))),
+        **_variants(name, data, transports),
     )
+
+
+def _variants(name: str, data: dict[str, Any], transports: list[str]) -> dict[str, Any]:
+    try:
+        variants = parse_variants(name, data.get("variants", []), transports)
+        return {"variants": variants, "comparisons": parse_comparisons(name, data.get("compare", {}), [v.name for v in variants])}
+    except VariantError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def _client_options(name: str, table: Any) -> dict[str, dict[str, Any]]:
@@ -218,9 +253,18 @@ def _client_options(name: str, table: Any) -> dict[str, dict[str, Any]]:
         if transport not in CLIENT_KNOBS or not isinstance(knobs, dict):
             raise ScenarioError(f"{name}: [clients.{transport}]: no knobs for that transport")
         allowed, build = CLIENT_KNOBS[transport]
-        if set(knobs) - allowed:
+        policy = knobs.get("retry")
+        knobs = {k: v for k, v in knobs.items() if k != "retry"}
+        if transport != "poll":
+            allowed = allowed | {"retry"}
+        if set(knobs) - allowed or (policy is not None and "retry" not in allowed):
             raise ScenarioError(f"{name}: [clients.{transport}] keys must be among {', '.join(sorted(allowed))}")
         out[transport] = build({k: _number(f"{name}: clients.{transport}.{k}", v) for k, v in knobs.items()})
+        if policy is not None:
+            try:
+                out[transport]["retry"] = parse_policy(str(policy))
+            except RetrySpecError as exc:
+                raise ScenarioError(f"{name}: clients.{transport}.retry: {exc}") from None
     return out
 
 

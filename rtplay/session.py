@@ -26,6 +26,9 @@ from rtplay.protocol.faults import TRANSPORTS, Kind
 from rtplay.protocol.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
 from rtplay.spawn import ServerProcess
+from rtplay.clients.core import ReconnectingClient, run_guarded
+from rtplay.crowd_pool import FDS_PER_CLIENT, Crowd, raise_fd_limit
+from rtplay.retry_spec import PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,13 @@ DEFAULT_SETTLE_S = 5.0
 
 #: How long the session waits for the event stream's hello before giving up on a server.
 HELLO_TIMEOUT_S = 10.0
+
+#: Longest load series asked of the server (its ``/control/status?load_s=`` bound).
+LOAD_MAX_S = 3600.0
+
+#: How long a crowd may take to connect before publishing (and the fault timeline) starts:
+#: a thousand handshakes take about a second on loopback; a slow machine gets thirty.
+CROWD_READY_S = 30.0
 
 
 def available_transports() -> list[str]:
@@ -60,6 +70,10 @@ class SessionConfig:
     """Per-transport keyword arguments for the client (e.g. ``{"poll": {"interval": 0.5}}``)."""
     emit_messages: bool = False
     """Emit a :class:`MessageReceived` per envelope (tests, debugging); off for speed."""
+    crowd: int = 0
+    """Lightweight clients per transport besides the pane's own (``--clients N``; 0 = none)."""
+    crowd_seed: int = 0
+    """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.transports if t not in CLIENTS]
@@ -97,6 +111,11 @@ class Session:
         """The client side's event-loop lag (clients, session and UI share this loop)."""
         self.overload = OverloadClock()
         self.monitor.on_sample = self._on_health_sample
+        self.crowds: dict[str, Crowd] = {}
+        self.server_kb_per_connection: float | None = None
+        self.server_load: dict[str, Any] | None = None
+        """The server's accepts/s, concurrent connections and loop lag over the run (crowds)."""
+        self._load_before: dict[str, Any] = {}
 
     # --- events --------------------------------------------------------------------------
 
@@ -141,8 +160,12 @@ class Session:
             client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
             self.clients[name] = client
             self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
+        if self.config.crowd:
+            await self._start_crowds(endpoints)
         if self.process is not None:  # our own server starts paused, so every client sees seq 1
             await self.set_rate(self.config.server.rate)
+        if self.config.crowd:
+            await self._crowds_ready()
         self.started_at = self.clock()
         self.faults.start()
         self.monitor.start()
@@ -177,19 +200,53 @@ class Session:
                 self.faults.on_server_fault(*change)
         log.info("the server's event stream ended")
 
+    async def _start_crowds(self, endpoints: Endpoints) -> None:
+        """Start a crowd per transport (``--clients N``)."""
+        raise_fd_limit(self.config.crowd * len(self.config.transports) * FDS_PER_CLIENT + 1024)
+        self._load_before = (await self._api().status()).get("load", {})
+        for name in self.config.transports:
+            options = self.config.client_options.get(name, {})
+            policy = options.get("retry")
+            numbers = {k: v for k, v in options.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            # A named policy travels to the workers; a policy object (tests) cannot: the default then.
+            named = str(policy) if isinstance(policy, PolicySpec | str) else None
+            crowd = Crowd(name, self.config.crowd, named, self.config.crowd_seed, numbers)
+            self.crowds[name] = crowd
+            await crowd.start(endpoints)
+
+    async def _crowds_ready(self) -> None:
+        """Wait until every crowd client is open (or CROWD_READY_S), then note what the
+        crowd's connections cost the server: its RSS growth per connection."""
+        deadline = self.clock() + CROWD_READY_S
+        while not all(c.stats.states()["open"] >= c.clients for c in self.crowds.values()):
+            if self.clock() > deadline:
+                log.warning("crowds not all connected after %g s; starting anyway", CROWD_READY_S)
+                break
+            await asyncio.sleep(0.05)
+        after = (await self._api().status()).get("load", {})
+        grown = after.get("concurrent_now", 0) - self._load_before.get("concurrent_now", 0)
+        kb = after.get("rss_kb", 0) - self._load_before.get("rss_kb", 0)
+        self.server_kb_per_connection = kb / grown if grown > 0 else None
+
+    async def finish_crowds(self) -> None:
+        """Stop the crowds, collect their delivery figures and the server's load series
+        over the run (before :meth:`report`)."""
+        for crowd in self.crowds.values():
+            if crowd.final is None:
+                await crowd.stop(self.published)
+        if self.crowds and self.control is not None and self.server_load is None:
+            seconds = min(LOAD_MAX_S, self.clock() - (self.started_at or self.clock()) + 1)
+            with contextlib.suppress(ControlError):
+                self.server_load = (await self.control.status(load_s=seconds)).get("load")
+
     async def _run_client(self, client: Client) -> None:
-        try:
-            await client.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a client bug ends that client, never the session
-            log.exception("%s client crashed", client.name)
-            client._failed(f"client error: {type(exc).__name__}: {exc}")
+        await run_guarded(client)  # a client bug ends that client, never the session
 
     async def stop(self) -> None:
         """Stop every client, stop following the server, stop a spawned one; safe to call twice."""
         await self.monitor.stop()
         await self.faults.stop()
+        await self.finish_crowds()
         for task in self._tasks.values():
             task.cancel()
         for task in self._tasks.values():
@@ -251,6 +308,23 @@ class Session:
         self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
         return True
 
+    def set_policy(self, name: str, spec: PolicySpec) -> bool:
+        """``name``'s client decides its next waits by ``spec``; False when it has no policy (poll)."""
+        client = self.clients.get(name)
+        if not isinstance(client, ReconnectingClient):
+            return False
+        client.set_policy(spec)
+        self.config.client_options.setdefault(name, {})["retry"] = spec
+        return True
+
+    async def restart_crowd(self, name: str, policy: str) -> None:
+        """Replace ``name``'s crowd by a fresh one under ``policy`` (same size, seed, knobs)."""
+        old = self.crowds[name]
+        await old.stop(self.published)
+        crowd = Crowd(name, old.clients, policy, old.seed, old.options)
+        self.crowds[name] = crowd
+        await crowd.start(self.endpoints())
+
     async def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
         return await self._api().drop(transport)
@@ -262,7 +336,9 @@ class Session:
             self.publishing_stopped_at = self.clock()
         deadline = self.clock() + timeout
         while self.clock() < deadline:
-            if all(self.caught_up(c) for c in self.clients.values()):
+            if all(self.caught_up(c) for c in self.clients.values()) and all(
+                c.cursor_min >= self.published for c in self.crowds.values()
+            ):
                 return True
             await asyncio.sleep(0.02)
         return False
@@ -308,10 +384,19 @@ class Session:
     def report(self) -> dict[str, Any]:
         """The JSON report (field names are a contract other tools read)."""
         published = self.published
-        return {
+        transports = {name: c.report(published) for name, c in self.clients.items()}
+        for name, crowd in self.crowds.items():
+            transports[name]["crowd"] = crowd.report(since=self.started_at)
+        report = {
             "published": published,
             "duration_s": round(self.duration(), 3),
-            "transports": {name: c.report(published) for name, c in self.clients.items()},
+            "transports": transports,
             "faults": self.faults.report(),
             "health": self.health(),
         }
+        if self.crowds:
+            kb = self.server_kb_per_connection
+            report["server_load"] = dict(self.server_load or {}) | {
+                "rss_kb_per_connection": None if kb is None else round(kb, 1)
+            }
+        return report

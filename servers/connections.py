@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from servers.load import LoadMeter
 
 log = logging.getLogger(__name__)
 
@@ -15,17 +18,22 @@ Abort = Callable[[], None]
 class ConnectionRegistry:
     """Maps transport name → the abort callbacks of its live connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._live: dict[str, set[Abort]] = defaultdict(set)
+        self.clock = clock
+        self.load = LoadMeter()
+        """Accepts per second, concurrent connections and loop lag (what a crowd does)."""
 
     @contextmanager
     def track(self, transport: str, abort: Abort) -> Iterator[None]:
         """Register a connection for the duration of the ``with`` block."""
         self._live[transport].add(abort)
+        self.load.accepted(self.clock())
         try:
             yield
         finally:
             self._live[transport].discard(abort)
+            self.load.closed(self.clock())
 
     def count(self, transport: str) -> int:
         return len(self._live.get(transport, ()))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,20 @@ async def describe(request: web.Request) -> web.Response:
     return web.json_response(control_api.describe())
 
 
+#: How much of the load series ``/control/status`` returns by default (``?load_s=`` asks for
+#: more, up to LOAD_MAX_S): 10 s is 100 bins per series, small enough to poll.
+LOAD_DEFAULT_S = 10.0
+LOAD_MAX_S = 3600.0
+
+
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVER].status())
+    try:
+        load_s = float(request.query.get("load_s", LOAD_DEFAULT_S))
+    except ValueError:
+        load_s = math.nan
+    if not 0 <= load_s <= LOAD_MAX_S:
+        return bad_request(f"load_s must be 0-{LOAD_MAX_S:g} seconds")
+    return web.json_response(request.app[SERVER].status(load_s))
 
 
 async def list_faults(request: web.Request) -> web.Response:

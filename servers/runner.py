@@ -26,6 +26,7 @@ from servers.control import ControlListener
 from servers.events import PUBLISHER_EVERY_S, EventBus
 from servers.faults import FaultState
 from servers.http import HttpConfig, ServerContext, build_app
+from servers.load import probe_loop_lag, resident_kb
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic import QuicListener
@@ -160,9 +161,13 @@ class Server:
             self.publisher.start()
         self._ticker = asyncio.create_task(self._tick(), name="rtplay-server-ticker")
         self.monitor.start()
+        probe = asyncio.create_task(probe_loop_lag(self.ctx.registry.load, self.ctx.clock), name="rtplay-lag-probe")
+        self._background.add(probe)
+        probe.add_done_callback(self._background.discard)
 
-    def status(self) -> dict[str, Any]:
-        """What ``GET /control/status`` says: figures, faults and where to connect."""
+    def status(self, load_s: float = 10.0) -> dict[str, Any]:
+        """What ``GET /control/status`` says: figures, faults, where to connect, and the
+        load series (accepts/s, concurrent connections, loop lag) of the last ``load_s`` s."""
         now = self.ctx.clock()
         host = self.config.host
         return {
@@ -171,6 +176,7 @@ class Server:
             "connections": {t: self.ctx.registry.count(t) for t in TRANSPORTS},
             "faults": [f.to_json(now) for f in self.faults.active(now)],
             "listening": self.http_running,
+            "load": self.ctx.registry.load.series(since=now - load_s) | {"rss_kb": round(resident_kb())},
             "endpoints": {
                 "http_url": self.http_url,
                 "quic_host": "127.0.0.1" if host in ("", "0.0.0.0", "::") else host,

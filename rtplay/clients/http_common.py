@@ -8,8 +8,9 @@ import aiohttp
 import httpx
 
 from rtplay.clients.base import Client, OfflineError
+from rtplay.clients.core import reset_signal
 from rtplay.errors import describe_os_error
-from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is
 #: refused; a longer wait would only hide an outage.
@@ -97,7 +98,7 @@ def apply_batch(client: Client, body: bytes, received_ms: float) -> int:
     payload = decode_json(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
         raise ProtocolError('expected {"messages": [...], "last": N}')
-    first = reset_first(payload.get(RESET))
+    first = reset_signal(payload)  # strict: a malformed reset ends the request, never ignored
     if first is not None:
         client.on_reset(first)
     for raw in payload["messages"]:

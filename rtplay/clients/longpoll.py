@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Emit
+from rtplay.clients.core import ReconnectingClient
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
@@ -15,7 +19,6 @@ from rtplay.clients.http_common import (
     header_bytes,
     make_aiohttp_session,
 )
-from rtplay.retry import Backoff, FixedDelay
 
 #: How long the server may hold one request before answering 204.
 DEFAULT_HOLD_S = 25.0
@@ -26,40 +29,35 @@ DEFAULT_HOLD_S = 25.0
 #: hub (rate 0) would leave the pane "connecting" for the whole hold.
 HELD_OPEN_S = 1.0
 
-#: The classic long-poll client (e.g. CometD's and jQuery-era loops) waits a fixed 10 s
-#: after a failed request before trying again.
-DEFAULT_ERROR_DELAY_S = 10.0
 
-
-class LongPollClient(Client):
+class LongPollClient(ReconnectingClient):
     """Re-polls ``/longpoll?since=N`` immediately after every answer; waits after errors."""
 
     name = "longpoll"
+    #: The classic long-poll client (e.g. CometD's and jQuery-era loops) waits a fixed 10 s
+    #: after a failed request before trying again.
+    default_policy = "fixed:10"
+    errors = HTTP_ERRORS
 
-    def __init__(
-        self,
-        base_url: str,
-        emit: Emit | None = None,
-        *,
-        hold: float = DEFAULT_HOLD_S,
-        retry: Backoff | None = None,
-        **kw: bool,
-    ) -> None:
+    def __init__(self, base_url: str, emit: Emit | None = None, *, hold: float = DEFAULT_HOLD_S, **kw: Any) -> None:
         super().__init__(base_url, emit, **kw)
         self.hold = hold
-        self.retry = retry or FixedDelay(DEFAULT_ERROR_DELAY_S)
+        self._http: aiohttp.ClientSession | None = None
 
-    async def run(self) -> None:
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
         # The read timeout leaves the server time to answer 204 itself.
-        async with make_aiohttp_session(read_timeout=self.hold + 5.0) as http:
-            self._connecting()
-            while True:
-                try:
-                    await self.poll_once(http)
-                except HTTP_ERRORS as exc:
-                    self._disconnected(describe_error(exc))
-                    await self._wait_retry(self.retry.next_delay(), self.retry.describe())
-                    self._connecting()
+        async with make_aiohttp_session(read_timeout=self.hold + 5.0) as self._http:
+            yield
+
+    def explain(self, exc: BaseException) -> tuple[str, float | None]:
+        return describe_error(exc), None
+
+    async def attempt(self) -> str:
+        """Held requests, one after another, until one fails (which raises)."""
+        assert self._http is not None, "run() opens the HTTP session"
+        while True:
+            await self.poll_once(self._http)
 
     async def poll_once(self, http: aiohttp.ClientSession) -> None:
         """One held request; returns on 200 or 204, raises on anything else."""
@@ -83,5 +81,4 @@ class LongPollClient(Client):
     def _held_open(self) -> None:
         """The server accepted the request (it answered, or has held it): the client is open."""
         if not self.conn.connected:
-            self.retry.reset()
             self._connected(f"since={self.cursor}")

@@ -15,7 +15,8 @@ import asyncio
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,8 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Emit
+from rtplay.clients.core import HeartbeatTimeout, LiveChannel, ReconnectingClient, wait_ended
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
@@ -37,22 +39,9 @@ from rtplay.clients.http_common import (
 )
 from rtplay.protocol.compat.aioice import gather_on
 from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
-from rtplay.protocol.envelope import (
-    RESET,
-    ProtocolError,
-    Received,
-    decode_json,
-    parse_envelope,
-    reset_first,
-)
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
-from rtplay.retry import (
-    DEFAULT_PING_INTERVAL_S,
-    DEFAULT_PING_TIMEOUT_S,
-    Backoff,
-    ExponentialBackoff,
-    Heartbeat,
-)
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +63,9 @@ CLOSE_TIMEOUT_S = 2.0
 #: and, like TCP/IP under a WebSocket, not counted.
 CHUNK_HEADER_BYTES = 16
 
-#: Unreliable envelopes held until ``{"live": L}`` arrives on ``reliable`` (the two
-#: channels are independent SCTP streams, so the marker may come second). Beyond this many
-#: they are accounted at once; at 2000 msg/s this is half a second of traffic.
-MAX_EARLY_UNRELIABLE = 1024
-
 
 class ConnectionEnded(Exception):
     """The peer connection or one of its channels ended; the message says how."""
-
-
-class HeartbeatTimeout(Exception):
-    pass
 
 
 def ice_host_of(http_url: str) -> str:
@@ -101,19 +81,17 @@ def ice_host_of(http_url: str) -> str:
 
 
 class _Link:
-    """One attempt's peer connection: its channels, how it ended, its heartbeat."""
+    """One attempt's peer connection: its channels, how it ended, where ``unreliable`` starts."""
 
-    def __init__(self, pc: RTCPeerConnection, heartbeat: Heartbeat) -> None:
+    def __init__(self, pc: RTCPeerConnection, unreliable: LiveChannel) -> None:
         self.pc = pc
-        self.heartbeat = heartbeat
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.open = asyncio.Event()
         self.reliable = pc.createDataChannel(RELIABLE)
         # RFC 8831 §6.1: a partially reliable, unordered channel: no retransmission at all.
         self.unreliable = pc.createDataChannel(UNRELIABLE, ordered=False, maxRetransmits=0)
-        self.live_from: int | None = None
-        """First seq ``unreliable`` carries on this connection, once the server said."""
-        self.early: list[tuple[Received, float]] = []
+        self.live = unreliable
+        """Where ``unreliable`` starts on this connection (the server's ``{"live": L}``)."""
 
     def end(self, reason: str) -> None:
         if not self.ended.done():
@@ -124,25 +102,25 @@ class _Link:
             self.open.set()
 
 
-class RTCClient(Client):
+class RTCClient(ReconnectingClient):
     """Receives envelopes on two WebRTC data channels; re-signals with backoff."""
 
     name = "rtc"
     channels = (RELIABLE, UNRELIABLE)
+    errors = (*HTTP_ERRORS, ConnectionEnded, HeartbeatTimeout, TimeoutError)
 
     def __init__(
         self,
         http_url: str,
         emit: Emit | None = None,
         *,
-        retry: Backoff | None = None,
         ping_interval: float = DEFAULT_PING_INTERVAL_S,
         ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
         open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
-        **kw: bool,
+        **kw: Any,
     ) -> None:
         super().__init__(http_url, emit, **kw)
-        self.retry = retry or ExponentialBackoff()
+        self._http: httpx.AsyncClient | None = None
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
@@ -155,29 +133,28 @@ class RTCClient(Client):
         self.last_answer = ""
         """The SDPs of the last attempt, as sent and as received (for inspection)."""
 
-    async def run(self) -> None:
-        async with make_http_client(read_timeout=SIGNAL_TIMEOUT_S) as http:
-            while True:
-                self._connecting()
-                retry_after: float | None = None
-                try:
-                    await self._attempt(http)
-                except StatusError as exc:
-                    reason, retry_after = f"signaling refused: {describe_error(exc)}", exc.retry_after
-                except HTTP_ERRORS as exc:  # includes ProtocolError
-                    reason = f"signaling failed: {describe_error(exc)}"
-                except (ConnectionEnded, HeartbeatTimeout, TimeoutError) as exc:
-                    reason = str(exc) or type(exc).__name__
-                self._disconnected(reason)
-                delay, policy = self.retry.next_delay(), self.retry.describe()
-                if retry_after is not None and retry_after > delay:
-                    delay, policy = retry_after, "Retry-After"
-                await self._wait_retry(delay, policy)
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        async with make_http_client(read_timeout=SIGNAL_TIMEOUT_S) as self._http:
+            yield
+
+    def explain(self, exc: BaseException) -> tuple[str, float | None]:
+        if isinstance(exc, StatusError):
+            return f"signaling refused: {describe_error(exc)}", exc.retry_after
+        if isinstance(exc, HTTP_ERRORS):  # includes ProtocolError
+            return f"signaling failed: {describe_error(exc)}", None
+        return super().explain(exc)
+
+    async def attempt(self) -> str:
+        assert self._http is not None, "run() opens the HTTP client"
+        await self._attempt(self._http)
+        return "ended"  # never reached: an attempt always ends by raising
 
     async def _attempt(self, http: httpx.AsyncClient) -> None:
         """One peer connection, from offer to its end (always raises when it ends)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
-        link = _Link(pc, Heartbeat(self.ping_interval, self.ping_timeout, self.clock()))
+        unreliable = LiveChannel(self.stats[UNRELIABLE], lambda env, ms: self.on_envelope(env, ms, UNRELIABLE))
+        link = _Link(pc, unreliable)
         self._wire(link)
         offline: FaultyPath | None = None
         try:
@@ -200,7 +177,6 @@ class RTCClient(Client):
                 offline = FaultyPath(ice_transport_of(pc), self._offline_fate, self.clock)
             await self._wait_open(link)
             self.setup_ms = (self.clock() - started) * 1000
-            self.retry.reset()
             self._connected(f"since={since}, set-up {self.setup_ms:.0f} ms")
             await self._receive(link)
         finally:
@@ -232,7 +208,7 @@ class RTCClient(Client):
 
         def on_message(message: object) -> None:
             received_ms = self.wall_ms()
-            link.heartbeat.heard(self.clock())
+            self.heard()
             try:
                 if not isinstance(message, str | bytes):
                     raise ProtocolError(f"unexpected message type {type(message).__name__}")
@@ -276,21 +252,16 @@ class RTCClient(Client):
 
     async def _receive(self, link: _Link) -> None:
         """Ping on ``reliable`` until the heartbeat expires or the connection ends."""
-        heartbeat = link.heartbeat
-        heartbeat.heard(self.clock())  # set-up traffic counts as life
-        while True:
-            now = self.clock()
-            if heartbeat.expired(now):
-                raise HeartbeatTimeout(f"no pong within {self.ping_timeout:g}s: peer presumed dead")
-            if heartbeat.ping_due(now):
-                try:
-                    link.reliable.send(json.dumps({"ping": self.wall_ms()}))
-                except InvalidStateError:
-                    raise ConnectionEnded("the reliable channel closed") from None
-                heartbeat.ping_sent(now)
-            await asyncio.wait({link.ended}, timeout=heartbeat.next_deadline(now) - now)
-            if link.ended.done():
-                raise ConnectionEnded(link.ended.result())
+
+        async def ping() -> None:
+            try:
+                link.reliable.send(json.dumps({"ping": self.wall_ms()}))
+            except InvalidStateError:
+                raise ConnectionEnded("the reliable channel closed") from None
+
+        # Set-up traffic counted as life: the heartbeat starts when the channels are open.
+        await self.heartbeat_loop(ping, lambda s: wait_ended(link.ended, s), self.ping_interval, self.ping_timeout)
+        raise ConnectionEnded(link.ended.result())
 
     # --- accounting ------------------------------------------------------------------------
 
@@ -300,28 +271,16 @@ class RTCClient(Client):
             if isinstance(payload.get("pong"), int | float):
                 self.rtt_ms = received_ms - payload["pong"]
                 return
-            first = reset_first(payload.get(RESET))
-            if first is not None:
-                self.on_reset(first, RELIABLE)
+            if self.handle_reset(payload, RELIABLE):
                 return
-            if isinstance(payload.get("live"), int):
-                self._live_from(link, payload["live"])
+            if "live" in payload:
+                link.live.start(payload["live"])
                 return
             if isinstance(payload.get("closing"), str):  # the server says why it ends the peer
                 link.end(f"server closed the peer: {payload['closing'][:200]}")
                 return
         env = parse_envelope(payload)
-        if channel == UNRELIABLE and link.live_from is None and len(link.early) < MAX_EARLY_UNRELIABLE:
-            link.early.append((env, received_ms))
+        if channel == UNRELIABLE:
+            link.live.offer(env, received_ms)
             return
         self.on_envelope(env, received_ms, channel)
-
-    def _live_from(self, link: _Link, first: int) -> None:
-        """``unreliable`` carries seqs from ``first`` on: earlier ones were never sent on it
-        (published while this client was away), so they are not losses of the channel."""
-        link.live_from = first
-        tracker = self.stats[UNRELIABLE].tracker
-        tracker.skip_to(first - 1)
-        early, link.early = link.early, []
-        for env, received_ms in early:
-            self.on_envelope(env, received_ms, UNRELIABLE)

@@ -8,63 +8,58 @@ an open stream, so neither has this client: a stalled server goes unnoticed, as 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import httpx
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Emit
+from rtplay.clients.core import Fail, ReconnectingClient, parse_reset
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     describe_error,
     header_bytes,
     make_http_client,
 )
-from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
+from rtplay.protocol.envelope import RESET, decode_json, parse_envelope
 from rtplay.sse import EventStreamParser, MessageEvent, SSEProtocolError
 
-#: Reconnection time until the stream sends ``retry:``. The spec leaves it to the user agent;
-#: Chromium and Firefox both use about 3 s.
-DEFAULT_RECONNECTION_MS = 3000
 
-
-class Fail(Exception):
-    """The connection fails for good (WHATWG "fail the connection")."""
-
-
-class SSEClient(Client):
+class SSEClient(ReconnectingClient):
     """Reads ``/sse``; resumes with ``Last-Event-ID``."""
 
     name = "sse"
+    #: §9.2.3 "reestablish the connection": wait the reconnection time, then retry.
+    default_policy = "eventsource"
+    errors = (*HTTP_ERRORS, SSEProtocolError)
 
-    def __init__(self, base_url: str, emit: Emit | None = None, **kw: bool) -> None:
+    def __init__(self, base_url: str, emit: Emit | None = None, **kw: Any) -> None:
         super().__init__(base_url, emit, **kw)
         self.parser = EventStreamParser()
+        self._http: httpx.AsyncClient | None = None
 
-    async def run(self) -> None:
-        async with make_http_client(read_timeout=None) as http:
-            while True:
-                self._connecting()
-                try:
-                    reason = await self.stream_once(http)
-                except Fail as exc:
-                    self._failed(str(exc))
-                    return
-                except (*HTTP_ERRORS, SSEProtocolError) as exc:
-                    reason = describe_error(exc)
-                self._disconnected(reason)
-                await self.wait_reconnect()
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        async with make_http_client(read_timeout=None) as self._http:
+            yield
 
-    async def wait_reconnect(self) -> None:
-        """§9.2.3 "reestablish the connection": wait the reconnection time, then retry."""
+    def explain(self, exc: BaseException) -> tuple[str, float | None]:
+        return describe_error(exc), None
+
+    def server_hint(self) -> float | None:
+        """The reconnection time the stream set with ``retry:`` (seconds)."""
         ms = self.parser.reconnection_time_ms
-        policy = "retry: field" if ms is not None else "default reconnection time"
-        await self._wait_retry((ms if ms is not None else DEFAULT_RECONNECTION_MS) / 1000, policy)
+        return None if ms is None else ms / 1000
 
-    async def stream_once(self, http: httpx.AsyncClient) -> str:
+    async def attempt(self) -> str:
         """One connection: returns why it ended; raises Fail when it must not reconnect."""
+        assert self._http is not None, "run() opens the HTTP client"
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.parser.last_event_id:
             headers["Last-Event-ID"] = self.parser.last_event_id
         self.check_online()
-        async with http.stream("GET", f"{self.base_url}/sse", headers=headers) as response:
+        async with self._http.stream("GET", f"{self.base_url}/sse", headers=headers) as response:
             check_response(response)
             self.add_wire_bytes(header_bytes(response))
             detail = f"Last-Event-ID: {self.parser.last_event_id or '(none)'}"
@@ -82,10 +77,7 @@ class SSEClient(Client):
 
     def handle(self, event: MessageEvent, received_ms: float) -> None:
         if event.type == RESET:
-            first = reset_first(decode_json(event.data))
-            if first is None:
-                raise ProtocolError(f"bad reset event: {event.data[:60]!r}")
-            self.on_reset(first)
+            self.on_reset(parse_reset(decode_json(event.data)))
         elif event.type == "message":
             self.on_envelope(parse_envelope(decode_json(event.data)), received_ms)
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit
-from rtplay.errors import describe_error
+from rtplay.clients.base import OFFLINE_POLL_S, Emit
+from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
 from rtplay.protocol.compat.websockets import abort
-from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
-from rtplay.retry import (
-    DEFAULT_PING_INTERVAL_S,
-    DEFAULT_PING_TIMEOUT_S,
-    Backoff,
-    ExponentialBackoff,
-    Heartbeat,
-)
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 #: How long a closing handshake may take before the TCP connection is just dropped.
 CLOSE_TIMEOUT_S = 1.0
+
+#: Opening handshake (TCP + HTTP upgrade). Loopback answers in milliseconds; a crowd of a
+#: thousand reconnecting at once can queue for a second or two at the server.
+OPEN_TIMEOUT_S = 5.0
 
 #: Largest server→client frame accepted: an envelope is ~100 bytes.
 MAX_FRAME_BYTES = 64 * 1024
@@ -30,27 +29,22 @@ MAX_FRAME_BYTES = 64 * 1024
 FRAME_HEADER_BYTES = 4
 
 
-class HeartbeatTimeout(Exception):
-    pass
-
-
-class WebSocketClient(Client):
+class WebSocketClient(ReconnectingClient):
     """Reads envelopes from ``/ws?since=N``; measures round trips with ``{"ping"}``."""
 
     name = "ws"
+    errors = (*ATTEMPT_ERRORS, ConnectionClosed, InvalidHandshake)
 
     def __init__(
         self,
         base_url: str,
         emit: Emit | None = None,
         *,
-        retry: Backoff | None = None,
         ping_interval: float = DEFAULT_PING_INTERVAL_S,
         ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
-        **kw: bool,
+        **kw: Any,
     ) -> None:
         super().__init__(base_url, emit, **kw)
-        self.retry = retry or ExponentialBackoff()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.rtt_ms: float | None = None
@@ -60,68 +54,62 @@ class WebSocketClient(Client):
     def url(self) -> str:
         return "ws" + self.base_url.removeprefix("http") + f"/ws?since={self.cursor}"
 
-    async def run(self) -> None:
-        while True:
-            self._connecting()
+    def explain(self, exc: BaseException) -> tuple[str, float | None]:
+        if isinstance(exc, ConnectionClosed):
+            return closed_reason(exc), None
+        if isinstance(exc, InvalidStatus):
+            return f"handshake refused: HTTP {exc.response.status_code}", None
+        return super().explain(exc)
+
+    async def attempt(self) -> str:
+        self.check_online()
+        async with connect(
+            self.url, ping_interval=None, open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S,
+            max_size=MAX_FRAME_BYTES, proxy=None,
+        ) as ws:
+            self._connected(f"since={self.cursor}")
             try:
-                self.check_online()
-                async with connect(
-                    self.url, ping_interval=None, open_timeout=5, close_timeout=CLOSE_TIMEOUT_S,
-                    max_size=MAX_FRAME_BYTES, proxy=None,
-                ) as ws:
-                    self.retry.reset()
-                    self._connected(f"since={self.cursor}")
-                    try:
-                        await self.receive(ws)
-                    except (HeartbeatTimeout, ProtocolError):
-                        # A dead peer will not answer a closing handshake: don't wait for one.
-                        abort(ws)
-                        raise
-            except ConnectionClosed as exc:
-                reason = closed_reason(exc)
-            except InvalidStatus as exc:
-                reason = f"handshake refused: HTTP {exc.response.status_code}"
-            except (InvalidHandshake, OSError, TimeoutError, ProtocolError, HeartbeatTimeout) as exc:
-                reason = describe_error(exc)
-            self._disconnected(reason)
-            await self._wait_retry(self.retry.next_delay(), self.retry.describe())
+                await self.receive(ws)
+            except (HeartbeatTimeout, ProtocolError):
+                # A dead peer will not answer a closing handshake: don't wait for one.
+                abort(ws)
+                raise
+        return "connection closed"
 
     async def receive(self, ws: ClientConnection) -> None:
-        heartbeat = Heartbeat(self.ping_interval, self.ping_timeout, self.clock())
-        while True:
-            now = self.clock()
-            if heartbeat.expired(now):
-                raise HeartbeatTimeout(f"no pong within {self.ping_timeout:g}s: peer presumed dead")
-            if self.is_offline():
-                # The network is down: pings go nowhere and nothing is read, but the
-                # heartbeat clock runs on, so a long enough outage is detected as dead.
-                if heartbeat.ping_due(now):
-                    heartbeat.ping_sent(now)
-                await asyncio.sleep(min(OFFLINE_POLL_S, heartbeat.next_deadline(now) - now))
-                continue
-            if heartbeat.ping_due(now):
+        """Frames until the connection ends (ConnectionClosed) or the heartbeat expires."""
+
+        async def ping() -> None:
+            # The network is down (offline fault): pings go nowhere, but the heartbeat
+            # clock runs on, so a long enough outage is detected as dead.
+            if not self.is_offline():
                 await ws.send(json.dumps({"ping": self.wall_ms()}))
-                heartbeat.ping_sent(now)
+
+        async def step(seconds: float) -> bool:
+            if self.is_offline():
+                await asyncio.sleep(min(OFFLINE_POLL_S, seconds))
+                return False
             try:
                 # Cancelling recv() is safe in websockets: no frame is lost. asyncio.timeout
                 # (unlike wait_for) spawns no task per frame, which matters at 1000+ msg/s.
-                async with asyncio.timeout(heartbeat.next_deadline(now) - now):
+                async with asyncio.timeout(seconds):
                     frame = await ws.recv()
             except TimeoutError:
-                continue
+                return False
             received_ms = self.wall_ms()
-            heartbeat.heard(self.clock())
+            self.heard()
             self.add_wire_bytes(len(frame) + FRAME_HEADER_BYTES)
             self.handle(decode_json(frame), received_ms)
+            return False
+
+        await self.heartbeat_loop(ping, step, self.ping_interval, self.ping_timeout)
 
     def handle(self, payload: object, received_ms: float) -> None:
         if isinstance(payload, dict):
             if "pong" in payload and isinstance(payload["pong"], int | float):
                 self.rtt_ms = received_ms - payload["pong"]
                 return
-            first = reset_first(payload.get(RESET))
-            if first is not None:
-                self.on_reset(first)
+            if self.handle_reset(payload):
                 return
         self.on_envelope(parse_envelope(payload), received_ms)
 

@@ -26,29 +26,16 @@ from typing import Any
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Emit
+from rtplay.clients.core import ATTEMPT_ERRORS, LiveChannel, ReconnectingClient, wait_ended
 from rtplay.clients.wt_conn import (
     SessionEnded,
     WebTransportProtocol,
     client_configuration,
     open_connection,
 )
-from rtplay.errors import describe_error
-from rtplay.protocol.envelope import (
-    RESET,
-    ProtocolError,
-    Received,
-    decode_json,
-    parse_envelope,
-    reset_first,
-)
-from rtplay.retry import (
-    DEFAULT_PING_INTERVAL_S,
-    DEFAULT_PING_TIMEOUT_S,
-    Backoff,
-    ExponentialBackoff,
-    Heartbeat,
-)
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
+from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 STREAM = "stream"
 DATAGRAM = "datagram"
@@ -67,15 +54,6 @@ MAX_LINE_BYTES = 64 * 1024
 #: Framing a datagram adds to its payload: DATAGRAM frame type and length varints and the
 #: quarter stream id (RFC 9297 §2.1). Packet headers are shared between frames, not counted.
 DATAGRAM_OVERHEAD_BYTES = 4
-
-#: Datagrams held until the stream's ``{"live": L}`` line arrives (a datagram may overtake
-#: the stream). Beyond this many they are accounted at once; at 2000 msg/s this is half a
-#: second of traffic (the same bound as the WebRTC client's unreliable channel).
-MAX_EARLY_DATAGRAMS = 1024
-
-
-class HeartbeatTimeout(Exception):
-    pass
 
 
 # --- pure pieces ---------------------------------------------------------------------------
@@ -104,11 +82,12 @@ class LineBuffer:
 # --- the client ----------------------------------------------------------------------------
 
 
-class WebTransportClient(Client):
+class WebTransportClient(ReconnectingClient):
     """Reads envelopes from ``CONNECT /wt?since=N`` on a stream and as datagrams."""
 
     name = "wt"
     channels = (STREAM, DATAGRAM)
+    errors = (*ATTEMPT_ERRORS, SessionEnded, ConnectionError)
 
     def __init__(
         self,
@@ -117,12 +96,11 @@ class WebTransportClient(Client):
         cert_der: bytes,
         emit: Emit | None = None,
         *,
-        retry: Backoff | None = None,
         ping_interval: float = DEFAULT_PING_INTERVAL_S,
         ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
-        **kw: bool,
+        **kw: Any,
     ) -> None:
         self.host = host
         self.port = port
@@ -132,18 +110,17 @@ class WebTransportClient(Client):
         self.idle_timeout = idle_timeout
         self.configuration: QuicConfiguration | None = None
         """Built from ``cert_der`` when :meth:`run` starts."""
-        self.retry = retry or ExponentialBackoff()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
         self.rtt_ms: float | None = None
         """The last measured round-trip time on the ping stream."""
-        self._heartbeat: Heartbeat | None = None
         self._lines = LineBuffer()
         self._pongs = LineBuffer()
-        self._live_from: int | None = None
-        """This session's first datagram seq, once the stream said (``{"live": L}``)."""
-        self._early: list[tuple[Received, float]] = []
+        self._datagrams = self._live_channel()
+
+    def _live_channel(self) -> LiveChannel:
+        return LiveChannel(self.stats[DATAGRAM], lambda env, ms: self.on_envelope(env, ms, DATAGRAM))
 
     @property
     def cursor(self) -> int:
@@ -160,21 +137,13 @@ class WebTransportClient(Client):
         except ValueError as exc:  # like a browser given a bad serverCertificateHashes entry
             self._failed(f"no usable server certificate to trust: {exc}")
             return
-        while True:
-            self._connecting()
-            try:
-                reason = await self.session_once()
-            except (ProtocolError, SessionEnded, HeartbeatTimeout, ConnectionError, OSError) as exc:
-                reason = describe_error(exc)
-            self._heartbeat = None
-            self._disconnected(reason)
-            await self._wait_retry(self.retry.next_delay(), self.retry.describe())
+        await super().run()
 
-    async def session_once(self) -> str:
+    async def attempt(self) -> str:
         """One connection and session: returns (or raises) why it ended."""
         assert self.configuration is not None, "run() builds the configuration"
         self._lines, self._pongs = LineBuffer(), LineBuffer()  # no partial line crosses sessions
-        self._live_from, self._early = None, []
+        self._datagrams = self._live_channel()
         since, path = self.cursor, self.path
         self.check_online()
         connection = open_connection(
@@ -189,29 +158,22 @@ class WebTransportClient(Client):
                 raise SessionEnded(f"no session within {self.connect_timeout:g}s") from None
             if status != 200:
                 return f"HTTP {status}"
-            self.retry.reset()
             self._connected(f"since={since}")
             return await self.keep_alive(conn)
 
     async def keep_alive(self, conn: WebTransportProtocol) -> str:
         """Ping on schedule until the session ends or a ping goes unanswered."""
-        heartbeat = self._heartbeat = Heartbeat(self.ping_interval, self.ping_timeout, self.clock())
-        while not conn.ended.is_set():
-            now = self.clock()
-            if heartbeat.expired(now):
-                raise HeartbeatTimeout(f"no pong within {self.ping_timeout:g}s: server presumed dead")
-            if heartbeat.ping_due(now):
-                conn.send_ping(json.dumps({"ping": self.wall_ms()}).encode() + b"\n")
-                heartbeat.ping_sent(now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.ended.wait(), heartbeat.next_deadline(now) - now)
+
+        async def ping() -> None:
+            conn.send_ping(json.dumps({"ping": self.wall_ms()}).encode() + b"\n")
+
+        await self.heartbeat_loop(ping, lambda s: wait_ended(conn.ended, s), self.ping_interval, self.ping_timeout)
         return conn.end_reason
 
     # --- SessionSink: called by the connection as data arrives ----------------------------
 
     def _heard(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.heard(self.clock())
+        self.heard()
 
     def on_stream_data(self, data: bytes, ended: bool) -> None:
         received_ms = self.wall_ms()
@@ -221,38 +183,22 @@ class WebTransportClient(Client):
             self.handle_line(decode_json(line), received_ms)
 
     def handle_line(self, payload: object, received_ms: float) -> None:
-        if isinstance(payload, dict) and RESET in payload:
-            first = reset_first(payload[RESET])
-            if first is None:
-                raise ProtocolError(f"bad reset: {str(payload)[:60]!r}")
-            self.on_reset(first, STREAM)
+        if self.handle_reset(payload, STREAM):
             return
         if isinstance(payload, dict) and "live" in payload:
-            if not isinstance(payload["live"], int) or isinstance(payload["live"], bool):
-                raise ProtocolError(f"bad live marker: {str(payload)[:60]!r}")
-            self.datagrams_live_from(payload["live"])
+            self._datagrams.start(payload["live"])
             return
         self.on_envelope(parse_envelope(payload), received_ms, STREAM)
 
     def datagrams_live_from(self, first: int) -> None:
-        """Datagrams carry seqs from ``first`` on in this session: earlier ones were published
-        while this client was away and never sent as datagrams, so they are not its losses."""
-        self._live_from = first
-        tracker = self.stats[DATAGRAM].tracker
-        tracker.highest = max(tracker.highest, first - 1)
-        early, self._early = self._early, []
-        for env, received_ms in early:
-            self.on_envelope(env, received_ms, DATAGRAM)
+        """Datagrams carry seqs from ``first`` on in this session (see :class:`LiveChannel`)."""
+        self._datagrams.start(first)
 
     def on_datagram(self, data: bytes) -> None:
         received_ms = self.wall_ms()
         self._heard()
         self.add_wire_bytes(len(data) + DATAGRAM_OVERHEAD_BYTES, DATAGRAM)
-        env = parse_envelope(decode_json(data))
-        if self._live_from is None and len(self._early) < MAX_EARLY_DATAGRAMS:
-            self._early.append((env, received_ms))  # overtook the stream's {"live"} line
-            return
-        self.on_envelope(env, received_ms, DATAGRAM)
+        self._datagrams.offer(parse_envelope(decode_json(data)), received_ms)
 
     def on_ping_stream_data(self, data: bytes, ended: bool) -> None:
         received_ms = self.wall_ms()

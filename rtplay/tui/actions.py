@@ -89,6 +89,14 @@ ACTIONS: tuple[Action, ...] = (
         "Restart failed client",
     ),
     Action(
+        "b", "policy", "policy", "the selected client's next retry policy (exponential, jitter, fixed…)", "Faults",
+        False, None, "Next retry policy",
+    ),
+    Action(
+        "w", "crowd", "crowd", "the crowd view (--clients N): connections/s, states, the wave", "Views", False, None,
+        "Crowd view",
+    ),
+    Action(
         "f", "faults", "faults", "active faults with time left; clear one", "Faults", True, None,
         "Fault list: active faults, clear one",
     ),

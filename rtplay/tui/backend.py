@@ -19,6 +19,7 @@ from rtplay.session import Session
 from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of
+from rtplay.tui.policy import cycle_policies, with_policy
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class Backend(Protocol):
 
     def restart(self, transports: list[str]) -> list[str]:
         """Start failed clients among ``transports`` again; return those restarted."""
+        ...
+
+    def cycle_policy(self, transports: list[str]) -> list[str]:
+        """Switch each transport's client to the next retry policy; what changed, in words."""
         ...
 
     async def set_rate(self, rate: float) -> None:
@@ -184,6 +189,7 @@ class SessionBackend:
         elif client.state is State.RETRYING and self.logs[name].last_reason:
             detail = f"{self.logs[name].last_reason} · {detail}"
         status, detail = status_of(client.state, detail, client.retry_at, now, client.attempts)
+        detail = with_policy(client, detail)
         published = self.session.published
         channels = tuple(
             self._channel(name, channel, client.stats[channel], history.channels.get(channel), published, now)
@@ -242,6 +248,9 @@ class SessionBackend:
 
     async def set_rate(self, rate: float) -> None:
         await self.session.set_rate(rate)
+
+    def cycle_policy(self, transports: list[str]) -> list[str]:
+        return cycle_policies(self.session, transports)
 
 
 def acts_on(kind: Kind, transport: str) -> bool:
@@ -309,6 +318,10 @@ class StaticBackend:
     async def set_rate(self, rate: float) -> None:
         self.commands.append(("rate", rate))
         self._rate = rate
+
+    def cycle_policy(self, transports: list[str]) -> list[str]:
+        self.commands.append(("policy", transports))
+        return []
 
     async def start(self) -> None:
         """Nothing to start."""

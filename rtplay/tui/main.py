@@ -28,6 +28,7 @@ from rtplay.tui.backend import Backend
 from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, Notice, StatusBar, StatusData
 from rtplay.tui.faultlist import FaultListScreen
 from rtplay.tui.compare import CompareScreen
+from rtplay.tui.crowd import CrowdScreen
 from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
 from rtplay.tui.model import Dashboard, format_rate
 from rtplay.tui.panes import TransportPane
@@ -256,6 +257,20 @@ class MainScreen(Screen[None]):
         text = f"restarted {', '.join(restarted)}" if restarted else "nothing to restart: no failed client selected"
         self.say(text)
         self.show_frame()
+
+    def action_policy(self) -> None:
+        """The selected client(s) decide their next waits by the next retry policy."""
+        names = self.backend.transports if self.selected == ALL else [self.selected]
+        said = self.backend.cycle_policy(names)
+        self.notify("; ".join(said) or "no retry policy here (poll polls on its interval)", timeout=3, markup=False)
+        self.show_frame()
+
+    def action_crowd(self) -> None:
+        session = getattr(self.backend, "session", None)
+        if session is None or not session.crowds:
+            self.notify("no crowd: start the playground with --clients N", severity="warning", timeout=3, markup=False)
+            return
+        self.app.push_screen(CrowdScreen(session))
 
     async def action_rate(self, step: int) -> None:
         """Publish faster (``step`` 1) or slower (-1) through 1/10/100/1000 msg/s; the ends stay."""

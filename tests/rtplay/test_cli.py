@@ -21,6 +21,11 @@ from rtplay.cli import main
         (["run", "--duration", "inf"], "must be a number > 0"),
         (["run", "--transports", "poll,carrier-pigeon"], "unknown transport carrier-pigeon"),
         (["serve", "--http-port", "70000"], "expected a port 0-65535"),
+        (["run", "--retry", "ws"], "expected TRANSPORT=POLICY (e.g. ws=exponential:full)"),
+        (["run", "--retry", "ws=exponential:often"], "jitter must be one of none, full, equal, decorrelated"),
+        (["run", "--retry", "poll=immediate"], "unknown transport 'poll'"),
+        (["run", "--clients", "many"], "expected 0-10000 clients per transport"),
+        (["--retry", "fax=immediate"], "unknown transport 'fax'"),
     ],
 )
 def test_bad_flags_exit_2_with_a_clear_message(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,110 @@
+"""Crowd figures per retry policy: what N clients reconnecting after one outage do.
+
+    unshare -n -- bash -c 'ip link set lo up && ulimit -n 20000 && \\
+        python benchmarks/crowd.py --transport ws --clients 1000 exponential:none exponential:full'
+
+    python benchmarks/crowd.py --steady --clients 1000 ws sse longpoll   # clients per core, memory
+
+Runs a scenario like ``rtplay run --clients N --fault outage=5s@3s --retry T=POLICY`` (with
+the thundering-herd scenario's keep-alive settings) once per policy (each in
+its own process, one after the other) and prints a Markdown table of the report's ``crowd``
+entry plus the server's peak accepts/s and loop lag. Run it inside ``unshare -n`` with a
+raised ``ulimit -n``; on a shared machine the figures move with the load (say so with them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HEADER = (
+    "| policy | peak attempts/s | peak connects/s | all back (s) | attempts | delay p50/p99 (ms) "
+    "| lost | server accepts/s peak | loop lag max (ms) |"
+)
+
+
+STEADY_HEADER = (
+    "| transport | clients | msg/s each | worker CPU (% of a core) | clients per core | "
+    "worker KB per client | server KB per connection | server loop lag max (ms) |"
+)
+
+
+#: Keep-alive as in the thundering-herd scenario: a thousand sockets pinging every 2 s (the
+#: playground's setting) would measure the heartbeat, not the retry policy.
+HEARTBEAT_KNOBS = {"ws": "ping_interval = 20\nping_timeout = 10\n", "wt": "ping_interval = 20\nping_timeout = 10\n"}
+
+
+def scenario_text(transport: str, clients: int, policy: str | None, duration: float, rate: float) -> str:
+    faults = '["outage=5s@3s"]' if policy is not None else "[]"
+    knobs = HEARTBEAT_KNOBS.get(transport, "") + (f'retry = "{policy}"\n' if policy is not None else "")
+    text = (
+        f'duration = {duration}\nrate = {rate}\ntransports = ["{transport}"]\nfaults = {faults}\n'
+        f"crowd = {clients}\n[server]\nws_heartbeat_s = 30\n"
+    )
+    return text + (f"[clients.{transport}]\n{knobs}" if knobs else "")
+
+
+def run(transport: str, clients: int, policy: str | None, duration: float, rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        scenario = Path(tmp) / "crowd.toml"
+        scenario.write_text(scenario_text(transport, clients, policy, duration, rate))
+        cmd = [sys.executable, "-m", "rtplay.cli", "run", str(scenario), "--quiet", "--json", str(out)]
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def row(policy: str, report: dict[str, Any], transport: str) -> str:
+    c = report["transports"][transport]["crowd"]
+    load = report["server_load"]
+    d = c["reconnect_delay_ms"]
+    back = "never" if c["time_to_all_reconnected_s"] is None else f"{c['time_to_all_reconnected_s']:.1f}"
+    return (
+        f"| `{policy}` | {c['peak_attempts_per_s']:.0f} | {c['peak_connects_per_s']:.0f} | {back} | "
+        f"{c['total_attempts']} | {d['p50']:.0f}/{d['p99']:.0f} | {c['lost_total']} | "
+        f"{load['peak_accepts_per_s']:.0f} | {load['max_loop_lag_ms']:.0f} |"
+    )
+
+
+def steady_row(transport: str, clients: int, rate: float, report: dict[str, Any]) -> str:
+    """Clients per core: the workers' CPU over the run (start-up included) against its length."""
+    c = report["transports"][transport]["crowd"]
+    load = report["server_load"]
+    share = c["worker_cpu_s"] / report["duration_s"]
+    per_core = clients / share if share else float("inf")
+    return (
+        f"| {transport} | {clients} | {rate:g} | {share * 100:.0f} | {per_core:.0f} | "
+        f"{c['worker_rss_kb_per_client']:.0f} | {load['rss_kb_per_connection']} | {load['max_loop_lag_ms']:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("policies", nargs="+", help="retry policies (with --steady: transports)")
+    parser.add_argument("--transport", default="ws")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=25.0)
+    parser.add_argument("--rate", type=float, default=2.0)
+    parser.add_argument("--steady", action="store_true", help="no fault: the positional args are transports")
+    args = parser.parse_args()
+    if args.steady:
+        print(STEADY_HEADER)
+        print("|" + "---|" * (STEADY_HEADER.count("|") - 1))
+        for transport in args.policies:
+            report = run(transport, args.clients, None, args.duration, args.rate)
+            print(steady_row(transport, args.clients, args.rate, report), flush=True)
+        return
+    print(f"{args.transport}, {args.clients} clients, outage 5 s at 3 s, {args.rate:g} msg/s, {args.duration:g} s")
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    for policy in args.policies:
+        print(row(policy, run(args.transport, args.clients, policy, args.duration, args.rate), args.transport), flush=True)
+
+
+if __name__ == "__main__":
+    main()
