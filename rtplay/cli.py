@@ -81,6 +81,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         help="inject a fault, e.g. drop@3s, delay=300ms@5s-10s:sse, loss=20%%@2s-8s:wt (repeatable)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
+    parser.add_argument(
+        "--log-messages", type=Path, metavar="FILE",
+        help="write one JSON line per arrival and per connection change to FILE (to audit any figure)",
+    )
+    parser.add_argument("--wide", action="store_true", help="print every column of the table")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     parser.add_argument(
@@ -203,10 +208,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, launched=launched,
-            client_options=scenario.client_options,
+            client_options=scenario.client_options, log_messages=args.log_messages,
         )
         options = HeadlessOptions(
-            duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser
+            duration=scenario.duration, json_path=args.json, progress=not args.quiet, browser=args.browser,
+            wide=args.wide,
         )
         try:
             report = eventloop.run(run_headless(config, options, scenario.faults))

@@ -28,7 +28,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Client, Emit, is_heartbeat
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
@@ -129,6 +129,7 @@ class RTCClient(Client):
 
     name = "rtc"
     channels = (RELIABLE, UNRELIABLE)
+    unreliable_channels = (UNRELIABLE,)
 
     def __init__(
         self,
@@ -237,8 +238,10 @@ class RTCClient(Client):
                 if not isinstance(message, str | bytes):
                     raise ProtocolError(f"unexpected message type {type(message).__name__}")
                 raw = message.encode() if isinstance(message, str) else message
-                self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
-                self.handle(link, decode_json(raw), received_ms, label)  # one envelope each
+                payload = decode_json(raw)  # one envelope each
+                if not is_heartbeat(payload):
+                    self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
+                self.handle(link, payload, received_ms, label)
             except ProtocolError as exc:
                 link.end(f"bad message on {label}: {exc}")
 
@@ -320,8 +323,7 @@ class RTCClient(Client):
         """``unreliable`` carries seqs from ``first`` on: earlier ones were never sent on it
         (published while this client was away), so they are not losses of the channel."""
         link.live_from = first
-        tracker = self.stats[UNRELIABLE].tracker
-        tracker.skip_to(first - 1)
+        self.on_live(first, UNRELIABLE)
         early, link.early = link.early, []
         for env, received_ms in early:
             self.on_envelope(env, received_ms, UNRELIABLE)

@@ -8,7 +8,7 @@ import json
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit
+from rtplay.clients.base import OFFLINE_POLL_S, Client, Emit, is_heartbeat
 from rtplay.errors import describe_error
 from rtplay.protocol.compat.websockets import abort
 from rtplay.protocol.envelope import RESET, ProtocolError, decode_json, parse_envelope, reset_first
@@ -111,8 +111,10 @@ class WebSocketClient(Client):
                 continue
             received_ms = self.wall_ms()
             heartbeat.heard(self.clock())
-            self.add_wire_bytes(len(frame) + FRAME_HEADER_BYTES)
-            self.handle(decode_json(frame), received_ms)
+            payload = decode_json(frame)
+            if not is_heartbeat(payload):
+                self.add_wire_bytes(len(frame) + FRAME_HEADER_BYTES)
+            self.handle(payload, received_ms)
 
     def handle(self, payload: object, received_ms: float) -> None:
         if isinstance(payload, dict):

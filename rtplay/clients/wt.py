@@ -109,6 +109,7 @@ class WebTransportClient(Client):
 
     name = "wt"
     channels = (STREAM, DATAGRAM)
+    unreliable_channels = (DATAGRAM,)
 
     def __init__(
         self,
@@ -238,8 +239,7 @@ class WebTransportClient(Client):
         """Datagrams carry seqs from ``first`` on in this session: earlier ones were published
         while this client was away and never sent as datagrams, so they are not its losses."""
         self._live_from = first
-        tracker = self.stats[DATAGRAM].tracker
-        tracker.highest = max(tracker.highest, first - 1)
+        self.on_live(first, DATAGRAM)
         early, self._early = self._early, []
         for env, received_ms in early:
             self.on_envelope(env, received_ms, DATAGRAM)
