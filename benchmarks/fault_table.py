@@ -21,7 +21,7 @@ from typing import Any
 from rtplay.faultspec import parse_fault
 from rtplay.headless import HeadlessOptions, run_headless
 from rtplay.session import SessionConfig, available_transports
-from servers.runner import ServerConfig
+from rtplay.protocol.options import ServerOptions
 
 #: (column label, spec): the fault from 3 s; timed ones 6 s long, outage/crash 5 s.
 FAULTS = (
@@ -72,7 +72,7 @@ def cell(entry: dict[str, Any], record: dict[str, Any] | None) -> str:
 
 
 async def run_one(spec: str, duration: float) -> dict[str, Any]:
-    config = SessionConfig(transports=available_transports(), server=ServerConfig(rate=RATE))
+    config = SessionConfig(transports=available_transports(), server=ServerOptions(rate=RATE))
     options = HeadlessOptions(duration=duration, progress=False, settle_s=SETTLE_S, out=io.StringIO())
     return await run_headless(config, options, [parse_fault(spec)])
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import sys
 
@@ -21,12 +22,12 @@ from rtplay.events import State
 from rtplay.faultspec import parse_fault
 from rtplay.headless import HeadlessOptions, render_table, run_headless
 from rtplay.metrics import ChannelStats, ConnectionStats, SeqTracker
-from rtplay.session import Session, SessionConfig
+from rtplay.session import SessionConfig
 from rtplay.tui.compare import table_rows
 from servers.cert import Certificate
 from rtplay.protocol.faults import Kind
 from servers.runner import Server, ServerConfig
-from tests.conftest import fast_client_options, fast_server_config, running, wait_until
+from tests.conftest import LocalSession, fast_client_options, fast_server_options, running, wait_until
 
 
 def retrying_longpoll(delivered: int) -> LongPollClient:
@@ -62,8 +63,7 @@ def test_1_an_unsettled_run_says_so_under_the_table() -> None:
 
 
 async def test_1_headless_report_carries_settled() -> None:
-    config = SessionConfig(transports=["sse"], server=fast_server_config(), client_options=fast_client_options())
-    config.server.rate = 20
+    config = SessionConfig(transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options())
     options = HeadlessOptions(duration=0.5, progress=False, settle_s=3.0, out=io.StringIO())
     report = await run_headless(config, options)
     assert report["settled"] is True
@@ -138,8 +138,7 @@ def test_6_downtime_stops_at_the_cutoff() -> None:
 
 
 async def test_6_headless_downtime_is_at_most_the_duration() -> None:
-    config = SessionConfig(transports=["sse"], server=fast_server_config(), client_options=fast_client_options())
-    config.server.rate = 20
+    config = SessionConfig(transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options())
     options = HeadlessOptions(duration=0.6, progress=False, settle_s=1.0, out=io.StringIO())
     report = await run_headless(config, options, [parse_fault("outage=5s@0.2s")])
     entry = report["transports"]["sse"]
@@ -197,16 +196,15 @@ async def test_8_rtc_pongs_are_not_wire_bytes() -> None:
 
 
 async def test_4_a_later_fault_is_not_credited_to_an_earlier_finished_one() -> None:
-    config = SessionConfig(transports=["ws"], server=fast_server_config(), client_options=fast_client_options())
-    async with Session(config) as session:
-        session.set_rate(50)
+    async with LocalSession(SessionConfig(transports=["ws"], client_options=fast_client_options())) as session:
+        await session.set_rate(50)
         await wait_until(lambda: session.clients["ws"].cursor >= 5, 5, "messages")
-        delay = session.faults.add(Kind.DELAY, "ws", 50)
+        delay = await session.faults.add(Kind.DELAY, "ws", 50)
         await asyncio.sleep(0.2)
-        session.faults.clear(delay.id)
+        await session.faults.clear(delay.id)
         cursor = session.clients["ws"].cursor
         await wait_until(lambda: session.clients["ws"].cursor > cursor + 5, 5, "recovery")
-        session.faults.add(Kind.DROP, "ws")
+        await session.faults.add(Kind.DROP, "ws")
         await wait_until(lambda: session.clients["ws"].conn.reconnects >= 1, 5, "a reconnect")
         await session.settle(3)
         delay_rec, drop_rec = session.report()["faults"]
@@ -215,12 +213,11 @@ async def test_4_a_later_fault_is_not_credited_to_an_earlier_finished_one() -> N
 
 
 async def test_4_reset_messages_are_not_replayed() -> None:
-    config = SessionConfig(transports=["longpoll"], server=fast_server_config(), client_options=fast_client_options())
-    async with Session(config) as session:
-        session.set_rate(100)
+    async with LocalSession(SessionConfig(transports=["longpoll"], client_options=fast_client_options())) as session:
+        await session.set_rate(100)
         await wait_until(lambda: session.clients["longpoll"].cursor >= 20, 5, "messages")
         cursor = session.clients["longpoll"].cursor
-        session.faults.add(Kind.CRASH, "all", 0.4)
+        await session.faults.add(Kind.CRASH, "all", 0.4)
         tracker = session.clients["longpoll"].stats[MAIN].tracker
         await wait_until(lambda: tracker.lost_to_reset > 0, 5, "a reset")
         await session.settle(3)

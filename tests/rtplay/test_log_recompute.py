@@ -24,7 +24,7 @@ from rtplay.metrics import LatencyHistogram
 from rtplay.scenario import builtin_names, load_scenario
 from rtplay.session import SessionConfig
 from rtplay.protocol.faults import VALUE_UNITS
-from servers.runner import ServerConfig
+from rtplay.protocol.options import ServerOptions
 from tests.rtplay.oracle import Ev, OracleChannel, fault_records
 
 #: Scenario times are multiplied by this (faults, their lengths, the run): ~3-4 s a scenario.
@@ -179,7 +179,7 @@ def check_faults(report: dict[str, Any], replays: dict[str, Replay], events: dic
 @pytest.mark.parametrize("name", builtin_names())
 async def test_every_figure_of_a_shipped_scenario_is_recomputed_from_its_log(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(name)
-    server = ServerConfig(rate=scenario.rate, http=scenario.http_config())
+    server = ServerOptions(rate=scenario.rate, http=scenario.http_options())
     log = tmp_path / "messages.jsonl"
     config = SessionConfig(
         transports=scenario.transports, server=server, client_options=scenario.client_options, log_messages=log
