@@ -100,6 +100,7 @@ class ServerMirror:
         elif kind == "hello":
             self.load(event.get("status", {}), now)
         elif kind == "fault":
+            self.published = max(self.published, int(event.get("published", self.published)))
             fault = Fault.from_json(event.get("fault", {}), now)
             what = str(event.get("what"))
             if what == "started":

@@ -3,7 +3,7 @@
 Events are small JSON objects with a ``type``:
 
 * ``hello`` — first, with the full status (endpoints, faults, rate, published);
-* ``fault`` — ``{"what": "started" | "ended", "fault": {...}}``;
+* ``fault`` — ``{"what": "started" | "ended", "fault": {...}, "published": n}``;
 * ``reset`` — the replay buffer or a connection was lost on the server's side:
   ``{"cause": "crash"}`` when a crash forgot the buffer, ``{"cause": "too_slow", "cut": n}``
   when n subscriptions were closed because their consumer could not keep up;

@@ -310,7 +310,9 @@ class Server:
             self._notify("ended", fault)
 
     def _notify(self, what: str, fault: Fault) -> None:
-        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock())})
+        # "published" lets a follower tell what was published before the fault from what after.
+        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock()),
+                             "published": self.hub.last_seq})
         for listener in list(self._fault_listeners):
             try:
                 listener(what, fault)
