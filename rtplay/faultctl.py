@@ -113,11 +113,13 @@ class FaultController:
             return
         self.recovery.on_event(event, client.cursor, self.session.published)
 
-    def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool) -> None:
+    def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
         """Every envelope of ``transport`` (the session calls it from the client's hook)."""
         if self.recovery.wants_arrivals(transport):
             primary = channel == self.session.clients[transport].channels[0]
-            self.recovery.on_arrival(transport, channel, seq, new, now, self.session.published, primary)
+            self.recovery.on_arrival(
+                transport, channel, seq, new, now, self.session.published, primary, latency_ms
+            )
 
     def report(self) -> list[dict[str, object]]:
         views = {n: (c.stats, self.session.view_of(c)) for n, c in self.session.clients.items()}

@@ -57,8 +57,9 @@ class Recovery:
     """The hub's last seq when ownership ended (recovery or the next fault); None while owned."""
     superseded: bool = False
     """The next fault on this transport started: nothing more is credited here."""
-    replay_window: tuple[int, int] | None = None
-    """(cursor, published] a reconnect it owned asked the server for."""
+    replay_window: tuple[int, float] | None = None
+    """(cursor, reconnect time): a reconnect it owned asked for every seq after the cursor
+    published before that moment (known by each message's own send time, not a lagging count)."""
     replayed: int = 0
     reset: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
@@ -171,20 +172,23 @@ class RecoveryTracker:
             rec.end_ownership(published)
         elif isinstance(event, Connected) and rec.detected_at is not None and rec.reconnected_at is None:
             rec.reconnected_at = t
-            rec.replay_window = (cursor, published)
+            rec.replay_window = (cursor, t)
         elif isinstance(event, ResetReceived):
             rec.reset[event.channel] = rec.reset.get(event.channel, 0) + event.lost
 
     def on_arrival(
-        self, transport: str, channel: str, seq: int, new: bool, now: float, published: int, primary: bool
+        self, transport: str, channel: str, seq: int, new: bool, now: float, published: int, primary: bool,
+        latency_ms: float = 0.0,
     ) -> None:
-        """An envelope arrived on ``transport`` (``primary``: on its resumable channel)."""
+        """An envelope arrived on ``transport`` (``primary``: on its resumable channel), sent
+        ``latency_ms`` before ``now``."""
         recs = self._open.get(transport)
         if not recs or recs[-1].superseded:
             return
         rec = recs[-1]
         window = rec.replay_window
-        in_replay = primary and window is not None and window[0] < seq <= window[1]
+        sent = now - self.origin - latency_ms / 1000
+        in_replay = primary and window is not None and seq > window[0] and sent < window[1]
         if not new and (rec.owned or in_replay):
             rec.duplicates[channel] = rec.duplicates.get(channel, 0) + 1
         if not new:

@@ -145,7 +145,9 @@ class Session:
             if self.config.emit_messages:
                 options["emit_messages"] = True
             client = CLIENTS[name](endpoints, self.emit, options)
-            client.arrival_hook = lambda now, ch, seq, new, name=name: self.faults.on_arrival(name, now, ch, seq, new)
+            client.arrival_hook = lambda now, ch, seq, new, lat, name=name: self.faults.on_arrival(
+                name, now, ch, seq, new, lat
+            )
             if self.config.log_messages is not None:
                 if self.message_log is None:
                     self.message_log = MessageLog(self.config.log_messages, self.clock())

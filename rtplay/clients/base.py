@@ -37,8 +37,8 @@ MAIN = "main"
 
 Emit = Callable[[Event], None]
 
-ArrivalHook = Callable[[float, str, int, bool], None]
-"""Called with (now, channel, seq, new) on every envelope received."""
+ArrivalHook = Callable[[float, str, int, bool, float], None]
+"""Called with (now, channel, seq, new, latency_ms) on every envelope received."""
 
 
 def is_heartbeat(payload: object) -> bool:
@@ -128,7 +128,7 @@ class Client:
             self._record("msg", now, ch=channel, seq=env.seq, lat=received_ms - env.t,
                          b=self._audit_bytes.pop(channel, 0))
         if self.arrival_hook is not None:
-            self.arrival_hook(now, channel, env.seq, new)
+            self.arrival_hook(now, channel, env.seq, new, received_ms - env.t)
         if self._emit_messages:
             latency = received_ms - env.t
             self._emit(MessageReceived(self.name, now, channel, env.seq, latency, new))

@@ -152,6 +152,8 @@ class Ev:
     channel: str = "main"
     lost: int = 0
     cursor: int = 0
+    lat: float = 0.0
+    """A message's latency (ms): it was published ``lat`` before it arrived."""
 
 
 def fault_records(events: list[Ev]) -> dict[int, dict[str, object]]:
@@ -164,7 +166,7 @@ def fault_records(events: list[Ev]) -> dict[int, dict[str, object]]:
         ended: float | None = start.t if start.one_shot else None
         detected = reconnected = recovered = None
         owned_until: int | None = None
-        window: tuple[int, int] | None = None
+        window: tuple[int, float] | None = None
         replayed = 0
         resets: dict[str, int] = {}
         dups: dict[str, int] = {}
@@ -180,11 +182,11 @@ def fault_records(events: list[Ev]) -> dict[int, dict[str, object]]:
             if e.kind == "failed" and owned:
                 owned_until = e.published
             elif e.kind == "up" and owned and detected is not None and reconnected is None:
-                reconnected, window = e.t, (e.cursor, e.published)
+                reconnected, window = e.t, (e.cursor, e.t)
             elif e.kind == "reset" and owned:
                 resets[e.channel] = resets.get(e.channel, 0) + e.lost
             elif e.kind == "msg":
-                in_replay = e.primary and window is not None and window[0] < e.seq <= window[1]
+                in_replay = e.primary and window is not None and e.seq > window[0] and e.t - e.lat / 1000 < window[1]
                 if not e.new and (owned or in_replay):
                     dups[e.channel] = dups.get(e.channel, 0) + 1
                 if e.new and in_replay:

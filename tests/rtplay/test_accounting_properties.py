@@ -147,16 +147,16 @@ class RecoveryMachine(RuleBasedStateMachine):
         self.tracker.on_event(ResetReceived("ws", self.now, "main", lost, first), self.cursor, self.published)
         self.log("reset", lost=lost)
 
-    @rule(seq=SEQ)
-    def arrive(self, seq: int) -> None:
+    @rule(seq=SEQ, lat=st.sampled_from([0.0, 40.0, 700.0]))
+    def arrive(self, seq: int, lat: float) -> None:
         if self.published == 0:
             return
         seq = min(seq, self.published)
         new = self.stats.on_message(seq, 0.0, 1.0, now=self.now)
         self.oracle.see(seq)
         self.cursor = self.stats.tracker.highest
-        self.tracker.on_arrival("ws", "main", seq, new, self.now, self.published, primary=True)
-        self.log("msg", seq=seq, new=new)
+        self.tracker.on_arrival("ws", "main", seq, new, self.now, self.published, True, lat)
+        self.log("msg", seq=seq, new=new, lat=lat)
 
     @invariant()
     def records_match(self) -> None:

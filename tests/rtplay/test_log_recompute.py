@@ -64,7 +64,7 @@ class Replay:
                 self.latency[rec["ch"]].add(rec["lat"])
             self.wire[rec["ch"]] += rec["b"]
             events.append(Ev(at, "msg", pub, seq=rec["seq"], new=new, primary=rec["ch"] == self.primary,
-                             channel=rec["ch"]))
+                             channel=rec["ch"], lat=rec["lat"]))
         elif ev == "bytes":
             self.wire[rec["ch"]] += rec["b"]
         elif ev == "reset":

@@ -8,7 +8,7 @@ from rtplay.recovery import MAX_OPEN_PER_TRANSPORT, MAX_RECORDS, RecoveryTracker
 
 def arrive(tracker: RecoveryTracker, stats: ChannelStats, seq: int, now: float, published: int) -> None:
     new = stats.on_message(seq, 0.0, 1.0, now=now)
-    tracker.on_arrival("ws", "main", seq, new, now, published, primary=True)
+    tracker.on_arrival("ws", "main", seq, new, now, published, True, latency_ms=1000.0)  # sent before the reconnect
 
 
 def test_detect_recover_and_cost_of_one_fault() -> None:
@@ -60,7 +60,7 @@ def test_overlapping_faults_name_each_other_and_resets_are_never_replayed() -> N
     tracker.on_event(ResetReceived("ws", 6.2, "main", 49, 70), cursor=69, published=80)
     for seq in range(70, 81):
         new = stats.on_message(seq, 0.0, 1.0, now=6.3)
-        tracker.on_arrival("ws", "main", seq, new, 6.3, 80, primary=True)
+        tracker.on_arrival("ws", "main", seq, new, 6.3, 80, True, latency_ms=500.0)
     outage, crash = tracker.to_json({"ws": ({"main": stats}, View(80))})
     assert (outage["overlaps"], crash["overlaps"]) == ([2], [1])
     assert outage["time_to_detect_s"] is None and outage["lost_to_reset"] == 0
