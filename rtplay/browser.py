@@ -172,16 +172,18 @@ async def fetch_reports(http: httpx.AsyncClient, http_url: str) -> list[dict[str
 
 def _channel_entry(stats: dict[str, Any], published: int, failed: bool) -> dict[str, Any]:
     missing, highest = stats["missing"], stats["highest"]
-    # As rtplay's: what never arrived below the highest seen, plus what was published beyond
-    # it while subscribed. A client that gave up stopped subscribing when it failed.
-    lost = missing if failed else missing + max(0, published - highest)
+    # As rtplay's (rtplay.accounting): holes below the highest seen are lost; what was published
+    # beyond it is pending while the page's client lives (it resumes), not its loss once it gave
+    # up (it stopped subscribing when it failed).
     return {
         "delivered": stats["delivered"],
-        "lost": lost,
+        "pending": 0 if failed else max(0, published - highest),
+        "lost": missing,
         "lost_to_reset": stats["lost_to_reset"],
         "duplicates": stats["duplicates"],
         "out_of_order": stats["out_of_order"],
         "latency_ms": stats["latency_ms"],
+        "recent_latency_ms": {"p50": None, "p99": None, "window_s": None},  # the page keeps none
         "wire_bytes_per_msg": None,  # a page cannot see its own wire bytes
     }
 

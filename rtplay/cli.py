@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import math
@@ -16,7 +15,6 @@ from typing import Any
 
 from rtplay import faultspec
 from rtplay import scenario as scenario_module
-from rtplay.browser import BrowserUnavailable
 from rtplay.crowd_pool import MAX_CLIENTS
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol import eventloop
@@ -121,6 +119,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_client_flags(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the crowd clients' jitter (default 0)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
+    parser.add_argument(
+        "--log-messages", type=Path, metavar="FILE",
+        help="write one JSON line per arrival and per connection change to FILE (to audit any figure)",
+    )
+    parser.add_argument("--wide", action="store_true", help="print every column of the table")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     parser.add_argument(
@@ -267,8 +270,12 @@ def run_once(
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, launched=launched,
             client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
+            log_messages=args.log_messages,
         )
-        options = HeadlessOptions(duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser)
+        options = HeadlessOptions(
+            duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser,
+            wide=args.wide,
+        )
         try:
             return eventloop.run(run_headless(config, options, scenario.faults))
         except BrowserUnavailable as exc:

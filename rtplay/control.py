@@ -60,6 +60,8 @@ class ServerMirror:
     """What the session knows of the server, kept from its events. Pure: times are passed in."""
 
     published: int = 0
+    replay_from: int = 1
+    """The oldest seq the server can still replay (what a resume can still get)."""
     rate: float = 0.0
     listening: bool = True
     faults: dict[int, Fault] = field(default_factory=dict)
@@ -74,6 +76,7 @@ class ServerMirror:
     def load(self, status: dict[str, Any], now: float) -> None:
         """Take the full status (``GET /control/status``, a hello event)."""
         self.published = int(status.get("published", 0))
+        self.replay_from = int(status.get("replay_from", 1))
         self.rate = float(status.get("rate", 0.0))
         self.listening = bool(status.get("listening", True))
         self.faults = {f.id: f for f in (Fault.from_json(o, now) for o in status.get("faults", []))}
@@ -84,6 +87,7 @@ class ServerMirror:
         kind = event.get("type")
         if kind == "publisher" or kind == "rate":
             self.published = max(self.published, int(event.get("published", self.published)))
+            self.replay_from = int(event.get("replay_from", self.replay_from))
             self.rate = float(event.get("rate", self.rate))
             self._health(event)
         elif kind == "listeners":
@@ -96,6 +100,7 @@ class ServerMirror:
         elif kind == "hello":
             self.load(event.get("status", {}), now)
         elif kind == "fault":
+            self.published = max(self.published, int(event.get("published", self.published)))
             fault = Fault.from_json(event.get("fault", {}), now)
             what = str(event.get("what"))
             if what == "started":

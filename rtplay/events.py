@@ -64,6 +64,8 @@ class ResetReceived(Event):
     channel: str
     lost: int
     """How many messages the server could no longer replay."""
+    first: int = 0
+    """The oldest seq the server could still send (what the reset said)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rtplay.control import ControlError
@@ -99,11 +99,12 @@ class FaultController:
         """A fault started or ended on the server (from its event stream)."""
         now = self.session.clock()
         if what == "started":
-            targets = {n: c.stats for n, c in self.session.clients.items() if fault.applies_to(n)}
-            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT)
+            targets = [n for n in self.session.clients if fault.applies_to(n)]
+            published = self.session.published
+            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT, published)
             self.session.emit(FaultStarted(fault.scope, now, fault))
         else:
-            self.recovery.fault_ended(fault.id, now)
+            self.recovery.fault_ended(fault.id, now, self.session.published)
             self.session.emit(FaultEnded(fault.scope, now, fault))
 
     def on_event(self, event: Event) -> None:
@@ -112,13 +113,14 @@ class FaultController:
             return
         self.recovery.on_event(event, client.cursor, self.session.published)
 
-    def arrival_hook(self, transport: str) -> Callable[[float], None]:
-        def hook(now: float) -> None:
-            if self.recovery.wants_arrivals(transport):
-                self.recovery.on_arrival(transport, now)
-
-        return hook
+    def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
+        """Every envelope of ``transport`` (the session calls it from the client's hook)."""
+        if self.recovery.wants_arrivals(transport):
+            primary = channel == self.session.clients[transport].channels[0]
+            self.recovery.on_arrival(
+                transport, channel, seq, new, now, self.session.published, primary, latency_ms
+            )
 
     def report(self) -> list[dict[str, object]]:
-        self.recovery.close({n: c.stats for n, c in self.session.clients.items()})
-        return self.recovery.to_json()
+        views = {n: (c.stats, self.session.view_of(c)) for n, c in self.session.clients.items()}
+        return self.recovery.to_json(views)

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import sys
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,6 +30,8 @@ class HeadlessOptions:
     """Also run headless Chromium on the server's page and report it under ``"browser"``."""
     settle_s: float = 5.0
     """After the run, how long to wait for clients to receive everything published."""
+    wide: bool = False
+    """Print every column of the table (``--wide``)."""
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
@@ -36,48 +40,124 @@ def format_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-COLUMNS = (
-    ("transport", 14), ("state", 9), ("delivered", 9), ("lost", 6), ("reset", 6), ("dup", 5),
-    ("ooo", 5), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8), ("max ms", 8), ("conn", 5),
-    ("reconn", 6), ("down s", 7), ("B/msg", 7),
+def _int(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: "" if e.get(key) is None else str(e[key])
+
+
+def _lat(group: str, p: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: format_ms((e.get(group) or {}).get(p))
+
+
+def _rate(e: dict[str, Any]) -> str:
+    return "" if e.get("loss_rate") is None else f"{100 * e['loss_rate']:.1f}"
+
+
+def _down(e: dict[str, Any]) -> str:
+    return "" if "downtime_s" not in e else f"{e['downtime_s']:.1f}"
+
+
+def _bpm(e: dict[str, Any]) -> str:
+    return "-" if e.get("wire_bytes_per_msg") is None else f"{e['wire_bytes_per_msg']:.0f}"
+
+
+Column = tuple[str, int, Callable[[dict[str, Any]], str], bool]
+"""(title, width, value from a report entry, shown without ``--wide``)."""
+
+COLUMNS: tuple[Column, ...] = (
+    ("delivered", 9, _int("delivered"), True),
+    ("pend", 5, _int("pending"), True),
+    ("lost", 5, _int("lost"), True),
+    ("up", 5, _int("lost_while_connected"), False),
+    ("down", 5, _int("lost_while_down"), False),
+    ("loss%", 5, _rate, False),
+    ("reset", 5, _int("lost_to_reset"), True),
+    ("dup", 4, _int("duplicates"), True),
+    ("ooo", 4, _int("out_of_order"), True),
+    ("p50", 6, _lat("latency_ms", "p50"), True),
+    ("p95", 6, _lat("latency_ms", "p95"), False),
+    ("p99", 6, _lat("latency_ms", "p99"), True),
+    ("max", 6, _lat("latency_ms", "max"), False),
+    ("p50@10s", 7, _lat("recent_latency_ms", "p50"), False),
+    ("p99@10s", 7, _lat("recent_latency_ms", "p99"), False),
+    ("conn", 4, _int("connects"), False),
+    ("rec", 4, _int("reconnects"), True),
+    ("down s", 6, _down, True),
+    ("B/msg", 5, _bpm, True),
 )
+"""Every column of the table; the default ones fit 100 columns, ``--wide`` shows them all."""
+
+LEGEND: tuple[tuple[str, str], ...] = (
+    ("delivered", "unique messages received"),
+    ("pend", "published while subscribed, not received yet, still recoverable (connected, or retrying "
+             "with a cursor the server can still serve)"),
+    ("lost", "can never arrive. Reliable: a hole the client moved past, or the tail of a client that "
+             "failed or can no longer be served. Unreliable (wt/datagram, rtc/unreliable): every seq "
+             "from the channel's first arrival to the end that never came, up or down (after a 0.5 s "
+             "grace for the tail), split up (while connected) / down (while down), loss% of that span"),
+    ("reset", "lost to reset: the server said it could no longer replay them"),
+    ("dup", "a seq received again (a late fill of a gap is ooo, never dup)"),
+    ("ooo", "out of order: arrived after a later seq, filling its gap"),
+    ("p50 p99", "one-way latency percentiles in ms over the whole run (p50@10s p99@10s: the last 10 s)"),
+    ("rec", "reconnects (conn: connects)"),
+    ("down s", "seconds without a connection, counted only while publishing (never above the duration)"),
+    ("B/msg", "wire bytes received per delivered message: envelopes, resets, framing and HTTP headers, "
+              "never pings, pongs or heartbeats"),
+)
+"""The table's legend: the README's definitions, word for word."""
+
+LEGEND_WIDTH = 100
 
 
-def _row(name: str, entry: dict[str, Any], state: str) -> list[str]:
-    lat = entry["latency_ms"]
-    bpm = entry.get("wire_bytes_per_msg")
-    return [
-        name, state, str(entry["delivered"]), str(entry["lost"]), str(entry["lost_to_reset"]),
-        str(entry["duplicates"]), str(entry["out_of_order"]), format_ms(lat["p50"]),
-        format_ms(lat["p95"]), format_ms(lat["p99"]), format_ms(lat["max"]),
-        str(entry.get("connects", "")), str(entry.get("reconnects", "")),
-        "" if "downtime_s" not in entry else f"{entry['downtime_s']:.1f}",
-        "-" if bpm is None else f"{bpm:.0f}",
-    ]
+def _chosen(wide: bool) -> list[Column]:
+    return [c for c in COLUMNS if wide or c[3]]
 
 
-def render_table(report: dict[str, Any]) -> str:
+def _row(name: str, entry: dict[str, Any], state: str, columns: list[Column]) -> list[str]:
+    return [name, state] + [get(entry) for _, _, get, _ in columns]
+
+
+def render_table(report: dict[str, Any], wide: bool = False, legend: bool = True) -> str:
     """The per-transport table printed at the end of a run (one row per channel)."""
+    columns = _chosen(wide)
     rows: list[list[str]] = []
     for name, entry in report["transports"].items():
         channels = entry.get("channels")
         if not channels:
-            rows.append(_row(name, entry, entry["state"]))
+            rows.append(_row(name, entry, entry["state"], columns))
             continue
         for i, (channel, stats) in enumerate(channels.items()):
             shared = {k: entry[k] for k in ("connects", "reconnects", "downtime_s")} if i == 0 else {}
-            rows.append(_row(f"{name}/{channel}", stats | shared, entry["state"] if i == 0 else ""))
-    header = "  ".join(title.rjust(width) if i else title.ljust(width) for i, (title, width) in enumerate(COLUMNS))
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(row, COLUMNS))))
+            rows.append(_row(f"{name}/{channel}", stats | shared, entry["state"] if i == 0 else "", columns))
+    widths = [14, 9] + [w for _, w, _, _ in columns]
+    titles = ["transport", "state"] + [t for t, _, _, _ in columns]
+    def line(cells: list[str]) -> str:
+        return " ".join(c[:w].rjust(w) if i > 1 else c[:w].ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    header = line(titles)
+    lines = [header, "-" * len(header), *(line(row) for row in rows)]
     summary = f"published {report['published']} messages in {report['duration_s']:.1f} s"
     notes = [f"{name} failed: {e['failed_reason']}" for name, e in report["transports"].items() if e.get("failed_reason")]
     notes += [
         f"{name}: cut {e['cut_too_slow']}x by the server as too slow for the rate (the client, not a crash)"
         for name, e in report["transports"].items() if e.get("cut_too_slow")
     ]
-    return "\n".join([summary, *lines, *notes, *render_faults(report.get("faults", [])), *render_crowds(report)])
+    if report.get("settled") is False:
+        notes += textwrap.wrap("not settled: clients were still catching up when the settle timed out; "
+                               "pend counts what was still on its way", LEGEND_WIDTH)
+    out = [summary, *lines, *notes]
+    if legend:
+        out += ["", *render_legend(wide)]
+    return "\n".join([*out, *render_faults(report.get("faults", [])), *render_crowds(report)])
+
+
+def render_legend(wide: bool = False) -> list[str]:
+    """The legend under the table, wrapped to :data:`LEGEND_WIDTH` columns."""
+    shown = {t for t, _, _, _ in _chosen(wide)} | {"p50 p99"}
+    lines = []
+    for name, text in LEGEND:
+        if name not in shown and not (name == "p50 p99" and "p50" in shown):
+            continue
+        lines += textwrap.wrap(text, LEGEND_WIDTH, initial_indent=f"{name:>9}  ", subsequent_indent=" " * 11)
+    return lines
 
 
 def render_faults(faults: list[dict[str, Any]]) -> list[str]:
@@ -86,12 +166,18 @@ def render_faults(faults: list[dict[str, Any]]) -> list[str]:
         return []
     def s(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}s"
-    lines = ["", "recovery per fault:  detect = fault start → client notices; recover = fault end → next message"]
+    lines = ["", "recovery per fault:  detect = fault start → client notices; recover = fault end → next message",
+             "  (a fault owns a transport's events until it recovers or the next fault there starts)"]
     for f in faults:
+        extra = [f"{ch} lost {c['lost']}" for ch, c in list(f.get("channels", {}).items())[1:]]
+        if f.get("overlaps"):
+            extra.append("overlaps " + ",".join(f"#{i}" for i in f["overlaps"]))
+        if f.get("failed"):
+            extra.append(f"FAILED: {f['failed']}")
         lines.append(
-            f"  {f['fault']:<28} {f['transport']:<9} detect {s(f['time_to_detect_s']):>7}  recover "
-            f"{s(f['time_to_recover_s']):>7}  lost {f['lost']}  reset {f['lost_to_reset']}  "
-            f"dup {f['duplicates']}  replayed {f['replayed']}" + (f"  FAILED: {f['failed']}" if f.get("failed") else "")
+            f"  #{f.get('id', '?'):<3} {f['fault']:<24} {f['transport']:<8} detect {s(f['time_to_detect_s']):>6} "
+            f"recover {s(f['time_to_recover_s']):>6}  lost {f['lost']} reset {f['lost_to_reset']} "
+            f"dup {f['duplicates']} replayed {f['replayed']}" + "".join(f"  {e}" for e in extra)
         )
     return lines
 
@@ -150,6 +236,7 @@ async def run_headless(
         await session.settle(options.settle_s)
         await session.finish_crowds()
         report = session.report()
+        session.close_message_log()  # the log ends with what this report was taken against
         if browser is not None:
             await browser.settle(session.published, options.settle_s)
             report["browser"] = browser.report(session.published, report["faults"], session.faults.recovery.origin)
@@ -157,11 +244,11 @@ async def run_headless(
         if browser is not None:
             await browser.stop()
         await session.stop()
-    print(render_table(report), file=options.out)
+    print(render_table(report, wide=options.wide), file=options.out)
     if "browser" in report:
         from rtplay.browser import render_browser
 
-        print(render_browser(report, render_table), file=options.out)
+        print(render_browser(report, lambda r: render_table(r, legend=False)), file=options.out)
     warning = overload_warning(report["health"])
     if warning:
         print(warning, file=options.err)

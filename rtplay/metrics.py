@@ -3,105 +3,39 @@
 A :class:`ChannelStats` answers what a user asks of a transport: did every message arrive
 (delivered / lost / lost_to_reset), did any arrive twice or out of order, how late (latency
 percentiles), how fast (arrivals per second), and how many bytes each one cost on the wire.
-Memory is bounded at any run length: the histogram has a fixed number of buckets and the
-sequence tracker keeps only the gaps, capped at :data:`MAX_TRACKED_GAPS`.
+Memory is bounded at any run length: the histograms have a fixed number of buckets and the
+sequence tracker keeps only the gaps. What counts as delivered, pending or lost is defined
+once, in :mod:`rtplay.accounting`.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-#: Gaps (runs of missing seqs) remembered so a late arrival can still fill them. A reliable
-#: transport has none; an unreliable one at 20% loss over 10 s at 1000 msg/s has ~1600. Past
-#: the cap the oldest gap is written off as lost for good, so memory stays bounded.
-MAX_TRACKED_GAPS = 4096
+from rtplay.accounting import (
+    MAX_TRACKED_GAPS,
+    LiveChannel,
+    SeqTracker,
+    View,
+    reliable_figures,
+    reliable_lost_in,
+    unreliable_figures,
+    unreliable_lost_in,
+)
 
-
-class SeqTracker:
-    """Counts unique, duplicate, out-of-order and missing seqs from a starting cursor."""
-
-    def __init__(self, cursor: int = 0) -> None:
-        self.highest = cursor
-        """The highest seq seen (or the starting cursor)."""
-        self.delivered = 0
-        self.duplicates = 0
-        self.out_of_order = 0
-        self.lost_to_reset = 0
-        self.written_off = 0
-        """Missing seqs dropped from tracking once :data:`MAX_TRACKED_GAPS` was reached."""
-        self._gap_starts: list[int] = []  # sorted, disjoint, inclusive ranges
-        self._gap_ends: list[int] = []
-
-    @property
-    def missing(self) -> int:
-        """Seqs below :attr:`highest` that never arrived (and were not lost to a reset)."""
-        gaps = sum(e - s + 1 for s, e in zip(self._gap_starts, self._gap_ends))
-        return gaps + self.written_off
-
-    def see(self, seq: int) -> bool:
-        """Record an arrival; True when it is new (not a duplicate)."""
-        if seq > self.highest:
-            if seq > self.highest + 1:
-                self._add_gap(self.highest + 1, seq - 1)
-            self.highest = seq
-            self.delivered += 1
-            return True
-        if self._fill(seq):
-            self.delivered += 1
-            self.out_of_order += 1
-            return True
-        self.duplicates += 1
-        return False
-
-    def skip_to(self, seq: int) -> None:
-        """Seqs up to ``seq`` were never sent on this channel (e.g. published while away on a
-        live-only channel): they are neither delivered nor lost."""
-        self.highest = max(self.highest, seq)
-
-    def reset(self, first: int) -> int:
-        """The server says seqs before ``first`` are gone: count them, return how many."""
-        lost = 0
-        if first - 1 > self.highest:
-            lost += first - 1 - self.highest
-            self.highest = first - 1
-        while self._gap_starts and self._gap_starts[0] < first:
-            start, end = self._gap_starts[0], self._gap_ends[0]
-            if end < first:
-                lost += end - start + 1
-                del self._gap_starts[0], self._gap_ends[0]
-            else:
-                lost += first - start
-                self._gap_starts[0] = first
-        self.lost_to_reset += lost
-        return lost
-
-    def _add_gap(self, start: int, end: int) -> None:
-        self._gap_starts.append(start)
-        self._gap_ends.append(end)
-        if len(self._gap_starts) > MAX_TRACKED_GAPS:
-            self.written_off += self._gap_ends[0] - self._gap_starts[0] + 1
-            del self._gap_starts[0], self._gap_ends[0]
-
-    def _fill(self, seq: int) -> bool:
-        i = bisect.bisect_right(self._gap_starts, seq) - 1
-        if i < 0 or seq > self._gap_ends[i]:
-            return False
-        start, end = self._gap_starts[i], self._gap_ends[i]
-        if start == end:
-            del self._gap_starts[i], self._gap_ends[i]
-        elif seq == start:
-            self._gap_starts[i] = seq + 1
-        elif seq == end:
-            self._gap_ends[i] = seq - 1
-        else:
-            self._gap_ends[i] = seq - 1
-            self._gap_starts.insert(i + 1, seq + 1)
-            self._gap_ends.insert(i + 1, end)
-        return True
-
+__all__ = [
+    "MAX_TRACKED_GAPS",
+    "ChannelStats",
+    "ConnectionStats",
+    "LatencyHistogram",
+    "RateMeter",
+    "RecentLatency",
+    "SeqTracker",
+    "View",
+]
 
 class LatencyHistogram:
     """Log-bucketed latency histogram: fixed memory, percentiles within 1 %.
@@ -153,6 +87,16 @@ class LatencyHistogram:
                 break
         return out
 
+    @classmethod
+    def merged(cls, parts: Iterable[LatencyHistogram]) -> LatencyHistogram:
+        """One histogram holding every sample of ``parts``."""
+        out = cls()
+        for part in parts:
+            out._counts = [a + b for a, b in zip(out._counts, part._counts)]
+            out.count += part.count
+            out.max = max(out.max, part.max)
+        return out
+
     def summary(self) -> dict[str, float | None]:
         p50, p95, p99 = self.percentiles(50, 95, 99)
         return {
@@ -189,26 +133,71 @@ class RateMeter:
         return len(self._times) / self.window_s
 
 
+class RecentLatency:
+    """Latency percentiles of the last :attr:`WINDOW_S` seconds, so one outage does not pin
+    p99 for the rest of a session: one histogram per second, the last ten merged on demand."""
+
+    WINDOW_S = 10
+    """Seconds in the window (whole one-second slots: the window is 9-10 s long)."""
+
+    def __init__(self) -> None:
+        self._slots: deque[tuple[int, LatencyHistogram]] = deque()
+
+    def add(self, ms: float, now: float) -> None:
+        slot = int(now)
+        if not self._slots or self._slots[-1][0] != slot:
+            self._slots.append((slot, LatencyHistogram()))
+            self._expire(now)
+        self._slots[-1][1].add(ms)
+
+    def _expire(self, now: float) -> None:
+        while self._slots and self._slots[0][0] <= int(now) - self.WINDOW_S:
+            self._slots.popleft()
+
+    def histogram(self, now: float) -> LatencyHistogram:
+        """The merged histogram of the window ending at ``now``."""
+        self._expire(now)
+        return LatencyHistogram.merged(h for _, h in self._slots)
+
+    def summary(self, now: float) -> dict[str, float | None]:
+        p50, p99 = self.histogram(now).percentiles(50, 99)
+        return {"p50": _round(p50), "p99": _round(p99), "window_s": self.WINDOW_S}
+
+
 @dataclass
 class ChannelStats:
-    """Accounting for one channel of one transport (most transports have one channel)."""
+    """Accounting for one channel of one transport (most transports have one channel).
+
+    ``live`` is set on unreliable channels (wt datagram, rtc unreliable): their losses are
+    counted from the first arrival on, whether the channel was up or down.
+    """
 
     tracker: SeqTracker = field(default_factory=SeqTracker)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    recent: RecentLatency = field(default_factory=RecentLatency)
     arrivals: RateMeter = field(default_factory=RateMeter)
     wire_bytes: int = 0
     last_latency_ms: float | None = None
+    live: LiveChannel | None = None
     _window_max_ms: float | None = None
+
+    @classmethod
+    def unreliable(cls) -> ChannelStats:
+        """Stats of a best-effort channel, with its down times tracked."""
+        stats = cls()
+        stats.live = LiveChannel(stats.tracker)
+        return stats
 
     def on_message(self, seq: int, sent_ms: float, received_ms: float, now: float) -> bool:
         """Record one envelope; True when it was new. ``now`` is the monotonic clock (s)."""
         new = self.tracker.see(seq)
         if new:
-            latency = received_ms - sent_ms
+            latency = max(received_ms - sent_ms, 0.0)
             self.latency.add(latency)
-            self.last_latency_ms = max(latency, 0.0)
-            if self._window_max_ms is None or self.last_latency_ms > self._window_max_ms:
-                self._window_max_ms = self.last_latency_ms
+            self.recent.add(latency, now)
+            self.last_latency_ms = latency
+            if self._window_max_ms is None or latency > self._window_max_ms:
+                self._window_max_ms = latency
             self.arrivals.add(now)
         return new
 
@@ -221,25 +210,47 @@ class ChannelStats:
     def add_wire_bytes(self, n: int) -> None:
         self.wire_bytes += n
 
+    def restart_counting(self) -> None:
+        """Zero every counter; the cursor carries on (so resuming and loss stay exact)."""
+        self.tracker = SeqTracker(self.tracker.highest)
+        self.latency, self.recent, self.arrivals = LatencyHistogram(), RecentLatency(), RateMeter()
+        self.wire_bytes, self.last_latency_ms, self._window_max_ms = 0, None, None
+        if self.live is not None:
+            down = self.live.down
+            self.live = LiveChannel(self.tracker)
+            self.live.down = down
+
     def lost(self, published: int) -> int:
-        """Messages published while subscribed that never arrived (nor were reset away)."""
+        """Seqs up to ``published`` that never arrived (nor were reset or skipped away)."""
         return self.tracker.missing + max(0, published - self.tracker.highest)
 
-    def report(self, published: int) -> dict[str, object]:
-        t = self.tracker
-        return {
-            "delivered": t.delivered,
-            "lost": self.lost(published),
-            "lost_to_reset": t.lost_to_reset,
-            "duplicates": t.duplicates,
-            "out_of_order": t.out_of_order,
+    def figures(self, view: View) -> dict[str, object]:
+        """delivered / pending / lost / … by the one definition (:mod:`rtplay.accounting`)."""
+        if self.live is not None:
+            return unreliable_figures(self.live, view)
+        return dict(reliable_figures(self.tracker, view))
+
+    def lost_in(self, view: View, lo: int, hi: int) -> int:
+        """Lost seqs in ``[lo, hi]`` (a per-fault record's share)."""
+        if self.live is not None:
+            return sum(unreliable_lost_in(self.live, view, lo, hi))
+        return reliable_lost_in(self.tracker, view, lo, hi)
+
+    def report(self, view: View, now: float) -> dict[str, object]:
+        delivered = self.tracker.delivered
+        return self.figures(view) | {
             "latency_ms": self.latency.summary(),
-            "wire_bytes_per_msg": round(self.wire_bytes / t.delivered, 1) if t.delivered else None,
+            "recent_latency_ms": self.recent.summary(now),
+            "wire_bytes_per_msg": round(self.wire_bytes / delivered, 1) if delivered else None,
         }
 
 
 class ConnectionStats:
-    """Connects, reconnects and downtime of one client, from monotonic times passed in."""
+    """Connects, reconnects and downtime of one client, from monotonic times passed in.
+
+    Downtime counts only up to :attr:`cutoff` once it is set (the moment publishing stopped),
+    so it never exceeds the run's duration.
+    """
 
     def __init__(self) -> None:
         self.connects = 0
@@ -247,6 +258,10 @@ class ConnectionStats:
         self._down_since: float | None = None
         self._downtime = 0.0
         self.connected = False
+        self.cutoff: float | None = None
+
+    def _clip(self, now: float) -> float:
+        return now if self.cutoff is None else min(now, self.cutoff)
 
     def on_connected(self, now: float) -> None:
         if self.connected:
@@ -255,7 +270,7 @@ class ConnectionStats:
         if self.connects > 1:
             self.reconnects += 1
         if self._down_since is not None:
-            self._downtime += now - self._down_since
+            self._downtime += max(0.0, self._clip(now) - self._down_since)
             self._down_since = None
         self.connected = True
 
@@ -266,5 +281,14 @@ class ConnectionStats:
         self.connected = False
 
     def downtime(self, now: float) -> float:
-        running = now - self._down_since if self._down_since is not None else 0.0
+        running = max(0.0, self._clip(now) - self._down_since) if self._down_since is not None else 0.0
         return self._downtime + running
+
+    def restart_counting(self, now: float) -> None:
+        """Zero the counters; a client that is down now starts a fresh down period."""
+        self.connects = self.reconnects = 0
+        self._downtime = 0.0
+        if self._down_since is not None:
+            self._down_since = now
+        elif self.connected:
+            self.connects = 1

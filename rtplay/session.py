@@ -15,14 +15,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from rtplay.clients import CLIENTS, Endpoints
+from rtplay.accounting import UNRELIABLE_GRACE_S, View
+from rtplay.accounting_log import MessageLog
 from rtplay.clients.base import Client
 from rtplay.control import ControlClient, ControlError, ServerMirror, endpoints_of
-from rtplay.events import Event, Failed, State
+from rtplay.events import Event, Failed, FaultEnded, FaultStarted, State
 from rtplay.faultctl import FaultController
-from rtplay.protocol.faults import TRANSPORTS, Kind
+from rtplay.protocol.faults import ONE_SHOT, TRANSPORTS, Kind
 from rtplay.protocol.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
 from rtplay.spawn import ServerProcess
@@ -74,6 +77,8 @@ class SessionConfig:
     """Lightweight clients per transport besides the pane's own (``--clients N``; 0 = none)."""
     crowd_seed: int = 0
     """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
+    log_messages: Path | None = None
+    """Write every arrival and connection change to this file (``--log-messages``)."""
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.transports if t not in CLIENTS]
@@ -116,6 +121,9 @@ class Session:
         self.server_load: dict[str, Any] | None = None
         """The server's accepts/s, concurrent connections and loop lag over the run (crowds)."""
         self._load_before: dict[str, Any] = {}
+        self.settled: bool | None = None
+        """The end-of-run settle's outcome: True when every client caught up in time."""
+        self.message_log: MessageLog | None = None
 
     # --- events --------------------------------------------------------------------------
 
@@ -156,8 +164,16 @@ class Session:
             if self.config.emit_messages:
                 options["emit_messages"] = True
             client = CLIENTS[name](endpoints, self.emit, options)
-            client.arrival_hook = self.faults.arrival_hook(name)
+            client.arrival_hook = lambda now, ch, seq, new, lat, name=name: self.faults.on_arrival(
+                name, now, ch, seq, new, lat
+            )
+            if self.config.log_messages is not None:
+                if self.message_log is None:
+                    self.message_log = MessageLog(self.config.log_messages, self.clock())
+                    self.subscribe(self._log_fault)
+                client.audit = self._audit
             client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
+            client.published_now = lambda: self.published
             self.clients[name] = client
             self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
         if self.config.crowd:
@@ -167,6 +183,8 @@ class Session:
         if self.config.crowd:
             await self._crowds_ready()
         self.started_at = self.clock()
+        if self.message_log is not None:
+            self.message_log.origin = self.started_at
         self.faults.start()
         self.monitor.start()
 
@@ -198,6 +216,8 @@ class Session:
                 self._hello.set()
             if change is not None:
                 self.faults.on_server_fault(*change)
+            if event.get("type") == "counters_reset":  # POST /control/reset, from anyone
+                self.reset_counters()
         log.info("the server's event stream ended")
 
     async def _start_crowds(self, endpoints: Endpoints) -> None:
@@ -244,6 +264,7 @@ class Session:
 
     async def stop(self) -> None:
         """Stop every client, stop following the server, stop a spawned one; safe to call twice."""
+        self.close_message_log()
         await self.monitor.stop()
         await self.faults.stop()
         await self.finish_crowds()
@@ -330,18 +351,29 @@ class Session:
         return await self._api().drop(transport)
 
     async def settle(self, timeout: float = DEFAULT_SETTLE_S) -> bool:
-        """Stop publishing and wait until every live client has everything; False on timeout."""
+        """Stop publishing and wait until every live client has everything; False on timeout.
+
+        Downtime stops counting when publishing stops, and the report waits out the
+        unreliable channels' grace (:data:`UNRELIABLE_GRACE_S`) so their tails are settled.
+        """
         await self.set_rate(0)  # the answer carries the final published count
         if self.publishing_stopped_at is None:
             self.publishing_stopped_at = self.clock()
+            for client in self.clients.values():
+                client.conn.cutoff = self.publishing_stopped_at
         deadline = self.clock() + timeout
+        self.settled = False
         while self.clock() < deadline:
             if all(self.caught_up(c) for c in self.clients.values()) and all(
                 c.cursor_min >= self.published for c in self.crowds.values()
             ):
-                return True
+                self.settled = True
+                break
             await asyncio.sleep(0.02)
-        return False
+        grace_left = self.publishing_stopped_at + UNRELIABLE_GRACE_S - self.clock()
+        if grace_left > 0:
+            await asyncio.sleep(grace_left)
+        return self.settled
 
     def caught_up(self, client: Client) -> bool:
         """True when ``client`` has the last published seq on its resumable channel (or failed).
@@ -381,15 +413,25 @@ class Session:
             return 0.0
         return (self.publishing_stopped_at or self.clock()) - self.started_at
 
+    def final(self) -> bool:
+        """Publishing stopped at least the unreliable grace ago: every tail is settled."""
+        stopped = self.publishing_stopped_at
+        return stopped is not None and self.clock() - stopped >= UNRELIABLE_GRACE_S
+
+    def view_of(self, client: Client) -> View:
+        """The context ``client``'s figures are taken in now (one rule for every screen)."""
+        return client.view(self.published, self.server.replay_from, self.final())
+
     def report(self) -> dict[str, Any]:
         """The JSON report (field names are a contract other tools read)."""
-        published = self.published
-        transports = {name: c.report(published) for name, c in self.clients.items()}
+        published, replay_from, final = self.published, self.server.replay_from, self.final()
+        transports = {name: c.report(published, replay_from, final) for name, c in self.clients.items()}
         for name, crowd in self.crowds.items():
             transports[name]["crowd"] = crowd.report(since=self.started_at)
         report = {
             "published": published,
             "duration_s": round(self.duration(), 3),
+            "settled": self.settled,
             "transports": transports,
             "faults": self.faults.report(),
             "health": self.health(),
@@ -400,3 +442,45 @@ class Session:
                 "rss_kb_per_connection": None if kb is None else round(kb, 1)
             }
         return report
+
+    def reset_counters(self) -> None:
+        """Zero every figure (counters, latency, downtime, fault records); connections carry on."""
+        for client in self.clients.values():
+            client.restart_counting()
+        self.faults.recovery.clear()
+
+    # --- the message log ------------------------------------------------------------------
+
+    def _audit(self, record: dict[str, object]) -> None:
+        if self.message_log is not None:
+            record["pub"] = self.published  # what the recovery records saw at that moment
+            self.message_log.write(record)
+
+    def _log_fault(self, event: Event) -> None:
+        if self.message_log is None or not isinstance(event, FaultStarted | FaultEnded):
+            return
+        what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
+        fault = event.fault
+        self.message_log.write(
+            {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
+             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self.published}
+        )
+
+    def close_message_log(self) -> None:
+        """Write the ``end`` record (what the figures were taken against) and close the log."""
+        if self.message_log is None:
+            return
+        for client in self.clients.values():
+            client.flush_audit()
+        stopped = self.publishing_stopped_at
+        clients = {
+            n: {"state": c.state.value, "connected": c.conn.connected, "subscribed_until": c.subscribed_until}
+            for n, c in self.clients.items()
+        }
+        self.message_log.write({
+            "ev": "end", "published": self.published, "replay_from": self.server.replay_from,
+            "final": self.final(), "at": self.clock(), "clients": clients,
+            "cutoff": None if stopped is None else round(stopped - self.message_log.origin, 6),
+        })
+        self.message_log.close()
+        self.message_log = None

@@ -9,6 +9,7 @@
     GET    /control/rate             {"rate": r}
     POST   /control/rate             {"rate": r}
     POST   /control/drop             {"transport"?} abruptly close live connections → {"dropped": n}
+    POST   /control/reset            ask every follower to zero its counters → {"reset": true, "followers": n}
     GET    /control/events           newline-delimited JSON events, see :mod:`servers.events`
 
 The control listener is not one of the fault-bearing listeners: it keeps answering during an
@@ -147,6 +148,11 @@ async def drop(request: web.Request) -> web.Response:
     return web.json_response({"dropped": request.app[SERVER].drop(transport)})
 
 
+async def reset_counters(request: web.Request) -> web.Response:
+    """The counters live with whoever accounts (a session): tell every follower."""
+    return web.json_response({"reset": True, "followers": request.app[SERVER].reset_counters()})
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """Stream the server's events, one JSON object per line, starting with a ``hello``."""
     server = request.app[SERVER]
@@ -192,6 +198,7 @@ class ControlListener:
         app.router.add_get("/control/rate", get_rate)
         app.router.add_post("/control/rate", set_rate)
         app.router.add_post("/control/drop", drop)
+        app.router.add_post("/control/reset", reset_counters)
         app.router.add_get("/control/events", events)
         runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
         await runner.setup()

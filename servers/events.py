@@ -3,12 +3,14 @@
 Events are small JSON objects with a ``type``:
 
 * ``hello`` — first, with the full status (endpoints, faults, rate, published);
-* ``fault`` — ``{"what": "started" | "ended", "fault": {...}}``;
+* ``fault`` — ``{"what": "started" | "ended", "fault": {...}, "published": n}``;
 * ``reset`` — the replay buffer or a connection was lost on the server's side:
   ``{"cause": "crash"}`` when a crash forgot the buffer, ``{"cause": "too_slow", "cut": n}``
   when n subscriptions were closed because their consumer could not keep up;
 * ``rate`` — ``{"rate": r}`` when the publish rate changes;
-* ``publisher`` — ``{"published": n, "rate": r}`` every :data:`PUBLISHER_EVERY_S`;
+* ``counters_reset`` — someone asked (``POST /control/reset``) that every follower zero its
+  counters (the accounting lives with the followers, not the server);
+* ``publisher`` — ``{"published": n, "replay_from": f, "rate": r}`` every :data:`PUBLISHER_EVERY_S`;
 * ``listeners`` — ``{"up": bool}`` when an outage or crash takes them down or back;
 * ``bye`` — the stream ends (the server stops, or this follower fell too far behind).
 """

@@ -172,6 +172,7 @@ class Server:
         host = self.config.host
         return {
             "published": self.hub.last_seq,
+            "replay_from": self.hub.first_available,
             "rate": self.publisher.rate,
             "connections": {t: self.ctx.registry.count(t) for t in TRANSPORTS},
             "faults": [f.to_json(now) for f in self.faults.active(now)],
@@ -264,6 +265,11 @@ class Server:
     def add_fault_listener(self, listener: FaultListener) -> None:
         self._fault_listeners.append(listener)
 
+    def reset_counters(self) -> int:
+        """Ask every follower (a session accounts on its side) to zero its counters."""
+        self.events.publish({"type": "counters_reset"})
+        return self.events.followers
+
     def add_fault(
         self,
         kind: Kind,
@@ -300,13 +306,19 @@ class Server:
         for fault in faults:
             if fault.id in self._outages:
                 self._outages.discard(fault.id)
+                crash = fault.kind is Kind.CRASH
                 if not self._outages:
-                    self._spawn(self.start_listeners(forget=fault.kind is Kind.CRASH))
+                    self._spawn(self.start_listeners(forget=crash))
+                elif crash:  # the crashed process is back but another outage holds the listeners
+                    self.hub.forget()
+                    self.events.publish({"type": "reset", "cause": "crash", "first": self.hub.first_available})
             log.info("fault ended: %s", fault.describe())
             self._notify("ended", fault)
 
     def _notify(self, what: str, fault: Fault) -> None:
-        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock())})
+        # "published" lets a follower tell what was published before the fault from what after.
+        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock()),
+                             "published": self.hub.last_seq})
         for listener in list(self._fault_listeners):
             try:
                 listener(what, fault)
@@ -334,6 +346,7 @@ class Server:
                 last_figures = now
                 self.events.publish(
                     {"type": "publisher", "published": self.hub.last_seq, "rate": self.publisher.rate,
+                     "replay_from": self.hub.first_available,
                      "health": self.health().to_json()}
                 )
 
@@ -343,7 +356,8 @@ class Server:
 
     def set_rate(self, rate: float) -> None:
         self.publisher.set_rate(rate)
-        self.events.publish({"type": "rate", "rate": rate, "published": self.hub.last_seq})
+        self.events.publish({"type": "rate", "rate": rate, "published": self.hub.last_seq,
+                             "replay_from": self.hub.first_available})
 
     def app(self) -> web.Application | None:
         return self._http.app if self._http else None

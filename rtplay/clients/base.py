@@ -25,6 +25,7 @@ from rtplay.events import (
     State,
     state_of,
 )
+from rtplay.accounting import View, is_recoverable
 from rtplay.metrics import ChannelStats, ConnectionStats
 from rtplay.protocol.envelope import Received
 from rtplay.protocol.health import cut_as_too_slow
@@ -35,6 +36,15 @@ MAIN = "main"
 """The channel name of single-channel transports."""
 
 Emit = Callable[[Event], None]
+
+ArrivalHook = Callable[[float, str, int, bool, float], None]
+"""Called with (now, channel, seq, new, latency_ms) on every envelope received."""
+
+
+def is_heartbeat(payload: object) -> bool:
+    """A ping or pong: never counted as wire bytes on any transport (the rule every
+    transport follows: wire bytes are what carries messages, not keep-alives)."""
+    return isinstance(payload, dict) and ("pong" in payload or "ping" in payload)
 
 
 #: How often a client held by the offline fault checks whether its network is back.
@@ -50,12 +60,17 @@ class Client:
 
     name = "?"
     channels: tuple[str, ...] = (MAIN,)
+    unreliable_channels: tuple[str, ...] = ()
+    """Best-effort channels: losses counted from the first arrival, up or down."""
 
     def __init__(self, base_url: str, emit: Emit | None = None, *, emit_messages: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self._emit = emit or (lambda event: None)
         self._emit_messages = emit_messages
-        self.stats = {channel: ChannelStats() for channel in self.channels}
+        self.stats = {
+            channel: ChannelStats.unreliable() if channel in self.unreliable_channels else ChannelStats()
+            for channel in self.channels
+        }
         self.conn = ConnectionStats()
         self.state = State.CONNECTING
         self.state_detail = ""
@@ -67,10 +82,15 @@ class Client:
         """Disconnects where the server cut this client for reading too slowly (not a crash)."""
         self.subscribed_until: int | None = None
         """The hub's last seq when this client failed for good: later messages aren't its loss."""
-        self.arrival_hook: Callable[[float], None] | None = None
-        """Called with ``now`` on every new message (the session's recovery figures)."""
+        self.arrival_hook: ArrivalHook | None = None
+        """Called on every envelope (the session's recovery figures and message log)."""
         self.is_offline: Callable[[], bool] = lambda: False
         """The client-side ``offline`` fault: this client's network is down."""
+        self.audit: Callable[[dict[str, object]], None] | None = None
+        """``--log-messages``: called with one record per arrival and per connection change."""
+        self._audit_bytes: dict[str, int] = {}
+        self.published_now: Callable[[], int | None] = lambda: None
+        """The hub's last seq (the session knows it): where an unreliable channel went down."""
         self.clock: Callable[[], float] = time.monotonic
         self.wall_ms: Callable[[], float] = lambda: time.time() * 1000
 
@@ -104,20 +124,44 @@ class Client:
         now = self.clock()
         stats = self.stats[channel]
         new = stats.on_message(env.seq, env.t, received_ms, now)
-        if new and self.arrival_hook is not None:
-            self.arrival_hook(now)
+        if self.audit is not None:
+            self._record("msg", now, ch=channel, seq=env.seq, lat=received_ms - env.t,
+                         b=self._audit_bytes.pop(channel, 0))
+        if self.arrival_hook is not None:
+            self.arrival_hook(now, channel, env.seq, new, received_ms - env.t)
         if self._emit_messages:
             latency = received_ms - env.t
             self._emit(MessageReceived(self.name, now, channel, env.seq, latency, new))
         return new
 
     def on_reset(self, first: int, channel: str = MAIN) -> None:
+        now = self.clock()
         lost = self.stats[channel].tracker.reset(first)
         log.info("%s: reset, %d messages no longer available", self.name, lost)
-        self._emit(ResetReceived(self.name, self.clock(), channel, lost))
+        self._record("reset", now, ch=channel, first=first)
+        self._emit(ResetReceived(self.name, now, channel, lost, first))
+
+    def on_live(self, first: int, channel: str) -> None:
+        """An unreliable channel's new session sends seqs from ``first`` on."""
+        live = self.stats[channel].live
+        assert live is not None, f"{channel} is not an unreliable channel"
+        live.live_from(first)
+        self._record("live", self.clock(), ch=channel, first=first)
 
     def add_wire_bytes(self, n: int, channel: str = MAIN) -> None:
         self.stats[channel].add_wire_bytes(n)
+        if self.audit is not None:
+            self._audit_bytes[channel] = self._audit_bytes.get(channel, 0) + n
+
+    def _record(self, what: str, now: float, **fields: object) -> None:
+        if self.audit is not None:
+            self.audit({"ev": what, "tr": self.name, "at": now, "conn": self.conn.connects, **fields})
+
+    def flush_audit(self) -> None:
+        """Log the wire bytes not yet attached to an arrival (e.g. empty long-poll answers)."""
+        for channel, n in sorted(self._audit_bytes.items()):
+            self._record("bytes", self.clock(), ch=channel, b=n)
+        self._audit_bytes.clear()
 
     # --- state changes -------------------------------------------------------------------
 
@@ -136,11 +180,19 @@ class Client:
     def _connected(self, detail: str = "") -> None:
         now = self.clock()
         self.conn.on_connected(now)
+        self._record("up", now)
         self._send(Connected(self.name, now, detail), detail)
+
+    def _went_down(self, now: float) -> None:
+        self.conn.on_disconnected(now)
+        self._record("down", now)
+        for stats in self.stats.values():
+            if stats.live is not None:
+                stats.live.went_down(self.published_now())
 
     def _disconnected(self, reason: str) -> None:
         now = self.clock()
-        self.conn.on_disconnected(now)
+        self._went_down(now)
         log.info("%s: disconnected: %s", self.name, reason)
         self.cut_too_slow += cut_as_too_slow(reason)
         self._send(Disconnected(self.name, now, reason), reason)
@@ -148,12 +200,14 @@ class Client:
     def _retry_in(self, delay: float, policy: str) -> None:
         now = self.clock()
         self.retry_at = now + delay
+        self._record("retry", now)
         self._send(RetryScheduled(self.name, now, delay, policy), policy)
 
     def _failed(self, reason: str) -> None:
         now = self.clock()
-        self.conn.on_disconnected(now)
+        self._went_down(now)
         self.cut_too_slow += cut_as_too_slow(reason)
+        self._record("failed", now)
         self._send(Failed(self.name, now, reason), reason)
 
     def stopped(self) -> None:
@@ -165,11 +219,31 @@ class Client:
 
     # --- reporting -----------------------------------------------------------------------
 
-    def report(self, published: int) -> dict[str, object]:
-        """This client's entry of the JSON report."""
+    def restart_counting(self) -> None:
+        """Zero every counter (the user's reset); the connection and its cursor carry on."""
         now = self.clock()
+        for stats in self.stats.values():
+            stats.restart_counting()
+        self.conn.restart_counting(now)
+        self._audit_bytes.clear()
+        self._record("restart", now)
+
+    def view(self, published: int, replay_from: int, final: bool) -> View:
+        """The context this client's figures are taken in (see :mod:`rtplay.accounting`)."""
         if self.subscribed_until is not None:
             published = min(published, self.subscribed_until)
+        failed = self.state is State.FAILED
+        recoverable = is_recoverable(failed, self.conn.connected, self.cursor, replay_from)
+        return View(published, recoverable, final)
+
+    def report(self, published: int, replay_from: int = 1, final: bool = False) -> dict[str, object]:
+        """This client's entry of the JSON report.
+
+        ``replay_from`` is the oldest seq the server can still replay; ``final`` says
+        publishing stopped long enough ago for every tail to be settled.
+        """
+        now = self.clock()
+        view = self.view(published, replay_from, final)
         base: dict[str, object] = {
             "state": self.state.value,
             "connects": self.conn.connects,
@@ -180,7 +254,7 @@ class Client:
         if self.state is State.FAILED:
             base["failed_reason"] = self.state_detail
         if self.channels == (MAIN,):
-            return self.stats[MAIN].report(published) | base
-        channels = {name: stats.report(published) for name, stats in self.stats.items()}
+            return self.stats[MAIN].report(view, now) | base
+        channels = {name: stats.report(view, now) for name, stats in self.stats.items()}
         primary = channels[self.channels[0]]
         return primary | base | {"channels": channels}

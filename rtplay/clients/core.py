@@ -20,7 +20,6 @@ from typing import Any
 
 from rtplay.clients.base import MAIN, Client, Emit
 from rtplay.errors import describe_error
-from rtplay.metrics import ChannelStats
 from rtplay.protocol.envelope import RESET, ProtocolError, Received
 from rtplay.retry import Backoff, Heartbeat
 from rtplay.retry_spec import PolicySpec, parse_policy
@@ -210,11 +209,16 @@ MAX_EARLY = 1024
 
 class LiveChannel:
     """The start of an unreliable channel on one connection (WebTransport datagrams, WebRTC
-    ``unreliable``): what was published while the client was away was never sent on it, so
-    it is not that channel's loss. Envelopes that overtake the ``{"live": L}`` marker wait."""
+    ``unreliable``): the server says with ``{"live": L}`` which seq the channel starts at, and
+    the accounting model counts the channel's losses from there (up or down, see
+    :mod:`rtplay.accounting`). Envelopes that overtake the marker wait for it."""
 
-    def __init__(self, stats: ChannelStats, account: Callable[[Received, float], None]) -> None:
-        self.stats = stats
+    def __init__(
+        self,
+        on_live: Callable[[int], None],
+        account: Callable[[Received, float], None],
+    ) -> None:
+        self.on_live = on_live
         self.account = account
         self.live_from: int | None = None
         """This connection's first seq on the channel, once the server said."""
@@ -222,10 +226,10 @@ class LiveChannel:
 
     def start(self, first: object) -> None:
         """The ``{"live": L}`` marker arrived (ProtocolError when L is not a seq)."""
-        if not isinstance(first, int) or isinstance(first, bool):
+        if not isinstance(first, int) or isinstance(first, bool) or first < 1:
             raise ProtocolError(f"bad live marker: {str(first)[:60]!r}")
         self.live_from = first
-        self.stats.tracker.skip_to(first - 1)
+        self.on_live(first)
         early, self._early = self._early, []
         for env, received_ms in early:
             self.account(env, received_ms)

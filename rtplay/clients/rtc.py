@@ -29,7 +29,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
-from rtplay.clients.base import Emit
+from rtplay.clients.base import Emit, is_heartbeat
 from rtplay.clients.core import HeartbeatTimeout, LiveChannel, ReconnectingClient, wait_ended
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
@@ -108,6 +108,7 @@ class RTCClient(ReconnectingClient):
     name = "rtc"
     channels = (RELIABLE, UNRELIABLE)
     errors = (*HTTP_ERRORS, ConnectionEnded, HeartbeatTimeout, TimeoutError)
+    unreliable_channels = (UNRELIABLE,)
 
     def __init__(
         self,
@@ -153,7 +154,10 @@ class RTCClient(ReconnectingClient):
     async def _attempt(self, http: httpx.AsyncClient) -> None:
         """One peer connection, from offer to its end (always raises when it ends)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
-        unreliable = LiveChannel(self.stats[UNRELIABLE], lambda env, ms: self.on_envelope(env, ms, UNRELIABLE))
+        unreliable = LiveChannel(
+            lambda first: self.on_live(first, UNRELIABLE),
+            lambda env, ms: self.on_envelope(env, ms, UNRELIABLE),
+        )
         link = _Link(pc, unreliable)
         self._wire(link)
         offline: FaultyPath | None = None
@@ -213,8 +217,10 @@ class RTCClient(ReconnectingClient):
                 if not isinstance(message, str | bytes):
                     raise ProtocolError(f"unexpected message type {type(message).__name__}")
                 raw = message.encode() if isinstance(message, str) else message
-                self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
-                self.handle(link, decode_json(raw), received_ms, label)  # one envelope each
+                payload = decode_json(raw)  # one envelope each
+                if not is_heartbeat(payload):
+                    self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
+                self.handle(link, payload, received_ms, label)
             except ProtocolError as exc:
                 link.end(f"bad message on {label}: {exc}")
 

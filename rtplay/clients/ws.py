@@ -9,7 +9,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import OFFLINE_POLL_S, Emit
+from rtplay.clients.base import OFFLINE_POLL_S, Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
 from rtplay.protocol.compat.websockets import abort
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
@@ -98,8 +98,10 @@ class WebSocketClient(ReconnectingClient):
                 return False
             received_ms = self.wall_ms()
             self.heard()
-            self.add_wire_bytes(len(frame) + FRAME_HEADER_BYTES)
-            self.handle(decode_json(frame), received_ms)
+            payload = decode_json(frame)
+            if not is_heartbeat(payload):
+                self.add_wire_bytes(len(frame) + FRAME_HEADER_BYTES)
+            self.handle(payload, received_ms)
             return False
 
         await self.heartbeat_loop(ping, step, self.ping_interval, self.ping_timeout)

@@ -88,6 +88,7 @@ class WebTransportClient(ReconnectingClient):
     name = "wt"
     channels = (STREAM, DATAGRAM)
     errors = (*ATTEMPT_ERRORS, SessionEnded, ConnectionError)
+    unreliable_channels = (DATAGRAM,)
 
     def __init__(
         self,
@@ -120,7 +121,10 @@ class WebTransportClient(ReconnectingClient):
         self._datagrams = self._live_channel()
 
     def _live_channel(self) -> LiveChannel:
-        return LiveChannel(self.stats[DATAGRAM], lambda env, ms: self.on_envelope(env, ms, DATAGRAM))
+        return LiveChannel(
+            lambda first: self.on_live(first, DATAGRAM),
+            lambda env, ms: self.on_envelope(env, ms, DATAGRAM),
+        )
 
     @property
     def cursor(self) -> int:

@@ -101,8 +101,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         (BodyField("transport", "string", False, f"one of {', '.join(TRANSPORTS)} (default: every transport)"),),
     ),
     Endpoint(
+        "POST", "/control/reset", "ask every follower (a session) to zero its counters",
+        '{"reset": true, "followers": n}',
+    ),
+    Endpoint(
         "GET", "/control/events", "follow the server",
-        "newline-delimited JSON: hello (the full status), then fault, reset, rate, publisher, listeners",
+        "newline-delimited JSON: hello (the full status), then fault, reset, rate, publisher, listeners, "
+        "counters_reset",
     ),
 )
 """Every endpoint of the control API."""

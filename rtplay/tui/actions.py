@@ -102,6 +102,10 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action("x", "clear_faults", "clear", "clear every active fault", "Faults", True, None, "Clear all faults"),
     Action(
+        "C", "reset_counters", "reset counters", "zero every counter, latency and fault record", "Faults", False,
+        None, "Reset all counters",
+    ),
+    Action(
         "r", "rate(1)", "rate", "faster: 1 → 10 → 100 → 1000 msg/s (then stays)", "Rate", True, None,
         "Publish faster",
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from rtplay.accounting import View
 from rtplay.clients.base import Client
 from rtplay.events import Event, FaultEnded, FaultStarted, State
 from rtplay.metrics import ChannelStats
@@ -72,6 +73,10 @@ class Backend(Protocol):
 
     def cycle_policy(self, transports: list[str]) -> list[str]:
         """Switch each transport's client to the next retry policy; what changed, in words."""
+        ...
+
+    def reset_counters(self) -> None:
+        """Zero every counter, latency figure and fault record (connections carry on)."""
         ...
 
     async def set_rate(self, rate: float) -> None:
@@ -178,7 +183,10 @@ class SessionBackend:
             for channel, stats in client.stats.items():
                 hist = history.channels.setdefault(channel, ChannelHistory())
                 hist.sample(stats.tracker.delivered, stats.take_window_max_ms(), dt)
-                self._percentiles[name, channel] = tuple(stats.latency.percentiles(50, 99))  # type: ignore[assignment]
+                self._percentiles[name, channel] = (  # type: ignore[assignment]
+                    *stats.latency.percentiles(50, 99),
+                    *stats.recent.histogram(now).percentiles(50, 99),
+                )
             history.close_sample()
 
     def _pane(self, index: int, name: str, client: Client, now: float) -> PaneModel:
@@ -190,9 +198,9 @@ class SessionBackend:
             detail = f"{self.logs[name].last_reason} · {detail}"
         status, detail = status_of(client.state, detail, client.retry_at, now, client.attempts)
         detail = with_policy(client, detail)
-        published = self.session.published
+        view = self.session.view_of(client)
         channels = tuple(
-            self._channel(name, channel, client.stats[channel], history.channels.get(channel), published, now)
+            self._channel(name, channel, client.stats[channel], history.channels.get(channel), view, now)
             for channel in client.channels
         )
         return PaneModel(
@@ -210,20 +218,22 @@ class SessionBackend:
         )
 
     def _channel(
-        self, name: str, channel: str, stats: ChannelStats, hist: ChannelHistory | None, published: int, now: float
+        self, name: str, channel: str, stats: ChannelStats, hist: ChannelHistory | None, view: View, now: float
     ) -> ChannelModel:
-        t = stats.tracker
-        p50, p99 = self._percentiles.get((name, channel), (None, None))
+        figures = stats.figures(view)  # the one definition the report and compare view use
+        p50, p99, recent_p50, recent_p99 = self._percentiles.get((name, channel), (None, None, None, None))
         return ChannelModel(
             name=channel,
-            delivered=t.delivered,
-            lost=t.missing,
-            behind=max(0, published - t.highest),
-            lost_to_reset=t.lost_to_reset,
-            duplicates=t.duplicates,
-            out_of_order=t.out_of_order,
+            delivered=int(figures["delivered"]),  # type: ignore[call-overload]
+            lost=int(figures["lost"]),  # type: ignore[call-overload]
+            behind=int(figures["pending"]),  # type: ignore[call-overload]
+            lost_to_reset=int(figures["lost_to_reset"]),  # type: ignore[call-overload]
+            duplicates=int(figures["duplicates"]),  # type: ignore[call-overload]
+            out_of_order=int(figures["out_of_order"]),  # type: ignore[call-overload]
             p50_ms=p50,
             p99_ms=p99,
+            recent_p50_ms=recent_p50,
+            recent_p99_ms=recent_p99,
             rate=stats.arrivals.rate(now),
             latency=tuple(hist.latency) if hist else (),
             arrivals=tuple(hist.arrivals) if hist else (),
@@ -245,6 +255,10 @@ class SessionBackend:
 
     def restart(self, transports: list[str]) -> list[str]:
         return [name for name in transports if self.session.restart_client(name)]
+
+    def reset_counters(self) -> None:
+        self.session.reset_counters()
+        self._percentiles.clear()
 
     async def set_rate(self, rate: float) -> None:
         await self.session.set_rate(rate)
@@ -314,6 +328,9 @@ class StaticBackend:
     def restart(self, transports: list[str]) -> list[str]:
         self.commands.append(("restart", transports))
         return []
+
+    def reset_counters(self) -> None:
+        self.commands.append(("reset", None))
 
     async def set_rate(self, rate: float) -> None:
         self.commands.append(("rate", rate))

@@ -59,7 +59,10 @@ def _recovery(key: str) -> Getter:
 ROWS: tuple[tuple[str, Getter], ...] = (
     ("state", lambda e, r: e.get("state", "")),
     ("delivered", lambda e, r: _num(e["delivered"])),
+    ("pending", lambda e, r: _num(e.get("pending"))),
     ("lost", lambda e, r: _num(e["lost"])),
+    ("  while down", lambda e, r: _num(e.get("lost_while_down"))),
+    ("  loss rate %", lambda e, r: "-" if e.get("loss_rate") is None else f"{100 * e['loss_rate']:.1f}"),
     ("lost to reset", lambda e, r: _num(e["lost_to_reset"])),
     ("duplicates", lambda e, r: _num(e["duplicates"])),
     ("out of order", lambda e, r: _num(e["out_of_order"])),
@@ -70,6 +73,8 @@ ROWS: tuple[tuple[str, Getter], ...] = (
     ("latency p95 ms", _latency("p95")),
     ("latency p99 ms", _latency("p99")),
     ("latency max ms", _latency("max")),
+    ("p50 last 10 s ms", lambda e, r: _ms((e.get("recent_latency_ms") or {}).get("p50"))),
+    ("p99 last 10 s ms", lambda e, r: _ms((e.get("recent_latency_ms") or {}).get("p99"))),
     ("wire bytes/msg", lambda e, r: _one_decimal(e.get("wire_bytes_per_msg"))),
 )
 """Per-transport figures: (row label, value from a report entry)."""
@@ -144,7 +149,8 @@ class CompareScreen(Screen[None]):
         yield Static(id="compare-title")
         yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
         yield Static(
-            "lost = published while subscribed, never arrived · recovery figures are for the last fault "
+            "pending = on its way, still recoverable · lost = can never arrive (unreliable channels: "
+            "every seq since the first arrival that never came, up or down) · recovery figures are for the last fault "
             "(detect = fault start → first disconnect/retry; recover = fault end → next new message)",
             id="compare-note",
         )

@@ -250,6 +250,12 @@ class MainScreen(Screen[None]):
         self.say(f"cleared {cleared} fault{'s' * (cleared != 1)}")
         self.show_frame()
 
+    def action_reset_counters(self) -> None:
+        """Zero every figure (the whole-run ones, the last-10-s ones, the fault records)."""
+        self.backend.reset_counters()
+        self.notify("counters reset", timeout=2, markup=False)
+        self.show_frame()
+
     def action_restart(self) -> None:
         """Start the selected failed client(s) again, as a page reload would."""
         names = self.backend.transports if self.selected == ALL else [self.selected]

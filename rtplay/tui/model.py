@@ -33,14 +33,17 @@ class ChannelModel:
     name: str
     delivered: int = 0
     lost: int = 0
-    """Gaps: seqs below the highest received that never arrived (nor were reset away)."""
+    """Can never arrive (``rtplay.accounting``'s definition, as in the report)."""
     behind: int = 0
-    """Published but not received yet (in flight, or missed while down): not lost yet."""
+    """``pending``: published, not received yet, still recoverable: not lost."""
     lost_to_reset: int = 0
     duplicates: int = 0
     out_of_order: int = 0
     p50_ms: float | None = None
     p99_ms: float | None = None
+    recent_p50_ms: float | None = None
+    """p50 of the last 10 s (one outage does not pin it for the rest of the session)."""
+    recent_p99_ms: float | None = None
     rate: float = 0.0
     """Arrivals per second right now."""
     latency: tuple[float | None, ...] = ()

@@ -189,12 +189,13 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
         if data.compact:
             lines.append(head if multi else [*head, ms("p50", ch.p50_ms)])
             continue
-        lines.append([*head, count("behind", ch.behind, "muted")])
+        lines.append([*head, count("pending", ch.behind, "muted")])
         lines.append(
             [count("reset", ch.lost_to_reset, "reset"), count("dup", ch.duplicates, "warn"),
              count("ooo", ch.out_of_order, "warn")]
         )
         lines.append([ms("p50", ch.p50_ms), ms("p99", ch.p99_ms), rx(ch)])
+        lines.append([ms("p50 10s", ch.recent_p50_ms), ms("p99 10s", ch.recent_p99_ms)])
     first = data.channels[0] if data.channels else ChannelModel("main")
     if data.compact:
         lines.append([ms("p50", first.p50_ms) if multi else rx(first), reconnects, down])
@@ -204,7 +205,7 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
 
 
 class Counters(WrappedText):
-    """Delivered, lost, behind, reset, duplicates, out of order, p50/p99, connects, downtime."""
+    """Delivered, lost, pending, reset, duplicates, out of order, p50/p99, connects, downtime."""
 
     STYLE_PREFIX = "counters"
     STYLE_NAMES = COUNTER_STYLES

@@ -54,8 +54,8 @@ def test_gap_tracking_is_bounded() -> None:
     t = SeqTracker()
     for seq in range(2, 2 * (MAX_TRACKED_GAPS + 10), 2):  # every other seq missing
         t.see(seq)
-    assert len(t._gap_starts) <= MAX_TRACKED_GAPS
-    assert t.missing == MAX_TRACKED_GAPS + 9
+    assert len(t._gaps) <= MAX_TRACKED_GAPS
+    assert t.missing == MAX_TRACKED_GAPS + 9 and t.written_off == 9
 
 
 @given(st.lists(st.integers(min_value=1, max_value=200), max_size=400))
