@@ -36,14 +36,18 @@ def test_reset_signal_reads_only_reset_signals() -> None:
 
 
 def test_a_live_channel_holds_what_overtook_its_marker_and_skips_what_came_before() -> None:
-    stats = ChannelStats()
+    stats = ChannelStats.unreliable()
     seen: list[int] = []
-    live = LiveChannel(stats, lambda env, ms: (seen.append(env.seq), stats.on_message(env.seq, env.t, ms, 0.0)))
+    starts: list[int] = []
+    live = LiveChannel(
+        lambda first: (starts.append(first), stats.live.live_from(first)),  # type: ignore[union-attr]
+        lambda env, ms: (seen.append(env.seq), stats.on_message(env.seq, env.t, ms, 0.0)),
+    )
     live.offer(Received(11, 0.0), 1.0)
     assert seen == []
     live.start(11)
     live.offer(Received(12, 0.0), 1.0)
-    assert seen == [11, 12]
+    assert seen == [11, 12] and starts == [11]
     assert stats.tracker.missing == 0  # 1..10 were never sent on this channel
     with pytest.raises(ProtocolError, match="bad live marker"):
         live.start("11")
