@@ -62,7 +62,17 @@ class SeqTracker:
         self.highest = max(self.highest, seq)
 
     def reset(self, first: int) -> int:
-        """The server says seqs before ``first`` are gone: count them, return how many."""
+        """The server says seqs before ``first`` are gone: count them, return how many.
+
+        A ``first`` at or below what we already have means the server's numbering restarted
+        below our cursor (it lost its state): rewind, so the next resume asks from there."""
+        if first - 1 < self.highest:
+            self.highest = first - 1
+            while self._gap_ends and self._gap_ends[-1] >= first:
+                if self._gap_starts[-1] >= first:
+                    del self._gap_starts[-1], self._gap_ends[-1]
+                else:
+                    self._gap_ends[-1] = first - 1
         lost = 0
         if first - 1 > self.highest:
             lost += first - 1 - self.highest
