@@ -137,13 +137,19 @@ class SlowConsumer(ConnectionError):
 
 
 async def _goodbye(request: web.Request, last_words: Awaitable[None]) -> None:
-    """Try to send ``last_words`` for :data:`GOODBYE_TIMEOUT_S`, then abort the connection."""
+    """Queue ``last_words`` and give the peer :data:`GOODBYE_TIMEOUT_S` to read what is
+    buffered up to them; then close (everything was handed to the kernel) or abort."""
+    transport = request.transport
     try:
         async with asyncio.timeout(GOODBYE_TIMEOUT_S):
             await last_words
+            while transport is not None and transport.get_write_buffer_size() > 0:
+                await asyncio.sleep(HOLD_STEP_S)
     except (TimeoutError, ConnectionError, RuntimeError):  # RuntimeError: aiohttp, once closing
-        pass
-    _abort(request)()
+        _abort(request)()
+        return
+    if transport is not None:
+        transport.close()
 
 
 def _abort(request: web.Request) -> Callable[[], None]:
