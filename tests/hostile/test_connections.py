@@ -55,10 +55,10 @@ async def test_a_slowloris_is_closed(strict_server: Server) -> None:
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     try:
-        await loop.sock_sendall(sock, b"GET /poll HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await loop.sock_sendall(sock, b"GET /poll HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         for i in range(int(20 * TIMEOUT_S / 0.1)):  # one header byte every 100 ms, never done
             try:
-                await loop.sock_sendall(sock, b"X"[: 1] if i % 10 else b"\r\nX-Slow: ")
+                await loop.sock_sendall(sock, b"\r\nX-Slow: " if i % 10 == 9 else b"a")
             except ConnectionError:
                 return  # closed: good
             await asyncio.sleep(0.1)

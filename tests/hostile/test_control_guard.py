@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from servers.guard import TOKEN_HEADER
 from servers.runner import Server, ServerConfig
 from tests.hostile.conftest import HOST, control
 
@@ -60,6 +59,7 @@ def test_binding_beyond_loopback_requires_a_token() -> None:
 
 
 async def test_with_a_token_required_only_its_holder_gets_in() -> None:
+    from servers.guard import TOKEN_HEADER
     server = Server(ServerConfig(rate=0))
     server.guard.require_token = True  # what binding beyond loopback does (tests stay on loopback)
     await server.start()

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from servers.faults import Kind
-from servers.http import CTX, HttpConfig, Throttle, _SseStream, _write_backlog
+from servers.http import HttpConfig, Throttle
 from servers.hub import Hub
 from servers.pubsub import Broadcaster
 from servers.runner import Server, ServerConfig
@@ -112,6 +112,7 @@ class FastWire:
 async def test_a_long_replay_takes_turns_with_the_loop() -> None:
     """10,000 buffered envelopes replayed to a consumer that never pushes back must still let
     other connections (live clients) run in between, batch by batch."""
+    from servers.http import _SseStream, _write_backlog  # the replay writer itself
     hub = Hub(10_000)
     broadcaster = Broadcaster(hub)
     for _ in range(10_000):
