@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from rtplay.scenario import ScenarioError, parse_scenario
-from servers.faults import Kind
+from rtplay.protocol.faults import Kind
 from servers.http import sse
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until

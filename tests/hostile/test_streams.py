@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from servers.faults import Kind
+from rtplay.protocol.faults import Kind
 from servers.http import HttpConfig, Throttle
 from servers.hub import Hub
 from servers.pubsub import Broadcaster
