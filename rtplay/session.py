@@ -10,7 +10,6 @@ mode, so tests exercise what users run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -249,9 +248,8 @@ class Session:
         await self.finish_crowds()
         for task in self._tasks.values():
             task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # wait for them; a cancellation of this call itself still propagates
+            await asyncio.wait(self._tasks.values())
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()

@@ -127,3 +127,16 @@ async def test_ctrl_c_during_run_writes_a_partial_report_and_exits_130(tmp_path:
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err and b"transport" in out
     assert json.loads(report.read_text())["partial"] is True
+
+
+async def test_stopping_the_publisher_does_not_swallow_the_callers_cancellation() -> None:
+    from servers.hub import Hub
+    from servers.pubsub import Broadcaster, Publisher
+
+    publisher = Publisher(Broadcaster(Hub()), rate=10)
+    publisher.start()
+    stopping = asyncio.create_task(publisher.stop())
+    await asyncio.sleep(0)  # stop() is now waiting for the publisher task
+    stopping.cancel()
+    await asyncio.gather(stopping, return_exceptions=True)
+    assert stopping.cancelled(), "Publisher.stop() swallowed the cancellation of its caller"
