@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from socket import SO_SNDBUF, SOL_SOCKET
 
 from aiohttp import WSMsgType, web
 
@@ -43,6 +44,12 @@ WRITE_BATCH = 256
 
 #: Longest a long-poll may be held, whatever the client asks.
 MAX_LONGPOLL_TIMEOUT_S = 60.0
+
+#: Kernel send buffer of a streaming connection (SSE, WebSocket). Linux autotunes it up to
+#: 4 MiB, which a reader that stopped reading fills before anything pushes back on the writer
+#: (~40 s at 1000 msg/s): 256 KiB is still seconds of stream for a live consumer, and makes
+#: a stuck one block the writer, so the slow-consumer deadline applies, within seconds.
+STREAM_SNDBUF_BYTES = 256 * 1024
 
 #: How long a slow consumer gets to read the stream's last words (the reason it is cut)
 #: before its connection is aborted: bounded, so a peer that reads nothing costs nothing.
@@ -112,6 +119,13 @@ def batch_json(backlog: Backlog, last: int) -> str:
     if backlog.reset is not None:
         body += ',"reset":' + json.dumps(backlog.reset.to_json())
     return body + "}"
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    """Cap the kernel's send buffer of this (streaming) connection: see STREAM_SNDBUF_BYTES."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(SOL_SOCKET, SO_SNDBUF, STREAM_SNDBUF_BYTES)
 
 
 def _closed(request: web.Request) -> Callable[[], bool]:
@@ -314,6 +328,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
             "Access-Control-Allow-Origin": "*",  # a page of any origin may subscribe
         }
     )
+    _bound_send_buffer(request)
     await response.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(cursor)
     try:
@@ -402,6 +417,7 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
         heartbeat=ctx.config.ws_heartbeat_s, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS
     )
     masked_frames_only(request)
+    _bound_send_buffer(request)
     await socket.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(since)
     with ctx.registry.track("ws", _abort(request)):

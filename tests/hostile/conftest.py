@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
-from servers.runner import Server, ServerConfig
+from servers.runner import Server
 
 HOST = "127.0.0.1"
 
@@ -60,14 +58,3 @@ async def eof_within(sock: socket.socket, timeout: float) -> bool:
                     return True
     except TimeoutError:
         return False
-
-
-@pytest.fixture
-async def live_server() -> AsyncIterator[Server]:
-    """A started server publishing nothing by itself (tests publish)."""
-    srv = Server(ServerConfig(rate=0))
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()

@@ -22,33 +22,33 @@ async def raw(server: Server, method: str, path: str, **kw: object) -> httpx.Res
         ({}, b'{"rate": 999}'),
     ],
 )
-async def test_simple_cross_origin_posts_are_refused(live_server: Server, headers: dict[str, str], content: bytes) -> None:
+async def test_simple_cross_origin_posts_are_refused(server: Server, headers: dict[str, str], content: bytes) -> None:
     headers = {"Origin": "http://evil.example", **headers}
-    response = await raw(live_server, "POST", "/control/rate", headers=headers, content=content)
+    response = await raw(server, "POST", "/control/rate", headers=headers, content=content)
     assert response.status_code in (403, 415)
     assert "Access-Control-Allow-Origin" not in response.headers
-    assert live_server.publisher.rate == 0
+    assert server.publisher.rate == 0
 
 
-async def test_no_cors_on_control_not_even_for_a_preflight(live_server: Server) -> None:
+async def test_no_cors_on_control_not_even_for_a_preflight(server: Server) -> None:
     preflight = await raw(
-        live_server, "OPTIONS", "/control/faults",
+        server, "OPTIONS", "/control/faults",
         headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "Access-Control-Allow-Origin" not in preflight.headers
-    drop = await raw(live_server, "POST", "/control/faults", headers={"Origin": "http://evil.example",
+    drop = await raw(server, "POST", "/control/faults", headers={"Origin": "http://evil.example",
                      "Content-Type": "application/json"}, content=b'{"kind": "drop"}')
     assert drop.status_code == 403 and "Access-Control-Allow-Origin" not in drop.headers
 
 
-async def test_a_foreign_host_header_is_refused(live_server: Server) -> None:
+async def test_a_foreign_host_header_is_refused(server: Server) -> None:
     """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1."""
-    response = await raw(live_server, "POST", "/control/rate", json={"rate": 5},
-                         headers={"Host": f"evil.example:{live_server.http_port}"})
-    assert response.status_code == 403 and live_server.publisher.rate == 0
-    same = await raw(live_server, "POST", "/control/rate", json={"rate": 5},
-                     headers={"Origin": live_server.http_url})
-    assert same.status_code == 200 and live_server.publisher.rate == 5
+    response = await raw(server, "POST", "/control/rate", json={"rate": 5},
+                         headers={"Host": f"evil.example:{server.http_port}"})
+    assert response.status_code == 403 and server.publisher.rate == 0
+    same = await raw(server, "POST", "/control/rate", json={"rate": 5},
+                     headers={"Origin": server.http_url})
+    assert same.status_code == 200 and server.publisher.rate == 5
 
 
 def test_binding_beyond_loopback_requires_a_token() -> None:

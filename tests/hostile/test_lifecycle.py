@@ -25,16 +25,16 @@ from tests.hostile.conftest import HOST
 # --- 11: async hygiene ---------------------------------------------------------------------
 
 
-async def test_cancelling_an_sse_handler_cancels_it(live_server: Server) -> None:
-    app = live_server.app()
+async def test_cancelling_an_sse_handler_cancels_it(server: Server) -> None:
+    app = server.app()
     assert app is not None
     request = make_mocked_request("GET", "/sse", app=app)
     handler = asyncio.create_task(sse(request))
-    await wait_until(lambda: live_server.ctx.registry.count("sse") == 1, what="the handler streaming")
+    await wait_until(lambda: server.ctx.registry.count("sse") == 1, what="the handler streaming")
     handler.cancel()
     await asyncio.gather(handler, return_exceptions=True)
     assert handler.cancelled(), "the SSE handler swallowed its cancellation"
-    assert live_server.broadcaster.subscriber_count == 0
+    assert server.broadcaster.subscriber_count == 0
 
 
 def free_tcp_port() -> int:
@@ -60,22 +60,22 @@ async def test_a_start_that_fails_half_way_leaves_nothing_listening() -> None:
 
 
 async def test_a_failed_rebind_after_an_outage_is_logged_and_retried(
-    live_server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("servers.runner.REBIND_RETRY_S", 0.05, raising=False)
     caplog.set_level(logging.WARNING)
-    port = live_server.http_port
-    live_server.add_fault(Kind.OUTAGE, value=60)
-    await wait_until(lambda: not live_server.http_running, what="the outage")
+    port = server.http_port
+    server.add_fault(Kind.OUTAGE, value=60)
+    await wait_until(lambda: not server.http_running, what="the outage")
     squatter = socket.socket()
     squatter.bind((HOST, port))
     squatter.listen()
     try:
-        live_server.clear_faults()
+        server.clear_faults()
         await wait_until(lambda: "cannot listen again" in caplog.text, timeout=3, what="a warning")
     finally:
         squatter.close()
-    await wait_until(lambda: live_server.http_running, timeout=3, what="the listener back")
+    await wait_until(lambda: server.http_running, timeout=3, what="the listener back")
 
 
 # --- 12: the CLI ---------------------------------------------------------------------------

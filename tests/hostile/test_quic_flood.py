@@ -4,11 +4,11 @@ WebTransport client still gets in (through a Retry once the flood has filled the
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 
+from benchmarks.hostile import initial_packet
 from rtplay.clients.wt_conn import client_configuration, open_connection
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
@@ -19,13 +19,6 @@ FLOOD = 300
 
 STATE_BOUND = 64
 """No more half-open connections than this may exist, however many Initials came."""
-
-
-def initial_packet() -> bytes:
-    """A 1200-byte QUIC v1 Initial (RFC 9000 §17.2.2) with random connection ids and garbage."""
-    head = bytes([0xC3]) + (1).to_bytes(4, "big") + bytes([8]) + os.urandom(8) + bytes([8]) + os.urandom(8) + b"\x00"
-    rest = 1200 - len(head) - 2
-    return head + (0x4000 | rest).to_bytes(2, "big") + os.urandom(rest)
 
 
 class Sink:

@@ -38,24 +38,24 @@ async def sse_lines(response: aiohttp.ClientResponse, until: str, timeout: float
 # --- 4: a tiny throttle --------------------------------------------------------------------
 
 
-async def test_a_tiny_throttle_can_be_cleared(live_server: Server) -> None:
-    async with aiohttp.ClientSession() as http, http.get(live_server.http_url + "/sse") as response:
+async def test_a_tiny_throttle_can_be_cleared(server: Server) -> None:
+    async with aiohttp.ClientSession() as http, http.get(server.http_url + "/sse") as response:
         await sse_lines(response, "retry:")
-        live_server.add_fault(Kind.THROTTLE, "sse", 1e-6)
-        publish(live_server, 100)  # far beyond the burst: a debt of ~years at 1e-6 KB/s
+        server.add_fault(Kind.THROTTLE, "sse", 1e-6)
+        publish(server, 100)  # far beyond the burst: a debt of ~years at 1e-6 KB/s
         await asyncio.sleep(0.2)  # the sender is now asleep on its debt
-        live_server.clear_faults()
-        publish(live_server, 1)
+        server.clear_faults()
+        publish(server, 1)
         await sse_lines(response, "id: 101\n")
 
 
-async def test_a_throttled_handler_whose_client_left_unregisters(live_server: Server) -> None:
-    live_server.add_fault(Kind.THROTTLE, "sse", 1e-6)
-    async with aiohttp.ClientSession() as http, http.get(live_server.http_url + "/sse") as response:
+async def test_a_throttled_handler_whose_client_left_unregisters(server: Server) -> None:
+    server.add_fault(Kind.THROTTLE, "sse", 1e-6)
+    async with aiohttp.ClientSession() as http, http.get(server.http_url + "/sse") as response:
         await sse_lines(response, "retry:")
-        publish(live_server, 100)
-        await wait_until(lambda: live_server.ctx.registry.count("sse") == 1, what="the stream")
-    await wait_until(lambda: live_server.ctx.registry.count("sse") == 0, timeout=3, what="the handler to unregister")
+        publish(server, 100)
+        await wait_until(lambda: server.ctx.registry.count("sse") == 1, what="the stream")
+    await wait_until(lambda: server.ctx.registry.count("sse") == 0, timeout=3, what="the handler to unregister")
 
 
 # --- 5: slow SSE consumers -----------------------------------------------------------------
@@ -143,17 +143,17 @@ async def test_a_long_replay_takes_turns_with_the_loop() -> None:
 # --- 8: cursors ahead of the stream --------------------------------------------------------
 
 
-async def test_a_cursor_ahead_of_the_stream_is_reset_on_every_http_transport(live_server: Server) -> None:
-    publish(live_server, 3)
-    port = live_server.http_port
+async def test_a_cursor_ahead_of_the_stream_is_reset_on_every_http_transport(server: Server) -> None:
+    publish(server, 3)
+    port = server.http_port
     body = (await exchange(port, f"GET /poll?since={AHEAD} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()))
     payload = json.loads(body.split(b"\r\n\r\n", 1)[1])
     assert payload["reset"] == {"since": AHEAD, "first": 1}  # everything it has, from the start
     async with aiohttp.ClientSession() as http:
-        async with asyncio.timeout(3), http.get(f"{live_server.http_url}/longpoll?since={AHEAD}&timeout=30") as r:
+        async with asyncio.timeout(3), http.get(f"{server.http_url}/longpoll?since={AHEAD}&timeout=30") as r:
             assert (await r.json())["reset"]["first"] == 1  # at once, not after the hold
-        async with http.get(live_server.http_url + "/sse", headers={"Last-Event-ID": str(AHEAD)}) as r:
+        async with http.get(server.http_url + "/sse", headers={"Last-Event-ID": str(AHEAD)}) as r:
             assert "event: reset" in await sse_lines(r, "event: reset")
-        async with http.ws_connect(f"{live_server.http_url.replace('http', 'ws')}/ws?since={AHEAD}") as ws:
+        async with http.ws_connect(f"{server.http_url.replace('http', 'ws')}/ws?since={AHEAD}") as ws:
             first: Any = json.loads((await ws.receive(timeout=3)).data)
             assert first == {"reset": {"since": AHEAD, "first": 1}}
