@@ -52,6 +52,12 @@ RETRY_ABOVE_HANDSHAKES = 8
 #: completes or times out, so 64 bounds a flood's memory to a few MiB.
 MAX_HANDSHAKES = 64
 
+#: Retry packets sent per second at most. Each costs an AEAD seal and a packet (~50 µs in
+#: Python): a flood answered in full would eat the event loop every transport shares.
+#: 500/s is hundreds of new WebTransport clients a second; beyond it Initials are dropped
+#: and a real client's retransmission gets through a moment later.
+MAX_RETRIES_PER_S = 500
+
 #: RFC 9000 §14.1: a client Initial is padded to at least 1200 bytes; smaller ones never
 #: open a connection (aioquic ignores them too).
 MIN_INITIAL_BYTES = 1200
@@ -66,20 +72,36 @@ class Verdict(Enum):
 class Admission:
     """What to do with an Initial that would open a new connection. Pure: counts passed in."""
 
-    def __init__(self, retry_above: int = RETRY_ABOVE_HANDSHAKES, maximum: int = MAX_HANDSHAKES) -> None:
+    def __init__(
+        self,
+        retry_above: int = RETRY_ABOVE_HANDSHAKES,
+        maximum: int = MAX_HANDSHAKES,
+        retries_per_s: int = MAX_RETRIES_PER_S,
+    ) -> None:
         self.retry_above = retry_above
         self.maximum = maximum
+        self.retries_per_s = retries_per_s
         self.dropped = 0
-        """Initials dropped because too many handshakes were in progress."""
+        """Initials dropped (too many handshakes in progress, or over the Retry budget)."""
+        self._second = 0.0
+        self._retries = 0
 
-    def decide(self, in_progress: int, has_token: bool) -> Verdict:
+    def decide(self, in_progress: int, has_token: bool, now: float) -> Verdict:
         """``in_progress`` handshakes now; ``has_token``: the client answered a Retry."""
         if in_progress >= self.maximum:
             self.dropped += 1
             return Verdict.DROP
-        if has_token or in_progress >= self.retry_above:
-            return Verdict.RETRY  # validate its token, or send it one
-        return Verdict.ACCEPT
+        if has_token:
+            return Verdict.RETRY  # validate its token (cheap, and it proved its address)
+        if in_progress < self.retry_above:
+            return Verdict.ACCEPT
+        if now - self._second >= 1.0:
+            self._second, self._retries = now, 0
+        if self._retries >= self.retries_per_s:
+            self.dropped += 1
+            return Verdict.DROP
+        self._retries += 1
+        return Verdict.RETRY
 
 
 class _ImpairedPath:
@@ -149,6 +171,7 @@ class ImpairedQuicServer(QuicServer):
         self.socket_closed = asyncio.Event()
         """Set once the UDP socket is really closed (asyncio closes it a loop step later)."""
         self.admission = Admission()
+        self._clock = asyncio.get_running_loop().time
         self._retry_handler = QuicRetryTokenHandler()
         self._handshaking: set[QuicConnectionProtocol] = set()
         """Connections created whose handshake had not completed when last looked at."""
@@ -167,7 +190,7 @@ class ImpairedQuicServer(QuicServer):
         if not opens:
             super().datagram_received(data, addr)
             return
-        verdict = self.admission.decide(self.handshakes_in_progress(), bool(header.token))
+        verdict = self.admission.decide(self.handshakes_in_progress(), bool(header.token), self._clock())
         if verdict is Verdict.DROP:
             if self.admission.dropped % 1000 == 1:
                 log.warning("QUIC: %d handshakes in progress, dropping new Initials (%d so far)", MAX_HANDSHAKES, self.admission.dropped)
