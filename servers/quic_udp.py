@@ -58,6 +58,9 @@ MAX_HANDSHAKES = 64
 #: and a real client's retransmission gets through a moment later.
 MAX_RETRIES_PER_S = 500
 
+#: Dropped Initials per log line: a flood is reported, not logged packet by packet.
+DROP_LOG_EVERY = 10_000
+
 #: RFC 9000 §14.1: a client Initial is padded to at least 1200 bytes; smaller ones never
 #: open a connection (aioquic ignores them too).
 MIN_INITIAL_BYTES = 1200
@@ -192,8 +195,8 @@ class ImpairedQuicServer(QuicServer):
             return
         verdict = self.admission.decide(self.handshakes_in_progress(), bool(header.token), self._clock())
         if verdict is Verdict.DROP:
-            if self.admission.dropped % 1000 == 1:
-                log.warning("QUIC: %d handshakes in progress, dropping new Initials (%d so far)", MAX_HANDSHAKES, self.admission.dropped)
+            if self.admission.dropped % DROP_LOG_EVERY == 1:  # a flood: one line per 10,000 drops
+                log.warning("QUIC: Initial flood? %d new connections refused so far", self.admission.dropped)
             return
         # aioquic validates tokens and sends Retries when it has a handler; which to use is
         # decided here, per packet.
