@@ -255,8 +255,9 @@ class Session:
             client.stopped()
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ControlError):
-                await self._follower
+            await asyncio.wait([self._follower])  # a cancellation of this call still propagates
+            if not self._follower.cancelled() and not isinstance(self._follower.exception(), ControlError | None):
+                raise self._follower.exception()  # type: ignore[misc]
             self._follower = None
         if self.control is not None:
             await self.control.aclose()

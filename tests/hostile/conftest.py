@@ -26,7 +26,7 @@ async def control(server: Server, method: str, path: str, **kw: Any) -> httpx.Re
     """A control request as the user's own tools make it (loopback Host, JSON content type)."""
     kw.setdefault("headers", {}).setdefault("Content-Type", "application/json")
     async with httpx.AsyncClient(trust_env=False) as http:
-        return await http.request(method, server.http_url + path, **kw)
+        return await http.request(method, server.control_url + path.removeprefix("/control"), **kw)
 
 
 async def post_raw_json(server: Server, path: str, body: str) -> httpx.Response:

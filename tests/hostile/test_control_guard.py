@@ -11,7 +11,7 @@ from tests.hostile.conftest import HOST, control
 
 async def raw(server: Server, method: str, path: str, **kw: object) -> httpx.Response:
     async with httpx.AsyncClient(trust_env=False) as http:
-        return await http.request(method, server.http_url + path, **kw)  # type: ignore[arg-type]
+        return await http.request(method, server.control_url + path.removeprefix("/control"), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,10 @@ async def test_no_cors_on_control_not_even_for_a_preflight(server: Server) -> No
 async def test_a_foreign_host_header_is_refused(server: Server) -> None:
     """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1."""
     response = await raw(server, "POST", "/control/rate", json={"rate": 5},
-                         headers={"Host": f"evil.example:{server.http_port}"})
+                         headers={"Host": f"evil.example:{server.control.port}"})
     assert response.status_code == 403 and server.publisher.rate == 0
     same = await raw(server, "POST", "/control/rate", json={"rate": 5},
-                     headers={"Origin": server.http_url})
+                     headers={"Origin": server.control_url.removesuffix("/control")})
     assert same.status_code == 200 and server.publisher.rate == 5
 
 
