@@ -133,8 +133,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 EXIT_CODES = """\
 exit codes:
   0  the run ended and every expectation of the scenario was met (or it had none)
-  1  an expectation failed (each is printed as FAILED …), or the server could not be reached
-  2  bad usage: an unknown flag, a bad fault spec, an unreadable or invalid scenario"""
+  1  an expectation failed (each is printed as FAILED …)
+  2  bad usage: an unknown flag, a bad fault spec, an unreadable or invalid scenario; or the
+     run could not happen: a port in use, a server that could not be started or reached
+  130  interrupted (Ctrl-C): the table and the JSON report cover the run so far ("partial")"""
 
 
 def run_epilog() -> str:
