@@ -105,5 +105,5 @@ def masked_frames_only(request: web.Request) -> None:
     read before it and are not checked.
     """
     transport = request.transport
-    if isinstance(transport, asyncio.Transport):
-        transport.set_protocol(_Checked(transport.get_protocol(), transport))
+    if transport is not None:  # asyncio's and uvloop's transports both offer set_protocol
+        transport.set_protocol(_Checked(transport.get_protocol(), transport))  # type: ignore[arg-type]

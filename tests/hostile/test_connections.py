@@ -155,7 +155,7 @@ async def test_masked_frames_still_work(strict_server: Server) -> None:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
         sock.settimeout(3)
-        assert b'{"pong": 1}' in await asyncio.to_thread(sock.recv, 4096)
+        assert b'"pong"' in await asyncio.to_thread(sock.recv, 4096)
     finally:
         sock.close()
 
