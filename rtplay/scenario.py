@@ -110,6 +110,8 @@ def path_error(transport: str, path: str) -> str | None:
             len(parts) == 4 and parts[1] == "channels" and parts[2] in CHANNELS.get(transport, ())
             and parts[3] in ("lost", "lost_to_reset", "duplicates")
         )
+    elif parts[0] == "crowd":  # --clients N figures (rtplay.crowd names them)
+        ok = len(parts) == 2 and parts[1].isidentifier()
     elif parts[0] == "channels":
         ok = len(parts) >= 3 and parts[1] in CHANNELS.get(transport, ()) and ".".join(parts[2:]) in CHANNEL_PATHS
     else:

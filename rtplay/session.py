@@ -10,6 +10,7 @@ mode, so tests exercise what users run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
