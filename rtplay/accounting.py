@@ -108,6 +108,14 @@ class _Ranges:
             i += 1
         return n
 
+    def cut_from(self, first: int) -> None:
+        """Drop every seq at or above ``first``."""
+        while self.ends and self.ends[-1] >= first:
+            if self.starts[-1] >= first:
+                del self.starts[-1], self.ends[-1]
+            else:
+                self.ends[-1] = first - 1
+
     def cut_below(self, first: int) -> int:
         """Drop every seq below ``first``; return how many were dropped."""
         n = 0
@@ -188,6 +196,15 @@ class SeqTracker:
         """Seqs up to ``seq`` were never sent on this channel (e.g. published while away on a
         live-only channel): they are neither delivered nor lost."""
         self.highest = max(self.highest, seq)
+
+    def rewind(self, first: int) -> None:
+        """The server's numbering is behind our cursor (it lost its state, e.g. restarted):
+        forget what we expected at or above ``first`` so the next resume asks from there.
+        What was delivered stays delivered."""
+        if first - 1 < self.highest:
+            self.highest = first - 1
+            self._gaps.cut_from(first)
+            self._written_off.cut_from(first)
 
     def reset(self, first: int) -> int:
         """The server says seqs before ``first`` are gone: count them, return how many."""

@@ -8,7 +8,9 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Coroutine
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -134,8 +136,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 EXIT_CODES = """\
 exit codes:
   0  the run ended and every expectation of the scenario was met (or it had none)
-  1  an expectation failed (each is printed as FAILED …), or the server could not be reached
-  2  bad usage: an unknown flag, a bad fault spec, an unreadable or invalid scenario"""
+  1  an expectation failed (each is printed as FAILED …)
+  2  bad usage: an unknown flag, a bad fault spec, an unreadable or invalid scenario; or the
+     run could not happen: a port in use, a server that could not be started or reached
+  130  interrupted (Ctrl-C): the table and the JSON report cover the run so far ("partial")"""
 
 
 def run_epilog() -> str:
@@ -251,6 +255,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isinstance(report, int):
             return report
         reports[variant.name if variant is not None else ""] = report
+        if report.get("partial"):  # Ctrl-C: no further variants
+            break
     return check_reports(args, scenario, reports)
 
 
@@ -277,13 +283,13 @@ def run_once(
             wide=args.wide,
         )
         try:
-            return eventloop.run(run_headless(config, options, scenario.faults))
+            return eventloop.run(_interruptible(run_headless(config, options, scenario.faults), options))
         except BrowserUnavailable as exc:
             print(f"rtplay run --browser: {exc}", file=sys.stderr)
             return 2
-        except (SpawnError, ControlError) as exc:
+        except (SpawnError, ControlError) as exc:  # e.g. a port in use: the run could not happen
             print(f"rtplay run: {exc}", file=sys.stderr)
-            return 1
+            return 2  # 1 means failed expectations
     finally:
         if launched is not None:
             launched.stop_now()  # the session stopped it already; this covers a failure before
@@ -298,12 +304,27 @@ def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[st
     if args.json is not None:
         args.json.write_text(json.dumps(reports[""] if "" in reports else {"variants": reports}, indent=2) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
+    if any(r.get("partial") for r in reports.values()):
+        print("rtplay run: interrupted; the report covers the run so far (partial)", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports Ctrl-C
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     checks = len(scenario.expectations) * len(reports) + len(scenario.comparisons)
     if checks and not failures:
         print(f"all {checks} expectations met", file=sys.stderr)
     return 1 if failures else 0
+
+
+async def _interruptible(run: Coroutine[Any, Any, dict[str, Any]], options: Any) -> dict[str, Any]:
+    """Run ``run`` with Ctrl-C ending it early (cleanly, report and all) instead of a traceback:
+    ``options`` is the run's ``HeadlessOptions``, whose ``stop`` the signal sets."""
+    loop = asyncio.get_running_loop()
+    options.stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, options.stop.set)
+    try:
+        return await run
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def control_url(url: str | None) -> str | None:

@@ -8,7 +8,6 @@ streams back into session events and recovery records, and plays a scenario's ti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -39,8 +38,7 @@ class FaultController:
     async def stop(self) -> None:
         if self._timeline is not None:
             self._timeline.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timeline
+            await asyncio.wait([self._timeline])  # a cancellation of this call still propagates
             self._timeline = None
 
     # --- commands --------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class HeadlessOptions:
     """After the run, how long to wait for clients to receive everything published."""
     wide: bool = False
     """Print every column of the table (``--wide``)."""
+    stop: asyncio.Event | None = None
+    """Set it (Ctrl-C, say) to end the run early: the report is still written, marked partial."""
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
@@ -227,19 +229,27 @@ async def run_headless(
             await browser.start()
         if faults:
             session.faults.run_timeline(faults)
+        stop = options.stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         end = loop.time() + options.duration
-        while (remaining := end - loop.time()) > 0:
-            await asyncio.sleep(min(1.0, remaining))
+        while (remaining := end - loop.time()) > 0 and not stop.is_set():
+            try:
+                async with asyncio.timeout(min(1.0, remaining)):
+                    await stop.wait()
+            except TimeoutError:
+                pass
             if options.progress:
                 print(progress_line(session), file=options.err, flush=True)
-        await session.settle(options.settle_s)
+        if not stop.is_set():
+            await session.settle(options.settle_s)
         await session.finish_crowds()
         report = session.report()
         session.close_message_log()  # the log ends with what this report was taken against
         if browser is not None:
             await browser.settle(session.published, options.settle_s)
             report["browser"] = browser.report(session.published, report["faults"], session.faults.recovery.origin)
+        if stop.is_set():
+            report["partial"] = True
     finally:
         if browser is not None:
             await browser.stop()

@@ -39,6 +39,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import tomllib
@@ -83,6 +84,39 @@ def _backoff(knobs: dict[str, float], **extra: str) -> dict[str, Any]:
             initial=knobs.get("backoff_initial", 1.0), maximum=knobs.get("backoff_max", 5.0)
         )
     return opts
+
+
+_COUNTERS = ("delivered", "lost", "lost_to_reset", "duplicates", "out_of_order", "wire_bytes_per_msg")
+_LATENCY = tuple(f"latency_ms.{p}" for p in ("p50", "p95", "p99", "max"))
+CHANNEL_PATHS = frozenset((*_COUNTERS, *_LATENCY))
+"""What a report names per channel (and per transport, for its first channel)."""
+TRANSPORT_PATHS = CHANNEL_PATHS | {"state", "failed_reason", "connects", "reconnects", "downtime_s"}
+CHANNELS: dict[str, tuple[str, ...]] = {"wt": ("stream", "datagram"), "rtc": ("reliable", "unreliable")}
+"""The named channels of the transports that have more than one."""
+RECOVERY_PATHS = frozenset(
+    {"fault", "start_s", "end_s", "time_to_detect_s", "time_to_recover_s", "lost", "lost_to_reset",
+     "duplicates", "replayed", "failed"}
+)
+STRING_PATHS = frozenset({"state", "failed_reason", "recovery.fault", "recovery.failed"})
+"""Paths whose value is text: the only ones a bare string may be compared with."""
+
+
+def path_error(transport: str, path: str) -> str | None:
+    """Why ``path`` names nothing in ``transport``'s report entry, or None when it does."""
+    parts = path.split(".")
+    if parts[0] == "recovery":
+        rest = ".".join(parts[1:])
+        ok = rest in RECOVERY_PATHS or (
+            len(parts) == 4 and parts[1] == "channels" and parts[2] in CHANNELS.get(transport, ())
+            and parts[3] in ("lost", "lost_to_reset", "duplicates")
+        )
+    elif parts[0] == "crowd":  # --clients N figures (rtplay.crowd names them)
+        ok = len(parts) == 2 and parts[1].isidentifier()
+    elif parts[0] == "channels":
+        ok = len(parts) >= 3 and parts[1] in CHANNELS.get(transport, ()) and ".".join(parts[2:]) in CHANNEL_PATHS
+    else:
+        ok = path in TRANSPORT_PATHS
+    return None if ok else f"the report of {transport} has no {path!r}"
 
 
 CLIENT_KNOBS: dict[str, tuple[set[str], Callable[[dict[str, float]], dict[str, Any]]]] = {
@@ -169,7 +203,7 @@ class Scenario:
 
 
 def _number(where: str, value: Any, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value < math.inf:
         raise ScenarioError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
     return float(value)
 
@@ -185,16 +219,27 @@ def _expectations(where: str, table: Any, transports: list[str]) -> list[Expecta
         if not isinstance(checks, dict):
             raise ScenarioError(f"{where}: [expect.{transport}] must be a table")
         for path, raw in checks.items():
-            if isinstance(raw, str) and (m := _EXPECT.match(raw)):
-                op, expected = m.group(1), float(m.group(2))
-            elif isinstance(raw, bool) or not isinstance(raw, int | float | str):
-                raise ScenarioError(f"{where}: expect.{transport}.{path}: expected a value or 'OP NUMBER', got {raw!r}")
-            elif isinstance(raw, str) and raw[:1] in "<>=!":
-                raise ScenarioError(f"{where}: expect.{transport}.{path}: cannot read {raw!r}: use e.g. '>= 1'")
-            else:
-                op, expected = "==", raw
+            op, expected = _expectation(f"{where}: expect.{transport}.{path}", path, raw)
+            for name in names:
+                if (problem := path_error(name, path)) is not None:
+                    raise ScenarioError(f"{where}: expect.{transport}.{path}: {problem}")
             out += [Expectation(name, path, op, expected) for name in names]
     return out
+
+
+def _expectation(where: str, path: str, raw: Any) -> tuple[str, float | str]:
+    """The operator and value of one expectation, checked against what the path holds."""
+    if isinstance(raw, str) and (m := _EXPECT.match(raw)):
+        return m.group(1), float(m.group(2))
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ScenarioError(f"{where}: expected a value or 'OP NUMBER', got {raw!r}")
+    if isinstance(raw, str) and raw[:1] in "<>=!":
+        raise ScenarioError(f"{where}: cannot read {raw!r}: use e.g. '>= 1'")
+    if isinstance(raw, str) and path not in STRING_PATHS:
+        raise ScenarioError(f"{where}: cannot read {raw!r}: a number or 'OP NUMBER' (e.g. '< 5') is expected")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ScenarioError(f"{where}: expected a finite number, got {raw!r}")
+    return "==", raw
 
 
 def parse_scenario(text: str, name: str) -> Scenario:

@@ -270,16 +270,16 @@ class Session:
         await self.finish_crowds()
         for task in self._tasks.values():
             task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # wait for them; a cancellation of this call itself still propagates
+            await asyncio.wait(self._tasks.values())
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ControlError):
-                await self._follower
+            await asyncio.wait([self._follower])  # a cancellation of this call still propagates
+            if not self._follower.cancelled() and not isinstance(self._follower.exception(), ControlError | None):
+                raise self._follower.exception()  # type: ignore[misc]
             self._follower = None
         if self.control is not None:
             await self.control.aclose()

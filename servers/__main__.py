@@ -21,6 +21,7 @@ import sys
 from rtplay.protocol import eventloop
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
+from servers.guard import TOKEN_HEADER, token_path, write_token
 from servers.runner import Server, ServerConfig
 
 log = logging.getLogger("servers")
@@ -50,6 +51,8 @@ def summary(server: Server) -> list[str]:
         f"  rtc        POST {url}/rtc/offer?since=0   (JSON {{sdp, type: offer}} -> answer)",
         f"  page            {url}/   (your browser as a client of every transport)",
         f"  control         {server.control_url}/status   /faults   /rate   /drop   /events   (GET {server.control_url}: the API)",
+        f"                  token {server.guard.token}   ({TOKEN_HEADER} header; "
+        + ("required: bound beyond loopback)" if server.guard.require_token else "needed beyond loopback only)"),
         "Ctrl-C stops it.",
     ]
 
@@ -76,6 +79,11 @@ async def _stdin_closed(stop: asyncio.Event) -> None:
 async def serve(config: ServerConfig, watch_stdin: bool) -> None:
     server = Server(config)
     await server.start()
+    token_file = token_path(server.control.port)
+    try:
+        write_token(token_file, server.guard.token)  # where the user's own tools can read it
+    except OSError as exc:
+        log.warning("cannot store the control token in %s: %s", token_file, exc)
     stop = asyncio.Event()
     if watch_stdin and not stdin_is_a_pipe():
         log.warning("--watch-stdin: standard input is not a pipe; not watching it")
@@ -93,6 +101,7 @@ async def serve(config: ServerConfig, watch_stdin: bool) -> None:
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+        token_file.unlink(missing_ok=True)
         await server.stop()
 
 
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"rtplay serve: cannot listen: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

@@ -14,15 +14,15 @@
 
 The control listener is not one of the fault-bearing listeners: it keeps answering during an
 ``outage`` or a ``crash`` (like Toxiproxy's API), so a script can always end what it started.
-Every invalid request gets a 400 with ``{"error": "<what was wrong>"}``.
+Every invalid request gets a 400 with ``{"error": "<what was wrong>"}``; bodies are strict JSON
+in each fault kind's range, and who may call at all is :mod:`servers.guard`'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -30,7 +30,7 @@ from aiohttp import web
 from rtplay.protocol import control_api
 from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
-from servers import page
+from servers.guard import dumps_strict, json_object, json_response, server_logger
 from servers.http import MAX_REQUEST_BYTES, bad_request
 
 if TYPE_CHECKING:
@@ -44,28 +44,18 @@ SERVER: web.AppKey[Server] = web.AppKey("rtplay-server")
 #: ended first, so nothing should be left).
 SHUTDOWN_TIMEOUT_S = 0.5
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body is not JSON"}), content_type="application/json")
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json")
-    return body
-
-
 def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FaultError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FaultError(f"{key} must be a finite number, got {value!r}")
     return float(value)
 
 
 async def describe(request: web.Request) -> web.Response:
     """``GET /control``: every endpoint, body field, range and answer, for scripts."""
-    return web.json_response(control_api.describe())
+    return json_response(control_api.describe())
 
 
 #: How much of the load series ``/control/status`` returns by default (``?load_s=`` asks for
@@ -81,18 +71,18 @@ async def status(request: web.Request) -> web.Response:
         load_s = math.nan
     if not 0 <= load_s <= LOAD_MAX_S:
         return bad_request(f"load_s must be 0-{LOAD_MAX_S:g} seconds")
-    return web.json_response(request.app[SERVER].status(load_s))
+    return json_response(request.app[SERVER].status(load_s))
 
 
 async def list_faults(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     now = server.ctx.clock()
-    return web.json_response({"faults": [f.to_json(now) for f in server.faults.active(now)]})
+    return json_response({"faults": [f.to_json(now) for f in server.faults.active(now)]})
 
 
 async def add_fault(request: web.Request) -> web.Response:
     server = request.app[SERVER]
-    body = await _json_body(request)
+    body = await json_object(request)
     try:
         kind = Kind(body.get("kind"))
     except ValueError:
@@ -110,42 +100,42 @@ async def add_fault(request: web.Request) -> web.Response:
         )
     except FaultError as exc:
         return bad_request(str(exc))
-    return web.json_response({"fault": fault.to_json(server.ctx.clock())}, status=201)
+    return json_response({"fault": fault.to_json(server.ctx.clock())}, 201)
 
 
 async def clear_faults(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     raw = request.match_info.get("id")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         return bad_request(f"fault id must be an integer, got {raw!r}")
     cleared = server.clear_faults(int(raw) if raw is not None else None)
     if raw is not None and not cleared:
-        return web.json_response({"error": f"no active fault {raw}"}, status=404)
+        return json_response({"error": f"no active fault {raw}"}, 404)
     now = server.ctx.clock()
-    return web.json_response({"cleared": [f.to_json(now) for f in cleared]})
+    return json_response({"cleared": [f.to_json(now) for f in cleared]})
 
 
 async def get_rate(request: web.Request) -> web.Response:
-    return web.json_response({"rate": request.app[SERVER].publisher.rate})
+    return json_response({"rate": request.app[SERVER].publisher.rate})
 
 
 async def set_rate(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     rate = body.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_RATE:
         return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r}")
     server = request.app[SERVER]
     server.set_rate(float(rate))
     # Publishing at the old rate has stopped: the count is final when the rate is 0.
-    return web.json_response({"rate": float(rate), "published": server.hub.last_seq})
+    return json_response({"rate": float(rate), "published": server.hub.last_seq})
 
 
 async def drop(request: web.Request) -> web.Response:
-    body = await _json_body(request) if request.can_read_body else {}
+    body = await json_object(request) if request.can_read_body else {}
     transport = body.get("transport")
     if transport is not None and transport not in TRANSPORTS:
         return bad_request(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-    return web.json_response({"dropped": request.app[SERVER].drop(transport)})
+    return json_response({"dropped": request.app[SERVER].drop(transport)})
 
 
 async def reset_counters(request: web.Request) -> web.Response:
@@ -157,14 +147,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     """Stream the server's events, one JSON object per line, starting with a ``hello``."""
     server = request.app[SERVER]
     feed = server.events.subscribe()
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
     try:
         await response.prepare(request)
-        await response.write((json.dumps({"type": "hello", "status": server.status()}) + "\n").encode())
+        await response.write((dumps_strict({"type": "hello", "status": server.status()}) + "\n").encode())
         while (batch := await feed.next_batch()) is not None:
-            await response.write("".join(json.dumps(e) + "\n" for e in batch).encode())
+            await response.write("".join(dumps_strict(e) + "\n" for e in batch).encode())
         if feed.reason:
-            await response.write((json.dumps({"type": "bye", "reason": feed.reason}) + "\n").encode())
+            await response.write((dumps_strict({"type": "bye", "reason": feed.reason}) + "\n").encode())
     except ConnectionResetError:  # the follower went away
         pass
     finally:
@@ -187,7 +177,8 @@ class ControlListener:
         return f"http://{host}:{self.port}/control"
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[page.cors_middleware])
+        # No CORS here, ever: only the user may drive the control API (see servers.guard).
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self.server.guard.middleware])
         app[SERVER] = self.server
         app.router.add_get("/control", describe)
         app.router.add_get("/control/status", status)
@@ -200,7 +191,7 @@ class ControlListener:
         app.router.add_post("/control/drop", drop)
         app.router.add_post("/control/reset", reset_counters)
         app.router.add_get("/control/events", events)
-        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None, logger=server_logger())
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()

@@ -12,7 +12,11 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, FaultError, Kind, validate, validate_duration
+
+MAX_ACTIVE_FAULTS = 64
+"""Faults active at once. Every request consults them, so their number is bounded; 64 is
+far beyond one per kind per transport that any experiment combines."""
 
 
 @dataclass
@@ -37,6 +41,9 @@ class FaultState:
         jitter: float = 0.0,
     ) -> Fault:
         validate(kind, scope, value, jitter)
+        validate_duration(duration)
+        if kind not in ONE_SHOT and len(self._faults) >= MAX_ACTIVE_FAULTS:
+            raise FaultError(f"{MAX_ACTIVE_FAULTS} faults are active already: clear some first")
         if kind in (Kind.OUTAGE, Kind.CRASH) and duration is None:
             duration = value  # an outage of S seconds ends by itself
         fault = Fault(

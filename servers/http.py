@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from socket import SO_SNDBUF, SOL_SOCKET
 
 from aiohttp import WSMsgType, web
 
@@ -20,9 +21,11 @@ from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.faults import Kind
 from servers.connections import ConnectionRegistry
 from servers.faults import FaultState
+from servers.guard import JsonError, JsonTooDeep, loads_strict
 from servers.hub import Backlog
-from servers.pubsub import Broadcaster, Subscription
+from servers.pubsub import SLOW_CONSUMER, Broadcaster, Subscription
 from servers.throttle import TokenBucket
+from servers.wsguard import masked_frames_only
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,20 @@ WRITE_BATCH = 256
 #: Longest a long-poll may be held, whatever the client asks.
 MAX_LONGPOLL_TIMEOUT_S = 60.0
 
+#: Kernel send buffer of a streaming connection (SSE, WebSocket). Linux autotunes it up to
+#: 4 MiB, which a reader that stopped reading fills before anything pushes back on the writer
+#: (~40 s at 1000 msg/s): 256 KiB is still seconds of stream for a live consumer, and makes
+#: a stuck one block the writer, so the slow-consumer deadline applies, within seconds.
+STREAM_SNDBUF_BYTES = 256 * 1024
+
+#: How long a slow consumer gets to read the stream's last words (the reason it is cut)
+#: before its connection is aborted: bounded, so a peer that reads nothing costs nothing.
+GOODBYE_TIMEOUT_S = 1.0
+
+#: Longest single sleep of a throttled sender: a cleared or changed throttle, or a closed
+#: connection, is noticed within this long (the fault engine promises 100 ms).
+THROTTLE_STEP_S = 0.1
+
 
 @dataclass
 class HttpConfig:
@@ -57,6 +74,13 @@ class HttpConfig:
     """Default hold of /longpoll when the client names none."""
     error_retry_after_s: int = 2
     """``Retry-After`` sent with a 503 error fault."""
+    header_timeout_s: float = 10.0
+    """A connection must send a complete request head this soon after it opens (slowloris)."""
+    idle_timeout_s: float = 10.0
+    """An idle keep-alive connection is closed after this long without a new request."""
+    stream_write_timeout_s: float = 5.0
+    """A stream write (SSE, WebSocket) the peer does not take within this long marks it a slow
+    consumer: it is sent the reason and disconnected, like one whose queue overflows."""
 
 
 @dataclass
@@ -95,6 +119,51 @@ def batch_json(backlog: Backlog, last: int) -> str:
     if backlog.reset is not None:
         body += ',"reset":' + json.dumps(backlog.reset.to_json())
     return body + "}"
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    """Cap the kernel's send buffer of this (streaming) connection: see STREAM_SNDBUF_BYTES."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(SOL_SOCKET, SO_SNDBUF, STREAM_SNDBUF_BYTES)
+
+
+def _closed(request: web.Request) -> Callable[[], bool]:
+    def closed() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    return closed
+
+
+async def _within(ctx: ServerContext, sub: Subscription, write: Awaitable[None]) -> None:
+    """Run one stream write; a peer that does not take it in time is a slow consumer."""
+    try:
+        async with asyncio.timeout(ctx.config.stream_write_timeout_s):
+            await write
+    except TimeoutError:
+        sub.close(SLOW_CONSUMER)
+        raise SlowConsumer(SLOW_CONSUMER) from None
+
+
+class SlowConsumer(ConnectionError):
+    """A stream's peer reads too slowly (its queue overflowed or a write timed out)."""
+
+
+async def _goodbye(request: web.Request, last_words: Awaitable[None]) -> None:
+    """Queue ``last_words`` and give the peer :data:`GOODBYE_TIMEOUT_S` to read what is
+    buffered up to them; then close (everything was handed to the kernel) or abort."""
+    transport = request.transport
+    try:
+        async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+            await last_words
+            while transport is not None and transport.get_write_buffer_size() > 0:
+                await asyncio.sleep(HOLD_STEP_S)
+    except (TimeoutError, ConnectionError, RuntimeError):  # RuntimeError: aiohttp, once closing
+        _abort(request)()
+        return
+    if transport is not None:
+        transport.close()
 
 
 def _abort(request: web.Request) -> Callable[[], None]:
@@ -180,17 +249,28 @@ class Throttle:
     path, so back-to-back poll requests share it just as one long stream does.
     """
 
-    def __init__(self, ctx: ServerContext, transport: str) -> None:
+    def __init__(self, ctx: ServerContext, transport: str, closed: Callable[[], bool] = lambda: False) -> None:
         self.ctx = ctx
         self.transport = transport
+        self.closed = closed
+        """True once the connection is gone: a sleeping sender then stops (and unregisters)."""
         self.bucket = ctx.buckets.setdefault(transport, TokenBucket(ctx.clock()))
 
     async def __call__(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` may go out. The debt is slept in steps of at most
+        :data:`THROTTLE_STEP_S`, so clearing the fault (or the peer leaving) ends the wait."""
         rate = self.ctx.faults.throttle_for(self.transport)
-        if rate:
-            wait = self.bucket.delay_for(nbytes, rate, self.ctx.clock())
-            if wait > 0:
-                await asyncio.sleep(wait)
+        if not rate:
+            return
+        end = self.ctx.clock() + self.bucket.delay_for(nbytes, rate, self.ctx.clock())
+        while (wait := end - self.ctx.clock()) > 0:
+            await asyncio.sleep(min(wait, THROTTLE_STEP_S))
+            if self.closed():
+                raise ConnectionResetError(f"{self.transport} peer left while throttled")
+            self.ctx.faults.expire(self.ctx.clock())
+            if self.ctx.faults.throttle_for(self.transport) != rate:  # cleared or changed
+                self.bucket.reset(self.ctx.clock())
+                return
 
 
 # --- short polling and long-polling --------------------------------------------------------
@@ -201,7 +281,7 @@ async def poll(request: web.Request) -> web.Response:
     since = parse_cursor(request.query.get("since"))
     hub = ctx.broadcaster.hub
     body = batch_json(hub.since(since), hub.last_seq)
-    await Throttle(ctx, "poll")(len(body))
+    await Throttle(ctx, "poll", _closed(request))(len(body))
     return web.Response(text=body, content_type="application/json")
 
 
@@ -223,7 +303,7 @@ async def longpoll(request: web.Request) -> web.Response:
                 return web.Response(status=204)
             backlog = hub.since(since)
         body = batch_json(backlog, hub.last_seq)
-        await Throttle(ctx, "longpoll")(len(body))
+        await Throttle(ctx, "longpoll", _closed(request))(len(body))
     return web.Response(text=body, content_type="application/json")
 
 
@@ -248,66 +328,82 @@ async def sse(request: web.Request) -> web.StreamResponse:
             "Access-Control-Allow-Origin": "*",  # a page of any origin may subscribe
         }
     )
+    _bound_send_buffer(request)
     await response.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(cursor)
     try:
         with ctx.registry.track("sse", _abort(request)):
+            stream = _SseStream(ctx, sub, response, Throttle(ctx, "sse", _closed(request)))
             head = f"retry: {ctx.config.sse_retry_ms}\n\n"
             if backlog.reset is not None:
                 head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
-            await response.write(head.encode())
-            throttle = Throttle(ctx, "sse")
-            last = await _write_backlog(ctx, backlog, cursor, response, throttle)
-            await _stream_sse(ctx, sub, last, response, throttle)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+            await stream.send(head.encode())
+            last = await _write_backlog(stream, backlog, cursor)
+            await _stream_sse(stream, last)
+    except SlowConsumer:
+        log.info("sse: closing a slow consumer (%s)", sub.reason)
+        await _goodbye(request, response.write(f"event: closing\ndata: {sub.reason}\n\n".encode()))
+    except ConnectionError as exc:  # the peer went away (aiohttp's ClientConnectionResetError included)
+        log.debug("sse stream ended: %s", exc)
     finally:
         ctx.broadcaster.unsubscribe(sub)
     return response
 
 
-async def _write_sse(
-    ctx: ServerContext, batch: list[Envelope], response: web.StreamResponse, throttle: Throttle
-) -> None:
-    if ctx.faults.has(Kind.DELAY, "sse") or ctx.faults.stalled("sse"):
-        groups = [[env] for env in batch]  # each envelope held until its own t + delay
-    else:
-        groups = [batch]
-    for group in groups:
-        await _hold_envelope(ctx, "sse", group[0])
-        data = "".join(map(sse_event, group)).encode()
-        await throttle(len(data))
-        await response.write(data)
+@dataclass
+class _SseStream:
+    """One SSE connection's writing side: faults, throttle and the slow-consumer deadline."""
+
+    ctx: ServerContext
+    sub: Subscription
+    response: web.StreamResponse
+    throttle: Throttle
+
+    async def send(self, data: bytes) -> None:
+        await _within(self.ctx, self.sub, self.response.write(data))
+
+    async def events(self, batch: list[Envelope]) -> None:
+        if self.ctx.faults.has(Kind.DELAY, "sse") or self.ctx.faults.stalled("sse"):
+            groups = [[env] for env in batch]  # each envelope held until its own t + delay
+        else:
+            groups = [batch]
+        for group in groups:
+            await _hold_envelope(self.ctx, "sse", group[0])
+            data = "".join(map(sse_event, group)).encode()
+            await self.throttle(len(data))
+            await self.send(data)
 
 
-async def _write_backlog(
-    ctx: ServerContext, backlog: Backlog, cursor: int, response: web.StreamResponse, throttle: Throttle
-) -> int:
+async def _write_backlog(stream: _SseStream, backlog: Backlog, cursor: int) -> int:
+    """Replay ``backlog``, yielding to the loop after every batch: a burst of new subscribers
+    each replaying thousands of envelopes takes turns with live traffic instead of starving it."""
     last = cursor
     for start in range(0, len(backlog.messages), WRITE_BATCH):
         chunk = backlog.messages[start : start + WRITE_BATCH]
-        await _write_sse(ctx, chunk, response, throttle)
+        await stream.events(chunk)
         last = chunk[-1].seq
+        await asyncio.sleep(0)
     return last
 
 
-async def _stream_sse(
-    ctx: ServerContext, sub: Subscription, last: int, response: web.StreamResponse, throttle: Throttle
-) -> None:
+async def _stream_sse(stream: _SseStream, last: int) -> None:
+    ctx, sub = stream.ctx, stream.sub
     while True:
         env = await sub.get(timeout=ctx.config.sse_heartbeat_s)
         if env is None:
             if sub.closed.is_set():
+                if sub.reason == SLOW_CONSUMER:
+                    raise SlowConsumer(sub.reason)
                 # A named event, not a comment: a client can tell "too slow" from a crash.
-                await response.write(f"event: closing\ndata: {sub.reason}\n\n".encode())
+                await stream.send(f"event: closing\ndata: {sub.reason}\n\n".encode())
                 return
             if not ctx.faults.stalled("sse"):
-                await response.write(b": ping\n\n")
+                await stream.send(b": ping\n\n")
             continue
         batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
         if not batch:
             continue
-        await _write_sse(ctx, batch, response, throttle)
+        await stream.events(batch)
         last = batch[-1].seq
 
 
@@ -320,10 +416,12 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(
         heartbeat=ctx.config.ws_heartbeat_s, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS
     )
+    masked_frames_only(request)
+    _bound_send_buffer(request)
     await socket.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(since)
     with ctx.registry.track("ws", _abort(request)):
-        sender = asyncio.create_task(_ws_send(ctx, socket, sub, backlog, since))
+        sender = asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))
         try:
             await _ws_receive(ctx, socket)
         finally:
@@ -343,11 +441,14 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             await socket.close(code=1003, message=b"only text frames are accepted")
             return
         try:
-            payload = json.loads(msg.data)
+            payload = loads_strict(msg.data)
             stamp = payload["ping"]
             if not isinstance(stamp, _NUMBER) or isinstance(stamp, bool) or not math.isfinite(stamp):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except JsonTooDeep as exc:  # RFC 6455 §7.4.1: 1009, a message too big to process
+            await socket.close(code=1009, message=str(exc).encode()[:REASON_BYTES])
+            return
+        except (JsonError, KeyError, TypeError):
             await socket.close(code=1008, message=b'expected {"ping": <number>}')
             return
         if ctx.faults.stalled("ws"):
@@ -355,37 +456,53 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
         try:
             # repr of an int or float is its JSON text: no encoder on the round trip's path
             await socket.send_str(f'{{"pong":{stamp!r}}}')
-        except ConnectionResetError:  # the client gave up on us meanwhile (e.g. heartbeat)
+        except ConnectionError:  # the client gave up on us meanwhile (e.g. heartbeat)
             return
 
 
+#: RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the close code.
+REASON_BYTES = 123
+
+
 async def _ws_send(
-    ctx: ServerContext, socket: web.WebSocketResponse, sub: Subscription, backlog: Backlog, since: int
+    ctx: ServerContext,
+    request: web.Request,
+    socket: web.WebSocketResponse,
+    sub: Subscription,
+    backlog: Backlog,
+    since: int,
 ) -> None:
-    throttle = Throttle(ctx, "ws")
+    throttle = Throttle(ctx, "ws", _closed(request))
 
     async def send(env: Envelope) -> None:
         await _hold_envelope(ctx, "ws", env)
         await throttle(len(env.json) + 4)
-        await socket.send_str(env.json)
+        await _within(ctx, sub, socket.send_str(env.json))
 
     try:
         if backlog.reset is not None:
             await socket.send_str(backlog.reset.message())
         last = since
-        for env in backlog.messages:
+        for i, env in enumerate(backlog.messages, 1):
             await send(env)
             last = env.seq
+            if i % WRITE_BATCH == 0:
+                await asyncio.sleep(0)  # replay takes turns with live traffic (see _write_backlog)
         while True:
             env = await sub.get()
             if env is None:
-                await socket.close(code=1013, message=sub.reason.encode())
+                if sub.reason == SLOW_CONSUMER:
+                    raise SlowConsumer(sub.reason)
+                await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
                 return
             if env.seq <= last:
                 continue
             await send(env)
             last = env.seq
-    except (ConnectionResetError, RuntimeError) as exc:  # aiohttp raises these once closing
+    except SlowConsumer:
+        log.info("ws: closing a slow consumer (%s)", sub.reason)
+        await _goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
+    except (ConnectionError, RuntimeError) as exc:  # aiohttp raises these once closing
         log.debug("ws sender ended: %s", exc)
 
 

@@ -74,7 +74,9 @@ class Hub:
         if cursor < 0:
             raise ValueError("cursor must be >= 0")
         first = self.first_available
-        reset = Reset(cursor, first) if cursor + 1 < first else None
+        # A cursor ahead of the newest seq (the server restarted, or a bogus client) is reset
+        # explicitly to where the stream really is, never answered with silence.
+        reset = Reset(cursor, first) if cursor + 1 < first or cursor > self.last_seq else None
         if not self._buffer or cursor >= self.last_seq:
             return Backlog([], reset)
         start = max(0, cursor + 1 - self._buffer[0].seq)

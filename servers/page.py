@@ -17,8 +17,8 @@ from importlib import resources
 
 from aiohttp import web
 
-#: Paths a page from any origin may read (GET), and the control API (JSON POST/DELETE).
-CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/control", "/rtc", "/browser")
+#: Paths a page from any origin may read (GET) or report to. Never ``/control``: see :mod:`servers.guard`.
+CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/browser")
 
 #: The page's files (package data), by name, with their content types. Only these are served.
 STATIC = {
@@ -48,7 +48,7 @@ def _serve(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
 async def cors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """``Access-Control-Allow-Origin: *`` on the read and control endpoints, and preflights."""
+    """``Access-Control-Allow-Origin: *`` on the read endpoints, and their preflights."""
     if not request.path.startswith(CORS_PREFIXES):
         return await handler(request)
     headers = {

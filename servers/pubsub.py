@@ -183,10 +183,9 @@ class Publisher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # asyncio.wait, not ``await task`` in a try: a cancellation of *this* call must
+            # propagate, not be mistaken for the task's own and swallowed.
+            await asyncio.wait([self._task])
             self._task = None
 
     async def _run(self, next_at: float) -> None:

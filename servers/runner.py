@@ -25,6 +25,7 @@ from servers.cert import Certificate, generate_certificate
 from servers.control import ControlListener
 from servers.events import PUBLISHER_EVERY_S, EventBus
 from servers.faults import FaultState
+from servers.guard import ControlGuard, is_loopback, new_token, server_logger
 from servers.http import HttpConfig, ServerContext, build_app
 from servers.load import probe_loop_lag, resident_kb
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
@@ -52,6 +53,10 @@ FaultListener = Callable[[str, Fault], None]
 #: How often timed faults are checked for their end. A cleared or expired fault must stop
 #: acting within 100 ms; endpoints also expire faults themselves on every request.
 FAULT_TICK_S = 0.05
+
+#: After an outage, how long to wait before trying again to bind a port someone else took
+#: meanwhile. Short enough that the playground comes back soon after the port is free.
+REBIND_RETRY_S = 1.0
 
 
 @dataclass
@@ -95,6 +100,8 @@ class Server:
         self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
         self.rtc = RtcManager(self.ctx, host=self.config.host)
         """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
+        self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
+        """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
         self._app_hooks: list[AppHook] = [
@@ -221,7 +228,17 @@ class Server:
         app = build_app(self.ctx)
         for hook in self._app_hooks:
             hook(app)
-        runner = web.AppRunner(app, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S, access_log=None)
+        http = self.config.http
+        runner = web.AppRunner(
+            app,
+            shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S,
+            access_log=None,
+            logger=server_logger(),
+            # aiohttp arms one timer per connection, at open and after each response, and
+            # closes the connection if no complete request head came by then: it enforces
+            # both the header deadline (slowloris, silent sockets) and the idle keep-alive.
+            keepalive_timeout=min(http.header_timeout_s, http.idle_timeout_s),
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.http_port, reuse_address=True)
         try:
@@ -308,7 +325,7 @@ class Server:
                 self._outages.discard(fault.id)
                 crash = fault.kind is Kind.CRASH
                 if not self._outages:
-                    self._spawn(self.start_listeners(forget=crash))
+                    self._spawn(self._come_back(forget=crash))
                 elif crash:  # the crashed process is back but another outage holds the listeners
                     self.hub.forget()
                     self.events.publish({"type": "reset", "cause": "crash", "first": self.hub.first_available})
@@ -324,6 +341,19 @@ class Server:
                 listener(what, fault)
             except Exception:  # a broken listener must not stop the fault engine
                 log.exception("fault listener failed")
+
+    async def _come_back(self, forget: bool) -> None:
+        """End an outage: rebind every listener, retrying (and saying so) while a port is taken."""
+        while True:
+            try:
+                await self.start_listeners(forget=forget)
+                return
+            except OSError as exc:
+                log.warning("cannot listen again after the outage (%s); retrying in %g s", exc, REBIND_RETRY_S)
+            forget = False  # the buffer is forgotten once
+            await asyncio.sleep(REBIND_RETRY_S)
+            if self._outages:  # a new outage began meanwhile: it brings the listeners back
+                return
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -14,6 +14,11 @@ class TokenBucket:
         self._tokens = float(BURST_BYTES)
         self._updated = now
 
+    def reset(self, now: float) -> None:
+        """Forget any debt (the throttle was cleared or changed): start from a full burst."""
+        self._tokens = float(BURST_BYTES)
+        self._updated = now
+
     def delay_for(self, n: int, rate: float, now: float) -> float:
         """Take ``n`` bytes from the bucket; return the seconds to wait before sending them."""
         self._tokens = min(BURST_BYTES, self._tokens + (now - self._updated) * rate)

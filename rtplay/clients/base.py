@@ -136,7 +136,10 @@ class Client:
 
     def on_reset(self, first: int, channel: str = MAIN) -> None:
         now = self.clock()
-        lost = self.stats[channel].tracker.reset(first)
+        tracker = self.stats[channel].tracker
+        if first - 1 < tracker.highest:  # a cursor ahead of the server's newest: start over there
+            tracker.rewind(first)
+        lost = tracker.reset(first)
         log.info("%s: reset, %d messages no longer available", self.name, lost)
         self._record("reset", now, ch=channel, first=first)
         self._emit(ResetReceived(self.name, now, channel, lost, first))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rtplay.protocol.faults import ALL, ERROR_CODES, TRANSPORTS, UDP_ONLY, VALUE_UNITS, Kind
+from rtplay.protocol.faults import ALL, ERROR_CODES, MAX_DURATION_S, TRANSPORTS, UDP_ONLY, VALUE_RANGES, VALUE_UNITS, Kind
 from rtplay.protocol.options import MAX_RATE
 
 
@@ -55,10 +55,9 @@ def value_ranges() -> dict[str, str]:
             ranges[kind.value] = "a status code, one of " + " ".join(str(c) for c in sorted(ERROR_CODES))
         elif unit == "%":
             ranges[kind.value] = "% from 0 to 100"
-        elif kind is Kind.DELAY:
-            ranges[kind.value] = f"{unit} >= 0"
         else:
-            ranges[kind.value] = f"{unit} > 0"
+            low, high = VALUE_RANGES[unit]
+            ranges[kind.value] = f"{unit} >= 0 and <= {high:g}" if low == 0 else f"{unit} from {low:g} to {high:g}"
     return ranges
 
 
@@ -73,8 +72,11 @@ def _fault_fields() -> tuple[BodyField, ...]:
             f"{ALL} (default) or one of {', '.join(TRANSPORTS)}; {udp} only wt, rtc or {ALL}",
         ),
         BodyField("value", "number", False, f"required by the kinds that take one: {values}"),
-        BodyField("jitter", "number", False, "delay only: ± ms, >= 0"),
-        BodyField("duration", "number", False, "seconds until the fault ends by itself (outage and crash: their value)"),
+        BodyField("jitter", "number", False, f"delay only: ± ms, >= 0 and <= {VALUE_RANGES['ms'][1]:g}"),
+        BodyField(
+            "duration", "number", False,
+            f"seconds (> 0, <= {MAX_DURATION_S:g}) until the fault ends by itself (outage and crash: their value)",
+        ),
     )
 
 

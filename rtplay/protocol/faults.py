@@ -6,6 +6,7 @@ and the playground name, describe and check faults with these same words.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -49,6 +50,21 @@ VALUE_UNITS = {
 
 ERROR_CODES = {204, 400, 403, 404, 429, 500, 502, 503, 504}
 """Status codes an ``error`` fault may answer with."""
+
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    # A delay beyond a minute outlasts every client's timeout: it is an outage, say so.
+    "ms": (0.0, 60_000.0),
+    # An outage or crash holds EVERY listener down until it ends by itself; an hour is
+    # longer than any demonstration needs and still ends.
+    "s": (0.001, 3600.0),
+    "%": (0.0, 100.0),
+    # 1e-6 KB/s (a byte every 17 min) up to 1 GB/s, beyond which nothing is throttled.
+    "KB/s": (1e-6, 1e6),
+}
+"""Inclusive range of each unit's value (``status`` is checked against :data:`ERROR_CODES`)."""
+
+MAX_DURATION_S = 86_400.0
+"""Longest a timed fault may last: a day. Longer is "until cleared" (no duration)."""
 
 
 class FaultError(ValueError):
@@ -126,13 +142,24 @@ def validate(kind: Kind, scope: str, value: float | None, jitter: float = 0.0) -
         raise FaultError(f"{kind.value} acts on datagrams: scope must be wt, rtc or all")
     if value is None:
         raise FaultError(f"{kind.value} needs a value in {unit}")
-    if kind is Kind.ERROR and int(value) not in ERROR_CODES:
-        raise FaultError(f"error code must be one of {sorted(ERROR_CODES)}")
-    if unit == "%" and not 0 <= value <= 100:
-        raise FaultError(f"{kind.value} must be 0-100%")
-    if unit in ("ms", "s", "KB/s") and value <= 0 and kind is not Kind.DELAY:
-        raise FaultError(f"{kind.value} must be > 0 {unit}")
-    if value < 0 or jitter < 0:
-        raise FaultError(f"{kind.value} must not be negative")
+    if not math.isfinite(value) or not math.isfinite(jitter):
+        raise FaultError(f"{kind.value} needs a finite value in {unit}")
+    if kind is Kind.ERROR:
+        if value != int(value) or int(value) not in ERROR_CODES:
+            raise FaultError(f"error code must be one of {sorted(ERROR_CODES)}, got {value:g}")
+    else:
+        low, high = VALUE_RANGES[unit]
+        if value <= 0 < low:
+            raise FaultError(f"{kind.value} must be > 0 {unit}")
+        if not low <= value <= high:
+            raise FaultError(f"{kind.value} must be {low:g}-{high:g}{unit}, got {value:g}")
     if jitter and kind is not Kind.DELAY:
         raise FaultError("only delay takes a ±jitter")
+    if not 0 <= jitter <= VALUE_RANGES["ms"][1]:
+        raise FaultError(f"jitter must be 0-{VALUE_RANGES['ms'][1]:g} ms")
+
+
+def validate_duration(duration: float | None) -> None:
+    """Raise :class:`FaultError` unless ``duration`` is None or 0 < duration <= a day."""
+    if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_DURATION_S):
+        raise FaultError(f"duration must be 0-{MAX_DURATION_S:g} s, got {duration:g}")

@@ -19,6 +19,9 @@ HTTP_KNOBS: dict[str, type] = {
     "sse_heartbeat_s": float,
     "ws_heartbeat_s": float,
     "longpoll_timeout_s": float,
+    "header_timeout_s": float,
+    "idle_timeout_s": float,
+    "stream_write_timeout_s": float,
 }
 
 #: The first word of the one line the server process prints once it is listening.

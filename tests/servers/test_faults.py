@@ -112,15 +112,17 @@ async def test_control_api_adds_lists_and_clears_faults(server: Server) -> None:
     [
         ({"kind": "meteor"}, "kind must be one of"),
         ({"kind": "loss", "scope": "sse", "value": 5}, "acts on datagrams"),
-        ({"kind": "delay", "value": "lots"}, "value must be a number"),
+        ({"kind": "delay", "value": "lots"}, "value must be a finite number"),
         ([1, 2], "body must be a JSON object"),
     ],
 )
 async def test_control_api_rejects_bad_requests_with_400(server: Server, body: object, message: str) -> None:
     response = await control(server, "POST", "/control/faults", json=body)
     assert response.status_code == 400 and message in response.json()["error"]
-    response = await control(server, "POST", "/control/faults", content=b"{not json")
-    assert response.status_code == 400 and response.json()["error"] == "body is not JSON"
+    response = await control(
+        server, "POST", "/control/faults", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["error"].startswith("body is not JSON")
 
 
 async def test_control_api_sets_the_rate(server: Server) -> None:

@@ -185,8 +185,8 @@ async def test_the_browser_page_and_cors_for_pages_of_other_origins(server: Serv
         assert page.status_code == 200 and '<script src="/static/page.js">' in page.text
         assert "new EventSource" in (await http.get(server.http_url + "/static/page.js")).text
         preflight = await http.options(
-            server.control_url + "/faults",
-            headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
+            server.http_url + "/poll",
+            headers={"Origin": "http://example.test", "Access-Control-Request-Method": "GET"},
         )
         assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
         poll = await http.get(server.http_url + "/poll", headers={"Origin": "http://example.test"})

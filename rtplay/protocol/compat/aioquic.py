@@ -14,6 +14,7 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import FrameType, H3Connection, H3Stream
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.stream import QuicStreamSender
 
 from rtplay.protocol.compat import require
@@ -35,6 +36,9 @@ def check() -> None:
         ),
         "H3Connection._stream": isinstance(getattr(h3, "_stream", None), dict),
         "QuicServer._protocols": "_protocols" in QuicServer.__init__.__code__.co_names,
+        "QuicServer._retry": "_retry" in QuicServer.__init__.__code__.co_names,
+        "QuicServer._configuration": "_configuration" in QuicServer.__init__.__code__.co_names,
+        "QuicConnection._handshake_complete": isinstance(getattr(quic, "_handshake_complete", None), bool),
     }
     missing = [name for name, ok in found.items() if not ok]
     require("aioquic", aioquic.__version__, TESTED, not missing, ", ".join(missing))
@@ -55,6 +59,33 @@ def server_protocols(server: QuicServer) -> list[QuicConnectionProtocol]:
     """A server's live QUIC connections. aioquic keeps them only in ``_protocols`` (keyed by
     connection id, one entry per id) and offers no public list."""
     return list(set(server._protocols.values()))
+
+
+def protocol_for(server: QuicServer, connection_id: bytes) -> QuicConnectionProtocol | None:
+    """The server's connection known by ``connection_id``, if any."""
+    return server._protocols.get(connection_id)
+
+
+def connection_count(server: QuicServer) -> int:
+    """How many connection ids the server knows (grows when it creates a connection)."""
+    return len(server._protocols)
+
+
+def handshake_complete(protocol: QuicConnectionProtocol) -> bool:
+    """Has this connection finished its handshake (its peer's address is then validated)?"""
+    return bool(protocol._quic._handshake_complete)
+
+
+def host_cid_length(server: QuicServer) -> int:
+    """The length of the connection ids the server issues (to parse short headers)."""
+    return int(server._configuration.connection_id_length)
+
+
+def use_retry(server: QuicServer, handler: QuicRetryTokenHandler | None) -> None:
+    """Make the server validate addresses with Retry (``handler``) or not (None) from now on.
+
+    aioquic decides once, at construction; the admission policy decides per Initial."""
+    server._retry = handler
 
 
 def open_bidi_stream(h3: H3Connection, session_id: int) -> int:

@@ -1,0 +1,299 @@
+"""Load probes against ``rtplay serve``: does a hostile peer take the playground down?
+
+    unshare -n -- bash -c 'ip link set lo up && ulimit -n 65536 && python benchmarks/hostile.py'
+    python benchmarks/hostile.py --probes quic_flood,slowloris --rate 500
+
+Starts ``rtplay serve`` (its own process), follows it with one healthy WebSocket client and,
+per probe, prints the server's RSS and the healthy client's latency p50/p99 before, during
+and after the probe, plus what became of the attackers. Every probe runs in a child process
+(so the attacker's work does not delay the healthy client), loopback only, bounded in count
+and time:
+
+- quic_flood      QUIC Initials with random connection ids on the UDP port
+- slowloris       sockets trickling a request head that never ends, plus silent ones
+- slow_consumers  SSE clients that never read, at the run's publish rate
+- burst           new SSE subscribers with no cursor, each replaying the whole buffer
+- idle            many idle TCP sockets that never send a byte
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+HOST = "127.0.0.1"
+PROBES = ("quic_flood", "slowloris", "slow_consumers", "burst", "idle")
+
+#: Bounds of each probe: counts and seconds (the issue's own figures, scaled for CI machines).
+QUIC_FLOOD_PACKETS = 50_000
+QUIC_FLOOD_PER_S = 10_000
+SLOWLORIS_SOCKETS = 200
+SILENT_SOCKETS = 200
+SLOW_CONSUMERS = 50
+BURST_SUBSCRIBERS = 100
+BURST_TIMEOUT_S = 30.0
+IDLE_SOCKETS = 10_000
+HOLD_S = 15.0
+"""How long the socket probes hold on: longer than the server's 10 s header/idle timeout."""
+PHASE_S = 3.0
+"""Length of the before and after phases."""
+
+
+# --- the attackers (run in a child process) ------------------------------------------------
+
+
+def initial_packet() -> bytes:
+    """A 1200-byte QUIC v1 Initial (RFC 9000 §17.2.2) with random connection ids and garbage."""
+    head = bytes([0xC3]) + (1).to_bytes(4, "big") + bytes([8]) + os.urandom(8) + bytes([8]) + os.urandom(8) + b"\x00"
+    rest = 1200 - len(head) - 2
+    return head + (0x4000 | rest).to_bytes(2, "big") + os.urandom(rest)
+
+
+async def quic_flood(quic_port: int) -> str:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sent = 0
+    step = QUIC_FLOOD_PER_S // 100
+    start = time.monotonic()
+    while sent < QUIC_FLOOD_PACKETS:
+        for _ in range(step):
+            try:
+                sock.sendto(initial_packet(), (HOST, quic_port))
+                sent += 1
+            except BlockingIOError:
+                break
+        await asyncio.sleep(max(0.0, start + sent / QUIC_FLOOD_PER_S - time.monotonic()))
+    sock.close()
+    return f"{sent} Initials in {time.monotonic() - start:.1f} s"
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Did the server close ``sock``? (Reads and discards whatever is pending.)"""
+    sock.setblocking(False)
+    try:
+        while True:
+            if not sock.recv(1 << 16):
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def tcp(port: int, rcvbuf: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect((HOST, port))
+    return sock
+
+
+async def slowloris(http_port: int) -> str:
+    trickling = [tcp(http_port) for _ in range(SLOWLORIS_SOCKETS)]
+    silent = [tcp(http_port) for _ in range(SILENT_SOCKETS)]
+    for sock in trickling:
+        sock.sendall(b"GET /poll HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    end = time.monotonic() + HOLD_S
+    while time.monotonic() < end:
+        for sock in trickling:
+            try:
+                sock.send(b"a")
+            except OSError:
+                pass
+        await asyncio.sleep(1.0)
+    closed = sum(map(closed_by_server, trickling + silent))
+    for sock in trickling + silent:
+        sock.close()
+    return f"{closed}/{len(trickling) + len(silent)} closed by the server"
+
+
+async def slow_consumers(http_port: int) -> str:
+    socks = [tcp(http_port, rcvbuf=4096) for _ in range(SLOW_CONSUMERS)]
+    for sock in socks:
+        sock.sendall(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await asyncio.sleep(HOLD_S)
+    closed = sum(map(closed_by_server, socks))
+    for sock in socks:
+        sock.close()
+    return f"{closed}/{len(socks)} cut by the server"
+
+
+async def burst(http_port: int) -> str:
+    async def subscriber(http: aiohttp.ClientSession) -> float | None:
+        """Seconds until this subscriber had the whole buffer (10k events); None if never."""
+        events = 0
+        try:
+            async with asyncio.timeout(BURST_TIMEOUT_S), http.get(f"http://{HOST}:{http_port}/sse") as response:
+                async for chunk in response.content.iter_any():
+                    events += chunk.count(b"\nid: ") + chunk.startswith(b"id: ")
+                    if events >= 10_000:
+                        return time.monotonic() - start
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+        return None
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        start = time.monotonic()
+        took = await asyncio.gather(*(subscriber(http) for _ in range(BURST_SUBSCRIBERS)))
+    done = [t for t in took if t is not None]
+    slowest = f", the last after {max(done):.1f} s" if done else ""
+    return f"{len(done)}/{BURST_SUBSCRIBERS} got the 10k-message replay{slowest}"
+
+
+async def idle(http_port: int) -> str:
+    socks = []
+    for _ in range(IDLE_SOCKETS):
+        try:
+            socks.append(tcp(http_port))
+        except OSError as exc:
+            return f"opened {len(socks)} sockets, then: {exc.strerror} (raise ulimit -n)"
+    await asyncio.sleep(HOLD_S)
+    closed = sum(map(closed_by_server, socks))
+    for sock in socks:
+        sock.close()
+    return f"{closed}/{len(socks)} closed by the server"
+
+
+def attack(name: str, http_port: int, quic_port: int) -> None:
+    probe = {"quic_flood": lambda: quic_flood(quic_port), "slowloris": lambda: slowloris(http_port),
+             "slow_consumers": lambda: slow_consumers(http_port), "burst": lambda: burst(http_port),
+             "idle": lambda: idle(http_port)}[name]
+    print(asyncio.run(probe()), flush=True)
+
+
+# --- the server, the healthy client and the phases (this process) --------------------------
+
+
+@dataclass
+class Phase:
+    latencies: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    def cell(self) -> str:
+        lat = sorted(self.latencies)
+        if not lat:
+            return "no messages".rjust(17)
+        p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return f"{p50:7.1f} / {p99:7.1f}"
+
+    def rss(self) -> str:
+        return f"{max(self.rss_mb):5.0f}" if self.rss_mb else "    -"
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Healthy:
+    """One WebSocket client following the stream; every arrival goes to the current phase."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.phase = Phase()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.ws_connect(self.url, heartbeat=5) as ws:
+                        async for msg in ws:
+                            envelope = json.loads(msg.data)
+                            if "t" in envelope:
+                                self.phase.latencies.append(time.time() * 1000 - envelope["t"])
+                except (aiohttp.ClientError, OSError):
+                    await asyncio.sleep(0.2)
+
+
+async def sample(pid: int, healthy: Healthy, until: asyncio.Future[object] | float) -> Phase:
+    phase = healthy.phase = Phase()
+    end = until if isinstance(until, float) else None
+    while (end is None and not until.done()) or (end is not None and time.monotonic() < end):  # type: ignore[union-attr]
+        phase.rss_mb.append(rss_mb(pid))
+        await asyncio.sleep(0.2)
+    return phase
+
+
+async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, int], healthy: Healthy) -> list[str]:
+    before = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--attack", name, "--http-port", str(ports[0]), "--quic-port", str(ports[1]),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    outcome_task = asyncio.ensure_future(child.communicate())
+    during = await sample(server.pid, healthy, outcome_task)
+    outcome = (await outcome_task)[0].decode().strip() or f"attacker exited {child.returncode}"
+    after = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
+    return [name, before.rss(), during.rss(), after.rss(), before.cell(), during.cell(), after.cell(), outcome]
+
+
+def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rtplay.cli", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    http_port = quic_port = 0
+    for line in server.stdout:
+        if m := re.search(r"http://127\.0\.0\.1:(\d+)/poll", line):
+            http_port = int(m.group(1))
+        if m := re.search(r"HTTP/3 on UDP (\d+)", line):
+            quic_port = int(m.group(1))
+        if "Ctrl-C" in line:
+            break
+    return server, (http_port, quic_port)
+
+
+async def main(args: argparse.Namespace) -> None:
+    server, ports = start_server(args.rate)
+    healthy = Healthy(f"ws://{HOST}:{ports[0]}/ws")
+    healthy.task = asyncio.create_task(healthy.run())
+    rows = []
+    try:
+        await asyncio.sleep(12 if "burst" in args.probes else 1)  # burst: let the replay buffer fill
+        for name in args.probes:
+            rows.append(await run_probe(name, server, ports, healthy))
+            print(f"  {name}: {rows[-1][-1]}", file=sys.stderr, flush=True)
+    finally:
+        healthy.task.cancel()
+        await asyncio.gather(healthy.task, return_exceptions=True)
+        server.terminate()
+        server.wait(10)
+    print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (max of the phase); healthy WS client latency ms p50 / p99")
+    head = ["probe", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
+    widths = [15, 7, 6, 5, 17, 17, 17, 0]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--probes", type=lambda s: s.split(","), default=list(PROBES))
+    parser.add_argument("--rate", type=float, default=1000.0, help="publish rate (msg/s), default 1000")
+    parser.add_argument("--attack", choices=PROBES, help=argparse.SUPPRESS)
+    parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quic-port", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.attack:
+        attack(arguments.attack, arguments.http_port, arguments.quic_port)
+    else:
+        asyncio.run(main(arguments))

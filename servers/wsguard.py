@@ -1,0 +1,109 @@
+"""RFC 6455 §5.1 for the server side: every client-to-server frame must be masked.
+
+aiohttp's frame reader unmasks what is masked and accepts what is not. :class:`MaskCheck`
+walks the frame headers of the client's byte stream (pure: fed bytes, no I/O, payloads
+skipped without copying) and :func:`masked_frames_only` puts it in front of one connection's
+protocol, so an unmasked frame fails the connection with close code 1002.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSCloseCode, web
+
+log = logging.getLogger(__name__)
+
+#: Longest frame header: 2 bytes, 8 of extended length, 4 of mask (RFC 6455 §5.2).
+MAX_HEADER_BYTES = 14
+
+UNMASKED = "unmasked client frame (RFC 6455 §5.1)"
+
+
+class MaskCheck:
+    """Says whether a client's frame stream so far has only masked frames."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._skip = 0
+        """Payload bytes of the current frame still to pass over."""
+        self.failed = False
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes of the stream; False once an unmasked frame was seen."""
+        i, n = 0, len(data)
+        while i < n and not self.failed:
+            if self._skip:
+                step = min(self._skip, n - i)
+                self._skip -= step
+                i += step
+                continue
+            self._head.append(data[i])
+            i += 1
+            self._frame_header()
+        return not self.failed
+
+    def _frame_header(self) -> None:
+        head = self._head
+        if len(head) < 2:
+            return
+        if not head[1] & 0x80:
+            self.failed = True
+            return
+        short = head[1] & 0x7F
+        extra = 2 if short == 126 else 8 if short == 127 else 0
+        if len(head) < 2 + extra + 4:
+            return
+        self._skip = int.from_bytes(head[2 : 2 + extra], "big") if extra else short
+        head.clear()
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A server-to-client close frame (RFC 6455 §5.5.1) with ``code`` and ``reason``."""
+    payload = code.to_bytes(2, "big") + reason.encode()[:123]
+    return bytes([0x88, len(payload)]) + payload
+
+
+class _Checked(asyncio.Protocol):
+    """Sits between the socket and aiohttp's protocol: every byte passes a :class:`MaskCheck`
+    first; an unmasked frame gets a 1002 close frame and ends the connection."""
+
+    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport) -> None:
+        self._inner = inner
+        self._transport = transport
+        self._check = MaskCheck()
+
+    def data_received(self, data: bytes) -> None:
+        if self._check.failed:
+            return
+        if self._check.feed(data):
+            self._inner.data_received(data)
+            return
+        log.info("ws: %s; closing with 1002", UNMASKED)
+        self._transport.write(close_frame(WSCloseCode.PROTOCOL_ERROR, UNMASKED))
+        self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def masked_frames_only(request: web.Request) -> None:
+    """Before ``WebSocketResponse.prepare(request)``: check the mask of every frame after it.
+
+    The check sits on the transport (``set_protocol``, public asyncio API), in front of
+    aiohttp's own reader. Bytes that came in the very packet of the upgrade request were
+    read before it and are not checked.
+    """
+    transport = request.transport
+    if transport is not None:  # asyncio's and uvloop's transports both offer set_protocol
+        transport.set_protocol(_Checked(transport.get_protocol(), transport))  # type: ignore[arg-type]
