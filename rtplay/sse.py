@@ -48,6 +48,9 @@ class EventStreamParser:
         """Set by a ``retry:`` field; None until the stream sends one."""
         self.comments = 0
         """Comment lines seen (heartbeats)."""
+        self.keepalive_chars = 0
+        """Characters of comment lines and of blank lines that dispatched nothing, line ends
+        included: the stream's keep-alives, which wire-byte figures leave out."""
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._start_of_stream = True
         self._skip_lf = False
@@ -98,9 +101,12 @@ class EventStreamParser:
 
     def _process_line(self, line: str) -> MessageEvent | None:
         if not line:
+            if not self._data and self._id_buffer == self.last_event_id:
+                self.keepalive_chars += 1  # a blank line that ends nothing: part of a keep-alive
             return self._dispatch()
         if line[0] == ":":
             self.comments += 1
+            self.keepalive_chars += len(line) + 1
             return None
         name, colon, value = line.partition(":")
         if colon and value.startswith(" "):

@@ -68,8 +68,11 @@ class SSEClient(ReconnectingClient):
             async for chunk in response.aiter_raw():
                 await self.wait_online()  # offline: the stream goes silent, nothing is read
                 received_ms = self.wall_ms()
-                self.add_wire_bytes(len(chunk))
-                for event in self.parser.feed(chunk):
+                keepalive_before = self.parser.keepalive_chars
+                events = self.parser.feed(chunk)
+                # Wire bytes leave out keep-alives on every transport (`: ping` comments here).
+                self.add_wire_bytes(len(chunk) - (self.parser.keepalive_chars - keepalive_before))
+                for event in events:
                     if event.type == "closing":  # the server says why it ends the stream
                         return f"server ended the stream: {event.data[:200]}"
                     self.handle(event, received_ms)

@@ -226,3 +226,21 @@ async def test_4_reset_messages_are_not_replayed() -> None:
     # Reset seqs never arrive: what was replayed and what was reset are disjoint seqs after the cursor.
     assert rec["replayed"] + rec["lost_to_reset"] <= session.published - cursor
     assert all(v >= 0 for v in rec.values() if isinstance(v, int))
+
+
+async def test_8_sse_keepalives_are_not_wire_bytes() -> None:
+    from rtplay.clients.sse import SSEClient
+    from servers.http import HttpConfig
+
+    server = Server(ServerConfig(rate=0, http=HttpConfig(sse_heartbeat_s=0.02)))
+    await server.start()
+    try:
+        client = SSEClient(server.http_url)
+        async with running(client):
+            await wait_until(lambda: client.parser.comments >= 5, 5, "five `: ping` keep-alives")
+            headers_only = client.stats[MAIN].wire_bytes
+            comments = client.parser.comments
+            await wait_until(lambda: client.parser.comments >= comments + 5, 5, "five more")
+            assert client.stats[MAIN].wire_bytes == headers_only  # nothing published: only keep-alives
+    finally:
+        await server.stop()

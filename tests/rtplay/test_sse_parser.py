@@ -155,3 +155,11 @@ def test_chunking_never_changes_the_result(text: str, cuts: list[int]) -> None:
     assert got == expected
     assert chunked.last_event_id == whole.last_event_id
     assert chunked.reconnection_time_ms == whole.reconnection_time_ms
+
+
+def test_keepalives_are_measured_so_wire_bytes_can_leave_them_out() -> None:
+    parser = EventStreamParser()
+    parser.feed(b": ping\n\n")
+    assert parser.keepalive_chars == len(b": ping\n\n")
+    parser.feed(b'id: 1\ndata: {"seq": 1}\n\n: ping\n\n')
+    assert parser.keepalive_chars == 2 * len(b": ping\n\n")  # the event's own lines are not keep-alives
