@@ -72,6 +72,11 @@ def add_attach_flag(parser: argparse.ArgumentParser) -> None:
         "--server", metavar="URL", default=None,
         help="attach to a running `rtplay serve`: its control URL (http://host:port/control) instead of starting one",
     )
+    parser.add_argument(
+        "--token", default=None,
+        help="with --server: the control token `rtplay serve` printed (needed when it is bound beyond "
+        "loopback; default $RTPLAY_TOKEN, else the token file it wrote on this machine)",
+    )
 
 
 def retry_flag(text: str) -> tuple[str, PolicySpec]:
@@ -275,7 +280,7 @@ def run_once(
         from rtplay.session import SessionConfig
 
         config = SessionConfig(
-            transports=scenario.transports, server=server, server_url=config_url, launched=launched,
+            transports=scenario.transports, server=server, server_url=config_url, token=args.token, launched=launched,
             client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
             log_messages=args.log_messages,
         )
@@ -400,7 +405,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             from rtplay.tui.app import run_tui  # Textual loads only for the playground
 
             config = SessionConfig(
-                transports=args.transports or list(TRANSPORTS), server=options, server_url=url,
+                transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
                 server_stderr=server_log, launched=launched, crowd=args.clients or 0,
             )
             apply_retry(config.client_options, args.retry)

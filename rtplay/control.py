@@ -15,12 +15,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from rtplay.clients import Endpoints
 from rtplay.protocol.faults import ONE_SHOT, Fault, FaultError, Kind
 from rtplay.protocol.health import SideHealth
+from rtplay.protocol.token import TOKEN_HEADER, find_token
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,12 @@ class ServerMirror:
 class ControlClient:
     """HTTP client of one server's control API (``…/control``)."""
 
-    def __init__(self, control_url: str) -> None:
+    def __init__(self, control_url: str, token: str | None = None) -> None:
         self.url = control_url.rstrip("/")
+        token = find_token(urlsplit(self.url).port, token)
+        headers = {TOKEN_HEADER: token} if token else {}
         # trust_env=False: a proxy configured for the web must not see loopback control calls.
-        self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False)
+        self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False, headers=headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

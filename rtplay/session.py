@@ -62,6 +62,9 @@ class SessionConfig:
     server: ServerOptions = field(default_factory=ServerOptions)
     """Options of the server the session spawns (ignored when attaching)."""
     server_url: str | None = None
+    token: str | None = None
+    """The control token of a server bound beyond loopback (``--token``; else ``$RTPLAY_TOKEN``
+    or the token file ``rtplay serve`` wrote on this machine)."""
     """Attach to the server whose control API is here (``http://host:port/control``) instead of
     spawning one; its publish rate is left as it is."""
     server_stderr: int | IO[Any] | None = None
@@ -196,7 +199,7 @@ class Session:
             await self.process.wait_ready()
             url = self.process.control_url
         self.control_url = url
-        self.control = ControlClient(url)
+        self.control = ControlClient(url, self.config.token)
         self._follower = asyncio.create_task(self._follow(self.control), name="rtplay-server-events")
         async with asyncio.timeout(HELLO_TIMEOUT_S):
             hello = asyncio.ensure_future(self._hello.wait())

@@ -21,7 +21,8 @@ import sys
 from rtplay.protocol import eventloop
 from rtplay.protocol.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
-from servers.guard import TOKEN_HEADER, token_path, write_token
+from rtplay.protocol.token import TOKEN_HEADER, token_path
+from servers.guard import write_token
 from servers.runner import Server, ServerConfig
 
 log = logging.getLogger("servers")

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from rtplay.protocol.token import TOKEN_HEADER
+
 log = logging.getLogger(__name__)
 
 #: Deepest JSON nesting accepted from a client. Control bodies are flat objects (depth 1) and
@@ -42,8 +44,6 @@ log = logging.getLogger(__name__)
 #: Python's recursion limit (~1000), which a 30,000-deep body would otherwise blow.
 MAX_JSON_DEPTH = 32
 
-#: Header carrying the control token (``Authorization: Bearer <token>`` works too).
-TOKEN_HEADER = "X-Rtplay-Token"
 
 #: Host names that reach this machine and nothing else.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -143,14 +143,6 @@ def is_loopback(host: str) -> bool:
 def new_token() -> str:
     """A fresh control token (256 bits)."""
     return secrets.token_urlsafe(32)
-
-
-def token_path(port: int) -> Path:
-    """Where the token of the server on HTTP ``port`` is kept: the user's runtime directory
-    (``$XDG_RUNTIME_DIR``, private to them), else their state directory."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) if runtime else Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-    return base / "rtplay" / f"control-{port}.token"
 
 
 def write_token(path: Path, token: str) -> None:

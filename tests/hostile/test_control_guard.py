@@ -59,7 +59,7 @@ def test_binding_beyond_loopback_requires_a_token() -> None:
 
 
 async def test_with_a_token_required_only_its_holder_gets_in() -> None:
-    from servers.guard import TOKEN_HEADER
+    from rtplay.protocol.token import TOKEN_HEADER
     server = Server(ServerConfig(rate=0))
     server.guard.require_token = True  # what binding beyond loopback does (tests stay on loopback)
     await server.start()
@@ -69,5 +69,39 @@ async def test_with_a_token_required_only_its_holder_gets_in() -> None:
         assert wrong.status_code == 401 and server.publisher.rate == 0
         ok = await control(server, "POST", "/control/rate", json={"rate": 7}, headers={TOKEN_HEADER: server.guard.token})
         assert ok.status_code == 200 and server.publisher.rate == 7
+    finally:
+        await server.stop()
+
+
+async def test_the_session_side_finds_the_token_by_flag_environment_or_file(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rtplay.control import ControlClient, ControlError
+    from rtplay.protocol.token import TOKEN_ENV, token_path
+    from servers.guard import write_token
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    server = Server(ServerConfig(rate=0))
+    server.guard.require_token = True  # what binding beyond loopback does (tests stay on loopback)
+    await server.start()
+    try:
+        async def rate_via(client: ControlClient, rate: float) -> None:
+            try:
+                await client._call("POST", "/rate", {"rate": rate})
+            finally:
+                await client.aclose()
+
+        with pytest.raises(ControlError, match="401"):
+            await rate_via(ControlClient(server.control_url), 3)
+        await rate_via(ControlClient(server.control_url, server.guard.token), 4)  # --token
+        assert server.publisher.rate == 4
+        monkeypatch.setenv(TOKEN_ENV, server.guard.token)
+        await rate_via(ControlClient(server.control_url), 5)  # $RTPLAY_TOKEN
+        assert server.publisher.rate == 5
+        monkeypatch.delenv(TOKEN_ENV)
+        write_token(token_path(server.control.port), server.guard.token)  # what `rtplay serve` writes
+        await rate_via(ControlClient(server.control_url), 6)
+        assert server.publisher.rate == 6
     finally:
         await server.stop()
