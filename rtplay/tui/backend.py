@@ -100,7 +100,10 @@ class SessionBackend:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.histories: dict[str, TransportHistory] = {}
-        self.logs = {name: EventLog(0.0) for name in session.config.transports}
+        # Log times count from the launch: events may come before start() returns (a client
+        # can connect while the session is still reaching its server process).
+        launched = session.clock()
+        self.logs = {name: EventLog(launched) for name in session.config.transports}
         self._percentiles: dict[tuple[str, str], tuple[float | None, float | None]] = {}
         self._last_sample: float | None = None
         self._started = False
@@ -113,9 +116,6 @@ class SessionBackend:
         """Start the session (server, clients, publishing)."""
         self._started = True
         await self.session.start()
-        origin = self.session.started_at or self.session.clock()
-        for event_log in self.logs.values():
-            event_log.origin = origin
 
     async def stop(self) -> None:
         """Stop every client and the server; safe to call more than once."""

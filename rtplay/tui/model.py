@@ -18,7 +18,7 @@ class LogLine:
     """One line of a pane's retry-decision log."""
 
     at_s: float
-    """Seconds since the session started."""
+    """Seconds since the playground was launched."""
     text: str
     kind: str
     """``retry``, ``failed``, ``reset``, ``open`` or ``fault`` (picks the colour)."""

@@ -30,3 +30,15 @@ def test_the_state_line_shows_the_cursor_now_not_at_connect_time() -> None:
         for seq in (1, 2, 3):
             client.stats["main"].on_message(seq, 0.0, 1.0, 0.0)
         assert cursor_detail(client) == ("Last-Event-ID: 3" if client.name == "sse" else "since=3")
+
+
+def test_log_times_count_from_the_launch_even_for_events_before_the_session_started() -> None:
+    from rtplay.events import Connected
+
+    session = Session(make_config(["longpoll"]))
+    session.clock = lambda: 5000.0  # a monotonic clock far from zero, as on any real machine
+    backend = SessionBackend(session)
+    # A long-poll held open connects while start() is still reaching the server process.
+    backend.on_event(Connected("longpoll", 5001.5, "since=0"))
+    (line,) = backend.logs["longpoll"].lines
+    assert line.at_s == 1.5
