@@ -18,7 +18,7 @@ from rtplay.metrics import ChannelStats
 from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
 from rtplay.session import Session
 from rtplay.tui.controls import format_amount, toggle_fault
-from rtplay.tui.history import SAMPLE_S, ChannelHistory, EventLog, TransportHistory
+from rtplay.tui.history import MARK_OVERLOAD, SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of
 from rtplay.tui.policy import cycle_policies, with_policy
 
@@ -178,8 +178,11 @@ class SessionBackend:
     def _sample(self, now: float) -> None:
         dt = now - self._last_sample if self._last_sample is not None else SAMPLE_S
         self._last_sample = now
+        overloaded = bool(self.session.overloaded_sides())
         for name, client in self.session.clients.items():
             history = self._history(name)
+            if overloaded:  # the period shows on every chart: its figures are not the transport's
+                history.mark(MARK_OVERLOAD)
             for channel, stats in client.stats.items():
                 hist = history.channels.setdefault(channel, ChannelHistory())
                 hist.sample(stats.tracker.delivered, stats.take_window_max_ms(), dt)

@@ -39,9 +39,11 @@ MARK_FAILED = "✖"
 MARK_RESET = "◆"
 MARK_DOWN = "×"
 MARK_UP = "↑"
+MARK_OVERLOAD = "!"
+"""A sample during which rtplay's own server or client loop was overloaded."""
 
 #: When several things happen within one sample, the marker shown is the first here.
-MARK_PRIORITY = (MARK_FAULT, MARK_FAILED, MARK_RESET, MARK_FAULT_END, MARK_DOWN, MARK_UP)
+MARK_PRIORITY = (MARK_FAULT, MARK_FAILED, MARK_RESET, MARK_FAULT_END, MARK_DOWN, MARK_UP, MARK_OVERLOAD)
 
 
 def stronger(a: str, b: str) -> str:

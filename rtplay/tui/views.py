@@ -22,6 +22,7 @@ from rtplay.tui.history import (
     MARK_FAILED,
     MARK_FAULT,
     MARK_FAULT_END,
+    MARK_OVERLOAD,
     MARK_RESET,
     MARK_UP,
 )
@@ -36,15 +37,17 @@ MARKERS = (
     (MARK_UP, "reconnected"),
     (MARK_RESET, "reset: gone from the buffer"),
     (MARK_FAILED, "gave up for good"),
+    (MARK_OVERLOAD, "rtplay itself overloaded: figures unreliable"),
 )
 
 COUNTERS = (
     ("delivered", "unique messages received"),
-    ("lost", "gaps: never arrived, later ones did"),
-    ("behind", "published, not received yet"),
-    ("reset", "too old for the replay buffer"),
+    ("lost", "can never arrive (see the README's definitions)"),
+    ("pending", "published, not received yet, still recoverable"),
+    ("reset", "the server said: too old for the replay buffer"),
     ("dup / ooo", "duplicates / out of order"),
     ("p50 / p99", "latency: receive − send time"),
+    ("reconn / down", "reconnects / seconds without a connection"),
 )
 
 _KEY_NAMES = {"plus": "+", "equals_sign": "=", "minus": "-", "question_mark": "?", "space": "space"}

@@ -13,3 +13,24 @@ def test_the_header_names_the_overloaded_side_even_when_narrow() -> None:
         assert "client overloaded: figures unreliable" in text, width
     calm = StatusData(1000, 12345, 42, ALL, url="http://127.0.0.1:8080")
     assert "overloaded" not in status_line(calm, 200).plain
+
+
+def test_the_charts_mark_the_period_rtplay_was_overloaded() -> None:
+    from rtplay.clients.ws import WebSocketClient
+    from rtplay.session import Session
+    from rtplay.tui.backend import SessionBackend
+    from rtplay.tui.history import MARK_OVERLOAD
+    from tests.tui.helpers import make_config
+
+    session = Session(make_config(["ws"]))
+    session.clients["ws"] = WebSocketClient("http://127.0.0.1:9")
+    backend = SessionBackend(session)
+    sides: list[str] = []
+    session.overloaded_sides = lambda: sides  # type: ignore[method-assign]
+    backend._sample(1.0)
+    sides.append("client")
+    backend._sample(2.0)
+    backend._sample(3.0)
+    sides.clear()
+    backend._sample(4.0)
+    assert list(backend.histories["ws"].marks) == ["", MARK_OVERLOAD, MARK_OVERLOAD, ""]
