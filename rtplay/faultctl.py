@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rtplay.control import ControlError
-from rtplay.events import Event, FaultEnded, FaultStarted, MessageReceived
+from rtplay.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.faultspec import FaultSpec
 from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 from rtplay.recovery import RecoveryTracker
@@ -109,7 +109,10 @@ class FaultController:
         client = self.session.clients.get(event.transport)
         if client is None or isinstance(event, MessageReceived):
             return
-        self.recovery.on_event(event, client.cursor, self.session.published)
+        cursor = client.cursor
+        if isinstance(event, Connected) and client.resume_cursor is not None:
+            cursor = client.resume_cursor  # replay counts from what the attempt asked for
+        self.recovery.on_event(event, cursor, self.session.published)
 
     def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
         """Every envelope of ``transport`` (the session calls it from the client's hook)."""

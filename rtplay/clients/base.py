@@ -78,6 +78,10 @@ class Client:
         self.retry_at: float | None = None
         """Monotonic time of the next attempt while retrying."""
         self.attempts = 0
+        self.resume_cursor: int | None = None
+        """The cursor the current attempt resumes from (its ``since``): a transport may deliver
+        the replayed backlog before it reports the connection open (WebTransport's stream can
+        beat the session's 200), so replay is measured from here, not from the cursor then."""
         self.cut_too_slow = 0
         """Disconnects where the server cut this client for reading too slowly (not a crash)."""
         self.subscribed_until: int | None = None
@@ -178,12 +182,13 @@ class Client:
     def _connecting(self) -> None:
         self.attempts += 1
         self.retry_at = None
+        self.resume_cursor = self.cursor
         self._send(Connecting(self.name, self.clock(), self.attempts))
 
     def _connected(self, detail: str = "") -> None:
         now = self.clock()
         self.conn.on_connected(now)
-        self._record("up", now)
+        self._record("up", now, since=self.resume_cursor)
         self._send(Connected(self.name, now, detail), detail)
 
     def _went_down(self, now: float) -> None:

@@ -55,6 +55,10 @@ MAX_LINE_BYTES = 64 * 1024
 #: quarter stream id (RFC 9297 §2.1). Packet headers are shared between frames, not counted.
 DATAGRAM_OVERHEAD_BYTES = 4
 
+#: Stream bytes held while the session's 200 is still on its way up to the client (they can
+#: share a packet). A few packets' worth in practice; past this the client just goes on.
+MAX_EARLY_STREAM_BYTES = 1024 * 1024
+
 
 # --- pure pieces ---------------------------------------------------------------------------
 
@@ -118,6 +122,9 @@ class WebTransportClient(ReconnectingClient):
         """The last measured round-trip time on the ping stream."""
         self._lines = LineBuffer()
         self._pongs = LineBuffer()
+        self._early_stream: list[tuple[bytes, float]] | None = None
+        """Stream data that arrived before the session was reported open (None once it is)."""
+        self._early_bytes = 0
         self._datagrams = self._live_channel()
 
     def _live_channel(self) -> LiveChannel:
@@ -147,6 +154,7 @@ class WebTransportClient(ReconnectingClient):
         """One connection and session: returns (or raises) why it ended."""
         assert self.configuration is not None, "run() builds the configuration"
         self._lines, self._pongs = LineBuffer(), LineBuffer()  # no partial line crosses sessions
+        self._early_stream, self._early_bytes = [], 0
         self._datagrams = self._live_channel()
         since, path = self.cursor, self.path
         self.check_online()
@@ -163,6 +171,9 @@ class WebTransportClient(ReconnectingClient):
             if status != 200:
                 return f"HTTP {status}"
             self._connected(f"since={since}")
+            early, self._early_stream = self._early_stream, None
+            for data, received_ms in early or ():
+                self._stream_bytes(data, received_ms)
             return await self.keep_alive(conn)
 
     async def keep_alive(self, conn: WebTransportProtocol) -> str:
@@ -182,6 +193,15 @@ class WebTransportClient(ReconnectingClient):
     def on_stream_data(self, data: bytes, ended: bool) -> None:
         received_ms = self.wall_ms()
         self._heard()
+        if self._early_stream is not None and self._early_bytes < MAX_EARLY_STREAM_BYTES:
+            # The stream can beat the session's 200 in one packet: hold it until the session is
+            # reported open, so the backlog counts as replayed after the reconnect, as elsewhere.
+            self._early_stream.append((data, received_ms))
+            self._early_bytes += len(data)
+            return
+        self._stream_bytes(data, received_ms)
+
+    def _stream_bytes(self, data: bytes, received_ms: float) -> None:
         self.add_wire_bytes(len(data), STREAM)
         for line in self._lines.feed(data):
             self.handle_line(decode_json(line), received_ms)

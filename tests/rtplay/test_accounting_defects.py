@@ -244,3 +244,20 @@ async def test_8_sse_keepalives_are_not_wire_bytes() -> None:
             assert client.stats[MAIN].wire_bytes == headers_only  # nothing published: only keep-alives
     finally:
         await server.stop()
+
+
+async def test_4_replayed_counts_a_backlog_that_beat_the_connect_report() -> None:
+    # WebTransport's stream may deliver the backlog before the session's 200 is reported:
+    # replay is measured from the cursor the reconnect asked for, not the cursor at "connected".
+    async with LocalSession(SessionConfig(transports=["wt"], client_options=fast_client_options())) as session:
+        client = session.clients["wt"]
+        await session.set_rate(100)
+        await wait_until(lambda: client.cursor >= 10, 5, "messages")
+        await session.faults.add(Kind.DROP, "wt")
+        await wait_until(lambda: client.conn.reconnects >= 1, 5, "a reconnect")
+        resumed_from = client.resume_cursor
+        await wait_until(lambda: client.cursor > session.published - 2, 5, "caught up")
+        await session.settle(3)
+        (drop,) = session.report()["faults"]
+        assert resumed_from is not None and session.published > resumed_from
+        assert drop["replayed"] > 0 and drop["lost"] == 0

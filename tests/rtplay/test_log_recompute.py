@@ -79,7 +79,8 @@ class Replay:
                     self.downtime += max(0.0, clip - self.down_since)
                     self.down_since = None
                 self.connected = True
-            events.append(Ev(at, "up", pub, cursor=self.channels[self.primary].highest))
+            since = rec.get("since")
+            events.append(Ev(at, "up", pub, cursor=self.channels[self.primary].highest if since is None else since))
         elif ev == "down":
             self.connected = False
             if self.down_since is None:
