@@ -10,7 +10,6 @@ mode, so tests exercise what users run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,15 +22,17 @@ from rtplay.accounting import UNRELIABLE_GRACE_S, View
 from rtplay.accounting_log import MessageLog
 from rtplay.clients.base import Client
 from rtplay.control import ControlClient, ControlError, ServerMirror, endpoints_of
-from rtplay.events import Event, Failed, FaultEnded, FaultStarted, State
+from rtplay.events import Event, Failed, State
 from rtplay.faultctl import FaultController
-from rtplay.protocol.faults import ONE_SHOT, TRANSPORTS, Kind
+from rtplay.protocol.faults import TRANSPORTS, Kind
 from rtplay.protocol.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
 from rtplay.spawn import ServerProcess
 from rtplay.clients.core import ReconnectingClient, run_guarded
-from rtplay.crowd_pool import FDS_PER_CLIENT, Crowd, raise_fd_limit
+from rtplay.crowd_pool import Crowd
 from rtplay.retry_spec import PolicySpec
+from rtplay.session_crowds import CrowdsMixin
+from rtplay.session_log import MessageLogMixin
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,6 @@ DEFAULT_SETTLE_S = 5.0
 
 #: How long the session waits for the event stream's hello before giving up on a server.
 HELLO_TIMEOUT_S = 10.0
-
-#: Longest load series asked of the server (its ``/control/status?load_s=`` bound).
-LOAD_MAX_S = 3600.0
-
-#: How long a crowd may take to connect before publishing (and the fault timeline) starts:
-#: a thousand handshakes take about a second on loopback; a slow machine gets thirty.
-CROWD_READY_S = 30.0
-
 
 def available_transports() -> list[str]:
     """The transports this installation has a client for, in display order."""
@@ -92,7 +85,7 @@ class SessionConfig:
             raise ValueError("no transports chosen")
 
 
-class Session:
+class Session(CrowdsMixin, MessageLogMixin):
     """One client per chosen transport and the server they talk to, driven as one unit."""
 
     def __init__(self, config: SessionConfig | None = None) -> None:
@@ -223,45 +216,6 @@ class Session:
                 self.reset_counters()
         log.info("the server's event stream ended")
 
-    async def _start_crowds(self, endpoints: Endpoints) -> None:
-        """Start a crowd per transport (``--clients N``)."""
-        raise_fd_limit(self.config.crowd * len(self.config.transports) * FDS_PER_CLIENT + 1024)
-        self._load_before = (await self._api().status()).get("load", {})
-        for name in self.config.transports:
-            options = self.config.client_options.get(name, {})
-            policy = options.get("retry")
-            numbers = {k: v for k, v in options.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-            # A named policy travels to the workers; a policy object (tests) cannot: the default then.
-            named = str(policy) if isinstance(policy, PolicySpec | str) else None
-            crowd = Crowd(name, self.config.crowd, named, self.config.crowd_seed, numbers)
-            self.crowds[name] = crowd
-            await crowd.start(endpoints)
-
-    async def _crowds_ready(self) -> None:
-        """Wait until every crowd client is open (or CROWD_READY_S), then note what the
-        crowd's connections cost the server: its RSS growth per connection."""
-        deadline = self.clock() + CROWD_READY_S
-        while not all(c.stats.states()["open"] >= c.clients for c in self.crowds.values()):
-            if self.clock() > deadline:
-                log.warning("crowds not all connected after %g s; starting anyway", CROWD_READY_S)
-                break
-            await asyncio.sleep(0.05)
-        after = (await self._api().status()).get("load", {})
-        grown = after.get("concurrent_now", 0) - self._load_before.get("concurrent_now", 0)
-        kb = after.get("rss_kb", 0) - self._load_before.get("rss_kb", 0)
-        self.server_kb_per_connection = kb / grown if grown > 0 else None
-
-    async def finish_crowds(self) -> None:
-        """Stop the crowds, collect their delivery figures and the server's load series
-        over the run (before :meth:`report`)."""
-        for crowd in self.crowds.values():
-            if crowd.final is None:
-                await crowd.stop(self.published)
-        if self.crowds and self.control is not None and self.server_load is None:
-            seconds = min(LOAD_MAX_S, self.clock() - (self.started_at or self.clock()) + 1)
-            with contextlib.suppress(ControlError):
-                self.server_load = (await self.control.status(load_s=seconds)).get("load")
-
     async def _run_client(self, client: Client) -> None:
         await run_guarded(client)  # a client bug ends that client, never the session
 
@@ -340,14 +294,6 @@ class Session:
         client.set_policy(spec)
         self.config.client_options.setdefault(name, {})["retry"] = spec
         return True
-
-    async def restart_crowd(self, name: str, policy: str) -> None:
-        """Replace ``name``'s crowd by a fresh one under ``policy`` (same size, seed, knobs)."""
-        old = self.crowds[name]
-        await old.stop(self.published)
-        crowd = Crowd(name, old.clients, policy, old.seed, old.options)
-        self.crowds[name] = crowd
-        await crowd.start(self.endpoints())
 
     async def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
@@ -451,39 +397,3 @@ class Session:
         for client in self.clients.values():
             client.restart_counting()
         self.faults.recovery.clear()
-
-    # --- the message log ------------------------------------------------------------------
-
-    def _audit(self, record: dict[str, object]) -> None:
-        if self.message_log is not None:
-            record["pub"] = self.published  # what the recovery records saw at that moment
-            self.message_log.write(record)
-
-    def _log_fault(self, event: Event) -> None:
-        if self.message_log is None or not isinstance(event, FaultStarted | FaultEnded):
-            return
-        what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
-        fault = event.fault
-        self.message_log.write(
-            {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self.published}
-        )
-
-    def close_message_log(self) -> None:
-        """Write the ``end`` record (what the figures were taken against) and close the log."""
-        if self.message_log is None:
-            return
-        for client in self.clients.values():
-            client.flush_audit()
-        stopped = self.publishing_stopped_at
-        clients = {
-            n: {"state": c.state.value, "connected": c.conn.connected, "subscribed_until": c.subscribed_until}
-            for n, c in self.clients.items()
-        }
-        self.message_log.write({
-            "ev": "end", "published": self.published, "replay_from": self.server.replay_from,
-            "final": self.final(), "at": self.clock(), "clients": clients,
-            "cutoff": None if stopped is None else round(stopped - self.message_log.origin, 6),
-        })
-        self.message_log.close()
-        self.message_log = None

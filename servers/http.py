@@ -1,4 +1,5 @@
-"""The aiohttp app: /poll, /longpoll, /sse and /ws (plus routes other modules add).
+"""The aiohttp app: context, fault middleware, stream helpers, /poll and /longpoll (/sse and
+/ws live in sse_endpoint.py and ws_endpoint.py; other modules add routes of their own).
 
 Each handler only moves envelopes from the broadcaster to its socket in its transport's
 framing, consulting the fault state where a real fault would act.
@@ -9,35 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from socket import SO_SNDBUF, SOL_SOCKET
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.faults import Kind
 from servers.connections import ConnectionRegistry
 from servers.faults import FaultState
-from servers.guard import JsonError, JsonTooDeep, loads_strict
 from servers.hub import Backlog
 from servers.pubsub import SLOW_CONSUMER, Broadcaster, Subscription
 from servers.throttle import TokenBucket
-from servers.wsguard import masked_frames_only
 
 log = logging.getLogger(__name__)
 
 #: Largest request body accepted (control API, WebRTC offers). An SDP offer is a few KiB.
 MAX_REQUEST_BYTES = 64 * 1024
-
-#: Largest client→server WebSocket message: ours are ``{"ping": <float>}``, ~30 bytes.
-MAX_WS_MESSAGE = 4 * 1024
-
-#: permessage-deflate (RFC 7692) is declined: compressing each ~80-byte envelope was a third
-#: of the server's ws send path (py-spy at 20k msg/s) and ~25 % more CPU at 1000 msg/s.
-WS_COMPRESS = False
 
 #: Envelopes written per write call when a stream catches up (bounds one write's size).
 WRITE_BATCH = 256
@@ -307,206 +298,12 @@ async def longpoll(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="application/json")
 
 
-# --- Server-Sent Events --------------------------------------------------------------------
-
-
-def sse_event(env: Envelope) -> str:
-    return f"id: {env.seq}\ndata: {env.json}\n\n"
-
-
-async def sse(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[CTX]
-    # WHATWG HTML §9.2.4: a reconnecting EventSource sends Last-Event-ID; ?lastEventId= is
-    # for clients that cannot set headers (the header wins when both are present).
-    raw = request.headers.get("Last-Event-ID", request.query.get("lastEventId"))
-    cursor = parse_cursor(raw, "Last-Event-ID")
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "Access-Control-Allow-Origin": "*",  # a page of any origin may subscribe
-        }
-    )
-    _bound_send_buffer(request)
-    await response.prepare(request)
-    sub, backlog = ctx.broadcaster.subscribe(cursor)
-    try:
-        with ctx.registry.track("sse", _abort(request)):
-            stream = _SseStream(ctx, sub, response, Throttle(ctx, "sse", _closed(request)))
-            head = f"retry: {ctx.config.sse_retry_ms}\n\n"
-            if backlog.reset is not None:
-                head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
-            await stream.send(head.encode())
-            last = await _write_backlog(stream, backlog, cursor)
-            await _stream_sse(stream, last)
-    except SlowConsumer:
-        log.info("sse: closing a slow consumer (%s)", sub.reason)
-        await _goodbye(request, response.write(f"event: closing\ndata: {sub.reason}\n\n".encode()))
-    except ConnectionError as exc:  # the peer went away (aiohttp's ClientConnectionResetError included)
-        log.debug("sse stream ended: %s", exc)
-    finally:
-        ctx.broadcaster.unsubscribe(sub)
-    return response
-
-
-@dataclass
-class _SseStream:
-    """One SSE connection's writing side: faults, throttle and the slow-consumer deadline."""
-
-    ctx: ServerContext
-    sub: Subscription
-    response: web.StreamResponse
-    throttle: Throttle
-
-    async def send(self, data: bytes) -> None:
-        await _within(self.ctx, self.sub, self.response.write(data))
-
-    async def events(self, batch: list[Envelope]) -> None:
-        if self.ctx.faults.has(Kind.DELAY, "sse") or self.ctx.faults.stalled("sse"):
-            groups = [[env] for env in batch]  # each envelope held until its own t + delay
-        else:
-            groups = [batch]
-        for group in groups:
-            await _hold_envelope(self.ctx, "sse", group[0])
-            data = "".join(map(sse_event, group)).encode()
-            await self.throttle(len(data))
-            await self.send(data)
-
-
-async def _write_backlog(stream: _SseStream, backlog: Backlog, cursor: int) -> int:
-    """Replay ``backlog``, yielding to the loop after every batch: a burst of new subscribers
-    each replaying thousands of envelopes takes turns with live traffic instead of starving it."""
-    last = cursor
-    for start in range(0, len(backlog.messages), WRITE_BATCH):
-        chunk = backlog.messages[start : start + WRITE_BATCH]
-        await stream.events(chunk)
-        last = chunk[-1].seq
-        await asyncio.sleep(0)
-    return last
-
-
-async def _stream_sse(stream: _SseStream, last: int) -> None:
-    ctx, sub = stream.ctx, stream.sub
-    while True:
-        env = await sub.get(timeout=ctx.config.sse_heartbeat_s)
-        if env is None:
-            if sub.closed.is_set():
-                if sub.reason == SLOW_CONSUMER:
-                    raise SlowConsumer(sub.reason)
-                # A named event, not a comment: a client can tell "too slow" from a crash.
-                await stream.send(f"event: closing\ndata: {sub.reason}\n\n".encode())
-                return
-            if not ctx.faults.stalled("sse"):
-                await stream.send(b": ping\n\n")
-            continue
-        batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
-        if not batch:
-            continue
-        await stream.events(batch)
-        last = batch[-1].seq
-
-
-# --- WebSocket -----------------------------------------------------------------------------
-
-
-async def ws(request: web.Request) -> web.WebSocketResponse:
-    ctx = request.app[CTX]
-    since = parse_cursor(request.query.get("since"))
-    socket = web.WebSocketResponse(
-        heartbeat=ctx.config.ws_heartbeat_s, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS
-    )
-    masked_frames_only(request)
-    _bound_send_buffer(request)
-    await socket.prepare(request)
-    sub, backlog = ctx.broadcaster.subscribe(since)
-    with ctx.registry.track("ws", _abort(request)):
-        sender = asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))
-        try:
-            await _ws_receive(ctx, socket)
-        finally:
-            sender.cancel()
-            ctx.broadcaster.unsubscribe(sub)
-            await asyncio.gather(sender, return_exceptions=True)
-    return socket
-
-
-_NUMBER = (int, float)
-
-
-async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None:
-    """Answer ``{"ping": t}`` with ``{"pong": t}``; anything else ends the connection."""
-    async for msg in socket:
-        if msg.type is not WSMsgType.TEXT:
-            await socket.close(code=1003, message=b"only text frames are accepted")
-            return
-        try:
-            payload = loads_strict(msg.data)
-            stamp = payload["ping"]
-            if not isinstance(stamp, _NUMBER) or isinstance(stamp, bool) or not math.isfinite(stamp):
-                raise TypeError
-        except JsonTooDeep as exc:  # RFC 6455 §7.4.1: 1009, a message too big to process
-            await socket.close(code=1009, message=str(exc).encode()[:REASON_BYTES])
-            return
-        except (JsonError, KeyError, TypeError):
-            await socket.close(code=1008, message=b'expected {"ping": <number>}')
-            return
-        if ctx.faults.stalled("ws"):
-            await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
-        try:
-            # repr of an int or float is its JSON text: no encoder on the round trip's path
-            await socket.send_str(f'{{"pong":{stamp!r}}}')
-        except ConnectionError:  # the client gave up on us meanwhile (e.g. heartbeat)
-            return
-
-
-#: RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the close code.
-REASON_BYTES = 123
-
-
-async def _ws_send(
-    ctx: ServerContext,
-    request: web.Request,
-    socket: web.WebSocketResponse,
-    sub: Subscription,
-    backlog: Backlog,
-    since: int,
-) -> None:
-    throttle = Throttle(ctx, "ws", _closed(request))
-
-    async def send(env: Envelope) -> None:
-        await _hold_envelope(ctx, "ws", env)
-        await throttle(len(env.json) + 4)
-        await _within(ctx, sub, socket.send_str(env.json))
-
-    try:
-        if backlog.reset is not None:
-            await socket.send_str(backlog.reset.message())
-        last = since
-        for i, env in enumerate(backlog.messages, 1):
-            await send(env)
-            last = env.seq
-            if i % WRITE_BATCH == 0:
-                await asyncio.sleep(0)  # replay takes turns with live traffic (see _write_backlog)
-        while True:
-            env = await sub.get()
-            if env is None:
-                if sub.reason == SLOW_CONSUMER:
-                    raise SlowConsumer(sub.reason)
-                await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
-                return
-            if env.seq <= last:
-                continue
-            await send(env)
-            last = env.seq
-    except SlowConsumer:
-        log.info("ws: closing a slow consumer (%s)", sub.reason)
-        await _goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
-    except (ConnectionError, RuntimeError) as exc:  # aiohttp raises these once closing
-        log.debug("ws sender ended: %s", exc)
-
-
 def build_app(ctx: ServerContext) -> web.Application:
+    """The app with the four HTTP transports' routes (other modules add theirs)."""
+    # Imported here: the endpoint modules build on this one's context and stream helpers.
+    from servers.sse_endpoint import sse
+    from servers.ws_endpoint import ws
+
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[fault_middleware])
     app[CTX] = ctx
     app.router.add_get("/poll", poll)

@@ -17,7 +17,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from rtplay.scenario import ScenarioError, parse_scenario
 from rtplay.protocol.faults import Kind
-from servers.http import sse
+from servers.sse_endpoint import sse
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST

@@ -112,7 +112,7 @@ class FastWire:
 async def test_a_long_replay_takes_turns_with_the_loop() -> None:
     """10,000 buffered envelopes replayed to a consumer that never pushes back must still let
     other connections (live clients) run in between, batch by batch."""
-    from servers.http import _SseStream, _write_backlog  # the replay writer itself
+    from servers.sse_endpoint import _SseStream, _write_backlog  # the replay writer itself
     hub = Hub(10_000)
     broadcaster = Broadcaster(hub)
     for _ in range(10_000):

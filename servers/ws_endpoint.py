@@ -1,0 +1,135 @@
+"""The /ws endpoint: envelopes out, ``{"ping": t}`` / ``{"pong": t}`` round trips in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from aiohttp import WSMsgType, web
+
+from rtplay.protocol.envelope import Envelope
+from servers.guard import JsonError, JsonTooDeep, loads_strict
+from servers.http import (
+    CTX,
+    WRITE_BATCH,
+    ServerContext,
+    SlowConsumer,
+    Throttle,
+    _abort,
+    _bound_send_buffer,
+    _closed,
+    _goodbye,
+    _hold_envelope,
+    _wait_unstalled,
+    _within,
+    parse_cursor,
+)
+from servers.hub import Backlog
+from servers.pubsub import SLOW_CONSUMER, Subscription
+from servers.wsguard import masked_frames_only
+
+log = logging.getLogger(__name__)
+
+#: Largest client→server WebSocket message: ours are ``{"ping": <float>}``, ~30 bytes.
+MAX_WS_MESSAGE = 4 * 1024
+
+#: permessage-deflate (RFC 7692) is declined: compressing each ~80-byte envelope was a third
+#: of the server's ws send path (py-spy at 20k msg/s) and ~25 % more CPU at 1000 msg/s.
+WS_COMPRESS = False
+
+
+async def ws(request: web.Request) -> web.WebSocketResponse:
+    ctx = request.app[CTX]
+    since = parse_cursor(request.query.get("since"))
+    socket = web.WebSocketResponse(
+        heartbeat=ctx.config.ws_heartbeat_s, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS
+    )
+    masked_frames_only(request)
+    _bound_send_buffer(request)
+    await socket.prepare(request)
+    sub, backlog = ctx.broadcaster.subscribe(since)
+    with ctx.registry.track("ws", _abort(request)):
+        sender = asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))
+        try:
+            await _ws_receive(ctx, socket)
+        finally:
+            sender.cancel()
+            ctx.broadcaster.unsubscribe(sub)
+            await asyncio.gather(sender, return_exceptions=True)
+    return socket
+
+
+_NUMBER = (int, float)
+
+
+async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None:
+    """Answer ``{"ping": t}`` with ``{"pong": t}``; anything else ends the connection."""
+    async for msg in socket:
+        if msg.type is not WSMsgType.TEXT:
+            await socket.close(code=1003, message=b"only text frames are accepted")
+            return
+        try:
+            payload = loads_strict(msg.data)
+            stamp = payload["ping"]
+            if not isinstance(stamp, _NUMBER) or isinstance(stamp, bool) or not math.isfinite(stamp):
+                raise TypeError
+        except JsonTooDeep as exc:  # RFC 6455 §7.4.1: 1009, a message too big to process
+            await socket.close(code=1009, message=str(exc).encode()[:REASON_BYTES])
+            return
+        except (JsonError, KeyError, TypeError):
+            await socket.close(code=1008, message=b'expected {"ping": <number>}')
+            return
+        if ctx.faults.stalled("ws"):
+            await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
+        try:
+            # repr of an int or float is its JSON text: no encoder on the round trip's path
+            await socket.send_str(f'{{"pong":{stamp!r}}}')
+        except ConnectionError:  # the client gave up on us meanwhile (e.g. heartbeat)
+            return
+
+
+#: RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the close code.
+REASON_BYTES = 123
+
+
+async def _ws_send(
+    ctx: ServerContext,
+    request: web.Request,
+    socket: web.WebSocketResponse,
+    sub: Subscription,
+    backlog: Backlog,
+    since: int,
+) -> None:
+    throttle = Throttle(ctx, "ws", _closed(request))
+
+    async def send(env: Envelope) -> None:
+        await _hold_envelope(ctx, "ws", env)
+        await throttle(len(env.json) + 4)
+        await _within(ctx, sub, socket.send_str(env.json))
+
+    try:
+        if backlog.reset is not None:
+            await socket.send_str(backlog.reset.message())
+        last = since
+        for i, env in enumerate(backlog.messages, 1):
+            await send(env)
+            last = env.seq
+            if i % WRITE_BATCH == 0:
+                await asyncio.sleep(0)  # replay takes turns with live traffic (see _write_backlog)
+        while True:
+            env = await sub.get()
+            if env is None:
+                if sub.reason == SLOW_CONSUMER:
+                    raise SlowConsumer(sub.reason)
+                await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
+                return
+            if env.seq <= last:
+                continue
+            await send(env)
+            last = env.seq
+    except SlowConsumer:
+        log.info("ws: closing a slow consumer (%s)", sub.reason)
+        await _goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
+    except (ConnectionError, RuntimeError) as exc:  # aiohttp raises these once closing
+        log.debug("ws sender ended: %s", exc)
