@@ -38,7 +38,7 @@ from rtplay.clients.http_common import (
     make_http_client,
 )
 from rtplay.protocol.compat.aioice import gather_on
-from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of
+from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of, lighten
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
 from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
@@ -160,6 +160,7 @@ class RTCClient(ReconnectingClient):
         )
         link = _Link(pc, unreliable)
         self._wire(link)
+        lighten(pc)  # a SACK per two packets rather than per packet (and bundled pings)
         offline: FaultyPath | None = None
         try:
             started = self.clock()

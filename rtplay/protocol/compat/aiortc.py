@@ -17,7 +17,7 @@ from typing import Any
 import aiortc
 from aiortc import RTCIceTransport, RTCPeerConnection
 
-from rtplay.protocol.compat import require
+from rtplay.protocol.compat import aiortc_sack, aiortc_sctp, require
 from rtplay.protocol.udpfaults import DatagramShaper, Fate
 
 #: The aiortc versions whose internals this module was written against (pyproject bounds them).
@@ -29,6 +29,17 @@ def check() -> None:
     # Instance attributes, set in __init__ from the ICE connection's send/recv.
     has = {"_send", "_recv"} <= set(RTCIceTransport.__init__.__code__.co_names)
     require("aiortc", aiortc.__version__, TESTED, has, "RTCIceTransport._send / _recv")
+    aiortc_sctp.check()
+    aiortc_sack.check()
+
+
+def lighten(pc: RTCPeerConnection) -> None:
+    """Fewer datagrams per message on this peer's association: its DATA chunks bundled
+    (:mod:`.aiortc_sctp`) and its SACKs delayed as RFC 9260 allows (:mod:`.aiortc_sack`).
+    Call once the peer has its SCTP transport (after ``createDataChannel`` or an offer)."""
+    assert pc.sctp is not None, "the peer has no SCTP transport yet"
+    aiortc_sctp.enable(pc.sctp)
+    aiortc_sack.enable(pc.sctp)
 
 
 def ice_transport_of(pc: RTCPeerConnection) -> RTCIceTransport | None:

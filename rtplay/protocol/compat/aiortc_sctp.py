@@ -10,8 +10,11 @@ one packet of at most ``SCTP_MAX_PACKET_LENGTH`` bytes: each message stays its o
 Two private methods of ``RTCSctpTransport`` are replaced, process-wide, by versions that
 behave exactly like aiortc's own unless the association was passed to :func:`enable`:
 
-* ``_data_channel_flush`` moves up to :data:`FLUSH_CHUNKS` queued messages into the
-  outbound queue before transmitting once (aiortc moves one and transmits it at once);
+* ``_data_channel_send`` queues the message as aiortc does but schedules one flush per
+  event-loop turn, not a task per message: a burst sent in one turn is flushed once;
+* ``_data_channel_flush`` moves queued messages into the outbound queue a packet's worth
+  (:data:`FLUSH_CHUNKS`) at a time, transmitting each batch, for as long as the congestion
+  window lets the previous batch out (aiortc moves one message and transmits it at once);
 * ``_transmit`` is aiortc's own (FORWARD-TSN, retransmissions, congestion window) except
   that the new chunks it may send go out bundled.
 
@@ -20,6 +23,7 @@ Retransmissions, FORWARD-TSN and every other chunk keep aiortc's one-chunk packe
 
 from __future__ import annotations
 
+import asyncio
 import time
 from struct import pack
 from typing import Any
@@ -38,11 +42,14 @@ FLUSH_CHUNKS = 16
 
 _ATTR = "_rtplay_bundle"
 _DEFER = "_rtplay_defer"
+_PENDING = "_rtplay_flush_pending"
+_TASKS = "_rtplay_flush_tasks"
 
 _INTERNALS = (
     "_data_channel_queue", "_outbound_queue", "_sent_queue", "_flight_size", "_cwnd",
     "_fast_recovery_exit", "_fast_recovery_transmit", "_forward_tsn_chunk", "_t3_handle", "_local_port", "_remote_port",
     "_remote_verification_tag", "_association_state", "_data_channel_id", "_data_channels",
+    "_remote_max_message_size",
 )
 
 
@@ -53,7 +60,7 @@ def check() -> None:
     has = (
         all(
             hasattr(source, m)
-            for m in ("_transmit", "_data_channel_flush", "_send", "_send_chunk", "_transmit_reconfig",
+            for m in ("_transmit", "_data_channel_flush", "_data_channel_send", "_send", "_send_chunk", "_transmit_reconfig",
                       "_t3_start", "_t3_restart", "_flight_size_increase")
         )
         and set(_INTERNALS) <= names | set(dir(source))
@@ -79,8 +86,44 @@ def _install() -> None:
     cls = sctp.RTCSctpTransport
     _ORIGINAL["_transmit"] = cls._transmit
     _ORIGINAL["_data_channel_flush"] = cls._data_channel_flush
+    _ORIGINAL["_data_channel_send"] = cls._data_channel_send
     cls._transmit = _transmit
     cls._data_channel_flush = _data_channel_flush
+    cls._data_channel_send = _data_channel_send
+
+
+def _data_channel_send(self: Any, channel: Any, data: bytes | str) -> None:
+    """aiortc 1.16's ``_data_channel_send``, except that one flush per loop turn takes the lot."""
+    if not getattr(self, _ATTR, False):
+        return _ORIGINAL["_data_channel_send"](self, channel, data)
+    if data == "":
+        pp_id, user_data = sctp.WEBRTC_STRING_EMPTY, b"\x00"
+    elif isinstance(data, str):
+        pp_id, user_data = sctp.WEBRTC_STRING, data.encode("utf8")
+    elif data == b"":
+        pp_id, user_data = sctp.WEBRTC_BINARY_EMPTY, b"\x00"
+    else:
+        pp_id, user_data = sctp.WEBRTC_BINARY, data
+    limit = self._remote_max_message_size
+    if limit and len(user_data) > limit:  # 0: the remote party takes messages of any size
+        raise ValueError(
+            f"Cannot send message of {len(user_data)} bytes, the remote party "
+            f"only supports messages up to {limit} bytes"
+        )
+    channel._addBufferedAmount(len(user_data))
+    self._data_channel_queue.append((channel, pp_id, user_data))
+    if not getattr(self, _PENDING, False):
+        setattr(self, _PENDING, True)
+        tasks: set[asyncio.Task[None]] = self.__dict__.setdefault(_TASKS, set())
+        task = asyncio.ensure_future(_flush_soon(self))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    return None
+
+
+async def _flush_soon(self: Any) -> None:
+    setattr(self, _PENDING, False)  # a message sent while this flush runs gets a flush of its own
+    await self._data_channel_flush()
 
 
 async def _data_channel_flush(self: Any) -> None:
@@ -88,6 +131,17 @@ async def _data_channel_flush(self: Any) -> None:
         return await _ORIGINAL["_data_channel_flush"](self)
     if self._association_state != sctp.RTCSctpTransport.State.ESTABLISHED:
         return None
+    # A packet's worth at a time, for as long as the congestion window takes them: what is
+    # left waits in the data-channel queue (and in bufferedAmount) for the next SACK.
+    while self._data_channel_queue and len(self._outbound_queue) < FLUSH_CHUNKS:
+        await _move_messages(self)
+        await self._transmit()
+    await self._transmit_reconfig()  # a stream reset may have been waiting for these messages
+    return None
+
+
+async def _move_messages(self: Any) -> None:
+    """Up to :data:`FLUSH_CHUNKS` queued messages into the outbound queue, as aiortc moves one."""
     setattr(self, _DEFER, True)  # _send() ends in _transmit(): hold it until all are queued
     try:
         moved = 0
@@ -112,9 +166,6 @@ async def _data_channel_flush(self: Any) -> None:
             moved += 1
     finally:
         setattr(self, _DEFER, False)
-    await self._transmit()
-    await self._transmit_reconfig()  # a stream reset may have been waiting for these messages
-    return None
 
 
 async def _transmit(self: Any) -> None:
