@@ -215,12 +215,15 @@ class RTCClient(ReconnectingClient):
             received_ms = self.wall_ms()
             self.heard()
             try:
-                if not isinstance(message, str | bytes):
+                if isinstance(message, str):  # as the server sends: decoded as is, no round trip to bytes
+                    size = len(message) if message.isascii() else len(message.encode())
+                elif isinstance(message, bytes):
+                    size = len(message)
+                else:
                     raise ProtocolError(f"unexpected message type {type(message).__name__}")
-                raw = message.encode() if isinstance(message, str) else message
-                payload = decode_json(raw)  # one envelope each
+                payload = decode_json(message)  # one envelope each
                 if not is_heartbeat(payload):
-                    self.add_wire_bytes(len(raw) + CHUNK_HEADER_BYTES, label)
+                    self.add_wire_bytes(size + CHUNK_HEADER_BYTES, label)
                 self.handle(link, payload, received_ms, label)
             except ProtocolError as exc:
                 link.end(f"bad message on {label}: {exc}")
@@ -274,7 +277,7 @@ class RTCClient(ReconnectingClient):
 
     def handle(self, link: _Link, payload: object, received_ms: float, channel: str) -> None:
         """Account one decoded channel message."""
-        if isinstance(payload, dict) and channel == RELIABLE:
+        if isinstance(payload, dict) and channel == RELIABLE and "seq" not in payload:  # a control message
             if isinstance(payload.get("pong"), int | float):
                 self.rtt_ms = received_ms - payload["pong"]
                 return

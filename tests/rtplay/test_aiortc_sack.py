@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc import rtcsctptransport as sctp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rtplay.protocol.compat import aiortc_sack
 from rtplay.protocol.compat.aiortc import lighten
@@ -22,15 +27,6 @@ def test_every_second_packet_is_acknowledged_at_once() -> None:
     ack.sent()
     assert (ack.owed, ack.deadline) == (0, None)
     assert ack.on_packet(10.002, gap=False, duplicate=False) is False
-
-
-def test_a_lone_packet_is_acknowledged_when_its_delay_is_up() -> None:
-    ack = DelayedAck(delay_s=0.2)
-    ack.on_packet(5.0, gap=False, duplicate=False)
-    assert not ack.due(5.19)
-    assert ack.due(5.2)
-    ack.sent()
-    assert not ack.due(9.0)  # nothing owed, nothing due
 
 
 def test_the_deadline_runs_from_the_first_unacknowledged_packet() -> None:
@@ -54,6 +50,32 @@ def test_a_gap_its_persistence_and_its_repair_are_acknowledged_at_once() -> None
 def test_a_duplicate_is_acknowledged_at_once() -> None:
     ack = DelayedAck()
     assert ack.on_packet(0.0, gap=False, duplicate=True) is True
+
+
+# --- the in-order shortcut through _mark_received ------------------------------------------
+
+
+def receiver_state(last: int, shortcut: bool) -> SimpleNamespace:
+    state = SimpleNamespace(_last_received_tsn=last, _sack_misordered=set(), _sack_duplicates=[])
+    if shortcut:
+        setattr(state, aiortc_sack._STATE, object())
+    return state
+
+
+@given(
+    start=st.sampled_from([0, 1000, 2**32 - 3]),  # 2**32 - 3: the TSN wraps around mid-run
+    steps=st.lists(st.integers(-3, 4), max_size=40),
+)
+def test_the_shortcut_marks_tsns_exactly_as_aiortc_does(start: int, steps: list[int]) -> None:
+    aiortc_sack.enable(SimpleNamespace())  # installs the shortcut (and SACK delay) process-wide
+    original = aiortc_sack._ORIGINAL["_mark_received"]
+    ours, theirs = receiver_state(start, True), receiver_state(start, False)
+    tsn = start
+    for step in steps:  # in order (1), repeated (<= 0), or skipping ahead (> 1)
+        tsn = (tsn + step) % sctp.SCTP_TSN_MODULO
+        assert sctp.RTCSctpTransport._mark_received(ours, tsn) == original(theirs, tsn)
+        assert (ours._last_received_tsn, ours._sack_misordered, ours._sack_duplicates) == (
+            theirs._last_received_tsn, theirs._sack_misordered, theirs._sack_duplicates)
 
 
 # --- on real associations --------------------------------------------------------------------

@@ -11,7 +11,8 @@ order or duplicated, which is what keeps fast retransmit working (§6.7).
 ``RTCSctpTransport._send_sack`` process-wide, behaving exactly as aiortc's own unless the
 association was passed to it: aiortc calls ``_send_sack`` once for every received packet
 that needs acknowledging, so the wrapper is the one place where the decision is made. A SACK
-is always built when it is sent, from the association's state at that moment.
+is always built when it is sent, from the association's state at that moment. The same
+associations take a shortcut through ``_mark_received`` for a TSN that arrives in order.
 """
 
 from __future__ import annotations
@@ -69,10 +70,6 @@ class DelayedAck:
             self.deadline = now + self.delay_s
         return False
 
-    def due(self, now: float) -> bool:
-        """True when an owed SACK has waited its longest."""
-        return self.deadline is not None and now >= self.deadline
-
     def sent(self) -> None:
         """A SACK went out: it acknowledges everything owed."""
         self.owed = 0
@@ -98,9 +95,11 @@ def check() -> None:
     cls = sctp.RTCSctpTransport
     has = (
         hasattr(cls, "_send_sack")
+        and hasattr(cls, "_mark_received")
+        and hasattr(sctp, "tsn_plus_one")
         and "_send_sack" in cls._handle_data.__code__.co_names
         and "_sack_needed" in cls._handle_data.__code__.co_names
-        and {"_sack_misordered", "_sack_duplicates", "_sack_needed", "_association_state"}
+        and {"_sack_misordered", "_sack_duplicates", "_sack_needed", "_association_state", "_last_received_tsn"}
         <= set(cls.__init__.__code__.co_names)
     )
     require("aiortc", aiortc.__version__, TESTED, has, "RTCSctpTransport's SACK internals")
@@ -114,9 +113,25 @@ def enable(transport: Any) -> None:
     if not _ORIGINAL:
         check()
         _ORIGINAL["_send_sack"] = sctp.RTCSctpTransport._send_sack
+        _ORIGINAL["_mark_received"] = sctp.RTCSctpTransport._mark_received
         sctp.RTCSctpTransport._send_sack = _send_sack
+        sctp.RTCSctpTransport._mark_received = _mark_received
     if getattr(transport, _STATE, None) is None:
         setattr(transport, _STATE, _Association())
+
+
+def _mark_received(self: Any, tsn: int) -> bool:
+    """aiortc's ``_mark_received`` (True: a duplicate), with a shortcut for the common case,
+    the next TSN in order with nothing missing: aiortc sorts and filters its sets for each."""
+    if (
+        getattr(self, _STATE, None) is not None
+        and not self._sack_misordered
+        and not self._sack_duplicates
+        and tsn == sctp.tsn_plus_one(self._last_received_tsn)
+    ):
+        self._last_received_tsn = tsn
+        return False
+    return _ORIGINAL["_mark_received"](self, tsn)
 
 
 async def _send_sack(self: Any) -> None:
@@ -143,7 +158,9 @@ async def _acknowledge(self: Any, state: _Association) -> None:
 
 def _on_timer(self: Any, state: _Association) -> None:
     state.timer = None
-    if not state.ack.due(asyncio.get_running_loop().time()):
+    # Cancelled whenever a SACK goes out, so a firing timer is the owed SACK's: send it even if
+    # the loop's clock says a hair early (uvloop rounds timers to its 1 ms clock), never skip it.
+    if not state.ack.owed:
         return
     if self._association_state != sctp.RTCSctpTransport.State.ESTABLISHED:
         state.ack.sent()  # closing or closed: nothing to acknowledge any more
