@@ -8,9 +8,9 @@ outage never breaks an established channel.
 On ``reliable`` the peer sends, in order: ``{"reset": {"since": n, "first": f}}`` when the
 resume point was evicted, ``{"live": L}`` (the first seq the unreliable channel carries on
 this connection), the backlog after ``since``, then every live envelope — always one
-envelope per message, as a browser's ``onmessage`` expects (aiortc's SCTP sends each
-message in a packet of its own, so a resume or a lossy path catches up more slowly than
-when envelopes were packed together — the price of the contract); it answers
+envelope per message, as a browser's ``onmessage`` expects (messages ready at once still
+share SCTP packets, and the client acknowledges every second packet: see
+:func:`rtplay.protocol.compat.aiortc.lighten`); it answers
 ``{"ping": t}`` with ``{"pong": t}``. On ``unreliable`` it sends live envelopes only, one
 per message. The resume cursor is the query parameter: ``POST /rtc/offer?since=N``.
 """
