@@ -39,6 +39,7 @@ from rtplay.clients.http_common import (
 )
 from rtplay.protocol.compat.aioice import gather_on
 from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of, lighten
+from rtplay.protocol.compat.aiortc_sctp import deliver_text
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
 from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
@@ -206,7 +207,9 @@ class RTCClient(ReconnectingClient):
         for channel in (link.reliable, link.unreliable):
             channel.on("open", link.check_open)
             channel.on("close", lambda label=channel.label: link.end(f"server closed the {label} channel"))
-            channel.on("message", self._message_handler(link, channel))
+            handler = self._message_handler(link, channel)
+            channel.on("message", handler)  # binary or empty: unexpected, refused by the handler
+            deliver_text(channel, handler)  # text, as the server sends: no event emitter per message
 
     def _message_handler(self, link: _Link, channel: RTCDataChannel) -> Callable[[object], None]:
         label = channel.label

@@ -61,3 +61,18 @@ async def test_a_burst_schedules_one_flush_not_one_per_message() -> None:
         pair.channel.send("after")  # the next turn gets a flush of its own
         await wait_until(lambda: len(pair.received) > BURST, what="the next message")
     assert pair.received == [f"m{i}" for i in range(BURST)] + ["after"]
+
+
+async def test_text_goes_straight_to_the_direct_handler_and_the_rest_to_listeners() -> None:
+    async with channel_pair() as pair:
+        direct: list[str] = []
+        listened: list[object] = []
+        (remote,) = pair.receiver.sctp._data_channels.values()  # type: ignore[union-attr]
+        remote.remove_all_listeners("message")  # the pair's own collector
+        remote.on("message", listened.append)
+        aiortc_sctp.deliver_text(remote, direct.append)
+        for message in ("a", b"\x01", "é", "", "z"):
+            pair.channel.send(message)
+        await wait_until(lambda: len(direct) + len(listened) >= 5, what="five messages")
+    assert direct == ["a", "é", "z"]  # each once, in order, decoded
+    assert listened == [b"\x01", ""]  # binary and empty text: aiortc's own path, unchanged

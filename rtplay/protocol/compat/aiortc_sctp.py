@@ -19,6 +19,10 @@ behave exactly like aiortc's own unless the association was passed to :func:`ena
   that the new chunks it may send go out bundled.
 
 Retransmissions, FORWARD-TSN and every other chunk keep aiortc's one-chunk packets.
+
+On the receiving side, :func:`deliver_text` hands a channel's text messages straight to one
+handler (``_data_channel_receive`` replaced likewise), past pyee's ``emit``: its lock, its
+copy of the listener list and its coroutine check cost as much per message as the handler.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from struct import pack
+from collections.abc import Callable
 from typing import Any
 
 import aiortc
@@ -42,6 +47,7 @@ FLUSH_CHUNKS = 16
 
 _ATTR = "_rtplay_bundle"
 _DEFER = "_rtplay_defer"
+_DIRECT = "_rtplay_on_text"
 _PENDING = "_rtplay_flush_pending"
 _TASKS = "_rtplay_flush_tasks"
 
@@ -60,7 +66,7 @@ def check() -> None:
     has = (
         all(
             hasattr(source, m)
-            for m in ("_transmit", "_data_channel_flush", "_data_channel_send", "_send", "_send_chunk", "_transmit_reconfig",
+            for m in ("_transmit", "_data_channel_flush", "_data_channel_send", "_data_channel_receive", "_send", "_send_chunk", "_transmit_reconfig",
                       "_t3_start", "_t3_restart", "_flight_size_increase")
         )
         and set(_INTERNALS) <= names | set(dir(source))
@@ -87,9 +93,29 @@ def _install() -> None:
     _ORIGINAL["_transmit"] = cls._transmit
     _ORIGINAL["_data_channel_flush"] = cls._data_channel_flush
     _ORIGINAL["_data_channel_send"] = cls._data_channel_send
+    _ORIGINAL["_data_channel_receive"] = cls._data_channel_receive
     cls._transmit = _transmit
     cls._data_channel_flush = _data_channel_flush
     cls._data_channel_send = _data_channel_send
+    cls._data_channel_receive = _data_channel_receive
+
+
+def deliver_text(channel: Any, handler: Callable[[str], None]) -> None:
+    """Call ``handler`` directly with each text message ``channel`` receives, instead of
+    emitting ``"message"``. Binary and empty messages, and every other event, still go to
+    the channel's listeners; an exception from ``handler`` propagates as one from a pyee
+    listener does (into aiortc's receive loop)."""
+    _install()
+    setattr(channel, _DIRECT, handler)
+
+
+async def _data_channel_receive(self: Any, stream_id: int, pp_id: int, data: bytes) -> None:
+    if pp_id == sctp.WEBRTC_STRING:
+        handler = getattr(self._data_channels.get(stream_id), _DIRECT, None)
+        if handler is not None:
+            handler(data.decode("utf8"))
+            return None
+    return await _ORIGINAL["_data_channel_receive"](self, stream_id, pp_id, data)
 
 
 def _data_channel_send(self: Any, channel: Any, data: bytes | str) -> None:
