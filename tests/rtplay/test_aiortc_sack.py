@@ -140,3 +140,11 @@ async def test_associations_not_enabled_keep_aiortc_acknowledging_every_packet()
         await wait_until(lambda: outstanding(pair.sender) == 0, what="every chunk acknowledged")
     assert sum(not is_data(p) for p in sacks) >= 10
     assert getattr(pair.receiver.sctp, aiortc_sack._STATE, None) is None
+
+
+def test_the_start_up_check_refuses_an_aiortc_without_the_sack_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rtplay.protocol.compat import IncompatibleLibrary, check_all
+
+    monkeypatch.delattr(sctp.RTCSctpTransport, "_mark_received")
+    with pytest.raises(IncompatibleLibrary, match="SACK internals"):
+        check_all()

@@ -7,7 +7,7 @@ way back; at 1000 msg/s on two channels that is most of a core, half of it in
 one packet of at most ``SCTP_MAX_PACKET_LENGTH`` bytes: each message stays its own chunk
 (its own data-channel message), only the packets, records, datagrams and SACKs get fewer.
 
-Two private methods of ``RTCSctpTransport`` are replaced, process-wide, by versions that
+Three private methods of ``RTCSctpTransport`` are replaced, process-wide, by versions that
 behave exactly like aiortc's own unless the association was passed to :func:`enable`:
 
 * ``_data_channel_send`` queues the message as aiortc does but schedules one flush per
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from struct import pack
 from collections.abc import Callable
+from struct import pack
 from typing import Any
 
 import aiortc
@@ -66,8 +66,8 @@ def check() -> None:
     has = (
         all(
             hasattr(source, m)
-            for m in ("_transmit", "_data_channel_flush", "_data_channel_send", "_data_channel_receive", "_send", "_send_chunk", "_transmit_reconfig",
-                      "_t3_start", "_t3_restart", "_flight_size_increase")
+            for m in ("_transmit", "_data_channel_flush", "_data_channel_send", "_data_channel_receive", "_send",
+                      "_send_chunk", "_transmit_reconfig", "_t3_start", "_t3_restart", "_flight_size_increase")
         )
         and set(_INTERNALS) <= names | set(dir(source))
         and hasattr(sctp, "SCTP_MAX_PACKET_LENGTH")
