@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rtplay import faultspec
 from rtplay import scenario as scenario_module
-from rtplay.crowd_pool import MAX_CLIENTS
+from rtplay.crowd import MAX_CLIENTS  # not crowd_pool: that loads every client library
 from rtplay.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import add_arguments, port, rate

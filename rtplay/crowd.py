@@ -20,6 +20,10 @@ from rtplay.events import Connected, Connecting, Disconnected, Event, Failed, St
 #: synchronized wave as one spike, long enough that a spike is many clients, not one.
 BIN_S = 0.1
 
+#: Largest crowd per transport: bounded so a typo (``--clients 1000000``) cannot exhaust the
+#: machine's file descriptors and memory; 10,000 is ten times the issue's thundering herd.
+MAX_CLIENTS = 10_000
+
 #: Reconnect delays kept for the percentiles. 1,000 clients through ten outages is 10,000;
 #: beyond this many the rest are not sampled (the count still is).
 MAX_DELAY_SAMPLES = 100_000

@@ -18,14 +18,10 @@ import time
 from typing import Any
 
 from rtplay.clients import Endpoints
-from rtplay.crowd import CrowdStats, merge_finals
+from rtplay.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 from rtplay.crowd_worker import endpoints_to
 
 log = logging.getLogger(__name__)
-
-#: Largest crowd per transport: bounded so a typo (``--clients 1000000``) cannot exhaust the
-#: machine's file descriptors and memory; 10,000 is ten times the issue's thundering herd.
-MAX_CLIENTS = 10_000
 
 #: Worker processes per crowd: one per core; a worker carries a few thousand idle clients.
 MAX_WORKERS = os.cpu_count() or 1

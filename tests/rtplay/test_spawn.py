@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -107,3 +108,14 @@ async def test_rtplay_run_attaches_to_a_running_server(server: Server, tmp_path:
     assert report["published"] == server.hub.last_seq > 0  # this server's messages …
     for entry in report["transports"].values():
         assert entry["delivered"] == report["published"] and entry["lost"] == 0  # … all of them
+
+
+#: What the command line must not load before it has launched its server: the two processes
+#: load these at the same time only if the launch comes first (each is 0.1-0.4 s to import).
+HEAVY = ("aiortc", "aioquic", "aiohttp", "httpx", "textual", "playwright", "rtplay.clients", "rtplay.session")
+
+
+def test_the_command_line_launches_its_server_before_loading_the_client_libraries() -> None:
+    probe = "import sys, rtplay.cli; print(' '.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert sorted(set(result.stdout.split()) & set(HEAVY)) == []
