@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ MAX_REMEMBERED_ENDS = 256
 #: Longest event line accepted: a hello carries the status (a certificate, a few faults),
 #: ~2 KiB; anything past 1 MiB is not our protocol.
 MAX_EVENT_LINE = 1024 * 1024
+
+
+def tls_for(url: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a control API at ``url``: full verification for ``https``; for
+    plain ``http`` an empty context, since httpx otherwise loads the system's CA store into a
+    verifying one (~50 ms of blocked event loop on the way to the first message)."""
+    if urlsplit(url).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class ControlError(RuntimeError):
@@ -145,7 +155,9 @@ class ControlClient:
         token = find_token(urlsplit(self.url).port, token)
         headers = {TOKEN_HEADER: token} if token else {}
         # trust_env=False: a proxy configured for the web must not see loopback control calls.
-        self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False, headers=headers)
+        self._http = httpx.AsyncClient(
+            timeout=REQUEST_TIMEOUT_S, trust_env=False, headers=headers, verify=tls_for(self.url)
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -171,11 +171,20 @@ class Session(CrowdsMixin, MessageLogMixin):
             client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
             client.published_now = lambda: self.published
             self.clients[name] = client
-            self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
+        # Our own server starts paused, so that every client sees seq 1 live: those that hold a
+        # connection open it first. One that only samples (poll) asks once publishing has
+        # begun, else its first answer is empty and its first message a whole interval late.
+        paused = self.process is not None
+        samplers = [n for n, c in self.clients.items() if paused and not isinstance(c, ReconnectingClient)]
+        for name in self.clients:
+            if name not in samplers:
+                self._start_client(name)
         if self.config.crowd:
             await self._start_crowds(endpoints)
-        if self.process is not None:  # our own server starts paused, so every client sees seq 1
+        if paused:
             await self.set_rate(self.config.server.rate)
+        for name in samplers:
+            self._start_client(name)
         if self.config.crowd:
             await self._crowds_ready()
         self.started_at = self.clock()
@@ -215,6 +224,9 @@ class Session(CrowdsMixin, MessageLogMixin):
             if event.get("type") == "counters_reset":  # POST /control/reset, from anyone
                 self.reset_counters()
         log.info("the server's event stream ended")
+
+    def _start_client(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self._run_client(self.clients[name]), name=f"rtplay-{name}")
 
     async def _run_client(self, client: Client) -> None:
         await run_guarded(client)  # a client bug ends that client, never the session
@@ -283,7 +295,7 @@ class Session(CrowdsMixin, MessageLogMixin):
             return False
         client = self.clients[name]
         client.subscribed_until = None
-        self._tasks[name] = asyncio.create_task(self._run_client(client), name=f"rtplay-{name}")
+        self._start_client(name)
         return True
 
     def set_policy(self, name: str, spec: PolicySpec) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rtplay.control import ServerMirror
+import ssl
+
+from rtplay.control import ServerMirror, tls_for
 from rtplay.protocol.faults import Fault, Kind
 
 
@@ -40,3 +42,9 @@ def test_a_late_started_event_does_not_revive_a_fault_we_cleared() -> None:
     assert mirror.active() == []
     mirror.apply({"type": "fault", "what": "ended", "fault": fault_json(7)}, 10.2)
     assert mirror.active() == []
+
+
+def test_a_plain_http_control_url_loads_no_ca_store_and_https_verifies() -> None:
+    plain = tls_for("http://127.0.0.1:8001/control")
+    assert isinstance(plain, ssl.SSLContext) and plain.cert_store_stats()["x509_ca"] == 0
+    assert tls_for("https://rtplay.example:8001/control") is True

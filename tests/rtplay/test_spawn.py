@@ -119,3 +119,24 @@ def test_the_command_line_launches_its_server_before_loading_the_client_librarie
     probe = "import sys, rtplay.cli; print(' '.join(sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert sorted(set(result.stdout.split()) & set(HEAVY)) == []
+
+
+async def test_poll_first_asks_once_its_spawned_server_publishes() -> None:
+    """Its first poll must find messages: an empty one makes it wait a whole interval."""
+    from rtplay.events import Connecting, Event
+    from rtplay.session import Session, SessionConfig
+
+    session = Session(SessionConfig(transports=["poll", "ws"], server=ServerOptions(rate=50)))
+    rate_at_first_ask: dict[str, float] = {}
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Connecting):
+            rate_at_first_ask.setdefault(event.transport, session.rate)
+
+    session.subscribe(on_event)
+    try:
+        await session.start()
+        await wait_until(lambda: session.clients["poll"].stats["main"].tracker.delivered > 0, what="a poll answer")
+    finally:
+        await session.stop()
+    assert rate_at_first_ask == {"ws": 0.0, "poll": 50.0}  # ws subscribes before seq 1, poll asks after it
