@@ -36,7 +36,15 @@ from aioquic.quic.events import (
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from rtplay.protocol.compat.aioquic import open_bidi_stream
+from rtplay.clients.wt_ack import ACK_DELAY_S, AckDecimation
+from rtplay.protocol.compat.aioquic import (
+    ack_now,
+    ack_state,
+    handshake_complete,
+    open_bidi_stream,
+    rearm_timer,
+    set_ack_delay,
+)
 from rtplay.protocol.envelope import ProtocolError
 from rtplay.protocol.wt import parse_close_capsule
 
@@ -120,7 +128,8 @@ class WebTransportProtocol(QuicConnectionProtocol):
     """A QUIC connection with HTTP/3 and at most one WebTransport session. Moves bytes only.
 
     ``offline`` is the client-side network fault: while it holds, every UDP datagram in or
-    out is lost, so QUIC itself sees the blackout (and repairs the stream after it).
+    out is lost, so QUIC itself sees the blackout (and repairs the stream after it). What
+    arrives is acknowledged by :class:`AckDecimation`, not after every datagram.
     """
 
     def __init__(
@@ -143,6 +152,9 @@ class WebTransportProtocol(QuicConnectionProtocol):
         self.ping_stream: int | None = None
         self._envelope_stream: int | None = None
         self._capsules = bytearray()
+        self._acks = AckDecimation()
+        self._clock = asyncio.get_running_loop().time
+        set_ack_delay(quic, ACK_DELAY_S)
 
     # --- what the client calls ----------------------------------------------------------
 
@@ -207,8 +219,21 @@ class WebTransportProtocol(QuicConnectionProtocol):
         super().connection_made(_NetworkGate(inner, lambda: self.offline()))
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
-        if not self.offline():
-            super().datagram_received(data, addr)
+        """Like aioquic's, but a datagram that needs no answer yet only re-arms the timer:
+        aioquic tries to send after every one, which mostly builds nothing."""
+        if self.offline():
+            return
+        now = self._clock()
+        owed, ranges = ack_state(self._quic)
+        self._quic.receive_datagram(cast(bytes, data), addr, now=now)
+        self._process_events()
+        owes, ranges_now = ack_state(self._quic)
+        if self._acks.on_datagram(owed, ranges_now > ranges, handshake_complete(self)):
+            if owes:
+                ack_now(self._quic, now)
+            self.transmit()
+        else:
+            rearm_timer(self)
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error on our connected socket, e.g. port unreachable: nobody listens.

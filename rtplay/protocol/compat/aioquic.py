@@ -1,9 +1,10 @@
 """aioquic internals rtplay relies on, in one place, checked at start-up.
 
 aioquic has no public API for how much a connection has queued (which bounding the server's
-send buffers needs), for the live connections of a server, or for opening a bidirectional
-WebTransport stream that answers arrive on; these functions read its internals and are the
-only places that do.
+send buffers needs), for the live connections of a server, for opening a bidirectional
+WebTransport stream that answers arrive on, or for when a receiver acknowledges (aioquic
+acknowledges 1 ms after any packet, which at 1000 packets/s is a packet back for every one or
+two received); these functions read its internals and are the only places that do.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import FrameType, H3Connection, H3Stream
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.stream import QuicStreamSender
+from aioquic.tls import Epoch
 
 from rtplay.protocol.compat import require
 
@@ -26,6 +29,7 @@ TESTED = "1.2-1.7"
 def check() -> None:
     """Fail with a clear message if this aioquic lacks an internal the functions below read."""
     quic = QuicConnection(configuration=QuicConfiguration(is_client=True))  # pure: no I/O
+    space = QuicPacketSpace()
     sender = QuicStreamSender(stream_id=0, writable=True)
     h3 = H3Connection(quic, enable_webtransport=True)
     found = {
@@ -39,6 +43,11 @@ def check() -> None:
         "QuicServer._retry": "_retry" in QuicServer.__init__.__code__.co_names,
         "QuicServer._configuration": "_configuration" in QuicServer.__init__.__code__.co_names,
         "QuicConnection._handshake_complete": isinstance(getattr(quic, "_handshake_complete", None), bool),
+        "QuicConnection._ack_delay": isinstance(getattr(quic, "_ack_delay", None), float),
+        "QuicConnection._spaces": isinstance(getattr(quic, "_spaces", None), dict),
+        "QuicPacketSpace.ack_at/ack_queue": all(hasattr(space, n) for n in ("ack_at", "ack_queue")),
+        "QuicConnectionProtocol._timer/_timer_at/_handle_timer": {"_timer", "_timer_at", "_handle_timer"}
+        <= set(QuicConnectionProtocol.transmit.__code__.co_names),
     }
     missing = [name for name, ok in found.items() if not ok]
     require("aioquic", aioquic.__version__, TESTED, not missing, ", ".join(missing))
@@ -103,3 +112,38 @@ def open_bidi_stream(h3: H3Connection, session_id: int) -> int:
     stream.frame_type = FrameType.WEBTRANSPORT_STREAM
     stream.session_id = session_id
     return stream_id
+
+
+def set_ack_delay(quic: QuicConnection, seconds: float) -> None:
+    """Acknowledge ack-eliciting packets ``seconds`` after the first unacknowledged one.
+
+    aioquic's receiver waits 1 ms (``K_GRANULARITY``) and has no setting for it. The delay
+    must stay under the ``max_ack_delay`` aioquic advertises (25 ms), which the peer adds to
+    its probe timeout (RFC 9002 §6.2.1)."""
+    quic._ack_delay = seconds
+
+
+def ack_state(quic: QuicConnection) -> tuple[bool, int]:
+    """Of the 1-RTT packet space: is an ACK owed, and how many ranges would it carry (a new
+    range is a new gap: a packet arrived out of order, or one before it is missing)."""
+    space = quic._spaces.get(Epoch.ONE_RTT)
+    return (False, 0) if space is None else (space.ack_at is not None, len(space.ack_queue))
+
+
+def ack_now(quic: QuicConnection, now: float) -> None:
+    """Make an owed 1-RTT ACK due at ``now`` (the next ``datagrams_to_send`` carries it)."""
+    space = quic._spaces.get(Epoch.ONE_RTT)
+    if space is not None and space.ack_at is not None:
+        space.ack_at = min(space.ack_at, now)
+
+
+def rearm_timer(protocol: QuicConnectionProtocol) -> None:
+    """What ``QuicConnectionProtocol.transmit`` does after sending: (re)arm the connection's
+    timer for ``get_timer()``. For a receiver that decided it has nothing to send yet."""
+    timer_at = protocol._quic.get_timer()
+    if protocol._timer is not None and protocol._timer_at != timer_at:
+        protocol._timer.cancel()
+        protocol._timer = None
+    if protocol._timer is None and timer_at is not None:
+        protocol._timer = protocol._loop.call_at(timer_at, protocol._handle_timer)
+    protocol._timer_at = timer_at
