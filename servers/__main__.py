@@ -19,13 +19,20 @@ import stat
 import sys
 
 from rtplay.protocol import eventloop
-from rtplay.protocol.compat import IncompatibleLibrary, check_all
+from rtplay.protocol.compat import LIBRARIES, IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
 from rtplay.protocol.token import TOKEN_HEADER, token_path
 from servers.guard import write_token
-from servers.runner import Server, ServerConfig
+from servers.runner import WEBRTC_LIBRARIES, Server, ServerConfig
 
 log = logging.getLogger("servers")
+
+async def _load_webrtc(server: Server, stop: asyncio.Event, failures: list[Exception]) -> None:
+    try:
+        await server.load_webrtc()
+    except Exception as exc:  # as fatal as it was before the ready line: stop, then raise it
+        failures.append(exc)
+        stop.set()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +85,7 @@ async def _stdin_closed(stop: asyncio.Event) -> None:
 
 
 async def serve(config: ServerConfig, watch_stdin: bool) -> None:
+    """Run the server until SIGINT/SIGTERM or (``watch_stdin``) standard input's end."""
     server = Server(config)
     await server.start()
     token_file = token_path(server.control.port)
@@ -90,8 +98,11 @@ async def serve(config: ServerConfig, watch_stdin: bool) -> None:
         log.warning("--watch-stdin: standard input is not a pipe; not watching it")
         watch_stdin = False
     watcher = asyncio.create_task(_stdin_closed(stop)) if watch_stdin else None
+    failures: list[Exception] = []
+    late: asyncio.Task[None] | None = None
     try:
         print(READY_PREFIX, json.dumps(server.status()["endpoints"]), flush=True)
+        late = asyncio.create_task(_load_webrtc(server, stop, failures))  # after the ready line
         if watcher is None:  # spawned (watching stdin), the parent reads only the ready line
             print("\n".join(summary(server)), flush=True)
         loop = asyncio.get_running_loop()
@@ -102,8 +113,12 @@ async def serve(config: ServerConfig, watch_stdin: bool) -> None:
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+        if late is not None:  # its thread cannot be cancelled; an import ends soon anyway
+            await asyncio.wait([late])
         token_file.unlink(missing_ok=True)
         await server.stop()
+    if failures:
+        raise failures[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        check_all()
+        check_all([name for name in LIBRARIES if name not in WEBRTC_LIBRARIES])
         eventloop.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin))
     except (IncompatibleLibrary, ValueError) as exc:  # ValueError: an unknown RTPLAY_LOOP
         print(f"rtplay serve: {exc}", file=sys.stderr)

@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from rtplay.protocol.compat import check_all
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.protocol.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
@@ -31,8 +32,9 @@ from servers.load import probe_loop_lag, resident_kb
 from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic import QuicListener
-from servers.rtc import RtcManager
-from servers.rtc_signal import install_routes
+
+if TYPE_CHECKING:  # aiortc takes ~0.3 s to import: not before the server is ready (see Server.rtc)
+    from servers.rtc import RtcManager
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,18 @@ def cert_names(host: str) -> tuple[str, ...]:
     """What the certificate must name: loopback, plus the bind address when it is specific."""
     names = ("localhost", "127.0.0.1")
     return names if host in ("", "0.0.0.0", "::") or host in names else (*names, host)
+
+
+#: The libraries only WebRTC needs. aiortc alone takes ~0.3 s to import, which the server's
+#: ready line (and so every client's start) need not wait for: :meth:`Server.load_webrtc`
+#: loads them in a thread afterwards, and the first offer waits for that.
+WEBRTC_LIBRARIES = ("aiortc", "aioice")
+
+
+def _import_webrtc() -> None:
+    """Check the WebRTC libraries' internals and import the WebRTC side (in a thread)."""
+    check_all(WEBRTC_LIBRARIES)
+    import servers.rtc_signal  # noqa: F401  (imports servers.rtc, aiortc, aioice)
 
 
 AppHook = Callable[[web.Application], None]
@@ -98,14 +112,14 @@ class Server:
         self.cert: Certificate = generate_certificate(names=cert_names(self.config.host))
         """Ephemeral ECDSA P-256, valid < 14 days: a browser can pin its SHA-256."""
         self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
-        self.rtc = RtcManager(self.ctx, host=self.config.host)
-        """WebRTC publishing peers: they live apart from the HTTP listener (signaling only)."""
+        self._rtc: RtcManager | None = None
+        self._webrtc_loaded: asyncio.Future[None] | None = None
         self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
         self._app_hooks: list[AppHook] = [
-            install_routes(self.rtc),
+            self._rtc_routes,
             page.install(self.page_config),
             browser_report.install(self.browser_reports),
         ]
@@ -123,6 +137,35 @@ class Server:
         """This process's event-loop lag (the same loop as the clients' while they share one)."""
         self._listener_lock = asyncio.Lock()
         """Serializes stopping and starting listeners (an outage cleared at once, say)."""
+
+    @property
+    def rtc(self) -> RtcManager:
+        """WebRTC publishing peers: they live apart from the HTTP listener (signaling only).
+
+        Made on first use, which imports aiortc unless :meth:`load_webrtc` did already."""
+        if self._rtc is None:
+            from servers.rtc import RtcManager
+
+            self._rtc = RtcManager(self.ctx, host=self.config.host)
+        return self._rtc
+
+    async def load_webrtc(self) -> None:
+        """Import the WebRTC side in a thread, once (:data:`WEBRTC_LIBRARIES`); every caller
+        waits for the same import, so the event loop never imports aiortc at the same time
+        (two threads importing one package see each other's half-made modules)."""
+        if self._webrtc_loaded is None:
+            self._webrtc_loaded = asyncio.ensure_future(asyncio.to_thread(_import_webrtc))
+        await asyncio.shield(self._webrtc_loaded)
+
+    def _rtc_routes(self, app: web.Application) -> None:
+        app.router.add_post("/rtc/offer", self._rtc_offer)
+
+    async def _rtc_offer(self, request: web.Request) -> web.StreamResponse:
+        """``POST /rtc/offer``: :func:`servers.rtc_signal.handle_offer`, once WebRTC is loaded."""
+        await self.load_webrtc()
+        from servers.rtc_signal import handle_offer
+
+        return await handle_offer(self.rtc, request)
 
     @property
     def faults(self) -> FaultState:
@@ -219,7 +262,8 @@ class Server:
         self._ticker = None
         await self.publisher.stop()
         await self.stop_listeners()
-        await self.rtc.close_all()
+        if self._rtc is not None:
+            await self._rtc.close_all()
         await self.control.stop()
 
     async def start_http(self) -> None:
@@ -303,10 +347,10 @@ class Server:
         elif kind in (Kind.OUTAGE, Kind.CRASH):
             self._outages.add(fault.id)
             self._spawn(self.stop_listeners())
-            if kind is Kind.CRASH:
+            if kind is Kind.CRASH and self._rtc is not None:
                 # A crashed process loses its WebRTC peers too; in an outage they live on,
                 # since signaling is only for setup.
-                self.rtc.drop()
+                self._rtc.drop()
         log.info("fault started: %s", fault.describe())
         self._notify("started", fault)
         if kind in ONE_SHOT:

@@ -140,3 +140,38 @@ async def test_poll_first_asks_once_its_spawned_server_publishes() -> None:
     finally:
         await session.stop()
     assert rate_at_first_ask == {"ws": 0.0, "poll": 50.0}  # ws subscribes before seq 1, poll asks after it
+
+
+STARTS_WITHOUT_WEBRTC = """
+import asyncio, sys
+from servers.runner import Server, ServerConfig
+
+async def main():
+    server = Server(ServerConfig(rate=0))
+    await server.start()
+    loaded = [m for m in ("aiortc", "aioice", "servers.rtc") if m in sys.modules]
+    await server.stop()
+    print(" ".join(loaded) or "none")
+
+asyncio.run(main())
+"""
+
+
+def test_the_server_listens_before_it_loads_webrtc() -> None:
+    """aiortc (~0.3 s to import) is loaded after the ready line, so the other five start sooner."""
+    result = subprocess.run(
+        [sys.executable, "-c", STARTS_WITHOUT_WEBRTC], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["none"]
+
+
+async def test_a_spawned_server_answers_webrtc_offers_once_it_has_loaded_webrtc() -> None:
+    from rtplay.session import Session, SessionConfig
+
+    session = Session(SessionConfig(transports=["rtc"], server=ServerOptions(rate=50)))
+    try:
+        await session.start()
+        client = session.clients["rtc"]
+        await wait_until(lambda: client.stats[client.channels[0]].tracker.delivered > 0, what="a WebRTC message")
+    finally:
+        await session.stop()

@@ -9,6 +9,7 @@ written against.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 
 class IncompatibleLibrary(RuntimeError):
@@ -28,7 +29,8 @@ LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets")
 """Every library with a compatibility module here."""
 
 
-def check_all() -> None:
-    """Run every compatibility module's ``check()``; raise on the first that fails."""
-    for name in LIBRARIES:
+def check_all(names: Iterable[str] = LIBRARIES) -> None:
+    """Run the ``check()`` of each named compatibility module (all by default); raise on
+    the first that fails."""
+    for name in names:
         importlib.import_module(f"rtplay.protocol.compat.{name}").check()
