@@ -36,6 +36,10 @@ from rtplay.protocol.udpfaults import DatagramShaper
 
 
 Fate = Callable[[], tuple[bool, bool, bool]]
+"""(drop, reorder, duplicate) for the next datagram."""
+
+#: The fate of a datagram when no fault acts on the path.
+UNHARMED = (False, False, False)
 Address = Any  # whatever the socket gives: (host, port) or (host, port, flow, scope)
 Datagram = tuple[bytes, Address]
 P = TypeVar("P", bound=QuicConnectionProtocol)
@@ -118,7 +122,11 @@ class _ImpairedPath:
         self._loop = asyncio.get_running_loop()
 
     def __call__(self, data: bytes, addr: Address) -> None:
-        for datagram in self._shaper.push((data, addr), self._fate(), self._loop.time()):
+        fate = self._fate()
+        if fate == UNHARMED and self._shaper.deadline is None:  # no fault, nothing held back
+            self._deliver(data, addr)
+            return
+        for datagram in self._shaper.push((data, addr), fate, self._loop.time()):
             self._deliver(*datagram)
         deadline = self._shaper.deadline
         if deadline is not None and self._timer is None:

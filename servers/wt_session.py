@@ -160,6 +160,9 @@ class WtSession:
         """Write ``batch``, each envelope no earlier than its own time (``delay`` and
         ``stall`` hold each one): envelopes already due go out together, and the writer
         flushes what it has before it waits for the next one."""
+        if not ctx.faults.active():  # nothing can hold or pace it: the common case, per message
+            await self._write(stream_id, batch, live, paced=False)
+            return
         start = 0
         for index, env in enumerate(batch):
             if index > start and held(ctx, env, time.time()):
@@ -168,14 +171,16 @@ class WtSession:
             await _hold_envelope(ctx, TRANSPORT, env)
         await self._write(stream_id, batch[start:], live)
 
-    async def _write(self, stream_id: int, batch: list[Envelope], live: bool) -> None:
-        """Envelopes on the stream (waiting while it is too far behind), live ones as datagrams."""
+    async def _write(self, stream_id: int, batch: list[Envelope], live: bool, paced: bool = True) -> None:
+        """Envelopes on the stream (waiting while it is too far behind), live ones as datagrams;
+        ``paced``: through the ``throttle`` fault's bucket (the path's bandwidth is shared)."""
         while unacked_stream_bytes(self._quic, stream_id) > STREAM_HIGH_WATER_BYTES:
             self._conn.progress.clear()
             await self._conn.progress.wait()
         data = stream_lines(batch)
         datagrams = [env.json.encode() for env in batch] if live else []
-        await self._throttle(len(data) + sum(map(len, datagrams)))  # the path's bandwidth is shared
+        if paced:
+            await self._throttle(len(data) + sum(map(len, datagrams)))
         self._quic.send_stream_data(stream_id, data)
         for payload in datagrams:
             self._send_datagram(payload)

@@ -24,3 +24,16 @@ def test_at_most_one_datagram_is_held() -> None:
     assert shaper.push(b"b", (False, True, False), now=0.0) == [b"b", b"a"]
     assert shaper.push(b"c", (False, True, True), now=0.0) == [b"c"]  # one copy now, one held
     assert shaper.due(1.0) == [b"c"] and shaper.due(2.0) == []
+
+
+async def test_the_quic_path_lets_datagrams_through_and_releases_a_held_one_in_order() -> None:
+    from servers.quic_udp import UNHARMED, _ImpairedPath
+
+    fates = [(False, True, False), UNHARMED, UNHARMED]  # the reorder fault ends after "a"
+    out: list[bytes] = []
+    path = _ImpairedPath(lambda: fates.pop(0), lambda data, addr: out.append(data))
+    path(b"a", None)  # held
+    path(b"b", None)  # no fault now, but "a" is still held: it follows "b"
+    path(b"c", None)  # nothing held: straight through
+    assert out == [b"b", b"a", b"c"]
+    path.cancel()
