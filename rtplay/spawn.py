@@ -16,6 +16,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from typing import IO, Any
 
@@ -45,6 +46,9 @@ class ServerProcess:
         self.popen = popen
         self.ready: dict[str, Any] = {}
         """The ready line's JSON: the endpoints and ``control_url`` (empty until ready)."""
+        self.launched_at = time.perf_counter()
+        self.ready_at: float | None = None
+        """``time.perf_counter()`` when the ready line was read (start-up figures)."""
 
     @property
     def pid(self) -> int:
@@ -87,6 +91,7 @@ class ServerProcess:
             # A thread reads the pipe: a child that hangs is killed below, which ends the read.
             async with asyncio.timeout(READY_TIMEOUT_S):
                 self.ready = await asyncio.shield(asyncio.to_thread(self._read_ready))
+                self.ready_at = time.perf_counter()
         except TimeoutError:
             self.popen.kill()
             raise SpawnError(f"the server printed no {READY_PREFIX} line within {READY_TIMEOUT_S:g} s") from None
