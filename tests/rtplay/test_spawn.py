@@ -175,3 +175,24 @@ async def test_a_spawned_server_answers_webrtc_offers_once_it_has_loaded_webrtc(
         await wait_until(lambda: client.stats[client.channels[0]].tracker.delivered > 0, what="a WebRTC message")
     finally:
         await session.stop()
+
+
+BROKEN_WEBRTC = """
+import sys
+from rtplay.protocol.compat import IncompatibleLibrary, aioice
+
+def check():
+    raise IncompatibleLibrary("aioice 0.0 lacks everything")
+
+aioice.check = check
+from servers.__main__ import main
+sys.exit(main(["--rate", "0"]))
+"""
+
+
+def test_a_webrtc_library_that_fails_its_check_after_the_ready_line_still_stops_the_server() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_WEBRTC], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.startswith("RTPLAY-READY ")  # five transports were up meanwhile
+    assert (result.returncode, result.stderr.strip()) == (2, "rtplay serve: aioice 0.0 lacks everything")
