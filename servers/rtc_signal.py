@@ -9,8 +9,6 @@ fault's status under an ``error`` fault), readable by a browser page (CORS is on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import partial
 
 from aiohttp import web
 
@@ -62,12 +60,3 @@ async def read_body(request: web.Request) -> bytes | None:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
-
-
-def install_routes(manager: RtcManager) -> Callable[[web.Application], None]:
-    """An app hook (``Server.add_app_hook``) adding ``POST /rtc/offer`` to every (re)started app."""
-
-    def hook(app: web.Application) -> None:
-        app.router.add_post("/rtc/offer", partial(handle_offer, manager))
-
-    return hook
