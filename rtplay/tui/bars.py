@@ -10,7 +10,8 @@ from textual.reactive import reactive
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
 from rtplay.tui.model import format_rate
-from rtplay.tui.styles import NO_STYLES, Styles, TextStyles, get
+from rtplay.tui.lines import TextLines
+from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow
 
 
@@ -60,14 +61,17 @@ def status_line(d: StatusData, width: int, styles: Styles = NO_STYLES) -> Text:
     return text
 
 
-class StatusBar(TextStyles):
+class StatusBar(TextLines):
     """`` rtplay  ▶ 100 msg/s  http://…  sel all  published 1234  42 s  ui 10 Hz lag 1 ms``;
     on a narrow terminal the last parts are left out whole, so the URL is never cut."""
 
     STYLE_PREFIX = "status-bar"
     STYLE_NAMES = ("brand", "rate", "muted", "selection", "overloaded")
 
-    data: reactive[StatusData | None] = reactive(None)
+    data: reactive[StatusData | None] = reactive(None, repaint=False)
+
+    def watch_data(self) -> None:
+        self.repaint_lines()
 
     def render(self) -> Text:
         if self.data is None:
@@ -84,7 +88,7 @@ class Notice:
     """``information``, ``warning`` or ``error`` (picks the colour)."""
 
 
-class FaultBar(TextStyles):
+class FaultBar(TextLines):
     """Every active fault, always visible, and the latest notice at the right end, where it
     covers no pane."""
 
@@ -133,7 +137,7 @@ class FaultKeysData:
         return cls(tuple((fk.kind, amounts.label(fk.kind)) for fk in FAULT_KEYS), amounts.armed, on)
 
 
-class FaultKeys(TextStyles):
+class FaultKeys(TextLines):
     """The fault keyboard: ``d drop  s stall  l delay 200ms  e error 503 …``; a fault that is
     on for the selection is highlighted, and the armed amount (what +/- change) underlined."""
 

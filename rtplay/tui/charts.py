@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.reactive import reactive
 
 from rtplay.tui.history import (
@@ -25,7 +26,8 @@ from rtplay.tui.history import (
     SAMPLE_S,
     stronger,
 )
-from rtplay.tui.styles import NO_STYLES, Styles, TextStyles, get
+from rtplay.tui.lines import TextLines
+from rtplay.tui.styles import NO_STYLES, Styles, get
 
 MARK_NAMES = {
     MARK_FAULT: "fault",
@@ -147,12 +149,18 @@ def _split(rows: int, channels: int) -> list[tuple[int, int]]:
 
 def render_chart(data: ChartData | None, width: int, height: int, styles: Styles = NO_STYLES) -> Text:
     """The whole chart for a ``width`` × ``height`` cell area."""
+    return Text("\n").join(chart_lines(data, width, height, styles))
+
+
+def chart_lines(data: ChartData | None, width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The chart's lines for a ``width`` × ``height`` cell area (at most ``height``)."""
     if data is None or not data.series or width <= 0 or height <= 0:
-        return Text("")
-    lat_top = nice_ceiling(max((v for s in data.series for v in s.latency if v is not None), default=1.0))
-    arr_top = nice_ceiling(max((v for s in data.series for v in s.arrivals), default=1.0))
+        return []
+    shown = width * 2  # the scales fit the samples on screen, not those scrolled off
+    lat_top = nice_ceiling(max([v for s in data.series for v in s.latency[-shown:] if v is not None], default=1.0))
+    arr_top = nice_ceiling(max([v for s in data.series for v in s.arrivals[-shown:]], default=1.0))
     if height == 1:
-        return one_line_chart(data, width, arr_top, styles)
+        return [one_line_chart(data, width, arr_top, styles)]
     lines: list[Text] = []
     legend = height >= 3
     axis = height >= 2
@@ -173,7 +181,7 @@ def render_chart(data: ChartData | None, width: int, height: int, styles: Styles
         lines.append(Text(""))
     if axis:
         lines.append(marker_row(data.marks, width, styles))
-    return Text("\n").join(lines[:height])
+    return lines[:height]
 
 
 def one_line_chart(data: ChartData, width: int, arr_top: float, styles: Styles = NO_STYLES) -> Text:
@@ -222,13 +230,19 @@ def _legend(lat_top: float, arr_top: float, width: int, styles: Styles) -> Text:
     return text
 
 
-class Chart(TextStyles):
+class Chart(TextLines):
     """Draws a :class:`ChartData` to fit its size; repaints only when the data changes."""
 
     STYLE_PREFIX = "chart"
     STYLE_NAMES = STYLE_NAMES
 
-    data: reactive[ChartData | None] = reactive(None)
+    data: reactive[ChartData | None] = reactive(None, repaint=False)
+
+    def watch_data(self) -> None:
+        self.repaint_lines()
+
+    def text_lines(self, size: Size) -> list[Text]:
+        return chart_lines(self.data, size.width, size.height, self.text_styles)
 
     def render(self) -> Text:
         return render_chart(self.data, self.size.width, self.size.height, self.text_styles)

@@ -16,13 +16,15 @@ from dataclasses import dataclass, replace
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.reactive import reactive
 
 from rtplay.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
 from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
-from rtplay.tui.styles import NO_STYLES, Styles, TextStyles, get
+from rtplay.tui.lines import TextLines
+from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow, wrap_words
 
 STATE_ICONS = {
@@ -37,7 +39,7 @@ STATE_ICONS = {
 RESTART_HINT = "g restarts it"
 
 
-class WrappedText(TextStyles):
+class WrappedText(TextLines):
     """A widget whose lines are laid out for its width, and whose height follows them."""
 
     def __init__(self, *, classes: str | None = None) -> None:
@@ -61,13 +63,14 @@ class WrappedText(TextStyles):
         return lines
 
     def relayout(self) -> None:
-        """The data changed: repaint, and lay the pane out again when the height changed."""
+        """The data changed: repaint the rows that changed, and lay the pane out again when
+        the height changed."""
         if not self.size.width:  # hidden (another pane is zoomed): laid out when shown
             return
         if len(self.lines(self.size.width)) != self.size.height:
             self.refresh(layout=True)
         else:
-            self.refresh()
+            self.repaint_lines()
 
     def notify_style_update(self) -> None:
         self._cache = (None, -1, [])  # the lines carry the old styles
@@ -75,6 +78,9 @@ class WrappedText(TextStyles):
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
         return max(1, len(self.lines(width)))
+
+    def text_lines(self, size: Size) -> list[Text]:
+        return self.lines(size.width)
 
     def render(self) -> Text:
         return Text("\n").join(self.lines(self.size.width))
@@ -258,7 +264,7 @@ def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Style
     return out[-height:] if height > 0 else []
 
 
-class RetryLog(TextStyles):
+class RetryLog(TextLines):
     """The newest retry decisions that fit, oldest at the top."""
 
     STYLE_PREFIX = "log"

@@ -1,0 +1,173 @@
+"""Widgets that draw Rich text line by line, and repaint only the lines that changed.
+
+Textual's general path turns every span of every line into its own content model on each
+repaint, and repaints a widget whole. At 10 frames a second with six panes of counters that
+change on every frame, that was most of the playground's frame time. A :class:`TextLines`
+widget turns each line of its text into a strip straight from Rich's segments (Textual's
+line API), keeps the strips, and on new data (:meth:`TextLines.repaint_lines`) redraws only
+the lines whose text changed and tells Textual to repaint only those rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Span, Text
+from textual.geometry import Region, Size
+from textual.strip import Strip
+
+from rtplay.tui.styles import TextStyles
+
+LineKey = tuple[str, tuple[Span, ...], str | Style, str | None]
+"""What a drawn line looks like: its text, spans, base style and overflow."""
+
+
+def line_key(line: Text) -> LineKey:
+    """A value equal for two lines that draw alike."""
+    return (line.plain, tuple(line.spans), line.style, line.overflow)
+
+
+def line_segments(line: Text, base: Style) -> list[Segment] | None:
+    """What ``Text.render`` gives on ``base``, for a line whose styles are all Style
+    objects (a later span wins over an earlier one, as in Rich), in a few plain loops;
+    None when a style is a name only a console can resolve."""
+    plain, own = line.plain, line.style
+    if isinstance(own, str):
+        if own:
+            return None
+        style = base
+    else:
+        style = base + own
+    spans = line.spans
+    if not spans:
+        return [Segment(plain, style)] if plain else []
+    points = {0, len(plain)}
+    for span in spans:
+        points.add(min(span.start, len(plain)))
+        points.add(min(span.end, len(plain)))
+    cuts = sorted(points)
+    segments = []
+    for start, end in zip(cuts, cuts[1:]):
+        current = style
+        for span in spans:
+            if span.start <= start and end <= span.end:
+                if isinstance(span.style, str):
+                    return None
+                current = current + span.style
+        segments.append(Segment(plain[start:end], current))
+    return segments
+
+
+def line_strip(line: Text, width: int, base: Style, console: Console) -> Strip:
+    """One line of text as a strip of exactly ``width`` cells on ``base``; a line too long
+    is cut by its own ``overflow`` (``…`` for "ellipsis"). The line is never wrapped."""
+    cells = line.cell_len
+    if cells > width:
+        line = line.copy()
+        line.truncate(width, overflow="ellipsis" if line.overflow == "ellipsis" else "crop")
+        cells = line.cell_len
+    segments = line_segments(line, base)
+    if segments is None:  # named styles: Rich resolves them
+        segments = list(Segment.apply_style(line.render(console, end=""), base))
+    if cells < width:
+        segments.append(Segment(" " * (width - cells), base))
+    return Strip(segments, max(width, cells))
+
+
+@dataclass(slots=True)
+class Painted:
+    """The strips of one drawing of a widget, and what they were drawn from."""
+
+    size: Size
+    base: Style
+    keys: list[LineKey | None]
+    """Per row, the key of its line (None: a blank row below the text)."""
+    strips: list[Strip]
+
+
+def paint(
+    lines: list[Text], size: Size, base: Style, console: Console, previous: Painted | None = None
+) -> Painted:
+    """``lines`` as exactly ``size.height`` strips; a row whose line is unchanged since
+    ``previous`` (same size and base) keeps its strip (the very object)."""
+    width, height = size
+    reuse = previous is not None and previous.size == size and previous.base == base
+    keys: list[LineKey | None] = []
+    strips: list[Strip] = []
+    for y in range(height):
+        key = line_key(lines[y]) if y < len(lines) else None
+        if reuse and previous is not None and previous.keys[y] == key:
+            strip = previous.strips[y]
+        elif key is None:
+            strip = Strip.blank(width, base)
+        else:
+            strip = line_strip(lines[y], width, base, console)
+        keys.append(key)
+        strips.append(strip)
+    return Painted(size, base, keys, strips)
+
+
+def changed_rows(old: Painted, new: Painted) -> list[Region]:
+    """The rows (as regions, runs of rows merged) whose strip differs between two drawings."""
+    regions: list[Region] = []
+    start: int | None = None
+    width = new.size.width
+    for y, (a, b) in enumerate(zip(old.strips, new.strips, strict=True)):
+        if a is not b and start is None:
+            start = y
+        elif a is b and start is not None:
+            regions.append(Region(0, start, width, y - start))
+            start = None
+    if start is not None:
+        regions.append(Region(0, start, width, new.size.height - start))
+    return regions
+
+
+class TextLines(TextStyles):
+    """A widget drawing the lines of :meth:`text_lines` (by default, its ``render()``'s
+    Rich text); see the module's docstring."""
+
+    _painted: Painted | None = None
+
+    def text_lines(self, size: Size) -> list[Text]:
+        """The lines to show at ``size`` (subclasses may lay them out without joining)."""
+        text = self.render()
+        assert isinstance(text, Text), "TextLines widgets render Rich text"
+        return text.split("\n", allow_blank=True)
+
+    def _paint(self, size: Size, previous: Painted | None) -> Painted:
+        base = self.visual_style.rich_style
+        return paint(self.text_lines(size)[: size.height], size, base, self.app.console, previous)
+
+    def repaint_lines(self) -> None:
+        """The data changed: draw the lines now and repaint only the rows that changed."""
+        old, size = self._painted, self.size
+        if old is None or old.size != size or not size.area:
+            self.refresh()
+            return
+        new = self._paint(size, old)
+        self._painted = new
+        regions = changed_rows(old, new)
+        if regions:
+            super().refresh(*regions)
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> TextLines:
+        """A refresh of the whole widget draws every line again."""
+        if not regions:
+            self._painted = None
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)  # type: ignore[return-value]
+
+    def notify_style_update(self) -> None:
+        self._painted = None
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        """Row ``y``, drawn with every other row when something changed."""
+        size = self.size
+        if self._painted is None or self._painted.size != size:
+            self._painted = self._paint(size, None)
+        strips = self._painted.strips
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(size.width, self._painted.base)
