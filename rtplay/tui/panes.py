@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rich.text import Text
+from rich.text import Span, Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
@@ -170,8 +170,9 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
     every frame, so nothing jumps when a value grows or stops being zero."""
 
     def item(label: str, value: str, cells: int, style: str = "value") -> Text:
-        name = SHORT_LABELS.get(label, label) if short else label
-        return Text.assemble((f"{name}\u00a0", get(styles, "label")), (value.rjust(cells), get(styles, style)))
+        head = f"{SHORT_LABELS.get(label, label) if short else label}\u00a0"
+        text = head + value.rjust(cells)
+        return Text(text, spans=[Span(0, len(head), get(styles, "label")), Span(len(head), len(text), get(styles, style))])
 
     def count(label: str, n: float, style: str = "value") -> Text:
         cells = COUNT_CELLS.get(label, SMALL_COUNT_CELLS)
@@ -225,8 +226,8 @@ class Counters(WrappedText):
         if self.data is None:
             return []
         groups = counter_groups(self.data, self.text_styles, short=width < SHORT_LABELS_WIDTH)
-        widest = max((sum(i.cell_len for i in g) + len(g) - 1 for g in groups), default=0)
-        gap = 2 if widest + max(len(g) - 1 for g in groups) <= width else 1  # two spaces when all fit
+        widest = max([sum([i.cell_len for i in g]) + len(g) - 1 for g in groups], default=0)
+        gap = 2 if widest + max([len(g) - 1 for g in groups]) <= width else 1  # two spaces when all fit
         return flow(groups, width, gap)
 
     def watch_data(self) -> None:
@@ -296,6 +297,7 @@ class TransportPane(Vertical):
         self._chart = Chart(classes="pane-chart")
         self._counters = Counters(classes="pane-counters")
         self._log = RetryLog(classes="pane-log")
+        self._state_classes: tuple[State, bool] | None = None
 
     def compose(self) -> ComposeResult:
         yield self._status
@@ -315,6 +317,10 @@ class TransportPane(Vertical):
         self._chart.data = ChartData(series, model.marks)
         self._counters.data = CounterData.of(model, self.compact)
         self._log.lines = model.log
-        for state in State:
-            self.set_class(model.state is state, f"-{state.value}")
-        self.set_class(len(model.channels) > 1, "-multi")
+        classes = (model.state, len(model.channels) > 1)
+        if classes != self._state_classes:  # ten frames a second: only when they change
+            self._state_classes = classes
+            for state in State:
+                self.set_class(model.state is state, f"-{state.value}", update=False)
+            self.set_class(classes[1], "-multi", update=False)
+            self.update_node_styles()  # one restyle, not one per class

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from rich.text import Span, Text
 
 
 def flow(groups: list[list[Text]], width: int, gap: int = 2) -> list[Text]:
     """Lay items out in lines of at most ``width`` cells; each group starts a new line."""
     lines: list[Text] = []
     for items in groups:
-        line = Text(no_wrap=True, overflow="ellipsis")
+        line: list[Text] = []
+        used = 0  # cells of ``line`` so far
         for item in items:
-            if line.cell_len and line.cell_len + gap + item.cell_len > width:
-                lines.append(line)
-                line = Text(no_wrap=True, overflow="ellipsis")
-            if line.cell_len:
-                line.append(" " * gap)
-            line.append_text(item)
-        lines.append(line)
+            cells = item.cell_len
+            if line and used + gap + cells > width:
+                lines.append(join_items(line, gap))
+                line, used = [], 0
+            used += cells + (gap if line else 0)
+            line.append(item)
+        lines.append(join_items(line, gap))
     return lines
+
+
+def join_items(items: list[Text], gap: int) -> Text:
+    """``items`` on one line, ``gap`` spaces apart, styles kept (built in one go: appending
+    Rich texts one by one costs several times more, on every frame)."""
+    plain: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for item in items:
+        if plain:
+            plain.append(" " * gap)
+            offset += gap
+        text = item.plain
+        if item.style:
+            spans.append(Span(offset, offset + len(text), item.style))
+        spans += [span.move(offset) for span in item.spans]
+        plain.append(text)
+        offset += len(text)
+    return Text("".join(plain), spans=spans, no_wrap=True, overflow="ellipsis")
 
 
 def wrap_words(text: Text, width: int, indent: int = 0) -> list[Text]:
