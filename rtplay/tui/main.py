@@ -32,6 +32,7 @@ from rtplay.tui.crowd import CrowdScreen
 from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
 from rtplay.tui.model import Dashboard, format_rate
 from rtplay.tui.panes import TransportPane
+from rtplay.tui.styles import Palette
 from rtplay.tui.views import HelpScreen, InfoScreen
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class MainScreen(Screen[None]):
     # --- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield Palette()
         yield self._status
         yield self._faults
         yield self._fault_keys
