@@ -30,17 +30,12 @@ def line_key(line: Text) -> LineKey:
     return (line.plain, tuple(line.spans), line.style, line.overflow)
 
 
-def line_segments(line: Text, base: Style) -> list[Segment] | None:
-    """What ``Text.render`` gives on ``base``, for a line whose styles are all Style
-    objects (a later span wins over an earlier one, as in Rich), in a few plain loops;
-    None when a style is a name only a console can resolve."""
-    plain, own = line.plain, line.style
-    if isinstance(own, str):
-        if own:
-            return None
-        style = base
-    else:
-        style = base + own
+def line_segments(line: Text, base: Style, console: Console) -> list[Segment]:
+    """The segments of ``line`` on ``base``: the line's own style under its spans, a later
+    span over an earlier one, as Rich combines them (a named style is resolved by
+    ``console``). A few plain loops: Rich's general ``Text.render`` costs several times more."""
+    plain = line.plain
+    style = base + _resolve(line.style, console)
     spans = line.spans
     if not spans:
         return [Segment(plain, style)] if plain else []
@@ -54,11 +49,13 @@ def line_segments(line: Text, base: Style) -> list[Segment] | None:
         current = style
         for span in spans:
             if span.start <= start and end <= span.end:
-                if isinstance(span.style, str):
-                    return None
-                current = current + span.style
+                current = current + _resolve(span.style, console)
         segments.append(Segment(plain[start:end], current))
     return segments
+
+
+def _resolve(style: str | Style, console: Console) -> Style:
+    return style if isinstance(style, Style) else console.get_style(style, default=Style.null())
 
 
 def line_strip(line: Text, width: int, base: Style, console: Console) -> Strip:
@@ -69,9 +66,7 @@ def line_strip(line: Text, width: int, base: Style, console: Console) -> Strip:
         line = line.copy()
         line.truncate(width, overflow="ellipsis" if line.overflow == "ellipsis" else "crop")
         cells = line.cell_len
-    segments = line_segments(line, base)
-    if segments is None:  # named styles: Rich resolves them
-        segments = list(Segment.apply_style(line.render(console, end=""), base))
+    segments = line_segments(line, base, console)
     if cells < width:
         segments.append(Segment(" " * (width - cells), base))
     return Strip(segments, max(width, cells))
@@ -83,13 +78,16 @@ class Painted:
 
     size: Size
     base: Style
+    """The widget's own style, under every line."""
+    version: int
+    """The palette version the text's styles came from."""
     keys: list[LineKey | None]
     """Per row, the key of its line (None: a blank row below the text)."""
     strips: list[Strip]
 
 
 def paint(
-    lines: list[Text], size: Size, base: Style, console: Console, previous: Painted | None = None
+    lines: list[Text], size: Size, base: Style, console: Console, previous: Painted | None = None, version: int = 0
 ) -> Painted:
     """``lines`` as exactly ``size.height`` strips; a row whose line is unchanged since
     ``previous`` (same size and base) keeps its strip (the very object)."""
@@ -107,7 +105,7 @@ def paint(
             strip = line_strip(lines[y], width, base, console)
         keys.append(key)
         strips.append(strip)
-    return Painted(size, base, keys, strips)
+    return Painted(size, base, version, keys, strips)
 
 
 def changed_rows(old: Painted, new: Painted) -> list[Region]:
@@ -139,13 +137,20 @@ class TextLines(TextStyles):
         return text.split("\n", allow_blank=True)
 
     def _paint(self, size: Size, previous: Painted | None) -> Painted:
-        base = self.visual_style.rich_style
-        return paint(self.text_lines(size)[: size.height], size, base, self.app.console, previous)
+        base, version = self.visual_style.rich_style, self.styles_version
+        return paint(self.text_lines(size)[: size.height], size, base, self.app.console, previous, version)
+
+    def _current(self) -> Painted | None:
+        """The strips drawn last, if they still fit the size and the styles."""
+        painted = self._painted
+        if painted is None or painted.size != self.size or painted.version != self.styles_version:
+            return None
+        return painted if painted.base == self.visual_style.rich_style else None
 
     def repaint_lines(self) -> None:
         """The data changed: draw the lines now and repaint only the rows that changed."""
-        old, size = self._painted, self.size
-        if old is None or old.size != size or not size.area:
+        old, size = self._current(), self.size
+        if old is None or not size.area:
             self.refresh()
             return
         new = self._paint(size, old)
@@ -160,14 +165,12 @@ class TextLines(TextStyles):
             self._painted = None
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)  # type: ignore[return-value]
 
-    def notify_style_update(self) -> None:
-        self._painted = None
-        super().notify_style_update()
-
     def render_line(self, y: int) -> Strip:
-        """Row ``y``, drawn with every other row when something changed."""
-        size = self.size
-        if self._painted is None or self._painted.size != size:
-            self._painted = self._paint(size, None)
-        strips = self._painted.strips
-        return strips[y] if 0 <= y < len(strips) else Strip.blank(size.width, self._painted.base)
+        """Row ``y``, drawn with every other row when something changed. (Textual restyles
+        every widget under one whose class changed, e.g. on a new selection, and asks for
+        its lines again: unchanged lines are not drawn again.)"""
+        painted = self._current()
+        if painted is None:
+            painted = self._painted = self._paint(self.size, None)
+        strips = painted.strips
+        return strips[y] if 0 <= y < len(strips) else Strip.blank(painted.size.width, painted.base)

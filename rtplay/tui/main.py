@@ -103,6 +103,8 @@ class MainScreen(Screen[None]):
         self._faults = FaultBar(id="faults")
         self._fault_keys = FaultKeys(id="fault-keys")
         self._notice_timer: Timer | None = None
+        self.frame_timer: Timer | None = None
+        """The frame timer (tests pause it to draw frames one by one)."""
 
     @classmethod
     def for_transports(cls, count: int) -> type[MainScreen]:
@@ -125,7 +127,7 @@ class MainScreen(Screen[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.set_interval(1 / TICK_HZ, self.tick)
+        self.frame_timer = self.set_interval(1 / TICK_HZ, self.tick)
         self.show_frame()
 
     def on_resize(self) -> None:

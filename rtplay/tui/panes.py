@@ -44,7 +44,7 @@ class WrappedText(TextLines):
 
     def __init__(self, *, classes: str | None = None) -> None:
         super().__init__(classes=classes)
-        self._cache: tuple[object, int, list[Text]] = (None, -1, [])
+        self._cache: tuple[object, int, int, list[Text]] = (None, -1, -1, [])
 
     def layout_lines(self, width: int) -> list[Text]:
         """The lines for ``width`` cells (subclasses)."""
@@ -56,10 +56,10 @@ class WrappedText(TextLines):
 
     def lines(self, width: int) -> list[Text]:
         """The laid-out lines, kept for the latest data and width (asked for 3× a frame)."""
-        source, cached_width, lines = self._cache
-        if source is not self._source() or cached_width != width:
-            lines = self.layout_lines(max(10, width))
-            self._cache = (self._source(), width, lines)
+        source, cached_width, version, lines = self._cache
+        if source is not self._source() or cached_width != width or version != self.styles_version:
+            lines = self.layout_lines(max(10, width))  # the lines carry the palette's styles
+            self._cache = (self._source(), width, self.styles_version, lines)
         return lines
 
     def relayout(self) -> None:
@@ -71,10 +71,6 @@ class WrappedText(TextLines):
             self.refresh(layout=True)
         else:
             self.repaint_lines()
-
-    def notify_style_update(self) -> None:
-        self._cache = (None, -1, [])  # the lines carry the old styles
-        super().notify_style_update()
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
         return max(1, len(self.lines(width)))

@@ -47,6 +47,9 @@ class Palette(Widget):
     def notify_style_update(self) -> None:
         self.version += 1
         super().notify_style_update()
+        if self.is_mounted:  # text drawn in the old styles is drawn again
+            for widget in self.screen.query(TextStyles):
+                widget.refresh()
 
     def styles_of(self, prefix: str, names: tuple[str, ...]) -> dict[str, Style]:
         """``{name: style}`` of ``{prefix}--{name}`` for each of ``names``."""
@@ -68,15 +71,26 @@ class TextStyles(Widget):
         super().__init_subclass__(**kwargs)  # type: ignore[arg-type]
         _NAMES.update(f"{cls.STYLE_PREFIX}--{name}" for name in cls.STYLE_NAMES)
 
+    def _find_palette(self) -> Palette | None:
+        if self._palette is None:
+            try:
+                self._palette = self.screen.query_one(Palette)
+            except NoMatches:
+                return None
+        return self._palette
+
+    @property
+    def styles_version(self) -> int:
+        """The palette's :attr:`Palette.version` (text drawn in older styles is stale)."""
+        palette = self._find_palette()
+        return -1 if palette is None else palette.version
+
     @property
     def text_styles(self) -> dict[str, Style]:
         """``{name: style}`` of this widget's styles (plain when its screen has no palette)."""
-        palette = self._palette
+        palette = self._find_palette()
         if palette is None:
-            try:
-                palette = self._palette = self.screen.query_one(Palette)
-            except NoMatches:
-                return {}
+            return {}
         if self._text_styles is None or self._text_styles[0] != palette.version:
             self._text_styles = (palette.version, palette.styles_of(self.STYLE_PREFIX, self.STYLE_NAMES))
         return self._text_styles[1]

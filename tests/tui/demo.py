@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from rtplay.events import State
@@ -297,3 +298,24 @@ def demo_report() -> dict[str, Any]:
             ),
         ],
     }
+
+
+def later(frame: Dashboard, samples: int, messages: int) -> Dashboard:
+    """``frame`` as a live session shows it ``samples`` chart samples and ``messages``
+    messages per transport later: every chart scrolled, every count and figure moved on."""
+    panes = []
+    for pane in frame.panes:
+        channels = tuple(
+            replace(
+                c,
+                delivered=c.delivered + messages,
+                latency=c.latency[samples:] + c.latency[:samples],
+                arrivals=c.arrivals[samples:] + c.arrivals[:samples],
+                rate=c.rate + messages % 7,
+                p50_ms=None if c.p50_ms is None else c.p50_ms + messages / 1000,
+            )
+            for c in pane.channels
+        )
+        marks = pane.marks[samples:] + pane.marks[:samples]
+        panes.append(replace(pane, channels=channels, marks=marks, downtime_s=pane.downtime_s + messages / 1000))
+    return replace(frame, panes=tuple(panes), published=frame.published + messages, elapsed_s=frame.elapsed_s + 0.1)
