@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 #: only repaint when a new sample (every 0.5 s) arrives.
 TICK_HZ = 10
 
+#: Frames between two updates of one pane's counters. At 10 frames a second they move five
+#: times a second, which a reader follows as well; each frame draws half the panes'
+#: counters, the largest part of a frame's work, so no frame draws them all.
+COUNTER_FRAMES = 2
+
 #: Below this many rows the panes take their compact form: six full panes need ~40 rows,
 #: six compact ones fit in 24.
 COMPACT_HEIGHT = 32
@@ -104,6 +109,7 @@ class MainScreen(Screen[None]):
         self._fault_keys = FaultKeys(id="fault-keys")
         self._notice_timer: Timer | None = None
         self.frame_timer: Timer | None = None
+        self._frames = 0
         """The frame timer (tests pause it to draw frames one by one)."""
 
     @classmethod
@@ -168,17 +174,21 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """The frame timer: measure its own lateness, then show a new frame."""
         self.monitor.tick(time.monotonic())
-        self.show_frame()
+        self._frames += 1
+        self.show_frame(counters_turn=self._frames % COUNTER_FRAMES)
 
-    def show_frame(self) -> None:
-        """Pull one frame from the backend and hand it down (also right after a key)."""
+    def show_frame(self, counters_turn: int | None = None) -> None:
+        """Pull one frame from the backend and hand it down (also right after a key).
+        ``counters_turn``: only panes whose number is that modulo :data:`COUNTER_FRAMES`
+        update their counters (None: all of them, as after a key)."""
         now = time.monotonic()
         frame = self.backend.dashboard(now)
         self.frame = frame
         for model in frame.panes:
             pane = self._panes.get(model.transport)
             if pane is not None:
-                pane.model = model
+                turn = counters_turn is None or pane.index % COUNTER_FRAMES == counters_turn
+                pane.show(model, counters=turn)
         live = self.backend.live
         self._status.data = StatusData(
             frame.rate,

@@ -1,6 +1,6 @@
 """One pane per transport: status line, chart, counters and the retry-decision log.
 
-Data flows down: the main screen sets :attr:`TransportPane.model` on its timer, and the pane
+Data flows down: the main screen hands each pane its model on its timer, and the pane
 hands each child only its part, so a child repaints only when its part changed. Colours
 come from component classes in ``rtplay.tcss``. Text is broken between words, never inside
 one: a reason is wrapped onto the next line rather than cut.
@@ -301,9 +301,23 @@ class TransportPane(Vertical):
         yield self._counters
         yield self._log
 
+    def show(self, model: PaneModel, counters: bool = True) -> None:
+        """Show ``model``, its counters only when ``counters`` or the state changed (the
+        screen spreads the panes' counters over frames; a reconnect shows at once)."""
+        changed = self.model is None or self.model.state is not model.state
+        self.model = model
+        if counters or changed:
+            self.show_counters()
+
+    def show_counters(self) -> None:
+        """Show the counters of the latest model."""
+        if self.model is not None and self.is_mounted:
+            self._counters.data = CounterData.of(self.model, self.compact)
+
     def watch_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
         self.watch_model(self.model)
+        self.show_counters()
 
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
@@ -311,7 +325,6 @@ class TransportPane(Vertical):
         self._status.data = StatusData(model.state, model.status, model.detail)
         series = tuple(Series(c.name, c.latency, c.arrivals) for c in model.channels)
         self._chart.data = ChartData(series, model.marks)
-        self._counters.data = CounterData.of(model, self.compact)
         self._log.lines = model.log
         classes = (model.state, len(model.channels) > 1)
         if classes != self._state_classes:  # ten frames a second: only when they change
