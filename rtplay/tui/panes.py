@@ -301,30 +301,32 @@ class TransportPane(Vertical):
         yield self._counters
         yield self._log
 
-    def show(self, model: PaneModel, counters: bool = True) -> None:
-        """Show ``model``, its counters only when ``counters`` or the state changed (the
-        screen spreads the panes' counters over frames; a reconnect shows at once)."""
+    def show(self, model: PaneModel, figures: bool = True) -> None:
+        """Show ``model``; its chart and counters only when ``figures`` or the state changed
+        (the screen spreads the panes' figures over frames; a reconnect shows at once)."""
         changed = self.model is None or self.model.state is not model.state
         self.model = model
-        if counters or changed:
-            self.show_counters()
+        if figures or changed:
+            self.show_figures()
 
-    def show_counters(self) -> None:
-        """Show the counters of the latest model."""
-        if self.model is not None and self.is_mounted:
-            self._counters.data = CounterData.of(self.model, self.compact)
+    def show_figures(self) -> None:
+        """Show the chart and the counters of the latest model."""
+        model = self.model
+        if model is None or not self.is_mounted:
+            return
+        series = tuple(Series(c.name, c.latency, c.arrivals) for c in model.channels)
+        self._chart.data = ChartData(series, model.marks)
+        self._counters.data = CounterData.of(model, self.compact)
 
     def watch_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
         self.watch_model(self.model)
-        self.show_counters()
+        self.show_figures()
 
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
             return
         self._status.data = StatusData(model.state, model.status, model.detail)
-        series = tuple(Series(c.name, c.latency, c.arrivals) for c in model.channels)
-        self._chart.data = ChartData(series, model.marks)
         self._log.lines = model.log
         classes = (model.state, len(model.channels) > 1)
         if classes != self._state_classes:  # ten frames a second: only when they change
