@@ -140,6 +140,11 @@ class MainScreen(Screen[None]):
     def on_resize(self) -> None:
         self._update_compact()
 
+    def on_screen_resume(self) -> None:
+        """Back from a view that covered the panes: show the latest frame at once."""
+        if self.frame_timer is not None:
+            self.show_frame()
+
     def _update_compact(self) -> None:
         """A short terminal gets the compact pane form, so every pane fits on one screen
         (a zoomed pane has the screen to itself: it keeps the full form)."""
@@ -183,8 +188,10 @@ class MainScreen(Screen[None]):
         ``turn``: only panes whose number is that modulo :data:`FIGURE_FRAMES` update their
         chart and counters (None: all of them, as after a key)."""
         now = time.monotonic()
-        frame = self.backend.dashboard(now)
+        frame = self.backend.dashboard(now)  # also when covered: the charts keep sampling
         self.frame = frame
+        if self.app.screen is not self and not self.app.screen.is_modal:
+            return  # another view covers the panes: drawn again when it closes
         for model in frame.panes:
             pane = self._panes.get(model.transport)
             if pane is not None:

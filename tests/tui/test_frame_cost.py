@@ -124,3 +124,21 @@ async def test_each_frame_draws_half_the_panes_figures_and_two_frames_draw_them_
         screen.tick()
         await pilot.pause()
         assert all(counter(app, name, "deliv") == n + 7 for name, n in before.items())
+
+
+async def test_a_view_covering_the_panes_spares_their_frames_and_they_catch_up_after() -> None:
+    backend = StaticBackend(demo_dashboard(), demo_report())
+    app = RtplayApp(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.main_screen
+        assert screen.frame_timer is not None
+        screen.frame_timer.pause()
+        await pilot.press("c")  # the compare view
+        before = counter(app, "ws", "deliv")
+        backend.frame = later(demo_dashboard(), samples=1, messages=5)
+        with python_calls() as calls:
+            screen.tick()
+        assert calls[0] < 500, calls  # laying the hidden panes out cost ~6,400
+        await pilot.press("escape")
+        await pilot.pause()
+        assert counter(app, "ws", "deliv") == before + 5
