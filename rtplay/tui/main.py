@@ -110,8 +110,8 @@ class MainScreen(Screen[None]):
         self._fault_keys = FaultKeys(id="fault-keys")
         self._notice_timer: Timer | None = None
         self.frame_timer: Timer | None = None
-        self._frames = 0
         """The frame timer (tests pause it to draw frames one by one)."""
+        self._frames = 0
 
     @classmethod
     def for_transports(cls, count: int) -> type[MainScreen]:

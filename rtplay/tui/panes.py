@@ -1,8 +1,9 @@
 """One pane per transport: status line, chart, counters and the retry-decision log.
 
 Data flows down: the main screen hands each pane its model on its timer, and the pane
-hands each child only its part, so a child repaints only when its part changed. Colours
-come from component classes in ``rtplay.tcss``. Text is broken between words, never inside
+hands each child only its part, so a child repaints only when its part changed (and then
+only its rows that changed, see ``rtplay.tui.lines``). Colours come from the palette in
+``rtplay.tcss``. Text is broken between words, never inside
 one: a reason is wrapped onto the next line rather than cut.
 
 On a short terminal the pane takes its compact form (``-compact``): the status line, a

@@ -12,10 +12,12 @@ upgrade may move the counts a little, never by the factor these budgets guard ag
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 from typing import Any
+
+from textual.pilot import Pilot
 
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import StaticBackend
@@ -43,18 +45,25 @@ def python_calls() -> Iterator[list[int]]:
         sys.setprofile(None)
 
 
-async def frame_calls(frames: list[Dashboard], keys: list[str] | None = None) -> list[int]:
-    """Calls of each frame drawn in turn at 120x40 (the frame pushed, then the repaint that
-    follows), or of each key pressed, less those of a frame in which nothing changed (what
-    waiting for the repaint costs). One frame is drawn first to warm up: the first frame
-    after start-up also fills style caches, once."""
+@asynccontextmanager
+async def demo_playground() -> AsyncIterator[tuple[RtplayApp, StaticBackend, Pilot[int]]]:
+    """The demo panes at 120x40, their frame timer paused: the test draws the frames."""
     backend = StaticBackend(demo_dashboard(), demo_report())
     app = RtplayApp(backend=backend)
-    out = []
     async with app.run_test(size=SIZE) as pilot:
+        assert app.main_screen.frame_timer is not None
+        app.main_screen.frame_timer.pause()
+        yield app, backend, pilot
+
+
+async def frame_calls(frames: list[Dashboard], keys: list[str] | None = None) -> list[int]:
+    """Calls of each frame drawn in turn (the frame pushed, then the repaint that follows),
+    or of each key pressed, less those of a frame in which nothing changed (what waiting
+    for the repaint costs). One frame is drawn first to warm up: the first frame after
+    start-up also fills style caches, once."""
+    out = []
+    async with demo_playground() as (app, backend, pilot):
         screen = app.main_screen
-        assert screen.frame_timer is not None
-        screen.frame_timer.pause()  # frames are drawn here, one by one
         backend.frame = later(demo_dashboard(), samples=0, messages=1)
         screen.show_frame()
         await pilot.pause()
@@ -109,12 +118,8 @@ async def test_a_key_that_changes_the_selection_stays_within_budget() -> None:
 
 
 async def test_each_frame_draws_half_the_panes_figures_and_two_frames_draw_them_all() -> None:
-    backend = StaticBackend(demo_dashboard(), demo_report())
-    app = RtplayApp(backend=backend)
-    async with app.run_test(size=SIZE) as pilot:
+    async with demo_playground() as (app, backend, pilot):
         screen = app.main_screen
-        assert screen.frame_timer is not None
-        screen.frame_timer.pause()
         before = {name: counter(app, name, "deliv") for name in ("poll", "longpoll", "sse", "ws")}
         backend.frame = later(demo_dashboard(), samples=0, messages=7)
         screen.tick()
@@ -127,12 +132,8 @@ async def test_each_frame_draws_half_the_panes_figures_and_two_frames_draw_them_
 
 
 async def test_a_view_covering_the_panes_spares_their_frames_and_they_catch_up_after() -> None:
-    backend = StaticBackend(demo_dashboard(), demo_report())
-    app = RtplayApp(backend=backend)
-    async with app.run_test(size=SIZE) as pilot:
+    async with demo_playground() as (app, backend, pilot):
         screen = app.main_screen
-        assert screen.frame_timer is not None
-        screen.frame_timer.pause()
         await pilot.press("c")  # the compare view
         before = counter(app, "ws", "deliv")
         backend.frame = later(demo_dashboard(), samples=1, messages=5)
