@@ -30,6 +30,10 @@ UDP_TRANSPORTS = ("wt", "rtc")
 #: Log lines handed to a pane per frame; a full-screen pane on a tall terminal shows ~20.
 LOG_TAIL = 20
 
+#: Seconds between two refreshes of one transport's latency percentiles (the transports take
+#: turns). The last-10-s window moves in whole seconds; the whole-run figures barely move.
+PERCENTILES_S = 1.0
+
 
 class Backend(Protocol):
     """What the screens need: frames to show, a report to compare, commands to send."""
@@ -107,6 +111,7 @@ class SessionBackend:
         self._percentiles: dict[tuple[str, str], tuple[float | None, ...]] = {}
         """(p50, p99, p50 of the last 10 s, p99 of the last 10 s) per (transport, channel)."""
         self._percentiles_turn = 0
+        self._percentiles_due = 0.0
         self._last_sample: float | None = None
         self._started = False
         self._stopped = False
@@ -159,7 +164,9 @@ class SessionBackend:
             return Dashboard(panes, rate=self.rate)
         if self._last_sample is None or now - self._last_sample >= SAMPLE_S:
             self._sample(now)
-        self._refresh_percentiles(now)
+        if now >= self._percentiles_due:
+            self._refresh_percentiles(now)
+            self._percentiles_due = now + PERCENTILES_S / len(self.session.clients)
         return Dashboard(
             panes=tuple(self._pane(i + 1, name, c, now) for i, (name, c) in enumerate(self.session.clients.items())),
             fault_rows=tuple(fault_row(f, now) for f in self.session.faults.active()),
@@ -192,10 +199,9 @@ class SessionBackend:
             history.close_sample()
 
     def _refresh_percentiles(self, now: float) -> None:
-        """The latency percentiles of one transport per frame, each in turn (every 0.6 s
-        for six at 10 frames a second). Each is a pass over a 2100-bucket histogram (and
-        the last-10-s one a merge of ten): all of them at once made one frame in five
-        several times longer than the others."""
+        """The latency percentiles of the next transport in turn. Each is a pass over a
+        2100-bucket histogram (and the last-10-s one a merge of ten): all of them at once
+        made one frame in five several times longer than the others."""
         names = list(self.session.clients)
         if not names:
             return

@@ -41,11 +41,11 @@ log = logging.getLogger(__name__)
 #: only repaint when a new sample (every 0.5 s) arrives.
 TICK_HZ = 10
 
-#: Frames between two updates of one pane's chart and counters. At 10 frames a second the
-#: counters move five times a second, which a reader follows as well, and a chart shows a
-#: new sample (every 0.5 s) within 0.1 s; each frame draws half the panes' figures, the
-#: largest part of a frame's work, so no frame draws them all.
-FIGURE_FRAMES = 2
+#: Frames between two drawings of one pane. At 10 frames a second a pane's counters and
+#: countdown move five times a second, which a reader follows as well, and its chart shows
+#: a new sample (every 0.5 s) within 0.1 s; each frame draws half the panes, the largest
+#: part of a frame's work, so no frame draws them all. A change of state shows at once.
+PANE_FRAMES = 2
 
 #: Below this many rows the panes take their compact form: six full panes need ~40 rows,
 #: six compact ones fit in 24.
@@ -181,12 +181,12 @@ class MainScreen(Screen[None]):
         """The frame timer: measure its own lateness, then show a new frame."""
         self.monitor.tick(time.monotonic())
         self._frames += 1
-        self.show_frame(turn=self._frames % FIGURE_FRAMES)
+        self.show_frame(turn=self._frames % PANE_FRAMES)
 
     def show_frame(self, turn: int | None = None) -> None:
         """Pull one frame from the backend and hand it down (also right after a key).
-        ``turn``: only panes whose number is that modulo :data:`FIGURE_FRAMES` update their
-        chart and counters (None: all of them, as after a key)."""
+        ``turn``: only panes whose number is that modulo :data:`PANE_FRAMES` are drawn
+        (None: all of them, as after a key), and those whose state changed."""
         now = time.monotonic()
         frame = self.backend.dashboard(now)  # also when covered: the charts keep sampling
         self.frame = frame
@@ -195,7 +195,7 @@ class MainScreen(Screen[None]):
         for model in frame.panes:
             pane = self._panes.get(model.transport)
             if pane is not None:
-                pane.show(model, figures=turn is None or pane.index % FIGURE_FRAMES == turn)
+                pane.show(model, due=turn is None or pane.index % PANE_FRAMES == turn)
         live = self.backend.live
         self._status.data = StatusData(
             frame.rate,

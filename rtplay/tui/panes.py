@@ -302,13 +302,13 @@ class TransportPane(Vertical):
         yield self._counters
         yield self._log
 
-    def show(self, model: PaneModel, figures: bool = True) -> None:
-        """Show ``model``; its chart and counters only when ``figures`` or the state changed
-        (the screen spreads the panes' figures over frames; a reconnect shows at once)."""
-        changed = self.model is None or self.model.state is not model.state
+    def show(self, model: PaneModel, due: bool = True) -> None:
+        """Show ``model`` when ``due`` or when the state changed (the screen spreads the
+        panes over frames; a reconnect or a failure shows at once)."""
+        if not due and self.model is not None and self.model.state is model.state:
+            return
         self.model = model
-        if figures or changed:
-            self.show_figures()
+        self.show_figures()
 
     def show_figures(self) -> None:
         """Show the chart and the counters of the latest model."""

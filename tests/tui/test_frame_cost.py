@@ -117,7 +117,7 @@ async def test_a_key_that_changes_the_selection_stays_within_budget() -> None:
     assert max(costs) < KEY_BUDGET, costs
 
 
-async def test_each_frame_draws_half_the_panes_figures_and_two_frames_draw_them_all() -> None:
+async def test_each_frame_draws_half_the_panes_and_two_frames_draw_them_all() -> None:
     async with demo_playground() as (app, backend, pilot):
         screen = app.main_screen
         before = {name: counter(app, name, "deliv") for name in ("poll", "longpoll", "sse", "ws")}
