@@ -198,7 +198,7 @@ async def p3(budget: Budget) -> None:
     from rtplay.tui.app import RtplayApp
 
     config = SessionConfig(server=ServerOptions(rate=1000))
-    app = RtplayApp(config)
+    app = RtplayApp(config, freeze_heap=True)  # as `rtplay` runs it
     frames: list[float] = []
     screen = app.main_screen
     tick = screen.tick

@@ -11,6 +11,7 @@ upgrade may move the counts a little, never by the factor these budgets guard ag
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -143,3 +144,17 @@ async def test_a_view_covering_the_panes_spares_their_frames_and_they_catch_up_a
         await pilot.press("escape")
         await pilot.pause()
         assert counter(app, "ws", "deliv") == before + 5
+
+
+async def test_the_playground_keeps_its_start_up_heap_out_of_full_collections() -> None:
+    # Full collections walked the whole heap (textual, aiortc, aioquic...) every few
+    # seconds and held the loop 30-260 ms each; what start-up built is frozen instead.
+    assert gc.get_freeze_count() == 0
+    app = RtplayApp(backend=StaticBackend(demo_dashboard(), demo_report()), freeze_heap=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            while app.started_in is None:
+                await pilot.pause()
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()  # this process runs other tests: their garbage must stay collectable
