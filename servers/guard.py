@@ -90,11 +90,25 @@ def _reject_constant(name: str) -> Any:
     raise JsonError(f"{name} is not a JSON number")
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """A JSON number's text as a float; :class:`JsonError` when it overflows to infinity."""
     value = float(text)
     if not math.isfinite(value):
         raise JsonError(f"number {text[:40]} is out of range")
     return value
+
+
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=finite_float)
+"""Made once: ``json.loads`` with hooks builds a new decoder (and scanner) on every call."""
+
+
+def within_depth(text: str, limit: int) -> bool:
+    """True when ``text`` nests ``[``/``{`` at most ``limit`` deep. Exact, and cheap for short
+    texts: the depth never exceeds the number of opening brackets, which ``str.count`` finds
+    in C, so only a text with more than ``limit`` of them is walked character by character."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    return nesting_depth(text, limit) <= limit
 
 
 def loads_strict(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
@@ -103,10 +117,12 @@ def loads_strict(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         text = data.decode() if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise JsonError("body is not UTF-8") from None
-    if nesting_depth(text, max_depth) > max_depth:
+    if not within_depth(text, max_depth):
         raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
+    if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+        raise JsonError("body is not JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at 0")
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise JsonError(f"body is not JSON: {exc.msg} at {exc.pos}") from None
 

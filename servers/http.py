@@ -60,7 +60,8 @@ class HttpConfig:
     sse_heartbeat_s: float = 15.0
     """Interval of ``: ping`` comments on an idle stream."""
     ws_heartbeat_s: float = 10.0
-    """Server WebSocket ping interval; a peer missing a pong for as long is closed."""
+    """A WebSocket peer silent for about this long is pinged, and dropped when half as long
+    again passes without a pong (:mod:`servers.ws_heartbeat`); 0 turns the heartbeat off."""
     longpoll_timeout_s: float = 25.0
     """Default hold of /longpoll when the client names none."""
     error_retry_after_s: int = 2

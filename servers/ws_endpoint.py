@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import re
 
 from aiohttp import WSMsgType, web
 
 from rtplay.protocol.envelope import Envelope
-from servers.guard import JsonError, JsonTooDeep, loads_strict
+from servers.guard import JsonError, JsonTooDeep, finite_float, loads_strict
 from servers.http import (
     CTX,
     WRITE_BATCH,
@@ -27,6 +27,7 @@ from servers.http import (
 )
 from servers.hub import Backlog
 from servers.pubsub import SLOW_CONSUMER, Subscription
+from servers.ws_heartbeat import keep_alive
 from servers.wsguard import masked_frames_only
 
 log = logging.getLogger(__name__)
@@ -42,25 +43,58 @@ WS_COMPRESS = False
 async def ws(request: web.Request) -> web.WebSocketResponse:
     ctx = request.app[CTX]
     since = parse_cursor(request.query.get("since"))
-    socket = web.WebSocketResponse(
-        heartbeat=ctx.config.ws_heartbeat_s, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS
-    )
-    masked_frames_only(request)
+    # No aiohttp heartbeat: servers/ws_heartbeat.py keeps one that costs nothing per message.
+    socket = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS)
+    received = masked_frames_only(request)
     _bound_send_buffer(request)
     await socket.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(since)
     with ctx.registry.track("ws", _abort(request)):
-        sender = asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))
+        tasks = [asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))]
+        if ctx.config.ws_heartbeat_s > 0:
+            tasks.append(asyncio.create_task(keep_alive(socket, received, ctx.config.ws_heartbeat_s, _abort(request))))
         try:
             await _ws_receive(ctx, socket)
         finally:
-            sender.cancel()
+            for task in tasks:
+                task.cancel()
             ctx.broadcaster.unsubscribe(sub)
-            await asyncio.gather(sender, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
     return socket
 
 
-_NUMBER = (int, float)
+#: ``{"ping": <number>}`` exactly as clients write it (``json.dumps``: one space after the
+#: colon, or none), matched without the JSON parser; anything else takes the parser's path.
+#: The number is RFC 8259 §6's grammar: integer part, then fraction and exponent.
+_PING = re.compile(r'\{"ping": ?(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)\}')
+
+#: Digits of an integer part that no double can overflow at (DBL_MAX is about 1.8e308).
+_FINITE_DIGITS = 308
+
+
+def ping_number(text: str) -> str:
+    """The JSON text of the number in a ``{"ping": <number>}`` message, for the pong.
+
+    The pong carries the very number the ping did: the matched text is echoed (a JSON parser
+    reads it as the same number), and only a number that could overflow is converted to
+    check it. Raises :class:`JsonError` (:class:`JsonTooDeep` for absurd nesting) for what is
+    not strict JSON, KeyError or TypeError for JSON of another shape.
+    """
+    match = _PING.fullmatch(text)
+    if match is None:
+        return repr(stamp_of(loads_strict(text)))  # an int's or a float's repr is its JSON text
+    number, integer, fraction, exponent = match.groups()
+    if exponent or (fraction and len(integer) > _FINITE_DIGITS):
+        finite_float(number)  # JsonError when it overflows, as the strict parser says
+    return number
+
+
+def stamp_of(payload: object) -> int | float:
+    """The ``ping`` number of a parsed message (strict JSON numbers are finite; ints any size)."""
+    stamp = payload["ping"]  # type: ignore[index]  # TypeError when payload is no object
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        raise TypeError(f"ping is not a number: {stamp!r:.40}")
+    return stamp
 
 
 async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None:
@@ -70,10 +104,7 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             await socket.close(code=1003, message=b"only text frames are accepted")
             return
         try:
-            payload = loads_strict(msg.data)
-            stamp = payload["ping"]
-            if not isinstance(stamp, _NUMBER) or isinstance(stamp, bool) or not math.isfinite(stamp):
-                raise TypeError
+            number = ping_number(msg.data)
         except JsonTooDeep as exc:  # RFC 6455 §7.4.1: 1009, a message too big to process
             await socket.close(code=1009, message=str(exc).encode()[:REASON_BYTES])
             return
@@ -83,8 +114,7 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
         if ctx.faults.stalled("ws"):
             await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
         try:
-            # repr of an int or float is its JSON text: no encoder on the round trip's path
-            await socket.send_str(f'{{"pong":{stamp!r}}}')
+            await socket.send_str('{"pong":' + number + "}")  # no encoder on the round trip's path
         except ConnectionError:  # the client gave up on us meanwhile (e.g. heartbeat)
             return
 
