@@ -55,15 +55,17 @@ class LatencyHistogram:
         self.max = 0.0
         self._log_growth = math.log(self.GROWTH)
 
-    def add(self, ms: float) -> None:
+    def add(self, ms: float, index: int | None = None) -> int:
+        """Count ``ms``; returns its bucket, which another histogram may be given as ``index``
+        (the logarithm is the costly part, and every arrival goes into two histograms)."""
         ms = max(ms, 0.0)  # same-host clocks: a tiny negative is rounding, not time travel
         self.count += 1
-        self.max = max(self.max, ms)
-        if ms <= self.MIN_MS:
-            index = 0
-        else:
-            index = min(int(math.log(ms / self.MIN_MS) / self._log_growth), self.BUCKETS - 1)
+        if ms > self.max:
+            self.max = ms
+        if index is None:
+            index = 0 if ms <= self.MIN_MS else min(int(math.log(ms / self.MIN_MS) / self._log_growth), self.BUCKETS - 1)
         self._counts[index] += 1
+        return index
 
     def percentile(self, p: float) -> float | None:
         """The ``p``-th percentile (0-100) in ms, or None with no samples."""
@@ -143,12 +145,13 @@ class RecentLatency:
     def __init__(self) -> None:
         self._slots: deque[tuple[int, LatencyHistogram]] = deque()
 
-    def add(self, ms: float, now: float) -> None:
+    def add(self, ms: float, now: float, index: int | None = None) -> None:
+        """Count ``ms`` at ``now`` (``index``: its bucket, when known: see LatencyHistogram.add)."""
         slot = int(now)
         if not self._slots or self._slots[-1][0] != slot:
             self._slots.append((slot, LatencyHistogram()))
             self._expire(now)
-        self._slots[-1][1].add(ms)
+        self._slots[-1][1].add(ms, index)
 
     def _expire(self, now: float) -> None:
         while self._slots and self._slots[0][0] <= int(now) - self.WINDOW_S:
@@ -193,8 +196,7 @@ class ChannelStats:
         new = self.tracker.see(seq)
         if new:
             latency = max(received_ms - sent_ms, 0.0)
-            self.latency.add(latency)
-            self.recent.add(latency, now)
+            self.recent.add(latency, now, self.latency.add(latency))
             self.last_latency_ms = latency
             if self._window_max_ms is None or latency > self._window_max_ms:
                 self._window_max_ms = latency

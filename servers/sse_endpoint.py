@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from rtplay.protocol.envelope import Envelope
-from rtplay.protocol.faults import Kind
 from servers.http import (
     CTX,
-    WRITE_BATCH,
     ServerContext,
     SlowConsumer,
     Throttle,
@@ -21,12 +17,11 @@ from servers.http import (
     _bound_send_buffer,
     _closed,
     _goodbye,
-    _hold_envelope,
     _within,
     parse_cursor,
 )
-from servers.hub import Backlog
-from servers.pubsub import SLOW_CONSUMER, Subscription
+from servers.pubsub import Subscription
+from servers.streams import EnvelopeStream, relay
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +49,14 @@ async def sse(request: web.Request) -> web.StreamResponse:
     sub, backlog = ctx.broadcaster.subscribe(cursor)
     try:
         with ctx.registry.track("sse", _abort(request)):
-            stream = _SseStream(ctx, sub, response, Throttle(ctx, "sse", _closed(request)))
+            stream = _SseStream(ctx, sub, Throttle(ctx, "sse", _closed(request)), response)
             head = f"retry: {ctx.config.sse_retry_ms}\n\n"
             if backlog.reset is not None:
                 head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
-            await stream.send(head.encode())
-            last = await _write_backlog(stream, backlog, cursor)
-            await _stream_sse(stream, last)
+            await stream.write(head.encode())
+            await relay(stream, backlog, cursor, idle_s=ctx.config.sse_heartbeat_s)
+            # A named event, not a comment: a client can tell "too slow" from a crash.
+            await stream.write(f"event: closing\ndata: {sub.reason}\n\n".encode())
     except SlowConsumer:
         log.info("sse: closing a slow consumer (%s)", sub.reason)
         await _goodbye(request, response.write(f"event: closing\ndata: {sub.reason}\n\n".encode()))
@@ -71,58 +67,21 @@ async def sse(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@dataclass
-class _SseStream:
-    """One SSE connection's writing side: faults, throttle and the slow-consumer deadline."""
+class _SseStream(EnvelopeStream):
+    """One SSE connection's writing side: the events of a batch in one write."""
 
-    ctx: ServerContext
-    sub: Subscription
-    response: web.StreamResponse
-    throttle: Throttle
+    transport = "sse"
 
-    async def send(self, data: bytes) -> None:
+    def __init__(self, ctx: ServerContext, sub: Subscription, throttle: Throttle, response: web.StreamResponse) -> None:
+        super().__init__(ctx, sub, throttle)
+        self.response = response
+
+    def encode(self, group: list[Envelope]) -> bytes:
+        return "".join(map(sse_event, group)).encode()
+
+    async def write(self, data: bytes) -> None:
         await _within(self.ctx, self.sub, self.response.write(data))
 
-    async def events(self, batch: list[Envelope]) -> None:
-        if self.ctx.faults.has(Kind.DELAY, "sse") or self.ctx.faults.stalled("sse"):
-            groups = [[env] for env in batch]  # each envelope held until its own t + delay
-        else:
-            groups = [batch]
-        for group in groups:
-            await _hold_envelope(self.ctx, "sse", group[0])
-            data = "".join(map(sse_event, group)).encode()
-            await self.throttle(len(data))
-            await self.send(data)
-
-
-async def _write_backlog(stream: _SseStream, backlog: Backlog, cursor: int) -> int:
-    """Replay ``backlog``, yielding to the loop after every batch: a burst of new subscribers
-    each replaying thousands of envelopes takes turns with live traffic instead of starving it."""
-    last = cursor
-    for start in range(0, len(backlog.messages), WRITE_BATCH):
-        chunk = backlog.messages[start : start + WRITE_BATCH]
-        await stream.events(chunk)
-        last = chunk[-1].seq
-        await asyncio.sleep(0)
-    return last
-
-
-async def _stream_sse(stream: _SseStream, last: int) -> None:
-    ctx, sub = stream.ctx, stream.sub
-    while True:
-        env = await sub.get(timeout=ctx.config.sse_heartbeat_s)
-        if env is None:
-            if sub.closed.is_set():
-                if sub.reason == SLOW_CONSUMER:
-                    raise SlowConsumer(sub.reason)
-                # A named event, not a comment: a client can tell "too slow" from a crash.
-                await stream.send(f"event: closing\ndata: {sub.reason}\n\n".encode())
-                return
-            if not ctx.faults.stalled("sse"):
-                await stream.send(b": ping\n\n")
-            continue
-        batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
-        if not batch:
-            continue
-        await stream.events(batch)
-        last = batch[-1].seq
+    async def idle(self) -> None:
+        if not self.ctx.faults.stalled("sse"):
+            await self.write(b": ping\n\n")

@@ -12,7 +12,6 @@ from rtplay.protocol.envelope import Envelope
 from servers.guard import JsonError, JsonTooDeep, finite_float, loads_strict
 from servers.http import (
     CTX,
-    WRITE_BATCH,
     ServerContext,
     SlowConsumer,
     Throttle,
@@ -20,15 +19,15 @@ from servers.http import (
     _bound_send_buffer,
     _closed,
     _goodbye,
-    _hold_envelope,
     _wait_unstalled,
     _within,
     parse_cursor,
 )
 from servers.hub import Backlog
-from servers.pubsub import SLOW_CONSUMER, Subscription
+from servers.pubsub import Subscription
+from servers.streams import EnvelopeStream, relay
 from servers.ws_heartbeat import keep_alive
-from servers.wsguard import masked_frames_only
+from servers.wsguard import GuardedStream, masked_frames_only, text_frames
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +44,15 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     since = parse_cursor(request.query.get("since"))
     # No aiohttp heartbeat: servers/ws_heartbeat.py keeps one that costs nothing per message.
     socket = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS)
-    received = masked_frames_only(request)
+    guarded = masked_frames_only(request)
     _bound_send_buffer(request)
     await socket.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(since)
+    stream = _WsStream(ctx, sub, Throttle(ctx, "ws", _closed(request)), socket, guarded)
     with ctx.registry.track("ws", _abort(request)):
-        tasks = [asyncio.create_task(_ws_send(ctx, request, socket, sub, backlog, since))]
+        tasks = [asyncio.create_task(_ws_send(ctx, request, socket, stream, backlog, since))]
         if ctx.config.ws_heartbeat_s > 0:
+            received = lambda: guarded.received  # noqa: E731
             tasks.append(asyncio.create_task(keep_alive(socket, received, ctx.config.ws_heartbeat_s, _abort(request))))
         try:
             await _ws_receive(ctx, socket)
@@ -124,42 +125,40 @@ REASON_BYTES = 123
 
 
 async def _ws_send(
-    ctx: ServerContext,
-    request: web.Request,
-    socket: web.WebSocketResponse,
-    sub: Subscription,
-    backlog: Backlog,
-    since: int,
+    ctx: ServerContext, request: web.Request, socket: web.WebSocketResponse, stream: _WsStream, backlog: Backlog, since: int
 ) -> None:
-    throttle = Throttle(ctx, "ws", _closed(request))
-
-    async def send(env: Envelope) -> None:
-        await _hold_envelope(ctx, "ws", env)
-        await throttle(len(env.json) + 4)
-        await _within(ctx, sub, socket.send_str(env.json))
-
+    sub = stream.sub
     try:
         if backlog.reset is not None:
             await socket.send_str(backlog.reset.message())
-        last = since
-        for i, env in enumerate(backlog.messages, 1):
-            await send(env)
-            last = env.seq
-            if i % WRITE_BATCH == 0:
-                await asyncio.sleep(0)  # replay takes turns with live traffic (see _write_backlog)
-        while True:
-            env = await sub.get()
-            if env is None:
-                if sub.reason == SLOW_CONSUMER:
-                    raise SlowConsumer(sub.reason)
-                await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
-                return
-            if env.seq <= last:
-                continue
-            await send(env)
-            last = env.seq
+        await relay(stream, backlog, since)
+        await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
     except SlowConsumer:
         log.info("ws: closing a slow consumer (%s)", sub.reason)
         await _goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
     except (ConnectionError, RuntimeError) as exc:  # aiohttp raises these once closing
         log.debug("ws sender ended: %s", exc)
+
+
+class _WsStream(EnvelopeStream):
+    """One WebSocket's writing side: the envelopes of a batch as text frames in one write,
+    straight to the transport (through the guard, which follows its flow control)."""
+
+    transport = "ws"
+
+    def __init__(
+        self, ctx: ServerContext, sub: Subscription, throttle: Throttle, socket: web.WebSocketResponse, guarded: GuardedStream
+    ) -> None:
+        super().__init__(ctx, sub, throttle)
+        self.socket = socket
+        self.guarded = guarded
+
+    def encode(self, group: list[Envelope]) -> bytes:
+        return text_frames([env.json for env in group])
+
+    async def write(self, data: bytes) -> None:
+        if self.socket.closed:  # RFC 6455 §5.5.1: nothing after a close frame
+            raise ConnectionResetError("ws closing")
+        self.guarded.write(data)
+        if self.guarded.paused:  # the slow-consumer deadline runs only while the peer holds us up
+            await _within(self.ctx, self.sub, self.guarded.drained())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
 
@@ -90,16 +89,38 @@ def close_frame(code: int, reason: str) -> bytes:
     return bytes([0x88, len(payload)]) + payload
 
 
-class _Checked(asyncio.Protocol):
+def text_frames(texts: list[str]) -> bytes:
+    """Unmasked, unfragmented text frames (RFC 6455 §5.2), one per text, as a server sends them:
+    a batch of envelopes in one write (aiohttp's ``send_str`` makes a write, a syscall, each)."""
+    out = bytearray()
+    for text in texts:
+        payload = text.encode()
+        size = len(payload)
+        if size < 126:
+            out += bytes((0x81, size))
+        elif size < 65536:
+            out += b"\x81\x7e" + size.to_bytes(2, "big")
+        else:
+            out += b"\x81\x7f" + size.to_bytes(8, "big")
+        out += payload
+    return bytes(out)
+
+
+class GuardedStream(asyncio.Protocol):
     """Sits between the socket and aiohttp's protocol: every byte passes a :class:`MaskCheck`
-    first; an unmasked frame gets a 1002 close frame and ends the connection."""
+    first (an unmasked frame gets a 1002 close frame and ends the connection); it counts what
+    the client sent (the heartbeat's sign of life) and follows the transport's flow control,
+    so frames written straight to the transport can wait for it to drain."""
 
     def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport) -> None:
         self._inner = inner
-        self._transport = transport
+        self.transport = transport
         self._check = MaskCheck()
         self.received = 0
-        """Bytes the client has sent so far (what the heartbeat watches)."""
+        """Bytes the client has sent so far."""
+        self.paused = False
+        """True while the transport's buffer is over its high-water mark."""
+        self._drain: asyncio.Future[None] | None = None
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
@@ -109,34 +130,55 @@ class _Checked(asyncio.Protocol):
             self._inner.data_received(data)
             return
         log.info("ws: %s; closing with 1002", UNMASKED)
-        self._transport.write(close_frame(WSCloseCode.PROTOCOL_ERROR, UNMASKED))
-        self._transport.close()
+        self.transport.write(close_frame(WSCloseCode.PROTOCOL_ERROR, UNMASKED))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._wake(ConnectionResetError("ws connection lost"))
         self._inner.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received()
 
     def pause_writing(self) -> None:
+        self.paused = True
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self.paused = False
+        self._wake(None)
         self._inner.resume_writing()
 
+    def _wake(self, exc: Exception | None) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None) if exc is None else drain.set_exception(exc)
 
-def masked_frames_only(request: web.Request) -> Callable[[], int]:
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (then wait for :meth:`drained` while :attr:`paused`)."""
+        if self.transport.is_closing():
+            raise ConnectionResetError("ws connection is closing")
+        self.transport.write(data)
+
+    async def drained(self) -> None:
+        """Until the transport's buffer is back under its high-water mark."""
+        if self.paused:
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drain)  # shared by every waiter, never cancelled by one
+
+
+def masked_frames_only(request: web.Request) -> GuardedStream:
     """Before ``WebSocketResponse.prepare(request)``: check the mask of every frame after it.
 
     The check sits on the transport (``set_protocol``, public asyncio API), in front of
     aiohttp's own reader. Bytes that came in the very packet of the upgrade request were
-    read before it and are not checked. Returns how many bytes the client has sent since
-    (the heartbeat's sign of life).
+    read before it and are not checked.
     """
     transport = request.transport
-    if transport is None:  # the peer is gone already
-        return lambda: 0
+    if transport is None:
+        raise ConnectionResetError("the WebSocket peer left before the handshake")
     # asyncio's and uvloop's transports both offer set_protocol
-    checked = _Checked(transport.get_protocol(), transport)  # type: ignore[arg-type]
-    transport.set_protocol(checked)
-    return lambda: checked.received
+    guarded = GuardedStream(transport.get_protocol(), transport)  # type: ignore[arg-type]
+    transport.set_protocol(guarded)
+    return guarded

@@ -112,7 +112,8 @@ class FastWire:
 async def test_a_long_replay_takes_turns_with_the_loop() -> None:
     """10,000 buffered envelopes replayed to a consumer that never pushes back must still let
     other connections (live clients) run in between, batch by batch."""
-    from servers.sse_endpoint import _SseStream, _write_backlog  # the replay writer itself
+    from servers.sse_endpoint import _SseStream
+    from servers.streams import replay  # the replay writer itself
     hub = Hub(10_000)
     broadcaster = Broadcaster(hub)
     for _ in range(10_000):
@@ -120,7 +121,7 @@ async def test_a_long_replay_takes_turns_with_the_loop() -> None:
     server = Server(ServerConfig(rate=0))
     sub, backlog = broadcaster.subscribe(0)
     wire = FastWire()
-    stream = _SseStream(server.ctx, sub, wire, Throttle(server.ctx, "sse"))  # type: ignore[arg-type]
+    stream = _SseStream(server.ctx, sub, Throttle(server.ctx, "sse"), wire)  # type: ignore[arg-type]
     turns = 0
     done = False
 
@@ -132,7 +133,7 @@ async def test_a_long_replay_takes_turns_with_the_loop() -> None:
 
     other = asyncio.create_task(live_client())
     try:
-        assert await _write_backlog(stream, backlog, 0) == 10_000
+        assert await replay(stream, backlog, 0) == 10_000
     finally:
         done = True
         await other

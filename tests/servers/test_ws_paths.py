@@ -16,7 +16,7 @@ from servers.http import HttpConfig
 from servers.runner import Server, ServerConfig
 from servers.ws_endpoint import ping_number, stamp_of
 from servers.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, Verdict
-from servers.wsguard import MaskCheck
+from servers.wsguard import MaskCheck, text_frames
 from tests.hostile.conftest import eof_within
 from tests.hostile.test_connections import ws_handshake
 
@@ -180,3 +180,24 @@ async def test_a_peer_that_answers_pings_stays(ws_server: Server) -> None:
             receiving.cancel()
             await asyncio.gather(receiving, return_exceptions=True)
         assert not done and not ws.closed
+
+
+# --- envelopes written as frames of our own, a batch per write -----------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_are_what_a_websocket_reader_parses(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    texts = ["x" * size, "é"]
+    reader = StreamReader()
+    reader.feed_data(text_frames(texts))
+    got = []
+    for _ in texts:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            got.append(done.value)
+    assert [(f.opcode, f.fin, f.data.decode()) for f in got] == [(Opcode.TEXT, True, t) for t in texts]
