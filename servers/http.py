@@ -36,6 +36,17 @@ WRITE_BATCH = 256
 #: Longest a long-poll may be held, whatever the client asks.
 MAX_LONGPOLL_TIMEOUT_S = 60.0
 
+#: A long-poll answer waits until its oldest message is this old, so that it carries the
+#: messages published meanwhile too: a request costs ~1 ms of CPU (client and server), and at
+#: 1000 msg/s an answer at once carried a single publisher burst (~4 messages), so long-poll
+#: took a third of a core. 20 ms makes ~20 messages an answer, ~50 requests a second, for
+#: at most 20 ms more latency (~10 ms on average). Only while messages come closer together
+#: than :data:`DENSE_GAP_MS` (≥ 200 msg/s): at lower rates an answer goes out at once.
+LONGPOLL_COALESCE_S = 0.02
+
+#: Envelopes stamped closer together than this make a stream dense enough to coalesce.
+DENSE_GAP_MS = 5.0
+
 #: Kernel send buffer of a streaming connection (SSE, WebSocket). Linux autotunes it up to
 #: 4 MiB, which a reader that stopped reading fills before anything pushes back on the writer
 #: (~40 s at 1000 msg/s): 256 KiB is still seconds of stream for a live consumer, and makes
@@ -289,14 +300,29 @@ async def longpoll(request: web.Request) -> web.Response:
         return bad_request(f"timeout must be 0-{MAX_LONGPOLL_TIMEOUT_S:g} s")
     hub = ctx.broadcaster.hub
     with ctx.registry.track("longpoll", _abort(request)):
+        held_until = time.monotonic() + timeout
         backlog = hub.since(since)
         if not backlog.messages and backlog.reset is None:
             if not await ctx.broadcaster.wait_beyond(since, timeout):
                 return web.Response(status=204)
             backlog = hub.since(since)
+        if backlog.reset is None:
+            hold = coalesce_delay(backlog.messages[0].t, hub.gap_ms(), time.time() * 1000)
+            if hold > 0:
+                await asyncio.sleep(min(hold, max(0.0, held_until - time.monotonic())))
+                backlog = hub.since(since)
         body = batch_json(backlog, hub.last_seq)
         await Throttle(ctx, "longpoll", _closed(request))(len(body))
     return web.Response(text=body, content_type="application/json")
+
+
+def coalesce_delay(oldest_ms: float, gap_ms: float | None, now_ms: float) -> float:
+    """Seconds a long-poll answer whose oldest message was stamped ``oldest_ms`` waits to
+    carry more (see :data:`LONGPOLL_COALESCE_S`); 0 while the stream is sparse (the two
+    newest envelopes ``gap_ms`` apart, None: fewer than two)."""
+    if gap_ms is None or gap_ms >= DENSE_GAP_MS:
+        return 0.0
+    return max(0.0, (oldest_ms + LONGPOLL_COALESCE_S * 1000 - now_ms) / 1000)
 
 
 def build_app(ctx: ServerContext) -> web.Application:

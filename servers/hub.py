@@ -69,6 +69,12 @@ class Hub:
         self.last_seq = seq
         return envelope
 
+    def gap_ms(self) -> float | None:
+        """How far apart the two newest envelopes were stamped (None with fewer than two)."""
+        if len(self._buffer) < 2:
+            return None
+        return self._buffer[-1].t - self._buffer[-2].t
+
     def since(self, cursor: int) -> Backlog:
         """Every buffered envelope with ``seq > cursor``, and a reset if some were evicted."""
         if cursor < 0:
