@@ -151,15 +151,16 @@ class Publisher:
     MAX_BURST = 1000
 
     #: Messages due within this long of a wake-up are published in it, each stamped with its
-    #: own send time, so the publisher wakes at most ~250 times a second whatever the rate.
-    #: A wake-up costs 50-90 µs of CPU on a small VM (timer, epoll, the loop's turn): at 1000
-    #: msg/s, one per message was most of the server's CPU; four messages per wake-up, and
-    #: one write per burst on every stream, cost a fraction, and no message goes out late
-    #: (at most this much early, which no figure counts: latency runs from the stamp). At
-    #: rates up to 250 msg/s every message still goes out on its own schedule. It also covers
-    #: uvloop's ``loop.time()``, which moves in 1 ms steps: a wake-up aimed between two steps
-    #: fires "early" until the clock ticks over, and without slack the publisher would spin.
-    PUBLISH_TICK_S = 0.004
+    #: own send time, so the publisher wakes at most ~200 times a second whatever the rate.
+    #: A wake-up costs 50-90 µs of CPU on a small VM (timer, epoll, the loop's turn), in both
+    #: processes: at 1000 msg/s, one per message was most of the server's CPU; five messages
+    #: per wake-up, and one write and one read per burst on every stream, cost a fraction.
+    #: No message goes out late (at most this much early, which no figure counts: latency
+    #: runs from the stamp), and at rates up to 200 msg/s every message still goes out on its
+    #: own schedule. It also covers uvloop's ``loop.time()``, which moves in 1 ms steps: a
+    #: wake-up aimed between two steps fires "early" until the clock ticks over, and without
+    #: slack the publisher would spin.
+    PUBLISH_TICK_S = 0.005
 
     def __init__(self, broadcaster: Broadcaster, rate: float, slip: DelayMeter | None = None) -> None:
         self.broadcaster = broadcaster
