@@ -90,6 +90,34 @@ async def test_publisher_keeps_its_rate_without_spinning() -> None:
     assert publisher.wakeups <= publisher.broadcaster.hub.last_seq + 10
 
 
+async def test_a_dense_schedule_is_published_a_tick_at_a_time() -> None:
+    # A wake-up costs more than a message: at 1000 msg/s the publisher wakes once per tick
+    # (5 ms, ~5 messages), not once per message.
+    publisher = Publisher(Broadcaster(Hub()), rate=1000)
+    publisher.start()
+    try:
+        await wait_until(lambda: publisher.broadcaster.hub.last_seq >= 300, what="300 published")
+    finally:
+        await publisher.stop()
+    per_tick = Publisher.PUBLISH_TICK_S * 1000
+    assert publisher.wakeups <= publisher.broadcaster.hub.last_seq / (per_tick - 1) + 5
+
+
+async def test_a_sparse_schedule_keeps_every_message_on_its_own_time() -> None:
+    broadcaster = Broadcaster(Hub())
+    stamps: list[float] = []
+    broadcaster.add_listener(lambda env: stamps.append(env.t))
+    publisher = Publisher(broadcaster, rate=100)  # 10 ms apart: more than a tick
+    publisher.start()
+    try:
+        await wait_until(lambda: len(stamps) >= 20, what="20 published")
+    finally:
+        await publisher.stop()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    # One per wake-up; only a wake-up late by most of a gap (a loaded machine) may pair two.
+    assert sum(gap < Publisher.PUBLISH_TICK_S * 1000 - 1 for gap in gaps) <= 2, gaps
+
+
 async def test_publisher_slip_is_measured_when_the_loop_is_blocked() -> None:
     publisher = Publisher(Broadcaster(Hub()), rate=100)
     publisher.start()
