@@ -3,7 +3,10 @@
 aiohttp's frame reader unmasks what is masked and accepts what is not. :class:`MaskCheck`
 walks the frame headers of the client's byte stream (pure: fed bytes, no I/O, payloads
 skipped without copying) and :func:`masked_frames_only` puts it in front of one connection's
-protocol, so an unmasked frame fails the connection with close code 1002.
+protocol (:class:`GuardedStream`), so an unmasked frame fails the connection with close code
+1002. Sitting there, the guard also counts the client's bytes (the heartbeat's sign of life)
+and follows the transport's flow control for the envelopes the endpoint writes as its own
+:func:`text_frames`, a batch per write.
 """
 
 from __future__ import annotations

@@ -78,20 +78,10 @@ def test_side_health_round_trips_through_json_and_refuses_garbage() -> None:
 # --- the publisher, on both loops --------------------------------------------------------------
 
 
-async def test_publisher_keeps_its_rate_without_spinning() -> None:
+async def test_publisher_keeps_its_rate_without_spinning_a_tick_at_a_time() -> None:
     # uvloop's clock moves in 1 ms steps; aiming a wake-up between two steps used to spin
-    # until the clock ticked over: thousands of wake-ups for a few hundred messages.
-    publisher = Publisher(Broadcaster(Hub()), rate=1000)
-    publisher.start()
-    try:
-        await wait_until(lambda: publisher.broadcaster.hub.last_seq >= 300, what="300 published")
-    finally:
-        await publisher.stop()
-    assert publisher.wakeups <= publisher.broadcaster.hub.last_seq + 10
-
-
-async def test_a_dense_schedule_is_published_a_tick_at_a_time() -> None:
-    # A wake-up costs more than a message: at 1000 msg/s the publisher wakes once per tick
+    # until the clock ticked over: thousands of wake-ups for a few hundred messages. And a
+    # wake-up costs more than a message: at 1000 msg/s the publisher wakes once per tick
     # (5 ms, ~5 messages), not once per message.
     publisher = Publisher(Broadcaster(Hub()), rate=1000)
     publisher.start()
