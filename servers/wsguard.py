@@ -137,7 +137,7 @@ class GuardedStream(asyncio.Protocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._wake(ConnectionResetError("ws connection lost"))
+        self._wake()  # a waiting writer's next write finds the transport closing
         self._inner.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
@@ -149,13 +149,13 @@ class GuardedStream(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self._wake(None)
+        self._wake()
         self._inner.resume_writing()
 
-    def _wake(self, exc: Exception | None) -> None:
+    def _wake(self) -> None:
         drain, self._drain = self._drain, None
         if drain is not None and not drain.done():
-            drain.set_result(None) if exc is None else drain.set_exception(exc)
+            drain.set_result(None)
 
     def write(self, data: bytes) -> None:
         """Write ``data`` (then wait for :meth:`drained` while :attr:`paused`)."""

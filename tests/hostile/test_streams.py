@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from typing import Any
 
 import aiohttp
+import pytest
 
 from rtplay.protocol.faults import Kind
 from servers.http import HttpConfig, Throttle
@@ -58,10 +60,21 @@ async def test_a_throttled_handler_whose_client_left_unregisters(server: Server)
     await wait_until(lambda: server.ctx.registry.count("sse") == 0, timeout=3, what="the handler to unregister")
 
 
-# --- 5: slow SSE consumers -----------------------------------------------------------------
+# --- 5: slow stream consumers --------------------------------------------------------------
+
+STREAM_REQUESTS = {
+    "sse": b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "ws": b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+}
 
 
-async def test_a_non_reading_sse_client_is_cut_and_told_why() -> None:
+@pytest.mark.parametrize("transport", sorted(STREAM_REQUESTS))
+async def test_a_non_reading_stream_client_is_cut_and_told_why(transport: str, caplog: pytest.LogCaptureFixture) -> None:
+    # ws: its envelopes go straight to the transport, a batch per write; the deadline runs
+    # while the transport is paused (SSE: while aiohttp's write waits for the drain). The
+    # peer then has GOODBYE_TIMEOUT_S to read up to the reason, so it reads once it is cut.
+    caplog.set_level(logging.INFO, logger="servers")
     config = ServerConfig(rate=0, payload_size=4_000, queue_size=64, http=HttpConfig())
     config.http.stream_write_timeout_s = 0.5
     server = Server(config)
@@ -70,16 +83,16 @@ async def test_a_non_reading_sse_client_is_cut_and_told_why() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
         sock.connect((HOST, server.http_port))
-        sock.sendall(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        await wait_until(lambda: server.ctx.registry.count("sse") == 1, what="the stream")
+        sock.sendall(STREAM_REQUESTS[transport])
+        await wait_until(lambda: server.ctx.registry.count(transport) == 1, what="the stream")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 8
-        while server.ctx.registry.count("sse") and loop.time() < deadline:
+        while "closing a slow consumer" not in caplog.text and loop.time() < deadline:
             publish(server, 40)  # ~160 KB a round: the kernel buffers fill, then the writer blocks
             await asyncio.sleep(0.02)
-        assert server.ctx.registry.count("sse") == 0, "a slow SSE consumer was never disconnected"
         received = await asyncio.to_thread(read_to_eof, sock)
         assert b"consumer too slow" in received
+        await wait_until(lambda: server.ctx.registry.count(transport) == 0, what=f"the slow {transport} consumer gone")
     finally:
         sock.close()
         await server.stop()
