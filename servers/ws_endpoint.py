@@ -50,10 +50,10 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     sub, backlog = ctx.broadcaster.subscribe(since)
     stream = _WsStream(ctx, sub, Throttle(ctx, "ws", _closed(request)), socket, guarded)
     with ctx.registry.track("ws", _abort(request)):
-        tasks = [asyncio.create_task(_ws_send(ctx, request, socket, stream, backlog, since))]
+        tasks = [asyncio.create_task(_ws_send(request, socket, stream, backlog, since))]
         if ctx.config.ws_heartbeat_s > 0:
-            received = lambda: guarded.received  # noqa: E731
-            tasks.append(asyncio.create_task(keep_alive(socket, received, ctx.config.ws_heartbeat_s, _abort(request))))
+            heard = lambda: guarded.received  # noqa: E731  (bytes from the client so far)
+            tasks.append(asyncio.create_task(keep_alive(socket, heard, ctx.config.ws_heartbeat_s, _abort(request))))
         try:
             await _ws_receive(ctx, socket)
         finally:
@@ -124,9 +124,7 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
 REASON_BYTES = 123
 
 
-async def _ws_send(
-    ctx: ServerContext, request: web.Request, socket: web.WebSocketResponse, stream: _WsStream, backlog: Backlog, since: int
-) -> None:
+async def _ws_send(request: web.Request, socket: web.WebSocketResponse, stream: _WsStream, backlog: Backlog, since: int) -> None:
     sub = stream.sub
     try:
         if backlog.reset is not None:
