@@ -306,7 +306,10 @@ async def longpoll(request: web.Request) -> web.Response:
             if not await ctx.broadcaster.wait_beyond(since, timeout):
                 return web.Response(status=204)
             backlog = hub.since(since)
-        if backlog.reset is None:
+        # A throttle or a delay holds the answer longer anyway; a window on top would only grow
+        # the next body (and under a throttle, the wait for it, round after round).
+        shaped = ctx.faults.throttle_for("longpoll") or ctx.faults.has(Kind.DELAY, "longpoll")
+        if backlog.reset is None and not shaped:
             hold = coalesce_delay(backlog.messages[0].t, hub.gap_ms(), time.time() * 1000)
             if hold > 0:
                 await asyncio.sleep(min(hold, max(0.0, held_until - time.monotonic())))
