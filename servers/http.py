@@ -38,7 +38,7 @@ MAX_LONGPOLL_TIMEOUT_S = 60.0
 
 #: A long-poll answer waits until its oldest message is this old, so that it carries the
 #: messages published meanwhile too: a request costs ~1 ms of CPU (client and server), and at
-#: 1000 msg/s an answer at once carried a single publisher burst (~5 messages), so long-poll
+#: 1000 msg/s an answer at once carried a single publisher burst (~4 messages), so long-poll
 #: took a third of a core. 20 ms makes ~20 messages an answer, ~50 requests a second, for
 #: at most 20 ms more latency (~10 ms on average). Only while messages come closer together
 #: than :data:`DENSE_GAP_MS` (≥ 200 msg/s): at lower rates an answer goes out at once.

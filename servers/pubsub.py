@@ -152,13 +152,13 @@ class Publisher:
 
     #: A dense schedule (messages less than this apart) is published a tick at a time: the
     #: messages due within this long of a wake-up go out in it, each stamped with its own
-    #: send time, so the publisher wakes at most ~200 times a second whatever the rate. A
+    #: send time, so the publisher wakes at most ~250 times a second whatever the rate. A
     #: wake-up costs 50-90 µs of CPU on a small VM (timer, epoll, the loop's turn), in both
-    #: processes: at 1000 msg/s, one per message was most of the server's CPU; five messages
+    #: processes: at 1000 msg/s, one per message was most of the server's CPU; four messages
     #: per wake-up, and one write and one read per burst on every stream, cost a fraction.
     #: No message goes out late for it (at most this much early, which no figure counts:
     #: latency runs from the stamp); sparser schedules keep every message on its own time.
-    PUBLISH_TICK_S = 0.005
+    PUBLISH_TICK_S = 0.004
 
     #: Messages of a sparse schedule due within this long are published now. uvloop's
     #: ``loop.time()`` moves in 1 ms steps and rounds timers to them, so a wake-up aimed between

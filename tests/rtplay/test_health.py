@@ -82,7 +82,7 @@ async def test_publisher_keeps_its_rate_without_spinning_a_tick_at_a_time() -> N
     # uvloop's clock moves in 1 ms steps; aiming a wake-up between two steps used to spin
     # until the clock ticked over: thousands of wake-ups for a few hundred messages. And a
     # wake-up costs more than a message: at 1000 msg/s the publisher wakes once per tick
-    # (5 ms, ~5 messages), not once per message.
+    # (4 ms, ~4 messages), not once per message.
     publisher = Publisher(Broadcaster(Hub()), rate=1000)
     publisher.start()
     try:
