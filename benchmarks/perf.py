@@ -207,8 +207,26 @@ async def cpu_per_message(budget: Budget) -> None:
 # --- P3 --------------------------------------------------------------------------------------
 
 
+def frame_rate(times: list[float]) -> float:
+    """Frames per second from their times: intervals over the time they span (counting
+    frames over a window whose edges fall between frames reads a 10 Hz timer as 9.9)."""
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
+async def caught_up(session: Session) -> None:
+    """Until every client's first channel has delivered and is within :data:`CAUGHT_UP` of the publisher
+    (at most :data:`MAX_WARM_UP_S`)."""
+    deadline = time.monotonic() + MAX_WARM_UP_S
+    while time.monotonic() < deadline:
+        trackers = [c.stats[c.channels[0]].tracker for c in session.clients.values()]
+        if all(t.delivered for t in trackers) and max(session.published - t.highest for t in trackers) <= CAUGHT_UP:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def p3(budget: Budget) -> None:
     from rtplay.tui.app import RtplayApp
+    from rtplay.tui.main import TICK_HZ
 
     config = SessionConfig(server=ServerOptions(rate=1000))
     app = RtplayApp(config, freeze_heap=True)  # as `rtplay` runs it
@@ -220,20 +238,31 @@ async def p3(budget: Budget) -> None:
         while app.started_in is None:
             await pilot.pause(0.05)
         session: Session = app.backend.session  # type: ignore[attr-defined]
+        await caught_up(session)
+        warm = session.report()  # start-up, rtc's replay of what it missed while connecting included
+        session.reset_counters()  # the playground's `C`: latency from here is steady state
         begin = time.monotonic()
         await asyncio.sleep(budget.live_s)
-        shown = sum(1 for t in frames if t >= begin) / (time.monotonic() - begin)
+        live = [t for t in frames if t >= begin]
+        shown = frame_rate(live)
         await session.settle(5.0)
         report = session.report()
     lag = report["health"]["client_loop_lag_ms"]
     losses = {
-        name: (m["lost"], m["lost_to_reset"], e.get("cut_too_slow", 0))
+        name: tuple(
+            sum(m[k] for m in (reliable(warm["transports"][name]), reliable(e))) for k in ("lost", "lost_to_reset")
+        ) + (e.get("cut_too_slow", 0),)
         for name, e in report["transports"].items()
-        for m in [reliable(e)]
     }
     rtc_p99 = reliable(report["transports"]["rtc"])["latency_ms"]["p99"] if "rtc" in report["transports"] else None
-    print(f"P3 all six at 1000 msg/s, playground live for {budget.live_s:g} s: published {report['published']}")
-    verdict("P3 UI refreshes", shown, ">=", 10, unit="/s")
+    warm_p99 = reliable(warm["transports"]["rtc"])["latency_ms"]["p99"] if "rtc" in warm["transports"] else None
+    print(f"P3 all six at 1000 msg/s, playground live for {budget.live_s:g} s after every client caught up "
+          f"(counters reset then; rtc reliable p99 until then {warm_p99} ms): published {report['published']}")
+    # The frame timer runs at TICK_HZ = 10: ">= 10/s" means every frame it was due shown
+    # (a rate from float timestamps reads 9.9995/s for a perfect run).
+    due = round((live[-1] - live[0]) * TICK_HZ) + 1 if live else 1
+    verdict(f"P3 UI refreshes, {len(live)} of the {TICK_HZ} Hz timer's {due} frames ({shown:.2f}/s)",
+            TICK_HZ * min(1.0, len(live) / due), ">=", 10, unit="/s")
     verdict("P3 client loop lag p99", lag["p99"] or 0.0, "<", 50, unit=" ms")
     verdict("P3 rtc reliable p99", rtc_p99 or 0.0, "<", 100, unit=" ms")
     lost = sum(a + b + c for a, b, c in losses.values())
