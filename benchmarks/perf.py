@@ -67,13 +67,20 @@ async def rtplay_round_trip(count: int) -> float:
         await server.stop()
 
 
+#: Interleaved P1 rounds. A round trip is tens of µs, and on a shared VM one round of the
+#: echo alone moved from 25 to 68 µs between runs: each side's quickest round is its least
+#: disturbed, and the ratio of those is what repeats.
+P1_ROUNDS = 7
+
+
 async def p1(budget: Budget) -> None:
     raws, ours = [], []
-    for _ in range(budget.rounds):
+    for _ in range(P1_ROUNDS):
         raws.append(await raw.ws_echo_round_trip(budget.round_trips))
         ours.append(await rtplay_round_trip(budget.round_trips))
-    r, o = statistics.median(raws), statistics.median(ours)
-    verdict(f"P1 ws round trip: aiohttp echo {r:.1f} µs, rtplay {o:.1f} µs", o / r, "<=", 1.2)
+    r, o = min(raws), min(ours)
+    verdict(f"P1 ws round trip, quickest of {P1_ROUNDS} rounds each: aiohttp echo {r:.1f} µs (median "
+            f"{statistics.median(raws):.1f}), rtplay {o:.1f} µs (median {statistics.median(ours):.1f})", o / r, "<=", 1.2)
 
 
 # --- P2 and CPU ------------------------------------------------------------------------------
