@@ -22,7 +22,7 @@ from rtplay.accounting import UNRELIABLE_GRACE_S, View
 from rtplay.accounting_log import MessageLog
 from rtplay.clients.base import Client
 from rtplay.control import ControlClient, ControlError, ServerMirror, endpoints_of
-from rtplay.events import Event, Failed, State
+from rtplay.events import Connected, Event, Failed, State
 from rtplay.faultctl import FaultController
 from rtplay.protocol.faults import TRANSPORTS, Kind
 from rtplay.protocol.health import LoopMonitor, OverloadClock, SideHealth, health_report
@@ -43,6 +43,13 @@ DEFAULT_SETTLE_S = 5.0
 
 #: How long the session waits for the event stream's hello before giving up on a server.
 HELLO_TIMEOUT_S = 10.0
+
+#: How long a session on its own server holds publishing back for its clients' first
+#: connections. One that opens after seq 1 replays what it missed, and that start-up catch-up
+#: (WebRTC's ICE and DTLS take ~0.4 s more than the rest) would read as its latency: at 50
+#: msg/s it was rtc's whole p99 (~200 ms instead of ~5). A client not open by then (one that
+#: cannot reach its endpoint) holds the others up no longer.
+FIRST_OPEN_WAIT_S = 3.0
 
 def available_transports() -> list[str]:
     """The transports this installation has a client for, in display order."""
@@ -172,7 +179,7 @@ class Session(CrowdsMixin, MessageLogMixin):
             client.published_now = lambda: self.published
             self.clients[name] = client
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
-        # connection open it first. One that only samples (poll) asks once publishing has
+        # connection open it first (publishing waits for them, see FIRST_OPEN_WAIT_S). One that only samples (poll) asks once publishing has
         # begun, else its first answer is empty and its first message a whole interval late.
         paused = self.process is not None
         samplers = [n for n, c in self.clients.items() if paused and not isinstance(c, ReconnectingClient)]
@@ -182,6 +189,7 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.config.crowd:
             await self._start_crowds(endpoints)
         if paused:
+            await self._until_open([n for n in self.clients if n not in samplers], FIRST_OPEN_WAIT_S)
             await self.set_rate(self.config.server.rate)
         for name in samplers:
             self._start_client(name)
@@ -224,6 +232,28 @@ class Session(CrowdsMixin, MessageLogMixin):
             if event.get("type") == "counters_reset":  # POST /control/reset, from anyone
                 self.reset_counters()
         log.info("the server's event stream ended")
+
+    async def _until_open(self, names: list[str], timeout: float) -> None:
+        """Until every client in ``names`` has connected or failed (at most ``timeout`` s)."""
+        waiting = {n for n in names if self.clients[n].state not in (State.OPEN, State.FAILED)}
+        if not waiting:
+            return
+        done = asyncio.Event()
+
+        def listener(event: Event) -> None:
+            if isinstance(event, Connected | Failed) and event.transport in waiting:
+                waiting.discard(event.transport)
+                if not waiting:
+                    done.set()
+
+        self.subscribe(listener)  # no await since the state check: no event slips between
+        try:
+            async with asyncio.timeout(timeout):
+                await done.wait()
+        except TimeoutError:
+            log.info("publishing starts with %s still connecting", ", ".join(sorted(waiting)))
+        finally:
+            self.unsubscribe(listener)
 
     def _start_client(self, name: str) -> None:
         self._tasks[name] = asyncio.create_task(self._run_client(self.clients[name]), name=f"rtplay-{name}")

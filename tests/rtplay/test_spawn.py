@@ -142,6 +142,23 @@ async def test_poll_first_asks_once_its_spawned_server_publishes() -> None:
     assert rate_at_first_ask == {"ws": 0.0, "poll": 50.0}  # ws subscribes before seq 1, poll asks after it
 
 
+async def test_publishing_waits_for_the_slowest_connection_so_no_client_replays_its_start() -> None:
+    """WebRTC opens ~0.4 s after the rest; had seq 1 gone out before, its start-up catch-up
+    would be its p99 at 50 msg/s (~200 ms where the steady state is a few)."""
+    from rtplay.events import State
+    from rtplay.session import Session, SessionConfig
+
+    session = Session(SessionConfig(transports=["ws", "rtc"], server=ServerOptions(rate=50)))
+    try:
+        await session.start()
+        opened = {name: client.state for name, client in session.clients.items()}
+        rtc = session.clients["rtc"]
+        await wait_until(lambda: rtc.stats[rtc.channels[0]].tracker.delivered > 0, what="a WebRTC message")
+    finally:
+        await session.stop()
+    assert opened == {"ws": State.OPEN, "rtc": State.OPEN}
+
+
 STARTS_WITHOUT_WEBRTC = """
 import asyncio, sys
 from servers.runner import Server, ServerConfig
