@@ -11,9 +11,12 @@ once, in :mod:`rtplay.accounting`.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import add
 
 from rtplay.accounting import (
     MAX_TRACKED_GAPS,
@@ -75,18 +78,13 @@ class LatencyHistogram:
         """Several percentiles (ascending or not) in one pass over the buckets."""
         if self.count == 0:
             return [None] * len(ps)
-        ranks = sorted((max(1, math.ceil(self.count * p / 100)), i) for i, p in enumerate(ps))
-        out: list[float | None] = [self.max] * len(ps)
-        seen, next_rank = 0, 0
-        for index, n in enumerate(self._counts):
-            seen += n
-            while next_rank < len(ranks) and seen >= ranks[next_rank][0]:
-                # Middle of the bucket (geometric), but never above the true maximum.
-                value = self.MIN_MS * self.GROWTH ** (index + 0.5) if index else self.MIN_MS
-                out[ranks[next_rank][1]] = min(value, self.max)
-                next_rank += 1
-            if next_rank == len(ranks):
-                break
+        cumulative = list(accumulate(self._counts))  # then a binary search per percentile
+        out: list[float | None] = []
+        for p in ps:
+            index = bisect_left(cumulative, max(1, math.ceil(self.count * p / 100)))
+            # Middle of the bucket (geometric), but never above the true maximum.
+            value = self.MIN_MS * self.GROWTH ** (index + 0.5) if index else self.MIN_MS
+            out.append(min(value, self.max))
         return out
 
     @classmethod
@@ -94,7 +92,7 @@ class LatencyHistogram:
         """One histogram holding every sample of ``parts``."""
         out = cls()
         for part in parts:
-            out._counts = [a + b for a, b in zip(out._counts, part._counts)]
+            out._counts = list(map(add, out._counts, part._counts))
             out.count += part.count
             out.max = max(out.max, part.max)
         return out
