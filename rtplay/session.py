@@ -189,7 +189,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.config.crowd:
             await self._start_crowds(endpoints)
         if paused:
-            await self._until_open([n for n in self.clients if n not in samplers], FIRST_OPEN_WAIT_S)
+            streams = [n for n, c in self.clients.items() if isinstance(c, ReconnectingClient) and c.opens_before_data]
+            await self._until_open(streams, FIRST_OPEN_WAIT_S)
             await self.set_rate(self.config.server.rate)
         for name in samplers:
             self._start_client(name)

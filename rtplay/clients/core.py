@@ -66,6 +66,9 @@ class ReconnectingClient(Client):
     """The policy (``--retry`` grammar) used when none is given."""
     errors: tuple[type[BaseException], ...] = ATTEMPT_ERRORS
     """What :meth:`attempt` may raise to end one attempt (anything else is a bug)."""
+    opens_before_data = True
+    """The server confirms the connection before any message (a stream's handshake): the
+    session can wait for it before publishing."""
 
     def __init__(
         self,

@@ -38,6 +38,8 @@ class LongPollClient(ReconnectingClient):
     #: after a failed request before trying again.
     default_policy = "fixed:10"
     errors = HTTP_ERRORS
+    #: A held request is answered with messages (or at the hold's end): it is open, unseen.
+    opens_before_data = False
 
     def __init__(self, base_url: str, emit: Emit | None = None, *, hold: float = DEFAULT_HOLD_S, **kw: Any) -> None:
         super().__init__(base_url, emit, **kw)
