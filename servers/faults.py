@@ -83,6 +83,10 @@ class FaultState:
         self._ended.clear()
         return ended
 
+    def none_active(self) -> bool:
+        """No fault acts on anything: what per-message paths ask first (no list, no sort)."""
+        return not self._faults
+
     def active(self, now: float | None = None) -> list[Fault]:
         if now is not None:
             self.expire(now)

@@ -220,7 +220,7 @@ class QuicListener:
 
     def _fate(self) -> tuple[bool, bool, bool]:
         faults = self.ctx.faults
-        if not faults.active():  # every datagram both ways asks: answer the common case first
+        if faults.none_active():  # every datagram both ways asks: answer the common case first
             return UNHARMED
         faults.expire(self.ctx.clock())
         return faults.datagram_fate(TRANSPORT)

@@ -160,7 +160,7 @@ class WtSession:
         """Write ``batch``, each envelope no earlier than its own time (``delay`` and
         ``stall`` hold each one): envelopes already due go out together, and the writer
         flushes what it has before it waits for the next one."""
-        if not ctx.faults.active():  # nothing can hold or pace it: the common case, per message
+        if ctx.faults.none_active():  # nothing can hold or pace it: the common case, per message
             await self._write(stream_id, batch, live, paced=False)
             return
         start = 0
