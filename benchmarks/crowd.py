@@ -54,7 +54,7 @@ def run(transport: str, clients: int, policy: str | None, duration: float, rate:
         out = Path(tmp) / "r.json"
         scenario = Path(tmp) / "crowd.toml"
         scenario.write_text(scenario_text(transport, clients, policy, duration, rate))
-        cmd = [sys.executable, "-m", "rtplay.cli", "run", str(scenario), "--quiet", "--json", str(out)]
+        cmd = [sys.executable, "-m", "rtplay.cli.main", "run", str(scenario), "--quiet", "--json", str(out)]
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
 

@@ -244,7 +244,7 @@ async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, 
 
 def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int]]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "rtplay.cli", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "rtplay.cli.main", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True
     )
     assert server.stdout is not None
     http_port = quic_port = 0

@@ -16,9 +16,9 @@ import asyncio
 import logging
 import time
 
-from rtplay.protocol import eventloop
+from rtplay.runtime import eventloop
 from rtplay.protocol.options import ServerOptions
-from rtplay.session import Session, SessionConfig, available_transports
+from rtplay.engine.session import Session, SessionConfig, available_transports
 
 DEFAULT_RATES = [100, 500, 1000, 2000, 3000, 5000, 8000]
 

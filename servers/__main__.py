@@ -18,11 +18,11 @@ import signal
 import stat
 import sys
 
-from rtplay.protocol import eventloop
-from rtplay.protocol.compat import LIBRARIES, IncompatibleLibrary, check_all
+from rtplay.runtime import eventloop
+from rtplay.compat import LIBRARIES, IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
-from rtplay.protocol.token import TOKEN_HEADER, token_path
-from servers.guard import write_token
+from rtplay.runtime.token import TOKEN_HEADER, token_path
+from servers.core.guard import write_token
 from servers.runner import WEBRTC_LIBRARIES, Server, ServerConfig
 
 log = logging.getLogger("servers")

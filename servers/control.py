@@ -10,12 +10,12 @@
     POST   /control/rate             {"rate": r}
     POST   /control/drop             {"transport"?} abruptly close live connections → {"dropped": n}
     POST   /control/reset            ask every follower to zero its counters → {"reset": true, "followers": n}
-    GET    /control/events           newline-delimited JSON events, see :mod:`servers.events`
+    GET    /control/events           newline-delimited JSON events, see :mod:`servers.core.events`
 
 The control listener is not one of the fault-bearing listeners: it keeps answering during an
 ``outage`` or a ``crash`` (like Toxiproxy's API), so a script can always end what it started.
 Every invalid request gets a 400 with ``{"error": "<what was wrong>"}``; bodies are strict JSON
-in each fault kind's range, and who may call at all is :mod:`servers.guard`'s job.
+in each fault kind's range, and who may call at all is :mod:`servers.core.guard`'s job.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from aiohttp import web
 from rtplay.protocol import control_api
 from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
-from servers.guard import dumps_strict, json_object, json_response, server_logger
-from servers.http import MAX_REQUEST_BYTES, bad_request
+from servers.core.guard import dumps_strict, json_object, json_response, server_logger
+from servers.http.app import MAX_REQUEST_BYTES, bad_request
 
 if TYPE_CHECKING:
     from servers.runner import Server
@@ -177,7 +177,7 @@ class ControlListener:
         return f"http://{host}:{self.port}/control"
 
     async def start(self) -> None:
-        # No CORS here, ever: only the user may drive the control API (see servers.guard).
+        # No CORS here, ever: only the user may drive the control API (see servers.core.guard).
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self.server.guard.middleware])
         app[SERVER] = self.server
         app.router.add_get("/control", describe)

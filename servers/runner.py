@@ -17,24 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from rtplay.protocol.compat import check_all
+from rtplay.compat import check_all
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
-from rtplay.protocol.health import LoopMonitor, SideHealth
+from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
-from servers import browser_report, page
-from servers.cert import Certificate, generate_certificate
+from servers.http import browser_report, page
+from servers.core.cert import Certificate, generate_certificate
 from servers.control import ControlListener
-from servers.events import PUBLISHER_EVERY_S, EventBus
-from servers.faults import FaultState
-from servers.guard import ControlGuard, is_loopback, new_token, server_logger
-from servers.http import HttpConfig, ServerContext, build_app
-from servers.load import probe_loop_lag, resident_kb
-from servers.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
-from servers.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
-from servers.quic import QuicListener
+from servers.core.events import PUBLISHER_EVERY_S, EventBus
+from servers.core.faults import FaultState
+from servers.core.guard import ControlGuard, is_loopback, new_token, server_logger
+from servers.http.app import HttpConfig, ServerContext, build_app
+from servers.core.load import probe_loop_lag, resident_kb
+from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
+from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
+from servers.quic.server import QuicListener
 
 if TYPE_CHECKING:  # aiortc takes ~0.3 s to import: not before the server is ready (see Server.rtc)
-    from servers.rtc import RtcManager
+    from servers.rtc.peer import RtcManager
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ WEBRTC_LIBRARIES = ("aiortc", "aioice")
 def _import_webrtc() -> None:
     """Check the WebRTC libraries' internals and import the WebRTC side (in a thread)."""
     check_all(WEBRTC_LIBRARIES)
-    import servers.rtc_signal  # noqa: F401  (imports servers.rtc, aiortc, aioice)
+    import servers.rtc.signal  # noqa: F401  (imports servers.rtc.peer, aiortc, aioice)
 
 
 AppHook = Callable[[web.Application], None]
@@ -144,7 +144,7 @@ class Server:
 
         Made on first use, which imports aiortc unless :meth:`load_webrtc` did already."""
         if self._rtc is None:
-            from servers.rtc import RtcManager
+            from servers.rtc.peer import RtcManager
 
             self._rtc = RtcManager(self.ctx, host=self.config.host)
         return self._rtc
@@ -161,9 +161,9 @@ class Server:
         app.router.add_post("/rtc/offer", self._rtc_offer)
 
     async def _rtc_offer(self, request: web.Request) -> web.StreamResponse:
-        """``POST /rtc/offer``: :func:`servers.rtc_signal.handle_offer`, once WebRTC is loaded."""
+        """``POST /rtc/offer``: :func:`servers.rtc.signal.handle_offer`, once WebRTC is loaded."""
         await self.load_webrtc()
-        from servers.rtc_signal import handle_offer
+        from servers.rtc.signal import handle_offer
 
         return await handle_offer(self.rtc, request)
 
@@ -340,7 +340,7 @@ class Server:
         jitter: float = 0.0,
         duration: float | None = None,
     ) -> Fault:
-        """Start a fault now; raises ``servers.faults.FaultError`` (a ValueError) if it makes no sense."""
+        """Start a fault now; raises ``servers.core.faults.FaultError`` (a ValueError) if it makes no sense."""
         fault = self.faults.add(kind, scope, value, now=self.ctx.clock(), duration=duration, jitter=jitter)
         if kind is Kind.DROP:
             self.drop(None if scope == ALL else scope)

@@ -9,14 +9,14 @@ from typing import TypeVar
 
 import pytest
 
-from rtplay.protocol import eventloop
+from rtplay.runtime import eventloop
 from rtplay.clients.base import Client
 from rtplay.protocol.options import ServerOptions
-from rtplay.session import Session, SessionConfig
-from servers.cert import Certificate, generate_certificate
-from servers.faults import FaultState
-from servers.quic import QuicListener
-from servers.rtc import MAX_PEERS, RtcManager
+from rtplay.engine.session import Session, SessionConfig
+from servers.core.cert import Certificate, generate_certificate
+from servers.core.faults import FaultState
+from servers.quic.server import QuicListener
+from servers.rtc.peer import MAX_PEERS, RtcManager
 from servers.runner import Server, ServerConfig
 
 C = TypeVar("C", bound=Client)
@@ -106,7 +106,7 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
 
 def fast_client_options() -> dict[str, dict[str, object]]:
     """Client options with short retry timers, so recovery tests take well under a second."""
-    from rtplay.retry import ExponentialBackoff, FixedDelay
+    from rtplay.model.retry import ExponentialBackoff, FixedDelay
 
     return {
         "poll": {"interval": 0.1},
@@ -125,7 +125,7 @@ def fast_server_options(**kw: object) -> ServerOptions:
 
 
 def fast_server_config(**kw: object) -> ServerConfig:
-    from servers.http import HttpConfig
+    from servers.http.app import HttpConfig
 
     return ServerConfig(rate=0, http=HttpConfig(**FAST_HTTP), **kw)  # type: ignore[arg-type]
 

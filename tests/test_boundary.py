@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rtplay.protocol.compat import IncompatibleLibrary, check_all, require
+from rtplay.compat import IncompatibleLibrary, check_all, require
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_the_client_side_imports_nothing_from_servers() -> None:
 def test_the_checker_sees_a_violation() -> None:
     """The walk above finds imports at any depth (a function-level import counts too)."""
     found = imports_of("rtplay")
-    assert "rtplay.tui.app" in found["rtplay/cli.py"]  # imported inside run's function body
+    assert "rtplay.tui.app" in found["rtplay/cli/main.py"]  # imported inside run's function body
 
 
 def test_installed_libraries_have_the_internals_we_read() -> None:

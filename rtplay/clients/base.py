@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from rtplay.events import (
+from rtplay.model.events import (
     Connected,
     Connecting,
     Disconnected,
@@ -25,10 +25,10 @@ from rtplay.events import (
     State,
     state_of,
 )
-from rtplay.accounting import View, is_recoverable
-from rtplay.metrics import ChannelStats, ConnectionStats
+from rtplay.model.accounting import View, is_recoverable
+from rtplay.model.channels import ChannelStats, ConnectionStats
 from rtplay.protocol.envelope import Received
-from rtplay.protocol.health import cut_as_too_slow
+from rtplay.runtime.health import cut_as_too_slow
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class Client:
         self._record("restart", now)
 
     def view(self, published: int, replay_from: int, final: bool) -> View:
-        """The context this client's figures are taken in (see :mod:`rtplay.accounting`)."""
+        """The context this client's figures are taken in (see :mod:`rtplay.model.accounting`)."""
         if self.subscribed_until is not None:
             published = min(published, self.subscribed_until)
         failed = self.state is State.FAILED

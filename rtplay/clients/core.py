@@ -5,7 +5,7 @@ Every reconnecting client (long-poll, SSE, WebSocket, WebTransport, WebRTC) is a
 :meth:`~ReconnectingClient.attempt` (one connection, from connect to its end) and, where the
 protocol needs it, :meth:`~ReconnectingClient.explain` (how an error reads) and
 :meth:`~ReconnectingClient.server_hint` (what the server asked for). The loop, the decision
-(a named policy from :mod:`rtplay.retry`), the wait, the heartbeat, reset signals and the
+(a named policy from :mod:`rtplay.model.retry`), the wait, the heartbeat, reset signals and the
 start of a live (unreliable) channel are written here, once.
 """
 
@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rtplay.clients.base import MAIN, Client, Emit
-from rtplay.errors import describe_error
+from rtplay.model.oserrors import describe_error
 from rtplay.protocol.envelope import RESET, ProtocolError, Received
-from rtplay.retry import Backoff, Heartbeat
-from rtplay.retry_spec import PolicySpec, parse_policy
+from rtplay.model.retry import Backoff, Heartbeat
+from rtplay.model.retry_spec import PolicySpec, parse_policy
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class LiveChannel:
     """The start of an unreliable channel on one connection (WebTransport datagrams, WebRTC
     ``unreliable``): the server says with ``{"live": L}`` which seq the channel starts at, and
     the accounting model counts the channel's losses from there (up or down, see
-    :mod:`rtplay.accounting`). Envelopes that overtake the marker wait for it."""
+    :mod:`rtplay.model.accounting`). Envelopes that overtake the marker wait for it."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ import httpx
 
 from rtplay.clients.base import Client, OfflineError
 from rtplay.clients.core import reset_signal
-from rtplay.errors import describe_os_error
+from rtplay.model.oserrors import describe_os_error
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 
 #: Connect timeout of every HTTP client: on loopback a connect either succeeds at once or is

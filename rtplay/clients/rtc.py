@@ -37,12 +37,12 @@ from rtplay.clients.http_common import (
     describe_error,
     make_http_client,
 )
-from rtplay.protocol.compat.aioice import gather_on
-from rtplay.protocol.compat.aiortc import FaultyPath, ice_transport_of, lighten
-from rtplay.protocol.compat.aiortc_sctp import deliver_text
+from rtplay.compat.aioice import gather_on
+from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
+from rtplay.compat.aiortc_fork_sctp import deliver_text
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from rtplay.clients.http_common import (
     make_http_client,
 )
 from rtplay.protocol.envelope import RESET, decode_json, parse_envelope
-from rtplay.sse import EventStreamParser, MessageEvent, SSEProtocolError
+from rtplay.model.eventsource import EventStreamParser, MessageEvent, SSEProtocolError
 
 
 class SSEClient(ReconnectingClient):

@@ -11,9 +11,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from rtplay.clients.base import OFFLINE_POLL_S, Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
-from rtplay.protocol.compat.websockets import abort
+from rtplay.compat.websockets import abort
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 #: How long a closing handshake may take before the TCP connection is just dropped.
 CLOSE_TIMEOUT_S = 1.0

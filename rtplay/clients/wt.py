@@ -35,7 +35,7 @@ from rtplay.clients.wt_conn import (
     open_connection,
 )
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
-from rtplay.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
 STREAM = "stream"
 DATAGRAM = "datagram"

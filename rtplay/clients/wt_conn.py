@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from rtplay.clients.wt_ack import ACK_DELAY_S, AckDecimation
-from rtplay.protocol.compat.aioquic import (
+from rtplay.compat.aioquic import (
     ack_now,
     ack_state,
     handshake_complete,

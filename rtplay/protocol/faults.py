@@ -1,6 +1,6 @@
 """The fault vocabulary both sides speak: kinds, scopes, units, validation. Pure.
 
-The server keeps the active faults (:mod:`servers.faults`); the session, the CLI, scenarios
+The server keeps the active faults (:mod:`servers.core.faults`); the session, the CLI, scenarios
 and the playground name, describe and check faults with these same words.
 """
 

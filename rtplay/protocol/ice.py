@@ -5,7 +5,7 @@ sent to any other interface, no STUN/TURN, no mDNS. :func:`restrict_candidates` 
 candidates that are not on the bind address (a hostname would be resolved over multicast
 mDNS), and :func:`ensure_on_host` checks our own SDP after gathering, so a future aioice that
 gathers elsewhere fails loudly, never leaks. Making aioice gather there is the aioice
-compatibility hook, :func:`rtplay.protocol.compat.aioice.gather_on`.
+compatibility hook, :func:`rtplay.compat.aioice.gather_on`.
 
 Browsers offer no candidate at all, an mDNS ``*.local`` name (every desktop browser's
 default) or a LAN address. Those are dropped, and when none is left the offer loses its

@@ -2,7 +2,7 @@
 
 The path of the extended CONNECT, the ``{"ping": t}`` / ``{"pong": t}`` lines of the ping
 stream and the CLOSE_WEBTRANSPORT_SESSION capsule (encoder and decoder side by side). The
-server's request parsing and stream framing are in :mod:`servers.wtproto`.
+server's request parsing and stream framing are in :mod:`servers.quic.wtproto`.
 
 WebTransport here is draft-ietf-webtrans-http3-02, which is what aioquic's H3Connection
 speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``.

@@ -1,6 +1,6 @@
 """Where the screens get their frames and send their commands.
 
-:class:`SessionBackend` drives a real :class:`~rtplay.session.Session`: it listens to the
+:class:`SessionBackend` drives a real :class:`~rtplay.engine.session.Session`: it listens to the
 engine's events (cheap appends, never a repaint), samples every client's counters on the
 screen's timer, and turns keys into fault and rate commands. :class:`StaticBackend` serves
 a fixed frame, so snapshot tests and demos render without sockets or clocks.
@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from rtplay.accounting import View
+from rtplay.model.accounting import View
 from rtplay.clients.base import Client
-from rtplay.events import Event, FaultEnded, FaultStarted, State
-from rtplay.metrics import ChannelStats
+from rtplay.model.events import Event, FaultEnded, FaultStarted, State
+from rtplay.model.channels import ChannelStats
 from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
-from rtplay.session import Session
+from rtplay.engine.session import Session
 from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import MARK_OVERLOAD, SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of

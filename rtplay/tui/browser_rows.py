@@ -1,7 +1,7 @@
 """Browser rows in the playground: what headless Chromium's clients do, beside rtplay's panes.
 
 ``rtplay --browser`` (or the palette's "Browser: start / stop") runs Chromium on the server's
-page (:mod:`rtplay.browser`); :class:`BrowserRows` shows one row per transport of the page —
+page (:mod:`rtplay.engine.browser`); :class:`BrowserRows` shows one row per transport of the page —
 state, delivered, lost, reset, dup, p50, reconnects and its newest log line — so one fault
 shows both decisions at once: rtplay's client in its pane, the browser's in its row.
 """
@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from rtplay.browser import BrowserSide, BrowserUnavailable, report_entries
+from rtplay.engine.browser import BrowserSide, BrowserUnavailable, report_entries
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ AMOUNTS: dict[Kind, tuple[float, ...]] = {
     Kind.CRASH: (3, 5, 10),
     Kind.THROTTLE: (1, 5, 20),
 }
-"""The amounts each fault cycles through (in :data:`servers.faults.VALUE_UNITS`)."""
+"""The amounts each fault cycles through (in :data:`servers.core.faults.VALUE_UNITS`)."""
 
 DEFAULT_AMOUNTS: dict[Kind, float] = {
     Kind.DELAY: 200,
@@ -113,7 +113,7 @@ def next_rate(current: float, step: int) -> float:
 
 
 class FaultTarget(Protocol):
-    """What toggling needs of the session's fault controller (``rtplay.faultctl``)."""
+    """What toggling needs of the session's fault controller (``rtplay.engine.faults``)."""
 
     async def add(self, kind: Kind, scope: str = ALL, value: float | None = None) -> Fault: ...
 

@@ -18,13 +18,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from rtplay.control import ControlError
-from rtplay.crowd import BIN_S, CrowdStats
-from rtplay.retry_spec import next_in_cycle, parse_policy
+from rtplay.engine.control_client import ControlError
+from rtplay.model.crowd import BIN_S, CrowdStats
+from rtplay.model.retry_spec import next_in_cycle, parse_policy
 from rtplay.protocol.faults import ALL, Kind
 
 if TYPE_CHECKING:
-    from rtplay.session import Session
+    from rtplay.engine.session import Session
 
 log = logging.getLogger(__name__)
 

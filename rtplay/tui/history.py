@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from rtplay.events import (
+from rtplay.model.events import (
     Connected,
     Disconnected,
     Event,

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
-from rtplay.control import ControlError
+from rtplay.engine.control_client import ControlError
 from rtplay.protocol.faults import ALL, TRANSPORTS, Kind
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import Backend

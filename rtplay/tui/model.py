@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtplay.events import State
+from rtplay.model.events import State
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class ChannelModel:
     name: str
     delivered: int = 0
     lost: int = 0
-    """Can never arrive (``rtplay.accounting``'s definition, as in the report)."""
+    """Can never arrive (``rtplay.model.accounting``'s definition, as in the report)."""
     behind: int = 0
     """``pending``: published, not received yet, still recoverable: not lost."""
     lost_to_reset: int = 0
@@ -106,7 +106,7 @@ class Dashboard:
     elapsed_s: float = 0.0
     url: str = ""
     overloaded: tuple[str, ...] = ()
-    """Which side's event loop is overloaded now: ``server``, ``client`` (see rtplay.protocol.health)."""
+    """Which side's event loop is overloaded now: ``server``, ``client`` (see rtplay.runtime.health)."""
 
     @property
     def faults(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 
-from rtplay.events import State
+from rtplay.model.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
 from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from rtplay.clients.base import Client
 from rtplay.clients.core import ReconnectingClient
-from rtplay.events import State
-from rtplay.retry_spec import next_in_cycle
+from rtplay.model.events import State
+from rtplay.model.retry_spec import next_in_cycle
 
 if TYPE_CHECKING:
-    from rtplay.session import Session
+    from rtplay.engine.session import Session
 
 
 def with_policy(client: Client, detail: str) -> str:

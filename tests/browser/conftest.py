@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from rtplay.browser import BrowserDriver, BrowserUnavailable, chromium_path
-from servers.http import HttpConfig
+from rtplay.engine.browser import BrowserDriver, BrowserUnavailable, chromium_path
+from servers.http.app import HttpConfig
 from servers.runner import Server, ServerConfig
 
 try:

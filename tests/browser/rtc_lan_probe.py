@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
-from rtplay.browser import BrowserDriver, loopback_only
+from rtplay.engine.browser import BrowserDriver, loopback_only
 from rtplay.protocol.ice import candidate_addresses
-from servers.ice import Offer
+from servers.rtc.ice import Offer
 from servers.runner import Server, ServerConfig
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from rtplay.clients.sse import SSEClient
-from rtplay.events import State
+from rtplay.model.events import State
 from rtplay.protocol.faults import Kind
 from tests.browser.conftest import highest, snapshot, wait_page
 from tests.conftest import running, wait_until

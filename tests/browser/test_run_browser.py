@@ -7,10 +7,10 @@ import io
 
 import pytest
 
-from rtplay.faultspec import parse_fault
-from rtplay.headless import HeadlessOptions, run_headless
+from rtplay.model.faultspec import parse_fault
+from rtplay.cli.headless import HeadlessOptions, run_headless
 from rtplay.protocol.options import ServerOptions
-from rtplay.session import SessionConfig
+from rtplay.engine.session import SessionConfig
 from tests.browser.conftest import MISSING
 
 pytestmark = [

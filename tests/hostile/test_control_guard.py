@@ -59,7 +59,7 @@ def test_binding_beyond_loopback_requires_a_token() -> None:
 
 
 async def test_with_a_token_required_only_its_holder_gets_in() -> None:
-    from rtplay.protocol.token import TOKEN_HEADER
+    from rtplay.runtime.token import TOKEN_HEADER
     server = Server(ServerConfig(rate=0))
     server.guard.require_token = True  # what binding beyond loopback does (tests stay on loopback)
     await server.start()
@@ -76,9 +76,9 @@ async def test_with_a_token_required_only_its_holder_gets_in() -> None:
 async def test_the_session_side_finds_the_token_by_flag_environment_or_file(
     tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rtplay.control import ControlClient, ControlError
-    from rtplay.protocol.token import TOKEN_ENV, token_path
-    from servers.guard import write_token
+    from rtplay.engine.control_client import ControlClient, ControlError
+    from rtplay.runtime.token import TOKEN_ENV, token_path
+    from servers.core.guard import write_token
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.delenv(TOKEN_ENV, raising=False)

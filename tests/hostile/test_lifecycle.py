@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from rtplay.scenario import ScenarioError, parse_scenario
+from rtplay.cli.scenario import ScenarioError, parse_scenario
 from rtplay.protocol.faults import Kind
-from servers.sse_endpoint import sse
+from servers.http.sse import sse
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST
@@ -80,7 +80,7 @@ async def test_a_failed_rebind_after_an_outage_is_logged_and_retried(
 
 # --- 12: the CLI ---------------------------------------------------------------------------
 
-RTPLAY = [sys.executable, "-m", "rtplay.cli"]
+RTPLAY = [sys.executable, "-m", "rtplay.cli.main"]
 
 
 @pytest.mark.parametrize(
@@ -130,8 +130,8 @@ async def test_ctrl_c_during_run_writes_a_partial_report_and_exits_130(tmp_path:
 
 
 async def test_stopping_the_publisher_does_not_swallow_the_callers_cancellation() -> None:
-    from servers.hub import Hub
-    from servers.pubsub import Broadcaster, Publisher
+    from servers.core.hub import Hub
+    from servers.core.pubsub import Broadcaster, Publisher
 
     publisher = Publisher(Broadcaster(Hub()), rate=10)
     publisher.start()

@@ -51,7 +51,7 @@ async def test_an_initial_flood_costs_bounded_state_and_clients_still_connect() 
 
 
 def test_admission_retries_past_a_few_handshakes_and_bounds_retries_and_state() -> None:
-    from servers.quic_udp import Admission, Verdict
+    from servers.quic.udp import Admission, Verdict
 
     admission = Admission(retry_above=2, maximum=4, retries_per_s=3)
     assert admission.decide(0, has_token=False, now=0.0) is Verdict.ACCEPT

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from rtplay.protocol.faults import Kind
-from servers.http import HttpConfig, Throttle
-from servers.hub import Hub
-from servers.pubsub import Broadcaster
+from servers.http.app import HttpConfig, Throttle
+from servers.core.hub import Hub
+from servers.core.pubsub import Broadcaster
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST, exchange
@@ -125,8 +125,8 @@ class FastWire:
 async def test_a_long_replay_takes_turns_with_the_loop() -> None:
     """10,000 buffered envelopes replayed to a consumer that never pushes back must still let
     other connections (live clients) run in between, batch by batch."""
-    from servers.sse_endpoint import _SseStream
-    from servers.streams import replay  # the replay writer itself
+    from servers.http.sse import _SseStream
+    from servers.http.streams import replay  # the replay writer itself
     hub = Hub(10_000)
     broadcaster = Broadcaster(hub)
     for _ in range(10_000):

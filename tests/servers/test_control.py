@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servers.events import MAX_QUEUED_EVENTS, TOO_FAR_BEHIND, EventBus
+from servers.core.events import MAX_QUEUED_EVENTS, TOO_FAR_BEHIND, EventBus
 from servers.runner import Server
 
 

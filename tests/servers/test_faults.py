@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from rtplay.protocol.faults import FaultError, Kind
-from servers.faults import FaultState
+from servers.core.faults import FaultState
 from servers.runner import Server
-from servers.throttle import BURST_BYTES, TokenBucket
+from servers.core.throttle import BURST_BYTES, TokenBucket
 
 
 def test_faults_apply_to_their_scope_only() -> None:

@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 import pytest
 
-from rtplay.sse import EventStreamParser
+from rtplay.model.eventsource import EventStreamParser
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtplay.protocol.envelope import Reset, make_envelope
-from servers.hub import Hub
+from servers.core.hub import Hub
 
 
 def test_envelopes_are_sequenced_from_one_and_encoded_once() -> None:

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from servers.browser_report import MAX_PAGES, MAX_REPORT_BYTES
+from servers.http.browser_report import MAX_PAGES, MAX_REPORT_BYTES
 from servers.runner import Server
 
 pytestmark = pytest.mark.timeout(15)

@@ -22,14 +22,14 @@ from rtplay.clients.wt_conn import (
     client_configuration,
     open_connection,
 )
-from rtplay.events import Disconnected, Event, State
+from rtplay.model.events import Disconnected, Event, State
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.wt import close_capsule, pong_for
-from rtplay.retry import ExponentialBackoff
-from servers.cert import CERT_VALIDITY, Certificate, generate_certificate
-from servers.quic import QuicListener
+from rtplay.model.retry import ExponentialBackoff
+from servers.core.cert import CERT_VALIDITY, Certificate, generate_certificate
+from servers.quic.server import QuicListener
 from servers.runner import Server, ServerConfig
-from servers.wtproto import RequestError, parse_connect
+from servers.quic.wtproto import RequestError, parse_connect
 from tests.conftest import running, wait_until
 
 HOST = "127.0.0.1"

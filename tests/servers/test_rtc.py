@@ -11,11 +11,11 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-import rtplay.protocol.compat.aioice
-import servers.rtc as rtc
+import rtplay.compat.aioice
+import servers.rtc.peer as rtc
 from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, RTCClient
-from rtplay.events import State
-from rtplay.protocol.compat.aioice import _get_host_addresses, gather_on
+from rtplay.model.events import State
+from rtplay.compat.aioice import _get_host_addresses, gather_on
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.ice import (
     address_allowed,
@@ -24,11 +24,11 @@ from rtplay.protocol.ice import (
     host_addresses,
     restrict_candidates,
 )
-from rtplay.retry import ExponentialBackoff
-from servers.faults import FaultState
-from servers.http import MAX_REQUEST_BYTES
-from servers.ice import OfferError, parse_offer
-from servers.rtc import parse_ping
+from rtplay.model.retry import ExponentialBackoff
+from servers.core.faults import FaultState
+from servers.http.app import MAX_REQUEST_BYTES
+from servers.rtc.ice import OfferError, parse_offer
+from servers.rtc.peer import parse_ping
 from servers.runner import Server
 from tests.conftest import rtc_server, running, wait_until
 
@@ -146,7 +146,7 @@ def test_address_rules() -> None:
 def test_the_gather_hook_is_scoped_to_its_block() -> None:
     with gather_on("127.0.0.1"):
         assert _get_host_addresses(True, True) == ["127.0.0.1"]
-    original = rtplay.protocol.compat.aioice._original_get_host_addresses
+    original = rtplay.compat.aioice._original_get_host_addresses
     assert original is not None
     assert _get_host_addresses(True, True) == original(True, True)  # aioice's own outside it
 

@@ -27,7 +27,7 @@ def test_at_most_one_datagram_is_held() -> None:
 
 
 async def test_the_quic_path_lets_datagrams_through_and_releases_a_held_one_in_order() -> None:
-    from servers.quic_udp import UNHARMED, _ImpairedPath
+    from servers.quic.udp import UNHARMED, _ImpairedPath
 
     fates = [(False, True, False), UNHARMED, UNHARMED]  # the reorder fault ends after "a"
     out: list[bytes] = []

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servers.guard import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
-from servers.http import HttpConfig
+from servers.core.guard import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
+from servers.http.app import HttpConfig
 from servers.runner import Server, ServerConfig
-from servers.ws_endpoint import ping_number, stamp_of
-from servers.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, Verdict
-from servers.wsguard import MaskCheck, text_frames
+from servers.http.ws import ping_number, stamp_of
+from servers.http.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, Verdict
+from servers.http.wsguard import MaskCheck, text_frames
 from tests.hostile.conftest import eof_within
 from tests.hostile.test_connections import ws_handshake
 

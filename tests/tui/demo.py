@@ -6,7 +6,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from rtplay.events import State
+from rtplay.model.events import State
 from rtplay.tui.history import (
     MARK_DOWN,
     MARK_FAILED,

@@ -10,7 +10,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widget import Widget
 
-from rtplay.session import SessionConfig
+from rtplay.engine.session import SessionConfig
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.bars import FaultBar, FaultKeys, StatusBar
 from rtplay.tui.main import MainScreen

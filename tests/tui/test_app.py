@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import socket
 
-from rtplay.events import State
-from rtplay.retry import ExponentialBackoff
+from rtplay.model.events import State
+from rtplay.model.retry import ExponentialBackoff
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import SessionBackend
 from tests.tui.helpers import (

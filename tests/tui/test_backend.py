@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rtplay.clients.sse import SSEClient
 from rtplay.clients.ws import WebSocketClient
-from rtplay.events import FaultStarted, State
+from rtplay.model.events import FaultStarted, State
 from rtplay.protocol.faults import Fault, Kind
-from rtplay.session import Session
+from rtplay.engine.session import Session
 from rtplay.tui.backend import SessionBackend, acts_on, cursor_detail
 from tests.tui.helpers import make_config
 
@@ -33,7 +33,7 @@ def test_the_state_line_shows_the_cursor_now_not_at_connect_time() -> None:
 
 
 def test_log_times_count_from_the_launch_even_for_events_before_the_session_started() -> None:
-    from rtplay.events import Connected
+    from rtplay.model.events import Connected
 
     session = Session(make_config(["longpoll"]))
     session.clock = lambda: 5000.0  # a monotonic clock far from zero, as on any real machine

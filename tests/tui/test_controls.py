@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rtplay.events import State
+from rtplay.model.events import State
 from rtplay.protocol.faults import ALL, Fault, FaultError, Kind
 from rtplay.tui.controls import AMOUNTS, Amounts, format_amount, next_rate, toggle_fault
 from rtplay.tui.main import LoopMonitor
 from rtplay.tui.model import status_of
-from servers.faults import FaultState
+from servers.core.faults import FaultState
 
 
 class Faults:

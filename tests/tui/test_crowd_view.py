@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rtplay.clients.core import ReconnectingClient
-from rtplay.crowd import CrowdRecorder, CrowdStats
-from rtplay.events import Connected, Connecting
+from rtplay.model.crowd import CrowdRecorder, CrowdStats
+from rtplay.model.events import Connected, Connecting
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.crowd import crowd_text, resample, spark
 from tests.tui.helpers import make_config, pane_status, wait_for

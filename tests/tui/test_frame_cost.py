@@ -2,7 +2,7 @@
 
 At 120x40 with every pane full of data, a frame once blocked the event loop for ~60 ms in a
 real terminal, past the 50 ms of loop lag that flags the client as overloaded
-(``rtplay.protocol.health.OVERLOAD_MS``): the header said "client overloaded" at 50 msg/s.
+(``rtplay.runtime.health.OVERLOAD_MS``): the header said "client overloaded" at 50 msg/s.
 On this 2-core machine a frame's work runs at roughly 1 µs per Python call, so these
 budgets keep a frame near 10-20 ms. Counting calls, not timing them, makes the test exact on
 a busy machine (the figures in milliseconds come from ``benchmarks/perf.py``); a Textual

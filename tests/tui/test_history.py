@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtplay.events import (
+from rtplay.model.events import (
     Connected,
     Connecting,
     Disconnected,

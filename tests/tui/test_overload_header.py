@@ -17,7 +17,7 @@ def test_the_header_names_the_overloaded_side_even_when_narrow() -> None:
 
 def test_the_charts_mark_the_period_rtplay_was_overloaded() -> None:
     from rtplay.clients.ws import WebSocketClient
-    from rtplay.session import Session
+    from rtplay.engine.session import Session
     from rtplay.tui.backend import SessionBackend
     from rtplay.tui.history import MARK_OVERLOAD
     from tests.tui.helpers import make_config

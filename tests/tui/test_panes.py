@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from rtplay.events import State
+from rtplay.model.events import State
 from rtplay.tui.charts import ChartData, Series, render_chart
 from rtplay.tui.history import MARK_FAULT
 from rtplay.tui.model import ChannelModel, LogLine

@@ -1,0 +1,284 @@
+"""``rtplay`` (the playground), ``rtplay run`` (headless) and ``rtplay serve`` (server only)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from rtplay.cli.args import build_parser
+from rtplay.runtime import eventloop
+from rtplay.compat import IncompatibleLibrary, check_all
+from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.options import ServerOptions, from_namespace
+from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
+from rtplay.engine.spawn import ServerProcess, SpawnError
+
+# The clients, the session and the TUI are imported only once the server process has been
+# launched, so that both processes load their libraries at the same time.
+from rtplay.model.retry_spec import PolicySpec
+
+log = logging.getLogger(__name__)
+
+def apply_retry(client_options: dict[str, dict[str, Any]], retry: list[tuple[str, PolicySpec]]) -> None:
+    """``--retry`` on top of a scenario's per-transport options."""
+    for transport, spec in retry:
+        client_options.setdefault(transport, {})["retry"] = spec
+
+
+def build_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario to run: a file or shipped one, with command-line flags taking precedence."""
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario(name="command line", transports=list(TRANSPORTS))
+    if args.transports is not None:
+        scenario.transports = args.transports
+        # Expectations about transports the user left out do not apply to this run.
+        scenario.expectations = [e for e in scenario.expectations if e.transport in args.transports]
+    if args.rate is not None:
+        scenario.rate = args.rate
+    if args.duration is not None:
+        scenario.duration = args.duration
+    scenario.faults = scenario.faults + args.fault
+    apply_retry(scenario.client_options, args.retry)
+    if args.clients is not None:
+        scenario.crowd = args.clients
+    for spec in scenario.faults:
+        if spec.start >= scenario.duration:
+            raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
+    missing = [t for t in scenario.transports if t not in list(TRANSPORTS)]
+    if missing:
+        raise ScenarioError(f"{scenario.name}: transport(s) {', '.join(missing)} not available in this installation")
+    return scenario
+
+
+def list_scenarios() -> int:
+    names = builtin_names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        scenario = load_scenario(name)
+        summary = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
+        print(f"{name:{width}} {summary}.")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_scenarios()
+    try:
+        scenario = build_scenario(args)
+        server = from_namespace(args)
+        server.rate = scenario.rate
+        server.http = scenario.http_options()
+        config_url = control_url(args.server)
+    except (ScenarioError, ValueError) as exc:
+        print(f"rtplay run: {exc}", file=sys.stderr)
+        return 2
+    if scenario.description:
+        print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
+    reports: dict[str, dict[str, Any]] = {}
+    for variant in scenario.variants or [None]:
+        if variant is not None:
+            print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
+            print(f"\nvariant {variant.name}")
+            apply_retry(scenario.client_options, list(variant.retry.items()))
+        report = run_once(args, scenario, server, config_url)
+        if isinstance(report, int):
+            return report
+        reports[variant.name if variant is not None else ""] = report
+        if report.get("partial"):  # Ctrl-C: no further variants
+            break
+    return check_reports(args, scenario, reports)
+
+
+def run_once(
+    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None
+) -> dict[str, Any] | int:
+    """One session (its own server unless attaching): the report, or an exit code."""
+    launched = ServerProcess.launch(server) if config_url is None else None
+    try:
+        if (code := check_libraries()) != 0:
+            return code
+        from rtplay.engine.browser import BrowserUnavailable
+        from rtplay.engine.control_client import ControlError
+        from rtplay.cli.headless import HeadlessOptions, run_headless
+        from rtplay.engine.session import SessionConfig
+
+        config = SessionConfig(
+            transports=scenario.transports, server=server, server_url=config_url, token=args.token, launched=launched,
+            client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
+            log_messages=args.log_messages,
+        )
+        options = HeadlessOptions(
+            duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser,
+            wide=args.wide,
+        )
+        try:
+            return eventloop.run(_interruptible(run_headless(config, options, scenario.faults), options))
+        except BrowserUnavailable as exc:
+            print(f"rtplay run --browser: {exc}", file=sys.stderr)
+            return 2
+        except (SpawnError, ControlError) as exc:  # e.g. a port in use: the run could not happen
+            print(f"rtplay run: {exc}", file=sys.stderr)
+            return 2  # 1 means failed expectations
+    finally:
+        if launched is not None:
+            launched.stop_now()  # the session stopped it already; this covers a failure before
+
+
+def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[str, dict[str, Any]]) -> int:
+    """Write the JSON, check expectations (per variant) and comparisons; the exit code."""
+    failures: list[str] = []
+    for name, report in reports.items():
+        failures += [f"{name + ': ' if name else ''}{f}" for f in scenario.check(report)]
+    failures += [m for c in scenario.comparisons if (m := c.check(reports)) is not None]
+    if args.json is not None:
+        args.json.write_text(json.dumps(reports[""] if "" in reports else {"variants": reports}, indent=2) + "\n")
+        print(f"report written to {args.json}", file=sys.stderr)
+    if any(r.get("partial") for r in reports.values()):
+        print("rtplay run: interrupted; the report covers the run so far (partial)", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports Ctrl-C
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    checks = len(scenario.expectations) * len(reports) + len(scenario.comparisons)
+    if checks and not failures:
+        print(f"all {checks} expectations met", file=sys.stderr)
+    return 1 if failures else 0
+
+
+async def _interruptible(run: Coroutine[Any, Any, dict[str, Any]], options: Any) -> dict[str, Any]:
+    """Run ``run`` with Ctrl-C ending it early (cleanly, report and all) instead of a traceback:
+    ``options`` is the run's ``HeadlessOptions``, whose ``stop`` the signal sets."""
+    loop = asyncio.get_running_loop()
+    options.stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, options.stop.set)
+    try:
+        return await run
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def control_url(url: str | None) -> str | None:
+    """``--server``: a control URL, given with or without its ``/control`` path."""
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--server wants the control URL of `rtplay serve` (http://host:port/control), got {url!r}")
+    url = url.rstrip("/")
+    return url if url.endswith("/control") else url + "/control"
+
+
+def cmd_serve(argv: list[str]) -> int:
+    """``rtplay serve`` is the server process: become ``python -m servers`` with the same flags."""
+    os.execv(sys.executable, [sys.executable, "-m", "servers", *argv])
+    return 1  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--headless" in argv:  # `rtplay --headless …` is `rtplay run …`, for scripts
+        argv.remove("--headless")
+        argv.insert(0, "run")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        eventloop.loop_name()
+    except ValueError as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "serve":
+        flags = [a for a in argv[argv.index("serve") + 1 :] if a not in ("-v", "-vv", "--verbose")]
+        return cmd_serve(flags + ["-v"] * args.verbose)
+    if args.command == "run":
+        return cmd_run(args)
+    return cmd_tui(args)
+
+
+def check_libraries() -> int:
+    """Fail now, clearly, if a library lacks an internal we read (2), else 0."""
+    try:
+        check_all()
+    except IncompatibleLibrary as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    if args.web:
+        return cmd_web(args)
+    # textual-serve runs the playground with its web driver, on pipes rather than a terminal.
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+        print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)
+        return 2
+    try:
+        url = control_url(args.server)
+    except ValueError as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rtplay-server-{os.getpid()}.log"
+    with log_path.open("w") as server_log:  # the server's log must not scribble over the UI
+        options = ServerOptions(rate=args.rate, http_port=args.http_port, quic_port=args.quic_port)
+        launched = ServerProcess.launch(options, server_log) if url is None else None
+        try:
+            if (code := check_libraries()) != 0:
+                return code
+            from rtplay.engine.session import SessionConfig
+            from rtplay.tui.app import run_tui  # Textual loads only for the playground
+
+            config = SessionConfig(
+                transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
+                server_stderr=server_log, launched=launched, crowd=args.clients or 0,
+            )
+            apply_retry(config.client_options, args.retry)
+            code = run_tui(config, browser=args.browser)
+        finally:
+            if launched is not None:
+                launched.stop_now()
+    if log_path.stat().st_size == 0:
+        log_path.unlink()
+    else:
+        print(f"the server logged to {log_path}", file=sys.stderr)
+    return code
+
+
+def web_command(argv: list[str]) -> str:
+    """The command textual-serve runs per browser tab: this playground, minus the --web flags."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--web":
+            continue
+        if arg == "--web-port":
+            skip = True
+            continue
+        if arg.startswith("--web-port="):
+            continue
+        kept.append(arg)
+    return shlex.join([sys.executable, "-m", "rtplay.cli.main", *kept])
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the playground to a browser tab: each tab runs its own session (textual-serve)."""
+    from textual_serve.server import Server as WebServer
+
+    command = web_command(args.argv)
+    print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
+    WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

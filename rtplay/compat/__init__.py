@@ -1,0 +1,36 @@
+"""One module per library whose private internals rtplay reads, checked at start-up.
+
+Each module wraps the internals it relies on and has a ``check()`` that fails with a clear
+message naming the installed version when they are missing; :func:`check_all` runs them
+all. ``pyproject.toml`` bounds these dependencies to the minor lines the modules were
+written against.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+
+class IncompatibleLibrary(RuntimeError):
+    """An installed library lacks an internal rtplay relies on."""
+
+
+def require(library: str, version: str, tested: str, ok: bool, what: str) -> None:
+    """Raise :class:`IncompatibleLibrary` naming ``library`` and its version unless ``ok``."""
+    if not ok:
+        raise IncompatibleLibrary(
+            f"{library} {version} lacks {what}, which rtplay relies on (written against "
+            f"{library} {tested}); install a version in the range pyproject.toml allows"
+        )
+
+
+LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets")
+"""Every library with a compatibility module here."""
+
+
+def check_all(names: Iterable[str] = LIBRARIES) -> None:
+    """Run the ``check()`` of each named compatibility module (all by default); raise on
+    the first that fails."""
+    for name in names:
+        importlib.import_module(f"rtplay.compat.{name}").check()

@@ -1,0 +1,1 @@
+"""The engine: the session, its fault controller, crowds, message log, control client, the spawned server and the browser driver."""

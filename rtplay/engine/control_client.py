@@ -1,0 +1,215 @@
+"""The session's one path to the server: its control API (commands) and event stream.
+
+:class:`ControlClient` speaks HTTP to ``/control/*`` — the same API a script or a second
+terminal uses — and :class:`ServerMirror` (pure) keeps what the session must read without a
+round trip (published count, rate, active faults, whether the listeners are up) from the
+``GET /control/events`` stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from rtplay.clients import Endpoints
+from rtplay.protocol.faults import ONE_SHOT, Fault, FaultError, Kind
+from rtplay.runtime.health import SideHealth
+from rtplay.runtime.token import TOKEN_HEADER, find_token
+
+log = logging.getLogger(__name__)
+
+#: Timeout of one control request. The control listener is local and never faulted, so a
+#: slower answer means the server process is stuck: say so rather than hang the UI.
+REQUEST_TIMEOUT_S = 5.0
+
+#: Ended fault ids remembered against late ``started`` events: far more than can be in
+#: flight between one command's answer and its event.
+MAX_REMEMBERED_ENDS = 256
+
+#: Longest event line accepted: a hello carries the status (a certificate, a few faults),
+#: ~2 KiB; anything past 1 MiB is not our protocol.
+MAX_EVENT_LINE = 1024 * 1024
+
+
+def tls_for(url: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a control API at ``url``: full verification for ``https``; for
+    plain ``http`` an empty context, since httpx otherwise loads the system's CA store into a
+    verifying one (~50 ms of blocked event loop on the way to the first message)."""
+    if urlsplit(url).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+class ControlError(RuntimeError):
+    """The control API could not be reached or answered with an error."""
+
+
+def endpoints_of(status: dict[str, Any]) -> Endpoints:
+    """Where the clients connect, from ``GET /control/status`` (or a hello event)."""
+    try:
+        ep = status["endpoints"]
+        return Endpoints(
+            http_url=str(ep["http_url"]),
+            quic_host=str(ep["quic_host"]),
+            quic_port=int(ep["quic_port"]),
+            cert_der=base64.b64decode(ep["cert_der_b64"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ControlError(f"the server's status names no endpoints we understand: {exc}") from None
+
+
+@dataclass
+class ServerMirror:
+    """What the session knows of the server, kept from its events. Pure: times are passed in."""
+
+    published: int = 0
+    replay_from: int = 1
+    """The oldest seq the server can still replay (what a resume can still get)."""
+    rate: float = 0.0
+    listening: bool = True
+    faults: dict[int, Fault] = field(default_factory=dict)
+    too_slow_cuts: int = 0
+    """Subscriptions the server closed because their consumer was too slow."""
+    crashes: int = 0
+    health: SideHealth | None = None
+    """The server's loop lag and publisher slip, as its last status or publisher event said."""
+    _ended: deque[int] = field(default_factory=lambda: deque(maxlen=MAX_REMEMBERED_ENDS))
+    """Ids of faults known to have ended, so a late ``started`` event does not revive one."""
+
+    def load(self, status: dict[str, Any], now: float) -> None:
+        """Take the full status (``GET /control/status``, a hello event)."""
+        self.published = int(status.get("published", 0))
+        self.replay_from = int(status.get("replay_from", 1))
+        self.rate = float(status.get("rate", 0.0))
+        self.listening = bool(status.get("listening", True))
+        self.faults = {f.id: f for f in (Fault.from_json(o, now) for o in status.get("faults", []))}
+        self._health(status)
+
+    def apply(self, event: dict[str, Any], now: float) -> tuple[str, Fault] | None:
+        """Take one event; return ``(what, fault)`` for a fault that started or ended."""
+        kind = event.get("type")
+        if kind == "publisher" or kind == "rate":
+            self.published = max(self.published, int(event.get("published", self.published)))
+            self.replay_from = int(event.get("replay_from", self.replay_from))
+            self.rate = float(event.get("rate", self.rate))
+            self._health(event)
+        elif kind == "listeners":
+            self.listening = bool(event.get("up"))
+        elif kind == "reset":
+            if event.get("cause") == "crash":
+                self.crashes += 1
+            else:
+                self.too_slow_cuts += int(event.get("cut", 1))
+        elif kind == "hello":
+            self.load(event.get("status", {}), now)
+        elif kind == "fault":
+            self.published = max(self.published, int(event.get("published", self.published)))
+            fault = Fault.from_json(event.get("fault", {}), now)
+            what = str(event.get("what"))
+            if what == "started":
+                self.started(fault)
+            if what == "ended":
+                self.ended(fault.id)
+            return what, fault
+        return None
+
+    def _health(self, obj: dict[str, Any]) -> None:
+        if "health" in obj:
+            try:
+                self.health = SideHealth.from_json(obj["health"])
+            except ValueError:
+                log.warning("the server sent malformed health figures: %.80r", obj["health"])
+
+    def started(self, fault: Fault) -> None:
+        """``fault`` is active (an event, or the answer to our own command)."""
+        if fault.kind not in ONE_SHOT and fault.id not in self._ended:
+            self.faults[fault.id] = fault
+
+    def ended(self, fault_id: int) -> None:
+        """The fault ``fault_id`` is over (an event, or the answer to our own command)."""
+        self.faults.pop(fault_id, None)
+        if fault_id not in self._ended:
+            self._ended.append(fault_id)
+
+    def active(self) -> list[Fault]:
+        return sorted(self.faults.values(), key=lambda f: f.id)
+
+    def has(self, kind: Kind, transport: str) -> bool:
+        if not self.faults:  # asked per message (the offline fault): the usual answer, at once
+            return False
+        return any(f.kind is kind and f.applies_to(transport) for f in self.faults.values())
+
+
+class ControlClient:
+    """HTTP client of one server's control API (``…/control``)."""
+
+    def __init__(self, control_url: str, token: str | None = None) -> None:
+        self.url = control_url.rstrip("/")
+        token = find_token(urlsplit(self.url).port, token)
+        headers = {TOKEN_HEADER: token} if token else {}
+        # trust_env=False: a proxy configured for the web must not see loopback control calls.
+        self._http = httpx.AsyncClient(
+            timeout=REQUEST_TIMEOUT_S, trust_env=False, headers=headers, verify=tls_for(self.url)
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = await self._http.request(method, self.url + path, json=body)
+        except httpx.HTTPError as exc:
+            raise ControlError(f"control API {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if response.status_code == 400:
+            raise FaultError(str(payload.get("error", "bad request")))
+        if response.status_code >= 300 and response.status_code != 404:
+            raise ControlError(f"{method} {path}: HTTP {response.status_code} {payload.get('error', '')}".strip())
+        return payload if isinstance(payload, dict) else {}
+
+    async def status(self, load_s: float | None = None) -> dict[str, Any]:
+        """``GET /control/status``; ``load_s`` asks for that many seconds of the load series."""
+        return await self._call("GET", "/status" if load_s is None else f"/status?load_s={load_s:g}")
+
+    async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a fault; :class:`FaultError` with the server's reason when it makes no sense."""
+        return dict((await self._call("POST", "/faults", body))["fault"])
+
+    async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
+        path = "/faults" if fault_id is None else f"/faults/{fault_id}"
+        return list((await self._call("DELETE", path)).get("cleared", []))
+
+    async def set_rate(self, rate: float) -> dict[str, Any]:
+        return await self._call("POST", "/rate", {"rate": rate})
+
+    async def drop(self, transport: str | None = None) -> int:
+        body = {} if transport is None else {"transport": transport}
+        return int((await self._call("POST", "/drop", body))["dropped"])
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Follow ``GET /control/events`` until the server ends it."""
+        try:
+            async with self._http.stream("GET", self.url + "/events", timeout=httpx.Timeout(REQUEST_TIMEOUT_S, read=None)) as response:
+                if response.status_code != 200:
+                    raise ControlError(f"GET /control/events: HTTP {response.status_code}")
+                async for line in response.aiter_lines():
+                    if len(line) > MAX_EVENT_LINE:
+                        raise ControlError("event line too long")
+                    if line:
+                        event = json.loads(line)
+                        if isinstance(event, dict):
+                            yield event
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ControlError(f"event stream of {self.url} ended: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,127 @@
+"""The session's side of faults: commands, a timeline, events for panes, recovery figures.
+
+The fault *state* and its effects live with the server; this controller sends commands
+through the server's control API (like any script), turns the fault events the server
+streams back into session events and recovery records, and plays a scenario's timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from rtplay.engine.control_client import ControlError
+from rtplay.model.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
+from rtplay.model.faultspec import FaultSpec
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
+from rtplay.model.recovery import RecoveryTracker
+
+if TYPE_CHECKING:
+    from rtplay.engine.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class FaultController:
+    """Adds and clears faults of one session and keeps their recovery figures."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.recovery = RecoveryTracker()
+        self._timeline: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.recovery.origin = self.session.started_at or self.session.clock()
+
+    async def stop(self) -> None:
+        if self._timeline is not None:
+            self._timeline.cancel()
+            await asyncio.wait([self._timeline])  # a cancellation of this call still propagates
+            self._timeline = None
+
+    # --- commands --------------------------------------------------------------------------
+
+    async def add(
+        self,
+        kind: Kind,
+        scope: str = ALL,
+        value: float | None = None,
+        *,
+        jitter: float = 0.0,
+        duration: float | None = None,
+    ) -> Fault:
+        """Start a fault now; raises :class:`~rtplay.protocol.faults.FaultError` (a ValueError)
+        with the reason when it makes no sense."""
+        validate(kind, scope, value, jitter)  # say what is wrong without a round trip
+        body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
+        fault = Fault.from_json(await self.session._api().add_fault(body), self.session.clock())
+        self.session.server.started(fault)  # active now, whether or not its event has arrived yet
+        return fault
+
+    async def clear(self, fault_id: int | None = None) -> list[Fault]:
+        """End one fault (all when None) now; return what was cleared."""
+        now = self.session.clock()
+        cleared = [Fault.from_json(f, now) for f in await self.session._api().clear_faults(fault_id)]
+        for fault in cleared:  # ended now, whether or not its event has arrived yet
+            self.session.server.ended(fault.id)
+        return cleared
+
+    def active(self) -> list[Fault]:
+        """The active faults, as the server's events last said."""
+        return self.session.server.active()
+
+    async def add_spec(self, spec: FaultSpec) -> Fault:
+        return await self.add(spec.kind, spec.scope, spec.value, jitter=spec.jitter, duration=spec.duration)
+
+    def run_timeline(self, specs: Iterable[FaultSpec]) -> None:
+        """Apply each spec at its start time (seconds after the session started)."""
+        ordered = sorted(specs, key=lambda s: s.start)
+        self._timeline = asyncio.create_task(self._run_timeline(ordered), name="rtplay-timeline")
+
+    async def _run_timeline(self, specs: list[FaultSpec]) -> None:
+        origin = self.session.started_at or self.session.clock()
+        for spec in specs:
+            delay = origin + spec.start - self.session.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self.add_spec(spec)
+            except (ValueError, ControlError) as exc:  # specs are validated up front; this is a last resort
+                log.error("fault %s not applied: %s", spec, exc)
+
+    # --- events and recovery figures -------------------------------------------------------
+
+    def on_server_fault(self, what: str, fault: Fault) -> None:
+        """A fault started or ended on the server (from its event stream)."""
+        now = self.session.clock()
+        if what == "started":
+            targets = [n for n in self.session.clients if fault.applies_to(n)]
+            published = self.session.published
+            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT, published)
+            self.session.emit(FaultStarted(fault.scope, now, fault))
+        else:
+            self.recovery.fault_ended(fault.id, now, self.session.published)
+            self.session.emit(FaultEnded(fault.scope, now, fault))
+
+    def on_event(self, event: Event) -> None:
+        client = self.session.clients.get(event.transport)
+        if client is None or isinstance(event, MessageReceived):
+            return
+        cursor = client.cursor
+        if isinstance(event, Connected) and client.resume_cursor is not None:
+            cursor = client.resume_cursor  # replay counts from what the attempt asked for
+        self.recovery.on_event(event, cursor, self.session.published)
+
+    def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
+        """Every envelope of ``transport`` (the session calls it from the client's hook)."""
+        if self.recovery.wants_arrivals(transport):
+            primary = channel == self.session.clients[transport].channels[0]
+            self.recovery.on_arrival(
+                transport, channel, seq, new, now, self.session.published, primary, latency_ms
+            )
+
+    def report(self) -> list[dict[str, object]]:
+        views = {n: (c.stats, self.session.view_of(c)) for n, c in self.session.clients.items()}
+        return self.recovery.to_json(views)

@@ -1,0 +1,442 @@
+"""The engine: clients, the server they talk to, faults, events, reports.
+
+The server is another process by default (:mod:`rtplay.engine.spawn`), or one already running
+(``SessionConfig.server_url``). Either way the session drives it only through its control
+API and follows it through its event stream (:mod:`rtplay.engine.control_client`) — the same path a
+script or a second terminal uses. One :class:`Session` serves both the TUI and headless
+mode, so tests exercise what users run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rtplay.clients import CLIENTS, Endpoints
+from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
+from rtplay.engine.message_log import MessageLog
+from rtplay.clients.base import Client
+from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
+from rtplay.model.events import Connected, Event, Failed, State
+from rtplay.engine.faults import FaultController
+from rtplay.protocol.faults import TRANSPORTS, Kind
+from rtplay.runtime.health import LoopMonitor, OverloadClock, SideHealth, health_report
+from rtplay.protocol.options import ServerOptions
+from rtplay.engine.spawn import ServerProcess
+from rtplay.clients.core import ReconnectingClient, run_guarded
+from rtplay.engine.crowd_pool import Crowd
+from rtplay.model.retry_spec import PolicySpec
+from rtplay.engine.crowds import CrowdsMixin
+from rtplay.engine.session_log import MessageLogMixin
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+
+#: How long :meth:`Session.settle` waits by default for clients to catch up at the end.
+DEFAULT_SETTLE_S = 5.0
+
+#: How long the session waits for the event stream's hello before giving up on a server.
+HELLO_TIMEOUT_S = 10.0
+
+#: How long a session on its own server holds publishing back for its clients' first
+#: connections. One that opens after seq 1 replays what it missed, and that start-up catch-up
+#: (WebRTC's ICE and DTLS take ~0.4 s more than the rest) would read as its latency: at 50
+#: msg/s it was rtc's whole p99 (~200 ms instead of ~5). A client not open by then (one that
+#: cannot reach its endpoint) holds the others up no longer.
+FIRST_OPEN_WAIT_S = 3.0
+
+def available_transports() -> list[str]:
+    """The transports this installation has a client for, in display order."""
+    return [name for name in TRANSPORTS if name in CLIENTS]
+
+
+@dataclass
+class SessionConfig:
+    transports: list[str] = field(default_factory=available_transports)
+    server: ServerOptions = field(default_factory=ServerOptions)
+    """Options of the server the session spawns (ignored when attaching)."""
+    server_url: str | None = None
+    token: str | None = None
+    """The control token of a server bound beyond loopback (``--token``; else ``$RTPLAY_TOKEN``
+    or the token file ``rtplay serve`` wrote on this machine)."""
+    """Attach to the server whose control API is here (``http://host:port/control``) instead of
+    spawning one; its publish rate is left as it is."""
+    server_stderr: int | IO[Any] | None = None
+    """Where a spawned server's log goes (None: this process's stderr)."""
+    launched: ServerProcess | None = None
+    """A server process launched already (the CLI launches it before importing the clients,
+    so both processes start up at once); the session takes it over."""
+    client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-transport keyword arguments for the client (e.g. ``{"poll": {"interval": 0.5}}``)."""
+    emit_messages: bool = False
+    """Emit a :class:`MessageReceived` per envelope (tests, debugging); off for speed."""
+    crowd: int = 0
+    """Lightweight clients per transport besides the pane's own (``--clients N``; 0 = none)."""
+    crowd_seed: int = 0
+    """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
+    log_messages: Path | None = None
+    """Write every arrival and connection change to this file (``--log-messages``)."""
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.transports if t not in CLIENTS]
+        if unknown:
+            known = ", ".join(available_transports())
+            raise ValueError(f"unknown transport(s) {', '.join(unknown)}: expected some of {known}")
+        if not self.transports:
+            raise ValueError("no transports chosen")
+
+
+class Session(CrowdsMixin, MessageLogMixin):
+    """One client per chosen transport and the server they talk to, driven as one unit."""
+
+    def __init__(self, config: SessionConfig | None = None) -> None:
+        self.config = config or SessionConfig()
+        self.process = self.config.launched
+        """The spawned server (``config.launched``, or launched by :meth:`start` unless
+        ``config.server_url`` names one to attach to)."""
+        self.control: ControlClient | None = None
+        self.server = ServerMirror()
+        """What the session knows of the server, from its event stream."""
+        self.server_endpoints: Endpoints | None = None
+        self.control_url = ""
+        self.clients: dict[str, Client] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._hello = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self.started_at: float | None = None
+        self.publishing_stopped_at: float | None = None
+        self.clock: Callable[[], float] = time.monotonic
+        self.faults = FaultController(self)
+        self.subscribe(self.faults.on_event)
+        self.monitor = LoopMonitor()
+        """The client side's event-loop lag (clients, session and UI share this loop)."""
+        self.overload = OverloadClock()
+        self.monitor.on_sample = self._on_health_sample
+        self.crowds: dict[str, Crowd] = {}
+        self.server_kb_per_connection: float | None = None
+        self.server_load: dict[str, Any] | None = None
+        """The server's accepts/s, concurrent connections and loop lag over the run (crowds)."""
+        self._load_before: dict[str, Any] = {}
+        self.settled: bool | None = None
+        """The end-of-run settle's outcome: True when every client caught up in time."""
+        self.message_log: MessageLog | None = None
+
+    # --- events --------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` synchronously with every event (keep it quick)."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Failed) and event.transport in self.clients:
+            self.clients[event.transport].subscribed_until = self.published
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not take a client down
+                log.exception("event listener failed on %r", event)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def endpoints(self) -> Endpoints:
+        if self.server_endpoints is None:
+            raise RuntimeError("the session has not started")
+        return self.server_endpoints
+
+    async def start(self) -> None:
+        """Reach the server (spawning it unless attaching), then start every client, then publishing."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.stop()
+            raise
+        endpoints = self.endpoints()
+        for name in self.config.transports:
+            options = dict(self.config.client_options.get(name, {}))
+            if self.config.emit_messages:
+                options["emit_messages"] = True
+            client = CLIENTS[name](endpoints, self.emit, options)
+            client.arrival_hook = lambda now, ch, seq, new, lat, name=name: self.faults.on_arrival(
+                name, now, ch, seq, new, lat
+            )
+            if self.config.log_messages is not None:
+                if self.message_log is None:
+                    self.message_log = MessageLog(self.config.log_messages, self.clock())
+                    self.subscribe(self._log_fault)
+                client.audit = self._audit
+            client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
+            client.published_now = lambda: self.published
+            self.clients[name] = client
+        # Our own server starts paused, so that every client sees seq 1 live: those that hold a
+        # connection open it first (publishing waits for them, see FIRST_OPEN_WAIT_S). One that only samples (poll) asks once publishing has
+        # begun, else its first answer is empty and its first message a whole interval late.
+        paused = self.process is not None
+        samplers = [n for n, c in self.clients.items() if paused and not isinstance(c, ReconnectingClient)]
+        for name in self.clients:
+            if name not in samplers:
+                self._start_client(name)
+        if self.config.crowd:
+            await self._start_crowds(endpoints)
+        if paused:
+            streams = [n for n, c in self.clients.items() if isinstance(c, ReconnectingClient) and c.opens_before_data]
+            await self._until_open(streams, FIRST_OPEN_WAIT_S)
+            await self.set_rate(self.config.server.rate)
+        for name in samplers:
+            self._start_client(name)
+        if self.config.crowd:
+            await self._crowds_ready()
+        self.started_at = self.clock()
+        if self.message_log is not None:
+            self.message_log.origin = self.started_at
+        self.faults.start()
+        self.monitor.start()
+
+    async def _connect(self) -> None:
+        url = self.config.server_url
+        if url is None:
+            if self.process is None:
+                self.process = ServerProcess.launch(self.config.server, self.config.server_stderr)
+            await self.process.wait_ready()
+            url = self.process.control_url
+        self.control_url = url
+        self.control = ControlClient(url, self.config.token)
+        self._follower = asyncio.create_task(self._follow(self.control), name="rtplay-server-events")
+        async with asyncio.timeout(HELLO_TIMEOUT_S):
+            hello = asyncio.ensure_future(self._hello.wait())
+            done, _ = await asyncio.wait({hello, self._follower}, return_when=asyncio.FIRST_COMPLETED)
+            if hello not in done:
+                hello.cancel()
+                self._follower.result()  # raises why the stream ended
+                raise ControlError(f"the event stream of {url} ended before its hello")
+
+    async def _follow(self, control: ControlClient) -> None:
+        async for event in control.events():
+            now = self.clock()
+            if event.get("type") == "hello":
+                self.server_endpoints = endpoints_of(event.get("status", {}))
+            change = self.server.apply(event, now)
+            if event.get("type") == "hello":
+                self._hello.set()
+            if change is not None:
+                self.faults.on_server_fault(*change)
+            if event.get("type") == "counters_reset":  # POST /control/reset, from anyone
+                self.reset_counters()
+        log.info("the server's event stream ended")
+
+    async def _until_open(self, names: list[str], timeout: float) -> None:
+        """Until every client in ``names`` has connected or failed (at most ``timeout`` s)."""
+        waiting = {n for n in names if self.clients[n].state not in (State.OPEN, State.FAILED)}
+        if not waiting:
+            return
+        done = asyncio.Event()
+
+        def listener(event: Event) -> None:
+            if isinstance(event, Connected | Failed) and event.transport in waiting:
+                waiting.discard(event.transport)
+                if not waiting:
+                    done.set()
+
+        self.subscribe(listener)  # no await since the state check: no event slips between
+        try:
+            async with asyncio.timeout(timeout):
+                await done.wait()
+        except TimeoutError:
+            log.info("publishing starts with %s still connecting", ", ".join(sorted(waiting)))
+        finally:
+            self.unsubscribe(listener)
+
+    def _start_client(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self._run_client(self.clients[name]), name=f"rtplay-{name}")
+
+    async def _run_client(self, client: Client) -> None:
+        await run_guarded(client)  # a client bug ends that client, never the session
+
+    async def stop(self) -> None:
+        """Stop every client, stop following the server, stop a spawned one; safe to call twice."""
+        self.close_message_log()
+        await self.monitor.stop()
+        await self.faults.stop()
+        await self.finish_crowds()
+        for task in self._tasks.values():
+            task.cancel()
+        if self._tasks:  # wait for them; a cancellation of this call itself still propagates
+            await asyncio.wait(self._tasks.values())
+        self._tasks.clear()
+        for client in self.clients.values():
+            client.stopped()
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.wait([self._follower])  # a cancellation of this call still propagates
+            if not self._follower.cancelled() and not isinstance(self._follower.exception(), ControlError | None):
+                raise self._follower.exception()  # type: ignore[misc]
+            self._follower = None
+        if self.control is not None:
+            await self.control.aclose()
+            self.control = None
+        if self.process is not None:
+            await self.process.stop()
+            self.process = None
+
+    async def __aenter__(self) -> Session:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- control ---------------------------------------------------------------------------
+
+    def _api(self) -> ControlClient:
+        if self.control is None:
+            raise ControlError("the session is not connected to a server")
+        return self.control
+
+    @property
+    def published(self) -> int:
+        """The server's published count, as its events last said."""
+        return self.server.published
+
+    @property
+    def rate(self) -> float:
+        return self.server.rate
+
+    async def set_rate(self, rate: float) -> None:
+        answer = await self._api().set_rate(rate)
+        self.server.apply({"type": "rate", **answer}, self.clock())
+
+    def restart_client(self, name: str) -> bool:
+        """Start ``name``'s client again if it failed for good (like opening a new EventSource).
+
+        Its accounting carries on; an SSE client keeps its last event ID, so it resumes.
+        Returns False when the client is still running.
+        """
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            return False
+        client = self.clients[name]
+        client.subscribed_until = None
+        self._start_client(name)
+        return True
+
+    def set_policy(self, name: str, spec: PolicySpec) -> bool:
+        """``name``'s client decides its next waits by ``spec``; False when it has no policy (poll)."""
+        client = self.clients.get(name)
+        if not isinstance(client, ReconnectingClient):
+            return False
+        client.set_policy(spec)
+        self.config.client_options.setdefault(name, {})["retry"] = spec
+        return True
+
+    async def drop(self, transport: str | None = None) -> int:
+        """Abruptly close every live connection of ``transport`` (all when None)."""
+        return await self._api().drop(transport)
+
+    async def settle(self, timeout: float = DEFAULT_SETTLE_S) -> bool:
+        """Stop publishing and wait until every live client has everything; False on timeout.
+
+        Downtime stops counting when publishing stops, and the report waits out the
+        unreliable channels' grace (:data:`UNRELIABLE_GRACE_S`) so their tails are settled.
+        """
+        await self.set_rate(0)  # the answer carries the final published count
+        if self.publishing_stopped_at is None:
+            self.publishing_stopped_at = self.clock()
+            for client in self.clients.values():
+                client.conn.cutoff = self.publishing_stopped_at
+        deadline = self.clock() + timeout
+        self.settled = False
+        while self.clock() < deadline:
+            if all(self.caught_up(c) for c in self.clients.values()) and all(
+                c.cursor_min >= self.published for c in self.crowds.values()
+            ):
+                self.settled = True
+                break
+            await asyncio.sleep(0.02)
+        grace_left = self.publishing_stopped_at + UNRELIABLE_GRACE_S - self.clock()
+        if grace_left > 0:
+            await asyncio.sleep(grace_left)
+        return self.settled
+
+    def caught_up(self, client: Client) -> bool:
+        """True when ``client`` has the last published seq on its resumable channel (or failed).
+
+        Only the first channel counts: an unreliable channel whose last message was lost
+        never reaches the end, and waiting for it would only stall the report.
+        """
+        if client.state is State.FAILED:
+            return True
+        return client.stats[client.channels[0]].tracker.highest >= self.published
+
+    # --- health ----------------------------------------------------------------------------
+
+    def _server_overloaded(self) -> bool:
+        # The server measures its own loop; its figures arrive with its publisher events.
+        return self.server.health is not None and self.server.health.overloaded
+
+    def _on_health_sample(self, now: float) -> None:
+        self.overload.update(self._server_overloaded() or self.monitor.meter.overloaded(now), now)
+
+    def overloaded_sides(self) -> list[str]:
+        """Which side is overloaded right now: ``[]``, ``["server"]``, ``["client"]`` or both."""
+        sides = ["server"] if self._server_overloaded() else []
+        return sides + (["client"] if self.monitor.meter.overloaded(self.monitor.clock()) else [])
+
+    def health(self) -> dict[str, Any]:
+        """The report's ``health`` section."""
+        meter = self.monitor.meter
+        client = SideHealth(meter.summary(), None, meter.overloaded(self.monitor.clock()), meter.overloaded_s)
+        return health_report(client, self.server.health, self.overload.seconds)
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def duration(self) -> float:
+        """Seconds of publishing so far (up to :meth:`settle`, which stops publishing)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.publishing_stopped_at or self.clock()) - self.started_at
+
+    def final(self) -> bool:
+        """Publishing stopped at least the unreliable grace ago: every tail is settled."""
+        stopped = self.publishing_stopped_at
+        return stopped is not None and self.clock() - stopped >= UNRELIABLE_GRACE_S
+
+    def view_of(self, client: Client) -> View:
+        """The context ``client``'s figures are taken in now (one rule for every screen)."""
+        return client.view(self.published, self.server.replay_from, self.final())
+
+    def report(self) -> dict[str, Any]:
+        """The JSON report (field names are a contract other tools read)."""
+        published, replay_from, final = self.published, self.server.replay_from, self.final()
+        transports = {name: c.report(published, replay_from, final) for name, c in self.clients.items()}
+        for name, crowd in self.crowds.items():
+            transports[name]["crowd"] = crowd.report(since=self.started_at)
+        report = {
+            "published": published,
+            "duration_s": round(self.duration(), 3),
+            "settled": self.settled,
+            "transports": transports,
+            "faults": self.faults.report(),
+            "health": self.health(),
+        }
+        if self.crowds:
+            kb = self.server_kb_per_connection
+            report["server_load"] = dict(self.server_load or {}) | {
+                "rss_kb_per_connection": None if kb is None else round(kb, 1)
+            }
+        return report
+
+    def reset_counters(self) -> None:
+        """Zero every figure (counters, latency, downtime, fault records); connections carry on."""
+        for client in self.clients.values():
+            client.restart_counting()
+        self.faults.recovery.clear()

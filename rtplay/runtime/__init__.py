@@ -1,0 +1,1 @@
+"""Process plumbing both processes use: the event loop, the control token file, the loop monitor."""

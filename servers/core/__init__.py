@@ -1,0 +1,1 @@
+"""The server's core, shared by every listener: hub, fan-out, fault state, throttle, connections, load, events, certificate, control guard."""

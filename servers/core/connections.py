@@ -1,0 +1,52 @@
+"""Live connections per transport, so that one transport's connections can be dropped at once."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from servers.core.load import LoadMeter
+
+log = logging.getLogger(__name__)
+
+Abort = Callable[[], None]
+
+
+class ConnectionRegistry:
+    """Maps transport name → the abort callbacks of its live connections."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._live: dict[str, set[Abort]] = defaultdict(set)
+        self.clock = clock
+        self.load = LoadMeter()
+        """Accepts per second, concurrent connections and loop lag (what a crowd does)."""
+
+    @contextmanager
+    def track(self, transport: str, abort: Abort) -> Iterator[None]:
+        """Register a connection for the duration of the ``with`` block."""
+        self._live[transport].add(abort)
+        self.load.accepted(self.clock())
+        try:
+            yield
+        finally:
+            self._live[transport].discard(abort)
+            self.load.closed(self.clock())
+
+    def count(self, transport: str) -> int:
+        return len(self._live.get(transport, ()))
+
+    def drop(self, transport: str | None = None) -> int:
+        """Abort every live connection of ``transport`` (all when None); return how many."""
+        names = [transport] if transport else list(self._live)
+        dropped = 0
+        for name in names:
+            for abort in list(self._live.get(name, ())):
+                try:
+                    abort()
+                except Exception:  # one broken connection must not stop the others dropping
+                    log.exception("aborting a %s connection failed", name)
+                dropped += 1
+        return dropped

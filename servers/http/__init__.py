@@ -1,0 +1,1 @@
+"""The aiohttp listener: /poll, /longpoll, /sse, /ws, the page and the browser report."""

@@ -1,0 +1,88 @@
+"""What the two streaming endpoints (/sse and /ws) share: the replay, then live envelopes in
+batches, each batch one write, with the stream faults (stall, delay, throttle) applied.
+
+An endpoint says only how a batch is framed (:meth:`EnvelopeStream.encode`) and written
+(:meth:`EnvelopeStream.write`); :func:`relay` does the rest. One write per batch matters:
+a write is a syscall, and the publisher hands over a burst per wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.faults import Kind
+from servers.http.app import WRITE_BATCH, ServerContext, SlowConsumer, Throttle, _hold_envelope
+from servers.core.hub import Backlog
+from servers.core.pubsub import SLOW_CONSUMER, Subscription
+
+
+class EnvelopeStream:
+    """One streaming connection's writing side (subclassed per transport)."""
+
+    transport = "?"
+
+    def __init__(self, ctx: ServerContext, sub: Subscription, throttle: Throttle) -> None:
+        self.ctx = ctx
+        self.sub = sub
+        self.throttle = throttle
+
+    def encode(self, group: list[Envelope]) -> bytes:
+        """``group`` in the transport's framing."""
+        raise NotImplementedError
+
+    async def write(self, data: bytes) -> None:
+        """Hand ``data`` to the peer (raises :class:`SlowConsumer` when it does not take it)."""
+        raise NotImplementedError
+
+    async def idle(self) -> None:
+        """Nothing was published for a while (SSE sends a keep-alive comment)."""
+
+    async def envelopes(self, batch: list[Envelope]) -> None:
+        """Write ``batch``: in one write, or one per envelope while a delay or stall holds each."""
+        faults, name = self.ctx.faults, self.transport
+        if faults.has(Kind.DELAY, name) or faults.stalled(name):
+            groups = [[env] for env in batch]  # each envelope held until its own t + delay
+        else:
+            groups = [batch]
+        for group in groups:
+            await _hold_envelope(self.ctx, name, group[0])
+            data = self.encode(group)
+            await self.throttle(len(data))
+            await self.write(data)
+
+
+async def replay(stream: EnvelopeStream, backlog: Backlog, cursor: int) -> int:
+    """Write ``backlog``; the last seq written (``cursor`` when none was).
+
+    Yields to the loop after every batch: a burst of new subscribers each replaying
+    thousands of envelopes takes turns with live traffic instead of starving it.
+    """
+    last = cursor
+    for start in range(0, len(backlog.messages), WRITE_BATCH):
+        chunk = backlog.messages[start : start + WRITE_BATCH]
+        await stream.envelopes(chunk)
+        last = chunk[-1].seq
+        await asyncio.sleep(0)
+    return last
+
+
+async def relay(stream: EnvelopeStream, backlog: Backlog, cursor: int, idle_s: float | None = None) -> None:
+    """:func:`replay` ``backlog``, then stream live envelopes until the subscription is closed
+    (``idle_s`` without one calls :meth:`EnvelopeStream.idle`). Raises :class:`SlowConsumer`
+    when the subscription was cut for it."""
+    last = await replay(stream, backlog, cursor)
+    sub = stream.sub
+    while True:
+        env = await sub.get(timeout=idle_s)
+        if env is None:
+            if sub.closed.is_set():
+                if sub.reason == SLOW_CONSUMER:
+                    raise SlowConsumer(sub.reason)
+                return
+            await stream.idle()
+            continue
+        batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
+        if batch:
+            await stream.envelopes(batch)
+            last = batch[-1].seq

@@ -1,0 +1,1 @@
+"""The HTTP/3 listener: WebTransport sessions over aioquic, with datagram faults on its UDP socket."""

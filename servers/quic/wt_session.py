@@ -1,0 +1,230 @@
+"""One WebTransport session's sender: its envelopes on a stream and as datagrams, its pings.
+
+Per session the server opens one unidirectional stream of newline-delimited JSON (the
+backlog after ``since``, then every live envelope; :mod:`servers.quic.server` describes the lines)
+and sends each live envelope as one HTTP/3 datagram too. Faults act per envelope: ``stall``
+and ``delay`` hold each one to its own time (:func:`held`), envelopes already due go out
+together, and the writer flushes what it has before it waits for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from aioquic.h3.connection import H3Connection, Setting
+from aioquic.quic.connection import stream_is_unidirectional
+
+from rtplay.compat.aioquic import pending_datagrams, unacked_stream_bytes
+from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.wt import CLOSE_BAD_PING, CLOSE_SERVER_ERROR, CLOSE_TOO_SLOW, close_capsule, pong_for
+from servers.http.app import WRITE_BATCH, ServerContext, Throttle, _hold_envelope
+from servers.core.hub import Backlog
+from servers.core.pubsub import Subscription
+from servers.quic.wtproto import stream_lines
+
+if TYPE_CHECKING:
+    from servers.quic.server import _WtServerProtocol
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = "wt"
+
+#: Largest envelope sent as a datagram. A datagram must fit one QUIC packet of at least
+#: 1200 bytes (RFC 9000 §14): minus the short header (≤ 25), the AEAD tag (16) and the
+#: DATAGRAM frame and quarter-stream-id varints (≤ 11), with margin. Bigger envelopes
+#: still go on the stream.
+MAX_DATAGRAM_PAYLOAD = 1100
+
+#: Unacknowledged bytes on a session's stream before the writer waits for ACKs: one
+#: flow-control window (aioquic's default max_stream_data). More cannot be in flight, so
+#: beyond it the buffer only grows while the peer or the path is slow. While the writer
+#: waits, the subscription queue (bounded) fills and finally closes the session as too slow.
+STREAM_HIGH_WATER_BYTES = 1024 * 1024
+
+#: Datagrams queued inside aioquic (waiting for congestion window) before newer ones are
+#: dropped at the tail, as a router queue would: ~1 s at 1000 msg/s, ~100 KiB. A datagram
+#: older than that is stale for real-time use anyway.
+MAX_PENDING_DATAGRAMS = 1024
+
+#: Client→server ping lines are ``{"ping": <float>}``, ~30 bytes.
+MAX_PING_LINE_BYTES = 1024
+
+#: Bidirectional (ping) streams a session may have open at once; ours uses one.
+MAX_PING_STREAMS = 4
+
+DROPPED = "connection dropped (fault)"
+
+
+def held(ctx: ServerContext, env: Envelope, now_s: float) -> bool:
+    """Whether a fault holds ``env`` at wall time ``now_s`` (a stall, or ``delay`` not yet over
+    since the envelope's own send time)."""
+    if ctx.faults.stalled(TRANSPORT):
+        return True
+    delay = ctx.faults.delay_for(TRANSPORT)
+    return bool(delay) and env.t / 1000 + delay > now_s
+
+
+class WtSession:
+    """One WebTransport session: envelopes out on a stream and as datagrams, pings answered."""
+
+    def __init__(self, conn: _WtServerProtocol, h3: H3Connection, session_id: int, since: int) -> None:
+        self._conn = conn
+        self._h3 = h3
+        self._quic = conn.quic
+        self.session_id = session_id
+        """The stream id of the CONNECT request (draft-ietf-webtrans-http3-02 §2)."""
+        self.since = since
+        self._stream_id: int | None = None
+        self._pings: dict[int, bytearray] = {}
+        self._throttle = Throttle(conn.listener.ctx, TRANSPORT)
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.datagrams_shed = 0
+        """Datagrams not sent: aioquic's queue was full, or one would not fit a packet."""
+
+    def start(self, spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]) -> None:
+        self._task = spawn(self._run())
+
+    def abort(self) -> None:
+        """The ``drop`` fault: close this session's QUIC connection at once."""
+        self._conn.abort(DROPPED)
+
+    def end(self) -> None:
+        """The session is over (connection gone, client closed it): stop sending."""
+        self.closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the session with a reason the client can show, then stop (idempotent)."""
+        if self.closed:
+            return
+        log.info("wt: closing session %d: %s", self.session_id, reason)
+        try:
+            if self._stream_id is not None:
+                self._quic.send_stream_data(self._stream_id, b"", end_stream=True)
+            self._h3.send_data(self.session_id, close_capsule(code, reason), end_stream=True)
+        except Exception as exc:  # the peer may have reset the stream: nothing left to tell it
+            log.debug("wt: session %d close not sent: %s", self.session_id, exc)
+        self._conn.transmit()
+        self.end()
+
+    async def _run(self) -> None:
+        ctx = self._conn.listener.ctx
+        sub, backlog = ctx.broadcaster.subscribe(self.since)
+        live_from = ctx.broadcaster.hub.last_seq + 1  # subscribe() is synchronous: no gap, no overlap
+        try:
+            with ctx.registry.track(TRANSPORT, self.abort):
+                reason = await self._stream(ctx, sub, backlog, live_from)
+            self.close(CLOSE_TOO_SLOW, reason)
+        except Exception:  # a bug or an aioquic surprise ends this session, not the server
+            log.exception("wt: session %d failed", self.session_id)
+            self.close(CLOSE_SERVER_ERROR, "server error")
+        finally:
+            ctx.broadcaster.unsubscribe(sub)
+            self._conn.forget(self.session_id)
+
+    async def _stream(
+        self, ctx: ServerContext, sub: Subscription, backlog: Backlog, live_from: int
+    ) -> str:
+        """Send the backlog, then live envelopes, until the subscription closes (returns why)."""
+        stream_id = self._h3.create_webtransport_stream(self.session_id, is_unidirectional=True)
+        self._stream_id = stream_id
+        head: list[dict[str, object]] = []
+        if backlog.reset is not None:
+            head.append({"reset": backlog.reset.to_json()})
+        head.append({"live": live_from})
+        self._quic.send_stream_data(stream_id, "".join(json.dumps(line) + "\n" for line in head).encode())
+        last = self.since
+        for start in range(0, len(backlog.messages), WRITE_BATCH):
+            chunk = backlog.messages[start : start + WRITE_BATCH]
+            await self._write_in_time(ctx, stream_id, chunk, live=False)
+            last = chunk[-1].seq
+        while True:
+            env = await sub.get()
+            if env is None:
+                return sub.reason
+            batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
+            if batch:
+                await self._write_in_time(ctx, stream_id, batch, live=True)
+                last = batch[-1].seq
+
+    async def _write_in_time(
+        self, ctx: ServerContext, stream_id: int, batch: list[Envelope], live: bool
+    ) -> None:
+        """Write ``batch``, each envelope no earlier than its own time (``delay`` and
+        ``stall`` hold each one): envelopes already due go out together, and the writer
+        flushes what it has before it waits for the next one."""
+        if ctx.faults.none_active():  # nothing can hold or pace it: the common case, per message
+            await self._write(stream_id, batch, live, paced=False)
+            return
+        start = 0
+        for index, env in enumerate(batch):
+            if index > start and held(ctx, env, time.time()):
+                await self._write(stream_id, batch[start:index], live)
+                start = index
+            await _hold_envelope(ctx, TRANSPORT, env)
+        await self._write(stream_id, batch[start:], live)
+
+    async def _write(self, stream_id: int, batch: list[Envelope], live: bool, paced: bool = True) -> None:
+        """Envelopes on the stream (waiting while it is too far behind), live ones as datagrams;
+        ``paced``: through the ``throttle`` fault's bucket (the path's bandwidth is shared)."""
+        while unacked_stream_bytes(self._quic, stream_id) > STREAM_HIGH_WATER_BYTES:
+            self._conn.progress.clear()
+            await self._conn.progress.wait()
+        data = stream_lines(batch)
+        datagrams = [env.json.encode() for env in batch] if live else []
+        if paced:
+            await self._throttle(len(data) + sum(map(len, datagrams)))
+        self._quic.send_stream_data(stream_id, data)
+        for payload in datagrams:
+            self._send_datagram(payload)
+        self._conn.transmit()
+
+    def _send_datagram(self, payload: bytes) -> None:
+        # RFC 9297 §2.1.1: only to a peer whose SETTINGS enabled HTTP/3 datagrams.
+        settings = self._h3.received_settings or {}
+        if (
+            settings.get(Setting.H3_DATAGRAM) != 1
+            or len(payload) > MAX_DATAGRAM_PAYLOAD
+            or pending_datagrams(self._quic) >= MAX_PENDING_DATAGRAMS
+        ):
+            self.datagrams_shed += 1  # tail drop: the client counts it as lost
+            return
+        self._h3.send_datagram(self.session_id, payload)
+
+    def stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        """Data on a client-opened stream of this session: ping lines on a bidi stream."""
+        if stream_is_unidirectional(stream_id) or self.closed:
+            return  # a client→server uni stream carries nothing we use
+        buffer = self._pings.get(stream_id)
+        if buffer is None:
+            if len(self._pings) >= MAX_PING_STREAMS:
+                self.close(CLOSE_BAD_PING, f"more than {MAX_PING_STREAMS} ping streams")
+                return
+            buffer = self._pings[stream_id] = bytearray()
+        buffer += data
+        *lines, rest = buffer.split(b"\n")
+        if len(rest) > MAX_PING_LINE_BYTES:
+            self.close(CLOSE_BAD_PING, f"ping line over {MAX_PING_LINE_BYTES} bytes")
+            return
+        self._pings[stream_id] = bytearray(rest)
+        ctx = self._conn.listener.ctx
+        ctx.faults.expire(ctx.clock())
+        for line in filter(None, lines):
+            try:
+                pong = pong_for(line)
+            except ValueError as exc:
+                self.close(CLOSE_BAD_PING, str(exc))
+                return
+            if not ctx.faults.stalled(TRANSPORT):  # a stalled server answers nothing
+                self._quic.send_stream_data(stream_id, pong)
+        if ended:
+            del self._pings[stream_id]
+            self._quic.send_stream_data(stream_id, b"", end_stream=True)
+        self._conn.transmit()

@@ -1,0 +1,1 @@
+"""WebRTC: signaling over HTTP and the publishing aiortc peers."""

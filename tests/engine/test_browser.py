@@ -1,0 +1,89 @@
+"""rtplay's side of the browser: report entries with rtplay's fields, recovery from samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtplay.engine.browser import Sample, chromium_flags, loopback_only, recovery, report_entries, side_by_side
+
+
+def channel(delivered: int, highest: int, missing: int = 0, reset: int = 0) -> dict[str, Any]:
+    return {"delivered": delivered, "missing": missing, "highest": highest, "lost_to_reset": reset,
+            "duplicates": 0, "out_of_order": 0, "latency_ms": {"p50": 3.0, "p95": 5.0, "p99": 6.0, "max": 9.0}}
+
+
+def client(state: str, **channels: dict[str, Any]) -> dict[str, Any]:
+    return {"state": state, "connects": 2, "reconnects": 1, "downtime_s": 0.5, "channels": channels, "log": []}
+
+
+def test_entries_have_rtplays_fields_and_count_loss_like_rtplay() -> None:
+    clients = {
+        "ws": client("open", main=channel(95, 98, missing=2, reset=1)),
+        "sse": client("failed", main=channel(40, 40)) | {"failed_reason": "the browser gave up"},
+        "wt": client("open", stream=channel(100, 100), datagram=channel(60, 100, missing=40)),
+    }
+    entries = report_entries(clients, published=100)
+    # As rtplay's model: holes below the highest seen are lost; the tail of a live client is pending.
+    assert (entries["ws"]["lost"], entries["ws"]["pending"], entries["ws"]["lost_to_reset"]) == (2, 2, 1)
+    assert "channels" not in entries["ws"]
+    # A client that gave up stopped subscribing: what came after is not its loss.
+    assert entries["sse"]["lost"] == 0 and entries["sse"]["failed_reason"] == "the browser gave up"
+    assert entries["wt"]["channels"]["datagram"]["lost"] == 40
+    assert entries["wt"]["delivered"] == 100  # the first channel is the transport's row
+    assert set(entries["ws"]) >= {"state", "delivered", "lost", "lost_to_reset", "duplicates", "out_of_order",
+                                  "latency_ms", "connects", "reconnects", "downtime_s", "wire_bytes_per_msg"}
+
+
+def samples(*rows: tuple[float, str, int]) -> list[Sample]:
+    return [Sample(at, {"ws": (state, count)}) for at, state, count in rows]
+
+
+def test_recovery_from_samples() -> None:
+    # A client that never leaves open is timed by the samples: the first new message after the end.
+    steady = samples((9.75, "open", 100), (10.0, "open", 100), (10.25, "open", 105))
+    assert recovery(steady, "ws", 10.0, 10.0) == {"time_to_detect_s": None, "time_to_recover_s": 0.25,
+                                                  "final_state": "open"}
+    # One that gives up.
+    gave_up = samples((9.75, "open", 100), (10.25, "failed", 100), (11.0, "failed", 100))
+    assert recovery(gave_up, "ws", 10.0, 10.0)["final_state"] == "failed"
+    assert recovery(gave_up, "ws", 10.0, 10.0)["time_to_recover_s"] is None
+    assert recovery(gave_up, "sse", 10.0, 10.0)["final_state"] == "unknown"
+
+
+def test_recovery_of_a_client_that_went_down_is_timed_by_the_pages_own_events() -> None:
+    # An outage from 10 to 15 s: no sample in between (the report endpoint was down too).
+    run = samples((9.75, "open", 100), (15.75, "open", 140))
+    wall = 1_000.0  # wall clock minus session clock
+    events = [["down", (10.04 + wall) * 1000], ["back", (17.5 + wall) * 1000]]
+    figures = recovery(run, "ws", 10.0, 15.0, events, wall_offset=wall)
+    assert figures == {"time_to_detect_s": 0.04, "time_to_recover_s": 2.5, "final_state": "open"}
+    # Events before the fault, or long after it, are not its detection.
+    early = [["down", (5.0 + wall) * 1000], ["back", (5.5 + wall) * 1000]]
+    assert recovery(run, "ws", 10.0, 15.0, early, wall_offset=wall)["time_to_detect_s"] is None
+
+
+def test_side_by_side_marks_where_the_two_differ() -> None:
+    fault = {"fault": "error 503 on sse", "transport": "sse", "start_s": 3.0, "end_s": 6.0,
+             "time_to_detect_s": 0.01, "time_to_recover_s": None, "failed": "HTTP 503"}
+    report = {
+        "transports": {"sse": {"state": "failed"}},
+        "faults": [fault, fault | {"transport": "ws", "failed": None, "time_to_recover_s": 0.4}],
+        "browser": {"faults": [
+            {"fault": "error 503 on sse", "transport": "sse", "start_s": 3.0, "end_s": 6.0,
+             "time_to_detect_s": 0.25, "time_to_recover_s": None, "final_state": "failed"},
+            {"fault": "error 503 on sse", "transport": "ws", "start_s": 3.0, "end_s": 6.0,
+             "time_to_detect_s": None, "time_to_recover_s": None, "final_state": "open"},
+        ]},
+    }
+    sse, ws = side_by_side(report)
+    assert sse["differs"] == [] and sse["browser"]["final"] == "failed"
+    assert ws["rtplay"]["final"] == "?" and ws["differs"] == ["final state", "noticed"]
+
+
+def test_chromium_flags_allow_loopback_webrtc_only_on_a_loopback_only_host() -> None:
+    assert loopback_only(["lo"]) and not loopback_only(["lo", "eth0"])
+    lan = chromium_flags(4433, loopback=False)
+    assert "--origin-to-force-quic-on=127.0.0.1:4433" in lan and "--headless" in lan
+    assert "--allow-loopback-in-peer-connection" not in lan
+    assert "--allow-loopback-in-peer-connection" in chromium_flags(4433, loopback=True)
+    assert not any("fake" in flag for flag in chromium_flags(4433, loopback=True))

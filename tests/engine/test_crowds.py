@@ -1,0 +1,100 @@
+"""Crowd accounting (pure) and a small real crowd against the built-in server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rtplay.model.crowd import BIN_S, CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
+from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
+from rtplay.engine.session import Session, SessionConfig
+from rtplay.protocol.options import ServerOptions
+
+
+def feed(recorder: CrowdRecorder, i: int, *events: object) -> None:
+    for event in events:
+        recorder.on_event(i, event)  # type: ignore[arg-type]
+
+
+def herd(recorder: CrowdRecorder, retry_at: list[float]) -> None:
+    """Every client connects at 0, drops at 1, retries (refused) at retry_at[i], is back at +0.5."""
+    for i, t in enumerate(retry_at):
+        feed(recorder, i, Connecting("ws", 0.0, 1), Connected("ws", 0.01), Disconnected("ws", 1.0, "lost"),
+             RetryScheduled("ws", 1.0, t - 1.0, "p"), Connecting("ws", t, 2), Disconnected("ws", t, "refused"),
+             Connecting("ws", t + 0.5, 3), Connected("ws", t + 0.5))
+
+
+def stats_of(recorder: CrowdRecorder, workers: int = 1) -> CrowdStats:
+    stats = CrowdStats(recorder.count)
+    stats.merge(0, recorder.drain(), now=10.0)
+    return stats
+
+
+def test_a_synchronized_crowd_peaks_in_one_bin_and_a_spread_one_does_not() -> None:
+    together, spread = CrowdRecorder(100), CrowdRecorder(100)
+    herd(together, [2.0] * 100)
+    herd(spread, [2.0 + i * 0.02 for i in range(100)])  # 2 s wide: five per 100 ms bin
+    a, b = stats_of(together).report(since=0.5), stats_of(spread).report(since=0.5)
+    assert a["peak_attempts_per_s"] == 100 / BIN_S
+    assert b["peak_attempts_per_s"] <= 12 / BIN_S  # five first and five second tries a bin
+    assert a["total_attempts"] == b["total_attempts"] == 200  # the first connects are set-up
+    assert a["time_to_all_reconnected_s"] == pytest.approx(1.5)
+    assert b["time_to_all_reconnected_s"] == pytest.approx(1.5 + 99 * 0.02)
+    assert a["reconnect_delay_ms"] == {"p50": pytest.approx(1500), "p99": pytest.approx(1500)}
+    assert a["states"]["open"] == 100
+
+
+def test_a_crowd_not_all_back_has_no_reconnect_time() -> None:
+    recorder = CrowdRecorder(2)
+    feed(recorder, 0, Connecting("ws", 0, 1), Connected("ws", 0.1))
+    feed(recorder, 1, Connecting("ws", 0, 1), Connected("ws", 0.1), Disconnected("ws", 1.0, "lost"))
+    report = stats_of(recorder).report()
+    assert report["time_to_all_reconnected_s"] is None
+    assert report["states"]["connecting"] == 0 and report["states"]["open"] == 1
+
+
+def test_deltas_from_several_workers_merge() -> None:
+    one, two = CrowdRecorder(50), CrowdRecorder(50)
+    herd(one, [2.0] * 50)
+    herd(two, [2.05] * 50)
+    stats = CrowdStats(100)
+    stats.merge(0, one.drain(), 1.0)
+    stats.merge(1, two.drain(), 1.0)
+    assert stats.report(since=0.5)["peak_attempts_per_s"] == 100 / BIN_S
+    assert stats.states()["open"] == 100
+    assert one.drain()["attempts"] == []  # a drain hands over each event once
+
+
+def test_delivery_figures_merge_across_workers() -> None:
+    a = final_figures([{"delivered": 10, "lost": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "lost_to_reset": 1}], "p")
+    b = final_figures([{"delivered": 9, "lost": 1, "lost_to_reset": 0}], "p")
+    merged = merge_finals([a | {"cpu_s": 1.0, "max_rss_kb": 100, "clients": 2}, b | {"cpu_s": 0.5, "max_rss_kb": 50, "clients": 1}])
+    assert merged == {
+        "delivered_min": 8, "lost_total": 3, "lost_to_reset_total": 1, "policy": "p",
+        "worker_cpu_s": 1.5, "worker_rss_kb_per_client": 50.0,
+    }
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile([], 99) is None
+
+
+async def test_a_real_crowd_reconnects_after_a_drop_and_loses_nothing() -> None:
+    config = SessionConfig(
+        transports=["ws"], server=ServerOptions(rate=20), crowd=20,
+        client_options={"ws": {"retry": "exponential:jitter=full,base=0.2,cap=0.4"}},
+    )
+    async with Session(config) as session:
+        crowd = session.crowds["ws"]
+        assert crowd.stats.states()["open"] == 20 or session.server.ctx.registry.count("ws") >= 20
+        await asyncio.sleep(0.3)
+        await session.drop("ws")
+        async with asyncio.timeout(10):
+            while crowd.stats.time_to_all_reconnected() is None:
+                await asyncio.sleep(0.05)
+        assert await session.settle(10)
+        await session.finish_crowds()
+        report = session.report()
+    entry = report["transports"]["ws"]["crowd"]
+    assert entry["clients"] == 20 and entry["lost_total"] == 0 and entry["delivered_min"] == report["published"]
+    assert entry["total_attempts"] >= 20 and entry["time_to_all_reconnected_s"] < 2
+    assert entry["policy"] == "exp full 0.2s×2≤0.4s"
+    assert report["server_load"]["peak_concurrent"] >= 21
