@@ -23,22 +23,71 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from rtplay.protocol import control_api
-from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
+from rtplay.protocol.control_events import Bye, Hello, encode
+from rtplay.protocol.faults import ALL, TRANSPORTS, Fault, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
+from servers.core.events import EventBus
 from servers.core.guard import dumps_strict, json_object, json_response, server_logger
-from servers.http.app import MAX_REQUEST_BYTES, bad_request
-
-if TYPE_CHECKING:
-    from servers.runner import Server
+from servers.http.common import MAX_REQUEST_BYTES, bad_request
 
 log = logging.getLogger(__name__)
 
-SERVER: web.AppKey[Server] = web.AppKey("rtplay-server")
+Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]
+"""An aiohttp middleware (the control guard's)."""
+
+class ControlTarget(Protocol):
+    """What the control API drives: the server, through the operations the API offers."""
+
+    @property
+    def events(self) -> EventBus:
+        """What ``GET /control/events`` followers are told."""
+
+    @property
+    def rate(self) -> float:
+        """The publish rate (msg/s)."""
+
+    @property
+    def published(self) -> int:
+        """The hub's last seq."""
+
+    @property
+    def replay_from(self) -> int:
+        """The oldest seq the hub can still replay."""
+
+    def now(self) -> float:
+        """The fault engine's clock (monotonic seconds)."""
+
+    def status(self, load_s: float = ...) -> dict[str, Any]:
+        """Everything a follower needs: endpoints, faults, rate, published, load, health."""
+
+    def active_faults(self) -> list[Fault]:
+        """The faults acting now, oldest first."""
+
+    def add_fault(
+        self, kind: Kind, scope: str = ..., value: float | None = ..., *, jitter: float = ..., duration: float | None = ...
+    ) -> Fault:
+        """Start a fault; :class:`FaultError` when it makes no sense."""
+
+    def clear_faults(self, fault_id: int | None = ...) -> list[Fault]:
+        """End one fault (or all); the faults ended."""
+
+    def set_rate(self, rate: float) -> None:
+        """Publish at ``rate`` msg/s from now on."""
+
+    def drop(self, transport: str | None = ...) -> int:
+        """Abort every live connection of ``transport`` (all when None); how many."""
+
+    def reset_counters(self) -> int:
+        """Tell every follower to zero its counters; how many followers were told."""
+
+
+SERVER: web.AppKey[ControlTarget] = web.AppKey("rtplay-server")
 
 #: How long a stopping control listener waits for in-flight handlers (event streams are
 #: ended first, so nothing should be left).
@@ -76,8 +125,8 @@ async def status(request: web.Request) -> web.Response:
 
 async def list_faults(request: web.Request) -> web.Response:
     server = request.app[SERVER]
-    now = server.ctx.clock()
-    return json_response({"faults": [f.to_json(now) for f in server.faults.active(now)]})
+    now = server.now()
+    return json_response({"faults": [f.to_json(now) for f in server.active_faults()]})
 
 
 async def add_fault(request: web.Request) -> web.Response:
@@ -100,7 +149,7 @@ async def add_fault(request: web.Request) -> web.Response:
         )
     except FaultError as exc:
         return bad_request(str(exc))
-    return json_response({"fault": fault.to_json(server.ctx.clock())}, 201)
+    return json_response({"fault": fault.to_json(server.now())}, 201)
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -111,12 +160,12 @@ async def clear_faults(request: web.Request) -> web.Response:
     cleared = server.clear_faults(int(raw) if raw is not None else None)
     if raw is not None and not cleared:
         return json_response({"error": f"no active fault {raw}"}, 404)
-    now = server.ctx.clock()
+    now = server.now()
     return json_response({"cleared": [f.to_json(now) for f in cleared]})
 
 
 async def get_rate(request: web.Request) -> web.Response:
-    return json_response({"rate": request.app[SERVER].publisher.rate})
+    return json_response({"rate": request.app[SERVER].rate})
 
 
 async def set_rate(request: web.Request) -> web.Response:
@@ -127,7 +176,7 @@ async def set_rate(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     server.set_rate(float(rate))
     # Publishing at the old rate has stopped: the count is final when the rate is 0.
-    return json_response({"rate": float(rate), "published": server.hub.last_seq})
+    return json_response({"rate": float(rate), "published": server.published, "replay_from": server.replay_from})
 
 
 async def drop(request: web.Request) -> web.Response:
@@ -150,11 +199,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
     try:
         await response.prepare(request)
-        await response.write((dumps_strict({"type": "hello", "status": server.status()}) + "\n").encode())
+        await response.write((dumps_strict(encode(Hello(server.status()))) + "\n").encode())
         while (batch := await feed.next_batch()) is not None:
-            await response.write("".join(dumps_strict(e) + "\n" for e in batch).encode())
+            await response.write("".join(dumps_strict(encode(e)) + "\n" for e in batch).encode())
         if feed.reason:
-            await response.write((dumps_strict({"type": "bye", "reason": feed.reason}) + "\n").encode())
+            await response.write((dumps_strict(encode(Bye(feed.reason))) + "\n").encode())
     except ConnectionResetError:  # the follower went away
         pass
     finally:
@@ -165,8 +214,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 class ControlListener:
     """The control API's own HTTP listener (up while the server runs, whatever the faults)."""
 
-    def __init__(self, server: Server, host: str, port: int) -> None:
+    def __init__(self, server: ControlTarget, guard: Middleware, host: str, port: int) -> None:
         self.server = server
+        self._guard = guard
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -178,7 +228,7 @@ class ControlListener:
 
     async def start(self) -> None:
         # No CORS here, ever: only the user may drive the control API (see servers.core.guard).
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self.server.guard.middleware])
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self._guard])
         app[SERVER] = self.server
         app.router.add_get("/control", describe)
         app.router.add_get("/control/status", status)

@@ -13,11 +13,19 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
 from rtplay.compat import check_all
+from rtplay.protocol.control_events import (
+    BufferReset,
+    CountersReset,
+    FaultChanged,
+    ListenersChanged,
+    PublisherFigures,
+    RateChanged,
+)
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
@@ -27,7 +35,8 @@ from servers.control import ControlListener
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
 from servers.core.guard import ControlGuard, is_loopback, new_token, server_logger
-from servers.http.app import HttpConfig, ServerContext, build_app
+from servers.core.context import HttpConfig, ServerContext
+from servers.http.app import build_app
 from servers.core.load import probe_loop_lag, resident_kb
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
@@ -61,7 +70,6 @@ def _import_webrtc() -> None:
 
 
 AppHook = Callable[[web.Application], None]
-FaultListener = Callable[[str, Fault], None]
 """Called with ``("started" | "ended", fault)``."""
 
 #: How often timed faults are checked for their end. A cleared or expired fault must stop
@@ -125,10 +133,9 @@ class Server:
         ]
         self.events = EventBus()
         """What ``GET /control/events`` followers are told."""
-        self.control = ControlListener(self, self.config.host, self.config.control_port)
+        self.control = ControlListener(self, self.guard.middleware, self.config.host, self.config.control_port)
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
-        self._fault_listeners: list[FaultListener] = []
         self._outages: set[int] = set()
         """Ids of outage/crash faults holding the listeners down."""
         self._background: set[asyncio.Task[None]] = set()
@@ -195,10 +202,6 @@ class Server:
     @property
     def http_running(self) -> bool:
         return self._http is not None
-
-    def add_app_hook(self, hook: AppHook) -> None:
-        """Let another module add routes to the HTTP app (applied at every (re)start)."""
-        self._app_hooks.append(hook)
 
     async def start(self, publish: bool = True) -> None:
         await self.control.start()
@@ -309,26 +312,23 @@ class Server:
         async with self._listener_lock:
             await self.stop_http()
             await self.quic.stop()
-        self.events.publish({"type": "listeners", "up": False})
+        self.events.publish(ListenersChanged(up=False))
 
     async def start_listeners(self, forget: bool = False) -> None:
         """Back from an outage; ``forget`` = it was a crash and the replay buffer is gone."""
         async with self._listener_lock:
             if forget:
                 self.hub.forget()
-                self.events.publish({"type": "reset", "cause": "crash", "first": self.hub.first_available})
+                self.events.publish(BufferReset(cause="crash", first=self.hub.first_available))
             await self.start_http()
             await self.quic.start()
-        self.events.publish({"type": "listeners", "up": True})
+        self.events.publish(ListenersChanged(up=True))
 
     # --- faults ------------------------------------------------------------------------------
 
-    def add_fault_listener(self, listener: FaultListener) -> None:
-        self._fault_listeners.append(listener)
-
     def reset_counters(self) -> int:
         """Ask every follower (a session accounts on its side) to zero its counters."""
-        self.events.publish({"type": "counters_reset"})
+        self.events.publish(CountersReset())
         return self.events.followers
 
     def add_fault(
@@ -372,19 +372,13 @@ class Server:
                     self._spawn(self._come_back(forget=crash))
                 elif crash:  # the crashed process is back but another outage holds the listeners
                     self.hub.forget()
-                    self.events.publish({"type": "reset", "cause": "crash", "first": self.hub.first_available})
+                    self.events.publish(BufferReset(cause="crash", first=self.hub.first_available))
             log.info("fault ended: %s", fault.describe())
             self._notify("ended", fault)
 
-    def _notify(self, what: str, fault: Fault) -> None:
+    def _notify(self, what: Literal["started", "ended"], fault: Fault) -> None:
         # "published" lets a follower tell what was published before the fault from what after.
-        self.events.publish({"type": "fault", "what": what, "fault": fault.to_json(self.ctx.clock()),
-                             "published": self.hub.last_seq})
-        for listener in list(self._fault_listeners):
-            try:
-                listener(what, fault)
-            except Exception:  # a broken listener must not stop the fault engine
-                log.exception("fault listener failed")
+        self.events.publish(FaultChanged(what=what, fault=fault.to_json(self.ctx.clock()), published=self.hub.last_seq))
 
     async def _come_back(self, forget: bool) -> None:
         """End an outage: rebind every listener, retrying (and saying so) while a port is taken."""
@@ -414,15 +408,32 @@ class Server:
             self.faults.expire(now)
             self._ended(self.faults.drain_ended())
             if self.broadcaster.slow_cuts != cut:
-                self.events.publish({"type": "reset", "cause": "too_slow", "cut": self.broadcaster.slow_cuts - cut})
+                self.events.publish(BufferReset(cause="too_slow", cut=self.broadcaster.slow_cuts - cut))
                 cut = self.broadcaster.slow_cuts
             if now - last_figures >= PUBLISHER_EVERY_S:
                 last_figures = now
-                self.events.publish(
-                    {"type": "publisher", "published": self.hub.last_seq, "rate": self.publisher.rate,
-                     "replay_from": self.hub.first_available,
-                     "health": self.health().to_json()}
-                )
+                self.events.publish(PublisherFigures(
+                    published=self.hub.last_seq, rate=self.publisher.rate,
+                    replay_from=self.hub.first_available, health=self.health().to_json(),
+                ))
+
+    @property
+    def rate(self) -> float:
+        return self.publisher.rate
+
+    @property
+    def published(self) -> int:
+        return self.hub.last_seq
+
+    @property
+    def replay_from(self) -> int:
+        return self.hub.first_available
+
+    def now(self) -> float:
+        return self.ctx.clock()
+
+    def active_faults(self) -> list[Fault]:
+        return self.faults.active(self.ctx.clock())
 
     def drop(self, transport: str | None = None) -> int:
         """Abruptly close every live connection of ``transport`` (all when None)."""
@@ -430,8 +441,7 @@ class Server:
 
     def set_rate(self, rate: float) -> None:
         self.publisher.set_rate(rate)
-        self.events.publish({"type": "rate", "rate": rate, "published": self.hub.last_seq,
-                             "replay_from": self.hub.first_available})
+        self.events.publish(RateChanged(rate=rate, published=self.hub.last_seq, replay_from=self.hub.first_available))
 
     def app(self) -> web.Application | None:
         return self._http.app if self._http else None

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from rtplay.runtime import eventloop
 from rtplay.clients.base import Client
@@ -20,6 +21,11 @@ from servers.rtc.peer import MAX_PEERS, RtcManager
 from servers.runner import Server, ServerConfig
 
 C = TypeVar("C", bound=Client)
+
+# A busy machine (CI beside other work) must not fail a property for taking its time: no
+# per-example deadline and no too-slow health check; the properties themselves are unchanged.
+settings.register_profile("rtplay", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rtplay")
 
 #: Test modules of the core transports: they run on both event loops in every run, so CI
 #: covers uvloop (the product's default) and asyncio (its fallback) alike.
@@ -125,7 +131,7 @@ def fast_server_options(**kw: object) -> ServerOptions:
 
 
 def fast_server_config(**kw: object) -> ServerConfig:
-    from servers.http.app import HttpConfig
+    from servers.core.context import HttpConfig
 
     return ServerConfig(rate=0, http=HttpConfig(**FAST_HTTP), **kw)  # type: ignore[arg-type]
 

@@ -21,6 +21,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from rtplay.clients import Endpoints
+from rtplay.protocol.control_events import (
+    BufferReset,
+    ControlEvent,
+    FaultChanged,
+    Hello,
+    ListenersChanged,
+    PublisherFigures,
+    RateChanged,
+    decode,
+)
 from rtplay.protocol.faults import ONE_SHOT, Fault, FaultError, Kind
 from rtplay.runtime.health import SideHealth
 from rtplay.runtime.token import TOKEN_HEADER, find_token
@@ -94,32 +104,31 @@ class ServerMirror:
         self.faults = {f.id: f for f in (Fault.from_json(o, now) for o in status.get("faults", []))}
         self._health(status)
 
-    def apply(self, event: dict[str, Any], now: float) -> tuple[str, Fault] | None:
+    def apply(self, event: ControlEvent, now: float) -> tuple[str, Fault] | None:
         """Take one event; return ``(what, fault)`` for a fault that started or ended."""
-        kind = event.get("type")
-        if kind == "publisher" or kind == "rate":
-            self.published = max(self.published, int(event.get("published", self.published)))
-            self.replay_from = int(event.get("replay_from", self.replay_from))
-            self.rate = float(event.get("rate", self.rate))
-            self._health(event)
-        elif kind == "listeners":
-            self.listening = bool(event.get("up"))
-        elif kind == "reset":
-            if event.get("cause") == "crash":
+        match event:
+            case PublisherFigures() | RateChanged():
+                self.published = max(self.published, event.published)
+                self.replay_from = event.replay_from
+                self.rate = event.rate
+                if isinstance(event, PublisherFigures) and event.health is not None:
+                    self._health({"health": event.health})
+            case ListenersChanged(up=up):
+                self.listening = up
+            case BufferReset(cause="crash"):
                 self.crashes += 1
-            else:
-                self.too_slow_cuts += int(event.get("cut", 1))
-        elif kind == "hello":
-            self.load(event.get("status", {}), now)
-        elif kind == "fault":
-            self.published = max(self.published, int(event.get("published", self.published)))
-            fault = Fault.from_json(event.get("fault", {}), now)
-            what = str(event.get("what"))
-            if what == "started":
-                self.started(fault)
-            if what == "ended":
-                self.ended(fault.id)
-            return what, fault
+            case BufferReset(cut=cut):
+                self.too_slow_cuts += cut or 1
+            case Hello(status=status):
+                self.load(status, now)
+            case FaultChanged():
+                self.published = max(self.published, event.published)
+                fault = Fault.from_json(event.fault, now)
+                if event.what == "started":
+                    self.started(fault)
+                else:
+                    self.ended(fault.id)
+                return event.what, fault
         return None
 
     def _health(self, obj: dict[str, Any]) -> None:
@@ -198,8 +207,9 @@ class ControlClient:
         body = {} if transport is None else {"transport": transport}
         return int((await self._call("POST", "/drop", body))["dropped"])
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Follow ``GET /control/events`` until the server ends it."""
+    async def events(self) -> AsyncIterator[ControlEvent]:
+        """Follow ``GET /control/events`` until the server ends it (unknown event types, a
+        newer server's, are skipped)."""
         try:
             async with self._http.stream("GET", self.url + "/events", timeout=httpx.Timeout(REQUEST_TIMEOUT_S, read=None)) as response:
                 if response.status_code != 200:
@@ -208,8 +218,9 @@ class ControlClient:
                     if len(line) > MAX_EVENT_LINE:
                         raise ControlError("event line too long")
                     if line:
-                        event = json.loads(line)
-                        if isinstance(event, dict):
+                        obj = json.loads(line)
+                        event = decode(obj) if isinstance(obj, dict) else None
+                        if event is not None:
                             yield event
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError) as exc:  # ControlEventError is a ValueError
             raise ControlError(f"event stream of {self.url} ended: {type(exc).__name__}: {exc}") from None

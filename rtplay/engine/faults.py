@@ -3,37 +3,80 @@
 The fault *state* and its effects live with the server; this controller sends commands
 through the server's control API (like any script), turns the fault events the server
 streams back into session events and recovery records, and plays a scenario's timeline.
+
+A fault the session injects opens its recovery records *before* the command goes out: the
+server (its own process) acts on the fault before its "started" event can reach us, and a
+client that reconnects within those few milliseconds must still be credited to the fault.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from rtplay.engine.control_client import ControlError
+from rtplay.clients.base import Client
+from rtplay.engine.control_client import ControlError, ServerMirror
+from rtplay.model.accounting import View
 from rtplay.model.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.model.faultspec import FaultSpec
 from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 from rtplay.model.recovery import RecoveryTracker
 
-if TYPE_CHECKING:
-    from rtplay.engine.session import Session
-
 log = logging.getLogger(__name__)
 
 
-class FaultController:
-    """Adds and clears faults of one session and keeps their recovery figures."""
+class FaultCommands(Protocol):
+    """The control API's fault commands (what :class:`~rtplay.engine.control_client.ControlClient` offers)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a fault; its JSON."""
+
+    async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
+        """End one fault (all when None); the JSON of each fault ended."""
+
+
+class FaultController:
+    """Adds and clears faults of one session and keeps their recovery figures.
+
+    Its collaborators come in narrow: the control API's fault commands (``control``, asked
+    for at each command since the session connects after building this), the session's mirror
+    of the server, ``emit`` for pane events, the clock, the clients by transport, how a
+    client's figures are viewed now, and when the session started (None until it has).
+    """
+
+    def __init__(
+        self,
+        control: Callable[[], FaultCommands],
+        mirror: ServerMirror,
+        emit: Callable[[Event], None],
+        clock: Callable[[], float],
+        clients: Mapping[str, Client],
+        view_of: Callable[[Client], View],
+        started_at: Callable[[], float | None],
+    ) -> None:
+        self._control = control
+        self._mirror = mirror
+        self._emit = emit
+        self._clock = clock
+        self._clients = clients
+        self._view_of = view_of
+        self._started_at = started_at
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
+        self._opened: set[int] = set()
+        """Ids whose records are open already (opened by our own command)."""
+        self._pending: dict[int, tuple[Kind, str]] = {}
+        """Our commands in flight: provisional record id → (kind, scope)."""
+        self._next_provisional = -1
+
+    def _origin(self) -> float:
+        started = self._started_at()
+        return started if started is not None else self._clock()
 
     def start(self) -> None:
-        self.recovery.origin = self.session.started_at or self.session.clock()
+        self.recovery.origin = self._origin()
 
     async def stop(self) -> None:
         if self._timeline is not None:
@@ -56,21 +99,50 @@ class FaultController:
         with the reason when it makes no sense."""
         validate(kind, scope, value, jitter)  # say what is wrong without a round trip
         body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
-        fault = Fault.from_json(await self.session._api().add_fault(body), self.session.clock())
-        self.session.server.started(fault)  # active now, whether or not its event has arrived yet
+        provisional = self._open_provisional(kind, scope, value, jitter)
+        try:
+            answer = await self._control().add_fault(body)
+        except BaseException:
+            self._pending.pop(provisional, None)
+            self.recovery.withdraw(provisional)
+            raise
+        fault = Fault.from_json(answer, self._clock())
+        self._adopt(provisional, fault)
+        self._mirror.started(fault)  # active now, whether or not its event has arrived yet
         return fault
+
+    def _open_provisional(self, kind: Kind, scope: str, value: float | None, jitter: float) -> int:
+        """Open the records of a fault we are about to ask for, under a provisional id."""
+        provisional = self._next_provisional
+        self._next_provisional -= 1
+        probe = Fault(provisional, kind, scope, value, jitter, started=self._clock(), until=None)
+        self._pending[provisional] = (kind, scope)
+        # A one-shot fault's records end where it acted, which only its event can say: until
+        # then they stay open, so an arrival before the server acted is not a recovery.
+        self._open_records(provisional, probe, one_shot=False)
+        return provisional
+
+    def _adopt(self, provisional: int, fault: Fault) -> None:
+        """Our command's answer (or its event, whichever came first) names the fault's id."""
+        if self._pending.pop(provisional, None) is None:
+            return  # its event came first and adopted the records already
+        if fault.id in self._opened:
+            self.recovery.withdraw(provisional)  # cannot happen: the server's ids are new
+        else:
+            self.recovery.rename(provisional, fault.id, fault.describe())
+            self._opened.add(fault.id)
 
     async def clear(self, fault_id: int | None = None) -> list[Fault]:
         """End one fault (all when None) now; return what was cleared."""
-        now = self.session.clock()
-        cleared = [Fault.from_json(f, now) for f in await self.session._api().clear_faults(fault_id)]
+        now = self._clock()
+        cleared = [Fault.from_json(f, now) for f in await self._control().clear_faults(fault_id)]
         for fault in cleared:  # ended now, whether or not its event has arrived yet
-            self.session.server.ended(fault.id)
+            self._mirror.ended(fault.id)
         return cleared
 
     def active(self) -> list[Fault]:
         """The active faults, as the server's events last said."""
-        return self.session.server.active()
+        return self._mirror.active()
 
     async def add_spec(self, spec: FaultSpec) -> Fault:
         return await self.add(spec.kind, spec.scope, spec.value, jitter=spec.jitter, duration=spec.duration)
@@ -81,9 +153,9 @@ class FaultController:
         self._timeline = asyncio.create_task(self._run_timeline(ordered), name="rtplay-timeline")
 
     async def _run_timeline(self, specs: list[FaultSpec]) -> None:
-        origin = self.session.started_at or self.session.clock()
+        origin = self._origin()
         for spec in specs:
-            delay = origin + spec.start - self.session.clock()
+            delay = origin + spec.start - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
@@ -95,33 +167,42 @@ class FaultController:
 
     def on_server_fault(self, what: str, fault: Fault) -> None:
         """A fault started or ended on the server (from its event stream)."""
-        now = self.session.clock()
+        now = self._clock()
         if what == "started":
-            targets = [n for n in self.session.clients if fault.applies_to(n)]
-            published = self.session.published
-            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT, published)
-            self.session.emit(FaultStarted(fault.scope, now, fault))
+            mine = next((p for p, ks in self._pending.items() if ks == (fault.kind, fault.scope)), None)
+            if mine is not None:  # our own command's fault, its event ahead of the answer
+                self._adopt(mine, fault)
+            elif fault.id not in self._opened:
+                self._open_records(fault.id, fault)
+                self._opened.add(fault.id)
+            if fault.kind in ONE_SHOT:
+                self.recovery.applied(fault.id, self._mirror.published)
+            self._emit(FaultStarted(fault.scope, now, fault))
         else:
-            self.recovery.fault_ended(fault.id, now, self.session.published)
-            self.session.emit(FaultEnded(fault.scope, now, fault))
+            self.recovery.fault_ended(fault.id, now, self._mirror.published)
+            self._emit(FaultEnded(fault.scope, now, fault))
+
+    def _open_records(self, record_id: int, fault: Fault, one_shot: bool | None = None) -> None:
+        targets = [n for n in self._clients if fault.applies_to(n)]
+        if one_shot is None:
+            one_shot = fault.kind in ONE_SHOT
+        self.recovery.fault_started(record_id, fault.describe(), targets, self._clock(), one_shot, self._mirror.published)
 
     def on_event(self, event: Event) -> None:
-        client = self.session.clients.get(event.transport)
+        client = self._clients.get(event.transport)
         if client is None or isinstance(event, MessageReceived):
             return
         cursor = client.cursor
         if isinstance(event, Connected) and client.resume_cursor is not None:
             cursor = client.resume_cursor  # replay counts from what the attempt asked for
-        self.recovery.on_event(event, cursor, self.session.published)
+        self.recovery.on_event(event, cursor, self._mirror.published)
 
     def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
         """Every envelope of ``transport`` (the session calls it from the client's hook)."""
         if self.recovery.wants_arrivals(transport):
-            primary = channel == self.session.clients[transport].channels[0]
-            self.recovery.on_arrival(
-                transport, channel, seq, new, now, self.session.published, primary, latency_ms
-            )
+            primary = channel == self._clients[transport].channels[0]
+            self.recovery.on_arrival(transport, channel, seq, new, now, self._mirror.published, primary, latency_ms)
 
     def report(self) -> list[dict[str, object]]:
-        views = {n: (c.stats, self.session.view_of(c)) for n, c in self.session.clients.items()}
+        views = {n: (c.stats, self._view_of(c)) for n, c in self._clients.items()}
         return self.recovery.to_json(views)

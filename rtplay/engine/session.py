@@ -24,6 +24,7 @@ from rtplay.clients.base import Client
 from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
 from rtplay.model.events import Connected, Event, Failed, State
 from rtplay.engine.faults import FaultController
+from rtplay.protocol.control_events import CountersReset, Hello, RateChanged
 from rtplay.protocol.faults import TRANSPORTS, Kind
 from rtplay.runtime.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
@@ -113,7 +114,9 @@ class Session(CrowdsMixin, MessageLogMixin):
         self.started_at: float | None = None
         self.publishing_stopped_at: float | None = None
         self.clock: Callable[[], float] = time.monotonic
-        self.faults = FaultController(self)
+        self.faults = FaultController(
+            self._api, self.server, self.emit, lambda: self.clock(), self.clients, self.view_of, lambda: self.started_at
+        )
         self.subscribe(self.faults.on_event)
         self.monitor = LoopMonitor()
         """The client side's event-loop lag (clients, session and UI share this loop)."""
@@ -223,14 +226,14 @@ class Session(CrowdsMixin, MessageLogMixin):
     async def _follow(self, control: ControlClient) -> None:
         async for event in control.events():
             now = self.clock()
-            if event.get("type") == "hello":
-                self.server_endpoints = endpoints_of(event.get("status", {}))
+            if isinstance(event, Hello):
+                self.server_endpoints = endpoints_of(event.status)
             change = self.server.apply(event, now)
-            if event.get("type") == "hello":
+            if isinstance(event, Hello):
                 self._hello.set()
             if change is not None:
                 self.faults.on_server_fault(*change)
-            if event.get("type") == "counters_reset":  # POST /control/reset, from anyone
+            if isinstance(event, CountersReset):  # POST /control/reset, from anyone
                 self.reset_counters()
         log.info("the server's event stream ended")
 
@@ -313,7 +316,7 @@ class Session(CrowdsMixin, MessageLogMixin):
 
     async def set_rate(self, rate: float) -> None:
         answer = await self._api().set_rate(rate)
-        self.server.apply({"type": "rate", **answer}, self.clock())
+        self.server.apply(RateChanged(float(answer["rate"]), int(answer["published"]), int(answer["replay_from"])), self.clock())
 
     def restart_client(self, name: str) -> bool:
         """Start ``name``'s client again if it failed for good (like opening a new EventSource).

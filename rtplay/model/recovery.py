@@ -64,6 +64,8 @@ class Recovery:
     reset: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
     overlaps: list[int] = field(default_factory=list)
+    taken_by: int | None = None
+    """The fault that superseded this record while it still owned its transport's events."""
 
     @property
     def owned(self) -> bool:
@@ -133,6 +135,8 @@ class RecoveryTracker:
         for name in transports:
             open_recs = self._open.setdefault(name, [])
             for earlier in open_recs:  # the new fault takes over this transport's events
+                if earlier.owned and not earlier.superseded:
+                    earlier.taken_by = fault_id
                 earlier.end_ownership(published)
                 earlier.superseded = True
                 if earlier.active_until() >= t:
@@ -145,6 +149,34 @@ class RecoveryTracker:
             open_recs.append(rec)
             del open_recs[:-MAX_OPEN_PER_TRANSPORT]
         del self.records[:-MAX_RECORDS]
+
+    def rename(self, fault_id: int, new_id: int, fault: str) -> None:
+        """The records opened under ``fault_id`` (a provisional id) belong to ``new_id``."""
+        for rec in self.records:
+            if rec.fault_id == fault_id:
+                rec.fault_id, rec.fault = new_id, fault
+            rec.overlaps = [new_id if i == fault_id else i for i in rec.overlaps]
+            if rec.taken_by == fault_id:
+                rec.taken_by = new_id
+
+    def withdraw(self, fault_id: int) -> None:
+        """Forget the records of a fault that never started (its command failed): the records
+        it took over own their transports' events again."""
+        self.records = [r for r in self.records if r.fault_id != fault_id]
+        for recs in self._open.values():
+            recs[:] = [r for r in recs if r.fault_id != fault_id]
+            for rec in recs:
+                if rec.taken_by == fault_id:
+                    rec.taken_by, rec.owned_until, rec.superseded = None, None, False
+                rec.overlaps = [i for i in rec.overlaps if i != fault_id]
+
+    def applied(self, fault_id: int, published: int) -> None:
+        """A one-shot fault whose records were opened ahead of it (with ``one_shot`` False) has
+        acted, the hub's last seq then being ``published``: it ends where it started."""
+        for recs in self._open.values():
+            for rec in recs:
+                if rec.fault_id == fault_id and rec.ended is None:
+                    rec.ended, rec.published_at_end = rec.started, published
 
     def fault_ended(self, fault_id: int, now: float, published: int) -> None:
         for recs in self._open.values():

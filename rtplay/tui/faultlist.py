@@ -3,7 +3,8 @@ key to clear the one under the cursor while the others stay on."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,9 +13,6 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from rtplay.tui.model import FaultRow
-
-if TYPE_CHECKING:
-    from rtplay.tui.main import MainScreen
 
 #: How often the list follows the session (time left counts down; faults end by themselves).
 REFRESH_S = 0.5
@@ -36,9 +34,17 @@ class FaultListScreen(ModalScreen[None]):
         Binding("escape,f,q", "dismiss", "close", key_display="esc"),
     ]
 
-    def __init__(self, main: MainScreen) -> None:
+    def __init__(
+        self,
+        rows: Callable[[], tuple[FaultRow, ...]],
+        clear: Callable[[int], Awaitable[None]],
+        say: Callable[[str, str], None],
+    ) -> None:
+        """``rows``: the faults active now; ``clear``: end one by id; ``say``: a notice."""
         super().__init__()
-        self.main = main
+        self._rows = rows
+        self._clear = clear
+        self._say = say
         self._shown: tuple[FaultRow, ...] | None = None
 
     def compose(self) -> ComposeResult:
@@ -56,7 +62,7 @@ class FaultListScreen(ModalScreen[None]):
     @property
     def rows(self) -> tuple[FaultRow, ...]:
         """The faults active now, as the main screen last saw them."""
-        return self.main.frame.fault_rows if self.main.frame else ()
+        return self._rows()
 
     def refresh_rows(self) -> None:
         """Show the current faults, keeping the cursor on the same fault when it is still on."""
@@ -92,7 +98,7 @@ class FaultListScreen(ModalScreen[None]):
         """Clear the fault under the cursor; the others stay on."""
         fault_id = self._selected_id()
         if fault_id is None:
-            self.main.say("no active fault to clear", "warning")
+            self._say("no active fault to clear", "warning")
             return
-        await self.main.clear_fault(fault_id)
+        await self._clear(fault_id)
         self.refresh_rows()

@@ -342,7 +342,9 @@ class MainScreen(Screen[None]):
 
     def action_faults(self) -> None:
         """The active faults, one per line, with a key to clear the one under the cursor."""
-        self.app.push_screen(FaultListScreen(self))
+        self.app.push_screen(
+            FaultListScreen(lambda: self.frame.fault_rows if self.frame else (), self.clear_fault, self.say)
+        )
 
     async def clear_fault(self, fault_id: int) -> None:
         """Clear one active fault (the fault list's action)."""

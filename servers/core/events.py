@@ -1,25 +1,14 @@
 """What the server tells its followers (``GET /control/events``): a bounded fan-out. No I/O.
 
-Events are small JSON objects with a ``type``:
-
-* ``hello`` — first, with the full status (endpoints, faults, rate, published);
-* ``fault`` — ``{"what": "started" | "ended", "fault": {...}, "published": n}``;
-* ``reset`` — the replay buffer or a connection was lost on the server's side:
-  ``{"cause": "crash"}`` when a crash forgot the buffer, ``{"cause": "too_slow", "cut": n}``
-  when n subscriptions were closed because their consumer could not keep up;
-* ``rate`` — ``{"rate": r}`` when the publish rate changes;
-* ``counters_reset`` — someone asked (``POST /control/reset``) that every follower zero its
-  counters (the accounting lives with the followers, not the server);
-* ``publisher`` — ``{"published": n, "replay_from": f, "rate": r}`` every :data:`PUBLISHER_EVERY_S`;
-* ``listeners`` — ``{"up": bool}`` when an outage or crash takes them down or back;
-* ``bye`` — the stream ends (the server stops, or this follower fell too far behind).
+The events are :mod:`rtplay.protocol.control_events`' typed events (hello, fault, reset, rate,
+counters_reset, publisher, listeners, bye), encoded on the wire in that module only.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from rtplay.protocol.control_events import ControlEvent
 
 #: Events queued for one follower before it is cut: minutes of normal traffic (a handful of
 #: events a second), so only a follower that stopped reading reaches it.
@@ -30,7 +19,7 @@ PUBLISHER_EVERY_S = 0.1
 
 TOO_FAR_BEHIND = f"follower fell {MAX_QUEUED_EVENTS} events behind"
 
-Event = dict[str, Any]
+Event = ControlEvent
 
 
 class Feed:

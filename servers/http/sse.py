@@ -8,18 +8,9 @@ import logging
 from aiohttp import web
 
 from rtplay.protocol.envelope import Envelope
-from servers.http.app import (
-    CTX,
-    ServerContext,
-    SlowConsumer,
-    Throttle,
-    _abort,
-    _bound_send_buffer,
-    _closed,
-    _goodbye,
-    _within,
-    parse_cursor,
-)
+from servers.core.context import ServerContext, Throttle
+from servers.http.common import cursor_of
+from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, goodbye, within
 from servers.core.pubsub import Subscription
 from servers.http.streams import EnvelopeStream, relay
 
@@ -35,7 +26,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     # WHATWG HTML §9.2.4: a reconnecting EventSource sends Last-Event-ID; ?lastEventId= is
     # for clients that cannot set headers (the header wins when both are present).
     raw = request.headers.get("Last-Event-ID", request.query.get("lastEventId"))
-    cursor = parse_cursor(raw, "Last-Event-ID")
+    cursor = cursor_of(raw, "Last-Event-ID")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -44,12 +35,12 @@ async def sse(request: web.Request) -> web.StreamResponse:
             "Access-Control-Allow-Origin": "*",  # a page of any origin may subscribe
         }
     )
-    _bound_send_buffer(request)
+    bound_send_buffer(request)
     await response.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(cursor)
     try:
-        with ctx.registry.track("sse", _abort(request)):
-            stream = _SseStream(ctx, sub, Throttle(ctx, "sse", _closed(request)), response)
+        with ctx.registry.track("sse", aborter(request)):
+            stream = _SseStream(ctx, sub, Throttle(ctx, "sse", closed_check(request)), response)
             head = f"retry: {ctx.config.sse_retry_ms}\n\n"
             if backlog.reset is not None:
                 head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
@@ -59,7 +50,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
             await stream.write(f"event: closing\ndata: {sub.reason}\n\n".encode())
     except SlowConsumer:
         log.info("sse: closing a slow consumer (%s)", sub.reason)
-        await _goodbye(request, response.write(f"event: closing\ndata: {sub.reason}\n\n".encode()))
+        await goodbye(request, response.write(f"event: closing\ndata: {sub.reason}\n\n".encode()))
     except ConnectionError as exc:  # the peer went away (aiohttp's ClientConnectionResetError included)
         log.debug("sse stream ended: %s", exc)
     finally:
@@ -80,7 +71,7 @@ class _SseStream(EnvelopeStream):
         return "".join(map(sse_event, group)).encode()
 
     async def write(self, data: bytes) -> None:
-        await _within(self.ctx, self.sub, self.response.write(data))
+        await within(self.ctx, self.sub, self.response.write(data))
 
     async def idle(self) -> None:
         if not self.ctx.faults.stalled("sse"):

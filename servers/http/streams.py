@@ -12,7 +12,8 @@ import asyncio
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.faults import Kind
-from servers.http.app import WRITE_BATCH, ServerContext, SlowConsumer, Throttle, _hold_envelope
+from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
+from servers.http.common import SlowConsumer
 from servers.core.hub import Backlog
 from servers.core.pubsub import SLOW_CONSUMER, Subscription
 
@@ -46,7 +47,7 @@ class EnvelopeStream:
         else:
             groups = [batch]
         for group in groups:
-            await _hold_envelope(self.ctx, name, group[0])
+            await hold_envelope(self.ctx, name, group[0])
             data = self.encode(group)
             await self.throttle(len(data))
             await self.write(data)

@@ -10,19 +10,9 @@ from aiohttp import WSMsgType, web
 
 from rtplay.protocol.envelope import Envelope
 from servers.core.guard import JsonError, JsonTooDeep, finite_float, loads_strict
-from servers.http.app import (
-    CTX,
-    ServerContext,
-    SlowConsumer,
-    Throttle,
-    _abort,
-    _bound_send_buffer,
-    _closed,
-    _goodbye,
-    _wait_unstalled,
-    _within,
-    parse_cursor,
-)
+from servers.core.context import ServerContext, Throttle, wait_unstalled
+from servers.http.common import cursor_of
+from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, goodbye, within
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
 from servers.http.streams import EnvelopeStream, relay
@@ -41,19 +31,19 @@ WS_COMPRESS = False
 
 async def ws(request: web.Request) -> web.WebSocketResponse:
     ctx = request.app[CTX]
-    since = parse_cursor(request.query.get("since"))
+    since = cursor_of(request.query.get("since"))
     # No aiohttp heartbeat: servers/http/ws_heartbeat.py keeps one that costs nothing per message.
     socket = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS)
     guarded = masked_frames_only(request)
-    _bound_send_buffer(request)
+    bound_send_buffer(request)
     await socket.prepare(request)
     sub, backlog = ctx.broadcaster.subscribe(since)
-    stream = _WsStream(ctx, sub, Throttle(ctx, "ws", _closed(request)), socket, guarded)
-    with ctx.registry.track("ws", _abort(request)):
+    stream = _WsStream(ctx, sub, Throttle(ctx, "ws", closed_check(request)), socket, guarded)
+    with ctx.registry.track("ws", aborter(request)):
         tasks = [asyncio.create_task(_ws_send(request, socket, stream, backlog, since))]
         if ctx.config.ws_heartbeat_s > 0:
             heard = lambda: guarded.received  # noqa: E731  (bytes from the client so far)
-            tasks.append(asyncio.create_task(keep_alive(socket, heard, ctx.config.ws_heartbeat_s, _abort(request))))
+            tasks.append(asyncio.create_task(keep_alive(socket, heard, ctx.config.ws_heartbeat_s, aborter(request))))
         try:
             await _ws_receive(ctx, socket)
         finally:
@@ -113,7 +103,7 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             await socket.close(code=1008, message=b'expected {"ping": <number>}')
             return
         if ctx.faults.stalled("ws"):
-            await _wait_unstalled(ctx, "ws")  # a stalled server answers nothing
+            await wait_unstalled(ctx, "ws")  # a stalled server answers nothing
         try:
             await socket.send_str('{"pong":' + number + "}")  # no encoder on the round trip's path
         except ConnectionError:  # the client gave up on us meanwhile (e.g. heartbeat)
@@ -133,7 +123,7 @@ async def _ws_send(request: web.Request, socket: web.WebSocketResponse, stream: 
         await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
     except SlowConsumer:
         log.info("ws: closing a slow consumer (%s)", sub.reason)
-        await _goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
+        await goodbye(request, socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES]))
     except (ConnectionError, RuntimeError) as exc:  # aiohttp raises these once closing
         log.debug("ws sender ended: %s", exc)
 
@@ -159,4 +149,4 @@ class _WsStream(EnvelopeStream):
             raise ConnectionResetError("ws closing")
         self.guarded.write(data)
         if self.guarded.paused:  # the slow-consumer deadline runs only while the peer holds us up
-            await _within(self.ctx, self.sub, self.guarded.drained())
+            await within(self.ctx, self.sub, self.guarded.drained())

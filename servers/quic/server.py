@@ -49,7 +49,7 @@ from aioquic.quic.events import (
 
 from rtplay.protocol.wt import WT_PATH
 from servers.core.cert import Certificate
-from servers.http.app import ServerContext
+from servers.core.context import ServerContext
 from servers.quic.udp import UNHARMED, Address, ImpairedQuicServer
 from servers.quic.wt_session import DROPPED, WtSession
 from servers.quic.wtproto import RequestError, parse_connect
@@ -87,8 +87,16 @@ class _WtServerProtocol(QuicConnectionProtocol):
         self.listener = listener
         self._h3: H3Connection | None = None
         self._sessions: dict[int, WtSession] = {}
-        self.progress = asyncio.Event()
+        self._progress = asyncio.Event()
+
+    @property
+    def progress(self) -> asyncio.Event:
         """Set whenever the peer sent something (e.g. ACKs): a blocked writer may go on."""
+        return self._progress
+
+    @property
+    def ctx(self) -> ServerContext:
+        return self.listener.ctx
 
     @property
     def quic(self) -> QuicConnection:

@@ -14,21 +14,18 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aioquic.h3.connection import H3Connection, Setting
-from aioquic.quic.connection import stream_is_unidirectional
+from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 
 from rtplay.compat.aioquic import pending_datagrams, unacked_stream_bytes
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.wt import CLOSE_BAD_PING, CLOSE_SERVER_ERROR, CLOSE_TOO_SLOW, close_capsule, pong_for
-from servers.http.app import WRITE_BATCH, ServerContext, Throttle, _hold_envelope
+from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
 from servers.quic.wtproto import stream_lines
-
-if TYPE_CHECKING:
-    from servers.quic.server import _WtServerProtocol
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +66,36 @@ def held(ctx: ServerContext, env: Envelope, now_s: float) -> bool:
     return bool(delay) and env.t / 1000 + delay > now_s
 
 
+
+class SessionPort(Protocol):
+    """What a session needs of the QUIC connection that carries it (and nothing more)."""
+
+    @property
+    def quic(self) -> QuicConnection:
+        """The connection's QUIC state machine (streams, datagrams, flow control)."""
+
+    @property
+    def ctx(self) -> ServerContext:
+        """The server's shared context (hub, faults, registry)."""
+
+    @property
+    def progress(self) -> asyncio.Event:
+        """Set whenever the peer sent something: a blocked writer may go on."""
+
+    def abort(self, reason: str = ...) -> None:
+        """Close the connection at once, with every session on it."""
+
+    def forget(self, session_id: int) -> None:
+        """The session ended: stop routing its streams."""
+
+    def transmit(self) -> None:
+        """Send what the state machine has queued."""
+
+
 class WtSession:
     """One WebTransport session: envelopes out on a stream and as datagrams, pings answered."""
 
-    def __init__(self, conn: _WtServerProtocol, h3: H3Connection, session_id: int, since: int) -> None:
+    def __init__(self, conn: SessionPort, h3: H3Connection, session_id: int, since: int) -> None:
         self._conn = conn
         self._h3 = h3
         self._quic = conn.quic
@@ -81,7 +104,7 @@ class WtSession:
         self.since = since
         self._stream_id: int | None = None
         self._pings: dict[int, bytearray] = {}
-        self._throttle = Throttle(conn.listener.ctx, TRANSPORT)
+        self._throttle = Throttle(conn.ctx, TRANSPORT)
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.datagrams_shed = 0
@@ -115,7 +138,7 @@ class WtSession:
         self.end()
 
     async def _run(self) -> None:
-        ctx = self._conn.listener.ctx
+        ctx = self._conn.ctx
         sub, backlog = ctx.broadcaster.subscribe(self.since)
         live_from = ctx.broadcaster.hub.last_seq + 1  # subscribe() is synchronous: no gap, no overlap
         try:
@@ -168,7 +191,7 @@ class WtSession:
             if index > start and held(ctx, env, time.time()):
                 await self._write(stream_id, batch[start:index], live)
                 start = index
-            await _hold_envelope(ctx, TRANSPORT, env)
+            await hold_envelope(ctx, TRANSPORT, env)
         await self._write(stream_id, batch[start:], live)
 
     async def _write(self, stream_id: int, batch: list[Envelope], live: bool, paced: bool = True) -> None:
@@ -214,7 +237,7 @@ class WtSession:
             self.close(CLOSE_BAD_PING, f"ping line over {MAX_PING_LINE_BYTES} bytes")
             return
         self._pings[stream_id] = bytearray(rest)
-        ctx = self._conn.listener.ctx
+        ctx = self._conn.ctx
         ctx.faults.expire(ctx.clock())
         for line in filter(None, lines):
             try:

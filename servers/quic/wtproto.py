@@ -7,14 +7,11 @@ is in :mod:`rtplay.protocol.wt`.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qs
-
-from aiohttp import web
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.wt import WT_PATH
-from servers.http.app import parse_cursor
+from servers.core.cursor import parse_cursor
 
 
 class RequestError(Exception):
@@ -39,8 +36,8 @@ def parse_connect(headers: list[tuple[bytes, bytes]]) -> int:
         raise RequestError(400, "since given more than once")
     try:
         return parse_cursor(values[0] if values else None)
-    except web.HTTPBadRequest as exc:
-        raise RequestError(400, json.loads(exc.text or "{}").get("error", "bad since")) from None
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
 
 
 def stream_lines(envelopes: list[Envelope]) -> bytes:

@@ -34,7 +34,7 @@ from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
-from servers.http.app import ServerContext, Throttle, _hold_envelope
+from servers.core.context import ServerContext, Throttle, hold_envelope
 from servers.rtc.ice import Offer, OfferError
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class RtcPeer:
             reliable.send(json.dumps({"live": live_from}))
             last = self.since
             for env in backlog.messages:
-                await _hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
+                await hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
                 await self._send_reliable(env)
                 last = env.seq
             while True:
@@ -210,7 +210,7 @@ class RtcPeer:
                     raise PeerClosed(sub.reason)
                 if env.seq <= last:
                     continue
-                await _hold_envelope(self.ctx, TRANSPORT, env)
+                await hold_envelope(self.ctx, TRANSPORT, env)
                 await self._send_reliable(env)
                 self._send_unreliable(env)
                 last = env.seq

@@ -12,7 +12,9 @@ import logging
 
 from aiohttp import web
 
-from servers.http.app import CTX, MAX_REQUEST_BYTES, ServerContext, bad_request, parse_cursor
+from servers.core.context import ServerContext
+from servers.http.common import cursor_of
+from servers.http.common import CTX, MAX_REQUEST_BYTES, bad_request
 from servers.rtc.ice import OfferError, parse_offer
 from servers.rtc.peer import TRANSPORT, RtcManager, TooManyPeers
 
@@ -26,7 +28,7 @@ async def handle_offer(manager: RtcManager, request: web.Request) -> web.Respons
     code = ctx.faults.error_for(TRANSPORT)
     if code is not None:
         return fault_response(ctx, code)
-    since = parse_cursor(request.query.get("since"))
+    since = cursor_of(request.query.get("since"))
     body = await read_body(request)
     if body is None:
         return bad_request(f"offer larger than {MAX_REQUEST_BYTES} bytes")

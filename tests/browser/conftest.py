@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from rtplay.engine.browser import BrowserDriver, BrowserUnavailable, chromium_path
-from servers.http.app import HttpConfig
+from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 
 try:

@@ -230,7 +230,7 @@ async def test_4_reset_messages_are_not_replayed() -> None:
 
 async def test_8_sse_keepalives_are_not_wire_bytes() -> None:
     from rtplay.clients.sse import SSEClient
-    from servers.http.app import HttpConfig
+    from servers.core.context import HttpConfig
 
     server = Server(ServerConfig(rate=0, http=HttpConfig(sse_heartbeat_s=0.02)))
     await server.start()

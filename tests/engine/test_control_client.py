@@ -5,7 +5,15 @@ from __future__ import annotations
 import ssl
 
 from rtplay.engine.control_client import ServerMirror, tls_for
+from rtplay.protocol.control_events import ControlEvent, decode
 from rtplay.protocol.faults import Fault, Kind
+
+
+def wire(obj: dict[str, object]) -> ControlEvent:
+    """The event as a follower reads it off the stream."""
+    event = decode(obj)
+    assert event is not None
+    return event
 
 
 def fault_json(fault_id: int, kind: str = "delay", scope: str = "ws", value: float | None = 200) -> dict[str, object]:
@@ -15,21 +23,21 @@ def fault_json(fault_id: int, kind: str = "delay", scope: str = "ws", value: flo
 
 def test_the_mirror_follows_figures_faults_and_resets() -> None:
     mirror = ServerMirror()
-    mirror.apply({"type": "hello", "status": {"published": 5, "rate": 10, "listening": True,
-                                              "faults": [fault_json(1)]}}, now=100.0)
+    mirror.apply(wire({"type": "hello", "status": {"published": 5, "rate": 10, "listening": True,
+                                              "faults": [fault_json(1)]}}), now=100.0)
     assert (mirror.published, mirror.rate) == (5, 10.0)
     [active] = mirror.active()
     assert active.kind is Kind.DELAY and active.started == 99.0  # moved onto our clock
-    mirror.apply({"type": "publisher", "published": 50, "rate": 10}, now=101.0)
-    mirror.apply({"type": "publisher", "published": 40, "rate": 10}, now=101.1)  # never backwards
+    mirror.apply(wire({"type": "publisher", "published": 50, "rate": 10, "replay_from": 1}), now=101.0)
+    mirror.apply(wire({"type": "publisher", "published": 40, "rate": 10, "replay_from": 1}), now=101.1)  # never backwards
     assert mirror.published == 50
-    change = mirror.apply({"type": "fault", "what": "started", "fault": fault_json(2, "offline", "sse", None)}, 102.0)
+    change = mirror.apply(wire({"type": "fault", "what": "started", "fault": fault_json(2, "offline", "sse", None), "published": 50}), 102.0)
     assert change is not None and change[0] == "started" and mirror.has(Kind.OFFLINE, "sse")
-    mirror.apply({"type": "fault", "what": "started", "fault": fault_json(3, "drop", "all", None)}, 102.0)
+    mirror.apply(wire({"type": "fault", "what": "started", "fault": fault_json(3, "drop", "all", None), "published": 50}), 102.0)
     assert [f.id for f in mirror.active()] == [1, 2]  # a one-shot fault is never active
-    mirror.apply({"type": "listeners", "up": False}, 103.0)
-    mirror.apply({"type": "reset", "cause": "crash", "first": 51}, 103.5)
-    mirror.apply({"type": "reset", "cause": "too_slow", "cut": 2}, 104.0)
+    mirror.apply(wire({"type": "listeners", "up": False}), 103.0)
+    mirror.apply(wire({"type": "reset", "cause": "crash", "first": 51}), 103.5)
+    mirror.apply(wire({"type": "reset", "cause": "too_slow", "cut": 2}), 104.0)
     assert (mirror.listening, mirror.crashes, mirror.too_slow_cuts) == (False, 1, 2)
 
 
@@ -38,9 +46,9 @@ def test_a_late_started_event_does_not_revive_a_fault_we_cleared() -> None:
     fault = Fault.from_json(fault_json(7), now=10.0)
     mirror.started(fault)  # our command's answer
     mirror.ended(7)  # our clear's answer, before either event arrived
-    mirror.apply({"type": "fault", "what": "started", "fault": fault_json(7)}, 10.1)
+    mirror.apply(wire({"type": "fault", "what": "started", "fault": fault_json(7), "published": 50}), 10.1)
     assert mirror.active() == []
-    mirror.apply({"type": "fault", "what": "ended", "fault": fault_json(7)}, 10.2)
+    mirror.apply(wire({"type": "fault", "what": "ended", "fault": fault_json(7), "published": 50}), 10.2)
     assert mirror.active() == []
 
 

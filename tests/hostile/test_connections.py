@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from servers.http.app import HttpConfig
+from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from tests.hostile.conftest import HOST, eof_within, exchange
 

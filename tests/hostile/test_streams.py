@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from rtplay.protocol.faults import Kind
-from servers.http.app import HttpConfig, Throttle
+from servers.core.context import HttpConfig, Throttle
 from servers.core.hub import Hub
 from servers.core.pubsub import Broadcaster
 from servers.runner import Server, ServerConfig

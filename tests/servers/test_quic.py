@@ -407,5 +407,8 @@ async def test_delay_counts_from_each_messages_own_send_time(
         server.set_rate(0)
         done = lambda: all(len(v) >= 30 for v in recorder.late_ms.values())  # noqa: E731
         await wait_until(done, 5, "every envelope on both channels")
+    # Released at its first envelope's time, a batch's later envelopes would come early (< 300
+    # ms after their own stamps): the bound that catches it is the lower one. How much later
+    # than 300 ms they come depends on how busy the machine is, not on the server.
     for channel, late in recorder.late_ms.items():
-        assert all(280 <= ms <= 320 for ms in late), (channel, sorted(late)[:3], sorted(late)[-3:])
+        assert min(late) >= 299, (channel, sorted(late)[:3])

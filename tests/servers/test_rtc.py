@@ -26,7 +26,7 @@ from rtplay.protocol.ice import (
 )
 from rtplay.model.retry import ExponentialBackoff
 from servers.core.faults import FaultState
-from servers.http.app import MAX_REQUEST_BYTES
+from servers.http.common import MAX_REQUEST_BYTES
 from servers.rtc.ice import OfferError, parse_offer
 from servers.rtc.peer import parse_ping
 from servers.runner import Server

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from servers.core.guard import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
-from servers.http.app import HttpConfig
+from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from servers.http.ws import ping_number, stamp_of
 from servers.http.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, Verdict
