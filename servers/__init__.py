@@ -1,0 +1,1 @@
+"""The built-in multi-transport server: its own process (``rtplay serve`` / ``python -m servers``)."""

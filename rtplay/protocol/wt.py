@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 
-from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 
 #: The path of the extended CONNECT that opens a session.
 WT_PATH = "/wt"
@@ -26,6 +25,27 @@ MAX_CLOSE_MESSAGE_BYTES = 1024
 CLOSE_BAD_PING = 1
 CLOSE_TOO_SLOW = 2
 CLOSE_SERVER_ERROR = 3
+
+
+def encode_varint(value: int) -> bytes:
+    """RFC 9000 §16: a variable-length integer (1, 2, 4 or 8 bytes; the top two bits say which)."""
+    for size, prefix in ((1, 0x00), (2, 0x40), (4, 0x80), (8, 0xC0)):
+        if value < 1 << (8 * size - 2):
+            raw = bytearray(value.to_bytes(size, "big"))
+            raw[0] |= prefix
+            return bytes(raw)
+    raise ValueError(f"{value} does not fit a QUIC variable-length integer")
+
+
+def decode_varint(data: bytes, offset: int) -> tuple[int, int] | None:
+    """RFC 9000 §16: the integer at ``offset`` and the offset after it; None when incomplete."""
+    if offset >= len(data):
+        return None
+    size = 1 << (data[offset] >> 6)
+    if offset + size > len(data):
+        return None
+    value = int.from_bytes(data[offset:offset + size], "big") & ((1 << (8 * size - 2)) - 1)
+    return value, offset + size
 
 
 def pong_for(line: bytes) -> bytes:
@@ -43,19 +63,19 @@ def close_capsule(code: int, reason: str) -> bytes:
     """A CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3-02 §5)."""
     message = reason.encode()[:MAX_CLOSE_MESSAGE_BYTES]
     value = code.to_bytes(4, "big") + message
-    return encode_uint_var(CLOSE_WEBTRANSPORT_SESSION) + encode_uint_var(len(value)) + value
+    return encode_varint(CLOSE_WEBTRANSPORT_SESSION) + encode_varint(len(value)) + value
 
 
 def parse_close_capsule(data: bytes) -> str | None:
     """The reason in a CLOSE_WEBTRANSPORT_SESSION capsule among ``data``, if one is complete."""
-    buf = Buffer(data=data)
-    while not buf.eof():
-        try:
-            kind, length = buf.pull_uint_var(), buf.pull_uint_var()
-            value = buf.pull_bytes(length)
-        except BufferReadError:
+    offset = 0
+    while offset < len(data):
+        kind = decode_varint(data, offset)
+        length = decode_varint(data, kind[1]) if kind else None
+        if kind is None or length is None or length[1] + length[0] > len(data):
             return None
-        if kind == CLOSE_WEBTRANSPORT_SESSION and length >= 4:
+        value, offset = data[length[1]:length[1] + length[0]], length[1] + length[0]
+        if kind[0] == CLOSE_WEBTRANSPORT_SESSION and length[0] >= 4:
             code = int.from_bytes(value[:4], "big")
             message = value[4:].decode("utf-8", "replace")
             return f"{message} (code {code})" if message else f"code {code}"
