@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rtplay.compat import IncompatibleLibrary, check_all, require
+from rtplay.compat import IncompatibleLibrary, check_all, require, require_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,3 +193,9 @@ def test_installed_libraries_have_the_internals_we_read() -> None:
 def test_a_missing_internal_names_library_and_version() -> None:
     with pytest.raises(IncompatibleLibrary, match=r"aioquic 9\.9 lacks X,.*aioquic 1\.2-1\.7"):
         require("aioquic", "9.9", "1.2-1.7", False, "X")
+
+
+def test_a_fork_refuses_a_version_it_was_not_tested_against() -> None:
+    require_line("aiortc", "1.16.3", "1.16", "the fork")
+    with pytest.raises(IncompatibleLibrary, match=r"aiortc 1\.9\.0 is not a version the fork was tested against"):
+        require_line("aiortc", "1.9.0", "1.16", "the fork")

@@ -214,10 +214,6 @@ class WebTransportClient(ReconnectingClient):
             return
         self.on_envelope(parse_envelope(payload), received_ms, STREAM)
 
-    def datagrams_live_from(self, first: int) -> None:
-        """Datagrams carry seqs from ``first`` on in this session (see :class:`LiveChannel`)."""
-        self._datagrams.start(first)
-
     def on_datagram(self, data: bytes) -> None:
         received_ms = self.wall_ms()
         self._heard()

@@ -25,6 +25,17 @@ def require(library: str, version: str, tested: str, ok: bool, what: str) -> Non
         )
 
 
+def require_line(library: str, version: str, tested: str, what: str) -> None:
+    """Raise :class:`IncompatibleLibrary` unless ``version`` is on the ``tested`` minor line
+    (``"1.16"``): for a fork of a library's private code, whose attribute names can stay the same
+    while what the methods do changes, a name check is not enough."""
+    if version.split(".")[:2] != tested.split(".")[:2]:
+        raise IncompatibleLibrary(
+            f"{library} {version} is not a version {what} was tested against ({library} {tested}.x): "
+            f"install {library} {tested}.x (pyproject.toml pins it)"
+        )
+
+
 LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets")
 """Every library with a compatibility module here."""
 

@@ -26,7 +26,7 @@ from rtplay.protocol.udpfaults import DatagramShaper, Fate
 CLEAR: Fate = (False, False, False)
 
 #: The aiortc versions whose internals this module was written against (pyproject bounds them).
-TESTED = "1.9-1.16"
+TESTED = "1.16"
 
 
 def check() -> None:

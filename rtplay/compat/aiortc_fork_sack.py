@@ -24,7 +24,7 @@ from typing import Any
 import aiortc
 from aiortc import rtcsctptransport as sctp
 
-from rtplay.compat import require
+from rtplay.compat import require, require_line
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def check() -> None:
         and {"_sack_misordered", "_sack_duplicates", "_sack_needed", "_association_state", "_last_received_tsn"}
         <= set(cls.__init__.__code__.co_names)
     )
+    require_line("aiortc", aiortc.__version__, TESTED, "rtplay's fork of aiortc's SACK path")
     require("aiortc", aiortc.__version__, TESTED, has, "RTCSctpTransport's SACK internals")
 
 

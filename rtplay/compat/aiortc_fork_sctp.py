@@ -36,7 +36,7 @@ from typing import Any
 import aiortc
 from aiortc import rtcsctptransport as sctp
 
-from rtplay.compat import require
+from rtplay.compat import require, require_line
 
 #: The aiortc versions whose ``RTCSctpTransport`` internals this module was written against.
 TESTED = "1.16"
@@ -73,6 +73,7 @@ def check() -> None:
         and hasattr(sctp, "SCTP_MAX_PACKET_LENGTH")
         and hasattr(sctp, "crc32c")
     )
+    require_line("aiortc", aiortc.__version__, TESTED, "rtplay's fork of aiortc's SCTP transmit path")
     require("aiortc", aiortc.__version__, TESTED, has, "RTCSctpTransport's transmit internals")
 
 

@@ -67,13 +67,6 @@ class Reset:
         return json.dumps({RESET: self.to_json()})
 
 
-def reset_first(body: object) -> int | None:
-    """The ``first`` of a reset signal's body ``{"since": n, "first": f}``; None if it is not one."""
-    if isinstance(body, dict) and isinstance(body.get("first"), int):
-        return int(body["first"])
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Received:
     """A decoded envelope: only what accounting needs."""

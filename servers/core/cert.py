@@ -54,11 +54,6 @@ class Certificate:
         return self.sha256.hex()
 
     @property
-    def pem(self) -> bytes:
-        """The certificate in PEM (aioquic's ``load_verify_locations(cadata=...)`` wants PEM)."""
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    @property
     def not_valid_after(self) -> datetime.datetime:
         return self.certificate.not_valid_after_utc
 

@@ -104,10 +104,6 @@ class Broadcaster:
         """Call ``listener`` synchronously with every published envelope (e.g. a WebRTC peer)."""
         self._listeners.append(listener)
 
-    def remove_listener(self, listener: Callable[[Envelope], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     def subscribe(self, cursor: int) -> tuple[Subscription, Backlog]:
         """Subscribe, then read the backlog after ``cursor``; the two never overlap or gap."""
         sub = Subscription(self._queue_size)
