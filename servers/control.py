@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from rtplay.protocol import control_api
 from rtplay.protocol.control_events import Bye, Hello, encode
@@ -38,8 +39,6 @@ from servers.http.common import MAX_REQUEST_BYTES, bad_request
 
 log = logging.getLogger(__name__)
 
-Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]
-"""An aiohttp middleware (the control guard's)."""
 
 class ControlTarget(Protocol):
     """What the control API drives: the server, through the operations the API offers."""

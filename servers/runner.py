@@ -103,7 +103,7 @@ class ServerConfig:
         """The configuration a spawned server was given on its command line."""
         return cls(
             host=options.host, http_port=options.http_port, quic_port=options.quic_port,
-            control_port=options.control_port, rate=options.rate, http=HttpConfig(**options.http),  # type: ignore[arg-type]
+            control_port=options.control_port, rate=options.rate, http=HttpConfig(**options.http),  # type: ignore[arg-type]  # names and ranges checked by ServerOptions
         )
 
 

@@ -20,6 +20,7 @@ from rtplay.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, from_namespace
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
+from rtplay.cli.variants import Variant
 from rtplay.engine.spawn import ServerProcess, SpawnError
 
 # The clients, the session and the TUI are imported only once the server process has been
@@ -83,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
     reports: dict[str, dict[str, Any]] = {}
-    for variant in scenario.variants or [None]:
+    variants: list[Variant | None] = [*scenario.variants] or [None]
+    for variant in variants:
         if variant is not None:
             print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
             print(f"\nvariant {variant.name}")

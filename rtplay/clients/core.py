@@ -219,7 +219,7 @@ class LiveChannel:
     def __init__(
         self,
         on_live: Callable[[int], None],
-        account: Callable[[Received, float], None],
+        account: Callable[[Received, float], object],
     ) -> None:
         self.on_live = on_live
         self.account = account

@@ -76,11 +76,12 @@ class LineBuffer:
         if b"\n" not in data:
             lines: list[bytes] = []
         else:
-            *lines, rest = self._partial.split(b"\n")
+            *parts, rest = self._partial.split(b"\n")
+            lines = [bytes(part) for part in parts]
             self._partial = bytearray(rest)
         if len(self._partial) > self.limit:
             raise ProtocolError(f"line longer than {self.limit} bytes")
-        return [bytes(line) for line in lines if line]
+        return [line for line in lines if line]
 
 
 # --- the client ----------------------------------------------------------------------------

@@ -320,7 +320,7 @@ async def open_connection(
     """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    family, addr = infos[0][0], infos[0][4]
+    family, addr = infos[0][0], (str(infos[0][4][0]), int(infos[0][4][1]))
     quic = QuicConnection(configuration=configuration)
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: WebTransportProtocol(quic, sink, offline), remote_addr=addr, family=family

@@ -20,6 +20,11 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.stream import QuicStreamSender
 from aioquic.tls import Epoch
 
+# aioquic.buffer re-exports its compiled Buffer without declaring it public; this is the class.
+from aioquic._buffer import Buffer as _Buffer
+
+QuicBuffer = _Buffer
+"""aioquic's packet buffer (``aioquic.buffer`` re-exports it without declaring it public)."""
 from rtplay.compat import require
 
 #: The aioquic versions whose internals this module was written against (pyproject bounds them).
@@ -94,7 +99,7 @@ def use_retry(server: QuicServer, handler: QuicRetryTokenHandler | None) -> None
     """Make the server validate addresses with Retry (``handler``) or not (None) from now on.
 
     aioquic decides once, at construction; the admission policy decides per Initial."""
-    server._retry = handler
+    setattr(server, "_retry", handler)
 
 
 def open_bidi_stream(h3: H3Connection, session_id: int) -> int:

@@ -68,8 +68,8 @@ class FaultyPath:
         self._clock = clock
         self._send_raw: Callable[[bytes], Awaitable[None]] = ice_transport._send
         self._recv_raw: Callable[[], Awaitable[bytes]] = ice_transport._recv
-        self.outbound = DatagramShaper()
-        self.inbound = DatagramShaper()
+        self.outbound: DatagramShaper[bytes] = DatagramShaper()
+        self.inbound: DatagramShaper[bytes] = DatagramShaper()
         self._ready: deque[bytes] = deque()
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -119,8 +119,8 @@ def enable(transport: Any) -> None:
         check()
         _ORIGINAL["_send_sack"] = sctp.RTCSctpTransport._send_sack
         _ORIGINAL["_mark_received"] = sctp.RTCSctpTransport._mark_received
-        sctp.RTCSctpTransport._send_sack = _send_sack
-        sctp.RTCSctpTransport._mark_received = _mark_received
+        setattr(sctp.RTCSctpTransport, "_send_sack", _send_sack)
+        setattr(sctp.RTCSctpTransport, "_mark_received", _mark_received)
     if getattr(transport, _STATE, None) is None:
         setattr(transport, _STATE, _Association())
 
@@ -136,13 +136,14 @@ def _mark_received(self: Any, tsn: int) -> bool:
     ):
         self._last_received_tsn = tsn
         return False
-    return _ORIGINAL["_mark_received"](self, tsn)
+    return bool(_ORIGINAL["_mark_received"](self, tsn))
 
 
 async def _send_sack(self: Any) -> None:
     state: _Association | None = getattr(self, _STATE, None)
     if state is None:
-        return await _ORIGINAL["_send_sack"](self)
+        await _ORIGINAL["_send_sack"](self)
+        return
     loop = asyncio.get_running_loop()
     now = loop.time()
     if state.ack.on_packet(now, gap=bool(self._sack_misordered), duplicate=bool(self._sack_duplicates)):

@@ -95,10 +95,10 @@ def _install() -> None:
     _ORIGINAL["_data_channel_flush"] = cls._data_channel_flush
     _ORIGINAL["_data_channel_send"] = cls._data_channel_send
     _ORIGINAL["_data_channel_receive"] = cls._data_channel_receive
-    cls._transmit = _transmit
-    cls._data_channel_flush = _data_channel_flush
-    cls._data_channel_send = _data_channel_send
-    cls._data_channel_receive = _data_channel_receive
+    setattr(cls, "_transmit", _transmit)
+    setattr(cls, "_data_channel_flush", _data_channel_flush)
+    setattr(cls, "_data_channel_send", _data_channel_send)
+    setattr(cls, "_data_channel_receive", _data_channel_receive)
 
 
 def deliver_text(channel: Any, handler: Callable[[str], None]) -> None:
@@ -116,13 +116,14 @@ async def _data_channel_receive(self: Any, stream_id: int, pp_id: int, data: byt
         if handler is not None:
             handler(data.decode("utf8"))
             return None
-    return await _ORIGINAL["_data_channel_receive"](self, stream_id, pp_id, data)
+    await _ORIGINAL["_data_channel_receive"](self, stream_id, pp_id, data)
 
 
 def _data_channel_send(self: Any, channel: Any, data: bytes | str) -> None:
     """aiortc 1.16's ``_data_channel_send``, except that one flush per loop turn takes the lot."""
     if not getattr(self, _ATTR, False):
-        return _ORIGINAL["_data_channel_send"](self, channel, data)
+        _ORIGINAL["_data_channel_send"](self, channel, data)
+        return
     if data == "":
         pp_id, user_data = sctp.WEBRTC_STRING_EMPTY, b"\x00"
     elif isinstance(data, str):
@@ -155,7 +156,8 @@ async def _flush_soon(self: Any) -> None:
 
 async def _data_channel_flush(self: Any) -> None:
     if not getattr(self, _ATTR, False):
-        return await _ORIGINAL["_data_channel_flush"](self)
+        await _ORIGINAL["_data_channel_flush"](self)
+        return
     if self._association_state != sctp.RTCSctpTransport.State.ESTABLISHED:
         return None
     # A packet's worth at a time, for as long as the congestion window takes them: what is
@@ -198,7 +200,8 @@ async def _move_messages(self: Any) -> None:
 async def _transmit(self: Any) -> None:
     """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
     if not getattr(self, _ATTR, False):
-        return await _ORIGINAL["_transmit"](self)
+        await _ORIGINAL["_transmit"](self)
+        return
     if getattr(self, _DEFER, False):
         return None
     if self._forward_tsn_chunk is not None:
@@ -248,5 +251,5 @@ async def _send_packet(self: Any, chunks: list[bytes]) -> None:
     """One SCTP packet holding ``chunks`` (each already padded to 4 bytes), as aiortc frames one."""
     header = pack("!HHL", self._local_port, self._remote_port, self._remote_verification_tag)
     body = b"".join(chunks)
-    checksum = sctp.crc32c(header + b"\x00\x00\x00\x00" + body)
+    checksum = getattr(sctp, "crc32c")(header + b"\x00\x00\x00\x00" + body)
     await self.transport._send_data(header + pack("<L", checksum) + body)

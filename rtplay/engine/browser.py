@@ -270,7 +270,10 @@ def recovery(
     ref = max(end, detected_at or end)
     if detected_at is not None:
         recovered_at = back_at
-    since = lambda t, r: None if t is None else round(max(0.0, t - r), 3)  # noqa: E731
+
+    def since(t: float | None, r: float) -> float | None:
+        return None if t is None else round(max(0.0, t - r), 3)
+
     return {
         "time_to_detect_s": since(detected_at, start),
         "time_to_recover_s": since(recovered_at, ref),

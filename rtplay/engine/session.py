@@ -178,7 +178,7 @@ class Session(CrowdsMixin, MessageLogMixin):
                     self.message_log = MessageLog(self.config.log_messages, self.clock())
                     self.subscribe(self._log_fault)
                 client.audit = self._audit
-            client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
+            client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]  # a default argument binds the name
             client.published_now = lambda: self.published
             self.clients[name] = client
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
@@ -281,8 +281,9 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.wait([self._follower])  # a cancellation of this call still propagates
-            if not self._follower.cancelled() and not isinstance(self._follower.exception(), ControlError | None):
-                raise self._follower.exception()  # type: ignore[misc]
+            error = None if self._follower.cancelled() else self._follower.exception()
+            if error is not None and not isinstance(error, ControlError):
+                raise error
             self._follower = None
         if self.control is not None:
             await self.control.aclose()

@@ -237,7 +237,7 @@ class RecoveryTracker:
     def wants_arrivals(self, transport: str) -> bool:
         """True while the transport's latest record still takes arrivals."""
         recs = self._open.get(transport)
-        return bool(recs) and not recs[-1].superseded
+        return recs is not None and bool(recs) and not recs[-1].superseded
 
     def to_json(
         self, transports: Mapping[str, tuple[Channels, View]] | None = None

@@ -102,7 +102,8 @@ def _exponential(text: str, args: str) -> PolicySpec:
                 raise RetrySpecError(f"{text!r}: jitter must be one of {', '.join(JITTERS)}, got {value!r}")
             params = replace(params, jitter=value)
         elif key in ("base", "cap"):
-            params = replace(params, **{key: _seconds(f"{text!r}: {key}", value)})
+            seconds = _seconds(f"{text!r}: {key}", value)
+            params = replace(params, base=seconds) if key == "base" else replace(params, cap=seconds)
         elif key == "factor":
             try:
                 factor = float(value)

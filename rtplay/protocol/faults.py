@@ -115,15 +115,18 @@ class Fault:
         """A fault as :meth:`to_json` wrote it, its times moved onto the reader's clock ``now``;
         :class:`FaultError` when ``obj`` is not one."""
         try:
-            value, remaining = obj.get("value"), obj.get("remaining_s")
+            value, remaining = _number(obj.get("value")), _number(obj.get("remaining_s"))
+            fault_id = obj["id"]
+            if isinstance(fault_id, bool) or not isinstance(fault_id, int):
+                raise TypeError(f"id must be an integer, got {fault_id!r}")
             return cls(
-                int(obj["id"]),  # type: ignore[call-overload]
+                fault_id,
                 Kind(obj["kind"]),
                 str(obj["scope"]),
-                None if value is None else float(value),  # type: ignore[arg-type]
-                float(obj.get("jitter") or 0.0),  # type: ignore[arg-type]
-                now - float(obj.get("age_s") or 0.0),  # type: ignore[arg-type]
-                None if remaining is None else now + float(remaining),  # type: ignore[arg-type]
+                value,
+                _number(obj.get("jitter")) or 0.0,
+                now - (_number(obj.get("age_s")) or 0.0),
+                None if remaining is None else now + remaining,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FaultError(f"not a fault: {str(obj)[:80]!r} ({exc})") from None
@@ -163,3 +166,12 @@ def validate_duration(duration: float | None) -> None:
     """Raise :class:`FaultError` unless ``duration`` is None or 0 < duration <= a day."""
     if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_DURATION_S):
         raise FaultError(f"duration must be 0-{MAX_DURATION_S:g} s, got {duration:g}")
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as a float (None stays None); TypeError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)

@@ -35,6 +35,12 @@ LOG_TAIL = 20
 PERCENTILES_S = 1.0
 
 
+
+def count(figures: dict[str, object], key: str) -> int:
+    """One of a channel's counts (:meth:`~rtplay.model.channels.ChannelStats.figures`)."""
+    value = figures[key]
+    return int(value) if isinstance(value, int | float) else 0
+
 class Backend(Protocol):
     """What the screens need: frames to show, a report to compare, commands to send."""
 
@@ -248,12 +254,12 @@ class SessionBackend:
         p50, p99, recent_p50, recent_p99 = self._percentiles.get((name, channel), (None, None, None, None))
         return ChannelModel(
             name=channel,
-            delivered=int(figures["delivered"]),  # type: ignore[call-overload]
-            lost=int(figures["lost"]),  # type: ignore[call-overload]
-            behind=int(figures["pending"]),  # type: ignore[call-overload]
-            lost_to_reset=int(figures["lost_to_reset"]),  # type: ignore[call-overload]
-            duplicates=int(figures["duplicates"]),  # type: ignore[call-overload]
-            out_of_order=int(figures["out_of_order"]),  # type: ignore[call-overload]
+            delivered=count(figures, "delivered"),
+            lost=count(figures, "lost"),
+            behind=count(figures, "pending"),
+            lost_to_reset=count(figures, "lost_to_reset"),
+            duplicates=count(figures, "duplicates"),
+            out_of_order=count(figures, "out_of_order"),
             p50_ms=p50,
             p99_ms=p99,
             recent_p50_ms=recent_p50,

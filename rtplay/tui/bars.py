@@ -161,7 +161,7 @@ class FaultKeys(TextLines):
             items.append(item)
         return flow([items], max(10, width - 1))
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self._lines(width)))
 
     def render(self) -> Text:

@@ -111,8 +111,8 @@ def bar_rows(values: Sequence[float], width: int, rows: int, top: float) -> list
     padded = _tail(values, width * 2)
     heights: list[int] = []
     for column in range(width):
-        pair = [v for v in padded[column * 2 : column * 2 + 2] if v is not None]
-        mean = sum(pair) / len(pair) if pair else 0.0  # type: ignore[arg-type]
+        pair = [float(v) for v in padded[column * 2 : column * 2 + 2] if isinstance(v, int | float)]
+        mean = sum(pair) / len(pair) if pair else 0.0
         eighths = round(mean / top * rows * 8)
         heights.append(max(1, eighths) if mean > 0 else 0)  # anything arriving shows
     lines = []

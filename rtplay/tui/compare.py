@@ -102,7 +102,7 @@ def last_fault(report: dict[str, Any]) -> tuple[str | None, dict[str, dict[str, 
 
 def columns(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str | None]]:
     """(column key, label, entry, channel) per transport, or per channel of wt and rtc."""
-    cols = []
+    cols: list[tuple[str, str, dict[str, Any], str | None]] = []
     for name, entry in report["transports"].items():
         channels = entry.get("channels")
         if not channels:
@@ -117,7 +117,8 @@ def columns(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str 
 def _channel_record(rec: dict[str, Any] | None, channel: str | None) -> dict[str, Any] | None:
     if rec is None or channel is None or "channels" not in rec:
         return rec
-    return rec | rec["channels"].get(channel, {})
+    merged: dict[str, Any] = rec | rec["channels"].get(channel, {})
+    return merged
 
 
 def table_rows(report: dict[str, Any]) -> list[tuple[str, str, list[str]]]:

@@ -134,7 +134,7 @@ class TextLines(TextStyles):
         """The lines to show at ``size`` (subclasses may lay them out without joining)."""
         text = self.render()
         assert isinstance(text, Text), "TextLines widgets render Rich text"
-        return text.split("\n", allow_blank=True)
+        return list(text.split("\n", allow_blank=True))
 
     def _paint(self, size: Size, previous: Painted | None) -> Painted:
         base, version = self.visual_style.rich_style, self.styles_version
@@ -163,7 +163,7 @@ class TextLines(TextStyles):
         """A refresh of the whole widget draws every line again."""
         if not regions:
             self._painted = None
-        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)  # type: ignore[return-value]
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def render_line(self, y: int) -> Strip:
         """Row ``y``, drawn with every other row when something changed. (Textual restyles

@@ -89,8 +89,8 @@ class LoopMonitor:
 class MainScreen(Screen[None]):
     """Panes, fault bars, and the keyboard."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]  # Textual types BINDINGS as a plain list
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     selected: reactive[str] = reactive(ALL)
     """The transport faults apply to, or ``all``."""

@@ -73,7 +73,7 @@ class WrappedText(TextLines):
         else:
             self.repaint_lines()
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self.lines(width)))
 
     def text_lines(self, size: Size) -> list[Text]:

@@ -68,7 +68,7 @@ class TextStyles(Widget):
     _palette: Palette | None = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)  # type: ignore[arg-type]
+        super().__init_subclass__(**kwargs)  # type: ignore[arg-type]  # Widget's hook takes typed keywords; these pass through
         _NAMES.update(f"{cls.STYLE_PREFIX}--{name}" for name in cls.STYLE_NAMES)
 
     def _find_palette(self) -> Palette | None:

@@ -209,7 +209,7 @@ class ControlGuard:
 # --- the HTTP listener's own log policy ----------------------------------------------------
 
 
-class OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class OneLineLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, minus the tracebacks it logs for what is not our bug.
 
     A malformed request or a peer that went away is one line (a bad request at WARNING, a
@@ -218,10 +218,11 @@ class OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else None
+        text = str(msg) % args if args else str(msg)
         if isinstance(exc, ConnectionError):
-            self.info("%s: connection lost (%s)", msg % args if args else msg, exc or "closed")
+            self.info("%s: connection lost (%s)", text, exc or "closed")
         elif isinstance(exc, HttpProcessingError):
-            self.warning("%s: bad request: %s", msg % args if args else msg, exc.message.splitlines()[0][:200])
+            self.warning("%s: bad request: %s", text, exc.message.splitlines()[0][:200])
         else:
             self.error(msg, *args, exc_info=exc_info, **kwargs)
 

@@ -95,7 +95,7 @@ async def longpoll(request: web.Request) -> web.Response:
     try:
         timeout = float(raw_timeout) if raw_timeout else ctx.config.longpoll_timeout_s
     except ValueError:
-        return bad_request(f"timeout must be a number of seconds, got {raw_timeout[:40]!r}")
+        return bad_request(f"timeout must be a number of seconds, got {(raw_timeout or '')[:40]!r}")
     if not 0 <= timeout <= MAX_LONGPOLL_TIMEOUT_S:
         return bad_request(f"timeout must be 0-{MAX_LONGPOLL_TIMEOUT_S:g} s")
     hub = ctx.broadcaster.hub

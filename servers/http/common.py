@@ -13,7 +13,8 @@ from aiohttp import web
 
 from servers.core.context import HOLD_STEP_S, ServerContext
 from servers.core.cursor import parse_cursor
-from servers.core.pubsub import SLOW_CONSUMER, Subscription
+from rtplay.runtime.health import SLOW_CONSUMER
+from servers.core.pubsub import Subscription
 
 #: Largest request body accepted (control API, WebRTC offers). An SDP offer is a few KiB.
 MAX_REQUEST_BYTES = 64 * 1024
@@ -74,7 +75,7 @@ class SlowConsumer(ConnectionError):
     """A stream's peer reads too slowly (its queue overflowed or a write timed out)."""
 
 
-async def goodbye(request: web.Request, last_words: Awaitable[None]) -> None:
+async def goodbye(request: web.Request, last_words: Awaitable[object]) -> None:
     """Queue ``last_words`` and give the peer :data:`GOODBYE_TIMEOUT_S` to read what is
     buffered up to them; then close (everything was handed to the kernel) or abort."""
     transport = request.transport

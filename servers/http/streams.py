@@ -15,7 +15,8 @@ from rtplay.protocol.faults import Kind
 from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
 from servers.http.common import SlowConsumer
 from servers.core.hub import Backlog
-from servers.core.pubsub import SLOW_CONSUMER, Subscription
+from rtplay.runtime.health import SLOW_CONSUMER
+from servers.core.pubsub import Subscription
 
 
 class EnvelopeStream:

@@ -82,7 +82,9 @@ def ping_number(text: str) -> str:
 
 def stamp_of(payload: object) -> int | float:
     """The ``ping`` number of a parsed message (strict JSON numbers are finite; ints any size)."""
-    stamp = payload["ping"]  # type: ignore[index]  # TypeError when payload is no object
+    if not isinstance(payload, dict):
+        raise TypeError(f"expected an object, got {type(payload).__name__}")
+    stamp = payload["ping"]
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise TypeError(f"ping is not a number: {stamp!r:.40}")
     return stamp

@@ -12,6 +12,7 @@ and follows the transport's flow control for the envelopes the endpoint writes a
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 import logging
 
 from aiohttp import WSCloseCode, web
@@ -182,6 +183,7 @@ def masked_frames_only(request: web.Request) -> GuardedStream:
     if transport is None:
         raise ConnectionResetError("the WebSocket peer left before the handshake")
     # asyncio's and uvloop's transports both offer set_protocol
-    guarded = GuardedStream(transport.get_protocol(), transport)  # type: ignore[arg-type]
+    # aiohttp's protocol on a TCP transport
+    guarded = GuardedStream(cast(asyncio.Protocol, transport.get_protocol()), transport)
     transport.set_protocol(guarded)
     return guarded

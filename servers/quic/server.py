@@ -28,7 +28,7 @@ import json
 import logging
 from collections.abc import Coroutine
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
@@ -248,7 +248,7 @@ class QuicListener:
             local_addr=(self.host, self.port),
         )
         self.port = transport.get_extra_info("sockname")[1]
-        self._server = cast(ImpairedQuicServer, server)
+        self._server = server
         log.info("HTTP/3 (WebTransport) listening on %s", self.url)
 
     async def stop(self) -> None:

@@ -20,11 +20,11 @@ from typing import Any, TypeVar, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.buffer import Buffer
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 from aioquic.quic.retry import QuicRetryTokenHandler
 
 from rtplay.compat.aioquic import (
+    QuicBuffer,
     connection_count,
     handshake_complete,
     host_cid_length,
@@ -190,7 +190,7 @@ class ImpairedQuicServer(QuicServer):
     def _admit(self, data: bytes, addr: Address) -> None:
         """Hand ``data`` to aioquic, unless it opens a connection :class:`Admission` refuses."""
         try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=host_cid_length(self))
+            header = pull_quic_header(QuicBuffer(data=data), host_cid_length=host_cid_length(self))
         except ValueError:
             return
         opens = (

@@ -241,7 +241,7 @@ class WtSession:
         ctx.faults.expire(ctx.clock())
         for line in filter(None, lines):
             try:
-                pong = pong_for(line)
+                pong = pong_for(bytes(line))
             except ValueError as exc:
                 self.close(CLOSE_BAD_PING, str(exc))
                 return

@@ -204,10 +204,11 @@ class RtcPeer:
                 await self._send_reliable(env)
                 last = env.seq
             while True:
-                env = await sub.get()
-                if env is None:
+                live = await sub.get()
+                if live is None:
                     self._send(reliable, json.dumps({"closing": sub.reason}))  # why, before the close
                     raise PeerClosed(sub.reason)
+                env = live
                 if env.seq <= last:
                     continue
                 await hold_envelope(self.ctx, TRANSPORT, env)
