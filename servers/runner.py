@@ -37,7 +37,8 @@ from servers.core.faults import FaultState
 from servers.core.guard import ControlGuard, is_loopback, new_token, server_logger
 from servers.core.context import HttpConfig, ServerContext
 from servers.http.app import build_app
-from servers.core.load import probe_loop_lag, resident_kb
+from rtplay.runtime.process import resident_kb
+from servers.core.load import probe_loop_lag
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic.server import QuicListener

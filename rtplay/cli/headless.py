@@ -38,7 +38,7 @@ class HeadlessOptions:
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
 
-def format_ms(value: float | None) -> str:
+def table_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
@@ -47,7 +47,7 @@ def _int(key: str) -> Callable[[dict[str, Any]], str]:
 
 
 def _lat(group: str, p: str) -> Callable[[dict[str, Any]], str]:
-    return lambda e: format_ms((e.get(group) or {}).get(p))
+    return lambda e: table_ms((e.get(group) or {}).get(p))
 
 
 def _rate(e: dict[str, Any]) -> str:

@@ -210,7 +210,7 @@ async def run_guarded(client: Client, start_in: float = 0.0) -> None:
 MAX_EARLY = 1024
 
 
-class LiveChannel:
+class LiveStart:
     """The start of an unreliable channel on one connection (WebTransport datagrams, WebRTC
     ``unreliable``): the server says with ``{"live": L}`` which seq the channel starts at, and
     the accounting model counts the channel's losses from there (up or down, see

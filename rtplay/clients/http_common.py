@@ -68,7 +68,7 @@ def header_bytes(response: Response) -> int:
     return 17 + sum(len(k) + len(v) + 4 for k, v in raw) + 2
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_request_error(exc: BaseException) -> str:
     """The short reason a pane shows for a failed request."""
     if isinstance(exc, OfflineError):
         return str(exc)

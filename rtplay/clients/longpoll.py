@@ -15,7 +15,7 @@ from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
     apply_batch,
-    describe_error,
+    describe_request_error,
     header_bytes,
     make_aiohttp_session,
 )
@@ -53,7 +53,7 @@ class LongPollClient(ReconnectingClient):
             yield
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
-        return describe_error(exc), None
+        return describe_request_error(exc), None
 
     async def attempt(self) -> str:
         """Held requests, one after another, until one fails (which raises)."""

@@ -11,7 +11,7 @@ from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
     apply_batch,
-    describe_error,
+    describe_request_error,
     header_bytes,
     make_http_client,
 )
@@ -56,5 +56,5 @@ class PollClient(Client):
             apply_batch(self, response.content, received_ms)
         except HTTP_ERRORS as exc:
             if self.conn.connected or self.conn.connects == 0:
-                self._disconnected(describe_error(exc))
+                self._disconnected(describe_request_error(exc))
             self._retry_in(self.interval, f"next poll in {self.interval:g}s (fixed interval)")

@@ -30,11 +30,11 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError
 
 from rtplay.clients.base import Emit, is_heartbeat
-from rtplay.clients.core import HeartbeatTimeout, LiveChannel, ReconnectingClient, wait_ended
+from rtplay.clients.core import HeartbeatTimeout, LiveStart, ReconnectingClient, wait_ended
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
-    describe_error,
+    describe_request_error,
     make_http_client,
 )
 from rtplay.compat.aioice import gather_on
@@ -84,7 +84,7 @@ def ice_host_of(http_url: str) -> str:
 class _Link:
     """One attempt's peer connection: its channels, how it ended, where ``unreliable`` starts."""
 
-    def __init__(self, pc: RTCPeerConnection, unreliable: LiveChannel) -> None:
+    def __init__(self, pc: RTCPeerConnection, unreliable: LiveStart) -> None:
         self.pc = pc
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.open = asyncio.Event()
@@ -142,9 +142,9 @@ class RTCClient(ReconnectingClient):
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
         if isinstance(exc, StatusError):
-            return f"signaling refused: {describe_error(exc)}", exc.retry_after
+            return f"signaling refused: {describe_request_error(exc)}", exc.retry_after
         if isinstance(exc, HTTP_ERRORS):  # includes ProtocolError
-            return f"signaling failed: {describe_error(exc)}", None
+            return f"signaling failed: {describe_request_error(exc)}", None
         return super().explain(exc)
 
     async def attempt(self) -> str:
@@ -155,7 +155,7 @@ class RTCClient(ReconnectingClient):
     async def _attempt(self, http: httpx.AsyncClient) -> None:
         """One peer connection, from offer to its end (always raises when it ends)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
-        unreliable = LiveChannel(
+        unreliable = LiveStart(
             lambda first: self.on_live(first, UNRELIABLE),
             lambda env, ms: self.on_envelope(env, ms, UNRELIABLE),
         )

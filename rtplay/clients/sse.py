@@ -18,7 +18,7 @@ from rtplay.clients.base import Emit
 from rtplay.clients.core import Fail, ReconnectingClient, parse_reset
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
-    describe_error,
+    describe_request_error,
     header_bytes,
     make_http_client,
 )
@@ -45,7 +45,7 @@ class SSEClient(ReconnectingClient):
             yield
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
-        return describe_error(exc), None
+        return describe_request_error(exc), None
 
     def server_hint(self) -> float | None:
         """The reconnection time the stream set with ``retry:`` (seconds)."""

@@ -27,7 +27,7 @@ from typing import Any
 from aioquic.quic.configuration import QuicConfiguration
 
 from rtplay.clients.base import Emit
-from rtplay.clients.core import ATTEMPT_ERRORS, LiveChannel, ReconnectingClient, wait_ended
+from rtplay.clients.core import ATTEMPT_ERRORS, LiveStart, ReconnectingClient, wait_ended
 from rtplay.clients.wt_conn import (
     SessionEnded,
     WebTransportProtocol,
@@ -128,8 +128,8 @@ class WebTransportClient(ReconnectingClient):
         self._early_bytes = 0
         self._datagrams = self._live_channel()
 
-    def _live_channel(self) -> LiveChannel:
-        return LiveChannel(
+    def _live_channel(self) -> LiveStart:
+        return LiveStart(
             lambda first: self.on_live(first, DATAGRAM),
             lambda env, ms: self.on_envelope(env, ms, DATAGRAM),
         )

@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from rtplay.clients import Endpoints
-from rtplay.model.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 from rtplay.engine.crowd_worker import endpoints_to
+from rtplay.model.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,6 @@ def raise_fd_limit(needed: int) -> None:
             log.warning("open-files limit %d is below the %d a crowd needs: raise `ulimit -n`", want, needed)
 
 
-def resident_kb() -> float:
-    """This process's resident memory now (Linux /proc; 0 where there is none)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * resource.getpagesize() / 1024
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 class Crowd:

@@ -15,10 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rtplay.model.events import Connected, Connecting, Disconnected, Event, Failed, State, state_of
-
-#: Rates are counted in bins of this many seconds (the issue's 100 ms): short enough to see a
-#: synchronized wave as one spike, long enough that a spike is many clients, not one.
-BIN_S = 0.1
+from rtplay.protocol.load import BIN_S, bin_of
 
 #: Largest crowd per transport: bounded so a typo (``--clients 1000000``) cannot exhaust the
 #: machine's file descriptors and memory; 10,000 is ten times the issue's thundering herd.
@@ -46,9 +43,6 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def bin_of(t: float) -> int:
-    """The 100 ms bin of time ``t`` (division, not ``//``: ``2.0 // 0.1`` is 19.0)."""
-    return int(t / BIN_S + 1e-9)
 
 class CrowdRecorder:
     """The events of many clients of one transport, counted, not kept."""

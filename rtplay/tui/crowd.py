@@ -19,7 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from rtplay.engine.control_client import ControlError
-from rtplay.model.crowd import BIN_S, CrowdStats
+from rtplay.model.crowd import CrowdStats
+from rtplay.protocol.load import BIN_S
 from rtplay.model.retry_spec import next_in_cycle, parse_policy
 from rtplay.protocol.faults import ALL, Kind
 

@@ -61,7 +61,7 @@ NOTICE_S = 3.0
 LAG_WINDOW_S = 5.0
 
 
-class LoopMonitor:
+class TimerLag:
     """How late the screen's timer fires: a measure of event-loop lag, from times passed in."""
 
     def __init__(self, interval: float) -> None:
@@ -101,7 +101,7 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.backend = backend
         self.amounts = Amounts()
-        self.monitor = LoopMonitor(1 / TICK_HZ)
+        self.monitor = TimerLag(1 / TICK_HZ)
         self.frame: Dashboard | None = None
         self._resume_rate = backend.rate or DEFAULT_RESUME_RATE
         self._panes = {name: TransportPane(name, i + 1) for i, name in enumerate(backend.transports)}

@@ -84,7 +84,7 @@ class WrappedText(TextLines):
 
 
 @dataclass(frozen=True, slots=True)
-class StatusData:
+class PaneStatusData:
     """A pane's status line: state, ``open`` / ``retrying in 2.4 s`` / ``failed: …``, why."""
 
     state: State
@@ -92,7 +92,7 @@ class StatusData:
     detail: str = ""
 
 
-def status_text(data: StatusData, styles: Styles = NO_STYLES) -> Text:
+def status_text(data: PaneStatusData, styles: Styles = NO_STYLES) -> Text:
     """``● open  since=42``, ``✖ failed: HTTP 503 — g restarts it``."""
     text = Text()
     text.append(f"{STATE_ICONS.get(data.state, '?')} {data.status}", get(styles, data.state.value))
@@ -109,7 +109,7 @@ class PaneStatus(WrappedText):
     STYLE_PREFIX = "status"
     STYLE_NAMES = (*(s.value for s in State), "detail", "hint")
 
-    data: reactive[StatusData | None] = reactive(None, repaint=False)
+    data: reactive[PaneStatusData | None] = reactive(None, repaint=False)
 
     def _source(self) -> object:
         return self.data
@@ -327,7 +327,7 @@ class TransportPane(Vertical):
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
             return
-        self._status.data = StatusData(model.state, model.status, model.detail)
+        self._status.data = PaneStatusData(model.state, model.status, model.detail)
         self._log.lines = model.log
         classes = (model.state, len(model.channels) > 1)
         if classes != self._state_classes:  # ten frames a second: only when they change

@@ -6,13 +6,11 @@ and event-loop lag over time. :class:`LoadMeter` is pure (times passed in);
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-#: Bin width of every series (the crowd figures' 100 ms bins, so the two line up).
-BIN_S = 0.1
+from rtplay.protocol.load import BIN_S, bin_of
 
 #: Bins kept per series: an hour at 100 ms. Older bins are forgotten first.
 MAX_BINS = 36_000
@@ -21,9 +19,6 @@ MAX_BINS = 36_000
 LAG_PROBE_S = 0.05
 
 
-def bin_of(t: float) -> int:
-    """The 100 ms bin of time ``t`` (division, not ``//``: ``2.0 // 0.1`` is 19.0)."""
-    return int(t / BIN_S + 1e-9)
 
 class LoadMeter:
     """Counts accepts, tracks the concurrent count and records loop lag, per 100 ms bin."""
@@ -78,13 +73,6 @@ class LoadMeter:
         }
 
 
-def resident_kb() -> float:
-    """This process's resident memory now (Linux /proc; 0 where there is none)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 async def probe_loop_lag(meter: LoadMeter, clock: Callable[[], float]) -> None:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CHECKS_PER_INTERVAL = 2
 
 
-class Verdict(enum.Enum):
+class PeerVerdict(enum.Enum):
     ALIVE = "alive"
     PING = "ping"
     DEAD = "dead"
@@ -45,18 +45,18 @@ class Liveness:
         self._quiet = 0
         self._pinged = False
 
-    def check(self, received: int) -> Verdict:
+    def check(self, received: int) -> PeerVerdict:
         """The verdict, given that the peer has sent ``received`` bytes so far."""
         if received != self._seen:
             self._seen, self._quiet, self._pinged = received, 0, False
-            return Verdict.ALIVE
+            return PeerVerdict.ALIVE
         if self._pinged:
-            return Verdict.DEAD
+            return PeerVerdict.DEAD
         self._quiet += 1
         if self._quiet >= CHECKS_PER_INTERVAL:
             self._pinged = True
-            return Verdict.PING
-        return Verdict.ALIVE
+            return PeerVerdict.PING
+        return PeerVerdict.ALIVE
 
 
 async def keep_alive(
@@ -72,12 +72,12 @@ async def keep_alive(
     while True:
         await asyncio.sleep(interval / CHECKS_PER_INTERVAL)
         verdict = liveness.check(received())
-        if verdict is Verdict.PING:
+        if verdict is PeerVerdict.PING:
             try:
                 await socket.ping()
             except (ConnectionError, RuntimeError):  # closing meanwhile: the receiver notices
                 return
-        elif verdict is Verdict.DEAD:
+        elif verdict is PeerVerdict.DEAD:
             log.info("ws: no pong within %g s of a ping; dropping the connection", interval / CHECKS_PER_INTERVAL)
             drop()
             return

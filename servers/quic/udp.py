@@ -70,7 +70,7 @@ DROP_LOG_EVERY = 10_000
 MIN_INITIAL_BYTES = 1200
 
 
-class Verdict(Enum):
+class InitialVerdict(Enum):
     ACCEPT = "accept"
     RETRY = "retry"
     DROP = "drop"
@@ -93,22 +93,22 @@ class Admission:
         self._second = 0.0
         self._retries = 0
 
-    def decide(self, in_progress: int, has_token: bool, now: float) -> Verdict:
+    def decide(self, in_progress: int, has_token: bool, now: float) -> InitialVerdict:
         """``in_progress`` handshakes now; ``has_token``: the client answered a Retry."""
         if in_progress >= self.maximum:
             self.dropped += 1
-            return Verdict.DROP
+            return InitialVerdict.DROP
         if has_token:
-            return Verdict.RETRY  # validate its token (cheap, and it proved its address)
+            return InitialVerdict.RETRY  # validate its token (cheap, and it proved its address)
         if in_progress < self.retry_above:
-            return Verdict.ACCEPT
+            return InitialVerdict.ACCEPT
         if now - self._second >= 1.0:
             self._second, self._retries = now, 0
         if self._retries >= self.retries_per_s:
             self.dropped += 1
-            return Verdict.DROP
+            return InitialVerdict.DROP
         self._retries += 1
-        return Verdict.RETRY
+        return InitialVerdict.RETRY
 
 
 class _ImpairedPath:
@@ -202,13 +202,13 @@ class ImpairedQuicServer(QuicServer):
             super().datagram_received(data, addr)
             return
         verdict = self.admission.decide(self.handshakes_in_progress(), bool(header.token), self._clock())
-        if verdict is Verdict.DROP:
+        if verdict is InitialVerdict.DROP:
             if self.admission.dropped % DROP_LOG_EVERY == 1:  # a flood: one line per 10,000 drops
                 log.warning("QUIC: Initial flood? %d new connections refused so far", self.admission.dropped)
             return
         # aioquic validates tokens and sends Retries when it has a handler; which to use is
         # decided here, per packet.
-        use_retry(self, self._retry_handler if verdict is Verdict.RETRY else None)
+        use_retry(self, self._retry_handler if verdict is InitialVerdict.RETRY else None)
         before = connection_count(self)
         super().datagram_received(data, addr)
         if connection_count(self) > before:

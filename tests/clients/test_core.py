@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rtplay.protocol.envelope import ProtocolError, Received
-from rtplay.clients.core import Fail, LiveChannel, ReconnectingClient, reset_signal
+from rtplay.clients.core import Fail, LiveStart, ReconnectingClient, reset_signal
 from rtplay.clients.http_common import apply_batch
 from rtplay.clients.poll import PollClient
 from rtplay.model.events import Connecting, Event, RetryScheduled
@@ -39,7 +39,7 @@ def test_a_live_channel_holds_what_overtook_its_marker_and_skips_what_came_befor
     stats = ChannelStats.unreliable()
     seen: list[int] = []
     starts: list[int] = []
-    live = LiveChannel(
+    live = LiveStart(
         lambda first: (starts.append(first), stats.live.live_from(first)),  # type: ignore[union-attr]
         lambda env, ms: (seen.append(env.seq), stats.on_message(env.seq, env.t, ms, 0.0)),
     )

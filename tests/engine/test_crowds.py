@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from rtplay.model.crowd import BIN_S, CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
+from rtplay.protocol.load import BIN_S
+from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.protocol.options import ServerOptions

@@ -51,13 +51,13 @@ async def test_an_initial_flood_costs_bounded_state_and_clients_still_connect() 
 
 
 def test_admission_retries_past_a_few_handshakes_and_bounds_retries_and_state() -> None:
-    from servers.quic.udp import Admission, Verdict
+    from servers.quic.udp import Admission, InitialVerdict
 
     admission = Admission(retry_above=2, maximum=4, retries_per_s=3)
-    assert admission.decide(0, has_token=False, now=0.0) is Verdict.ACCEPT
-    assert admission.decide(2, has_token=False, now=0.0) is Verdict.RETRY
-    assert admission.decide(2, has_token=True, now=0.0) is Verdict.RETRY  # its token is validated
-    assert [admission.decide(3, False, 0.1) for _ in range(3)] == [Verdict.RETRY, Verdict.RETRY, Verdict.DROP]
-    assert admission.decide(3, has_token=False, now=1.2) is Verdict.RETRY  # a new second, a new budget
-    assert admission.decide(4, has_token=True, now=1.2) is Verdict.DROP  # never past the maximum
+    assert admission.decide(0, has_token=False, now=0.0) is InitialVerdict.ACCEPT
+    assert admission.decide(2, has_token=False, now=0.0) is InitialVerdict.RETRY
+    assert admission.decide(2, has_token=True, now=0.0) is InitialVerdict.RETRY  # its token is validated
+    assert [admission.decide(3, False, 0.1) for _ in range(3)] == [InitialVerdict.RETRY, InitialVerdict.RETRY, InitialVerdict.DROP]
+    assert admission.decide(3, has_token=False, now=1.2) is InitialVerdict.RETRY  # a new second, a new budget
+    assert admission.decide(4, has_token=True, now=1.2) is InitialVerdict.DROP  # never past the maximum
     assert admission.dropped == 2

@@ -15,7 +15,7 @@ from servers.core.guard import JsonError, JsonTooDeep, loads_strict, nesting_dep
 from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from servers.http.ws import ping_number, stamp_of
-from servers.http.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, Verdict
+from servers.http.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, PeerVerdict
 from servers.http.wsguard import MaskCheck, text_frames
 from tests.hostile.conftest import eof_within
 from tests.hostile.test_connections import ws_handshake
@@ -149,13 +149,13 @@ def count_frames(stream: bytes, frames: list[tuple[int, bool]]) -> int:
 def test_liveness_pings_a_quiet_peer_then_gives_it_up() -> None:
     live = Liveness()
     verdicts = [live.check(0) for _ in range(CHECKS_PER_INTERVAL + 1)]
-    assert verdicts == [Verdict.ALIVE] * (CHECKS_PER_INTERVAL - 1) + [Verdict.PING, Verdict.DEAD]
+    assert verdicts == [PeerVerdict.ALIVE] * (CHECKS_PER_INTERVAL - 1) + [PeerVerdict.PING, PeerVerdict.DEAD]
 
 
 def test_any_byte_from_the_peer_counts_as_life() -> None:
     live = Liveness()
     assert [live.check(n) for n in (0, 0, 6, 6, 6, 12)] == [
-        Verdict.ALIVE, Verdict.PING, Verdict.ALIVE, Verdict.ALIVE, Verdict.PING, Verdict.ALIVE,
+        PeerVerdict.ALIVE, PeerVerdict.PING, PeerVerdict.ALIVE, PeerVerdict.ALIVE, PeerVerdict.PING, PeerVerdict.ALIVE,
     ]
 
 

@@ -7,7 +7,7 @@ import pytest
 from rtplay.model.events import State
 from rtplay.protocol.faults import ALL, Fault, FaultError, Kind
 from rtplay.tui.controls import AMOUNTS, Amounts, format_amount, next_rate, toggle_fault
-from rtplay.tui.main import LoopMonitor
+from rtplay.tui.main import TimerLag
 from rtplay.tui.model import status_of
 from servers.core.faults import FaultState
 
@@ -77,7 +77,7 @@ def test_status_counts_down_to_the_retry() -> None:
 
 
 def test_the_loop_monitor_reports_the_worst_lateness_and_the_frame_rate() -> None:
-    monitor = LoopMonitor(interval=0.1)
+    monitor = TimerLag(interval=0.1)
     for now in (0.0, 0.1, 0.2, 0.35, 0.45):  # one tick came 50 ms late
         monitor.tick(now)
     assert round(monitor.lag_ms(0.45)) == 50

@@ -11,7 +11,7 @@ from rtplay.model.events import State
 from rtplay.tui.charts import ChartData, Series, render_chart
 from rtplay.tui.history import MARK_FAULT
 from rtplay.tui.model import ChannelModel, LogLine
-from rtplay.tui.panes import CounterData, StatusData, counter_groups, log_lines, status_text
+from rtplay.tui.panes import CounterData, PaneStatusData, counter_groups, log_lines, status_text
 from rtplay.tui.textflow import flow
 from rtplay.tui.views import help_renderable
 
@@ -60,8 +60,8 @@ def test_the_newest_log_line_shows_from_its_start_when_it_is_taller_than_the_log
 
 
 def test_a_failed_status_offers_the_restart_key() -> None:
-    assert status_text(StatusData(State.FAILED, "failed: HTTP 503")).plain.endswith("g restarts it")
-    assert "g restarts" not in status_text(StatusData(State.OPEN, "open", "since=4")).plain
+    assert status_text(PaneStatusData(State.FAILED, "failed: HTTP 503")).plain.endswith("g restarts it")
+    assert "g restarts" not in status_text(PaneStatusData(State.OPEN, "open", "since=4")).plain
 
 
 def test_the_one_line_chart_keeps_its_scale_and_markers() -> None:
