@@ -27,6 +27,7 @@ from rtplay.model.events import (
 )
 from rtplay.model.accounting import View, is_recoverable
 from rtplay.model.channels import ChannelStats, ConnectionStats
+from rtplay.protocol.messages import PING, PONG
 from rtplay.protocol.envelope import Received
 from rtplay.runtime.health import cut_as_too_slow
 
@@ -44,7 +45,7 @@ ArrivalHook = Callable[[float, str, int, bool, float], None]
 def is_heartbeat(payload: object) -> bool:
     """A ping or pong: never counted as wire bytes on any transport (the rule every
     transport follows: wire bytes are what carries messages, not keep-alives)."""
-    return isinstance(payload, dict) and ("pong" in payload or "ping" in payload)
+    return isinstance(payload, dict) and (PONG in payload or PING in payload)
 
 
 #: How often a client held by the offline fault checks whether its network is back.

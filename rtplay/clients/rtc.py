@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +39,8 @@ from rtplay.clients.http_common import (
 from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
 from rtplay.compat.aiortc_fork_sctp import deliver_text
+from rtplay.protocol import messages
+from rtplay.protocol.messages import CLOSING, LIVE, PONG, number_of
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
@@ -268,7 +269,7 @@ class RTCClient(ReconnectingClient):
 
         async def ping() -> None:
             try:
-                link.reliable.send(json.dumps({"ping": self.wall_ms()}))
+                link.reliable.send(messages.ping(self.wall_ms()))
             except InvalidStateError:
                 raise ConnectionEnded("the reliable channel closed") from None
 
@@ -281,16 +282,16 @@ class RTCClient(ReconnectingClient):
     def handle(self, link: _Link, payload: object, received_ms: float, channel: str) -> None:
         """Account one decoded channel message."""
         if isinstance(payload, dict) and channel == RELIABLE and "seq" not in payload:  # a control message
-            if isinstance(payload.get("pong"), int | float):
-                self.rtt_ms = received_ms - payload["pong"]
+            if (stamp := number_of(payload, PONG)) is not None:
+                self.rtt_ms = received_ms - stamp
                 return
             if self.handle_reset(payload, RELIABLE):
                 return
-            if "live" in payload:
-                link.live.start(payload["live"])
+            if LIVE in payload:
+                link.live.start(payload[LIVE])
                 return
-            if isinstance(payload.get("closing"), str):  # the server says why it ends the peer
-                link.end(f"server closed the peer: {payload['closing'][:200]}")
+            if isinstance(payload.get(CLOSING), str):  # the server says why it ends the peer
+                link.end(f"server closed the peer: {payload[CLOSING][:200]}")
                 return
         env = parse_envelope(payload)
         if channel == UNRELIABLE:

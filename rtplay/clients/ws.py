@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -12,6 +11,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from rtplay.clients.base import OFFLINE_POLL_S, Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
 from rtplay.compat.websockets import abort
+from rtplay.protocol import messages
+from rtplay.protocol.messages import PONG, number_of
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
@@ -83,7 +84,7 @@ class WebSocketClient(ReconnectingClient):
             # The network is down (offline fault): pings go nowhere, but the heartbeat
             # clock runs on, so a long enough outage is detected as dead.
             if not self.is_offline():
-                await ws.send(json.dumps({"ping": self.wall_ms()}))
+                await ws.send(messages.ping(self.wall_ms()))
 
         async def step(seconds: float) -> bool:
             if self.is_offline():
@@ -113,8 +114,8 @@ class WebSocketClient(ReconnectingClient):
 
     def handle(self, payload: object, received_ms: float) -> None:
         if isinstance(payload, dict):
-            if "pong" in payload and isinstance(payload["pong"], int | float):
-                self.rtt_ms = received_ms - payload["pong"]
+            if (stamp := number_of(payload, PONG)) is not None:
+                self.rtt_ms = received_ms - stamp
                 return
             if self.handle_reset(payload):
                 return

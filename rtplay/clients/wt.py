@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -34,6 +33,8 @@ from rtplay.clients.wt_conn import (
     client_configuration,
     open_connection,
 )
+from rtplay.protocol import messages
+from rtplay.protocol.messages import LIVE, PONG, number_of
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 
@@ -181,7 +182,7 @@ class WebTransportClient(ReconnectingClient):
         """Ping on schedule until the session ends or a ping goes unanswered."""
 
         async def ping() -> None:
-            conn.send_ping(json.dumps({"ping": self.wall_ms()}).encode() + b"\n")
+            conn.send_ping(messages.ping(self.wall_ms()).encode() + b"\n")
 
         await self.heartbeat_loop(ping, lambda s: wait_ended(conn.ended, s), self.ping_interval, self.ping_timeout)
         return conn.end_reason
@@ -210,8 +211,8 @@ class WebTransportClient(ReconnectingClient):
     def handle_line(self, payload: object, received_ms: float) -> None:
         if self.handle_reset(payload, STREAM):
             return
-        if isinstance(payload, dict) and "live" in payload:
-            self._datagrams.start(payload["live"])
+        if isinstance(payload, dict) and LIVE in payload:
+            self._datagrams.start(payload[LIVE])
             return
         self.on_envelope(parse_envelope(payload), received_ms, STREAM)
 
@@ -226,5 +227,5 @@ class WebTransportClient(ReconnectingClient):
         self._heard()
         for line in self._pongs.feed(data):
             payload: Any = decode_json(line)
-            if isinstance(payload, dict) and isinstance(payload.get("pong"), int | float):
-                self.rtt_ms = received_ms - payload["pong"]
+            if (stamp := number_of(payload, PONG)) is not None:
+                self.rtt_ms = received_ms - stamp

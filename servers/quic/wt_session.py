@@ -20,6 +20,7 @@ from aioquic.h3.connection import H3Connection, Setting
 from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 
 from rtplay.compat.aioquic import pending_datagrams, unacked_stream_bytes
+from rtplay.protocol.messages import LIVE
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.wt import CLOSE_BAD_PING, CLOSE_SERVER_ERROR, CLOSE_TOO_SLOW, close_capsule, pong_for
 from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
@@ -161,7 +162,7 @@ class WtSession:
         head: list[dict[str, object]] = []
         if backlog.reset is not None:
             head.append({"reset": backlog.reset.to_json()})
-        head.append({"live": live_from})
+        head.append({LIVE: live_from})
         self._quic.send_stream_data(stream_id, "".join(json.dumps(line) + "\n" for line in head).encode())
         last = self.since
         for start in range(0, len(backlog.messages), WRITE_BATCH):

@@ -32,6 +32,7 @@ from aiortc.exceptions import InvalidStateError
 
 from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
+from rtplay.protocol import messages
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
 from servers.core.context import ServerContext, Throttle, hold_envelope
@@ -88,7 +89,7 @@ def parse_ping(message: object) -> float:
         payload = json.loads(message)
     except RecursionError:  # absurdly deep nesting is not a ping either
         raise ValueError("message nested too deeply") from None
-    stamp = payload.get("ping") if isinstance(payload, dict) else None
+    stamp = payload.get(messages.PING) if isinstance(payload, dict) else None
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise ValueError('expected {"ping": <number>}')
     return float(stamp)
@@ -153,7 +154,7 @@ class RtcPeer:
             return
         reliable = self.channels.get(RELIABLE)
         if reliable is not None and reliable.readyState == "open":
-            reliable.send(json.dumps({"pong": stamp}))
+            reliable.send(messages.pong(stamp))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class RtcPeer:
             await self._unstalled()  # a stalled server sends nothing, not even its greeting
             if backlog.reset is not None:
                 reliable.send(backlog.reset.message())
-            reliable.send(json.dumps({"live": live_from}))
+            reliable.send(messages.live(live_from))
             last = self.since
             for env in backlog.messages:
                 await hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
@@ -206,7 +207,7 @@ class RtcPeer:
             while True:
                 live = await sub.get()
                 if live is None:
-                    self._send(reliable, json.dumps({"closing": sub.reason}))  # why, before the close
+                    self._send(reliable, messages.closing(sub.reason))  # why, before the close
                     raise PeerClosed(sub.reason)
                 env = live
                 if env.seq <= last:
