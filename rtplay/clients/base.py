@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 
 from rtplay.model.events import (
@@ -56,6 +57,37 @@ class OfflineError(OSError):
     """The client's own network is down (the ``offline`` fault)."""
 
 
+def _wall_ms() -> float:
+    return time.time() * 1000
+
+
+def _never_offline() -> bool:
+    return False
+
+
+def _unknown_published() -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ClientHooks:
+    """What a client needs of whoever runs it (a session, a crowd worker), all given at
+    construction; every field has a default, so a client runs on its own too."""
+
+    arrival: ArrivalHook | None = None
+    """Called on every envelope (the session's recovery figures)."""
+    audit: Callable[[dict[str, object]], None] | None = None
+    """``--log-messages``: called with one record per arrival and per connection change."""
+    is_offline: Callable[[], bool] = _never_offline
+    """The client-side ``offline`` fault: this client's network is down."""
+    published_now: Callable[[], int | None] = _unknown_published
+    """The hub's last seq (the session knows it): where an unreliable channel went down."""
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds: every "when" the client decides."""
+    wall_ms: Callable[[], float] = _wall_ms
+    """Epoch milliseconds: one-way latency against the envelope's ``t``."""
+
+
 class Client:
     """Base of every transport client. Subclasses implement :meth:`run`."""
 
@@ -64,7 +96,10 @@ class Client:
     unreliable_channels: tuple[str, ...] = ()
     """Best-effort channels: losses counted from the first arrival, up or down."""
 
-    def __init__(self, base_url: str, emit: Emit | None = None, *, emit_messages: bool = False) -> None:
+    def __init__(
+        self, base_url: str, emit: Emit | None = None, *, emit_messages: bool = False, hooks: ClientHooks | None = None
+    ) -> None:
+        hooks = hooks or ClientHooks()
         self.base_url = base_url.rstrip("/")
         self._emit = emit or (lambda event: None)
         self._emit_messages = emit_messages
@@ -87,17 +122,13 @@ class Client:
         """Disconnects where the server cut this client for reading too slowly (not a crash)."""
         self.subscribed_until: int | None = None
         """The hub's last seq when this client failed for good: later messages aren't its loss."""
-        self.arrival_hook: ArrivalHook | None = None
-        """Called on every envelope (the session's recovery figures and message log)."""
-        self.is_offline: Callable[[], bool] = lambda: False
-        """The client-side ``offline`` fault: this client's network is down."""
-        self.audit: Callable[[dict[str, object]], None] | None = None
-        """``--log-messages``: called with one record per arrival and per connection change."""
+        self.arrival_hook = hooks.arrival
+        self.is_offline = hooks.is_offline
+        self.audit = hooks.audit
         self._audit_bytes: dict[str, int] = {}
-        self.published_now: Callable[[], int | None] = lambda: None
-        """The hub's last seq (the session knows it): where an unreliable channel went down."""
-        self.clock: Callable[[], float] = time.monotonic
-        self.wall_ms: Callable[[], float] = lambda: time.time() * 1000
+        self.published_now = hooks.published_now
+        self.clock = hooks.clock
+        self.wall_ms = hooks.wall_ms
 
     # --- what subclasses implement -------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 
 import httpx
@@ -26,7 +28,7 @@ class PollClient(Client):
     name = "poll"
 
     def __init__(
-        self, base_url: str, emit: Emit | None = None, *, interval: float = DEFAULT_INTERVAL_S, **kw: bool
+        self, base_url: str, emit: Emit | None = None, *, interval: float = DEFAULT_INTERVAL_S, **kw: Any
     ) -> None:
         super().__init__(base_url, emit, **kw)
         self.interval = interval

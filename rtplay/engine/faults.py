@@ -69,6 +69,8 @@ class FaultController:
         """Ids whose records are open already (opened by our own command)."""
         self._pending: dict[int, tuple[Kind, str]] = {}
         """Our commands in flight: provisional record id → (kind, scope)."""
+        self._opened_at: dict[int, float] = {}
+        """When the records of our own faults opened (the command left): their start."""
         self._next_provisional = -1
 
     def _origin(self) -> float:
@@ -104,6 +106,7 @@ class FaultController:
             answer = await self._control().add_fault(body)
         except BaseException:
             self._pending.pop(provisional, None)
+            self._opened_at.pop(provisional, None)
             self.recovery.withdraw(provisional)
             raise
         fault = Fault.from_json(answer, self._clock())
@@ -116,6 +119,7 @@ class FaultController:
         provisional = self._next_provisional
         self._next_provisional -= 1
         probe = Fault(provisional, kind, scope, value, jitter, started=self._clock(), until=None)
+        self._opened_at[provisional] = probe.started
         self._pending[provisional] = (kind, scope)
         # A one-shot fault's records end where it acted, which only its event can say: until
         # then they stay open, so an arrival before the server acted is not a recovery.
@@ -126,11 +130,13 @@ class FaultController:
         """Our command's answer (or its event, whichever came first) names the fault's id."""
         if self._pending.pop(provisional, None) is None:
             return  # its event came first and adopted the records already
+        opened_at = self._opened_at.pop(provisional)
         if fault.id in self._opened:
             self.recovery.withdraw(provisional)  # cannot happen: the server's ids are new
         else:
             self.recovery.rename(provisional, fault.id, fault.describe())
             self._opened.add(fault.id)
+            self._opened_at[fault.id] = opened_at
 
     async def clear(self, fault_id: int | None = None) -> list[Fault]:
         """End one fault (all when None) now; return what was cleared."""
@@ -175,9 +181,9 @@ class FaultController:
             elif fault.id not in self._opened:
                 self._open_records(fault.id, fault)
                 self._opened.add(fault.id)
-            if fault.kind in ONE_SHOT:
-                self.recovery.applied(fault.id, self._mirror.published)
-            self._emit(FaultStarted(fault.scope, now, fault))
+            self.recovery.confirmed(fault.id, self._mirror.published, fault.kind in ONE_SHOT)
+            # The pane's marker and the message log start the fault where its records do.
+            self._emit(FaultStarted(fault.scope, self._opened_at.pop(fault.id, now), fault))
         else:
             self.recovery.fault_ended(fault.id, now, self._mirror.published)
             self._emit(FaultEnded(fault.scope, now, fault))

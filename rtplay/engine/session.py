@@ -20,7 +20,7 @@ from typing import IO, Any
 from rtplay.clients import CLIENTS, Endpoints
 from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
 from rtplay.engine.message_log import MessageLog
-from rtplay.clients.base import Client
+from rtplay.clients.base import Client, ClientHooks
 from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
 from rtplay.model.events import Connected, Event, Failed, State
 from rtplay.engine.faults import FaultController
@@ -169,18 +169,11 @@ class Session(CrowdsMixin, MessageLogMixin):
             options = dict(self.config.client_options.get(name, {}))
             if self.config.emit_messages:
                 options["emit_messages"] = True
-            client = CLIENTS[name](endpoints, self.emit, options)
-            client.arrival_hook = lambda now, ch, seq, new, lat, name=name: self.faults.on_arrival(
-                name, now, ch, seq, new, lat
-            )
-            if self.config.log_messages is not None:
-                if self.message_log is None:
-                    self.message_log = MessageLog(self.config.log_messages, self.clock())
-                    self.subscribe(self._log_fault)
-                client.audit = self._audit
-            client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]  # a default argument binds the name
-            client.published_now = lambda: self.published
-            self.clients[name] = client
+            if self.config.log_messages is not None and self.message_log is None:
+                self.message_log = MessageLog(self.config.log_messages, self.clock())
+                self.subscribe(self._log_fault)
+            options["hooks"] = self._hooks_for(name)
+            self.clients[name] = CLIENTS[name](endpoints, self.emit, options)
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
         # connection open it first (publishing waits for them, see FIRST_OPEN_WAIT_S). One that only samples (poll) asks once publishing has
         # begun, else its first answer is empty and its first message a whole interval late.
@@ -204,6 +197,19 @@ class Session(CrowdsMixin, MessageLogMixin):
             self.message_log.origin = self.started_at
         self.faults.start()
         self.monitor.start()
+
+    def _hooks_for(self, name: str) -> ClientHooks:
+        """What the client of ``name`` is told of this session."""
+
+        def arrival(now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
+            self.faults.on_arrival(name, now, channel, seq, new, latency_ms)
+
+        return ClientHooks(
+            arrival=arrival,
+            audit=self._audit if self.message_log is not None else None,
+            is_offline=lambda: self.server.has(Kind.OFFLINE, name),
+            published_now=lambda: self.published,
+        )
 
     async def _connect(self) -> None:
         url = self.config.server_url

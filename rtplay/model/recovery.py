@@ -170,12 +170,16 @@ class RecoveryTracker:
                     rec.taken_by, rec.owned_until, rec.superseded = None, None, False
                 rec.overlaps = [i for i in rec.overlaps if i != fault_id]
 
-    def applied(self, fault_id: int, published: int) -> None:
-        """A one-shot fault whose records were opened ahead of it (with ``one_shot`` False) has
-        acted, the hub's last seq then being ``published``: it ends where it started."""
+    def confirmed(self, fault_id: int, published: int, one_shot: bool) -> None:
+        """A fault whose records were opened ahead of it (with ``one_shot`` False) has started
+        on the server, the hub's last seq then being ``published``; a one-shot one has acted,
+        and ends where it started."""
         for recs in self._open.values():
             for rec in recs:
-                if rec.fault_id == fault_id and rec.ended is None:
+                if rec.fault_id != fault_id:
+                    continue
+                rec.published_at_start = published
+                if one_shot and rec.ended is None:
                     rec.ended, rec.published_at_end = rec.started, published
 
     def fault_ended(self, fault_id: int, now: float, published: int) -> None:
