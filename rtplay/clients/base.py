@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rtplay.model.events import (
     Connected,
@@ -30,6 +30,7 @@ from rtplay.model.accounting import View, is_recoverable
 from rtplay.model.channels import ChannelStats, ConnectionStats
 from rtplay.protocol.messages import PING, PONG
 from rtplay.protocol.envelope import Received
+from rtplay.protocol.faults import ALL
 from rtplay.runtime.health import cut_as_too_slow
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,30 @@ def is_heartbeat(payload: object) -> bool:
     return isinstance(payload, dict) and (PONG in payload or PING in payload)
 
 
-#: How often a client held by the offline fault checks whether its network is back.
-OFFLINE_POLL_S = 0.05
+class Network:
+    """The client side's own network per transport (the ``offline`` fault), decided on the
+    client side: whoever runs the clients switches it, and a client held offline waits for the
+    switch instead of asking every few milliseconds."""
+
+    def __init__(self) -> None:
+        self._down: frozenset[str] = frozenset()
+        self._changed = asyncio.Event()
+
+    def set_down(self, scopes: Iterable[str]) -> None:
+        """The network is down for exactly these scopes (transport names, or ``all``)."""
+        down = frozenset(scopes)
+        if down != self._down:
+            self._down = down
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()  # wakes every waiter; they look again
+
+    def is_down(self, transport: str) -> bool:
+        return bool(self._down) and (ALL in self._down or transport in self._down)
+
+    async def wait_up(self, transport: str) -> None:
+        """Until ``transport``'s network is up (at once when it is)."""
+        while self.is_down(transport):
+            await self._changed.wait()
 
 
 class OfflineError(OSError):
@@ -59,10 +82,6 @@ class OfflineError(OSError):
 
 def _wall_ms() -> float:
     return time.time() * 1000
-
-
-def _never_offline() -> bool:
-    return False
 
 
 def _unknown_published() -> int | None:
@@ -78,8 +97,8 @@ class ClientHooks:
     """Called on every envelope (the session's recovery figures)."""
     audit: Callable[[dict[str, object]], None] | None = None
     """``--log-messages``: called with one record per arrival and per connection change."""
-    is_offline: Callable[[], bool] = _never_offline
-    """The client-side ``offline`` fault: this client's network is down."""
+    network: Network | None = None
+    """The client-side ``offline`` fault's switch (None: the network is always up)."""
     published_now: Callable[[], int | None] = _unknown_published
     """The hub's last seq (the session knows it): where an unreliable channel went down."""
     clock: Callable[[], float] = time.monotonic
@@ -123,7 +142,7 @@ class Client:
         self.subscribed_until: int | None = None
         """The hub's last seq when this client failed for good: later messages aren't its loss."""
         self.arrival_hook = hooks.arrival
-        self.is_offline = hooks.is_offline
+        self.network = hooks.network or Network()
         self.audit = hooks.audit
         self._audit_bytes: dict[str, int] = {}
         self.published_now = hooks.published_now
@@ -143,6 +162,10 @@ class Client:
 
     # --- the client-side network (offline fault) -------------------------------------------
 
+    def is_offline(self) -> bool:
+        """The client-side ``offline`` fault: this client's network is down."""
+        return self.network.is_down(self.name)
+
     def check_online(self) -> None:
         """Before connecting: an offline client cannot reach anything."""
         if self.is_offline():
@@ -150,8 +173,7 @@ class Client:
 
     async def wait_online(self) -> None:
         """Before reading: while offline, a live connection goes silent (nothing is read)."""
-        while self.is_offline():
-            await asyncio.sleep(OFFLINE_POLL_S)
+        await self.network.wait_up(self.name)
 
     # --- accounting --------------------------------------------------------------------
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from rtplay.clients.base import OFFLINE_POLL_S, Emit, is_heartbeat
+from rtplay.clients.base import Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
 from rtplay.compat.websockets import abort
 from rtplay.protocol import messages
@@ -87,8 +88,10 @@ class WebSocketClient(ReconnectingClient):
                 await ws.send(messages.ping(self.wall_ms()))
 
         async def step(seconds: float) -> bool:
-            if self.is_offline():
-                await asyncio.sleep(min(OFFLINE_POLL_S, seconds))
+            if self.is_offline():  # silent until the network is back or the deadline passes
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        await self.network.wait_up(self.name)
                 return False
             try:
                 # Frames until the heartbeat's next deadline, under one timeout: traffic only

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from rtplay.clients.base import Client
+from rtplay.clients.base import Client, Network
 from rtplay.engine.control_client import ControlError, ServerMirror
 from rtplay.model.accounting import View
 from rtplay.model.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
@@ -55,6 +55,7 @@ class FaultController:
         clients: Mapping[str, Client],
         view_of: Callable[[Client], View],
         started_at: Callable[[], float | None],
+        network: Network | None = None,
     ) -> None:
         self._control = control
         self._mirror = mirror
@@ -63,6 +64,9 @@ class FaultController:
         self._clients = clients
         self._view_of = view_of
         self._started_at = started_at
+        self._network = network
+        """The clients' own network: the ``offline`` fault is decided here, on the client
+        side, the moment it is asked for or heard of, never after a round trip."""
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
         self._opened: set[int] = set()
@@ -102,17 +106,28 @@ class FaultController:
         validate(kind, scope, value, jitter)  # say what is wrong without a round trip
         body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
         provisional = self._open_provisional(kind, scope, value, jitter)
+        if kind is Kind.OFFLINE:
+            self._switch_network(extra=scope)
         try:
             answer = await self._control().add_fault(body)
         except BaseException:
             self._pending.pop(provisional, None)
             self._opened_at.pop(provisional, None)
             self.recovery.withdraw(provisional)
+            self._switch_network()
             raise
         fault = Fault.from_json(answer, self._clock())
         self._adopt(provisional, fault)
         self._mirror.started(fault)  # active now, whether or not its event has arrived yet
+        self._switch_network()
         return fault
+
+    def _switch_network(self, extra: str | None = None) -> None:
+        """Set the clients' network from the active ``offline`` faults (and ``extra``, one
+        being asked for)."""
+        if self._network is not None:
+            scopes = {f.scope for f in self._mirror.active() if f.kind is Kind.OFFLINE}
+            self._network.set_down(scopes | ({extra} if extra else set()))
 
     def _open_provisional(self, kind: Kind, scope: str, value: float | None, jitter: float) -> int:
         """Open the records of a fault we are about to ask for, under a provisional id."""
@@ -144,6 +159,7 @@ class FaultController:
         cleared = [Fault.from_json(f, now) for f in await self._control().clear_faults(fault_id)]
         for fault in cleared:  # ended now, whether or not its event has arrived yet
             self._mirror.ended(fault.id)
+        self._switch_network()
         return cleared
 
     def active(self) -> list[Fault]:
@@ -184,9 +200,11 @@ class FaultController:
             self.recovery.confirmed(fault.id, self._mirror.published, fault.kind in ONE_SHOT)
             # The pane's marker and the message log start the fault where its records do.
             self._emit(FaultStarted(fault.scope, self._opened_at.pop(fault.id, now), fault))
+            self._switch_network()
         else:
             self.recovery.fault_ended(fault.id, now, self._mirror.published)
             self._emit(FaultEnded(fault.scope, now, fault))
+            self._switch_network()
 
     def _open_records(self, record_id: int, fault: Fault, one_shot: bool | None = None) -> None:
         targets = [n for n in self._clients if fault.applies_to(n)]

@@ -20,12 +20,12 @@ from typing import IO, Any
 from rtplay.clients import CLIENTS, Endpoints
 from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
 from rtplay.engine.message_log import MessageLog
-from rtplay.clients.base import Client, ClientHooks
+from rtplay.clients.base import Client, ClientHooks, Network
 from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
 from rtplay.model.events import Connected, Event, Failed, State
 from rtplay.engine.faults import FaultController
 from rtplay.protocol.control_events import CountersReset, Hello, RateChanged
-from rtplay.protocol.faults import TRANSPORTS, Kind
+from rtplay.protocol.faults import TRANSPORTS
 from rtplay.runtime.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
 from rtplay.engine.spawn import ServerProcess
@@ -114,8 +114,11 @@ class Session(CrowdsMixin, MessageLogMixin):
         self.started_at: float | None = None
         self.publishing_stopped_at: float | None = None
         self.clock: Callable[[], float] = time.monotonic
+        self.network = Network()
+        """The clients' own network (the ``offline`` fault), switched on this side."""
         self.faults = FaultController(
-            self._api, self.server, self.emit, lambda: self.clock(), self.clients, self.view_of, lambda: self.started_at
+            self._api, self.server, self.emit, lambda: self.clock(), self.clients, self.view_of, lambda: self.started_at,
+            self.network,
         )
         self.subscribe(self.faults.on_event)
         self.monitor = LoopMonitor()
@@ -207,7 +210,7 @@ class Session(CrowdsMixin, MessageLogMixin):
         return ClientHooks(
             arrival=arrival,
             audit=self._audit if self.message_log is not None else None,
-            is_offline=lambda: self.server.has(Kind.OFFLINE, name),
+            network=self.network,
             published_now=lambda: self.published,
         )
 

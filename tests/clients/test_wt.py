@@ -256,16 +256,14 @@ async def test_offline_client_goes_silent_then_recovers(
     server: Server, listener: QuicListener, cert: Certificate
 ) -> None:
     events: list[Event] = []
-    offline = False
     async with running(listener.port, cert.der, events, ping_interval=0.2, ping_timeout=0.3) as client:
-        client.is_offline = lambda: offline  # type: ignore[method-assign]
         server.set_rate(50)
         await wait_until(lambda: client.stats[STREAM].tracker.highest >= 10, 5, "some messages")
-        offline = True  # every UDP datagram in or out of the client is lost from now on
+        client.network.set_down(["wt"])  # every UDP datagram in or out of the client is lost from now on
         reasons = lambda: [e.reason for e in events if isinstance(e, Disconnected)]  # noqa: E731
         await wait_until(lambda: any("down" in r for r in reasons()), 5, "a refused attempt")
         assert "no pong" in reasons()[0], reasons()
-        offline = False
+        client.network.set_down([])
         reopened = lambda: client.state is State.OPEN and client.conn.reconnects >= 1  # noqa: E731
         await wait_until(reopened, 5, "a new session")
         published = await settle(server, client)

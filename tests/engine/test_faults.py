@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtplay.clients.base import Network
 from rtplay.engine.control_client import ServerMirror
 from rtplay.engine.faults import FaultController
 from rtplay.model.accounting import View
@@ -36,15 +37,15 @@ class GatedControl:
     async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
         self.sent.set()
         await self.release.wait()
-        return fault_json(7, body["kind"])
+        return fault_json(7, body["kind"], body["scope"])
 
     async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
         return []
 
 
-def fault_json(fault_id: int, kind: str) -> dict[str, Any]:
-    return {"id": fault_id, "kind": kind, "scope": "all", "value": None, "jitter": 0, "age_s": 0.0,
-            "remaining_s": None, "text": f"{kind} on all"}
+def fault_json(fault_id: int, kind: str, scope: str = "all") -> dict[str, Any]:
+    return {"id": fault_id, "kind": kind, "scope": scope, "value": None, "jitter": 0, "age_s": 0.0,
+            "remaining_s": None, "text": f"{kind} on {scope}"}
 
 
 class Clock:
@@ -114,3 +115,24 @@ async def test_a_command_that_fails_leaves_no_record_behind() -> None:
     except ConnectionRefusedError:
         pass
     assert ctl.recovery.to_json() == [] and ctl.active() == []
+
+
+async def test_offline_is_decided_on_the_client_side_before_the_server_answers() -> None:
+    """The client-side fault needs no round trip: the network goes down as the command leaves,
+    and a client held offline wakes the moment it is cleared (no polling)."""
+    control, clock, mirror, events = GatedControl(), Clock(), ServerMirror(), []
+    network = Network()
+    ctl = FaultController(
+        lambda: control, mirror, events.append, clock, {}, lambda c: View(0, 1, False), lambda: 100.0, network,
+    )
+    adding = asyncio.create_task(ctl.add(Kind.OFFLINE, "ws"))
+    await control.sent.wait()
+    assert network.is_down("ws") and not network.is_down("sse")  # before any answer
+    waiter = asyncio.create_task(network.wait_up("ws"))
+    control.release.set()
+    fault = await adding
+    assert network.is_down("ws") and not network.is_down("sse") and not waiter.done()
+    mirror.ended(fault.id)
+    ctl.on_server_fault("ended", fault)  # cleared from anywhere: the server's event says so
+    await asyncio.wait_for(waiter, 1)
+    assert not network.is_down("ws")
