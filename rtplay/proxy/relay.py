@@ -125,6 +125,9 @@ async def _exchange(
                 async for chunk in response.content.iter_any():
                     await pipe.put(chunk, len(chunk), False)
             await pipe.finish()
+        except ConnectionResetError:  # the client went away: the relay ends quietly
+            ctx.wire.closed_conn(conn, ctx.clock(), "proxy" if link.aborted_by else "client", reason=link.aborted_by)
+            return out
         finally:
             pipe.cancel()
         if pipe.closed_by_toxic:
