@@ -31,7 +31,7 @@ from rtplay.proxy.links import RelayContext
 from rtplay.proxy.pipe import ToxicSource
 from rtplay.proxy.relay import relay_http
 from rtplay.proxy.spec import parse_proxy_fault
-from rtplay.proxy.toxics import Toxic, check_name
+from rtplay.proxy.toxics import RTPLAY_TYPES, Toxic, check_name, parse_toxic
 from rtplay.proxy.wire import WireView
 from rtplay.proxy.wsrelay import relay_ws
 
@@ -115,7 +115,11 @@ class FaultProxy:
         self._ctx = RelayContext(self.upstream, session, self._source, self.wire, self.clock, self.rng)
         app = web.Application(handler_args={"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S, shutdown_timeout=1.0)
+        # handler_cancellation: a client that goes away ends its relay at once (and its close
+        # time is exact for the reconnect view), not at the next write.
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S, shutdown_timeout=1.0, handler_cancellation=True
+        )
         try:
             await self._runner.setup()
             if self.enabled:
@@ -179,6 +183,14 @@ class FaultProxy:
         """Add a fault in rtplay's ``--fault`` grammar for proxies (:mod:`rtplay.proxy.spec`);
         its timing (``@START-END``) is the caller's to follow. Returns the toxic (remove it by name)."""
         return self.toxics.add(parse_proxy_fault(spec).toxic)
+
+    def add_toxic(self, name: str, type_: str, attributes: dict[str, float], kind: str = "all",
+                  stream: str = "downstream", toxicity: float = 1.0) -> Toxic:
+        """Add a toxic by its parts (validated as the API would)."""
+        return self.toxics.add(parse_toxic({
+            "name": name, "type": type_, "stream": stream, "toxicity": toxicity,
+            "attributes": {**attributes, **({"kind": kind} if type_ in RTPLAY_TYPES else {})},
+        }))
 
     def reset(self) -> None:
         """Toxiproxy's reset: every toxic removed, the proxy enabled."""
