@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from rtplay.proxy.faults import ToxicExists, ToxicNotFound
-from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json
+from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json, server_logger
 from rtplay.proxy.proxy import FaultProxy, ProxyConfigError
 from rtplay.proxy.toxics import ToxicError, parse_toxic
 
@@ -244,7 +244,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(build_api(self.registry, self.token), access_log=None, keepalive_timeout=10.0)
+        self._runner = web.AppRunner(build_api(self.registry, self.token), access_log=None, logger=server_logger(), keepalive_timeout=10.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:

@@ -27,6 +27,7 @@ from aiohttp import web
 from yarl import URL
 
 from rtplay.proxy.faults import Change, ProxyToxics
+from rtplay.proxy.guard import server_logger
 from rtplay.proxy.links import RelayContext
 from rtplay.proxy.pipe import ToxicSource
 from rtplay.proxy.relay import relay_http
@@ -84,6 +85,7 @@ class FaultProxy:
     def __init__(
         self, name: str, upstream: str, listen: str = "127.0.0.1:0", *, enabled: bool = True,
         seed: int | None = None, clock: Callable[[], float] = time.monotonic,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.name = check_name(name, "proxy name")
         self.upstream_text = upstream
@@ -91,6 +93,7 @@ class FaultProxy:
         self.host, self.port = parse_listen(listen)
         self.enabled = enabled
         self.clock = clock
+        self.header_timeout_s = header_timeout_s
         self.rng = random.Random(seed)
         self.wire = WireView()
         self.toxics = ProxyToxics(self._toxic_changed)
@@ -118,7 +121,7 @@ class FaultProxy:
         # handler_cancellation: a client that goes away ends its relay at once (and its close
         # time is exact for the reconnect view), not at the next write.
         self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S, shutdown_timeout=1.0, handler_cancellation=True
+            app, access_log=None, logger=server_logger(), keepalive_timeout=self.header_timeout_s, shutdown_timeout=1.0, handler_cancellation=True
         )
         try:
             await self._runner.setup()
