@@ -111,13 +111,17 @@ async def _relay(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         first = done.pop()
+        # The other side's reader stops first, so that close() reads its peer's close reply
+        # itself and the closing handshake completes (RFC 6455 §7.1.2: a clean close).
+        other = from_client if first is from_upstream else from_upstream
+        other.cancel()
+        await asyncio.gather(other, return_exceptions=True)
+        code, reason = first.result()
         if first is from_upstream:
-            code, reason = first.result()
             await down.finish()
             ctx.wire.closed_conn(conn, ctx.clock(), "upstream", code, reason)
             await _close(ws, code, reason, link)
         else:
-            code, reason = first.result()
             await up.finish()
             ctx.wire.closed_conn(conn, ctx.clock(), "client", code, reason)
             await _close(upstream, code, reason, None)

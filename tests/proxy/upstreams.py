@@ -29,7 +29,12 @@ class SseApp:
         app.router.add_get("/events", self.events)
         app.router.add_get("/hello", self.hello)
         app.router.add_post("/echo", self.echo)
+        app.router.add_get("/page", self.page)
         return app
+
+    async def page(self, request: web.Request) -> web.Response:
+        """A blank page, so a browser's EventSource to /events is same-origin."""
+        return web.Response(text="<!doctype html><title>app</title>", content_type="text/html")
 
     async def hello(self, request: web.Request) -> web.Response:
         return web.Response(text="hello " + request.query.get("since", ""))
