@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -34,7 +34,7 @@ class ToxicSource:
 
     def __init__(self) -> None:
         self._changed = asyncio.Event()
-        self.toxics: Callable[[], Iterable[Toxic]] = lambda: ()
+        self.toxics: Callable[[], Collection[Toxic]] = lambda: ()
 
     def notify(self) -> None:
         """The toxics changed: wake every pipe waiting for that."""
@@ -50,7 +50,8 @@ class Unit(Generic[U]):
     payload: U
     size: int
     arrived: float
-    message: bool
+    messages: int
+    """SSE events or WS messages in the unit (0: a chunk of bytes)."""
 
 
 class Pipe(Generic[U]):
@@ -73,18 +74,31 @@ class Pipe(Generic[U]):
         """``limit_data`` ended the connection."""
         self.lost = 0
         self._error: BaseException | None = None
+        self._busy = False
+        self._held: tuple[Unit[U], Step] | None = None
+        self._ended = False
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"pipe-{stream}")
 
-    async def put(self, payload: U, size: int, message: bool) -> None:
-        """Queue a unit that arrived now (waits while the pipe is full)."""
+    async def put(self, payload: U, size: int, messages: int) -> None:
+        """Queue a unit of ``messages`` events or messages (0: bytes) that arrived now (waits
+        while the pipe is full)."""
         arrived = self._clock()
+        if not self._units and not self._busy and not self._source.toxics() and not self.task.done():
+            # Nothing queued, nothing in flight, no toxic: send now, in order, without a hop
+            # through the pipe's task (what the proxy costs when it only relays).
+            self._busy = True
+            try:
+                await self._send(payload, Step(arrived))
+            finally:
+                self._busy = False
+            return
         async with self._cond:
             await self._cond.wait_for(
                 lambda: self.task.done() or not self._units or self._bytes + size <= MAX_PIPE_BYTES
             )
             if self.task.done():
                 raise self._error or ConnectionResetError("the pipe ended")
-            self._units.append(Unit(payload, size, arrived, message))
+            self._units.append(Unit(payload, size, arrived, messages))
             self._bytes += size
             self._cond.notify_all()
 
@@ -126,34 +140,42 @@ class Pipe(Generic[U]):
                 self._cond.notify_all()
 
     async def _forward(self) -> None:
-        held: tuple[Unit[U], Step] | None = None
-        while True:
-            unit = await self._take(REORDER_HOLD_S if held else None)
+        while not self._ended:
+            unit = await self._take(REORDER_HOLD_S if self._held else None)
             if unit is False or unit is None:
-                if held is not None:
-                    await self._send(held[0].payload, held[1])
-                    held = None
+                await self._release_held()
                 if unit is None:
                     return
                 continue
             assert isinstance(unit, Unit)
-            await self._wait_unstalled()
-            toxics = self._shaper.active(self._source.toxics(), self._kind(), self.stream)
-            step = self._shaper.plan(toxics, unit.size, unit.arrived, unit.message)
-            delay = step.due - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if step.copies == 0:
-                self.lost += 1
-                continue
-            if step.hold and held is None:
-                held = (unit, step)
-                continue
-            for _ in range(step.copies):
-                await self._send(unit.payload, step)
-            if held is not None:
-                await self._send(held[0].payload, held[1])
-                held = None
-            if step.closes:
-                self.closed_by_toxic = True
-                return
+            self._busy = True
+            try:
+                await self._step(unit)
+            finally:
+                self._busy = False
+
+    async def _release_held(self) -> None:
+        if self._held is not None:
+            unit, step = self._held
+            self._held = None
+            await self._send(unit.payload, step)
+
+    async def _step(self, unit: Unit[U]) -> None:
+        """Send one unit as its step says (or hold it back, or lose it)."""
+        await self._wait_unstalled()
+        toxics = self._shaper.active(self._source.toxics(), self._kind(), self.stream)
+        step = self._shaper.plan(toxics, unit.size, unit.arrived, unit.messages > 0)
+        delay = step.due - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if step.copies == 0:
+            self.lost += 1
+            return
+        if step.hold and self._held is None:
+            self._held = (unit, step)
+            return
+        for _ in range(step.copies):
+            await self._send(unit.payload, step)
+        await self._release_held()
+        if step.closes:
+            self.closed_by_toxic = self._ended = True

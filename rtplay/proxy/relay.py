@@ -20,7 +20,7 @@ from rtplay.proxy.links import Link, RelayContext, forward_headers
 from rtplay.proxy.pipe import Pipe
 from rtplay.proxy.shaping import Shaper, Step, refusal
 from rtplay.proxy.sseframe import BlockTooLong, EventFramer
-from rtplay.proxy.toxics import DOWNSTREAM, UPSTREAM
+from rtplay.proxy.toxics import DOWNSTREAM, MESSAGE_TYPES, UPSTREAM
 from rtplay.proxy.wire import Connection
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 #: Largest request body relayed (polls and long-polls send none; a form or JSON post is small).
 #: aiohttp's own default bound; a bigger body is refused with 413 before anything goes upstream.
 MAX_REQUEST_BODY = 1 << 20
+
+#: What a response's pipe carries: bytes, the SSE events in them, the last event id after them.
+Chunk = tuple[bytes, int, str | None]
 
 #: Errors reaching the upstream that mean "it is down or unreachable" (answered with 502).
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -116,15 +119,17 @@ async def _exchange(
         if response.content_length is not None and not is_sse:
             out.content_length = response.content_length
         await out.prepare(request)
-        writer = _Writer(ctx, conn, link, out)
-        pipe: Pipe[bytes] = Pipe(lambda: conn.kind, DOWNSTREAM, ctx.source, down, writer.send, ctx.clock)
+        writer = _Writer(ctx, conn, out)
+        pipe: Pipe[Chunk] = Pipe(lambda: conn.kind, DOWNSTREAM, ctx.source, down, writer.send, ctx.clock)
         try:
             if is_sse:
                 await _pump_events(ctx, conn, link, response, pipe)
             else:
                 async for chunk in response.content.iter_any():
-                    await pipe.put(chunk, len(chunk), False)
+                    await pipe.put((chunk, 0, None), len(chunk), 0)
             await pipe.finish()
+            if not is_sse:
+                ctx.wire.carried(conn, DOWNSTREAM, 0, 0.0, ctx.clock(), 1)  # one response arrived
         except ConnectionResetError:  # the client went away: the relay ends quietly
             ctx.wire.closed_conn(conn, ctx.clock(), "proxy" if link.aborted_by else "client", reason=link.aborted_by)
             return out
@@ -145,21 +150,32 @@ async def _slow_close(ctx: RelayContext, conn: Connection, down: Shaper) -> None
             await asyncio.sleep(toxic.attr("delay") / 1000)
 
 
+def _per_event(ctx: RelayContext) -> bool:
+    """Whether a message-level fault (loss, duplicate, reorder) acts on event streams now:
+    then each event travels alone; otherwise the events of one upstream read travel together
+    (a delay holds them all alike), which keeps the proxy's cost per read, not per event."""
+    return any(t.type in MESSAGE_TYPES and t.applies("sse", DOWNSTREAM) for t in ctx.toxics())
+
+
 async def _pump_events(
-    ctx: RelayContext, conn: Connection, link: Link, response: aiohttp.ClientResponse, pipe: Pipe[bytes]
+    ctx: RelayContext, conn: Connection, link: Link, response: aiohttp.ClientResponse, pipe: Pipe[Chunk]
 ) -> None:
-    """Cut the upstream's event stream into events and queue each as one message."""
+    """Cut the upstream's event stream into events and queue them, alone or per read."""
     framer = EventFramer()
     parser = EventStreamParser()
     retry: int | None = None
     try:
         async for chunk in response.content.iter_any():
-            for block in framer.feed(chunk):
-                events = parser.feed(block)
-                if parser.reconnection_time_ms != retry:
-                    retry = parser.reconnection_time_ms
-                    ctx.wire.hinted(conn, sse_retry_ms=retry)
-                await pipe.put(block, len(block), bool(events))
+            blocks = framer.feed(chunk)
+            if not blocks:
+                continue
+            units = blocks if _per_event(ctx) else [b"".join(blocks)]
+            for unit in units:
+                events = len(parser.feed(unit))
+                await pipe.put((unit, events, parser.last_event_id), len(unit), events)
+            if parser.reconnection_time_ms != retry:
+                retry = parser.reconnection_time_ms
+                ctx.wire.hinted(conn, sse_retry_ms=retry)
     except (SSEProtocolError, BlockTooLong) as exc:
         log.warning("proxy: event stream on %s broke a bound: %s", conn.path, exc)
         ctx.wire.route(conn.path, conn.kind).last_error = str(exc)
@@ -169,24 +185,20 @@ async def _pump_events(
 class _Writer:
     """Writes units to the client, sliced and truncated as a step says, and counts them."""
 
-    def __init__(self, ctx: RelayContext, conn: Connection, link: Link, out: web.StreamResponse) -> None:
+    def __init__(self, ctx: RelayContext, conn: Connection, out: web.StreamResponse) -> None:
         self._ctx, self._conn, self._out = ctx, conn, out
-        self._parser = EventStreamParser() if conn.kind == "sse" else None
 
-    async def send(self, data: bytes, step: Step) -> None:
+    async def send(self, chunk: Chunk, step: Step) -> None:
+        data, events, last_id = chunk
         if step.keep_bytes is not None:
             data = data[: step.keep_bytes]
         if step.pieces:
             await _write_pieces(self._out.write, data, step)
         else:
             await self._out.write(data)
-        message = False
-        if self._parser is not None:
-            events = self._parser.feed(data)
-            message = bool(events)
-            if events:
-                self._conn.last_event_id = events[-1].last_event_id
-        self._ctx.wire.carried(self._conn, DOWNSTREAM, len(data), step.added_s, self._ctx.clock(), message or self._parser is None)
+        if events:
+            self._conn.last_event_id = last_id
+        self._ctx.wire.carried(self._conn, DOWNSTREAM, len(data), step.added_s, self._ctx.clock(), events)
 
 
 async def _write_pieces(write: Callable[[bytes], Awaitable[None]], data: bytes, step: Step) -> None:

@@ -35,6 +35,18 @@ class EventFramer:
     def feed(self, data: bytes) -> list[bytes]:
         """The blocks ``data`` completed, in order."""
         buffer = self._buffer + data
+        if b"\r" in buffer:
+            blocks, block_start, pos = self._scan_lines(buffer)
+        else:
+            blocks, block_start, pos = self._scan_lf(buffer)
+        self._buffer = buffer[block_start:]
+        self._line_start = pos - block_start
+        if len(self._buffer) > self.max_block:
+            raise BlockTooLong(f"an event longer than {self.max_block} bytes")
+        return blocks
+
+    def _scan_lines(self, buffer: bytes) -> tuple[list[bytes], int, int]:
+        """Any line ends: one regex match per line."""
         blocks: list[bytes] = []
         block_start = 0
         pos = self._line_start
@@ -46,11 +58,27 @@ class EventFramer:
             if blank:
                 blocks.append(buffer[block_start:pos])
                 block_start = pos
-        self._buffer = buffer[block_start:]
-        self._line_start = pos - block_start
-        if len(self._buffer) > self.max_block:
-            raise BlockTooLong(f"an event longer than {self.max_block} bytes")
-        return blocks
+        return blocks, block_start, pos
+
+    def _scan_lf(self, buffer: bytes) -> tuple[list[bytes], int, int]:
+        """LF only (what nearly every server sends): one ``find`` per event, in C."""
+        blocks: list[bytes] = []
+        block_start = 0
+        pos = self._line_start
+        size = len(buffer)
+        while pos < size:
+            if buffer[pos] == 0x0A:  # a blank line where a line starts
+                end = pos + 1
+            else:
+                found = buffer.find(b"\n\n", pos)
+                if found < 0:
+                    last = buffer.rfind(b"\n", pos)
+                    pos = pos if last < 0 else last + 1
+                    break
+                end = found + 2
+            blocks.append(buffer[block_start:end])
+            block_start = pos = end
+        return blocks, block_start, pos
 
     def rest(self) -> bytes:
         """Bytes of an unfinished block (the stream ended mid-event: a browser discards it)."""

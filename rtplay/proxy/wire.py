@@ -240,16 +240,17 @@ class WireView:
                 last = client.decisions[-1]
                 client.decisions[-1] = Decision(last.at, last.kind, last.after_close_s, last.resume_from, status)
 
-    def carried(self, conn: Connection, stream: str, size: int, added_s: float, now: float, message: bool) -> None:
-        """A unit went through (``message``: an SSE event or WS message, counted as an arrival)."""
+    def carried(self, conn: Connection, stream: str, size: int, added_s: float, now: float, messages: int) -> None:
+        """A unit went through carrying ``messages`` SSE events, WS messages or responses
+        (each an arrival; 0 for a chunk of a response), each delayed ``added_s``."""
         conn.bytes[stream] += size
-        conn.added_latency_s += added_s
-        if message:
-            conn.messages[stream] += 1
+        conn.added_latency_s += added_s * messages
+        if messages:
+            conn.messages[stream] += messages
             route = self.route(conn.path, conn.kind)
             if stream == "downstream":
-                route.arrivals.append(now)
-            route.added_ms.append(added_s * 1000)
+                route.arrivals.extend([now] * messages)
+            route.added_ms.extend([added_s * 1000] * messages)
 
     def hinted(self, conn: Connection, retry_after: str | None = None, sse_retry_ms: int | None = None) -> None:
         """The server told the client when to come back."""

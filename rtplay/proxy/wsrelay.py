@@ -100,7 +100,7 @@ async def _relay(
             else:
                 await target.send_bytes(data)
                 size = len(data)
-            ctx.wire.carried(conn, stream, size, step.added_s, ctx.clock(), True)
+            ctx.wire.carried(conn, stream, size, step.added_s, ctx.clock(), 1)
         return send
 
     down: Pipe[Message] = Pipe(lambda: "ws", DOWNSTREAM, ctx.source, down_shaper, sender(ws, DOWNSTREAM), ctx.clock)
@@ -141,7 +141,7 @@ async def _pump(
         msg = await source.receive()
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             data = msg.data
-            await pipe.put((msg.type, data), len(data), True)
+            await pipe.put((msg.type, data), len(data), 1)
         elif msg.type == WSMsgType.CLOSE:
             return int(msg.data), str(msg.extra or "")
         elif msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
