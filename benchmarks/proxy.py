@@ -22,6 +22,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,16 +38,20 @@ EVENT = b"id: %d\ndata: {\"seq\": %d, \"pad\": \"" + b"x" * 60 + b"\"}\n\n"
 async def upstream_main() -> None:
     from aiohttp import web
     from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
 
     async def ws_handler(ws: ServerConnection) -> None:
         path = ws.request.path if ws.request else "/"
-        if path.startswith("/ticks"):
-            await asyncio.sleep(float(path.rsplit("=", 1)[-1]))  # stagger: ?offset=S
-            while True:
-                await ws.send(json.dumps({"t": time.time() * 1000}))
-                await asyncio.sleep(1.0)
-        async for message in ws:
-            await ws.send(message)
+        try:
+            if path.startswith("/ticks"):
+                await asyncio.sleep(float(path.rsplit("=", 1)[-1]))  # stagger: ?offset=S
+                while True:
+                    await ws.send(json.dumps({"t": time.time() * 1000}))
+                    await asyncio.sleep(1.0)
+            async for message in ws:
+                await ws.send(message)
+        except (ConnectionClosed, ConnectionError):
+            pass  # the client left: the run is over
 
     async def firehose(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -128,11 +133,28 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def start(command: list[str], line_from_stderr: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """Start a process; its first line (stdout, or stderr for ``rtplay proxy``'s banner). The
+    rest of its stderr goes to a file, so a chatty process never blocks on a full pipe."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    stream = process.stderr if line_from_stderr else process.stdout
-    assert stream is not None
-    return process, stream.readline()
+    log = tempfile.NamedTemporaryFile("w+", prefix="rtplay-bench-", suffix=".log", delete=False)
+    LOGS.append(log.name)
+    if line_from_stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(log.name) as reader:
+                line = reader.readline()
+            if line.endswith("\n"):
+                return process, line
+            time.sleep(0.05)
+        raise RuntimeError(f"{command[:4]} printed nothing")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    assert process.stdout is not None
+    return process, process.stdout.readline()
+
+
+#: The processes' logs, reported (with their size) at the end.
+LOGS: list[str] = []
 
 
 async def client_main(args: argparse.Namespace) -> None:
@@ -173,6 +195,12 @@ async def client_main(args: argparse.Namespace) -> None:
         for process in [*proxies, upstream]:
             process.terminate()
             process.wait(10)
+        for name in LOGS:
+            size = os.path.getsize(name)
+            if size:
+                print(f"  (a process logged {size} bytes: {name})", file=sys.stderr)
+            else:
+                os.unlink(name)
 
 
 def main() -> None:

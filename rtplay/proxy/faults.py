@@ -42,6 +42,9 @@ class ProxyToxics:
     def __iter__(self) -> Iterator[Toxic]:
         return iter(list(self._toxics.values()))
 
+    def __contains__(self, toxic: object) -> bool:
+        return isinstance(toxic, Toxic) and self._toxics.get(toxic.name) == toxic
+
     def __len__(self) -> int:
         return len(self._toxics)
 

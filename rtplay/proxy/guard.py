@@ -123,7 +123,7 @@ class OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else None
-        text = msg % args if args else msg
+        text = str(msg) % args if args else msg
         if isinstance(exc, ConnectionError):
             self.info("%s: connection lost (%s)", text, exc or "closed")
         elif isinstance(exc, HttpProcessingError):

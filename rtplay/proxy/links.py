@@ -67,6 +67,17 @@ class RelayContext:
         return list(self.source.toxics())
 
 
+def cancels_current_task() -> Callable[[], None]:
+    """A callable that cancels the task running now (a relay's handler) — from elsewhere only."""
+    handler = asyncio.current_task()
+
+    def cancel() -> None:
+        if handler is not None and handler is not asyncio.current_task():
+            handler.cancel()
+
+    return cancel
+
+
 class Link:
     """One live connection: the client's transport and the timers faults set on it."""
 

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from rtplay.model.eventsource import EventStreamParser, SSEProtocolError
-from rtplay.proxy.links import Link, RelayContext, forward_headers
+from rtplay.proxy.links import Link, RelayContext, cancels_current_task, forward_headers
 from rtplay.proxy.pipe import Pipe
 from rtplay.proxy.shaping import Shaper, Step, refusal
 from rtplay.proxy.sseframe import BlockTooLong, EventFramer
@@ -69,8 +69,7 @@ async def relay_http(ctx: RelayContext, request: web.Request) -> web.StreamRespo
         kind, client_address(request), request.path, request.query_string,
         request.headers.get("Last-Event-ID"), ctx.clock(),
     )
-    handler = asyncio.current_task()
-    link = Link(conn, request.transport, lambda: handler.cancel() if handler is not asyncio.current_task() else None)
+    link = Link(conn, request.transport, cancels_current_task())
     down, up = ctx.shaper(), ctx.shaper()
     ctx.links.add(link)
     link.refresh(ctx.toxics(), down)
@@ -113,8 +112,8 @@ async def _exchange(
         is_sse = response.content_type == "text/event-stream"
         ctx.wire.became(conn, "sse" if is_sse else "http")
         conn.status = response.status
-        if (retry_after := response.headers.get("Retry-After")) is not None:
-            ctx.wire.hinted(conn, retry_after=retry_after)
+        if (hint := response.headers.get("Retry-After")) is not None:
+            ctx.wire.hinted(conn, retry_after=hint)
         out = web.StreamResponse(status=response.status, reason=response.reason, headers=forward_headers(response.headers))
         if response.content_length is not None and not is_sse:
             out.content_length = response.content_length

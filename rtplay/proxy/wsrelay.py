@@ -14,9 +14,14 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from rtplay.proxy.links import Link, RelayContext
+from rtplay.proxy.links import Link, RelayContext, cancels_current_task
 from rtplay.proxy.pipe import Pipe
-from rtplay.proxy.relay import UPSTREAM_ERRORS, client_address, error_answer, upstream_down
+from rtplay.proxy.relay import (
+    UPSTREAM_ERRORS,
+    client_address,
+    error_answer,
+    upstream_down,
+)
 from rtplay.proxy.shaping import Shaper, Step, refusal
 from rtplay.proxy.toxics import DOWNSTREAM, UPSTREAM
 from rtplay.proxy.wire import Connection
@@ -43,8 +48,7 @@ async def relay_ws(ctx: RelayContext, request: web.Request) -> web.StreamRespons
     conn = ctx.wire.opened(
         "ws", client_address(request), request.path, request.query_string, request.headers.get("Last-Event-ID"), ctx.clock()
     )
-    handler = asyncio.current_task()
-    link = Link(conn, request.transport, lambda: handler.cancel() if handler is not asyncio.current_task() else None)
+    link = Link(conn, request.transport, cancels_current_task())
     ctx.links.add(link)
     try:
         return await _handshake(ctx, request, conn, link)

@@ -42,14 +42,14 @@ class ProxyScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "drop", "drop"),
-        Binding("s", "toggle('stall')", "stall"),
-        Binding("l", "toggle('delay')", "delay"),
-        Binding("e", "toggle('error')", "503"),
+        Binding("s", "toggle_fault('stall')", "stall"),
+        Binding("l", "toggle_fault('delay')", "delay"),
+        Binding("e", "toggle_fault('error')", "503"),
         Binding("o", "outage", "outage"),
-        Binding("x", "toggle('loss')", "loss"),
-        Binding("u", "toggle('duplicate')", "dup"),
-        Binding("r", "toggle('reorder')", "reorder"),
-        Binding("t", "toggle('throttle')", "throttle"),
+        Binding("x", "toggle_fault('loss')", "loss"),
+        Binding("u", "toggle_fault('duplicate')", "dup"),
+        Binding("r", "toggle_fault('reorder')", "reorder"),
+        Binding("t", "toggle_fault('throttle')", "throttle"),
         Binding("k", "kind", "kind"),
         Binding("c", "clear", "clear"),
         Binding("q", "quit", "quit"),
@@ -100,7 +100,7 @@ class ProxyScreen(Screen[None]):
     def _toxic_name(self, fault: str) -> str:
         return f"{fault}_{self.kind}"
 
-    def action_toggle(self, fault: str) -> None:
+    def action_toggle_fault(self, fault: str) -> None:
         toxics = self.proxy_run.proxy.toxics
         name = self._toxic_name(fault)
         if any(t.name == name for t in toxics):
