@@ -46,6 +46,10 @@ HEADER_TIMEOUT_S = 10.0
 #: free one (aiohttp's pool), so a flood of clients cannot exhaust the process's descriptors.
 MAX_UPSTREAM_CONNECTIONS = 4096
 
+#: Connections waiting to be accepted: a crowd of clients reconnecting at once (a thousand
+#: after a drop) must not overflow the kernel's default queue of 128 into SYN retries (1 s+).
+LISTEN_BACKLOG = 1024
+
 #: Time allowed to connect to the upstream before the client gets 502.
 UPSTREAM_CONNECT_TIMEOUT_S = 10.0
 
@@ -152,7 +156,7 @@ class FaultProxy:
 
     async def _listen(self) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, backlog=LISTEN_BACKLOG)
         await self._site.start()
         self.port = self._runner.addresses[-1][1]
 

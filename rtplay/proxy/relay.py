@@ -129,13 +129,14 @@ async def _exchange(
             await pipe.finish()
             if not is_sse:
                 ctx.wire.carried(conn, DOWNSTREAM, 0, 0.0, ctx.clock(), 1)  # one response arrived
-        except ConnectionResetError:  # the client went away: the relay ends quietly
-            ctx.wire.closed_conn(conn, ctx.clock(), "proxy" if link.aborted_by else "client", reason=link.aborted_by)
-            return out
+        except ConnectionResetError:  # the client went away, or limit_data ended the pipe
+            if not pipe.closed_by_toxic:
+                ctx.wire.closed_conn(conn, ctx.clock(), "proxy" if link.aborted_by else "client", reason=link.aborted_by)
+                return out
         finally:
             pipe.cancel()
         if pipe.closed_by_toxic:
-            link.abort("limit_data")
+            link.abort("limit_data")  # cut, not ended: the client sees an incomplete answer
             return out
         await _slow_close(ctx, conn, down)
         await out.write_eof()
