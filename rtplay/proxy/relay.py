@@ -2,8 +2,8 @@
 
 A thin adapter: it moves bytes between the client, the upstream and a :class:`~rtplay.proxy.
 pipe.Pipe` per direction; the toxics' decisions are in :mod:`rtplay.proxy.shaping`. An event
-stream is cut into events (:mod:`rtplay.proxy.sseframe`) and read by rtplay's WHATWG parser, so
-faults act per event and the wire view learns each ``id`` and ``retry:``.
+stream is cut into events and read with the WHATWG field rules (:mod:`rtplay.proxy.sseframe`),
+so faults act per event and the wire view learns each ``id`` and ``retry:``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from rtplay.model.eventsource import EventStreamParser, SSEProtocolError
 from rtplay.proxy.links import Link, RelayContext, cancels_current_task, forward_headers
 from rtplay.proxy.pipe import Pipe
 from rtplay.proxy.shaping import Shaper, Step, refusal
-from rtplay.proxy.sseframe import BlockTooLong, EventFramer
+from rtplay.proxy.sseframe import BlockReader, BlockTooLong, EventFramer
 from rtplay.proxy.toxics import DOWNSTREAM, MESSAGE_TYPES, UPSTREAM
 from rtplay.proxy.wire import Connection
 
@@ -162,21 +161,25 @@ async def _pump_events(
 ) -> None:
     """Cut the upstream's event stream into events and queue them, alone or per read."""
     framer = EventFramer()
-    parser = EventStreamParser()
+    reader = BlockReader()
     retry: int | None = None
     try:
         async for chunk in response.content.iter_any():
             blocks = framer.feed(chunk)
             if not blocks:
                 continue
-            units = blocks if _per_event(ctx) else [b"".join(blocks)]
-            for unit in units:
-                events = len(parser.feed(unit))
-                await pipe.put((unit, events, parser.last_event_id), len(unit), events)
-            if parser.reconnection_time_ms != retry:
-                retry = parser.reconnection_time_ms
+            if _per_event(ctx):
+                for block in blocks:
+                    events = int(reader.read(block))
+                    await pipe.put((block, events, reader.last_event_id), len(block), events)
+            else:
+                events = sum(reader.read(block) for block in blocks)
+                unit = b"".join(blocks)
+                await pipe.put((unit, events, reader.last_event_id), len(unit), events)
+            if reader.reconnection_time_ms != retry:
+                retry = reader.reconnection_time_ms
                 ctx.wire.hinted(conn, sse_retry_ms=retry)
-    except (SSEProtocolError, BlockTooLong) as exc:
+    except BlockTooLong as exc:
         log.warning("proxy: event stream on %s broke a bound: %s", conn.path, exc)
         ctx.wire.route(conn.path, conn.kind).last_error = str(exc)
         link.abort(str(exc))

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtplay.model.eventsource import EventStreamParser
-from rtplay.proxy.sseframe import BlockTooLong, EventFramer
+from rtplay.proxy.sseframe import BlockReader, BlockTooLong, EventFramer
 
 
 def test_blocks_end_at_blank_lines_with_any_line_ending() -> None:
@@ -44,6 +44,27 @@ def test_any_split_gives_the_same_blocks_and_the_same_events(
     one, each = EventStreamParser(), EventStreamParser()
     assert [e for b in whole for e in each.feed(b)] == one.feed(stream)
     assert b"".join(whole) + framer.rest() == stream
+
+
+@given(
+    st.lists(
+        st.sampled_from([
+            b"data: x", b"data", b"data:", b"id: 7", b"id:", b"id: a\x00b", b"id: \xc3\xa9", b"id:\xff", b"retry: 250",
+            b"retry: 2x", b"retry:\xd9\xa3", b": comment", b"event: e", b"", b"x: y", b"\xef\xbb\xbfdata: bom", b"ID: 9",
+        ]),
+        max_size=40,
+    ),
+    st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=40, max_size=40),
+    st.booleans(),
+)
+def test_the_block_reader_agrees_with_rtplays_parser(lines: list[bytes], ends: list[bytes], bom: bool) -> None:
+    """Events fired, last event ID and reconnection time after every block: as the parser says."""
+    stream = (b"\xef\xbb\xbf" if bom else b"") + b"".join(line + end for line, end in zip(lines, ends)) + b"\n\n"
+    parser, reader = EventStreamParser(), BlockReader()
+    for block in EventFramer().feed(stream):
+        fired = len(parser.feed(block))
+        assert int(reader.read(block)) == fired
+        assert (reader.last_event_id, reader.reconnection_time_ms) == (parser.last_event_id, parser.reconnection_time_ms)
 
 
 def test_an_endless_event_is_cut() -> None:
