@@ -117,7 +117,7 @@ async def _exchange(
         if response.content_length is not None and not is_sse:
             out.content_length = response.content_length
         await out.prepare(request)
-        writer = _Writer(ctx, conn, out)
+        writer = _Writer(ctx, conn, out, None if is_sse else step.added_s)
         pipe: Pipe[Chunk] = Pipe(lambda: conn.kind, DOWNSTREAM, ctx.source, down, writer.send, ctx.clock)
         try:
             if is_sse:
@@ -126,8 +126,8 @@ async def _exchange(
                 async for chunk in response.content.iter_any():
                     await pipe.put((chunk, 0, None), len(chunk), 0)
             await pipe.finish()
-            if not is_sse:
-                ctx.wire.carried(conn, DOWNSTREAM, 0, 0.0, ctx.clock(), 1)  # one response arrived
+            if not is_sse and not writer.started:  # an empty body: the response arrived now
+                ctx.wire.carried(conn, DOWNSTREAM, 0, step.added_s, ctx.clock(), 1)
         except ConnectionResetError:  # the client went away, or limit_data ended the pipe
             if not pipe.closed_by_toxic:
                 ctx.wire.closed_conn(conn, ctx.clock(), "proxy" if link.aborted_by else "client", reason=link.aborted_by)
@@ -188,8 +188,12 @@ async def _pump_events(
 class _Writer:
     """Writes units to the client, sliced and truncated as a step says, and counts them."""
 
-    def __init__(self, ctx: RelayContext, conn: Connection, out: web.StreamResponse) -> None:
+    def __init__(self, ctx: RelayContext, conn: Connection, out: web.StreamResponse, request_held_s: float | None) -> None:
         self._ctx, self._conn, self._out = ctx, conn, out
+        self._request_held_s = request_held_s
+        """A plain response: how long its request was held (it counts as one arrival, when its
+        first bytes go out); None for an event stream (each event is an arrival)."""
+        self.started = False
 
     async def send(self, chunk: Chunk, step: Step) -> None:
         data, events, last_id = chunk
@@ -199,9 +203,13 @@ class _Writer:
             await _write_pieces(self._out.write, data, step)
         else:
             await self._out.write(data)
-        if events:
+        added = step.added_s
+        if self._request_held_s is not None and not self.started:
+            events, added = 1, added + self._request_held_s
+        self.started = True
+        if events and last_id is not None:
             self._conn.last_event_id = last_id
-        self._ctx.wire.carried(self._conn, DOWNSTREAM, len(data), step.added_s, self._ctx.clock(), events)
+        self._ctx.wire.carried(self._conn, DOWNSTREAM, len(data), added, self._ctx.clock(), events)
 
 
 async def _write_pieces(write: Callable[[bytes], Awaitable[None]], data: bytes, step: Step) -> None:

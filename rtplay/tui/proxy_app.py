@@ -144,7 +144,11 @@ class ProxyApp(App[int]):
         self._started = False
 
     async def on_mount(self) -> None:
-        await self.proxy_run.start()  # binding two listeners: quick, and the screen needs them
+        try:
+            await self.proxy_run.start()  # binding two listeners: quick, and the screen needs them
+        except OSError as exc:  # a port in use: say so, as headless mode does
+            self.exit(return_code=2, message=f"rtplay proxy: cannot listen: {exc.strerror or exc}")
+            return
         self._started = True
         await self.push_screen(ProxyScreen(self.proxy_run))
 
