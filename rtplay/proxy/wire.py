@@ -185,7 +185,10 @@ class WireView:
         self._next_id = 1
 
     def route(self, path: str, kind: str) -> Route:
-        return self.routes.setdefault((path, kind), Route(path, kind))
+        found = self.routes.get((path, kind))
+        if found is None:
+            found = self.routes[(path, kind)] = Route(path, kind)
+        return found
 
     def client(self, address: str, path: str) -> Client:
         key = (address, path)
