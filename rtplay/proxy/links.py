@@ -81,8 +81,12 @@ def cancels_current_task() -> Callable[[], None]:
 class Link:
     """One live connection: the client's transport and the timers faults set on it."""
 
-    def __init__(self, conn: Connection, transport: asyncio.BaseTransport | None, on_abort: Callable[[], None]) -> None:
+    def __init__(
+        self, conn: Connection, transport: asyncio.BaseTransport | None, on_abort: Callable[[], None], shaper: Shaper
+    ) -> None:
         self.conn = conn
+        self.shaper = shaper
+        """The downstream pacing state: which toxics this connection got is drawn there, once."""
         self._transport = transport
         self._on_abort = on_abort
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -106,10 +110,10 @@ class Link:
             else:
                 self._transport.close()
 
-    def refresh(self, toxics: list[Toxic], shaper: Shaper) -> None:
+    def refresh(self, toxics: list[Toxic]) -> None:
         """Arm or disarm the connection-level timers of ``reset_peer`` and ``timeout``."""
         wanted: dict[str, float] = {}
-        for toxic in shaper.active(toxics, self.kind, DOWNSTREAM):
+        for toxic in self.shaper.active(toxics, self.kind, DOWNSTREAM):
             if toxic.type == "reset_peer" or (toxic.type == "timeout" and toxic.attr("timeout") > 0):
                 wanted[toxic.name] = toxic.attr("timeout") / 1000
         for name in set(self._timers) - set(wanted):

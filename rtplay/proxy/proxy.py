@@ -215,7 +215,7 @@ class FaultProxy:
         if self._ctx is not None:
             toxics = list(self.toxics)
             for link in list(self._ctx.links):
-                link.refresh(toxics, self._ctx.shaper())
+                link.refresh(toxics)
 
     def _outage(self, toxic: Toxic, change: Change) -> None:
         timer = self._timers.pop(toxic.name, None)

@@ -68,10 +68,10 @@ async def relay_http(ctx: RelayContext, request: web.Request) -> web.StreamRespo
         kind, client_address(request), request.path, request.query_string,
         request.headers.get("Last-Event-ID"), ctx.clock(),
     )
-    link = Link(conn, request.transport, cancels_current_task())
     down, up = ctx.shaper(), ctx.shaper()
+    link = Link(conn, request.transport, cancels_current_task(), down)
     ctx.links.add(link)
-    link.refresh(ctx.toxics(), down)
+    link.refresh(ctx.toxics())
     closed_by = "upstream"
     try:
         return await _exchange(ctx, request, conn, link, down, up)

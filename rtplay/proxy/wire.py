@@ -24,6 +24,11 @@ MAX_CLOSED = 500
 #: Clients remembered (remote address × path). A proxy facing a crowd forgets the oldest.
 MAX_CLIENTS = 2000
 
+#: Routes (path × kind) kept apart: an app has a handful of real-time endpoints; a client
+#: probing random paths must not grow memory, so past this the rest share one route.
+MAX_ROUTES = 200
+OTHER_PATHS = "(other paths)"
+
 #: Reconnect decisions kept per client, and arrival times / latency samples per route:
 #: enough for the panes' last-10-s figures and a p99 at 1,000 msg/s.
 MAX_DECISIONS = 50
@@ -187,6 +192,9 @@ class WireView:
     def route(self, path: str, kind: str) -> Route:
         found = self.routes.get((path, kind))
         if found is None:
+            if len(self.routes) >= MAX_ROUTES:
+                return self.route(OTHER_PATHS, kind) if path != OTHER_PATHS else self.routes.setdefault(
+                    (OTHER_PATHS, kind), Route(OTHER_PATHS, kind))
             found = self.routes[(path, kind)] = Route(path, kind)
         return found
 

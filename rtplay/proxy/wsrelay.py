@@ -48,7 +48,7 @@ async def relay_ws(ctx: RelayContext, request: web.Request) -> web.StreamRespons
     conn = ctx.wire.opened(
         "ws", client_address(request), request.path, request.query_string, request.headers.get("Last-Event-ID"), ctx.clock()
     )
-    link = Link(conn, request.transport, cancels_current_task())
+    link = Link(conn, request.transport, cancels_current_task(), ctx.shaper())
     ctx.links.add(link)
     try:
         return await _handshake(ctx, request, conn, link)
@@ -81,9 +81,8 @@ async def _handshake(ctx: RelayContext, request: web.Request, conn: Connection, 
     )
     try:
         await ws.prepare(request)
-        down_shaper = ctx.shaper()
-        link.refresh(ctx.toxics(), down_shaper)
-        await _relay(ctx, conn, link, ws, upstream, down_shaper)
+        link.refresh(ctx.toxics())
+        await _relay(ctx, conn, link, ws, upstream, link.shaper)
     finally:
         await upstream.close()
     return ws

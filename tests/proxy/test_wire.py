@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtplay.proxy.wire import WireView, resume_point
+from rtplay.proxy.wire import MAX_ROUTES, OTHER_PATHS, WireView, resume_point
 
 
 def test_a_reconnect_records_the_wait_and_the_id_it_resumed_from() -> None:
@@ -42,3 +42,12 @@ def test_resume_point_prefers_the_header_then_known_cursors() -> None:
     assert resume_point("since=3", "9") == "9"
     assert resume_point("a=1&cursor=abc", None) == "abc"
     assert resume_point("a=1", None) is None
+
+
+def test_routes_are_bounded_against_random_paths() -> None:
+    wire = WireView()
+    for n in range(MAX_ROUTES + 50):
+        conn = wire.opened("http", "a", f"/probe/{n}", "", None, 0.0)
+        wire.closed_conn(conn, 0.0, "client")
+    assert len(wire.routes) <= MAX_ROUTES + 1
+    assert wire.routes[(OTHER_PATHS, "http")].connections == 50
