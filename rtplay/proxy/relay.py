@@ -88,11 +88,7 @@ async def _exchange(
     ctx: RelayContext, request: web.Request, conn: Connection, link: Link, down: Shaper, up: Shaper
 ) -> web.StreamResponse:
     if (refused := refusal(ctx.toxics(), conn.kind)) is not None:
-        status, retry_after = refused
-        ctx.wire.refused(conn, status, f"error fault {status}")
-        if status in (429, 503):
-            ctx.wire.hinted(conn, retry_after=f"{retry_after:g}")
-        return error_answer(status, retry_after, f"rtplay proxy: error fault {status}\n")
+        return _refuse(ctx, conn, *refused)
     step = up.plan(up.active(ctx.toxics(), conn.kind, UPSTREAM), 0, ctx.clock(), False)
     await wait_until(ctx.clock, step.due)
     if request.content_length is not None and request.content_length > MAX_REQUEST_BODY:
@@ -109,6 +105,10 @@ async def _exchange(
         return upstream_down(ctx, conn, exc)
     async with response:
         is_sse = response.content_type == "text/event-stream"
+        if is_sse and conn.kind == "http" and (refused := refusal(ctx.toxics(), "sse")) is not None:
+            # A client that did not say it wants a stream (no Accept): known only now.
+            ctx.wire.became(conn, "sse")
+            return _refuse(ctx, conn, *refused)
         ctx.wire.became(conn, "sse" if is_sse else "http")
         conn.status = response.status
         if (hint := response.headers.get("Retry-After")) is not None:
@@ -140,6 +140,14 @@ async def _exchange(
         await _slow_close(ctx, conn, down)
         await out.write_eof()
         return out
+
+
+def _refuse(ctx: RelayContext, conn: Connection, status: int, retry_after: float) -> web.Response:
+    """Answer an ``error`` fault, and note the refusal and the hint it gave."""
+    ctx.wire.refused(conn, status, f"error fault {status}")
+    if status in (429, 503):
+        ctx.wire.hinted(conn, retry_after=f"{retry_after:g}")
+    return error_answer(status, retry_after, f"rtplay proxy: error fault {status}\n")
 
 
 async def _slow_close(ctx: RelayContext, conn: Connection, down: Shaper) -> None:

@@ -122,9 +122,11 @@ async def test_error_fault_answers_503_with_retry_after(sse: tuple[FaultProxy, S
     async with aiohttp.ClientSession() as http:
         async with http.get(proxy.url + "/events", headers={"Accept": "text/event-stream"}) as response:
             assert response.status == 503 and response.headers["Retry-After"] == "1"
+        async with http.get(proxy.url + "/events") as response:  # no Accept: known by its answer
+            assert response.status == 503
         async with http.get(proxy.url + "/hello") as response:
             assert response.status == 200  # the fault is scoped to sse
-    assert app.asked == []  # the refused attempt never reached the upstream
+    assert app.asked == [None]  # the first, with Accept, never reached the upstream
     assert proxy.wire_json()["clients"][0]["decisions"][0]["refused"] == 503
 
 
