@@ -107,6 +107,7 @@ class FaultProxy:
         self._site: web.TCPSite | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listener_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -120,15 +121,7 @@ class FaultProxy:
             timeout=aiohttp.ClientTimeout(total=None, connect=UPSTREAM_CONNECT_TIMEOUT_S),
         )
         self._ctx = RelayContext(self.upstream, session, self._source, self.wire, self.clock, self.rng)
-        app = web.Application(handler_args={"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: a client that goes away ends its relay at once (and its close
-        # time is exact for the reconnect view), not at the next write.
-        self._runner = web.AppRunner(
-            app, access_log=None, logger=server_logger(), keepalive_timeout=self.header_timeout_s, shutdown_timeout=1.0, handler_cancellation=True
-        )
         try:
-            await self._runner.setup()
             if self.enabled:
                 await self._listen()
         except BaseException:
@@ -155,24 +148,41 @@ class FaultProxy:
             self._ctx = None
 
     async def _listen(self) -> None:
-        assert self._runner is not None
+        """A fresh listener (a runner of its own, so that disabling closes every connection,
+        idle keep-alives included, as Toxiproxy's disable does)."""
+        app = web.Application(handler_args={"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a client that goes away ends its relay at once (and its close
+        # time is exact for the reconnect view), not at the next write.
+        self._runner = web.AppRunner(
+            app, access_log=None, logger=server_logger(), keepalive_timeout=self.header_timeout_s,
+            shutdown_timeout=1.0, handler_cancellation=True,
+        )
+        await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, backlog=LISTEN_BACKLOG)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = self._site = None
+            raise
         self.port = self._runner.addresses[-1][1]
 
     async def enable(self) -> None:
         """Listen again (Toxiproxy: ``"enabled": true``)."""
         self.enabled = True
-        if self._site is None and self._runner is not None:
-            await self._listen()
+        async with self._listener_lock:
+            if self._runner is None and self._ctx is not None and self.enabled:
+                await self._listen()
 
     async def disable(self) -> None:
         """Stop listening and drop every connection (Toxiproxy: ``"enabled": false``)."""
         self.enabled = False
-        site, self._site = self._site, None
-        if site is not None:
-            await site.stop()
         self._abort("all", "proxy disabled")
+        async with self._listener_lock:  # an enable right after waits for the port to be free
+            runner, self._runner, self._site = self._runner, None, None
+            if runner is not None:
+                await runner.cleanup()
 
     @property
     def listen(self) -> str:
