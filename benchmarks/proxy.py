@@ -7,8 +7,8 @@ firehose, written here), ``rtplay proxy`` (headless, no faults) and this client.
 
 - WS round trip (1 connection, sequential echoes): median and p99, proxy vs direct (target ≤ 2×);
 - SSE events/s, one stream read as fast as it comes: proxy vs direct (target ≥ 0.5×);
-- N concurrent WS connections through the proxy at 1 msg/s each: one-way latency p50/p99 via the
-  proxy and direct; the added p99 is their difference (target < 10 ms).
+- N WS connections through the proxy and N direct, at the same time, at 1 msg/s each: one-way
+  latency p50/p99 of each; the added p99 is their difference (target < 10 ms).
 On a shared machine the figures move with the load; say so with them.
 """
 
@@ -105,26 +105,28 @@ async def sse_rate(url: str, seconds: float) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def crowd_latency(url: str, clients: int, seconds: float) -> list[float]:
-    """One-way latency of ``clients`` WS connections at 1 msg/s, measured for ``seconds`` once
-    every connection is open (opening a thousand is not the steady state)."""
-    latencies: list[float] = []
+async def crowd_latency(urls: list[str], clients: int, seconds: float) -> list[list[float]]:
+    """One-way latency of ``clients`` WS connections at 1 msg/s to each of ``urls`` at once (so
+    direct and proxied connections share the same moments of a busy machine), measured for
+    ``seconds`` once every connection is open (opening thousands is not the steady state)."""
+    latencies: list[list[float]] = [[] for _ in urls]
+    total = clients * len(urls)
     opened = 0
     all_open = asyncio.Event()
     measuring = False
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
-        async def one(index: int) -> None:
+        async def one(which: int, index: int) -> None:
             nonlocal opened
-            async with http.ws_connect(f"{url}/ticks?offset={index / clients:.4f}") as ws:
+            async with http.ws_connect(f"{urls[which]}/ticks?offset={index / clients:.4f}") as ws:
                 opened += 1
-                if opened == clients:
+                if opened == total:
                     all_open.set()
                 async for msg in ws:
                     if measuring:
-                        latencies.append(time.time() * 1000 - json.loads(msg.data)["t"])
+                        latencies[which].append(time.time() * 1000 - json.loads(msg.data)["t"])
 
-        tasks = [asyncio.create_task(one(i)) for i in range(clients)]
+        tasks = [asyncio.create_task(one(w, i)) for i in range(clients) for w in range(len(urls))]
         try:
             await asyncio.wait_for(all_open.wait(), 120)
             await asyncio.sleep(2.0)  # every connection past its first, staggered tick
@@ -197,10 +199,9 @@ async def client_main(args: argparse.Namespace) -> None:
         rate_proxy = await sse_rate(sse_proxy, args.seconds)
         print(f"SSE events/s ({args.seconds:g} s each): direct {rate_direct:,.0f}; proxy {rate_proxy:,.0f}; "
               f"ratio {rate_proxy / rate_direct:.2f}x (target >= 0.5x)")
-        lat_direct = await crowd_latency(ws_direct, args.clients, args.crowd_seconds)
-        lat_proxy = await crowd_latency(ws_proxy, args.clients, args.crowd_seconds)
+        lat_direct, lat_proxy = await crowd_latency([ws_direct, ws_proxy], args.clients, args.crowd_seconds)
         added = quantile(lat_proxy, 0.99) - quantile(lat_direct, 0.99)
-        print(f"{args.clients} WS connections at 1 msg/s ({args.crowd_seconds:g} s, {len(lat_proxy)} msgs via proxy): "
+        print(f"{args.clients} WS connections via the proxy and {args.clients} direct at 1 msg/s ({args.crowd_seconds:g} s, {len(lat_proxy)} msgs via proxy): "
               f"one-way p50/p99 direct {quantile(lat_direct, 0.5):.2f}/{quantile(lat_direct, 0.99):.2f} ms, "
               f"proxy {quantile(lat_proxy, 0.5):.2f}/{quantile(lat_proxy, 0.99):.2f} ms; added p99 {added:.2f} ms "
               "(target < 10 ms)")
@@ -224,7 +225,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--crowd-seconds", type=float, default=8.0)
     args = parser.parse_args()
-    asyncio.run(upstream_main() if args.upstream else client_main(args))
+    from rtplay.runtime import eventloop  # uvloop where installed, as the proxy runs
+
+    eventloop.run(upstream_main() if args.upstream else client_main(args))
 
 
 if __name__ == "__main__":
