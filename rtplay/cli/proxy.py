@@ -20,6 +20,7 @@ from rtplay.proxy.spec import TimedToxic, parse_proxy_fault
 
 
 def fault(text: str) -> TimedToxic:
+    """An argparse type: a proxy fault spec (:mod:`rtplay.proxy.spec`)."""
     try:
         return parse_proxy_fault(text)
     except (FaultSpecError, ValueError) as exc:
@@ -27,6 +28,7 @@ def fault(text: str) -> TimedToxic:
 
 
 def listen(text: str) -> str:
+    """An argparse type: ``HOST:PORT``."""
     try:
         parse_listen(text)
     except ProxyConfigError as exc:
@@ -78,6 +80,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 async def run_headless(run: ProxyRun, duration: float, stop: asyncio.Event) -> dict[str, Any]:
+    """Run for ``duration`` seconds (or until ``stop``); the report."""
     await run.start()
     print(run.banner(), file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()

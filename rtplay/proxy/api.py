@@ -42,6 +42,7 @@ class ProxyRegistry:
         self.seed = seed
 
     def get(self, name: str) -> FaultProxy:
+        """The proxy called ``name``; 404 when there is none."""
         try:
             return self.proxies[name]
         except KeyError:
@@ -80,6 +81,7 @@ class ProxyRegistry:
         return proxy
 
     async def delete(self, name: str) -> None:
+        """Stop and forget the proxy called ``name`` (404 when there is none)."""
         proxy = self.get(name)
         del self.proxies[name]
         await proxy.stop()
@@ -108,6 +110,7 @@ class ProxyRegistry:
             await proxy.enable()
 
     async def close(self) -> None:
+        """Stop every proxy."""
         for name in list(self.proxies):
             await self.delete(name)
 
@@ -244,6 +247,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        """Listen; ``port`` becomes the bound one. Raises OSError (a port in use)."""
         self._runner = web.AppRunner(build_api(self.registry, self.token), access_log=None, logger=server_logger(), keepalive_timeout=10.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -257,10 +261,12 @@ class ApiServer:
 
     @property
     def url(self) -> str:
+        """The API's base URL."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
+        """Close the API's listener (the proxies stay: :meth:`ProxyRegistry.close` stops them)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -19,6 +19,7 @@ MAX_TOXICS = 64
 
 
 class Change(str, Enum):
+    """What happened to a toxic."""
     ADDED = "added"
     UPDATED = "updated"
     REMOVED = "removed"
@@ -49,12 +50,14 @@ class ProxyToxics:
         return len(self._toxics)
 
     def get(self, name: str) -> Toxic:
+        """The toxic called ``name``; :class:`ToxicNotFound` when there is none."""
         try:
             return self._toxics[name]
         except KeyError:
             raise ToxicNotFound(f"toxic not found: {name}") from None
 
     def add(self, toxic: Toxic) -> Toxic:
+        """Add ``toxic``; :class:`ToxicExists` if its name is taken."""
         if toxic.name in self._toxics:
             raise ToxicExists(f"toxic already exists: {toxic.name}")
         if len(self._toxics) >= MAX_TOXICS:
@@ -64,20 +67,24 @@ class ProxyToxics:
         return toxic
 
     def update(self, name: str, body: object) -> Toxic:
+        """Change the toxic called ``name`` by an update body (attributes, toxicity)."""
         toxic = update_toxic(self.get(name), body)
         self._toxics[name] = toxic
         self._on_change(toxic, Change.UPDATED)
         return toxic
 
     def remove(self, name: str) -> Toxic:
+        """Remove the toxic called ``name`` and return it."""
         toxic = self.get(name)
         del self._toxics[name]
         self._on_change(toxic, Change.REMOVED)
         return toxic
 
     def clear(self) -> None:
+        """Remove every toxic (each removal reported)."""
         for name in list(self._toxics):
             self.remove(name)
 
     def to_json(self) -> list[dict[str, object]]:
+        """Toxiproxy's list of toxics."""
         return [t.to_json() for t in self._toxics.values()]

@@ -54,6 +54,7 @@ def error_json(status: int, message: str) -> web.Response:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only."""
     host = host.strip("[]").lower()
     return host in LOOPBACK_NAMES or host.startswith("127.")
 
@@ -87,6 +88,7 @@ class ApiGuard:
         """Required when bound beyond loopback; None on loopback."""
 
     def refusal(self, request: web.Request) -> str | None:
+        """Why ``request`` may not drive the API, or None."""
         host = urlsplit(f"//{request.host}").hostname or ""
         if self.token is None and not is_loopback(host):
             return f"Host {request.host[:80]!r} is not a loopback name"
@@ -103,6 +105,7 @@ class ApiGuard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Refuse unwelcome requests; answer :class:`ApiError` in Toxiproxy's shape."""
         if (refused := self.refusal(request)) is not None:
             log.warning("proxy API request refused: %s %s: %s", request.method, request.path, refused)
             return error_json(403, refused)
@@ -122,6 +125,7 @@ class OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     servers/core/guard.py, which the proxy cannot import)."""
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        """Log ``msg`` as one line when the peer is at fault, with a traceback otherwise."""
         exc = exc_info if isinstance(exc_info, BaseException) else None
         text = str(msg) % args if args else msg
         if isinstance(exc, ConnectionError):

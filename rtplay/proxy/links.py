@@ -64,6 +64,7 @@ class RelayContext:
         return Shaper(random.Random(self.rng.getrandbits(64)))
 
     def toxics(self) -> list[Toxic]:
+        """The proxy's toxics now."""
         return list(self.source.toxics())
 
 
@@ -94,6 +95,7 @@ class Link:
 
     @property
     def kind(self) -> str:
+        """The connection's kind of traffic (``http``, ``sse``, ``ws``)."""
         return self.conn.kind
 
     def abort(self, why: str) -> None:
@@ -124,6 +126,7 @@ class Link:
                 self._timers[name] = loop.call_later(delay, self.abort, f"toxic {name}")
 
     def close(self) -> None:
+        """The connection ended: cancel its timers."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

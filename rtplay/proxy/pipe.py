@@ -42,11 +42,13 @@ class ToxicSource:
         self._changed = asyncio.Event()
 
     async def changed(self) -> None:
+        """Wait until the toxics change."""
         await self._changed.wait()
 
 
 @dataclass
 class Unit(Generic[U]):
+    """One queued unit: its payload, size, arrival time and message count."""
     payload: U
     size: int
     arrived: float
@@ -110,6 +112,7 @@ class Pipe(Generic[U]):
         await asyncio.shield(self.task)
 
     def cancel(self) -> None:
+        """Stop the pipe's task (what is queued is dropped)."""
         self.task.cancel()
 
     async def _take(self, timeout: float | None) -> Unit[U] | None | bool:

@@ -186,6 +186,7 @@ class FaultProxy:
 
     @property
     def listen(self) -> str:
+        """``HOST:PORT`` the proxy listens on (the bound port once started)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 

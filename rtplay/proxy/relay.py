@@ -36,6 +36,7 @@ UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 def client_address(request: web.Request) -> str:
+    """The client's address as the wire view keys it."""
     return request.remote or "unknown"
 
 
@@ -48,6 +49,7 @@ def error_answer(status: int, retry_after: float, text: str) -> web.Response:
 
 
 def upstream_down(ctx: RelayContext, conn: Connection, exc: BaseException) -> web.Response:
+    """502 with the reason the upstream could not be reached (and note it)."""
     reason = str(exc) or type(exc).__name__
     ctx.wire.refused(conn, 502, f"upstream unreachable: {reason}")
     log.info("proxy: upstream %s unreachable for %s: %s", ctx.upstream, conn.path, reason)
@@ -55,6 +57,7 @@ def upstream_down(ctx: RelayContext, conn: Connection, exc: BaseException) -> we
 
 
 async def wait_until(clock: Callable[[], float], due: float) -> None:
+    """Sleep until ``due`` on ``clock`` (at once if it passed)."""
     delay = due - clock()
     if delay > 0:
         await asyncio.sleep(delay)

@@ -32,6 +32,7 @@ class ProxyRun:
     _timers: list[asyncio.TimerHandle] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
+        """Start the proxy and the API, and arm the fault timeline; OSError when a port is taken."""
         self.registry = ProxyRegistry(self.seed)
         self.proxy = FaultProxy(self.name, self.upstream, self.listen, seed=self.seed)
         self.api = ApiServer(self.registry, self.api_host, self.api_port)
@@ -60,12 +61,14 @@ class ProxyRun:
             pass  # removed meanwhile (by the API, or an outage that ended itself)
 
     async def stop(self) -> None:
+        """Cancel the timeline; stop the API and every proxy."""
         for timer in self._timers:
             timer.cancel()
         await self.api.stop()
         await self.registry.close()
 
     def banner(self) -> str:
+        """What to print at start: where the proxy and the API listen."""
         token = f" (token {self.api.token})" if self.api.token else ""
         return (
             f"rtplay proxy {self.name}: {self.proxy.url} -> {self.proxy.upstream}\n"
@@ -73,6 +76,7 @@ class ProxyRun:
         )
 
     def report(self, duration: float) -> dict[str, Any]:
+        """The headless report: the proxy, the faults and what the wire showed."""
         return {
             "duration_s": round(duration, 3), "proxy": self.proxy.to_json(),
             "faults": [str(t.toxic.name) for t in self.faults], "wire": self.proxy.wire_json(),

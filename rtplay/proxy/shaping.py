@@ -48,6 +48,7 @@ class Step:
 
     @property
     def closes(self) -> bool:
+        """``limit_data`` ends the connection after this unit."""
         return self.keep_bytes is not None
 
 

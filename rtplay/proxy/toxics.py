@@ -98,6 +98,7 @@ class Toxic:
         return self.stream == stream and self.kind in ("all", kind)
 
     def attr(self, name: str) -> float:
+        """The numeric attribute ``name``."""
         return self.attributes[name]
 
     def to_json(self) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class Connection:
     """The id of the last event the stream sent through."""
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The JSON of the report and the API's ``/wire``."""
         end = self.closed if self.closed is not None else now
         return {
             "id": self.id, "kind": self.kind, "client": self.client, "path": self.path,
@@ -92,10 +93,12 @@ class Decision:
     """The status it was refused with (an ``error`` fault, or 502 when the upstream is down)."""
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of the report and the API's ``/wire``."""
         gap = None if self.after_close_s is None else round(self.after_close_s, 3)
         return {"kind": self.kind, "after_close_s": gap, "resume_from": self.resume_from, "refused": self.refused}
 
     def describe(self) -> str:
+        """One line for logs and panes."""
         wait = "first attempt" if self.after_close_s is None else f"retried {self.after_close_s:.2f}s after close"
         resume = f", resumed from {self.resume_from!r}" if self.resume_from is not None else ""
         refused = f", refused {self.refused}" if self.refused else ""
@@ -128,6 +131,7 @@ class Client:
         return f"due in {max(0.0, self.retry_hint_s - waited):.1f}s (server asked {self.retry_hint_s:g}s)"
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The JSON of the report and the API's ``/wire``."""
         return {
             "address": self.address, "path": self.path, "attempts": self.attempts, "refused": self.refused,
             "open": self.open, "next_attempt": self.next_attempt(now),
@@ -149,16 +153,19 @@ class Route:
     last_error: str = ""
 
     def arrivals_per_s(self, now: float) -> float:
+        """Arrivals per second over the last :data:`RATE_WINDOW_S`."""
         recent = sum(1 for t in self.arrivals if t > now - RATE_WINDOW_S)
         return recent / RATE_WINDOW_S
 
     def added_latency_ms(self, quantile: float) -> float | None:
+        """The ``quantile`` of the latency the proxy added (ms), None before any."""
         if not self.added_ms:
             return None
         ordered = sorted(self.added_ms)
         return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The JSON of the report and the API's ``/wire``."""
         p50, p99 = self.added_latency_ms(0.5), self.added_latency_ms(0.99)
         return {
             "path": self.path, "kind": self.kind, "open": self.open, "connections": self.connections,
@@ -190,6 +197,7 @@ class WireView:
         self._next_id = 1
 
     def route(self, path: str, kind: str) -> Route:
+        """The route of ``path`` and ``kind`` (routes past :data:`MAX_ROUTES` share one)."""
         found = self.routes.get((path, kind))
         if found is None:
             if len(self.routes) >= MAX_ROUTES:
@@ -199,6 +207,7 @@ class WireView:
         return found
 
     def client(self, address: str, path: str) -> Client:
+        """The client at ``address`` asking for ``path`` (the oldest forgotten past :data:`MAX_CLIENTS`)."""
         key = (address, path)
         found = self.clients.get(key)
         if found is None:
@@ -289,9 +298,11 @@ class WireView:
             client.last_close = now
 
     def connections(self) -> list[Connection]:
+        """Every connection remembered: the closed ones, then the open ones."""
         return [*self.closed, *self.open.values()]
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The JSON of the report and the API's ``/wire``."""
         return {
             "routes": [r.to_json(now) for r in self.routes.values() if r.connections],
             "clients": [c.to_json(now) for c in self.clients.values()],

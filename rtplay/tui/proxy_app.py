@@ -70,6 +70,7 @@ class ProxyScreen(Screen[None]):
         self._panes: dict[tuple[str, str], Static] = {}
 
     def compose(self) -> ComposeResult:
+        """The banner, the fault bar, the route panes and the clients."""
         yield Static(self.proxy_run.banner(), id="banner")
         yield Static("", id="faults")
         with Vertical():
@@ -78,11 +79,13 @@ class ProxyScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        """Start the redraw timer."""
         self.query_one("#clients", VerticalScroll).border_title = "clients: what they decided"
         self.set_interval(1 / REFRESH_HZ, self.refresh_view)
         self.refresh_view()
 
     def refresh_view(self) -> None:
+        """Redraw from the wire view (on the timer, and after a key)."""
         wire = self.proxy_run.proxy.wire_json()
         proxy = self.proxy_run.proxy.to_json()
         self.query_one("#faults", Static).update(toxics_text(proxy["toxics"], self.kind, proxy["enabled"]))
@@ -101,6 +104,7 @@ class ProxyScreen(Screen[None]):
         return f"{fault}_{self.kind}"
 
     def action_toggle_fault(self, fault: str) -> None:
+        """Add ``fault`` for the selected kind, or remove it if it is on."""
         toxics = self.proxy_run.proxy.toxics
         name = self._toxic_name(fault)
         if any(t.name == name for t in toxics):
@@ -111,25 +115,30 @@ class ProxyScreen(Screen[None]):
         self.refresh_view()
 
     def action_drop(self) -> None:
+        """Abort the selected kind's live connections (one-shot)."""
         name = self._toxic_name("drop")
         self.proxy_run.proxy.add_toxic(name, "drop", {}, self.kind)
         self.proxy_run.proxy.toxics.remove(name)  # one-shot: it aborted what was live
         self.refresh_view()
 
     def action_outage(self) -> None:
+        """Take the listener down for 5 s."""
         if not any(t.type == "outage" for t in self.proxy_run.proxy.toxics):
             self.proxy_run.proxy.add_toxic("outage", "outage", {"seconds": 5}, "all")
         self.refresh_view()
 
     def action_kind(self) -> None:
+        """Cycle the kind of traffic the fault keys act on."""
         self.kind = KIND_CYCLE[(KIND_CYCLE.index(self.kind) + 1) % len(KIND_CYCLE)]
         self.refresh_view()
 
     def action_clear(self) -> None:
+        """Remove every fault and listen again."""
         self.proxy_run.proxy.reset()
         self.refresh_view()
 
     async def action_quit(self) -> None:
+        """Quit (the run stops on unmount)."""
         self.app.exit(0)
 
 
@@ -144,6 +153,7 @@ class ProxyApp(App[int]):
         self._started = False
 
     async def on_mount(self) -> None:
+        """Start the run (a port in use ends the app with code 2), then show it."""
         try:
             await self.proxy_run.start()  # binding two listeners: quick, and the screen needs them
         except OSError as exc:  # a port in use: say so, as headless mode does
@@ -153,6 +163,7 @@ class ProxyApp(App[int]):
         await self.push_screen(ProxyScreen(self.proxy_run))
 
     async def on_unmount(self) -> None:
+        """Stop the run on the app's own loop."""
         if self._started:
             self._started = False
             await self.proxy_run.stop()
