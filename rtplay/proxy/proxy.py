@@ -3,7 +3,7 @@
 The Python API (scripts, tests, target mode)::
 
     proxy = FaultProxy("app", "http://127.0.0.1:3000")   # listens on 127.0.0.1:0 by default
-    await proxy.start()
+    await proxy.start()                        # or: async with FaultProxy(...) as proxy:
     proxy.url                                  # "http://127.0.0.1:PORT": point clients here
     proxy.add_fault("delay=300ms:sse")         # rtplay's --fault grammar (rtplay.proxy.spec)
     proxy.toxics.add(parse_toxic({...}))       # or Toxiproxy's toxic JSON
@@ -128,6 +128,13 @@ class FaultProxy:
             await self.stop()
             raise
         log.info("proxy %s: %s -> %s", self.name, self.listen, self.upstream)
+
+    async def __aenter__(self) -> FaultProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         """Close the listener and every connection; cancel the proxy's timers."""

@@ -131,16 +131,15 @@ async def test_error_fault_answers_503_with_retry_after(sse: tuple[FaultProxy, S
 
 
 async def test_upstream_down_is_a_502_with_the_reason() -> None:
-    proxy = FaultProxy("down", "127.0.0.1:1")
-    await proxy.start()
-    try:
+    async with FaultProxy("down", "127.0.0.1:1") as proxy:
         async with aiohttp.ClientSession() as http:
             async with http.get(proxy.url + "/x") as response:
                 assert response.status == 502
                 assert "unreachable" in await response.text()
         assert "unreachable" in proxy.wire_json()["routes"][0]["last_error"]
-    finally:
-        await proxy.stop()
+    with pytest.raises(aiohttp.ClientConnectionError):  # stopped: nothing listens any more
+        async with aiohttp.ClientSession() as http:
+            await http.get(proxy.url + "/x")
 
 
 async def test_websocket_messages_both_ways_and_the_close_code_pass_unchanged() -> None:
