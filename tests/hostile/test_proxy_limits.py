@@ -74,6 +74,7 @@ async def test_a_reader_that_never_reads_stops_the_upstream_instead_of_filling_m
     firehose: tuple[FaultProxy, Firehose],
 ) -> None:
     proxy, hose = firehose
+    proxy.add_fault("delay=1ms")  # a fault on: units queue in the proxy's pipe, which is bounded
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", proxy.port))
@@ -140,3 +141,37 @@ async def test_a_dead_upstream_answers_502_with_the_reason_for_requests_and_webs
         assert "unreachable" in routes["ws"]["last_error"]
     finally:
         await proxy.stop()
+
+
+async def test_a_websocket_reader_that_never_reads_stops_the_upstream() -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+
+    sent = 0
+    block = "x" * (64 << 10)
+
+    async def flood(ws: ServerConnection) -> None:
+        nonlocal sent
+        try:
+            while True:
+                await ws.send(block)
+                sent += len(block)
+        except ConnectionClosed:
+            pass
+
+    async with serve(flood, "127.0.0.1", 0, max_queue=4) as upstream:
+        port = next(iter(upstream.sockets)).getsockname()[1]
+        async with FaultProxy("ws", f"127.0.0.1:{port}") as proxy:
+            proxy.add_fault("delay=1ms")  # a fault on: messages queue in the bounded pipe
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", proxy.port))
+            try:
+                sock.sendall(
+                    b"GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                )
+                written = await settled(lambda: sent)
+                assert 0 < written < MAX_PIPE_BYTES + (24 << 20), written
+            finally:
+                sock.close()
