@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from rtplay.engine.browser import BASE_FLAGS, BrowserUnavailable, chromium_path
 from rtplay.proxy.proxy import FaultProxy
@@ -24,7 +25,10 @@ try:
 except (ImportError, BrowserUnavailable) as exc:
     MISSING = str(exc) or "playwright is not installed"
 
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"needs Chromium and Playwright: {MISSING}")
+pytestmark = [
+    pytest.mark.skipif(MISSING is not None, reason=f"needs Chromium and Playwright: {MISSING}"),
+    pytest.mark.asyncio(loop_scope="module"),  # one Chromium for the module
+]
 
 #: The page's EventSource log: [lastEventId, receive time (epoch ms), upstream send time].
 LISTEN_SSE = """() => {
@@ -44,7 +48,7 @@ async def wait_page(page: Any, expression: str, what: str, timeout: float = 15.0
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=chromium_path(), args=list(BASE_FLAGS))
@@ -54,7 +58,17 @@ async def browser() -> AsyncIterator[Any]:
             await chromium.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A fresh page in the module's Chromium, closed after the test."""
+    page = await browser.new_page()
+    try:
+        yield page
+    finally:
+        await page.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def sse_proxy() -> AsyncIterator[tuple[FaultProxy, SseApp]]:
     async with sse_upstream(SseApp(interval=0.05, retry_ms=200)) as (url, app):
         proxy = FaultProxy("app", url, seed=0)
@@ -66,10 +80,9 @@ async def sse_proxy() -> AsyncIterator[tuple[FaultProxy, SseApp]]:
 
 
 async def test_after_a_drop_eventsource_resumes_with_last_event_id_and_the_proxy_reports_it(
-    browser: Any, sse_proxy: tuple[FaultProxy, SseApp]
+    page: Any, sse_proxy: tuple[FaultProxy, SseApp]
 ) -> None:
     proxy, app = sse_proxy
-    page = await browser.new_page()
     await page.goto(proxy.url + "/page")
     await page.evaluate(LISTEN_SSE)
     await wait_page(page, "got.length >= 5", "five events")
@@ -86,13 +99,12 @@ async def test_after_a_drop_eventsource_resumes_with_last_event_id_and_the_proxy
     assert ids == list(range(1, ids[-1] + 1))  # nothing lost, nothing twice
 
 
-async def test_a_websocket_close_code_from_the_upstream_reaches_the_browser_unchanged(browser: Any) -> None:
+async def test_a_websocket_close_code_from_the_upstream_reaches_the_browser_unchanged(page: Any) -> None:
     async with sse_upstream() as (page_url, _), ws_upstream() as ws_url:
         site, sockets = FaultProxy("page", page_url), FaultProxy("ws", ws_url)
         await site.start()
         await sockets.start()
         try:
-            page = await browser.new_page()
             await page.goto(site.url + "/page")
             await page.evaluate(
                 f"() => {{ window.ws = new WebSocket('ws://{sockets.listen}/close4001');"
@@ -111,10 +123,9 @@ async def per_event_latency(page: Any, count: int, after: int) -> list[float]:
 
 
 async def test_a_300ms_delay_on_sse_is_what_the_browser_measures(
-    browser: Any, sse_proxy: tuple[FaultProxy, SseApp]
+    page: Any, sse_proxy: tuple[FaultProxy, SseApp]
 ) -> None:
     proxy, _ = sse_proxy
-    page = await browser.new_page()
     await page.goto(proxy.url + "/page")
     await page.evaluate(LISTEN_SSE)
     baseline = statistics.median(await per_event_latency(page, 10, 2))
