@@ -210,9 +210,10 @@ async def client_main(args: argparse.Namespace) -> None:
             process.terminate()
             process.wait(10)
         for name in LOGS:
-            size = os.path.getsize(name)
-            if size:
-                print(f"  (a process logged {size} bytes: {name})", file=sys.stderr)
+            with open(name) as log:
+                lines = [line for line in log if not line.startswith(("rtplay proxy ", "Toxiproxy API: "))]
+            if lines:
+                print(f"  (a process logged {len(lines)} more lines: {name})", file=sys.stderr)
             else:
                 os.unlink(name)
 
