@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rtplay.model.faultspec import FaultSpecError
+from rtplay.protocol.options import port
 from rtplay.proxy import spec as proxy_spec
 from rtplay.proxy.api import DEFAULT_API_PORT
 from rtplay.proxy.proxy import FaultProxy, ProxyConfigError, parse_listen
@@ -25,6 +26,17 @@ def fault(text: str) -> TimedToxic:
         return parse_proxy_fault(text)
     except (FaultSpecError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """An argparse type: seconds, more than 0 and finite."""
+    try:
+        value = float(text.removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
 
 
 def listen(text: str) -> str:
@@ -50,10 +62,10 @@ def add_proxy_parser(sub: Any) -> None:
     parser.add_argument("--name", default="app", help="the proxy's name in the API (default app)")
     parser.add_argument("--api-host", default="127.0.0.1", help="bind address of the Toxiproxy API (default 127.0.0.1)")
     parser.add_argument(
-        "--api-port", type=int, default=DEFAULT_API_PORT, help=f"port of the Toxiproxy API (default {DEFAULT_API_PORT}; 0 = any free)"
+        "--api-port", type=port, default=DEFAULT_API_PORT, help=f"port of the Toxiproxy API (default {DEFAULT_API_PORT}; 0 = any free)"
     )
     parser.add_argument("--headless", action="store_true", help="no UI: run --duration seconds and print a report")
-    parser.add_argument("--duration", type=float, default=10.0, help="headless: seconds to run (default 10)")
+    parser.add_argument("--duration", type=duration, default=10.0, help="headless: seconds to run (default 10)")
     parser.add_argument(
         "--fault", type=fault, action="append", default=[], metavar="SPEC",
         help="a fault, e.g. delay=300ms:sse, drop@5s:sse, loss=20%%@2s-8s:ws (repeatable)",
