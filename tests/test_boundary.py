@@ -15,18 +15,20 @@ from rtplay.compat import IncompatibleLibrary, check_all, require, require_line
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Each rtplay package and the rtplay packages it may import (besides itself). The layers run
-#: cli → tui → engine → clients → model / compat / runtime → protocol.
+#: cli → tui → engine (and the proxy beside it) → clients → model / compat / runtime → protocol.
 MAY_IMPORT: dict[str, set[str]] = {
     "rtplay.protocol": set(),
     "rtplay.runtime": {"rtplay.protocol"},
     "rtplay.compat": {"rtplay.protocol", "rtplay.runtime"},
     "rtplay.model": {"rtplay.protocol", "rtplay.runtime"},
     "rtplay.clients": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model"},
-    "rtplay.engine": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients"},
+    "rtplay.proxy": {"rtplay.protocol", "rtplay.runtime", "rtplay.model"},
+    "rtplay.engine": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
+                      "rtplay.proxy"},
     "rtplay.tui": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
-                   "rtplay.engine"},
+                   "rtplay.engine", "rtplay.proxy"},
     "rtplay.cli": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
-                   "rtplay.engine", "rtplay.tui"},
+                   "rtplay.engine", "rtplay.proxy", "rtplay.tui"},
 }
 
 #: What the server process may import of rtplay: the shared vocabulary and plumbing only.
