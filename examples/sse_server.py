@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import time
 from collections import deque
 from typing import TextIO
@@ -78,6 +79,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             if last.isdigit() and seq <= int(last):
                 continue  # already sent while replaying
             await response.write(f"id: {seq}\ndata: {data}\n\n".encode())
+    except ConnectionResetError:  # the client went away
+        log.info("client gone after %s", last or "nothing")
     finally:
         publisher.queues.discard(queue)
     return response
@@ -103,7 +106,7 @@ async def main() -> None:
     print(f"listening on http://127.0.0.1:{port}/events", flush=True)
     task = asyncio.create_task(publisher.run(args.rate))
     try:
-        await asyncio.Event().wait()
+        await stopped()
     finally:
         task.cancel()
         await runner.cleanup()
@@ -112,8 +115,13 @@ async def main() -> None:
             stamps.close()
 
 
+async def stopped() -> None:
+    """Until Ctrl-C or SIGTERM."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())

@@ -16,12 +16,14 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import time
 from collections import deque
 from typing import TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger("ws_server")
 
@@ -92,6 +94,8 @@ async def main() -> None:
                 seq, data = await queue.get()
                 if last is None or seq > last:
                     await ws.send(data)
+        except ConnectionClosed:  # the client went away
+            log.info("client gone")
         finally:
             publisher.queues.discard(queue)
 
@@ -101,7 +105,7 @@ async def main() -> None:
               flush=True)
         task = asyncio.create_task(publisher.run(args.rate))
         try:
-            await asyncio.Event().wait()
+            await stopped()
         finally:
             task.cancel()
             print(f"published {publisher.seq} messages", flush=True)
@@ -109,8 +113,13 @@ async def main() -> None:
                 stamps.close()
 
 
+async def stopped() -> None:
+    """Until Ctrl-C or SIGTERM."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())

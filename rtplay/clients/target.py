@@ -59,6 +59,8 @@ class TargetTap:
         self._cut = asyncio.Event()
         self.on_cut: Callable[[], None] = lambda: None
         """How the live connection is dropped at once (a WebSocket's transport abort)."""
+        self.arrival_hook: Callable[[Identified, float], None] | None = None
+        """Called with every readable message and its receive time (epoch ms), to audit figures."""
 
     # --- URLs and connections ------------------------------------------------------------
 
@@ -141,6 +143,8 @@ class TargetTap:
 
     def _account(self, identified: Identified, received_ms: float) -> None:
         self.stats.on_message(identified, received_ms, self.clock())
+        if self.arrival_hook is not None:
+            self.arrival_hook(identified, received_ms)
         if identified.seq is not None:
             self._lowest = identified.seq if self._lowest is None else min(self._lowest, identified.seq)
         if self._waiting is not None:
