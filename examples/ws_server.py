@@ -65,6 +65,19 @@ class Publisher:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 
+async def next_or_closed(queue: asyncio.Queue[tuple[int, str]], ws: ServerConnection) -> tuple[int, str] | None:
+    """The next message to send, or None once the connection is closed (so shutdown never waits
+    for a quiet publisher)."""
+    get = asyncio.ensure_future(queue.get())
+    closed = asyncio.ensure_future(ws.wait_closed())
+    await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+    closed.cancel()
+    if get.done():
+        return get.result()
+    get.cancel()
+    return None
+
+
 def since(path: str) -> int | None:
     value = parse_qs(urlsplit(path).query).get("since", [""])[0]
     return int(value) if value.isdigit() else None
@@ -90,8 +103,8 @@ async def main() -> None:
                 for seq, data in [m for m in publisher.history if m[0] > last]:
                     await ws.send(data)
                     last = seq
-            while True:
-                seq, data = await queue.get()
+            while (item := await next_or_closed(queue, ws)) is not None:
+                seq, data = item
                 if last is None or seq > last:
                     await ws.send(data)
         except ConnectionClosed:  # the client went away
