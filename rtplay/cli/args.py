@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
     )
     add_client_flags(parser)
-    sub = parser.add_subparsers(dest="command", metavar="{run,serve}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,serve,proxy}")
     run = sub.add_parser(
         "run",
         help="run a session headless and print a report",
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run only the built-in server and print its URLs")
     add_arguments(serve)
     serve.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-vv for debug)")
+    from rtplay.cli.proxy import add_proxy_parser
+
+    add_proxy_parser(sub)
     return parser
 
 

@@ -213,7 +213,7 @@ def cmd_serve(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--headless" in argv:  # `rtplay --headless …` is `rtplay run …`, for scripts
+    if "--headless" in argv and argv[:1] != ["proxy"]:  # `rtplay --headless …` is `rtplay run …`
         argv.remove("--headless")
         argv.insert(0, "run")
     parser = build_parser()
@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(flags + ["-v"] * args.verbose)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "proxy":
+        from rtplay.cli.proxy import cmd_proxy
+
+        return cmd_proxy(args)
     return cmd_tui(args)
 
 
