@@ -112,14 +112,11 @@ def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
     try:
         tables = merge(scenario.targets, args.target, args.seq, args.time, args.resume)
         targets = {t: keys["url"] for t, keys in tables.items() if "url" in keys}
-        config = TargetConfig(targets, identities(tables), scenario.client_options, direct=True)
-        check_faults(scenario.faults, targets)
+        config = TargetConfig(targets, identities(tables), scenario.client_options, direct=args.direct)
+        check_faults(scenario.faults, targets, direct=args.direct)
     except (IdentityError, TargetError, KeyError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
         return 2
-    if not args.direct:
-        print("rtplay run: rtplay's proxy is not part of this build yet: the targets are reached directly "
-              "(client-side faults only), as with --direct", file=sys.stderr)
     options = TargetRunOptions(duration=scenario.duration, json_path=None, progress=not args.quiet)
     report = eventloop.run(_interruptible(run_targets(config, options, scenario.faults), options))
     if isinstance(report, str):

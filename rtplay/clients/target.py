@@ -42,9 +42,14 @@ class Dropped(OSError):
 class TargetTap:
     """One target's identity, figures and reconnect verdicts."""
 
-    def __init__(self, transport: str, url: str, identity: Identity, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, transport: str, url: str, identity: Identity, clock: Callable[[], float], shown_url: str | None = None
+    ) -> None:
         self.transport = transport
         self.target_url = url
+        """Where the client connects (the target, or the proxy in front of it)."""
+        self.shown_url = shown_url or url
+        """The target's URL as the user gave it."""
         self.identity = identity
         self.clock = clock
         self.stats = TargetStats(identity.seq.kind != "none", bool(identity.time.path))
@@ -181,7 +186,8 @@ class TargetTap:
         verdicts = list(self.verdicts)
         if self._waiting is not None:
             verdicts.append((now, judge(self._waiting)))
-        return {"url": self.target_url, "identity": self.describe_identity()} | self.stats.report(self.transport, now) | {
+        via = {"via": self.target_url} if self.shown_url != self.target_url else {}
+        return {"url": self.shown_url, **via, "identity": self.describe_identity()} | self.stats.report(self.transport, now) | {
             "resumption": [{"at": round(at, 3), "outcome": v.outcome.value, "words": v.words} for at, v in verdicts],
         }
 

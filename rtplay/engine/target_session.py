@@ -1,11 +1,14 @@
-"""A target-mode session: rtplay's clients on the user's endpoints, client-side faults, a report.
+"""A target-mode session: rtplay's clients on the user's endpoints, faults, a report.
 
-There is no rtplay server to drive: in direct mode (``--direct``) the faults that apply are
-the client's own — ``drop`` (the client cuts its connection, as a network reset would),
+There is no rtplay server to drive. By default each client reaches its target through its
+own :class:`~rtplay.proxy.proxy.FaultProxy`, so the server-side faults (drop, stall, delay,
+error, outage, throttle, and per SSE event / WebSocket message loss, duplicate, reorder) act
+on a server rtplay does not control; ``offline`` stays the client's own. In direct mode
+(``--direct``) the faults that apply are the client's own — ``drop`` (the client cuts its connection, as a network reset would),
 ``outage=S`` (the client's network is down S seconds: the live connection is cut and
 connects fail) and ``offline`` (the network is down for the fault's span: live connections
 go silent). Faults that act on the server side (delay, stall, error, throttle, loss…) need
-rtplay's proxy between the clients and the target.
+the proxy.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from rtplay.clients.target_clients import TARGET_CLIENTS
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.identity import Identity
 from rtplay.protocol.faults import ALL, Kind
+from rtplay.proxy.proxy import FaultProxy
+from rtplay.proxy.spec import parse_proxy_fault
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +58,16 @@ class TargetConfig:
     direct: bool = True
 
 
-def check_faults(faults: list[FaultSpec], targets: dict[str, str]) -> None:
-    """Every fault must act on the client side and name a target transport (TargetError)."""
+#: Faults the proxy cannot do (a crash loses a server's state: only the server can).
+NOT_AT_PROXY = (Kind.CRASH,)
+
+
+def check_faults(faults: list[FaultSpec], targets: dict[str, str], direct: bool = True) -> None:
+    """Every fault must be one this mode can do and name a target transport (TargetError)."""
     for spec in faults:
-        if spec.kind not in CLIENT_SIDE:
+        if not direct and spec.kind in NOT_AT_PROXY:
+            raise TargetError(f"fault {spec}: a proxy cannot make the target lose its state; use outage")
+        if direct and spec.kind not in CLIENT_SIDE:
             raise TargetError(
                 f"fault {spec} acts on the server side: it needs rtplay's proxy between the clients and the "
                 f"target; without it (--direct) only client-side faults apply: {', '.join(k.value for k in CLIENT_SIDE)}"
@@ -83,6 +94,27 @@ async def unreachable(targets: dict[str, str]) -> list[str]:
     return problems
 
 
+def upstream_of(url: str) -> str:
+    """The proxy's upstream for a target URL: its scheme (ws → http) and host:port."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
+
+
+def proxied(url: str, proxy_url: str) -> str:
+    """``url`` with its origin replaced by the proxy's (``ws://`` kept for a WebSocket)."""
+    parts, proxy = urlsplit(url), urlsplit(proxy_url)
+    scheme = "ws" if parts.scheme in ("ws", "wss") else "http"
+    return parts._replace(scheme=scheme, netloc=proxy.netloc).geturl()
+
+
+def proxy_text(spec: FaultSpec) -> str:
+    """A fault as the proxy's grammar takes it: its kind and value (the timing is ours, and
+    the whole proxy is the scope: it fronts one target)."""
+    text = str(spec).split("@")[0]
+    return f"{text}@{spec.start:g}s"
+
+
 @dataclass
 class FaultRecord:
     """One applied fault and, per target, where its cursor was when it started."""
@@ -104,19 +136,35 @@ class TargetSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._offline_until: dict[str, float] = {}
         self.faults: list[FaultRecord] = []
+        self.proxies: dict[str, FaultProxy] = {}
+        """Per target, the proxy its client goes through (none in direct mode)."""
         self.origin = clock()
 
     async def start(self) -> None:
-        """A client per target, connecting now."""
+        """A proxy per target (unless direct) and a client per target, connecting now; a
+        half-started session stops what it started."""
         self.origin = self.clock()
-        for transport, url in self.config.targets.items():
-            identity = self.config.identities.get(transport, Identity())
-            tap = TargetTap(transport, url, identity, self.clock)
-            client = TARGET_CLIENTS[transport](tap, self.emit, **self.config.client_options.get(transport, {}))
-            client.clock = self.clock
-            client.is_offline = lambda t=transport: self.is_offline(t)
-            self.taps[transport], self.clients[transport] = tap, client
-            self._tasks.append(asyncio.create_task(run_guarded(client), name=f"target-{transport}"))
+        try:
+            for transport, url in self.config.targets.items():
+                await self._start_one(transport, url)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_one(self, transport: str, url: str) -> None:
+        connect_url = url
+        if not self.config.direct:
+            proxy = FaultProxy(f"target-{transport}", upstream_of(url))
+            await proxy.start()
+            self.proxies[transport] = proxy
+            connect_url = proxied(url, proxy.url)
+        identity = self.config.identities.get(transport, Identity())
+        tap = TargetTap(transport, connect_url, identity, self.clock, shown_url=url)
+        client = TARGET_CLIENTS[transport](tap, self.emit, **self.config.client_options.get(transport, {}))
+        client.clock = self.clock
+        client.is_offline = lambda: self.is_offline(transport)
+        self.taps[transport], self.clients[transport] = tap, client
+        self._tasks.append(asyncio.create_task(run_guarded(client), name=f"target-{transport}"))
 
     def is_offline(self, transport: str) -> bool:
         """The client-side network of ``transport`` is down now."""
@@ -126,37 +174,65 @@ class TargetSession:
         return self.clock() - self.origin
 
     def run_timeline(self, faults: list[FaultSpec]) -> None:
-        """Apply ``faults`` at their start times (seconds from :meth:`start`)."""
-        self._tasks.append(asyncio.create_task(self._timeline(sorted(faults, key=lambda s: s.start))))
-
-    async def _timeline(self, faults: list[FaultSpec]) -> None:
+        """Apply ``faults`` at their start times (seconds from :meth:`start`), and end the
+        proxy's at their end times."""
+        actions: list[tuple[float, Callable[[], None]]] = []
         for spec in faults:
-            await asyncio.sleep(max(0.0, self.origin + spec.start - self.clock()))
-            self.apply(spec)
+            actions.append((spec.start, lambda spec=spec: self.apply(spec)))  # type: ignore[misc]
+            if spec.end is not None and spec.kind is not Kind.OFFLINE and not self.config.direct:
+                actions.append((spec.end, lambda spec=spec: self.end(spec)))  # type: ignore[misc]
+        actions.sort(key=lambda action: action[0])
+        self._tasks.append(asyncio.create_task(self._timeline(actions)))
+
+    async def _timeline(self, actions: list[tuple[float, Callable[[], None]]]) -> None:
+        for at, action in actions:
+            await asyncio.sleep(max(0.0, self.origin + at - self.clock()))
+            action()
+
+    def _scope(self, spec: FaultSpec) -> list[str]:
+        return [t for t in self.taps if spec.scope in (ALL, t)]
 
     def apply(self, spec: FaultSpec) -> None:
-        """Apply one client-side fault now."""
+        """Apply one fault now: at the proxies, or on the client side (offline; all in direct mode)."""
         now = self.clock()
-        scope = [t for t in self.taps if spec.scope in (ALL, t)]
+        scope = self._scope(spec)
         self.faults.append(FaultRecord(spec, now, {t: self.taps[t].stats.cursor for t in scope}))
-        log.info("fault: %s on %s (client side)", spec, ", ".join(scope))
+        side = "client" if self.config.direct or spec.kind is Kind.OFFLINE else "proxy"
+        log.info("fault: %s on %s (%s side)", spec, ", ".join(scope), side)
         for transport in scope:
-            if spec.kind is Kind.OUTAGE:
+            if side == "proxy":
+                self._at_proxy(transport, spec)
+            elif spec.kind is Kind.OUTAGE:
                 self._offline_until[transport] = now + (spec.value or 0.0)
             elif spec.kind is Kind.OFFLINE:
                 end = math.inf if spec.end is None else self.origin + spec.end
                 self._offline_until[transport] = end
-            if spec.kind in (Kind.DROP, Kind.OUTAGE):
+            if side == "client" and spec.kind in (Kind.DROP, Kind.OUTAGE):
                 self.taps[transport].cut()
 
+    def _at_proxy(self, transport: str, spec: FaultSpec) -> None:
+        proxy = self.proxies[transport]
+        toxic = proxy.add_fault(proxy_text(spec))
+        if spec.kind is Kind.DROP:  # one-shot: it has cut every connection as it was added
+            proxy.toxics.remove(toxic.name)
+
+    def end(self, spec: FaultSpec) -> None:
+        """A timed fault's end: off the proxies (an outage ends by itself)."""
+        for transport in self._scope(spec):
+            with contextlib.suppress(LookupError):
+                self.proxies[transport].toxics.remove(proxy_text(spec))
+
     async def stop(self) -> None:
-        """End every client and the timeline."""
+        """End every client, the timeline and the proxies."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()
+        proxies, self.proxies = list(self.proxies.values()), {}
+        for proxy in proxies:
+            await proxy.stop()
 
     def report(self) -> dict[str, Any]:
         """The run's report: per target its figures, and per fault what each target did."""
@@ -172,8 +248,9 @@ class TargetSession:
 
     def _fault_entry(self, index: int, record: FaultRecord, now: float) -> dict[str, Any]:
         """What each target did from this fault until the next fault on it (or the end)."""
+        side = "client" if self.config.direct or record.spec.kind is Kind.OFFLINE else "proxy"
         entry: dict[str, Any] = {"id": index + 1, "fault": str(record.spec), "at_s": round(record.at - self.origin, 3),
-                                 "side": "client", "transports": {}}
+                                 "side": side, "transports": {}}
         for transport, cursor in record.cursors.items():
             later = [r for r in self.faults[index + 1:] if transport in r.cursors]
             until = later[0].at if later else now
@@ -185,5 +262,5 @@ class TargetSession:
             elif not tap.stats.has_seq:
                 lost = None
             did = [v.words for at, v in tap.verdicts if record.at <= at < until]
-            entry["transports"][transport] = {"lost": lost, "did": did or ["no reconnect judged"]}
+            entry["transports"][transport] = {"lost": lost, "did": did or ["no reconnect during the fault"]}
         return entry

@@ -8,7 +8,8 @@ find them::
     --seq    TRANSPORT=SEQ           SEQ  := sse-id | json:PATH | none
     --time   TRANSPORT=TIME          TIME := json:PATH[:ms|s|iso] | none     (default unit ms)
     --resume TRANSPORT=TEMPLATE      a query with {seq}: '?since={seq}' (or '&after={seq}'),
-                                     or a whole URL with {seq}
+                                     or a whole URL with {seq} (its path and query
+                                     are used; its origin is the target's)
     PATH := KEY ("." KEY)*           a KEY of digits indexes a JSON array: data.items.0.id
 
 SSE's seq defaults to the event's ``id:`` (what ``Last-Event-ID`` resumes from); every other
@@ -164,7 +165,9 @@ class ResumeTemplate:
         filled = self.template.replace(SEQ_PLACEHOLDER, str(seq))
         if filled[0] in "?&":
             return base + ("&" if "?" in base else "?") + filled[1:]
-        return filled
+        # A whole URL keeps the origin of ``base`` (the target, or the proxy in front of it).
+        origin = urlsplit(base)
+        return urlsplit(filled)._replace(scheme=origin.scheme, netloc=origin.netloc).geturl()
 
     def __str__(self) -> str:
         return self.template

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,3 +135,33 @@ async def test_polling_clients_resume_with_the_template(tmp_path: Path, transpor
         await runner.cleanup()
     entry = report["transports"][transport]
     assert (entry["delivered"], entry["lost"], entry["duplicates"]) == (30, 0, 0)
+
+
+async def test_through_the_proxy_a_drop_is_the_servers_and_a_delay_shows_in_latency(tmp_path: Path) -> None:
+    with example("sse_server.py", tmp_path, "--rate", RATE) as server:
+        identity = Identity(parse_seq("sse-id"), parse_time("json:sent_ms"))
+        session = TargetSession(TargetConfig({"sse": server.url}, {"sse": identity}, direct=False))
+        await session.start()
+        arrivals = Arrivals()
+        tap = session.taps["sse"]
+        tap.arrival_hook = arrivals
+        try:
+            assert tap.target_url.startswith(session.proxies["sse"].url)
+            await drop_and_recover(session, "sse", arrivals)
+            applied_ms = time.time() * 1000
+            session.apply(parse_fault("delay=200ms"))
+            delayed_from = len(arrivals.seen)
+            await arrivals.until(lambda: len(arrivals.seen) >= delayed_from + 30)
+            report = session.report()
+        finally:
+            await session.stop()
+    entry = report["transports"]["sse"]
+    assert entry["via"].startswith("http://127.0.0.1:") and entry["url"] == server.url
+    assert (entry["lost"], entry["duplicates"]) == (0, 0)
+    assert entry["resumption"][0]["outcome"] == "resumed"
+    assert [f["side"] for f in report["faults"]] == ["proxy", "proxy"]
+    # Every message published once the delay was on took at least the delay (the backlog
+    # replayed just before arrives undelayed).
+    late = [received - m.sent_ms for m, received in arrivals.seen[delayed_from:]
+            if m.sent_ms is not None and m.sent_ms > applied_ms]
+    assert late and min(late) >= 199

@@ -86,6 +86,7 @@ def test_resume_templates_fill_the_cursor_once_there_is_one() -> None:
     assert since.url("http://h/lp?room=a", 41) == "http://h/lp?room=a&since=41"
     assert parse_resume("&after={seq}").url("http://h/lp", 7) == "http://h/lp?after=7"
     assert parse_resume("ws://h/from/{seq}").url("ws://h/live", 9) == "ws://h/from/9"
+    assert parse_resume("ws://h/from/{seq}").url("ws://127.0.0.1:5/live", 9) == "ws://127.0.0.1:5/from/9"  # via a proxy
 
 
 @pytest.mark.parametrize(
