@@ -44,7 +44,8 @@ def parse_target_table(table: Any) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for transport, keys in table.items():
         if not isinstance(keys, dict) or "url" not in keys or set(keys) - TARGET_KEYS:
-            raise IdentityError(f"[target.{transport}] needs url and may set {', '.join(sorted(TARGET_KEYS - {'url'}))}")
+            optional = ", ".join(sorted(TARGET_KEYS - {"url"}))
+            raise IdentityError(f"[target.{transport}] needs url and may set {optional}")
         if not all(isinstance(v, str) for v in keys.values()):
             raise IdentityError(f"[target.{transport}]: every value is a string")
         parse_target(f"{transport}={keys['url']}")

@@ -187,7 +187,8 @@ class TargetTap:
         if self._waiting is not None:
             verdicts.append((now, judge(self._waiting)))
         via = {"via": self.target_url} if self.shown_url != self.target_url else {}
-        return {"url": self.shown_url, **via, "identity": self.describe_identity()} | self.stats.report(self.transport, now) | {
+        head = {"url": self.shown_url, **via, "identity": self.describe_identity()}
+        return head | self.stats.report(self.transport, now) | {
             "resumption": [{"at": round(at, 3), "outcome": v.outcome.value, "words": v.words} for at, v in verdicts],
         }
 

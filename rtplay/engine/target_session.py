@@ -4,7 +4,8 @@ There is no rtplay server to drive. By default each client reaches its target th
 own :class:`~rtplay.proxy.proxy.FaultProxy`, so the server-side faults (drop, stall, delay,
 error, outage, throttle, and per SSE event / WebSocket message loss, duplicate, reorder) act
 on a server rtplay does not control; ``offline`` stays the client's own. In direct mode
-(``--direct``) the faults that apply are the client's own — ``drop`` (the client cuts its connection, as a network reset would),
+(``--direct``) the faults that apply are the client's own — ``drop`` (the client cuts its
+connection, as a network reset would),
 ``outage=S`` (the client's network is down S seconds: the live connection is cut and
 connects fail) and ``offline`` (the network is down for the fault's span: live connections
 go silent). Faults that act on the server side (delay, stall, error, throttle, loss…) need
@@ -26,17 +27,18 @@ from urllib.parse import urlsplit
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.core import run_guarded
 from rtplay.clients.target import TargetTap
-from rtplay.clients.target_clients import TARGET_CLIENTS
+from rtplay.clients.target_clients import TARGET_CLIENTS, target_report
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.identity import Identity
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.proxy.proxy import FaultProxy
-from rtplay.proxy.spec import parse_proxy_fault
 
 log = logging.getLogger(__name__)
 
 #: The faults that act on the client's side, without a proxy.
 CLIENT_SIDE = (Kind.DROP, Kind.OUTAGE, Kind.OFFLINE)
+
+CLIENT_SIDE_NAMES = ", ".join(kind.value for kind in CLIENT_SIDE)
 
 #: How long the check before a run waits for a target's TCP handshake.
 REACH_TIMEOUT_S = 2.0
@@ -70,7 +72,7 @@ def check_faults(faults: list[FaultSpec], targets: dict[str, str], direct: bool 
         if direct and spec.kind not in CLIENT_SIDE:
             raise TargetError(
                 f"fault {spec} acts on the server side: it needs rtplay's proxy between the clients and the "
-                f"target; without it (--direct) only client-side faults apply: {', '.join(k.value for k in CLIENT_SIDE)}"
+                f"target; without it (--direct) only client-side faults apply: {CLIENT_SIDE_NAMES}"
             )
         if spec.scope != ALL and spec.scope not in targets:
             raise TargetError(f"fault {spec}: no target for {spec.scope} (targets: {', '.join(targets)})")
@@ -127,7 +129,9 @@ class FaultRecord:
 class TargetSession:
     """Runs one client per target until stopped; applies client-side faults; reports."""
 
-    def __init__(self, config: TargetConfig, emit: Emit | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: TargetConfig, emit: Emit | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
         self.clock = clock
         self.emit = emit
@@ -237,7 +241,7 @@ class TargetSession:
     def report(self) -> dict[str, Any]:
         """The run's report: per target its figures, and per fault what each target did."""
         now = self.clock()
-        transports = {t: client.report() for t, client in self.clients.items()}
+        transports = {t: target_report(client, self.taps[t]) for t, client in self.clients.items()}
         return {
             "target": True,
             "mode": "direct" if self.config.direct else "proxy",

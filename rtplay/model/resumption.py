@@ -80,7 +80,7 @@ def judge(reconnect: Reconnect) -> Verdict:
                        missed=missed)
     repeated = r.highest_before - r.first + 1
     if r.lowest_ever is not None and r.first <= r.lowest_ever:
-        return Verdict(Outcome.REPLAYED_FROM_START,
-                       f"{ignored}replayed from the start (seq {r.first}; {repeated} received again)", repeated=repeated)
+        words = f"{ignored}replayed from the start (seq {r.first}; {repeated} received again)"
+        return Verdict(Outcome.REPLAYED_FROM_START, words, repeated=repeated)
     return Verdict(Outcome.REPLAYED, f"{ignored}replayed from seq {r.first} ({repeated} received again)",
                    repeated=repeated)

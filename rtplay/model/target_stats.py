@@ -31,7 +31,8 @@ NEVER_KNOWN = {
 def needs(transport: str) -> dict[str, str]:
     """The adapter each seq/time figure needs, worded for ``transport``."""
     seq = f"--seq {transport}=sse-id|json:PATH" if transport == "sse" else f"--seq {transport}=json:PATH"
-    return {name: seq for name in SEQ_FIGURES} | {name: f"--time {transport}=json:PATH[:ms|s|iso]" for name in TIME_FIGURES}
+    time = f"--time {transport}=json:PATH[:ms|s|iso]"
+    return {name: seq for name in SEQ_FIGURES} | {name: time for name in TIME_FIGURES}
 
 
 class TargetStats:

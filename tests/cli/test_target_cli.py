@@ -19,8 +19,10 @@ from tests.engine.examples import example
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--target", "sse=http://127.0.0.1:1/events"], "sse target http://127.0.0.1:1/events is down: connection refused"),
-        (["--target", "ws=ws://127.0.0.1:1/x", "--fault", "delay=100ms@1s"], "acts on the server side: it needs rtplay's proxy"),
+        (["--target", "sse=http://127.0.0.1:1/events"],
+         "sse target http://127.0.0.1:1/events is down: connection refused"),
+        (["--target", "ws=ws://127.0.0.1:1/x", "--fault", "delay=100ms@1s"],
+         "acts on the server side: it needs rtplay's proxy"),
         (["--target", "sse=http://127.0.0.1:1/e", "--seq", "ws=json:seq"], "there is no --target ws=URL"),
         (["--target", "ws=ws://127.0.0.1:1/x", "--seq", "ws=sse-id"], "only an SSE stream has event ids"),
         (["--target", "ws=ws://127.0.0.1:1/x", "--fault", "drop@1s:sse"], "no target for sse"),
@@ -48,10 +50,13 @@ def test_bad_target_flags_are_usage_errors(argv: list[str], message: str, capsys
     assert message in capsys.readouterr().err
 
 
-def test_without_seq_loss_is_unknown_in_the_table_and_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_seq_loss_is_unknown_in_the_table_and_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report_path = tmp_path / "report.json"
     with example("ws_server.py", tmp_path, "--rate", "50") as server:
-        code = main(["run", "--direct", "--quiet", "--duration", "1", "--target", f"ws={server.url}", "--json", str(report_path)])
+        argv = ["--duration", "1", "--target", f"ws={server.url}", "--json", str(report_path)]
+        code = main(["run", "--direct", "--quiet", *argv])
     assert code == 0
     entry = json.loads(report_path.read_text())["transports"]["ws"]
     assert entry["messages"] > 0

@@ -51,7 +51,7 @@ async def drop_and_recover(session: TargetSession, transport: str, arrivals: Arr
     await arrivals.until(lambda: bool(tap.verdicts) and len(arrivals.seen) >= 40)
 
 
-async def test_sse_with_last_event_id_honoured_loses_nothing_and_latency_matches_the_send_stamps(tmp_path: Path) -> None:
+async def test_sse_with_last_event_id_honoured_loses_nothing_and_latency_matches_the_stamps(tmp_path: Path) -> None:
     with example("sse_server.py", tmp_path, "--rate", RATE) as server:
         identity = Identity(parse_seq("sse-id"), parse_time("json:sent_ms"))
         session, arrivals = await run(server.url, "sse", identity)
