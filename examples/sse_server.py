@@ -92,13 +92,13 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second")
     parser.add_argument("--log", help="append one JSON line per published message (seq, sent_ms)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     stamps = open(args.log, "a") if args.log else None
     publisher = Publisher(stamps)
     app = web.Application()
     app["publisher"] = publisher
     app.router.add_get("/events", events)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port)
     await site.start()

@@ -90,7 +90,7 @@ async def main() -> None:
     parser.add_argument("--resume", action="store_true", help="honour ?since=N (replay what followed N)")
     parser.add_argument("--log", help="append one JSON line per published message (seq, sent_ms)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     stamps = open(args.log, "a") if args.log else None
     publisher = Publisher(stamps)
 

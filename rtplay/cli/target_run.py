@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from rtplay.engine.target_session import TargetConfig, TargetSession, unreachable
 from rtplay.model.faultspec import FaultSpec
+from rtplay.model.target_stats import NEVER_KNOWN
 
 UNKNOWN = "unknown"
 
@@ -84,19 +85,23 @@ def render_target_table(report: dict[str, Any]) -> str:
     out = [f"target mode, {mode}: {report['duration_s']:.1f} s", header, "-" * len(header), *rows, ""]
     for name, e in report["transports"].items():
         out += _target_notes(name, e)
+    out += textwrap.wrap("never known in target mode: " + "; ".join(f"{k} ({v})" for k, v in NEVER_KNOWN.items()),
+                         NOTES_WIDTH, subsequent_indent="  ")
     out += render_fault_words(report["faults"])
     return "\n".join(out)
 
 
 def _target_notes(name: str, e: dict[str, Any]) -> list[str]:
     ident = e["identity"]
-    lines = [f"{name}: {e['url']}  seq {ident['seq']}, time {ident['time']}, resume {ident['resume'] or 'none'}"]
+    via = f" via {e['via']}" if e.get("via") else ""
+    lines = [f"{name}: {e['url']}{via}  seq {ident['seq']}, time {ident['time']}, resume {ident['resume'] or 'none'}"]
     needs: dict[str, list[str]] = {}
     for figure, how in e["unknown"].items():
-        needs.setdefault(how, []).append(figure)
-    text = "measured: " + ", ".join(e["measured"]) + ". unknown: " + "; ".join(
-        f"{', '.join(figures)} ({'needs ' + how if how.startswith('--') else how})" for how, figures in needs.items()
-    )
+        if figure not in NEVER_KNOWN:
+            needs.setdefault(how, []).append(figure)
+    text = "measured: " + ", ".join(e["measured"])
+    if needs:
+        text += ". unknown: " + "; ".join(f"{', '.join(figures)} (needs {how})" for how, figures in needs.items())
     lines += textwrap.wrap(text, NOTES_WIDTH, initial_indent="  ", subsequent_indent="    ")
     unread = {k: v for k, v in e["unreadable"].items() if v}
     if unread:
