@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
     )
     add_client_flags(parser)
+    add_target_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="{run,serve,proxy}")
     run = sub.add_parser(
         "run",

@@ -105,16 +105,13 @@ def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
     """``rtplay run --target …`` (or a scenario with a ``[target]`` table): exit 2 when the
     run cannot happen (a bad adapter, a fault needing the proxy, a target that is down)."""
     from rtplay.cli.target_run import TargetRunOptions, run_targets
-    from rtplay.cli.target_scenario import identities, merge
-    from rtplay.engine.target_session import TargetConfig, TargetError, check_faults
+    from rtplay.engine.target_session import TargetError, check_faults
     from rtplay.model.identity import IdentityError
 
     try:
-        tables = merge(scenario.targets, args.target, args.seq, args.time, args.resume)
-        targets = {t: keys["url"] for t, keys in tables.items() if "url" in keys}
-        config = TargetConfig(targets, identities(tables), scenario.client_options, direct=args.direct)
-        check_faults(scenario.faults, targets, direct=args.direct)
-    except (IdentityError, TargetError, KeyError) as exc:
+        config = target_config(args, scenario.targets, scenario.client_options)
+        check_faults(scenario.faults, config.targets, direct=args.direct)
+    except (IdentityError, TargetError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
         return 2
     options = TargetRunOptions(duration=scenario.duration, json_path=None, progress=not args.quiet)
@@ -123,6 +120,45 @@ def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
         print(f"rtplay run: {report}", file=sys.stderr)
         return 2
     return check_reports(args, scenario, {"": report})
+
+
+def target_config(
+    args: argparse.Namespace, tables: dict[str, dict[str, str]], client_options: dict[str, dict[str, Any]]
+) -> Any:
+    """The target session's config from a scenario's ``[target]`` tables and the flags
+    (IdentityError naming the problem)."""
+    from rtplay.cli.target_scenario import identities, merge
+    from rtplay.engine.target_session import TargetConfig
+    from rtplay.model.identity import IdentityError
+
+    merged = merge(tables, args.target, args.seq, args.time, args.resume)
+    missing = [t for t, keys in merged.items() if "url" not in keys]
+    if missing:
+        raise IdentityError(f"no --target {missing[0]}=URL")
+    targets = {t: keys["url"] for t, keys in merged.items()}
+    return TargetConfig(targets, identities(merged), client_options, direct=args.direct)
+
+
+def cmd_target_tui(args: argparse.Namespace) -> int:
+    """``rtplay --target …``: the playground with a pane per target."""
+    from rtplay.engine.session import SessionConfig
+    from rtplay.engine.target_session import TargetSession, unreachable
+    from rtplay.model.identity import IdentityError
+    from rtplay.tui.app import run_tui
+    from rtplay.tui.target_backend import TargetBackend
+
+    options: dict[str, dict[str, Any]] = {}
+    apply_retry(options, args.retry)
+    try:
+        config = target_config(args, {}, options)
+    except IdentityError as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    problems = eventloop.run(unreachable(config.targets))
+    if problems:
+        print(f"rtplay: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    return run_tui(SessionConfig(transports=list(config.targets)), backend=TargetBackend(TargetSession(config)))
 
 
 def run_once(
@@ -248,6 +284,12 @@ def check_libraries() -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     if args.web:
         return cmd_web(args)
+    if args.target:
+        if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+            print("rtplay: the playground needs a terminal; use `rtplay run --target` for headless mode",
+                  file=sys.stderr)
+            return 2
+        return cmd_target_tui(args)
     # textual-serve runs the playground with its web driver, on pipes rather than a terminal.
     if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from rtplay.model.accounting import SeqTracker
 from rtplay.model.identity import MAX_MESSAGE_BYTES, Identified, Identity, Unreadable, UnreadableMessage
 from rtplay.model.resumption import Reconnect, Verdict, judge, refused
 from rtplay.model.target_stats import TargetStats
@@ -64,6 +65,8 @@ class TargetTap:
         self._cut = asyncio.Event()
         self.on_cut: Callable[[], None] = lambda: None
         """How the live connection is dropped at once (a WebSocket's transport abort)."""
+        self.on_verdict: Callable[[Verdict], None] = lambda verdict: None
+        """Told each reconnect's verdict as it is judged (a pane's log shows it)."""
         self.arrival_hook: Callable[[Identified, float], None] | None = None
         """Called with every readable message and its receive time (epoch ms), to audit figures."""
 
@@ -99,6 +102,7 @@ class TargetTap:
     def _verdict(self, verdict: Verdict) -> None:
         self.reconnects_judged += 1
         self.verdicts.append((self.clock(), verdict))
+        self.on_verdict(verdict)
         log.info("%s target: %s", self.transport, verdict.words)
 
     def _settle_waiting(self) -> None:
@@ -155,6 +159,14 @@ class TargetTap:
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
             self._verdict(judge(Reconnect(waiting.asked, waiting.highest_before, waiting.lowest_ever, identified.seq)))
+
+    def restart_counting(self) -> None:
+        """Zero the figures (the user's reset); the cursor carries on, so loss stays exact."""
+        cursor = self.stats.cursor
+        self.stats = TargetStats(self.stats.has_seq, self.stats.has_time)
+        if cursor is not None:
+            self.stats.tracker = SeqTracker(cursor)
+        self.verdicts.clear()
 
     # --- the client-side drop ----------------------------------------------------------------
 

@@ -25,11 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rtplay.clients.base import Client, Emit
-from rtplay.clients.core import run_guarded
+from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.clients.target import TargetTap
 from rtplay.clients.target_clients import TARGET_CLIENTS, target_report
+from rtplay.model.events import Event, Judged, State
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.identity import Identity
+from rtplay.model.retry_spec import next_in_cycle
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.proxy.proxy import FaultProxy
 
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 CLIENT_SIDE = (Kind.DROP, Kind.OUTAGE, Kind.OFFLINE)
 
 CLIENT_SIDE_NAMES = ", ".join(kind.value for kind in CLIENT_SIDE)
+
+
+def client_side() -> tuple[Kind, ...]:
+    """The faults that act on the client's side, without a proxy."""
+    return CLIENT_SIDE
 
 #: How long the check before a run waits for a target's TCP handshake.
 REACH_TIMEOUT_S = 2.0
@@ -134,7 +141,7 @@ class TargetSession:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.emit = emit
+        self._subscribers: list[Emit] = [emit] if emit is not None else []
         self.taps: dict[str, TargetTap] = {}
         self.clients: dict[str, Client] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,10 +172,53 @@ class TargetSession:
         identity = self.config.identities.get(transport, Identity())
         tap = TargetTap(transport, connect_url, identity, self.clock, shown_url=url)
         client = TARGET_CLIENTS[transport](tap, self.emit, **self.config.client_options.get(transport, {}))
+        tap.on_verdict = lambda verdict: self.emit(Judged(transport, self.clock(), verdict.words))
         client.clock = self.clock
         client.is_offline = lambda: self.is_offline(transport)
         self.taps[transport], self.clients[transport] = tap, client
         self._tasks.append(asyncio.create_task(run_guarded(client), name=f"target-{transport}"))
+
+    def subscribe(self, callback: Emit) -> None:
+        """Call ``callback`` with every event of the clients (and the faults)."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Emit) -> None:
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def emit(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def restart_client(self, transport: str) -> bool:
+        """Start a failed client again (as a page reload would); False when it is not failed."""
+        client = self.clients.get(transport)
+        if client is None or client.state is not State.FAILED:
+            return False
+        self._tasks.append(asyncio.create_task(run_guarded(client), name=f"target-{transport}"))
+        return True
+
+    def cycle_policies(self, transports: list[str]) -> list[str]:
+        """Move each target client to the next retry policy of the cycle; say what each uses."""
+        said = []
+        for name in transports:
+            client = self.clients.get(name)
+            if isinstance(client, ReconnectingClient):
+                client.set_policy(next_in_cycle(str(client.retry_spec) if client.retry_spec else ""))
+                said.append(f"{name}: {client.retry.describe()}")
+        return said
+
+    def reset_counters(self) -> None:
+        """Zero every target's figures; connections and cursors carry on."""
+        now = self.clock()
+        for name, tap in self.taps.items():
+            tap.restart_counting()
+            self.clients[name].conn.restart_counting(now)
+        self.faults.clear()
+
+    def back_online(self, transport: str) -> None:
+        """End the client-side ``offline`` fault of ``transport`` now."""
+        self._offline_until.pop(transport, None)
 
     def is_offline(self, transport: str) -> bool:
         """The client-side network of ``transport`` is down now."""
@@ -222,6 +272,8 @@ class TargetSession:
 
     def end(self, spec: FaultSpec) -> None:
         """A timed fault's end: off the proxies (an outage ends by itself)."""
+        if self.config.direct or spec.kind is Kind.OFFLINE:
+            return
         for transport in self._scope(spec):
             with contextlib.suppress(LookupError):
                 self.proxies[transport].toxics.remove(proxy_text(spec))

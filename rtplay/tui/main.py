@@ -321,6 +321,9 @@ class MainScreen(Screen[None]):
         except ControlError as exc:
             self.say(f"the server did not answer: {exc}", "error", timeout=5)
             return
+        except ValueError as exc:  # target mode: the target's rate is its own
+            self.say(f"rate not changed: {exc}", "error", timeout=5)
+            return
         self.say(f"publishing {format_rate(rate)}")
         self.show_frame()
 
