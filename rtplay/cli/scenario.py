@@ -35,6 +35,10 @@
 
     [compare]                 # across variants: "VARIANT OP FACTOR * VARIANT"
     "ws.crowd.peak_attempts_per_s" = "full-jitter <= 0.2 * no-jitter"
+
+    [target.sse]              # target mode: your endpoints instead of rtplay's server
+    url = "http://127.0.0.1:8081/events"    # (replaces transports; see --target --seq --time --resume)
+    time = "json:sent_ms"
 """
 
 from __future__ import annotations

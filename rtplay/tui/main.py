@@ -212,7 +212,8 @@ class MainScreen(Screen[None]):
 
     def _update_fault_keys(self) -> None:
         active = self.frame.active_kinds if self.frame else frozenset()
-        self._fault_keys.data = FaultKeysData.of(self.amounts, active, self.selected)
+        unavailable = self.frame.unavailable if self.frame else frozenset()
+        self._fault_keys.data = FaultKeysData.of(self.amounts, active, self.selected, unavailable)
 
     def watch_selected(self, selected: str) -> None:
         for pane in self.panes:

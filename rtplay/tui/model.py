@@ -110,6 +110,8 @@ class Dashboard:
     url: str = ""
     overloaded: tuple[str, ...] = ()
     """Which side's event loop is overloaded now: ``server``, ``client`` (see rtplay.runtime.health)."""
+    unavailable: frozenset[str] = frozenset()
+    """Fault kinds that cannot apply in this session (target mode, ``--direct``)."""
 
     @property
     def faults(self) -> tuple[str, ...]:

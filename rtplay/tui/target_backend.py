@@ -78,7 +78,7 @@ class TargetBackend:
         if self._last_sample is None or now - self._last_sample >= SAMPLE_S:
             self._sample(now)
         panes = tuple(self._pane(i + 1, name, now) for i, name in enumerate(self.transports))
-        mode = "direct" if self.session.config.direct else "via rtplay's proxy"
+        mode = "direct: client-side faults only" if self.session.config.direct else "via rtplay's proxy"
         return Dashboard(
             panes=panes,
             fault_rows=tuple(fault_row(f, now) for f in self.faults.active()),
@@ -86,6 +86,7 @@ class TargetBackend:
             published=sum(tap.stats.messages for tap in self.session.taps.values()),
             elapsed_s=self.session.duration(),
             url=f"target mode, {mode}",
+            unavailable=frozenset(k.value for k in Kind if self.faults.refusal(k) is not None),
         )
 
     def _sample(self, now: float) -> None:
