@@ -105,11 +105,13 @@ def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
     """``rtplay run --target …`` (or a scenario with a ``[target]`` table): exit 2 when the
     run cannot happen (a bad adapter, a fault needing the proxy, a target that is down)."""
     from rtplay.cli.target_run import TargetRunOptions, run_targets
-    from rtplay.engine.target_session import TargetError, check_faults
+    from rtplay.engine.target_session import TargetError, check_crowd, check_faults
     from rtplay.model.identity import IdentityError
 
     try:
         config = target_config(args, scenario.targets, scenario.client_options)
+        config.crowd, config.crowd_seed = scenario.crowd, args.seed
+        check_crowd(config.crowd)
         check_faults(scenario.faults, config.targets, direct=args.direct)
     except (IdentityError, TargetError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
@@ -142,7 +144,7 @@ def target_config(
 def cmd_target_tui(args: argparse.Namespace) -> int:
     """``rtplay --target …``: the playground with a pane per target."""
     from rtplay.engine.session import SessionConfig
-    from rtplay.engine.target_session import TargetSession, unreachable
+    from rtplay.engine.target_session import TargetError, TargetSession, check_crowd, unreachable
     from rtplay.model.identity import IdentityError
     from rtplay.tui.app import run_tui
     from rtplay.tui.target_backend import TargetBackend
@@ -151,7 +153,9 @@ def cmd_target_tui(args: argparse.Namespace) -> int:
     apply_retry(options, args.retry)
     try:
         config = target_config(args, {}, options)
-    except IdentityError as exc:
+        config.crowd = args.clients or 0
+        check_crowd(config.crowd)
+    except (IdentityError, TargetError) as exc:
         print(f"rtplay: {exc}", file=sys.stderr)
         return 2
     problems = eventloop.run(unreachable(config.targets))

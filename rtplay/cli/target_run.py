@@ -110,6 +110,15 @@ def _target_notes(name: str, e: dict[str, Any]) -> list[str]:
         lines.append(f"  failed: {e['failed_reason']}")
     if e["resumption"]:
         lines.append("  reconnects: " + "; ".join(r["words"] for r in e["resumption"][-5:]))
+    if crowd := e.get("crowd"):
+        unknown = UNKNOWN
+        lines.append(
+            f"  crowd of {crowd['clients']}: " + ", ".join(f"{n} {s}" for s, n in crowd["states"].items())
+            + f"; messages {crowd['messages']}, lost {unknown if crowd['lost'] is None else crowd['lost']}, "
+            + f"reconnects {crowd['reconnects']}"
+            + ("; answered: " + ", ".join(f"{k} {v}" for k, v in crowd["reconnect_outcomes"].items())
+               if crowd["reconnect_outcomes"] else "")
+        )
     return lines
 
 

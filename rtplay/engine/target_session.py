@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,10 +67,27 @@ class TargetConfig:
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per transport, the client's options (``retry`` …)."""
     direct: bool = True
+    crowd: int = 0
+    """Lightweight clients per target besides the pane's own (``--clients N``), in this process."""
+    crowd_seed: int = 0
+    """Seed of the crowd clients' jitter (each client draws from its own seeded RNG)."""
+
+
+#: Crowd clients per target in target mode: they run in this process (not on Dask workers)
+#: and each holds a connection to the user's server; a few hundred is a crowd that a
+#: development server can take, and more would measure this process, not the target.
+MAX_TARGET_CROWD = 500
 
 
 #: Faults the proxy cannot do (a crash loses a server's state: only the server can).
 NOT_AT_PROXY = (Kind.CRASH,)
+
+
+def check_crowd(crowd: int) -> None:
+    """A target's crowd runs in this process: at most :data:`MAX_TARGET_CROWD` (TargetError)."""
+    if crowd > MAX_TARGET_CROWD:
+        raise TargetError(f"--clients {crowd}: in target mode a crowd runs in this process, at most "
+                          f"{MAX_TARGET_CROWD} clients per target")
 
 
 def check_faults(faults: list[FaultSpec], targets: dict[str, str], direct: bool = True) -> None:
@@ -124,6 +143,24 @@ def proxy_text(spec: FaultSpec) -> str:
     return f"{text}@{spec.start:g}s"
 
 
+def crowd_figures(taps: list[TargetTap], clients: list[Client], now: float) -> dict[str, Any]:
+    """A target's crowd in figures: states, totals (None where the identity cannot measure
+    them) and how many of its reconnects the target answered each way."""
+    states = Counter(client.state.value for client in clients)
+    has_seq = taps[0].stats.has_seq
+    trackers = [tap.stats.tracker for tap in taps]
+    outcomes = Counter(verdict.outcome.value for tap in taps for _, verdict in tap.verdicts)
+    return {
+        "clients": len(clients),
+        "states": dict(sorted(states.items())),
+        "messages": sum(tap.stats.messages for tap in taps),
+        "lost": sum(t.missing for t in trackers if t is not None) if has_seq else None,
+        "duplicates": sum(t.duplicates for t in trackers if t is not None) if has_seq else None,
+        "reconnects": sum(client.conn.reconnects for client in clients),
+        "reconnect_outcomes": dict(sorted(outcomes.items())),
+    }
+
+
 @dataclass
 class FaultRecord:
     """One applied fault and, per target, where its cursor was when it started."""
@@ -147,6 +184,11 @@ class TargetSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._offline_until: dict[str, float] = {}
         self.faults: list[FaultRecord] = []
+        self.crowd_taps: dict[str, list[TargetTap]] = {}
+        """Per target, its crowd clients' taps (``--clients N``)."""
+        self.crowd_clients: dict[str, list[Client]] = {}
+        self.crowds: dict[str, object] = {}
+        """rtplay's Dask crowds (none here: a target's crowd runs in this process)."""
         self.proxies: dict[str, FaultProxy] = {}
         """Per target, the proxy its client goes through (none in direct mode)."""
         self.origin = clock()
@@ -169,14 +211,30 @@ class TargetSession:
             await proxy.start()
             self.proxies[transport] = proxy
             connect_url = proxied(url, proxy.url)
-        identity = self.config.identities.get(transport, Identity())
-        tap = TargetTap(transport, connect_url, identity, self.clock, shown_url=url)
-        client = TARGET_CLIENTS[transport](tap, self.emit, **self.config.client_options.get(transport, {}))
+        tap, client = self._client(transport, connect_url, url, self.emit, None)
         tap.on_verdict = lambda verdict: self.emit(Judged(transport, self.clock(), verdict.words))
-        client.clock = self.clock
-        client.is_offline = lambda: self.is_offline(transport)
         self.taps[transport], self.clients[transport] = tap, client
         self._tasks.append(asyncio.create_task(run_guarded(client), name=f"target-{transport}"))
+        crowd = [self._client(transport, connect_url, url, None, i) for i in range(self.config.crowd)]
+        self.crowd_taps[transport] = [t for t, _ in crowd]
+        self.crowd_clients[transport] = [c for _, c in crowd]
+        for i, (_, member) in enumerate(crowd):
+            self._tasks.append(asyncio.create_task(run_guarded(member), name=f"target-{transport}-crowd-{i}"))
+
+    def _client(
+        self, transport: str, connect_url: str, url: str, emit: Emit | None, member: int | None
+    ) -> tuple[TargetTap, Client]:
+        """A tap and a client for ``transport`` (``member``: its index in the crowd)."""
+        identity = self.config.identities.get(transport, Identity())
+        tap = TargetTap(transport, connect_url, identity, self.clock, shown_url=url)
+        factory = TARGET_CLIENTS[transport]
+        options = dict(self.config.client_options.get(transport, {}))
+        if member is not None and isinstance(factory, type) and issubclass(factory, ReconnectingClient):
+            options["rng"] = random.Random(self.config.crowd_seed * MAX_TARGET_CROWD + member)
+        client = factory(tap, emit, **options)
+        client.clock = self.clock
+        client.is_offline = lambda: self.is_offline(transport)
+        return tap, client
 
     def subscribe(self, callback: Emit) -> None:
         """Call ``callback`` with every event of the clients (and the faults)."""
@@ -262,7 +320,8 @@ class TargetSession:
                 end = math.inf if spec.end is None else self.origin + spec.end
                 self._offline_until[transport] = end
             if side == "client" and spec.kind in (Kind.DROP, Kind.OUTAGE):
-                self.taps[transport].cut()
+                for tap in [self.taps[transport], *self.crowd_taps.get(transport, [])]:
+                    tap.cut()
 
     def _at_proxy(self, transport: str, spec: FaultSpec) -> None:
         proxy = self.proxies[transport]
@@ -294,6 +353,9 @@ class TargetSession:
         """The run's report: per target its figures, and per fault what each target did."""
         now = self.clock()
         transports = {t: target_report(client, self.taps[t]) for t, client in self.clients.items()}
+        for transport, taps in self.crowd_taps.items():
+            if taps:
+                transports[transport]["crowd"] = crowd_figures(taps, self.crowd_clients[transport], now)
         return {
             "target": True,
             "mode": "direct" if self.config.direct else "proxy",

@@ -165,3 +165,24 @@ async def test_through_the_proxy_a_drop_is_the_servers_and_a_delay_shows_in_late
     late = [received - m.sent_ms for m, received in arrivals.seen[delayed_from:]
             if m.sent_ms is not None and m.sent_ms > applied_ms]
     assert late and min(late) >= 199
+
+
+async def test_a_crowd_of_target_clients_reports_each_reconnect_outcome(tmp_path: Path) -> None:
+    with example("sse_server.py", tmp_path, "--rate", RATE) as server:
+        config = TargetConfig({"sse": server.url}, {"sse": Identity(parse_seq("sse-id"))}, crowd=3, direct=True)
+        session = TargetSession(config)
+        await session.start()
+        arrivals = Arrivals()
+        session.taps["sse"].arrival_hook = arrivals
+        try:
+            await arrivals.until(lambda: len(arrivals.seen) >= 20)
+            session.apply(parse_fault("drop"))
+            crowd = session.crowd_taps["sse"]
+            await arrivals.until(lambda: all(tap.verdicts for tap in crowd) and bool(session.taps["sse"].verdicts))
+            report = session.report()
+        finally:
+            await session.stop()
+    crowd_figures = report["transports"]["sse"]["crowd"]
+    assert crowd_figures["clients"] == 3
+    assert crowd_figures["reconnect_outcomes"] == {"resumed": 3}
+    assert (crowd_figures["lost"], crowd_figures["duplicates"]) == (0, 0)
