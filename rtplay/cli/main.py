@@ -108,6 +108,12 @@ def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
     from rtplay.engine.target_session import TargetError, check_crowd, check_faults
     from rtplay.model.identity import IdentityError
 
+    ignored = [flag for flag, given in (("--log-messages", args.log_messages), ("--browser", args.browser),
+               ("--server", args.server), ("--transports", args.transports), ("--rate", args.rate)) if given]
+    if ignored:
+        print(f"rtplay run: {', '.join(ignored)} cannot apply in target mode (your server publishes and "
+              "--target names the transports)", file=sys.stderr)
+        return 2
     try:
         config = target_config(args, scenario.targets, scenario.client_options)
         config.crowd, config.crowd_seed = scenario.crowd, args.seed

@@ -32,7 +32,7 @@ from rtplay.clients.sse import SSEClient
 from rtplay.clients.target import MAX_BODY_BYTES, TargetTap
 from rtplay.clients.ws import CLOSE_TIMEOUT_S, FRAME_HEADER_BYTES, OPEN_TIMEOUT_S, WebSocketClient
 from rtplay.compat.websockets import abort
-from rtplay.model.eventsource import MessageEvent
+from rtplay.model.eventsource import MessageEvent, SSEProtocolError
 from rtplay.model.identity import MAX_MESSAGE_BYTES
 from rtplay.protocol.envelope import ProtocolError
 
@@ -83,6 +83,12 @@ class TargetSSEClient(SSEClient):
 
     def handle(self, event: MessageEvent, received_ms: float) -> None:
         self.tap.take(event.data, event.last_event_id or None, received_ms)
+
+    def explain(self, exc: BaseException) -> tuple[str, float | None]:
+        if isinstance(exc, SSEProtocolError):  # a line or an event beyond the parser's bounds
+            self.tap.oversized()
+            return f"oversized event: {exc}", None
+        return super().explain(exc)
 
     def add_wire_bytes(self, n: int, channel: str = "main") -> None:
         self.tap.stats.wire_bytes += n

@@ -26,6 +26,8 @@ from tests.engine.examples import example
         (["--target", "sse=http://127.0.0.1:1/e", "--seq", "ws=json:seq"], "there is no --target ws=URL"),
         (["--target", "ws=ws://127.0.0.1:1/x", "--seq", "ws=sse-id"], "only an SSE stream has event ids"),
         (["--target", "ws=ws://127.0.0.1:1/x", "--fault", "drop@1s:sse"], "no target for sse"),
+        (["--target", "ws=ws://127.0.0.1:1/x", "--rate", "5"], "--rate cannot apply in target mode"),
+        (["--target", "ws=ws://127.0.0.1:1/x", "--clients", "501"], "at most 500 clients per target"),
     ],
 )
 def test_a_run_that_cannot_happen_exits_2_with_a_clear_message(
@@ -111,3 +113,44 @@ async def test_non_json_and_oversized_messages_are_counted_and_the_client_goes_o
     assert entry["unreadable"] == {"not_json": 1, "no_seq": 1, "no_time": 0, "oversized": 1}
     assert (entry["messages"], entry["delivered"], entry["lost"]) == (5, 2, 0)
     assert entry["reconnects"] == 1
+
+
+async def test_an_sse_event_beyond_the_parsers_bounds_is_counted_oversized_and_the_stream_resumes() -> None:
+    from aiohttp import web
+
+    from rtplay.model.eventsource import MAX_LINE_CHARS
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if request.headers.get("Last-Event-ID") != "1":
+            await response.write(b"retry: 10\nid: 1\ndata: one\n\n")
+            await response.write(b"data: " + b"x" * (MAX_MESSAGE_BYTES + 10) + b"\n\n")  # counted, skipped
+            await response.write(b"data: ")  # a line that never ends: the parser's bound cuts it
+            for _ in range(MAX_LINE_CHARS // 65536 + 2):
+                await response.write(b"x" * 65536)
+        else:
+            await response.write(b"id: 2\ndata: two\n\n")
+        await asyncio.sleep(30)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
+    session = TargetSession(TargetConfig({"sse": url}, {"sse": Identity(parse_seq("sse-id"))}))
+    await session.start()
+    second = asyncio.Event()
+    session.taps["sse"].arrival_hook = lambda message, _: second.set() if message.seq == 2 else None
+    try:
+        async with asyncio.timeout(10):
+            await second.wait()
+        entry = session.report()["transports"]["sse"]
+    finally:
+        await session.stop()
+        await runner.cleanup()
+    assert entry["unreadable"]["oversized"] == 2
+    assert (entry["delivered"], entry["lost"], entry["reconnects"]) == (2, 0, 1)
+    assert entry["resumption"][0]["outcome"] == "resumed"
