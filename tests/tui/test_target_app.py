@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import DataTable
+
 from rtplay.engine.session import SessionConfig
 from rtplay.engine.target_session import TargetConfig, TargetSession
 from rtplay.model.identity import Identity, parse_seq
@@ -59,3 +61,13 @@ async def test_direct_mode_strikes_and_refuses_server_side_faults(tmp_path: Path
             await wait_for(pilot, lambda: "needs the proxy" in notice(app), "the refusal")
             await pilot.press("space")
             await wait_for(pilot, lambda: "rate not changed" in notice(app), "the rate refusal")
+            await pilot.press("n")  # offline is the client's own: it applies
+            await pilot.press("c")  # the compare view reads a target report
+            await pilot.pause()
+            from rtplay.tui.compare import CompareScreen
+
+            screen = app.screen
+            assert isinstance(screen, CompareScreen)
+            table = screen.query_one(DataTable)
+            rows = {str(row[0]): [str(c) for c in row[1:]] for row in map(table.get_row_at, range(table.row_count))}
+            assert rows["lost"] == ["unknown"] and rows["latency p50 ms"] == ["unknown"]
