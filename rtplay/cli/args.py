@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rtplay.model.crowd import MAX_CLIENTS  # not crowd_pool: that loads every c
 from rtplay.model.faultspec import FaultSpec, FaultSpecError, parse_fault
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import add_arguments, port, rate
+from rtplay.model import identity
 from rtplay.model.retry_spec import PolicySpec, RetrySpecError, parse_assignment
 
 #: Transports whose client reconnects by a retry policy (poll polls on its fixed interval).
@@ -89,6 +91,48 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _identity_flag(what: str) -> Callable[[str], tuple[str, str]]:
+    def parse(text: str) -> tuple[str, str]:
+        try:
+            transport, value = identity.parse_assignment(text, what)
+            {"--seq": identity.parse_seq, "--time": identity.parse_time, "--resume": identity.parse_resume}[what](value)
+        except identity.IdentityError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return transport, value
+    return parse
+
+
+def target_flag(text: str) -> tuple[str, str]:
+    try:
+        return identity.parse_target(text)
+    except identity.IdentityError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """Target mode: rtplay's clients on the user's endpoints (see rtplay.model.identity)."""
+    parser.add_argument(
+        "--target", type=target_flag, action="append", default=[], metavar="TRANSPORT=URL",
+        help="aim a client at your endpoint instead of rtplay's server: poll|longpoll|sse|ws=URL (repeatable)",
+    )
+    parser.add_argument(
+        "--seq", type=_identity_flag("--seq"), action="append", default=[], metavar="TRANSPORT=SEQ",
+        help="where a target message's seq is: sse-id (SSE's default), json:PATH, none",
+    )
+    parser.add_argument(
+        "--time", type=_identity_flag("--time"), action="append", default=[], metavar="TRANSPORT=TIME",
+        help="where a target message's send time is: json:PATH[:ms|s|iso] (clocks must agree), none",
+    )
+    parser.add_argument(
+        "--resume", type=_identity_flag("--resume"), action="append", default=[], metavar="TRANSPORT=TEMPLATE",
+        help="how a reconnect asks the target to resume, e.g. ws='?since={seq}'",
+    )
+    parser.add_argument(
+        "--direct", action="store_true",
+        help="target mode without rtplay's proxy: only client-side faults (drop, outage, offline) apply",
+    )
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenario", nargs="?", metavar="SCENARIO", help="a scenario file (.toml) or the name of a shipped one (--list)"
@@ -110,6 +154,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         "--log-messages", type=Path, metavar="FILE",
         help="write one JSON line per arrival and per connection change to FILE (to audit any figure)",
     )
+    add_target_flags(parser)
     parser.add_argument("--wide", action="store_true", help="print every column of the table")
     parser.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
@@ -167,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
     )
     add_client_flags(parser)
+    add_target_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="{run,serve,proxy}")
     run = sub.add_parser(
         "run",

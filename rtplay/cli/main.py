@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rtplay.cli.args import build_parser
 from rtplay.runtime import eventloop
@@ -28,6 +28,8 @@ from rtplay.engine.spawn import ServerProcess, SpawnError
 from rtplay.model.retry_spec import PolicySpec
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 def apply_retry(client_options: dict[str, dict[str, Any]], retry: list[tuple[str, PolicySpec]]) -> None:
     """``--retry`` on top of a scenario's per-transport options."""
@@ -74,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return list_scenarios()
     try:
         scenario = build_scenario(args)
+        if args.target or scenario.targets:
+            return cmd_target_run(args, scenario)
         server = from_namespace(args)
         server.rate = scenario.rate
         server.http = scenario.http_options()
@@ -97,6 +101,76 @@ def cmd_run(args: argparse.Namespace) -> int:
         if report.get("partial"):  # Ctrl-C: no further variants
             break
     return check_reports(args, scenario, reports)
+
+
+def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
+    """``rtplay run --target …`` (or a scenario with a ``[target]`` table): exit 2 when the
+    run cannot happen (a bad adapter, a fault needing the proxy, a target that is down)."""
+    from rtplay.cli.target_run import TargetRunOptions, run_targets
+    from rtplay.engine.target_session import TargetError, check_crowd, check_faults
+    from rtplay.model.identity import IdentityError
+
+    ignored = [flag for flag, given in (("--log-messages", args.log_messages), ("--browser", args.browser),
+               ("--server", args.server), ("--transports", args.transports), ("--rate", args.rate)) if given]
+    if ignored:
+        print(f"rtplay run: {', '.join(ignored)} cannot apply in target mode (your server publishes and "
+              "--target names the transports)", file=sys.stderr)
+        return 2
+    try:
+        config = target_config(args, scenario.targets, scenario.client_options)
+        config.crowd, config.crowd_seed = scenario.crowd, args.seed
+        check_crowd(config.crowd)
+        check_faults(scenario.faults, config.targets, direct=args.direct)
+    except (IdentityError, TargetError) as exc:
+        print(f"rtplay run: {exc}", file=sys.stderr)
+        return 2
+    options = TargetRunOptions(duration=scenario.duration, json_path=None, progress=not args.quiet)
+    report = eventloop.run(_interruptible(run_targets(config, options, scenario.faults), options))
+    if isinstance(report, str):
+        print(f"rtplay run: {report}", file=sys.stderr)
+        return 2
+    return check_reports(args, scenario, {"": report})
+
+
+def target_config(
+    args: argparse.Namespace, tables: dict[str, dict[str, str]], client_options: dict[str, dict[str, Any]]
+) -> Any:
+    """The target session's config from a scenario's ``[target]`` tables and the flags
+    (IdentityError naming the problem)."""
+    from rtplay.cli.target_scenario import identities, merge
+    from rtplay.engine.target_session import TargetConfig
+    from rtplay.model.identity import IdentityError
+
+    merged = merge(tables, args.target, args.seq, args.time, args.resume)
+    missing = [t for t, keys in merged.items() if "url" not in keys]
+    if missing:
+        raise IdentityError(f"no --target {missing[0]}=URL")
+    targets = {t: keys["url"] for t, keys in merged.items()}
+    return TargetConfig(targets, identities(merged), client_options, direct=args.direct)
+
+
+def cmd_target_tui(args: argparse.Namespace) -> int:
+    """``rtplay --target …``: the playground with a pane per target."""
+    from rtplay.engine.session import SessionConfig
+    from rtplay.engine.target_session import TargetError, TargetSession, check_crowd, unreachable
+    from rtplay.model.identity import IdentityError
+    from rtplay.tui.app import run_tui
+    from rtplay.tui.target_backend import TargetBackend
+
+    options: dict[str, dict[str, Any]] = {}
+    apply_retry(options, args.retry)
+    try:
+        config = target_config(args, {}, options)
+        config.crowd = args.clients or 0
+        check_crowd(config.crowd)
+    except (IdentityError, TargetError) as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
+    problems = eventloop.run(unreachable(config.targets))
+    if problems:
+        print(f"rtplay: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    return run_tui(SessionConfig(transports=list(config.targets)), backend=TargetBackend(TargetSession(config)))
 
 
 def run_once(
@@ -154,7 +228,7 @@ def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[st
     return 1 if failures else 0
 
 
-async def _interruptible(run: Coroutine[Any, Any, dict[str, Any]], options: Any) -> dict[str, Any]:
+async def _interruptible(run: Coroutine[Any, Any, T], options: Any) -> T:
     """Run ``run`` with Ctrl-C ending it early (cleanly, report and all) instead of a traceback:
     ``options`` is the run's ``HeadlessOptions``, whose ``stop`` the signal sets."""
     loop = asyncio.get_running_loop()
@@ -222,6 +296,12 @@ def check_libraries() -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     if args.web:
         return cmd_web(args)
+    if args.target:
+        if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+            print("rtplay: the playground needs a terminal; use `rtplay run --target` for headless mode",
+                  file=sys.stderr)
+            return 2
+        return cmd_target_tui(args)
     # textual-serve runs the playground with its web driver, on pipes rather than a terminal.
     if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         print("rtplay: the playground needs a terminal; use `rtplay run` for headless mode", file=sys.stderr)

@@ -35,6 +35,10 @@
 
     [compare]                 # across variants: "VARIANT OP FACTOR * VARIANT"
     "ws.crowd.peak_attempts_per_s" = "full-jitter <= 0.2 * no-jitter"
+
+    [target.sse]              # target mode: your endpoints instead of rtplay's server
+    url = "http://127.0.0.1:8081/events"    # (replaces transports; see --target --seq --time --resume)
+    time = "json:sent_ms"
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import HTTP_KNOBS
 from rtplay.model.retry import ExponentialBackoff, FixedDelay
 from rtplay.model.retry_spec import RetrySpecError, parse_policy
+from rtplay.cli.target_scenario import parse_target_table
+from rtplay.model.identity import IdentityError
 from rtplay.cli.variants import Comparison, Variant, VariantError, parse_comparisons, parse_variants
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -63,7 +69,7 @@ _EXPECT = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 TOP_KEYS = {
     "description", "duration", "rate", "transports", "faults", "server", "clients", "expect", "crowd", "variants",
-    "compare",
+    "compare", "target",
 }
 SERVER_KNOBS = HTTP_KNOBS
 
@@ -192,6 +198,8 @@ class Scenario:
     """Lightweight clients per transport (``--clients``)."""
     variants: list[Variant] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    targets: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Target mode: transport → ``url`` / ``seq`` / ``time`` / ``resume`` (rtplay.cli.target_scenario)."""
 
     def http_options(self) -> dict[str, float]:
         """The ``[server]`` knobs, as :attr:`ServerOptions.http <rtplay.protocol.options.ServerOptions.http>`."""
@@ -256,6 +264,13 @@ def parse_scenario(text: str, name: str) -> Scenario:
         transports = list(TRANSPORTS)
     if not isinstance(transports, list) or not transports or any(t not in TRANSPORTS for t in transports):
         raise ScenarioError(f"{name}: transports must be 'all' or a list of {', '.join(TRANSPORTS)}, got {transports!r}")
+    targets: dict[str, dict[str, str]] = {}
+    if "target" in data:
+        try:
+            targets = parse_target_table(data["target"])
+        except IdentityError as exc:
+            raise ScenarioError(f"{name}: {exc}") from None
+        transports = list(targets)
     faults = data.get("faults", [])
     if not isinstance(faults, list):
         raise ScenarioError(f"{name}: faults must be a list of fault specs")
@@ -278,6 +293,7 @@ def parse_scenario(text: str, name: str) -> Scenario:
         client_options=_client_options(name, data.get("clients", {})),
         server=server,
         crowd=int(_number(f"{name}: crowd", data.get("crowd", 0))),
+        targets=targets,
         **_variants(name, data, transports),
     )
 

@@ -52,6 +52,10 @@ class SSEClient(ReconnectingClient):
         ms = self.parser.reconnection_time_ms
         return None if ms is None else ms / 1000
 
+    def stream_url(self) -> str:
+        """The event stream's URL."""
+        return f"{self.base_url}/sse"
+
     async def attempt(self) -> str:
         """One connection: returns why it ended; raises Fail when it must not reconnect."""
         assert self._http is not None, "run() opens the HTTP client"
@@ -59,7 +63,7 @@ class SSEClient(ReconnectingClient):
         if self.parser.last_event_id:
             headers["Last-Event-ID"] = self.parser.last_event_id
         self.check_online()
-        async with self._http.stream("GET", f"{self.base_url}/sse", headers=headers) as response:
+        async with self._http.stream("GET", self.stream_url(), headers=headers) as response:
             check_response(response)
             self.add_wire_bytes(header_bytes(response))
             detail = f"Last-Event-ID: {self.parser.last_event_id or '(none)'}"

@@ -78,6 +78,13 @@ class MessageReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Judged(Event):
+    """Target mode: what the target did with a reconnect, in words (rtplay.model.resumption)."""
+
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
 class FaultStarted(Event):
     """A fault began (``transport`` is its scope: a transport or ``all``)."""
 

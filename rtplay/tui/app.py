@@ -175,13 +175,14 @@ class RtplayApp(App[int]):
         )
 
 
-def run_tui(config: SessionConfig, browser: bool = False) -> int:
-    """Run the playground on ``config`` until the user quits; return the exit code."""
+def run_tui(config: SessionConfig, browser: bool = False, backend: Backend | None = None) -> int:
+    """Run the playground on ``config`` (or on ``backend``: target mode) until the user quits;
+    return the exit code."""
     notices = NoticeHandler()
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = [notices]  # nothing may write to the terminal the app draws on
-    app = RtplayApp(config, notices=notices, browser=browser, freeze_heap=True)
+    app = RtplayApp(config, backend=backend, notices=notices, browser=browser, freeze_heap=True)
 
     async def main() -> None:
         try:

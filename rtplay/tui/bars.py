@@ -129,12 +129,17 @@ class FaultKeysData:
     armed: Kind
     on: frozenset[Kind]
     """Kinds active on the selected scope: their keys show as on."""
+    unavailable: frozenset[Kind] = frozenset()
+    """Kinds that cannot apply in this session (target mode with --direct): struck through."""
 
     @classmethod
-    def of(cls, amounts: Amounts, active: frozenset[tuple[str, str]], scope: str) -> FaultKeysData:
+    def of(
+        cls, amounts: Amounts, active: frozenset[tuple[str, str]], scope: str, unavailable: frozenset[str] = frozenset()
+    ) -> FaultKeysData:
         """The keyboard for the amounts, the active (kind, scope) pairs and the selection."""
         on = frozenset(fk.kind for fk in FAULT_KEYS if (fk.kind.value, scope) in active)
-        return cls(tuple((fk.kind, amounts.label(fk.kind)) for fk in FAULT_KEYS), amounts.armed, on)
+        off = frozenset(fk.kind for fk in FAULT_KEYS if fk.kind.value in unavailable)
+        return cls(tuple((fk.kind, amounts.label(fk.kind)) for fk in FAULT_KEYS), amounts.armed, on, off)
 
 
 class FaultKeys(TextLines):
@@ -154,7 +159,8 @@ class FaultKeys(TextLines):
         items = []
         for kind, amount in self.data.amounts:
             on = kind in self.data.on
-            item = Text.assemble((keys[kind], get(s, "key")), " ", (kind.value, get(s, "on") if on else get(s, "")))
+            name_style = get(s, "on") if on else "dim strike" if kind in self.data.unavailable else get(s, "")
+            item = Text.assemble((keys[kind], get(s, "key")), " ", (kind.value, name_style))
             if amount:
                 item.append(" ")
                 item.append(amount, get(s, "armed") if kind is self.data.armed else get(s, ""))

@@ -41,7 +41,12 @@ def _one_decimal(value: object) -> str:
 
 
 def _latency(p: str) -> Getter:
-    return lambda e, r: _ms(e["latency_ms"][p])
+    return lambda e, r: _unknown(e, "latency_ms") or _ms(e["latency_ms"][p])
+
+
+def _unknown(entry: dict[str, Any], key: str) -> str:
+    """``unknown`` for a figure a target's report cannot know (target mode), else ""."""
+    return "unknown" if entry.get(key) is None and key in (entry.get("unknown") or {}) else ""
 
 
 def _recovery(key: str) -> Getter:
@@ -58,14 +63,14 @@ def _recovery(key: str) -> Getter:
 
 ROWS: tuple[tuple[str, Getter], ...] = (
     ("state", lambda e, r: e.get("state", "")),
-    ("delivered", lambda e, r: _num(e["delivered"])),
-    ("pending", lambda e, r: _num(e.get("pending"))),
-    ("lost", lambda e, r: _num(e["lost"])),
+    ("delivered", lambda e, r: _unknown(e, "delivered") or _num(e["delivered"])),
+    ("pending", lambda e, r: _unknown(e, "pending") or _num(e.get("pending"))),
+    ("lost", lambda e, r: _unknown(e, "lost") or _num(e["lost"])),
     ("  while down", lambda e, r: _num(e.get("lost_while_down"))),
     ("  loss rate %", lambda e, r: "-" if e.get("loss_rate") is None else f"{100 * e['loss_rate']:.1f}"),
-    ("lost to reset", lambda e, r: _num(e["lost_to_reset"])),
-    ("duplicates", lambda e, r: _num(e["duplicates"])),
-    ("out of order", lambda e, r: _num(e["out_of_order"])),
+    ("lost to reset", lambda e, r: _unknown(e, "lost_to_reset") or _num(e["lost_to_reset"])),
+    ("duplicates", lambda e, r: _unknown(e, "duplicates") or _num(e["duplicates"])),
+    ("out of order", lambda e, r: _unknown(e, "out_of_order") or _num(e["out_of_order"])),
     ("connects", lambda e, r: _num(e.get("connects"))),
     ("reconnects", lambda e, r: _num(e.get("reconnects"))),
     ("downtime s", lambda e, r: _one_decimal(e.get("downtime_s"))),
@@ -92,7 +97,7 @@ RECOVERY_ROWS: tuple[tuple[str, Getter], ...] = (
 def last_fault(report: dict[str, Any]) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """The last fault's description and its recovery record per transport."""
     records = report.get("faults") or []
-    if not records:
+    if not records or report.get("target"):  # target mode words its faults per target instead
         return None, {}
     last = records[-1]
     key = (last["fault"], last.get("start_s"))
@@ -168,7 +173,9 @@ class CompareScreen(Screen[None]):
         title.update(
             Text.assemble(
                 (" compare ", "bold reverse"),
-                f"  published {report['published']} messages in {report['duration_s']:.1f} s",
+                f"  published {report['published']} messages in {report['duration_s']:.1f} s"
+                if "published" in report  # a target's count of published messages is its own
+                else f"  target mode: {report['duration_s']:.1f} s",
             )
         )
         table = self.query_one(DataTable)

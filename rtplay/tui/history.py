@@ -17,6 +17,7 @@ from rtplay.model.events import (
     Failed,
     FaultEnded,
     FaultStarted,
+    Judged,
     ResetReceived,
     RetryScheduled,
 )
@@ -132,6 +133,9 @@ class EventLog:
             where = "" if event.channel == "main" else f" on {event.channel}"
             self._add(LogLine(at, f"reset{where}: {event.lost} msgs gone from the server's buffer", "reset"))
             return MARK_RESET
+        if isinstance(event, Judged):  # target mode: what the server did with the reconnect
+            self._add(LogLine(at, f"target {event.words}", "reset" if "lost" in event.words else "open"))
+            return ""
         if isinstance(event, FaultStarted):
             self.last_reason = None  # the cause may change now
             self._add(LogLine(at, f"fault: {event.fault.describe()}", "fault"))

@@ -212,7 +212,8 @@ class MainScreen(Screen[None]):
 
     def _update_fault_keys(self) -> None:
         active = self.frame.active_kinds if self.frame else frozenset()
-        self._fault_keys.data = FaultKeysData.of(self.amounts, active, self.selected)
+        unavailable = self.frame.unavailable if self.frame else frozenset()
+        self._fault_keys.data = FaultKeysData.of(self.amounts, active, self.selected, unavailable)
 
     def watch_selected(self, selected: str) -> None:
         for pane in self.panes:
@@ -320,6 +321,9 @@ class MainScreen(Screen[None]):
             await self.backend.set_rate(rate)
         except ControlError as exc:
             self.say(f"the server did not answer: {exc}", "error", timeout=5)
+            return
+        except ValueError as exc:  # target mode: the target's rate is its own
+            self.say(f"rate not changed: {exc}", "error", timeout=5)
             return
         self.say(f"publishing {format_rate(rate)}")
         self.show_frame()

@@ -31,14 +31,15 @@ class ChannelModel:
     """Counters and chart series of one channel of one transport."""
 
     name: str
-    delivered: int = 0
-    lost: int = 0
+    delivered: int | None = 0
+    """None (every count here): unknown, shown so — a target without a stated seq."""
+    lost: int | None = 0
     """Can never arrive (``rtplay.model.accounting``'s definition, as in the report)."""
-    behind: int = 0
+    behind: int | None = 0
     """``pending``: published, not received yet, still recoverable: not lost."""
-    lost_to_reset: int = 0
-    duplicates: int = 0
-    out_of_order: int = 0
+    lost_to_reset: int | None = 0
+    duplicates: int | None = 0
+    out_of_order: int | None = 0
     p50_ms: float | None = None
     p99_ms: float | None = None
     recent_p50_ms: float | None = None
@@ -50,6 +51,8 @@ class ChannelModel:
     """Latency (ms) per chart sample, oldest first; None where nothing arrived."""
     arrivals: tuple[float, ...] = ()
     """Arrivals per second per chart sample, oldest first (same length as ``latency``)."""
+    latency_known: bool = True
+    """False for a target without a stated send time: latency shows as unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class Dashboard:
     url: str = ""
     overloaded: tuple[str, ...] = ()
     """Which side's event loop is overloaded now: ``server``, ``client`` (see rtplay.runtime.health)."""
+    unavailable: frozenset[str] = frozenset()
+    """Fault kinds that cannot apply in this session (target mode, ``--direct``)."""
 
     @property
     def faults(self) -> tuple[str, ...]:

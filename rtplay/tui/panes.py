@@ -153,6 +153,9 @@ LATENCY_CELLS = 6
 RATE_CELLS = 6
 DOWN_CELLS = 6
 
+#: What a count or latency shows when it cannot be known (target mode, no adapter for it).
+UNKNOWN = "unknown"
+
 SHORT_LABELS = {"delivered": "deliv", "reconnects": "reconn", "connects": "conn", "datagram": "dgram"}
 
 
@@ -171,11 +174,15 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
         text = head + value.rjust(cells)
         return Text(text, spans=[Span(0, len(head), get(styles, "label")), Span(len(head), len(text), get(styles, style))])
 
-    def count(label: str, n: float, style: str = "value") -> Text:
+    def count(label: str, n: float | None, style: str = "value") -> Text:
         cells = COUNT_CELLS.get(label, SMALL_COUNT_CELLS)
+        if n is None:  # target mode without the adapter that would measure it: never 0
+            return item(label, UNKNOWN, cells, "muted")
         return item(label, fit_count(n, cells), cells, style if n else "value")
 
-    def ms(label: str, value: float | None) -> Text:
+    def ms(label: str, value: float | None, known: bool = True) -> Text:
+        if not known:
+            return item(label, UNKNOWN, LATENCY_CELLS, "muted")
         return item(label, f"{format_ms(value)}ms" if value is not None else "-", LATENCY_CELLS)
 
     def rx(ch: ChannelModel) -> Text:
@@ -191,15 +198,16 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
             name = SHORT_LABELS.get(ch.name, ch.name) if short else ch.name
             head.insert(0, Text(f"{name}:", get(styles, "channel")))
         if data.compact:
-            lines.append(head if multi else [*head, ms("p50", ch.p50_ms)])
+            lines.append(head if multi else [*head, ms("p50", ch.p50_ms, ch.latency_known)])
             continue
         lines.append([*head, count("pending", ch.behind, "muted")])
         lines.append(
             [count("reset", ch.lost_to_reset, "reset"), count("dup", ch.duplicates, "warn"),
              count("ooo", ch.out_of_order, "warn")]
         )
-        lines.append([ms("p50", ch.p50_ms), ms("p99", ch.p99_ms), rx(ch)])
-        lines.append([ms("p50 10s", ch.recent_p50_ms), ms("p99 10s", ch.recent_p99_ms)])
+        known = ch.latency_known
+        lines.append([ms("p50", ch.p50_ms, known), ms("p99", ch.p99_ms, known), rx(ch)])
+        lines.append([ms("p50 10s", ch.recent_p50_ms, known), ms("p99 10s", ch.recent_p99_ms, known)])
     first = data.channels[0] if data.channels else ChannelModel("main")
     if data.compact:
         lines.append([ms("p50", first.p50_ms) if multi else rx(first), reconnects, down])
