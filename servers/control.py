@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -34,7 +33,8 @@ from rtplay.protocol.control_events import Bye, Hello, encode
 from rtplay.protocol.faults import ALL, TRANSPORTS, Fault, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
 from servers.core.events import EventBus
-from servers.core.guard import dumps_strict, json_object, json_response, server_logger
+from rtplay.runtime.serverlog import server_logger
+from servers.core.guard import dumps_strict, json_object, json_response
 from servers.http.common import MAX_REQUEST_BYTES, bad_request
 
 log = logging.getLogger(__name__)

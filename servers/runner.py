@@ -34,7 +34,8 @@ from servers.core.cert import Certificate, generate_certificate
 from servers.control import ControlListener
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
-from servers.core.guard import ControlGuard, is_loopback, new_token, server_logger
+from rtplay.runtime.serverlog import server_logger
+from servers.core.guard import ControlGuard, is_loopback, new_token
 from servers.core.context import HttpConfig, ServerContext
 from servers.http.app import build_app
 from rtplay.runtime.process import resident_kb

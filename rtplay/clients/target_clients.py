@@ -23,7 +23,7 @@ from rtplay.clients.base import Client, Emit
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
     StatusError,
-    describe_error,
+    describe_request_error,
     header_bytes,
 )
 from rtplay.clients.longpoll import HELD_OPEN_S, LongPollClient
@@ -257,7 +257,7 @@ class TargetPollClient(PollClient):
                 self._connected(self.tap.resume_asked() or "no resume cursor")
             self.tap.take_batch(body, received_ms)
         except HTTP_ERRORS as exc:
-            reason = describe_error(exc)
+            reason = describe_request_error(exc)
             self.tap.ended(reason)
             if self.conn.connected or self.conn.connects == 0:
                 self._disconnected(reason)

@@ -15,6 +15,7 @@ the proxy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import logging
 import math
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from rtplay.clients.base import Client, Emit
+from rtplay.clients.base import Client, ClientHooks, Emit, Network
 from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.clients.target import TargetTap
 from rtplay.clients.target_clients import TARGET_CLIENTS, target_report
@@ -183,6 +184,9 @@ class TargetSession:
         self.clients: dict[str, Client] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._offline_until: dict[str, float] = {}
+        self.network = Network()
+        """The clients' own network: down per transport while its ``_offline_until`` lies ahead."""
+        self._network_timer: asyncio.TimerHandle | None = None
         self.faults: list[FaultRecord] = []
         self.crowd_taps: dict[str, list[TargetTap]] = {}
         """Per target, its crowd clients' taps (``--clients N``)."""
@@ -231,9 +235,7 @@ class TargetSession:
         options = dict(self.config.client_options.get(transport, {}))
         if member is not None and isinstance(factory, type) and issubclass(factory, ReconnectingClient):
             options["rng"] = random.Random(self.config.crowd_seed * MAX_TARGET_CROWD + member)
-        client = factory(tap, emit, **options)
-        client.clock = self.clock
-        client.is_offline = lambda: self.is_offline(transport)
+        client = factory(tap, emit, hooks=ClientHooks(network=self.network, clock=self.clock), **options)
         return tap, client
 
     def subscribe(self, callback: Emit) -> None:
@@ -277,6 +279,19 @@ class TargetSession:
     def back_online(self, transport: str) -> None:
         """End the client-side ``offline`` fault of ``transport`` now."""
         self._offline_until.pop(transport, None)
+        self._sync_network()
+
+    def _sync_network(self) -> None:
+        """Switch the clients' network to what ``_offline_until`` says now, and wake up again
+        when the next of those spans ends (a timer, not a poll)."""
+        now = self.clock()
+        self.network.set_down(t for t, until in self._offline_until.items() if until > now)
+        if self._network_timer is not None:
+            self._network_timer.cancel()
+            self._network_timer = None
+        ends = [until for until in self._offline_until.values() if now < until < math.inf]
+        if ends:
+            self._network_timer = asyncio.get_running_loop().call_later(min(ends) - now, self._sync_network)
 
     def is_offline(self, transport: str) -> bool:
         """The client-side network of ``transport`` is down now."""
@@ -290,9 +305,9 @@ class TargetSession:
         proxy's at their end times."""
         actions: list[tuple[float, Callable[[], None]]] = []
         for spec in faults:
-            actions.append((spec.start, lambda spec=spec: self.apply(spec)))  # type: ignore[misc]
+            actions.append((spec.start, functools.partial(self.apply, spec)))
             if spec.end is not None and spec.kind is not Kind.OFFLINE and not self.config.direct:
-                actions.append((spec.end, lambda spec=spec: self.end(spec)))  # type: ignore[misc]
+                actions.append((spec.end, functools.partial(self.end, spec)))
         actions.sort(key=lambda action: action[0])
         self._tasks.append(asyncio.create_task(self._timeline(actions)))
 
@@ -322,6 +337,7 @@ class TargetSession:
             if side == "client" and spec.kind in (Kind.DROP, Kind.OUTAGE):
                 for tap in [self.taps[transport], *self.crowd_taps.get(transport, [])]:
                     tap.cut()
+        self._sync_network()
 
     def _at_proxy(self, transport: str, spec: FaultSpec) -> None:
         proxy = self.proxies[transport]
@@ -338,6 +354,9 @@ class TargetSession:
                 self.proxies[transport].toxics.remove(proxy_text(spec))
 
     async def stop(self) -> None:
+        if self._network_timer is not None:
+            self._network_timer.cancel()
+            self._network_timer = None
         """End every client, the timeline and the proxies."""
         for task in self._tasks:
             task.cancel()

@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from rtplay.proxy.faults import ToxicExists, ToxicNotFound
-from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json, server_logger
+from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json
+from rtplay.runtime.serverlog import server_logger
 from rtplay.proxy.proxy import FaultProxy, ProxyConfigError
 from rtplay.proxy.toxics import ToxicError, parse_toxic
 

@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from rtplay.runtime.token import TOKEN_HEADER
 
@@ -117,25 +116,3 @@ class ApiGuard:
             if exc.status >= 400:
                 return error_json(exc.status, exc.reason.lower())
             raise
-
-
-class OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's server logger minus tracebacks for what is the peer's fault: a malformed request
-    is one WARNING line, a lost connection one INFO line (the built-in server's policy, in
-    servers/core/guard.py, which the proxy cannot import)."""
-
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        """Log ``msg`` as one line when the peer is at fault, with a traceback otherwise."""
-        exc = exc_info if isinstance(exc_info, BaseException) else None
-        text = str(msg) % args if args else msg
-        if isinstance(exc, ConnectionError):
-            self.info("%s: connection lost (%s)", text, exc or "closed")
-        elif isinstance(exc, HttpProcessingError):
-            self.warning("%s: bad request: %s", text, exc.message.splitlines()[0][:200])
-        else:
-            self.error(msg, *args, exc_info=exc_info, **kwargs)
-
-
-def server_logger() -> OneLineLog:
-    """The logger to hand the proxy's and the API's aiohttp runners."""
-    return OneLineLog(logging.getLogger("aiohttp.server"), {})

@@ -7,6 +7,8 @@ and ``timeout`` act on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncio
 import logging
 import random
@@ -31,10 +33,10 @@ HOP_BY_HOP = frozenset({
 })
 
 
-def forward_headers(headers: object) -> dict[str, str]:
+def forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The end-to-end headers of a request or response (a multidict), as a list-preserving dict."""
     out: dict[str, str] = {}
-    for name, value in headers.items():  # type: ignore[attr-defined]
+    for name, value in headers.items():
         if name.lower() in HOP_BY_HOP:
             continue
         out[name] = f"{out[name]}, {value}" if name in out and name.lower() != "set-cookie" else value

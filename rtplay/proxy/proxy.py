@@ -27,7 +27,7 @@ from aiohttp import web
 from yarl import URL
 
 from rtplay.proxy.faults import Change, ProxyToxics
-from rtplay.proxy.guard import server_logger
+from rtplay.runtime.serverlog import server_logger
 from rtplay.proxy.links import RelayContext
 from rtplay.proxy.pipe import ToxicSource
 from rtplay.proxy.relay import relay_http

@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from rtplay.runtime.token import TOKEN_HEADER
 
@@ -204,29 +203,3 @@ class ControlGuard:
             log.warning("control request refused: %s %s: %s", request.method, request.path, refusal.text)
             return refusal
         return await handler(request)
-
-
-# --- the HTTP listener's own log policy ----------------------------------------------------
-
-
-class OneLineLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's server logger, minus the tracebacks it logs for what is not our bug.
-
-    A malformed request or a peer that went away is one line (a bad request at WARNING, a
-    lost connection at INFO); anything else is a real failure and keeps its traceback.
-    """
-
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        exc = exc_info if isinstance(exc_info, BaseException) else None
-        text = str(msg) % args if args else str(msg)
-        if isinstance(exc, ConnectionError):
-            self.info("%s: connection lost (%s)", text, exc or "closed")
-        elif isinstance(exc, HttpProcessingError):
-            self.warning("%s: bad request: %s", text, exc.message.splitlines()[0][:200])
-        else:
-            self.error(msg, *args, exc_info=exc_info, **kwargs)
-
-
-def server_logger() -> OneLineLog:
-    """The logger to hand aiohttp's request handlers (``AppRunner(..., logger=...)``)."""
-    return OneLineLog(logging.getLogger("aiohttp.server"), {})
