@@ -30,7 +30,7 @@ async def test_page_files_and_favicon_are_served_from_package_data(server: Serve
         page = await http.get(server.http_url + "/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         for src in ("/static/page.js", "/static/accounting.js", "/static/page.css", "/static/favicon.svg",
-                    "/static/uPlot.iife.min.js", "/static/uPlot.min.css", "/static/uPlot.LICENSE"):
+                    "/static/chart.js", "/static/uPlot.iife.min.js", "/static/uPlot.min.css", "/static/uPlot.LICENSE"):
             assert src in page.text
             assert (await http.get(server.http_url + src)).status_code == 200
         assert "MIT" in (await http.get(server.http_url + "/static/uPlot.LICENSE")).text
