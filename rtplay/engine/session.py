@@ -195,7 +195,7 @@ class Session(CrowdsMixin, MessageLogMixin):
             await self._start_crowds(endpoints)
         if paused:
             streams = [n for n, c in self.clients.items() if isinstance(c, ReconnectingClient) and c.opens_before_data]
-            waits = [self._until_open(streams, FIRST_OPEN_WAIT_S)]
+            waits: list[Awaitable[None]] = [self._until_open(streams, FIRST_OPEN_WAIT_S)]
             if before_publishing is not None:
                 waits.append(before_publishing())
             await asyncio.gather(*waits)

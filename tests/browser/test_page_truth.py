@@ -53,7 +53,7 @@ def all_open_beyond(seq: int) -> Any:
 
 
 async def test_a_page_opened_late_starts_from_now_with_nothing_reset(late) -> None:  # type: ignore[no-untyped-def]
-    server, driver, _ = late
+    _, driver, _ = late
     clients = await wait_page(driver, all_open_beyond(BEFORE + 25), "every client 25 messages in")
     for name, client in clients.items():
         for channel, stats in client["channels"].items():

@@ -7,11 +7,11 @@ import io
 
 import pytest
 
-from rtplay.model.faultspec import parse_fault
 from rtplay.cli.headless import HeadlessOptions, run_headless
 from rtplay.engine.browser import side_by_side
-from rtplay.protocol.options import ServerOptions
 from rtplay.engine.session import SessionConfig
+from rtplay.model.faultspec import parse_fault
+from rtplay.protocol.options import ServerOptions
 from tests.browser.conftest import MISSING
 
 pytestmark = [
