@@ -42,12 +42,13 @@ function makeChart(container, client) {
     scales: {x: {time: true}, ms: {auto: true}, rate: {auto: true}},
     axes: [
       {stroke: "#aaa", grid: {stroke: "#2a2a2a"}},
-      {scale: "ms", stroke: "#5dade2", grid: {stroke: "#2a2a2a"}, size: 45},
-      {scale: "rate", side: 1, stroke: "#f5b041", grid: {show: false}, size: 40},
+      {scale: "ms", stroke: "#5dade2", grid: {stroke: "#2a2a2a"}, size: 60},
+      {scale: "rate", side: 1, stroke: "#f5b041", grid: {show: false}, size: 50},
     ],
     series: [
       {},
-      {label: "latency ms (worst per 250 ms)", scale: "ms", stroke: "#5dade2", spanGaps: false},
+      // Points too: a poll answers once a second, so three steps in four have no latency.
+      {label: "latency ms (worst per 250 ms)", scale: "ms", stroke: "#5dade2", points: {show: true, size: 3}},
       {label: "arrivals/s", scale: "rate", stroke: "#f5b041", width: 1},
     ],
     hooks: {draw: [(u) => drawMarks(u, client)]},
