@@ -47,9 +47,7 @@ class BrowserClient:
         if kind == "start":
             self.start(_int(args[0]))
         elif kind == "seq":
-            tracker = self._channel(args[0]).tracker
-            for seq in range(_int(args[1]), _int(args[2]) + 1):
-                tracker.see(seq)
+            self._channel(args[0]).tracker.see_run(_int(args[1]), _int(args[2]))
         elif kind == "up":
             self.connected = True
             self.failed_at = None

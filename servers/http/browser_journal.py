@@ -38,9 +38,10 @@ MAX_KEPT_ENTRIES = 200_000
 #: Entries one read returns (a reader asks again from ``next``).
 MAX_READ_ENTRIES = 20_000
 
-#: Longest run of seqs in one entry: a page that opened on a full replay buffer gets 10,000 at
-#: once; a million bounds what one entry can ask rtplay to replay.
-MAX_RUN = 1_000_000
+#: Longest run of seqs in one entry: a resume from the start of a full replay buffer brings
+#: 10,000 (the default) at once; ten times that leaves room for a larger buffer and bounds
+#: what one entry from any page can ask rtplay to account.
+MAX_RUN = 100_000
 
 KINDS = {"start": ("seq",), "seq": ("name", "seq", "seq"), "up": ("num",), "down": ("num", "seq"),
          "failed": ("num", "seq"), "live": ("name", "seq"), "reset": ("name", "seq")}

@@ -59,3 +59,17 @@ def test_entries_that_never_reached_rtplay_are_counted() -> None:
     accounts.feed([["*", "gap", 12]])
     accounts.missed(3)
     assert accounts.gaps == 15
+
+
+def test_a_run_counts_as_its_seqs_one_by_one() -> None:
+    from rtplay.model.accounting import SeqTracker
+
+    runs = [(1, 5), (8, 12), (6, 7), (10, 14), (30, 30)]
+    whole, single = SeqTracker(), SeqTracker()
+    for lo, hi in runs:
+        whole.see_run(lo, hi)
+        for seq in range(lo, hi + 1):
+            single.see(seq)
+    assert (whole.delivered, whole.duplicates, whole.out_of_order, whole.missing, whole.highest, whole.first_seen) \
+        == (single.delivered, single.duplicates, single.out_of_order, single.missing, single.highest, single.first_seen)
+    assert (whole.delivered, whole.duplicates, whole.missing) == (15, 3, 15)
