@@ -193,9 +193,10 @@ class Server:
     def wt_url(self) -> str:
         return self.quic.url
 
-    def page_config(self) -> dict[str, str]:
-        """What the browser page needs to reach WebTransport: its URL and pinned cert hash."""
-        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex}
+    def page_config(self) -> dict[str, str | int]:
+        """What the browser page needs: WebTransport's URL and pinned cert hash, and the hub's
+        newest seq (``last``): a page that opens is a new subscriber and starts after it."""
+        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex, "last": self.hub.last_seq}
 
     @property
     def control_url(self) -> str:

@@ -10,13 +10,16 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rtplay.model.crowd import render_crowds
 from rtplay.model.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.model.faultspec import FaultSpec
 from rtplay.runtime.health import overload_warning
 from rtplay.engine.session import Session, SessionConfig
+
+if TYPE_CHECKING:  # imported when --browser asks for it (it brings Playwright's driver)
+    from rtplay.engine.browser import BrowserSide
 
 log = logging.getLogger(__name__)
 
@@ -219,14 +222,18 @@ async def run_headless(
     session = Session(config)
     if options.progress:
         session.subscribe(EventPrinter(options.err))
-    await session.start()
-    browser = None
-    try:
-        if options.browser:
-            from rtplay.engine.browser import BrowserSide  # Playwright loads only when asked for
+    browser: BrowserSide | None = None
 
-            browser = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
-            await browser.start()
+    async def start_browser() -> None:
+        nonlocal browser
+        from rtplay.engine.browser import BrowserSide  # Playwright loads only when asked for
+
+        browser = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
+        await browser.start()
+
+    try:
+        # Publishing waits for the browser's first connections as for rtplay's own clients'.
+        await session.start(start_browser if options.browser else None)
         if faults:
             session.faults.run_timeline(faults)
         stop = options.stop or asyncio.Event()

@@ -13,12 +13,18 @@ from rtplay.clients.base import Emit
 from rtplay.clients.core import ReconnectingClient
 from rtplay.clients.http_common import (
     HTTP_ERRORS,
+    SendCount,
     StatusError,
     apply_batch,
+    count_sends,
     describe_request_error,
     header_bytes,
     make_aiohttp_session,
 )
+from rtplay.model.events import RequestResent
+
+#: What a resend means, in the pane's log.
+RESENT = "connection reset before an answer; the HTTP client sent the request again (as browsers do)"
 
 #: How long the server may hold one request before answering 204.
 DEFAULT_HOLD_S = 25.0
@@ -45,11 +51,14 @@ class LongPollClient(ReconnectingClient):
         super().__init__(base_url, emit, **kw)
         self.hold = hold
         self._http: aiohttp.ClientSession | None = None
+        self.resent = 0
+        """Requests the HTTP client sent again by itself after their connection was reset
+        before any answer (a ``drop`` on a held request): the transport was hit, unseen."""
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
         # The read timeout leaves the server time to answer 204 itself.
-        async with make_aiohttp_session(read_timeout=self.hold + 5.0) as self._http:
+        async with make_aiohttp_session(read_timeout=self.hold + 5.0, trace_configs=[count_sends()]) as self._http:
             yield
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
@@ -66,8 +75,9 @@ class LongPollClient(ReconnectingClient):
         params = {"since": str(self.cursor), "timeout": repr(float(self.hold))}
         self.check_online()
         held = asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
+        count = SendCount(self._resent)
         try:
-            async with http.get(f"{self.base_url}/longpoll", params=params) as response:
+            async with http.get(f"{self.base_url}/longpoll", params=params, trace_request_ctx=count) as response:
                 body = await response.read()
         finally:
             held.cancel()
@@ -79,6 +89,15 @@ class LongPollClient(ReconnectingClient):
         self._held_open()
         if response.status == 200:
             apply_batch(self, body, received_ms)
+
+    def _resent(self) -> None:
+        self.resent += 1
+        self._record("resent", self.clock())
+        self._emit(RequestResent(self.name, self.clock(), RESENT))
+
+    def report(self, published: int, replay_from: int = 1, final: bool = False) -> dict[str, object]:
+        """The client's entry, with :attr:`resent`."""
+        return super().report(published, replay_from, final) | {"resent": self.resent}
 
     def _held_open(self) -> None:
         """The server accepted the request (it answered, or has held it): the client is open."""

@@ -26,10 +26,25 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from rtplay.engine.browser_figures import (
+    RESOLUTION_S,
+    Sample,
+    next_starts,
+    primary_counts,
+    recovery,
+    render_browser,
+    report_entries,
+    side_by_side,
+)
+from rtplay.model.browser_journal import BrowserAccounts
+
+__all__ = ["BrowserDriver", "BrowserMonitor", "BrowserSide", "BrowserUnavailable", "Sample", "recovery",
+           "render_browser", "report_entries", "side_by_side"]
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +73,6 @@ CLOSE_TIMEOUT_S = 10.0
 
 #: How often the browser's report is read back (the page posts every 250 ms).
 SAMPLE_INTERVAL_S = 0.25
-
-#: How finely the browser's figures are timed: the page posts and rtplay reads every 250 ms.
-RESOLUTION_S = 0.5
-
-#: A client that leaves ``open`` this long after a fault ended is not counted as noticing it.
-DETECT_WINDOW_S = 10.0
 
 #: Samples kept per run for recovery figures: ~25 minutes at 4 per second.
 MAX_SAMPLES = 6000
@@ -170,126 +179,44 @@ async def fetch_reports(http: httpx.AsyncClient, http_url: str) -> list[dict[str
     return pages if isinstance(pages, list) else []
 
 
-def _channel_entry(stats: dict[str, Any], published: int, failed: bool) -> dict[str, Any]:
-    missing, highest = stats["missing"], stats["highest"]
-    # As rtplay's (rtplay.model.accounting): holes below the highest seen are lost; what was published
-    # beyond it is pending while the page's client lives (it resumes), not its loss once it gave
-    # up (it stopped subscribing when it failed).
-    return {
-        "delivered": stats["delivered"],
-        "pending": 0 if failed else max(0, published - highest),
-        "lost": missing,
-        "lost_to_reset": stats["lost_to_reset"],
-        "duplicates": stats["duplicates"],
-        "out_of_order": stats["out_of_order"],
-        "latency_ms": stats["latency_ms"],
-        "recent_latency_ms": {"p50": None, "p99": None, "window_s": None},  # the page keeps none
-        "wire_bytes_per_msg": None,  # a page cannot see its own wire bytes
-    }
+def page_channels() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(channels, live-only channels) per transport, as rtplay's own clients have them: the
+    page runs the same channels, so the same accounting applies."""
+    from rtplay.clients.base import Client
+    from rtplay.clients.longpoll import LongPollClient
+    from rtplay.clients.poll import PollClient
+    from rtplay.clients.rtc import RTCClient
+    from rtplay.clients.sse import SSEClient
+    from rtplay.clients.ws import WebSocketClient
+    from rtplay.clients.wt import WebTransportClient
+
+    classes: dict[str, type[Client]] = {"poll": PollClient, "longpoll": LongPollClient, "sse": SSEClient, "ws": WebSocketClient,
+               "wt": WebTransportClient, "rtc": RTCClient}
+    return ({n: tuple(c.channels) for n, c in classes.items()},
+            {n: tuple(c.unreliable_channels) for n, c in classes.items()})
 
 
-def report_entries(clients: dict[str, Any], published: int) -> dict[str, Any]:
-    """One page's clients as entries of the JSON report, with rtplay's transports' fields."""
-    out: dict[str, Any] = {}
-    for name, client in clients.items():
-        failed = client["state"] == "failed"
-        channels = {c: _channel_entry(s, published, failed) for c, s in client["channels"].items()}
-        base: dict[str, Any] = {
-            "state": client["state"],
-            "connects": client["connects"],
-            "reconnects": client["reconnects"],
-            "downtime_s": client["downtime_s"],
-        }
-        if failed:
-            base["failed_reason"] = client.get("failed_reason", "")
-        primary = next(iter(channels.values()))
-        entry = primary | base
-        if len(channels) > 1:
-            entry["channels"] = channels
-        out[name] = entry
-    return out
-
-
-@dataclass
-class Sample:
-    """One read of the browser's report: per transport, state and primary delivered count."""
-
-    at: float
-    clients: dict[str, tuple[str, int]] = field(default_factory=dict)
-
-
-def primary_counts(clients: dict[str, Any]) -> dict[str, tuple[str, int]]:
-    """(state, delivered on the first channel) per transport."""
-    out: dict[str, tuple[str, int]] = {}
-    for name, client in clients.items():
-        first = next(iter(client["channels"].values()))
-        out[name] = (client["state"], first["delivered"])
-    return out
-
-
-def _from_events(
-    events: list[list[Any]], start: float, end: float, wall_offset: float
-) -> tuple[float | None, float | None]:
-    """(detected at, back at) in session-clock seconds from the page's own timed events: the
-    first ``down`` within :data:`DETECT_WINDOW_S` of the fault, the first ``back`` after it."""
-    timed = [(kind, ms / 1000 - wall_offset) for kind, ms in events if isinstance(ms, int | float)]
-    down = next((t for kind, t in timed if kind == "down" and start <= t <= end + DETECT_WINDOW_S), None)
-    if down is None:
-        return None, None
-    back = next((t for kind, t in timed if kind == "back" and t >= down), None)
-    return down, back
-
-
-def recovery(
-    samples: list[Sample],
-    transport: str,
-    start: float,
-    end: float,
-    events: list[list[Any]] | None = None,
-    wall_offset: float = 0.0,
-) -> dict[str, Any]:
-    """What the browser's client of ``transport`` did about a fault active over [start, end]
-    (session-clock seconds): when it noticed (left ``open``), when it got a new message after
-    the fault ended (or after it noticed, if later), and how it ended up — as rtplay measures
-    its own clients. A client that went down is timed by the page's own events (``wall_offset``
-    = wall clock − session clock), which a fault taking the server down cannot hide; one that
-    never did is timed by the samples, to :data:`RESOLUTION_S`."""
-    detected_at, back_at = _from_events(events or [], start, end, wall_offset)
-    final = "unknown"
-    count_at_end = None
-    recovered_at = None
-    for sample in samples:
-        if transport not in sample.clients:
-            continue
-        state, count = sample.clients[transport]
-        final = state
-        if sample.at <= end:
-            count_at_end = count
-        elif recovered_at is None and count_at_end is not None and count > count_at_end and state == "open":
-            recovered_at = sample.at
-    ref = max(end, detected_at or end)
-    if detected_at is not None:
-        recovered_at = back_at
-
-    def since(t: float | None, r: float) -> float | None:
-        return None if t is None else round(max(0.0, t - r), 3)
-
-    return {
-        "time_to_detect_s": since(detected_at, start),
-        "time_to_recover_s": since(recovered_at, ref),
-        "final_state": final,
-    }
+#: Transports whose page client opens only with its first answer: a long-poll held while
+#: publishing is paused answers with the first message (rtplay's own waits for none of them).
+OPENS_WITH_DATA = frozenset({"longpoll"})
 
 
 class BrowserMonitor:
-    """Reads the browser's report every :data:`SAMPLE_INTERVAL_S` while a run goes on."""
+    """Reads the browser's report and journal every :data:`SAMPLE_INTERVAL_S` while a run goes
+    on, and accounts the journal with rtplay's model (:attr:`accounts`)."""
 
-    def __init__(self, http_url: str, clock: Any) -> None:
+    def __init__(self, http_url: str, clock: Callable[[], float]) -> None:
         self.http_url = http_url
         self.clock = clock
         self.samples: list[Sample] = []
         self.latest: dict[str, Any] = {}
         """The newest page's clients, as it reported them."""
+        self.page: str | None = None
+        """The newest page's id (a page that reloads is a new one: its accounts start over)."""
+        self.start_seq = 0
+        """The hub's newest seq when that page opened."""
+        self.accounts = BrowserAccounts(*page_channels())
+        self._journal_next = 0
         self.wall_offset = time.time() - clock()
         """Wall clock minus the session clock (the page times its events by the wall clock)."""
         self._task: asyncio.Task[None] | None = None
@@ -306,17 +233,36 @@ class BrowserMonitor:
     async def read_once(self, http: httpx.AsyncClient) -> None:
         pages = await fetch_reports(http, self.http_url)
         self.wall_offset = time.time() - self.clock()
-        if pages:
-            self.latest = pages[-1]["clients"]
-            if len(self.samples) < MAX_SAMPLES:
-                self.samples.append(Sample(self.clock(), primary_counts(self.latest)))
+        if not pages:
+            return
+        newest = pages[-1]
+        if newest["page"] != self.page:
+            self.page, self._journal_next = newest["page"], 0
+            self.accounts = BrowserAccounts(*page_channels())
+            self.start_seq = int(newest.get("start", 0))
+        await self._read_journal(http)
+        self.latest = newest["clients"]
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(Sample(self.clock(), primary_counts(self.latest)))
+
+    async def _read_journal(self, http: httpx.AsyncClient) -> None:
+        while True:
+            response = await http.get(f"{self.http_url}/browser/journal",
+                                      params={"page": self.page or "", "from": str(self._journal_next)})
+            response.raise_for_status()
+            body = response.json()
+            self.accounts.missed(int(body["missed"]))
+            self.accounts.feed(body["entries"])
+            self._journal_next = int(body["next"])
+            if not body["entries"]:
+                return
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:
             while True:
                 try:
                     await self.read_once(http)
-                except (httpx.HTTPError, ValueError, KeyError) as exc:  # an outage fault, say
+                except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:  # an outage fault, say
                     log.debug("browser report not read: %s", exc)
                 await asyncio.sleep(SAMPLE_INTERVAL_S)
 
@@ -324,32 +270,34 @@ class BrowserMonitor:
         """Whether every browser client still running has its first channel at ``published``."""
         if not self.latest:
             return False
-        for client in self.latest.values():
-            if client["state"] == "failed":
-                continue
-            first = next(iter(client["channels"].values()))
-            if first["highest"] < published:
+        for name, client in self.latest.items():
+            if client["state"] != "failed" and self.accounts.client(name).cursor < published:
                 return False
         return True
+
+    def entries(self, published: int, final: bool = False) -> dict[str, Any]:
+        """The newest page's transports as report entries (see :func:`report_entries`)."""
+        return report_entries(self.latest, self.accounts, published, final=final)
 
 
 class BrowserSide:
     """The browser beside a session: Chromium on the page plus the monitor reading it back."""
 
-    def __init__(self, http_url: str, quic_port: int, clock: Any) -> None:
+    def __init__(self, http_url: str, quic_port: int, clock: Callable[[], float]) -> None:
         self.driver = BrowserDriver(http_url, quic_port)
         self.monitor = BrowserMonitor(http_url, clock)
         self.clock = clock
 
     async def start(self) -> None:
-        """Launch Chromium on the page and wait (up to :data:`READY_TIMEOUT_S`) until every
-        one of its clients is open, so a fault timeline starting now finds both sides ready."""
+        """Launch Chromium on the page and wait (up to :data:`READY_TIMEOUT_S`) until its
+        clients are open (all but :data:`OPENS_WITH_DATA`, which cannot before a message), so
+        publishing and a fault timeline starting now find both sides ready."""
         await self.driver.start()
         self.monitor.start()
         deadline = self.clock() + READY_TIMEOUT_S
         while self.clock() < deadline:
             latest = self.monitor.latest
-            if latest and all(client["state"] == "open" for client in latest.values()):
+            if latest and all(c["state"] == "open" for n, c in latest.items() if n not in OPENS_WITH_DATA):
                 return
             await asyncio.sleep(SAMPLE_INTERVAL_S)
         log.warning("browser clients not all open after %g s: %s", READY_TIMEOUT_S,
@@ -362,7 +310,8 @@ class BrowserSide:
             await self.driver.stop()
 
     async def settle(self, published: int, timeout: float) -> bool:
-        """Wait until the browser's clients have everything published (or gave up)."""
+        """Wait until the browser's clients have everything published (or gave up), and the
+        journal that says so has been read."""
         deadline = self.clock() + timeout
         while self.clock() < deadline:
             if self.monitor.caught_up(published):
@@ -371,11 +320,13 @@ class BrowserSide:
         return False
 
     def report(self, published: int, faults: list[dict[str, Any]], origin: float = 0.0) -> dict[str, Any]:
-        """The report's ``"browser"`` section: the page's transports with rtplay's fields, and
-        per fault the browser's detect / recover times beside rtplay's."""
-        entries = report_entries(self.monitor.latest, published)
+        """The report's ``"browser"`` section: the page's transports with rtplay's fields
+        (counted by rtplay's model from the page's journal), and per fault the browser's
+        detect / recover times beside rtplay's (a page's event belongs to the fault that owns
+        it: the latest one on its transport that started before it)."""
+        entries = self.monitor.entries(published, final=True)
         per_fault = []
-        for fault in faults:
+        for fault, until in zip(faults, next_starts(faults)):
             name = fault.get("transport")
             if name not in entries or fault.get("start_s") is None:
                 continue
@@ -383,56 +334,11 @@ class BrowserSide:
             end = start if fault.get("end_s") is None else float(fault["end_s"]) + origin
             per_fault.append(
                 {"fault": fault["fault"], "transport": name, "start_s": fault["start_s"], "end_s": fault["end_s"]}
-                | recovery(self.monitor.samples, name, start, end,
-                           self.monitor.latest[name].get("events"), self.monitor.wall_offset)
+                | recovery(self.monitor.samples, name, start, end, self.monitor.latest[name].get("events"),
+                           self.monitor.wall_offset, None if until is None else until + origin)
             )
-        return {"transports": entries, "faults": per_fault, "resolution_s": RESOLUTION_S}
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
-
-
-def side_by_side(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per fault and transport: rtplay's client and the browser's, what each decided and how
-    fast; ``differs`` names what is not the same (final state, or noticing at all)."""
-    rtplay_final = {name: entry["state"] for name, entry in report["transports"].items()}
-    browser = {(f["fault"], f["transport"], f["start_s"]): f for f in report["browser"]["faults"]}
-    rows = []
-    for fault in report["faults"]:
-        other = browser.get((fault["fault"], fault["transport"], fault["start_s"]))
-        if other is None:
-            continue
-        ours = "failed" if fault.get("failed") else rtplay_final.get(fault["transport"], "?")
-        differs = []
-        if ours != other["final_state"]:
-            differs.append("final state")
-        if (fault["time_to_detect_s"] is None) != (other["time_to_detect_s"] is None):
-            differs.append("noticed")
-        rows.append({
-            "fault": fault["fault"], "transport": fault["transport"],
-            "rtplay": {"detect_s": fault["time_to_detect_s"], "recover_s": fault["time_to_recover_s"], "final": ours},
-            "browser": {"detect_s": other["time_to_detect_s"], "recover_s": other["time_to_recover_s"],
-                        "final": other["final_state"]},
-            "differs": differs,
-        })
-    return rows
-
-
-def render_browser(report: dict[str, Any], render_table: Any) -> str:
-    """The browser's table (as rtplay's) and the side-by-side per fault, for the terminal."""
-    section = report["browser"]
-    lines = ["", "the browser (headless Chromium on the page), same columns:"]
-    lines.append(render_table({"transports": section["transports"], "faults": [],
-                               "published": report["published"], "duration_s": report["duration_s"]}))
-    rows = side_by_side(report)
-    if rows:
-        lines += ["", f"per fault: rtplay client vs browser (browser times ±{section['resolution_s']:g}s)"]
-        lines.append(f"  {'fault':<28} {'transport':<9} {'rtplay detect/recover/final':<30} browser detect/recover/final")
-        for row in rows:
-            r, b = row["rtplay"], row["browser"]
-            ours = f"{_seconds(r['detect_s'])} / {_seconds(r['recover_s'])} / {r['final']}"
-            theirs = f"{_seconds(b['detect_s'])} / {_seconds(b['recover_s'])} / {b['final']}"
-            mark = f"  DIFFERS: {', '.join(row['differs'])}" if row["differs"] else ""
-            lines.append(f"  {row['fault']:<28} {row['transport']:<9} {ours:<30} {theirs}{mark}")
-    return "\n".join(lines)
+        section: dict[str, Any] = {"transports": entries, "faults": per_fault, "resolution_s": RESOLUTION_S,
+                                   "start_seq": self.monitor.start_seq}
+        if self.monitor.accounts.gaps:
+            section["journal_gaps"] = self.monitor.accounts.gaps  # figures miss what these said
+        return section

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -160,8 +160,13 @@ class Session(CrowdsMixin, MessageLogMixin):
             raise RuntimeError("the session has not started")
         return self.server_endpoints
 
-    async def start(self) -> None:
-        """Reach the server (spawning it unless attaching), then start every client, then publishing."""
+    async def start(self, before_publishing: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Reach the server (spawning it unless attaching), then start every client, then publishing.
+
+        ``before_publishing`` is awaited beside the wait for the clients' first connections
+        (e.g. headless Chromium opening its page, ``--browser``): publishing holds for it too,
+        so every subscriber sees seq 1 live and the run lasts what was asked.
+        """
         try:
             await self._connect()
         except BaseException:
@@ -189,8 +194,13 @@ class Session(CrowdsMixin, MessageLogMixin):
             await self._start_crowds(endpoints)
         if paused:
             streams = [n for n, c in self.clients.items() if isinstance(c, ReconnectingClient) and c.opens_before_data]
-            await self._until_open(streams, FIRST_OPEN_WAIT_S)
+            waits: list[Awaitable[None]] = [self._until_open(streams, FIRST_OPEN_WAIT_S)]
+            if before_publishing is not None:
+                waits.append(before_publishing())
+            await asyncio.gather(*waits)
             await self.set_rate(self.config.server.rate)
+        elif before_publishing is not None:  # an attached server publishes already
+            await before_publishing()
         for name in samplers:
             self._start_client(name)
         if self.config.crowd:

@@ -186,6 +186,20 @@ class SeqTracker:
         self.duplicates += 1
         return False
 
+    def see_run(self, lo: int, hi: int) -> None:
+        """Record arrivals ``lo..hi`` in that order (as :meth:`see` one by one); a run past
+        everything seen costs one step, however long (a replayed backlog of 10,000)."""
+        if lo > self.highest:
+            if self.first_seen is None:
+                self.first_seen = lo
+            if lo > self.highest + 1:
+                self._add_gap(self.highest + 1, lo - 1)
+            self.delivered += hi - lo + 1
+            self.highest = max(self.highest, hi)
+            return
+        for seq in range(lo, hi + 1):
+            self.see(seq)
+
     def miss_through(self, seq: int) -> None:
         """Seqs up to ``seq`` were sent but never arrived (an unreliable channel's silent end)."""
         if seq > self.highest:

@@ -60,6 +60,16 @@ class Failed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RequestResent(Event):
+    """The HTTP client sent a request again by itself: its connection was reset before any
+    answer, and an idempotent request may be retried at once (RFC 9112 §9.3.1). aiohttp and
+    browsers both do it silently, so without this a long-poll ``drop`` would not show at all."""
+
+    reason: str
+    """What the HTTP client hid: ``connection reset before an answer; sent again``."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResetReceived(Event):
     channel: str
     lost: int

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from rtplay.engine.browser import BrowserSide, BrowserUnavailable, report_entries
+from rtplay.engine.browser import BrowserSide, BrowserUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,12 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def browser_table(clients: dict[str, Any], published: int, status: str) -> Table:
-    """The rows for the page's clients (pure: from their report and the published count)."""
+def browser_table(clients: dict[str, Any], entries: dict[str, Any], status: str) -> Table:
+    """The rows for the page's clients (pure: from their report and their entries, counted
+    by rtplay's model: :meth:`rtplay.engine.browser.BrowserMonitor.entries`)."""
     table = Table(title=f"browser (headless Chromium) — {status}", expand=True, box=None, title_justify="left")
     for column in ("transport", "state", "delivered", "lost", "reset", "dup", "p50 ms", "reconn", "last event"):
         table.add_column(column, justify="left" if column in ("transport", "state", "last event") else "right")
-    entries = report_entries(clients, published)
     for name, entry in entries.items():
         log_lines = clients[name].get("log") or [""]
         reset = entry["lost_to_reset"]
@@ -86,7 +86,7 @@ class BrowserRows(Static):
         if not clients:
             self.update(f"browser: {self.status}")
             return
-        self.table = browser_table(clients, self.session.published, self.status)
+        self.table = browser_table(clients, self.side.monitor.entries(self.session.published), self.status)
         self.update(self.table)
 
     async def stop(self) -> None:

@@ -18,6 +18,7 @@ from rtplay.model.events import (
     FaultEnded,
     FaultStarted,
     Judged,
+    RequestResent,
     ResetReceived,
     RetryScheduled,
 )
@@ -129,6 +130,9 @@ class EventLog:
             self._pending_reason = None
             self._add(LogLine(at, f"failed: {event.reason} — no retry", "failed"))
             return MARK_FAILED
+        if isinstance(event, RequestResent):
+            self._add(LogLine(at, event.reason, "down"))
+            return MARK_DOWN
         if isinstance(event, ResetReceived):
             where = "" if event.channel == "main" else f" on {event.channel}"
             self._add(LogLine(at, f"reset{where}: {event.lost} msgs gone from the server's buffer", "reset"))

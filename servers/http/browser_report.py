@@ -20,13 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
+from servers.http.browser_journal import Journal, JournalError, parse_journal
+
 #: Pages whose latest report is kept: a playground drives one headless browser, a user may
 #: open a few tabs; beyond this the longest-silent page is forgotten.
 MAX_PAGES = 8
 
-#: A report's size: six clients of ~600 bytes each plus their last log lines fit in 16 KiB;
-#: 64 KiB leaves room without letting a page post megabytes four times a second.
-MAX_REPORT_BYTES = 64 * 1024
+#: A report's size: six clients of ~600 bytes each plus their last log lines fit in 16 KiB,
+#: and up to 1,000 journal entries of ~40 bytes; 128 KiB leaves room without letting a page
+#: post megabytes four times a second.
+MAX_REPORT_BYTES = 128 * 1024
 
 #: Clients one report may hold (the page runs one per transport: six).
 MAX_CLIENTS = 8
@@ -135,6 +138,10 @@ class BrowserReport:
     page: str
     agent: str
     clients: dict[str, dict[str, Any]]
+    start: int = 0
+    """The hub's newest seq when the page opened (its clients start after it)."""
+    journal: tuple[int, list[list[Any]]] = (0, [])
+    """(index of the first, entries) of what the page received (:mod:`servers.http.browser_journal`)."""
 
 
 def parse_report(body: bytes) -> BrowserReport:
@@ -154,7 +161,13 @@ def parse_report(body: bytes) -> BrowserReport:
     if not isinstance(agent, str):
         raise ReportError("agent must be a string")
     clients = _object(payload.get("clients"), "clients", MAX_CLIENTS)
-    return BrowserReport(page, agent[:MAX_LOG_CHARS], {n: _client(c, f"clients.{n}") for n, c in clients.items()})
+    parsed = {n: _client(c, f"clients.{n}") for n, c in clients.items()}
+    start = _count(payload.get("start", 0), "start")
+    try:
+        journal = parse_journal(payload.get("journal", {"from": 0, "entries": []}), set(parsed))
+    except JournalError as exc:
+        raise ReportError(str(exc)) from None
+    return BrowserReport(page, agent[:MAX_LOG_CHARS], parsed, start, journal)
 
 
 class BrowserReports:
@@ -163,19 +176,28 @@ class BrowserReports:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._pages: OrderedDict[str, tuple[float, BrowserReport]] = OrderedDict()
+        self._journals: dict[str, Journal] = {}
 
     def add(self, report: BrowserReport) -> None:
         self._pages.pop(report.page, None)
         self._pages[report.page] = (self._clock(), report)
+        self._journals.setdefault(report.page, Journal()).add(*report.journal)
         while len(self._pages) > MAX_PAGES:
-            self._pages.popitem(last=False)
+            gone, _ = self._pages.popitem(last=False)
+            self._journals.pop(gone, None)
+
+    def journal(self, page: str, start: int) -> dict[str, Any] | None:
+        """A page's journal from index ``start`` (None: no such page)."""
+        journal = self._journals.get(page)
+        return None if journal is None else journal.read(start)
 
     def to_json(self) -> dict[str, Any]:
         """Every kept page, most recently heard last, with how old its report is."""
         now = self._clock()
         return {
             "pages": [
-                {"page": r.page, "agent": r.agent, "age_s": round(now - at, 3), "clients": r.clients}
+                {"page": r.page, "agent": r.agent, "age_s": round(now - at, 3), "start": r.start,
+                 "clients": r.clients}
                 for at, r in self._pages.values()
             ]
         }
@@ -198,8 +220,18 @@ def install(reports: BrowserReports) -> Callable[[web.Application], None]:
     async def get(request: web.Request) -> web.Response:
         return web.json_response(reports.to_json())
 
+    async def get_journal(request: web.Request) -> web.Response:
+        page, start = request.query.get("page", ""), request.query.get("from", "0")
+        if not start.isdigit() or len(start) > 15:
+            return web.json_response({"error": "from must be a non-negative integer"}, status=400)
+        journal = reports.journal(page, int(start))
+        if journal is None:
+            return web.json_response({"error": f"no page {page[:40]!r}"}, status=404)
+        return web.json_response(journal)
+
     def hook(app: web.Application) -> None:
         app.router.add_post("/browser/report", post)
         app.router.add_get("/browser/report", get)
+        app.router.add_get("/browser/journal", get_journal)
 
     return hook

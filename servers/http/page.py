@@ -18,15 +18,21 @@ from importlib import resources
 from aiohttp import web
 
 #: Paths a page from any origin may read (GET) or report to. Never ``/control``: see :mod:`servers.core.guard`.
-CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/browser")
+#: ``/page/config`` too: a page of the user's own needs the certificate hash, which changes at
+#: every start.
+CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/browser", "/page/config")
 
 #: The page's files (package data), by name, with their content types. Only these are served.
 STATIC = {
     "index.html": "text/html",
     "page.js": "text/javascript",
     "accounting.js": "text/javascript",
+    "chart.js": "text/javascript",
     "page.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "uPlot.iife.min.js": "text/javascript",  # uPlot 1.6.32 from npm (dist/), the panels' charts
+    "uPlot.min.css": "text/css",
+    "uPlot.LICENSE": "text/plain",  # MIT: its licence travels with it
 }
 
 
@@ -55,6 +61,9 @@ async def cors_middleware(
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Last-Event-ID",
+        # Fetch standard §3.2.3: only safelisted response headers are readable cross-origin
+        # unless exposed; a 503's Retry-After is what a client's retry should honour.
+        "Access-Control-Expose-Headers": "Retry-After",
     }
     if request.method == "OPTIONS":
         return web.Response(status=204, headers=headers)
@@ -68,7 +77,7 @@ async def cors_middleware(
     return response
 
 
-def install(config: Callable[[], dict[str, str]]) -> Callable[[web.Application], None]:
+def install(config: Callable[[], dict[str, str | int]]) -> Callable[[web.Application], None]:
     """An app hook: the page at ``/``, its files, ``/page/config`` (what the page cannot know:
     the WebTransport URL and certificate hash, from ``config()``), and CORS on the endpoints
     a foreign page may use."""

@@ -27,7 +27,11 @@ class StatusError extends Error {
 }
 
 async function failure(response) {  // the server's reason, readable thanks to CORS on errors
-  try { return (await response.json()).error || ""; } catch { return ""; }
+  // Retry-After is readable cross-origin because the server exposes it (Access-Control-Expose-Headers).
+  const after = response.headers.get("Retry-After");
+  let reason = "";
+  try { reason = (await response.json()).error || ""; } catch { /* no JSON body */ }
+  return after === null ? reason : `${reason}${reason ? " " : ""}(Retry-After ${after} s)`;
 }
 
 // rtplay's heartbeat: `ping` every PING_INTERVAL_MS; `dead` when nothing at all was heard
@@ -196,7 +200,7 @@ async function wtSession(client, ctl, config) {
       hb.heard();
       if (m.reset) client.reset("stream", m.reset);
       else if ("live" in m) {
-        live = m.live; datagram.tracker.skipTo(live - 1);
+        live = m.live; client.live("datagram", live);
         for (const [env, at] of early.splice(0)) if (env.seq >= live) datagram.envelope(env, at);
       } else stream.envelope(m, now());
     }
@@ -224,20 +228,23 @@ async function rtcSession(client, ctl) {
   const {reliable, unreliable} = client.channels;
   let live = null, end;
   const early = [];
+  let closing = false;  // the page closes the connection itself (an attempt failed, or retry pressed)
   const ended = new Promise((_, reject) => { end = (why) => reject(new Error(why)); });
+  ended.catch(() => {});  // awaited only once open: an attempt that fails before must not leave it unhandled
   const hb = heartbeat(() => rel.send(JSON.stringify({ping: now()})), () => end("heartbeat: no answer to a ping within 3 s"));
-  ctl.close = () => { hb.stop(); pc.close(); };
+  ctl.close = () => { closing = true; hb.stop(); pc.close(); };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "failed" || pc.connectionState === "closed") end(`peer connection ${pc.connectionState}`);
   };
-  rel.onclose = () => end("server closed the reliable channel");
-  unr.onclose = () => end("server closed the unreliable channel");
+  const closed = (name) => () => end(closing ? `the page closed the ${name} channel` : `the ${name} channel closed`);
+  rel.onclose = closed("reliable");
+  unr.onclose = closed("unreliable");
   rel.onmessage = (e) => {
     hb.heard();
     const m = JSON.parse(e.data);
     if (m.reset) client.reset("reliable", m.reset);
     else if ("live" in m) {
-      live = m.live; unreliable.tracker.skipTo(live - 1);
+      live = m.live; client.live("unreliable", live);
       for (const [env, at] of early.splice(0)) if (env.seq >= live) unreliable.envelope(env, at);
     } else if (!("pong" in m)) reliable.envelope(m, now());
   };
@@ -279,11 +286,13 @@ function panel(client, restart) {
   section.id = `panel-${client.name}`;
   section.innerHTML = `<header><h2>${client.name}</h2><span class="state"></span><button>retry</button></header>
     <table title="latency (p50, max) in ms"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></table>
-    <div class="conn"></div><ol class="log"></ol>`;
+    <div class="chart"></div><div class="conn"></div><ol class="log"></ol>`;
   section.querySelector("button").onclick = restart;
   const table = section.querySelector("table");
   const rows = Object.keys(client.channels).map(() => { const tr = table.insertRow(); COLUMNS.forEach(() => tr.insertCell()); return tr; });
   const fmt = (v) => v === null ? "-" : v < 100 ? v.toFixed(1) : v.toFixed(0);
+  const chart = makeChart(section.querySelector(".chart"), client);
+  let logged = 0;  // log lines ever written: the first shown line's number
   const render = () => {
     const state = section.querySelector(".state");
     state.textContent = client.state; state.className = `state ${client.state}`;
@@ -298,22 +307,51 @@ function panel(client, restart) {
     section.querySelector(".conn").textContent =
       `connects ${client.connects} · reconnects ${client.reconnects} · down ${client.downtimeS().toFixed(1)} s`;
     const log = section.querySelector(".log");
-    log.replaceChildren(...client.log.map((line) => Object.assign(document.createElement("li"), {textContent: line})));
+    logged = Math.max(logged, client.logged);
+    const first = client.logged - client.log.length + 1;
+    log.replaceChildren(...client.log.map((line, i) => {
+      const li = document.createElement("li");
+      li.append(Object.assign(document.createElement("span"), {className: "n", textContent: `${first + i}.`}), ` ${line}`);
+      return li;
+    }));
     log.scrollTop = log.scrollHeight;
+    chart.update();
   };
   return {section, render};
 }
 
+// A transport the browser lacks still gets its panel, saying why (WebTransport exists only
+// in a secure context: https, or http on localhost/127.0.0.1 — W3C WebTransport §4, [SecureContext]).
+function unavailable(name, why) {
+  const section = document.createElement("section");
+  section.id = `panel-${name}`;
+  section.innerHTML = `<header><h2>${name}</h2><span class="state failed">unavailable</span></header><p class="why"></p>`;
+  section.querySelector(".why").textContent = why;
+  return section;
+}
+
+function missingApi(name) {
+  if (name !== "wt" || typeof WebTransport !== "undefined") return null;
+  if (!window.isSecureContext) {
+    return `WebTransport needs a secure context: open this page as https, or as http://127.0.0.1 or http://localhost (it was opened from ${location.origin}).`;
+  }
+  return "this browser has no WebTransport.";
+}
+
 const pageId = Math.random().toString(36).slice(2, 10);
 const clients = {};
+let startSeq = 0;  // the hub's newest seq when the page opened
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
   const container = document.getElementById("panels");
   const renders = [];
+  startSeq = config.last || 0;
   for (const [name, channels, start] of TRANSPORTS) {
-    if (name === "wt" && typeof WebTransport === "undefined") continue;  // not in every browser
+    const why = missingApi(name);
+    if (why !== null) { container.append(unavailable(name, why)); continue; }
     const client = new ClientState(name, channels);
+    client.start(startSeq);  // a new subscriber: from the hub's newest message on, not a resume
     let stop = null;
     const restart = () => {  // the retry button: a fresh client that resumes from the cursor
       if (stop) stop();
@@ -331,18 +369,26 @@ async function main() {
   setInterval(report, REPORT_INTERVAL_MS);
 }
 
-// The page's figures, for the server to show beside rtplay's own clients.
+// The page's figures, for the server to show beside rtplay's own clients, and the journal
+// entries not yet taken, from which rtplay computes the browser's accounting.
 function snapshot() {
   return {page: pageId, agent: navigator.userAgent,
           clients: Object.fromEntries(Object.entries(clients).map(([n, c]) => [n, c.report()]))};
 }
 
+let reporting = false;
+
 async function report() {
+  if (reporting) return;  // one report in flight: entries are acknowledged in order
+  reporting = true;
   try {
-    await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json"},
-                                    body: JSON.stringify(snapshot()), cache: "no-store"});
-  } catch { /* the server is down (a fault): the next report tells it */ }
+    const body = {...snapshot(), start: startSeq, journal: journal.batch()};
+    const r = await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify(body), cache: "no-store"});
+    if (r.ok) journal.ack(body.journal.from + body.journal.entries.length);
+  } catch { /* the server is down (a fault): the next report carries the entries again */ }
+  finally { reporting = false; }
 }
 
-window.rtplay = {clients, snapshot};
+window.rtplay = {clients, snapshot, journal};
 main();

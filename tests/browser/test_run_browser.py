@@ -7,10 +7,11 @@ import io
 
 import pytest
 
-from rtplay.model.faultspec import parse_fault
 from rtplay.cli.headless import HeadlessOptions, run_headless
-from rtplay.protocol.options import ServerOptions
+from rtplay.engine.browser import side_by_side
 from rtplay.engine.session import SessionConfig
+from rtplay.model.faultspec import parse_fault
+from rtplay.protocol.options import ServerOptions
 from tests.browser.conftest import MISSING
 
 pytestmark = [
@@ -36,3 +37,30 @@ async def test_run_with_browser_reports_the_page_beside_rtplay() -> None:
     assert rows == {("drop on all", "sse"), ("drop on all", "ws")}
     text = out.getvalue()
     assert "the browser (headless Chromium on the page)" in text and "rtplay client vs browser" in text
+
+
+async def test_browser_figures_follow_rtplays_model_and_faults_own_their_events() -> None:
+    """Issue 23 items 2, 3, 4 and 8 in one run: publishing waited for the page (it starts at
+    seq 0 and has all of it); an EventSource that gave up loses its tail as rtplay's does; the
+    503 row does not claim the later drop's down; the live-only channel is split up/down."""
+    out = io.StringIO()
+    options = HeadlessOptions(duration=5.0, progress=False, browser=True, settle_s=5.0, out=out)
+    config = SessionConfig(transports=["sse", "ws", "wt"], server=ServerOptions(rate=50))
+    faults = [parse_fault("error=503@1s:sse"), parse_fault("drop@2s:sse"), parse_fault("drop@3s:wt")]
+    report = await run_headless(config, options, faults)
+    browser = report["browser"]
+    assert browser["start_seq"] == 0  # the page opened before publishing began
+    ws = browser["transports"]["ws"]
+    assert (ws["delivered"], ws["lost"], ws["pending"]) == (report["published"], 0, 0), ws
+    ours, theirs = report["transports"]["sse"], browser["transports"]["sse"]
+    assert ours["state"] == theirs["state"] == "failed"
+    # Both gave up at the drop: the tail published until then is lost on both sides (it read 0).
+    assert theirs["lost"] > 0 and abs(theirs["lost"] - ours["lost"]) <= 5, (ours["lost"], theirs["lost"])
+    assert theirs["pending"] == 0
+    rows = {(row["fault"].split(" on ")[0], row["transport"]): row for row in side_by_side(report)}
+    assert rows[("error 503", "sse")]["browser"]["detect_s"] is None, rows  # the drop owns the down
+    assert rows[("drop", "sse")]["browser"]["detect_s"] is not None, rows
+    assert "noticed" not in rows[("drop", "sse")]["differs"], rows
+    datagram = browser["transports"]["wt"]["channels"]["datagram"]
+    assert {"lost_while_connected", "lost_while_down", "loss_rate"} <= set(datagram)
+    assert datagram["lost_while_down"] > 0, datagram  # published while the dropped session was away

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rtplay.clients.longpoll import HELD_OPEN_S, LongPollClient
-from rtplay.model.events import State
+from rtplay.model.events import Event, RequestResent, State
 from servers.runner import Server
 from tests.conftest import running, wait_until
 
@@ -15,3 +15,18 @@ async def test_a_held_request_counts_as_open_while_the_hub_is_paused(server: Ser
         await wait_until(lambda: client.state is State.OPEN, timeout=HELD_OPEN_S + 3, what="longpoll open")
         assert client.conn.connects == 1
         assert client.stats["main"].tracker.delivered == 0  # open on a held request, not on data
+
+
+async def test_a_drop_of_the_held_request_shows_as_a_resend(server: Server) -> None:
+    """Issue 23 item 10: aiohttp (like Chromium) silently sends an idempotent request again
+    when its connection is reset before any answer; the drop must still show."""
+    events: list[Event] = []
+    client = LongPollClient(server.http_url, events.append, hold=60.0)
+    async with running(client):
+        await wait_until(lambda: client.state is State.OPEN, timeout=HELD_OPEN_S + 3, what="longpoll open")
+        assert server.drop("longpoll") == 1
+        await wait_until(lambda: client.resent == 1, timeout=5, what="the resend counted")
+        assert client.report(published=0)["resent"] == 1
+        assert [e for e in events if isinstance(e, RequestResent)], events
+        # The HTTP client hid it: no error reached our client, so no reconnect of its own.
+        assert client.conn.connects == 1 and client.state is State.OPEN

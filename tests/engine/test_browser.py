@@ -4,32 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtplay.engine.browser import Sample, chromium_flags, loopback_only, recovery, report_entries, side_by_side
+from rtplay.engine.browser import (
+    Sample,
+    chromium_flags,
+    loopback_only,
+    page_channels,
+    recovery,
+    report_entries,
+    side_by_side,
+)
+from rtplay.engine.browser_figures import next_starts
+from rtplay.model.browser_journal import BrowserAccounts
 
 
-def channel(delivered: int, highest: int, missing: int = 0, reset: int = 0) -> dict[str, Any]:
-    return {"delivered": delivered, "missing": missing, "highest": highest, "lost_to_reset": reset,
+def channel() -> dict[str, Any]:
+    return {"delivered": 0, "missing": 0, "highest": 0, "lost_to_reset": 0,  # the page's own view, unused
             "duplicates": 0, "out_of_order": 0, "latency_ms": {"p50": 3.0, "p95": 5.0, "p99": 6.0, "max": 9.0}}
 
 
-def client(state: str, **channels: dict[str, Any]) -> dict[str, Any]:
-    return {"state": state, "connects": 2, "reconnects": 1, "downtime_s": 0.5, "channels": channels, "log": []}
+def client(state: str, *names: str) -> dict[str, Any]:
+    return {"state": state, "connects": 2, "reconnects": 1, "downtime_s": 0.5,
+            "channels": {n: channel() for n in names}, "log": []}
 
 
-def test_entries_have_rtplays_fields_and_count_loss_like_rtplay() -> None:
-    clients = {
-        "ws": client("open", main=channel(95, 98, missing=2, reset=1)),
-        "sse": client("failed", main=channel(40, 40)) | {"failed_reason": "the browser gave up"},
-        "wt": client("open", stream=channel(100, 100), datagram=channel(60, 100, missing=40)),
-    }
-    entries = report_entries(clients, published=100)
+def test_entries_have_rtplays_fields_and_are_counted_by_rtplays_model_from_the_journal() -> None:
+    accounts = BrowserAccounts(*page_channels())
+    accounts.feed([
+        ["ws", "start", 0], ["ws", "up", 1.0], ["ws", "seq", "main", 1, 95], ["ws", "seq", "main", 98, 98],
+        ["sse", "up", 1.0], ["sse", "seq", "main", 1, 40], ["sse", "failed", 2.0, 54],
+        ["wt", "up", 1.0], ["wt", "live", "datagram", 1], ["wt", "seq", "stream", 1, 100],
+        ["wt", "seq", "datagram", 1, 60],
+    ])
+    clients = {"ws": client("open", "main"),
+               "sse": client("failed", "main") | {"failed_reason": "the browser gave up"},
+               "wt": client("open", "stream", "datagram")}
+    entries = report_entries(clients, accounts, published=100, final=True)
     # As rtplay's model: holes below the highest seen are lost; the tail of a live client is pending.
-    assert (entries["ws"]["lost"], entries["ws"]["pending"], entries["ws"]["lost_to_reset"]) == (2, 2, 1)
+    assert (entries["ws"]["lost"], entries["ws"]["pending"], entries["ws"]["delivered"]) == (2, 2, 96)
     assert "channels" not in entries["ws"]
-    # A client that gave up stopped subscribing: what came after is not its loss.
-    assert entries["sse"]["lost"] == 0 and entries["sse"]["failed_reason"] == "the browser gave up"
-    assert entries["wt"]["channels"]["datagram"]["lost"] == 40
+    # A client that gave up stopped subscribing when it failed: the tail up to then is lost.
+    assert (entries["sse"]["lost"], entries["sse"]["pending"]) == (14, 0)
+    assert entries["sse"]["failed_reason"] == "the browser gave up"
+    # Live-only channels by rtplay's definition: the settled tail is lost while connected.
+    datagram = entries["wt"]["channels"]["datagram"]
+    assert (datagram["lost"], datagram["lost_while_connected"], datagram["lost_while_down"]) == (40, 40, 0)
     assert entries["wt"]["delivered"] == 100  # the first channel is the transport's row
+    assert entries["ws"]["latency_ms"]["p99"] == 6.0  # timed by the page
     assert set(entries["ws"]) >= {"state", "delivered", "lost", "lost_to_reset", "duplicates", "out_of_order",
                                   "latency_ms", "connects", "reconnects", "downtime_s", "wire_bytes_per_msg"}
 
@@ -60,6 +80,28 @@ def test_recovery_of_a_client_that_went_down_is_timed_by_the_pages_own_events() 
     # Events before the fault, or long after it, are not its detection.
     early = [["down", (5.0 + wall) * 1000], ["back", (5.5 + wall) * 1000]]
     assert recovery(run, "ws", 10.0, 15.0, early, wall_offset=wall)["time_to_detect_s"] is None
+
+
+def test_a_down_stamped_just_before_the_faults_start_is_its_detection() -> None:
+    # Issue 23 item 2: the server crashes the connections before its "fault started" event
+    # reaches the session, so the page's down is stamped a few ms before the fault's start.
+    run = samples((2.75, "open", 100), (6.75, "open", 180))
+    events = [["down", 2_996.0], ["back", 4_300.0]]  # wall clock = session clock (offset 0)
+    figures = recovery(run, "ws", 3.0, 6.0, events)
+    assert figures["time_to_detect_s"] == 0.0
+    assert figures["time_to_recover_s"] == 0.0  # back at 4.3 s, before the fault's 6 s end
+    assert recovery(run, "ws", 3.0, 3.0, events)["time_to_recover_s"] == 1.3
+
+
+def test_a_down_belongs_to_the_fault_that_owns_it_not_to_an_earlier_one() -> None:
+    # 503 on sse from 3 s (nothing drops: the page stays open), then a drop on sse at 5 s.
+    faults = [{"transport": "sse", "start_s": 3.0, "end_s": 8.0}, {"transport": "sse", "start_s": 5.0, "end_s": None},
+              {"transport": "ws", "start_s": 4.0, "end_s": None}]
+    assert next_starts(faults) == [5.0, None, None]
+    run = samples((2.75, "open", 100), (9.0, "failed", 100))
+    events = [["down", 5_010.0]]
+    assert recovery(run, "sse", 3.0, 8.0, events, until=5.0)["time_to_detect_s"] is None
+    assert recovery(run, "sse", 5.0, 5.0, events)["time_to_detect_s"] == 0.01
 
 
 def test_side_by_side_marks_where_the_two_differ() -> None:

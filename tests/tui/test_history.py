@@ -9,6 +9,7 @@ from rtplay.model.events import (
     Failed,
     FaultEnded,
     FaultStarted,
+    RequestResent,
     ResetReceived,
     RetryScheduled,
 )
@@ -77,6 +78,12 @@ def test_failures_resets_and_faults_are_logged_with_markers() -> None:
         "reset on stream: 40 msgs gone from the server's buffer",
     ]
     assert log.tail(2) == tuple(log.lines)[-2:]
+
+
+def test_a_request_the_http_client_sent_again_is_logged_as_a_down() -> None:
+    log = EventLog(origin=0.0)
+    assert log.on_event(RequestResent("longpoll", 2.0, "connection reset before an answer; sent again")) == MARK_DOWN
+    assert texts(log) == ["connection reset before an answer; sent again"]
 
 
 def test_the_log_is_bounded() -> None:
