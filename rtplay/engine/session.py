@@ -32,7 +32,7 @@ from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.engine.crowd_pool import Crowd
 from rtplay.model.retry_spec import PolicySpec
 from rtplay.engine.crowds import CrowdsMixin
-from rtplay.engine.session_log import MessageLogMixin
+from rtplay.engine.session_log import EndState, SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SessionConfig:
             raise ValueError("no transports chosen")
 
 
-class Session(CrowdsMixin, MessageLogMixin):
+class Session(CrowdsMixin):
     """One client per chosen transport and the server they talk to, driven as one unit."""
 
     def __init__(self, config: SessionConfig | None = None) -> None:
@@ -126,7 +126,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         self._load_before: dict[str, Any] = {}
         self.settled: bool | None = None
         """The end-of-run settle's outcome: True when every client caught up in time."""
-        self.message_log: MessageLog | None = None
+        self.recorder: SessionRecorder | None = None
+        """Writes the message log (``config.log_messages``), from the first client on."""
 
     # --- events --------------------------------------------------------------------------
 
@@ -171,10 +172,11 @@ class Session(CrowdsMixin, MessageLogMixin):
                 name, now, ch, seq, new, lat
             )
             if self.config.log_messages is not None:
-                if self.message_log is None:
-                    self.message_log = MessageLog(self.config.log_messages, self.clock())
-                    self.subscribe(self._log_fault)
-                client.audit = self._audit
+                if self.recorder is None:
+                    self.recorder = SessionRecorder(MessageLog(self.config.log_messages, self.clock()),
+                                                    lambda: self.published)
+                    self.subscribe(self.recorder.on_event)
+                client.audit = self.recorder.audit
             client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
             client.published_now = lambda: self.published
             self.clients[name] = client
@@ -197,8 +199,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.config.crowd:
             await self._crowds_ready()
         self.started_at = self.clock()
-        if self.message_log is not None:
-            self.message_log.origin = self.started_at
+        if self.recorder is not None:
+            self.recorder.set_origin(self.started_at)
         self.faults.start()
         self.monitor.start()
 
@@ -434,6 +436,21 @@ class Session(CrowdsMixin, MessageLogMixin):
                 "rss_kb_per_connection": None if kb is None else round(kb, 1)
             }
         return report
+
+    def close_message_log(self) -> None:
+        """Write the log's ``end`` record (what the figures were taken against) and close it."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        self.unsubscribe(recorder.on_event)
+        for client in self.clients.values():
+            client.flush_audit()
+        clients = {
+            n: {"state": c.state.value, "connected": c.conn.connected, "subscribed_until": c.subscribed_until}
+            for n, c in self.clients.items()
+        }
+        recorder.close(EndState(self.published, self.server.replay_from, self.final(), self.clock(), clients,
+                                self.publishing_stopped_at))
 
     def reset_counters(self) -> None:
         """Zero every figure (counters, latency, downtime, fault records); connections carry on."""
