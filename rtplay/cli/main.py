@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -83,22 +84,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
     reports: dict[str, dict[str, Any]] = {}
-    for variant in scenario.variants or [None]:
-        if variant is not None:
-            print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
-            print(f"\nvariant {variant.name}")
-            apply_retry(scenario.client_options, list(variant.retry.items()))
-        report = run_once(args, scenario, server, config_url)
-        if isinstance(report, int):
-            return report
-        reports[variant.name if variant is not None else ""] = report
-        if report.get("partial"):  # Ctrl-C: no further variants
-            break
-    return check_reports(args, scenario, reports)
+    with tempfile.TemporaryDirectory(prefix="rtplay-run-") as scratch:
+        logs: dict[str, Path] = {}
+        for variant in scenario.variants or [None]:
+            name = variant.name if variant is not None else ""
+            if variant is not None:
+                print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
+                print(f"\nvariant {variant.name}")
+                apply_retry(scenario.client_options, list(variant.retry.items()))
+            logs[name] = run_log(args, name, Path(scratch))
+            report = run_once(args, scenario, server, config_url, logs[name])
+            if isinstance(report, int):
+                return report
+            reports[name] = report
+            if report.get("partial"):  # Ctrl-C: no further variants
+                break
+        code = check_reports(args, scenario, reports)
+        if args.html is not None:
+            write_html(args.html, reports, logs, scenario)
+    return code
+
+
+def run_log(args: argparse.Namespace, variant: str, scratch: Path) -> Path | None:
+    """Where a run's message log goes: ``--log-messages`` (a variant's beside it, named after it),
+    or a scratch file when only ``--html`` needs it."""
+    if args.log_messages is not None:
+        path: Path = args.log_messages
+        return path if not variant else path.with_name(f"{path.stem}-{variant}{path.suffix}")
+    return scratch / f"log-{variant or 'run'}.jsonl" if args.html is not None else None
+
+
+def write_html(path: Path, reports: dict[str, dict[str, Any]], logs: dict[str, Path | None], scenario: Scenario) -> None:
+    """``--html``: the report of every run (and the comparisons), drawn from its log."""
+    from rtplay.cli.headless import LEGEND
+    from rtplay.engine.message_log import read_log
+    from rtplay.report.render import build_report_html
+
+    records = {name: read_log(log) for name, log in logs.items() if log is not None and log.exists()}
+    comparisons = [(str(c), c.check(reports) if {c.left, c.right} <= set(reports) else "not run")
+                   for c in scenario.comparisons]
+    report = reports[""] if "" in reports else {"variants": reports}
+    path.write_text(build_report_html(report, records, LEGEND, comparisons, f"rtplay run: {scenario.name}"))
+    print(f"HTML report written to {path}", file=sys.stderr)
 
 
 def run_once(
-    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None
+    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None, log: Path | None
 ) -> dict[str, Any] | int:
     """One session (its own server unless attaching): the report, or an exit code."""
     launched = ServerProcess.launch(server) if config_url is None else None
@@ -113,7 +144,7 @@ def run_once(
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, token=args.token, launched=launched,
             client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
-            log_messages=args.log_messages,
+            log_messages=log,
         )
         options = HeadlessOptions(
             duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser,
@@ -141,6 +172,11 @@ def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[st
     if args.json is not None:
         args.json.write_text(json.dumps(reports[""] if "" in reports else {"variants": reports}, indent=2) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
+    if args.junit is not None:
+        from rtplay.cli.junit import junit_xml
+
+        args.junit.write_text(junit_xml(scenario, reports))
+        print(f"JUnit XML written to {args.junit}", file=sys.stderr)
     if any(r.get("partial") for r in reports.values()):
         print("rtplay run: interrupted; the report covers the run so far (partial)", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -200,7 +236,50 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(flags + ["-v"] * args.verbose)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "replay":
+        return cmd_replay(args)
     return cmd_tui(args)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``rtplay replay LOG.jsonl``: the playground driven from a recorded run."""
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+        print("rtplay replay: the playground needs a terminal", file=sys.stderr)
+        return 2
+    from rtplay.tui.replay import run_replay
+
+    try:
+        return run_replay(args.log, args.speed)
+    except (OSError, ValueError) as exc:
+        print(f"rtplay replay: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``rtplay report RUN.json [--log LOG.jsonl] -o FILE``."""
+    from rtplay.cli.headless import LEGEND
+    from rtplay.engine.message_log import read_log
+    from rtplay.report.render import build_report_html
+    from rtplay.report.series import ReportInputError
+
+    try:
+        try:
+            report = json.loads(args.json.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ReportInputError(f"{args.json}: not a JSON report ({exc.msg}); give the file of "
+                                   "`rtplay run --json`, and its message log as --log") from None
+        records = {"": read_log(args.log)} if args.log is not None else {}
+        if not isinstance(report, dict):
+            raise ReportInputError("the report must be a JSON object")
+        text = build_report_html(report, records, LEGEND, title=f"rtplay run: {args.json.name}")
+        args.output.write_text(text, encoding="utf-8")
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError and ReportInputError are ValueErrors
+        print(f"rtplay report: {exc}", file=sys.stderr)
+        return 2
+    print(f"HTML report written to {args.output} ({len(text.encode()) / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
 
 
 def check_libraries() -> int:
@@ -237,7 +316,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
             config = SessionConfig(
                 transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
-                server_stderr=server_log, launched=launched, crowd=args.clients or 0,
+                server_stderr=server_log, launched=launched, crowd=args.clients or 0, log_messages=args.record,
             )
             apply_retry(config.client_options, args.retry)
             code = run_tui(config, browser=args.browser)

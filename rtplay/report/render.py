@@ -1,0 +1,284 @@
+"""The HTML report: :mod:`rtplay.report.series`' views drawn with plotly, in one offline file.
+
+plotly.js is embedded once (``include_plotlyjs=True`` on the first chart, ``False`` after), so the
+file opens with no network at all; every other chart is a ``<div>`` and its data. The tables
+(final figures, recovery, browser, comparison) are plain HTML. The accounting legend is passed
+in (the CLI gives the one its table prints), so the report never words a figure differently.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from rtplay.report.series import (
+    Band,
+    RunView,
+    build_view,
+    comparison_rows,
+    crowd_series,
+    final_rows,
+    health_rows,
+    runs_of,
+    unreliable_losses,
+)
+
+#: Columns of the final table: (title, key in a row's figures).
+FINAL_COLUMNS = (
+    ("state", "state"), ("delivered", "delivered"), ("pend", "pending"), ("lost", "lost"),
+    ("up", "lost_while_connected"), ("down", "lost_while_down"), ("reset", "lost_to_reset"),
+    ("dup", "duplicates"), ("ooo", "out_of_order"), ("p50", "latency_ms.p50"), ("p99", "latency_ms.p99"),
+    ("max", "latency_ms.max"), ("rec", "reconnects"), ("down s", "downtime_s"), ("B/msg", "wire_bytes_per_msg"),
+)
+
+#: Columns of the recovery table.
+RECOVERY_COLUMNS = (
+    ("#", "id"), ("fault", "fault"), ("transport", "transport"), ("detect s", "time_to_detect_s"),
+    ("recover s", "time_to_recover_s"), ("lost", "lost"), ("reset", "lost_to_reset"),
+    ("dup", "duplicates"), ("replayed", "replayed"),
+)
+
+MARKER_STYLE = {
+    "reconnect": {"symbol": "triangle-up", "color": "#2ca02c"},
+    "down": {"symbol": "x", "color": "#d62728"},
+    "reset": {"symbol": "diamond", "color": "#9467bd"},
+}
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.legend dt { font-weight: bold; } .legend dd { margin: 0 0 .3em 2em; }
+.failed { color: #b00; } .ok { color: #070; }
+"""
+
+
+@dataclass
+class Page:
+    """The report under construction: HTML parts in order; plotly.js goes in with the first chart."""
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+    charts: int = 0
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def text(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def chart(self, fig: go.Figure) -> None:
+        self.parts.append(fig.to_html(full_html=False, include_plotlyjs=self.charts == 0,
+                                      config={"displaylogo": False, "responsive": True}))
+        self.charts += 1
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
+        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def html(self) -> str:
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body>{''.join(self.parts)}</body></html>\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _get(figures: dict[str, Any], dotted: str) -> object:
+    node: Any = figures
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _bands(fig: go.Figure, bands: list[Band], rows: int | None = None) -> None:
+    """Each fault as a shaded band (a line for a one-shot fault), on every subplot."""
+    kwargs: dict[str, Any] = {} if rows is None else {"row": "all", "col": 1}
+    for band in bands:
+        label = f"#{band.id} {band.text}"
+        if band.end - band.start > 1e-3:
+            fig.add_vrect(x0=band.start, x1=band.end, fillcolor="orange", opacity=0.18, line_width=0,
+                          annotation_text=label, annotation_position="top left", **kwargs)
+        else:
+            fig.add_vline(x=band.start, line_dash="dot", line_color="orange",
+                          annotation_text=label, annotation_position="top right", **kwargs)
+
+
+def latency_chart(view: RunView) -> go.Figure:
+    """One-way latency per transport over time, faults shaded, markers and the replay burst."""
+    names = list(view.transports)
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names, vertical_spacing=0.04)
+    for row, name in enumerate(names, start=1):
+        series = view.transports[name]
+        floor = min((min(s.ms) for s in series.latency.values() if s.ms), default=1.0)
+        for ch, lat in series.latency.items():
+            label = name if ch == "main" else f"{name}/{ch}"
+            fig.add_trace(go.Scattergl(x=lat.at, y=lat.ms, mode="markers" if not lat.binned else "lines",
+                                       marker={"size": 3}, name=label + (" p50" if lat.binned else "")),
+                          row=row, col=1)
+            if lat.binned:
+                fig.add_trace(go.Scattergl(x=lat.at, y=lat.p99, mode="lines", name=label + " p99"), row=row, col=1)
+            xs, ys = series.replayed.get(ch, ([], []))
+            if xs:
+                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", name=f"{label} replay burst",
+                                           marker={"size": 6, "symbol": "circle-open", "color": "#ff7f0e"}),
+                              row=row, col=1)
+        for kind, style in MARKER_STYLE.items():
+            marks = [m for m in series.markers if m.kind == kind]
+            if marks:
+                fig.add_trace(go.Scatter(x=[m.at for m in marks], y=[floor] * len(marks), mode="markers",
+                                         name=f"{name} {kind}", text=[m.text for m in marks], hoverinfo="text+x",
+                                         marker={"size": 9, **style}), row=row, col=1)
+        fig.update_yaxes(type="log", title_text="ms", row=row, col=1)
+    _bands(fig, view.bands, rows=len(names))
+    fig.update_xaxes(title_text="seconds since the run started", row=len(names), col=1)
+    fig.update_layout(height=230 * len(names) + 80, title="one-way latency (log scale)", showlegend=True)
+    return fig
+
+
+def arrivals_chart(view: RunView) -> go.Figure:
+    """New arrivals per second per transport and channel."""
+    fig = go.Figure()
+    for name, series in view.transports.items():
+        for ch, (xs, ys) in series.arrivals.items():
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv",
+                                     name=name if ch == "main" else f"{name}/{ch}"))
+    _bands(fig, view.bands)
+    fig.update_layout(title="arrivals per second", xaxis_title="seconds since the run started",
+                      yaxis_title="new messages / s", height=380)
+    return fig
+
+
+def losses_chart(view: RunView) -> go.Figure | None:
+    """Unreliable channels' losses, up (while connected) and down."""
+    rows = unreliable_losses(view.report)
+    if not rows:
+        return None
+    labels = [r[0] for r in rows]
+    fig = go.Figure([go.Bar(x=labels, y=[r[1] for r in rows], name="lost while connected (up)"),
+                     go.Bar(x=labels, y=[r[2] for r in rows], name="lost while down")])
+    fig.update_layout(barmode="stack", title="unreliable channels: messages lost", yaxis_title="messages", height=340)
+    return fig
+
+
+def health_chart(report: dict[str, Any]) -> go.Figure | None:
+    """Both loops' lag and the publisher's slip, with the overload threshold drawn."""
+    rows, threshold = health_rows(report)
+    if not rows:
+        return None
+    fig = go.Figure([go.Bar(x=[side for side, _ in rows], y=[fig.get(p) for _, fig in rows], name=p)
+                     for p in ("p50", "p99", "max")])
+    if threshold is not None:
+        fig.add_hline(y=threshold, line_dash="dash", line_color="red",
+                      annotation_text=f"overload threshold {threshold:g} ms")
+    overloaded = (report.get("health") or {}).get("overloaded_s")
+    fig.update_layout(barmode="group", yaxis_title="ms", height=340,
+                      title=f"health: loop lag and publisher slip (overloaded {_cell(overloaded)} s)")
+    return fig
+
+
+def crowd_chart(series: list[tuple[str, list[list[float]]]], what: str) -> go.Figure | None:
+    """One line per crowd (variant, transport, policy) of ``what`` per second."""
+    if not any(points for _, points in series):
+        return None
+    fig = go.Figure([go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=label)
+                     for label, points in series])
+    fig.update_layout(title=f"crowds: {what} per second", xaxis_title="seconds since the run started",
+                      yaxis_title=f"{what} / s", height=340)
+    return fig
+
+
+def _final_table(page: Page, report: dict[str, Any]) -> None:
+    rows = [[name, *(_get(f, key) for _, key in FINAL_COLUMNS)] for name, f in final_rows(report)]
+    page.table(["transport", *(t for t, _ in FINAL_COLUMNS)], rows)
+
+
+def run_section(page: Page, view: RunView) -> None:
+    """One run's charts and tables."""
+    report = view.report
+    notes = [f"published {report.get('published')} messages in {_cell(report.get('duration_s'))} s"]
+    if report.get("settled") is False:
+        notes.append("not settled: clients were still catching up when the settle timed out")
+    if report.get("partial"):
+        notes.append("partial: the run was interrupted")
+    page.text("; ".join(notes))
+    if view.has_log:
+        page.chart(latency_chart(view))
+        page.chart(arrivals_chart(view))
+    else:
+        page.text("no message log given (--log): latency and arrivals over time are not drawn")
+    if (fig := losses_chart(view)) is not None:
+        page.chart(fig)
+    page.heading("final figures", 3)
+    _final_table(page, report)
+    page.heading("recovery per fault", 3)
+    page.text("detect = fault start → client notices; recover = fault end → next message")
+    faults = report.get("faults") or []
+    page.table([t for t, _ in RECOVERY_COLUMNS], [[f.get(k) for _, k in RECOVERY_COLUMNS] for f in faults])
+    if isinstance(report.get("browser"), dict):
+        page.heading("the browser (headless Chromium on the page), same columns", 3)
+        _final_table(page, report["browser"])
+    if (fig := health_chart(report)) is not None:
+        page.chart(fig)
+
+
+def legend_section(page: Page, legend: Sequence[tuple[str, str]]) -> None:
+    """The accounting legend, as ``rtplay run`` prints it under its table."""
+    page.heading("legend", 3)
+    items = "".join(f"<dt>{html.escape(n)}</dt><dd>{html.escape(t)}</dd>" for n, t in legend)
+    page.parts.append(f"<dl class='legend'>{items}</dl>")
+
+
+def render_html(views: list[RunView], legend: Sequence[tuple[str, str]] = (),
+                comparisons: Sequence[tuple[str, str | None]] = (), title: str = "rtplay run") -> str:
+    """The whole report. ``comparisons``: (comparison, failure message or None) as checked by the run."""
+    page = Page(title)
+    page.heading(title, 1)
+    for view in views:
+        if view.name:
+            page.heading(f"variant {view.name}")
+        run_section(page, view)
+    runs = [(v.name, v.report) for v in views]
+    crowds = crowd_series(runs)
+    for what, key in (("attempts", "attempts_per_s"), ("connects", "connects_per_s")):
+        if (fig := crowd_chart(crowds[key], what)) is not None:
+            page.chart(fig)
+    load = next((v.report["server_load"] for v in views if isinstance(v.report.get("server_load"), dict)), None)
+    if load:
+        page.heading("server load", 3)
+        page.table(["figure", "value"], [[k, json.dumps(v) if isinstance(v, dict | list) else v] for k, v in load.items()])
+    if len(views) > 1:
+        page.heading("comparison")
+        keys = ["delivered", "lost", "p99_ms", "reconnects", "downtime_s", "peak_attempts_per_s"]
+        page.table(["transport", "variant", *keys], [[t, v, *(f[k] for k in keys)] for t, v, f in comparison_rows(runs)])
+    if comparisons:
+        page.table(["comparison", "result"], [[c, "held" if m is None else f"FAILED: {m}"] for c, m in comparisons])
+    if legend:
+        legend_section(page, legend)
+    return page.html()
+
+
+def build_report_html(report: dict[str, Any], records: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+                      legend: Sequence[tuple[str, str]] = (), comparisons: Sequence[tuple[str, str | None]] = (),
+                      title: str = "rtplay run") -> str:
+    """The HTML of ``report`` (a run's or a variants' JSON); ``records``: each run's log records by
+    variant name (``""`` for a run without variants, or the only run)."""
+    runs = runs_of(report)
+    logs = dict(records or {})
+    if len(runs) == 1 and "" in logs:
+        logs[runs[0][0]] = logs[""]
+    views = [build_view(name, run, logs.get(name, ())) for name, run in runs]
+    return render_html(views, legend, comparisons, title)
