@@ -126,14 +126,14 @@ def latency_chart(view: RunView) -> go.Figure:
         floor = min((min(s.ms) for s in series.latency.values() if s.ms), default=1.0)
         for ch, lat in series.latency.items():
             label = name if ch == "main" else f"{name}/{ch}"
-            fig.add_trace(go.Scattergl(x=lat.at, y=lat.ms, mode="markers" if not lat.binned else "lines",
+            fig.add_trace(go.Scatter(x=lat.at, y=lat.ms, mode="markers" if not lat.binned else "lines",
                                        marker={"size": 3}, name=label + (" p50" if lat.binned else "")),
                           row=row, col=1)
             if lat.binned:
-                fig.add_trace(go.Scattergl(x=lat.at, y=lat.p99, mode="lines", name=label + " p99"), row=row, col=1)
+                fig.add_trace(go.Scatter(x=lat.at, y=lat.p99, mode="lines", name=label + " p99"), row=row, col=1)
             xs, ys = series.replayed.get(ch, ([], []))
             if xs:
-                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", name=f"{label} replay burst",
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=f"{label} replay burst",
                                            marker={"size": 6, "symbol": "circle-open", "color": "#ff7f0e"}),
                               row=row, col=1)
         for kind, style in MARKER_STYLE.items():
