@@ -201,7 +201,10 @@ def add_report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Write one self-contained HTML file (no network needed to open it) with interactive charts "
         "of a run: latency over time with the faults shaded, arrivals, losses, recovery, crowds, health.",
     )
-    report.add_argument("json", type=Path, metavar="RUN.json", help="the report `rtplay run --json` wrote")
+    report.add_argument(
+        "json", type=Path, metavar="RUN.json", nargs="?", default=None,
+        help="the report `rtplay run --json` wrote (without it, the figures are rebuilt from --log)",
+    )
     report.add_argument("--log", type=Path, metavar="LOG.jsonl", help="its --log-messages file (draws latency over time)")
     report.add_argument("-o", "--output", type=Path, metavar="FILE", required=True, help="the HTML file to write")
     replay = sub.add_parser(

@@ -20,6 +20,7 @@ from rtplay.runtime import eventloop
 from rtplay.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, from_namespace
+from rtplay.cli.keep import cmd_report, run_log, write_html
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.engine.spawn import ServerProcess, SpawnError
 
@@ -103,29 +104,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.html is not None:
             write_html(args.html, reports, logs, scenario)
     return code
-
-
-def run_log(args: argparse.Namespace, variant: str, scratch: Path) -> Path | None:
-    """Where a run's message log goes: ``--log-messages`` (a variant's beside it, named after it),
-    or a scratch file when only ``--html`` needs it."""
-    if args.log_messages is not None:
-        path: Path = args.log_messages
-        return path if not variant else path.with_name(f"{path.stem}-{variant}{path.suffix}")
-    return scratch / f"log-{variant or 'run'}.jsonl" if args.html is not None else None
-
-
-def write_html(path: Path, reports: dict[str, dict[str, Any]], logs: dict[str, Path | None], scenario: Scenario) -> None:
-    """``--html``: the report of every run (and the comparisons), drawn from its log."""
-    from rtplay.cli.headless import LEGEND
-    from rtplay.engine.message_log import read_log
-    from rtplay.report.render import build_report_html
-
-    records = {name: read_log(log) for name, log in logs.items() if log is not None and log.exists()}
-    comparisons = [(str(c), c.check(reports) if {c.left, c.right} <= set(reports) else "not run")
-                   for c in scenario.comparisons]
-    report = reports[""] if "" in reports else {"variants": reports}
-    path.write_text(build_report_html(report, records, LEGEND, comparisons, f"rtplay run: {scenario.name}"))
-    print(f"HTML report written to {path}", file=sys.stderr)
 
 
 def run_once(
@@ -237,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return cmd_run(args)
     if args.command == "report":
-        return cmd_report(args)
+        return cmd_report(args)  # rtplay.cli.keep: reports a run can be kept as
     if args.command == "replay":
         return cmd_replay(args)
     return cmd_tui(args)
@@ -255,31 +233,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"rtplay replay: {exc}", file=sys.stderr)
         return 2
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """``rtplay report RUN.json [--log LOG.jsonl] -o FILE``."""
-    from rtplay.cli.headless import LEGEND
-    from rtplay.engine.message_log import read_log
-    from rtplay.report.render import build_report_html
-    from rtplay.report.series import ReportInputError
-
-    try:
-        try:
-            report = json.loads(args.json.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ReportInputError(f"{args.json}: not a JSON report ({exc.msg}); give the file of "
-                                   "`rtplay run --json`, and its message log as --log") from None
-        records = {"": read_log(args.log)} if args.log is not None else {}
-        if not isinstance(report, dict):
-            raise ReportInputError("the report must be a JSON object")
-        text = build_report_html(report, records, LEGEND, title=f"rtplay run: {args.json.name}")
-        args.output.write_text(text, encoding="utf-8")
-    except (OSError, ValueError) as exc:  # json.JSONDecodeError and ReportInputError are ValueErrors
-        print(f"rtplay report: {exc}", file=sys.stderr)
-        return 2
-    print(f"HTML report written to {args.output} ({len(text.encode()) / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
 
 
 def check_libraries() -> int:

@@ -287,3 +287,17 @@ class PlayClock:
         self._rebase(self.position(now), now)
         self.speed = min(MAX_SPEED, max(MIN_SPEED, self.speed * factor))
         return self.speed
+
+
+def report_from_log(records: Sequence[Mapping[str, Any]], layouts: Mapping[str, Layout]) -> dict[str, Any]:
+    """A report rebuilt from a log alone (a recorded playground session has no JSON report):
+    the transports' figures at the end, the published count and duration. Per-fault recovery
+    figures and health are not in a log; the report says so (``"from_log": true``)."""
+    playback = Playback(records, layouts)
+    playback.advance_to(playback.end_at)
+    cutoff = playback.end.get("cutoff")
+    duration = float(cutoff) if isinstance(cutoff, int | float) else playback.end_at
+    return {
+        "published": int(playback.end.get("published") or 0), "duration_s": round(duration, 3),
+        "settled": None, "transports": playback.report(), "faults": [], "from_log": True,
+    }

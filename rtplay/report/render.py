@@ -214,6 +214,8 @@ def run_section(page: Page, view: RunView) -> None:
         notes.append("not settled: clients were still catching up when the settle timed out")
     if report.get("partial"):
         notes.append("partial: the run was interrupted")
+    if report.get("from_log"):
+        notes.append("figures rebuilt from the message log alone: per-fault recovery and health are not in a log")
     page.text("; ".join(notes))
     if view.has_log:
         page.chart(latency_chart(view))
