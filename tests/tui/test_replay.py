@@ -89,3 +89,38 @@ async def test_the_player_keys_pause_seek_change_speed_and_jump_to_faults(tmp_pa
         while clock() < 30.0:
             await pilot.press("right")
         await wait_for(pilot, lambda: counter(app, "ws", "deliv") == 301, "the ws pane's final count")
+
+
+async def test_a_recorded_playground_session_replays_with_its_own_figures(tmp_path: Path) -> None:
+    """``rtplay --record FILE``: the session writes the message log as it runs; replayed, the
+    panes end with the figures the session itself showed."""
+    from rtplay.engine.message_log import read_log
+    from rtplay.tui.backend import SessionBackend
+    from tests.tui.helpers import make_config, pane_status
+
+    record = tmp_path / "session.jsonl"
+    config = make_config(["sse", "ws"])
+    config.log_messages = record
+    config.server.rate = 50
+    app = RtplayApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.backend, SessionBackend)
+        session = app.backend.session
+        await wait_for(pilot, lambda: "ws" in session.clients, "the session's clients")
+        ws = session.clients["ws"]
+        await wait_for(pilot, lambda: ws.cursor >= 20, "ws messages")
+        await pilot.press("2", "d")  # drop ws: a reconnect in the recording
+        await wait_for(pilot, lambda: ws.conn.reconnects == 1 and pane_status(app, "ws").startswith("● open"),
+                       "ws back")
+        await pilot.press("space")  # pause publishing, then let both catch up
+        await wait_for(pilot, lambda: session.rate == 0 and all(
+            c.cursor >= session.published for c in session.clients.values()), "both caught up")
+        shown = {n: {k: e[k] for k in ("delivered", "lost", "pending", "duplicates", "connects", "reconnects")}
+                 for n, e in session.report()["transports"].items()}
+    records = read_log(record)
+    assert records[-1]["ev"] == "end" and any(r["ev"] == "fault_started" for r in records)
+    backend = ReplayBackend(records, record.name, now=0.0)
+    backend.frame_at(backend.playback.end_at)
+    replayed = {n: {k: e[k] for k in ("delivered", "lost", "pending", "duplicates", "connects", "reconnects")}
+                for n, e in backend.playback.report().items()}
+    assert replayed == shown and shown["ws"]["reconnects"] == 1
