@@ -48,7 +48,7 @@ def _count(suite: ET.Element) -> None:
     suite.set("time", suite.get("time", "0"))
 
 
-def junit_xml(scenario: Scenario, reports: Mapping[str, Mapping[str, Any]]) -> str:
+def junit_xml(scenario: Scenario, reports: Mapping[str, dict[str, Any]]) -> str:
     """The JUnit XML of ``scenario``'s checks over ``reports`` (``{"": report}`` without variants)."""
     root = ET.Element("testsuites", name=f"rtplay {scenario.name}")
     for variant, report in reports.items():
@@ -58,8 +58,8 @@ def junit_xml(scenario: Scenario, reports: Mapping[str, Mapping[str, Any]]) -> s
         for expectation in scenario.expectations:
             entry = report["transports"].get(expectation.transport)
             measured = (f"<transport {expectation.transport} did not run>" if entry is None
-                        else lookup(entry, expectation.path, dict(report), expectation.transport))
-            _case(suite, label, str(expectation), expectation.check(dict(report)), _measured(measured),
+                        else lookup(entry, expectation.path, report, expectation.transport))
+            _case(suite, label, str(expectation), expectation.check(report), _measured(measured),
                   f"{expectation.op} {expectation.expected}")
         _count(suite)
     if scenario.comparisons:
@@ -71,10 +71,10 @@ def junit_xml(scenario: Scenario, reports: Mapping[str, Mapping[str, Any]]) -> s
                 _case(suite, label, str(comparison), f"{comparison}: variant {', '.join(missing)} did not run",
                       "<not run>", str(comparison))
                 continue
-            values = {n: value_at(dict(reports[n]), comparison.path) for n in (comparison.left, comparison.right)}
+            values = {n: value_at(reports[n], comparison.path) for n in (comparison.left, comparison.right)}
             measured = ", ".join(f"{n}: {_measured(v)}" for n, v in values.items())
             bound = f"{comparison.left} {comparison.op} {comparison.factor:g} * {comparison.right}"
-            _case(suite, label, str(comparison), comparison.check(dict(reports)), measured, bound)
+            _case(suite, label, str(comparison), comparison.check(dict(reports.items())), measured, bound)
         _count(suite)
     root.set("tests", str(sum(int(s.get("tests", "0")) for s in root)))
     root.set("failures", str(sum(int(s.get("failures", "0")) for s in root)))

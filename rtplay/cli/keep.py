@@ -24,7 +24,9 @@ def run_log(args: argparse.Namespace, variant: str, scratch: Path) -> Path | Non
     return scratch / f"log-{variant or 'run'}.jsonl" if args.html is not None else None
 
 
-def write_html(path: Path, reports: dict[str, dict[str, Any]], logs: dict[str, Path | None], scenario: Scenario) -> None:
+def write_html(
+    path: Path, reports: dict[str, dict[str, Any]], logs: dict[str, Path | None], scenario: Scenario
+) -> None:
     """``--html``: the report of every run (and the comparisons), drawn from its log."""
     from rtplay.cli.headless import LEGEND
     from rtplay.engine.message_log import read_log

@@ -22,6 +22,7 @@ from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, from_namespace
 from rtplay.cli.keep import cmd_report, run_log, write_html
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
+from rtplay.cli.variants import Variant
 from rtplay.engine.spawn import ServerProcess, SpawnError
 
 # The clients, the session and the TUI are imported only once the server process has been
@@ -86,11 +87,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
     reports: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rtplay-run-") as scratch:
-        logs: dict[str, Path] = {}
-        for variant in scenario.variants or [None]:
+        logs: dict[str, Path | None] = {}
+        variants: list[Variant | None] = [*scenario.variants] or [None]
+        for variant in variants:
             name = variant.name if variant is not None else ""
             if variant is not None:
-                print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
+                policies = ", ".join(f"{t}={p}" for t, p in variant.retry.items())
+                print(f"variant {variant.name}: {policies}", file=sys.stderr)
                 print(f"\nvariant {variant.name}")
                 apply_retry(scenario.client_options, list(variant.retry.items()))
             logs[name] = run_log(args, name, Path(scratch))

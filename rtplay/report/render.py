@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+import plotly.graph_objects as go  # type: ignore[import-untyped]  # plotly ships no type hints
+from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 from rtplay.report.series import (
     Band,
@@ -261,11 +261,13 @@ def render_html(views: list[RunView], legend: Sequence[tuple[str, str]] = (),
     load = next((v.report["server_load"] for v in views if isinstance(v.report.get("server_load"), dict)), None)
     if load:
         page.heading("server load", 3)
-        page.table(["figure", "value"], [[k, json.dumps(v) if isinstance(v, dict | list) else v] for k, v in load.items()])
+        rows = [[k, json.dumps(v) if isinstance(v, dict | list) else v] for k, v in load.items()]
+        page.table(["figure", "value"], rows)
     if len(views) > 1:
         page.heading("comparison")
         keys = ["delivered", "lost", "p99_ms", "reconnects", "downtime_s", "peak_attempts_per_s"]
-        page.table(["transport", "variant", *keys], [[t, v, *(f[k] for k in keys)] for t, v, f in comparison_rows(runs)])
+        rows = [[t, v, *(f[k] for k in keys)] for t, v, f in comparison_rows(runs)]
+        page.table(["transport", "variant", *keys], rows)
     if comparisons:
         page.table(["comparison", "result"], [[c, "held" if m is None else f"FAILED: {m}"] for c, m in comparisons])
     if legend:

@@ -3,8 +3,8 @@ Chromium with the network off: every chart draws, nothing is fetched, nothing lo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 

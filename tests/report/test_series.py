@@ -32,7 +32,8 @@ def msg(tr: str, seq: int, at: float, lat: float, pub: int, ch: str = "main") ->
 
 
 def test_every_new_arrival_is_one_latency_point_and_a_duplicate_none() -> None:
-    records = [msg("ws", 1, 0.1, 2.0, 1), msg("ws", 2, 0.2, 3.0, 2), msg("ws", 2, 0.3, 9.0, 2), msg("ws", 3, 1.5, 4.0, 3)]
+    records = [msg("ws", 1, 0.1, 2.0, 1), msg("ws", 2, 0.2, 3.0, 2), msg("ws", 2, 0.3, 9.0, 2),
+               msg("ws", 3, 1.5, 4.0, 3)]
     view = build_view("", report_of("ws"), records)
     lat = view.transports["ws"].latency["main"]
     assert (lat.at, lat.ms, lat.binned) == ([0.1, 0.2, 1.5], [2.0, 3.0, 4.0], False)
@@ -63,13 +64,13 @@ def test_the_replay_burst_is_what_a_client_caught_up_on_after_a_reconnect() -> N
 
 
 def test_fault_bands_come_from_the_log_and_a_one_shot_fault_is_an_instant() -> None:
+    drop = {"id": 1, "text": "drop on all", "scope": "all", "one_shot": True}
+    outage = {"id": 2, "text": "outage 3s on all", "scope": "all", "one_shot": False}
     records = [
-        {"ev": "fault_started", "id": 1, "text": "drop on all", "scope": "all", "one_shot": True, "at": 2.0, "published": 20},
-        {"ev": "fault_ended", "id": 1, "text": "drop on all", "scope": "all", "one_shot": True, "at": 2.0, "published": 20},
-        {"ev": "fault_started", "id": 2, "text": "outage 3s on all", "scope": "all", "one_shot": False, "at": 5.0,
-         "published": 50},
-        {"ev": "fault_ended", "id": 2, "text": "outage 3s on all", "scope": "all", "one_shot": False, "at": 8.0,
-         "published": 80},
+        {"ev": "fault_started", **drop, "at": 2.0, "published": 20},
+        {"ev": "fault_ended", **drop, "at": 2.0, "published": 20},
+        {"ev": "fault_started", **outage, "at": 5.0, "published": 50},
+        {"ev": "fault_ended", **outage, "at": 8.0, "published": 80},
     ]
     bands = build_view("", report_of("ws"), records).bands
     assert [(b.id, b.start, b.end) for b in bands] == [(1, 2.0, 2.0), (2, 5.0, 8.0)]
