@@ -1,0 +1,53 @@
+"""The HTML of variants, crowds and browser rows (what the Chromium test's run does not have)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from rtplay.report.render import build_report_html
+from tests.report.conftest import recorded
+
+
+def chart_titles(html: str) -> list[str]:
+    return re.findall(r'"title":\{"text":"([^"]+)"', html)
+
+
+def with_crowd(report: dict[str, Any], policy: str, peak: float) -> dict[str, Any]:
+    out = copy.deepcopy(report)
+    out["transports"]["ws"]["crowd"] = {
+        "clients": 100, "policy": policy, "peak_attempts_per_s": peak,
+        "attempts_per_s": [[0.0, 2.0], [5.0, peak], [5.5, 10.0]], "connects_per_s": [[0.0, 2.0], [6.0, 90.0]],
+    }
+    out["server_load"] = {"peak_accepts_per_s": peak}
+    return out
+
+
+def test_each_variant_has_its_section_and_the_crowds_share_one_chart(tmp_path: Path) -> None:
+    run = recorded("run20", tmp_path)
+    report = {"variants": {"full-jitter": with_crowd(run.report, "exponential:full", 40.0),
+                           "no-jitter": with_crowd(run.report, "exponential:none", 100.0)}}
+    html = build_report_html(report, {"full-jitter": run.records}, comparisons=[("ws.crowd.x: a <= 1 * b", None)])
+    assert "<h2>variant full-jitter</h2>" in html and "<h2>variant no-jitter</h2>" in html
+    titles = chart_titles(html)
+    assert titles.count("one-way latency (log scale)") == 1  # only the variant with a log
+    assert "crowds: attempts per second" in titles and "crowds: connects per second" in titles
+    assert '"name":"full-jitter ws (exponential:full)"' in html and '"name":"no-jitter ws (exponential:none)"' in html
+    comparison = html.split("<h2>comparison</h2>", 1)[1]
+    rows = re.findall(r"<tr><td>(\w+)</td><td>([\w-]+)</td>", comparison)
+    assert ("ws", "full-jitter") in rows and ("ws", "no-jitter") in rows and len(rows) == 12
+    assert "<td>held</td>" in comparison
+    # a: latency, arrivals, losses, health; b (no log): losses, health; the two crowd charts
+    assert html.count("Plotly.newPlot(") == 8
+    assert len(re.findall(r"plotly\.js v\d", html)) == 1  # plotly.js embedded once for all of them
+
+
+def test_the_browsers_rows_stand_beside_rtplays(tmp_path: Path) -> None:
+    report = copy.deepcopy(recorded("run20", tmp_path).report)
+    report["browser"] = {"transports": {"sse": dict(report["transports"]["sse"], delivered=187)}}
+    html = build_report_html(report)
+    browser = html.split("the browser (headless Chromium on the page)", 1)[1]
+    assert re.search(r"<tr><td>sse</td><td>open</td><td>187</td>", browser)
+    assert "no message log given" in html and "one-way latency" not in html
