@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import json
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +20,10 @@ import plotly.graph_objects as go  # type: ignore[import-untyped]  # plotly ship
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 from rtplay.report.series import (
+    MIN_LATENCY_POINTS,
     Band,
     RunView,
+    budget,
     build_view,
     comparison_rows,
     crowd_series,
@@ -28,6 +32,10 @@ from rtplay.report.series import (
     runs_of,
     unreliable_losses,
 )
+
+#: The most a report may weigh: small enough to attach to a CI run or a review. plotly.js is
+#: ~4.8 MB of it; past this the series are drawn coarser (see :func:`build_report_html`).
+MAX_REPORT_BYTES = 5_000_000
 
 #: Columns of the final table: (title, key in a row's figures).
 FINAL_COLUMNS = (
@@ -44,11 +52,29 @@ RECOVERY_COLUMNS = (
     ("dup", "duplicates"), ("replayed", "replayed"),
 )
 
+#: A transport's channels on its latency subplot: the first blue, the second (unreliable) teal.
+CHANNEL_COLORS = ("#636efa", "#00a383")
+
 MARKER_STYLE = {
     "reconnect": {"symbol": "triangle-up", "color": "#2ca02c"},
     "down": {"symbol": "x", "color": "#d62728"},
     "reset": {"symbol": "diamond", "color": "#9467bd"},
 }
+
+#: The charts' look: small on purpose. plotly's default template is ~7 KB of JSON repeated in
+#: every chart; with plotly.js at ~4.8 MB of the 5 MB a report may weigh, that adds up.
+TEMPLATE = {
+    "layout": {
+        "plot_bgcolor": "#eef1f7", "paper_bgcolor": "white", "font": {"family": "system-ui, sans-serif"},
+        "xaxis": {"gridcolor": "white", "zeroline": False}, "yaxis": {"gridcolor": "white", "zeroline": False},
+        "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
+        "hovermode": "closest",
+    }
+}
+
+log = logging.getLogger(__name__)
+
+_INDENT = re.compile(r"\s{2,}")
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -75,8 +101,12 @@ class Page:
         self.parts.append(f"<p>{html.escape(text)}</p>")
 
     def chart(self, fig: go.Figure) -> None:
-        self.parts.append(fig.to_html(full_html=False, include_plotlyjs=self.charts == 0,
-                                      config={"displaylogo": False, "responsive": True}))
+        fig.layout.template = TEMPLATE  # replaces plotly's default (update_layout would merge into it)
+        part = fig.to_html(full_html=False, include_plotlyjs=self.charts == 0,
+                           config={"displaylogo": False, "responsive": True})
+        if self.charts:  # plotly indents its call by ~200 spaces a chart; plotly.js itself is left alone
+            part = _INDENT.sub(" ", part)
+        self.parts.append(part)
         self.charts += 1
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -104,17 +134,19 @@ def _get(figures: dict[str, Any], dotted: str) -> object:
     return node
 
 
-def _bands(fig: go.Figure, bands: list[Band], rows: int | None = None) -> None:
-    """Each fault as a shaded band (a line for a one-shot fault), on every subplot."""
-    kwargs: dict[str, Any] = {} if rows is None else {"row": "all", "col": 1}
+def _bands(fig: go.Figure, bands: list[Band]) -> None:
+    """Each fault as a shaded band (a dotted line for a one-shot fault) from the top of the chart
+    to its bottom, across every subplot (they share the x axis): one shape and one label per
+    fault, not one per subplot, which keeps the file small."""
     for band in bands:
-        label = f"#{band.id} {band.text}"
+        span = {"xref": "x", "yref": "paper", "y0": 0, "y1": 1, "x0": band.start}
         if band.end - band.start > 1e-3:
-            fig.add_vrect(x0=band.start, x1=band.end, fillcolor="orange", opacity=0.18, line_width=0,
-                          annotation_text=label, annotation_position="top left", **kwargs)
+            fig.add_shape(type="rect", x1=band.end, fillcolor="orange", opacity=0.2, line_width=0, layer="below",
+                          **span)
         else:
-            fig.add_vline(x=band.start, line_dash="dot", line_color="orange",
-                          annotation_text=label, annotation_position="top right", **kwargs)
+            fig.add_shape(type="line", x1=band.start, line={"dash": "dot", "color": "orange", "width": 2}, **span)
+        fig.add_annotation(x=band.start, xref="x", y=1, yref="paper", yanchor="bottom", xanchor="left",
+                           yshift=16, text=f"#{band.id} {band.text}", showarrow=False, font={"size": 11})
 
 
 def latency_chart(view: RunView) -> go.Figure:
@@ -124,10 +156,11 @@ def latency_chart(view: RunView) -> go.Figure:
     for row, name in enumerate(names, start=1):
         series = view.transports[name]
         floor = min((min(s.ms) for s in series.latency.values() if s.ms), default=1.0)
-        for ch, lat in series.latency.items():
+        for i, (ch, lat) in enumerate(series.latency.items()):
             label = name if ch == "main" else f"{name}/{ch}"
+            color = CHANNEL_COLORS[i % len(CHANNEL_COLORS)]
             fig.add_trace(go.Scatter(x=lat.at, y=lat.ms, mode="markers" if not lat.binned else "lines",
-                                       marker={"size": 3}, name=label + (" p50" if lat.binned else "")),
+                                     marker={"size": 3, "color": color}, name=label + (" p50" if lat.binned else "")),
                           row=row, col=1)
             if lat.binned:
                 fig.add_trace(go.Scatter(x=lat.at, y=lat.p99, mode="lines", name=label + " p99"), row=row, col=1)
@@ -139,11 +172,11 @@ def latency_chart(view: RunView) -> go.Figure:
         for kind, style in MARKER_STYLE.items():
             marks = [m for m in series.markers if m.kind == kind]
             if marks:
-                fig.add_trace(go.Scatter(x=[m.at for m in marks], y=[floor] * len(marks), mode="markers",
-                                         name=f"{name} {kind}", text=[m.text for m in marks], hoverinfo="text+x",
+                fig.add_trace(go.Scatter(x=[round(m.at, 3) for m in marks], y=[floor] * len(marks), mode="markers",
+                                         name=f"{name} {kind}", hoverinfo="name+x",
                                          marker={"size": 9, **style}), row=row, col=1)
         fig.update_yaxes(type="log", title_text="ms", row=row, col=1)
-    _bands(fig, view.bands, rows=len(names))
+    _bands(fig, view.bands)
     fig.update_xaxes(title_text="seconds since the run started", row=len(names), col=1)
     fig.update_layout(height=230 * len(names) + 80, title="one-way latency (log scale)", showlegend=True)
     return fig
@@ -162,9 +195,13 @@ def arrivals_chart(view: RunView) -> go.Figure:
     return fig
 
 
-def losses_chart(view: RunView) -> go.Figure | None:
-    """Unreliable channels' losses, up (while connected) and down."""
-    rows = unreliable_losses(view.report)
+def _label(variant: str, what: str) -> str:
+    return f"{variant} {what}" if variant else what
+
+
+def losses_chart(runs: Sequence[tuple[str, dict[str, Any]]]) -> go.Figure | None:
+    """Unreliable channels' losses, up (while connected) and down; every run's side by side."""
+    rows = [(_label(v, ch), up, down) for v, report in runs for ch, up, down in unreliable_losses(report)]
     if not rows:
         return None
     labels = [r[0] for r in rows]
@@ -174,9 +211,16 @@ def losses_chart(view: RunView) -> go.Figure | None:
     return fig
 
 
-def health_chart(report: dict[str, Any]) -> go.Figure | None:
-    """Both loops' lag and the publisher's slip, with the overload threshold drawn."""
-    rows, threshold = health_rows(report)
+def health_chart(runs: Sequence[tuple[str, dict[str, Any]]]) -> go.Figure | None:
+    """Both loops' lag and the publisher's slip, with the overload threshold drawn; every run's."""
+    rows: list[tuple[str, dict[str, float | None]]] = []
+    threshold: float | None = None
+    overloaded = []
+    for variant, report in runs:
+        sides, limit = health_rows(report)
+        rows += [(_label(variant, side), figures) for side, figures in sides]
+        threshold = limit if limit is not None else threshold
+        overloaded.append(f"{_label(variant, '')}{_cell((report.get('health') or {}).get('overloaded_s'))} s")
     if not rows:
         return None
     fig = go.Figure([go.Bar(x=[side for side, _ in rows], y=[fig.get(p) for _, fig in rows], name=p)
@@ -184,9 +228,8 @@ def health_chart(report: dict[str, Any]) -> go.Figure | None:
     if threshold is not None:
         fig.add_hline(y=threshold, line_dash="dash", line_color="red",
                       annotation_text=f"overload threshold {threshold:g} ms")
-    overloaded = (report.get("health") or {}).get("overloaded_s")
     fig.update_layout(barmode="group", yaxis_title="ms", height=340,
-                      title=f"health: loop lag and publisher slip (overloaded {_cell(overloaded)} s)")
+                      title=f"health: loop lag and publisher slip (overloaded {', '.join(overloaded)})")
     return fig
 
 
@@ -206,8 +249,9 @@ def _final_table(page: Page, report: dict[str, Any]) -> None:
     page.table(["transport", *(t for t, _ in FINAL_COLUMNS)], rows)
 
 
-def run_section(page: Page, view: RunView) -> None:
-    """One run's charts and tables."""
+def run_section(page: Page, view: RunView, single: bool = True) -> None:
+    """One run's charts and tables (``single`` False: its losses and health are drawn with the
+    other runs', on shared charts)."""
     report = view.report
     notes = [f"published {report.get('published')} messages in {_cell(report.get('duration_s'))} s"]
     if report.get("settled") is False:
@@ -222,7 +266,7 @@ def run_section(page: Page, view: RunView) -> None:
         page.chart(arrivals_chart(view))
     else:
         page.text("no message log given (--log): latency and arrivals over time are not drawn")
-    if (fig := losses_chart(view)) is not None:
+    if single and (fig := losses_chart([("", report)])) is not None:
         page.chart(fig)
     page.heading("final figures", 3)
     _final_table(page, report)
@@ -233,7 +277,7 @@ def run_section(page: Page, view: RunView) -> None:
     if isinstance(report.get("browser"), dict):
         page.heading("the browser (headless Chromium on the page), same columns", 3)
         _final_table(page, report["browser"])
-    if (fig := health_chart(report)) is not None:
+    if single and (fig := health_chart([("", report)])) is not None:
         page.chart(fig)
 
 
@@ -252,8 +296,13 @@ def render_html(views: list[RunView], legend: Sequence[tuple[str, str]] = (),
     for view in views:
         if view.name:
             page.heading(f"variant {view.name}")
-        run_section(page, view)
+        run_section(page, view, single=len(views) == 1)
     runs = [(v.name, v.report) for v in views]
+    if len(views) > 1:
+        page.heading("every variant")
+        for fig in (losses_chart(runs), health_chart(runs)):
+            if fig is not None:
+                page.chart(fig)
     crowds = crowd_series(runs)
     for what, key in (("attempts", "attempts_per_s"), ("connects", "connects_per_s")):
         if (fig := crowd_chart(crowds[key], what)) is not None:
@@ -284,5 +333,11 @@ def build_report_html(report: dict[str, Any], records: Mapping[str, Sequence[dic
     logs = dict(records or {})
     if len(runs) == 1 and "" in logs:
         logs[runs[0][0]] = logs[""]
-    views = [build_view(name, run, logs.get(name, ())) for name, run in runs]
-    return render_html(views, legend, comparisons, title)
+    points = budget(sum(1 for name, _ in runs if logs.get(name)))
+    while True:  # coarser series until the file fits (many variants, each with its log)
+        views = [build_view(name, run, logs.get(name, ()), points) for name, run in runs]
+        text = render_html(views, legend, comparisons, title)
+        if len(text.encode()) < MAX_REPORT_BYTES or points <= MIN_LATENCY_POINTS:
+            return text
+        log.info("report over %d bytes with %d points a channel: drawing coarser", MAX_REPORT_BYTES, points)
+        points = max(MIN_LATENCY_POINTS, points // 2)

@@ -26,11 +26,15 @@ from rtplay.model.accounting import SeqTracker
 
 #: Latency points drawn per channel, one per arrival; past it the channel is drawn as p50/p99/max
 #: per bin instead. The report must stay under 5 MB offline and plotly.js alone is ~4.8 MB, so
-#: the data gets ~150 KB: 8 channels × 600 points × ~15 bytes a point is ~72 KB.
+#: the data gets ~150 KB: 8 channels × 600 points × ~15 bytes a point is ~72 KB. A report of
+#: several runs (variants) shares the budget: each run gets its share (:func:`budget`).
 MAX_LATENCY_POINTS = 600
 
 #: Bins of a binned latency series at most (each three numbers): the same budget as above.
 MAX_LATENCY_BINS = 200
+
+#: The fewest points a channel is drawn with, however many runs share a report.
+MIN_LATENCY_POINTS = 30
 
 #: The finest bin of a binned latency series: fine enough to show a 1-s fault band's edges.
 LATENCY_BIN_S = 0.1
@@ -126,13 +130,32 @@ def runs_of(report: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return runs
 
 
-def build_view(name: str, report: dict[str, Any], records: Iterable[Mapping[str, Any]] = ()) -> RunView:
-    """Series and bands of one run from its report and (optionally) its log records."""
+def budget(runs: int) -> int:
+    """Latency points per channel when ``runs`` runs with logs share one report: each run past
+    the first also brings ~20 KB of layout and tables, so the share shrinks faster than 1/runs."""
+    if runs <= 1:
+        return MAX_LATENCY_POINTS
+    return max(MIN_LATENCY_POINTS, MAX_LATENCY_POINTS // (2 * runs))
+
+
+def build_view(name: str, report: dict[str, Any], records: Iterable[Mapping[str, Any]] = (),
+               max_points: int = MAX_LATENCY_POINTS) -> RunView:
+    """Series and bands of one run from its report and (optionally) its log records; a channel
+    is drawn with at most ``max_points`` points (p50/p99/max bins past it)."""
     transports = {t: TransportSeries() for t in report["transports"]}
-    builder = _LogReader(transports)
+    builder = _LogReader(transports, max_points)
     for rec in records:
         builder.feed(rec)
     builder.finish()
+    for transport, series in transports.items():  # the report's channel order: resumable first
+        order = list(report["transports"][transport].get("channels") or ["main"])
+        rank = {ch: i for i, ch in enumerate(order)}
+        def key(ch: str) -> int:
+            return rank.get(ch, len(rank))
+
+        series.latency = {ch: series.latency[ch] for ch in sorted(series.latency, key=key)}
+        series.replayed = {ch: series.replayed[ch] for ch in sorted(series.replayed, key=key)}
+        series.arrivals = {ch: series.arrivals[ch] for ch in sorted(series.arrivals, key=key)}
     bands = builder.bands or bands_from_report(report)
     duration = float(report.get("duration_s") or 0.0)
     return RunView(name, report, transports, bands, duration)
@@ -165,7 +188,8 @@ class _Channel:
 class _LogReader:
     """Feeds log records into per-transport series."""
 
-    def __init__(self, transports: dict[str, TransportSeries]) -> None:
+    def __init__(self, transports: dict[str, TransportSeries], max_points: int) -> None:
+        self.max_points = max_points
         self.transports = transports
         self.channels: dict[tuple[str, str], _Channel] = {}
         self.bands: list[Band] = []
@@ -206,10 +230,10 @@ class _LogReader:
         if state.catching_up:
             pub = rec.get("pub")
             if isinstance(pub, int) and seq < pub:  # behind the hub: part of the replay burst
-                if len(state.replayed[0]) >= MAX_LATENCY_POINTS:
+                if len(state.replayed[0]) >= self.max_points // 3:  # a burst's shape needs few points
                     return
-                state.replayed[0].append(round(at, 3))
-                state.replayed[1].append(round(float(lat), 2))
+                state.replayed[0].append(drawn_s(at))
+                state.replayed[1].append(drawn_ms(float(lat)))
             else:
                 state.catching_up = False
 
@@ -235,30 +259,41 @@ class _LogReader:
     def finish(self) -> None:
         for (name, ch), state in self.channels.items():
             series = self.transports[name]
-            series.latency[ch] = latency_series(state.at, state.ms)
+            series.latency[ch] = latency_series(state.at, state.ms, self.max_points)
             series.replayed[ch] = state.replayed
-            series.arrivals[ch] = arrivals_series(state.bins)
+            series.arrivals[ch] = arrivals_series(state.bins, max(1, self.max_points // 3))
         for band in self._open.values():  # still on at the end of the log
             band.end = max(band.end, max((s.at[-1] for s in self.channels.values() if s.at), default=band.end))
 
 
-def latency_series(at: list[float], ms: list[float]) -> Latency:
-    """Every point, or p50/p99/max per bin (at least :data:`LATENCY_BIN_S`, at most
-    :data:`MAX_LATENCY_BINS` of them) past :data:`MAX_LATENCY_POINTS`."""
-    if len(at) <= MAX_LATENCY_POINTS:
-        return Latency([round(t, 3) for t in at], [round(v, 2) for v in ms])
-    width = max(LATENCY_BIN_S, (at[-1] - at[0]) / MAX_LATENCY_BINS * 1.001)
+def latency_series(at: list[float], ms: list[float], max_points: int = MAX_LATENCY_POINTS) -> Latency:
+    """Every point, or p50/p99/max per bin (at least :data:`LATENCY_BIN_S` wide, at most
+    ``max_points`` / 3 and :data:`MAX_LATENCY_BINS` of them) past ``max_points``."""
+    if len(at) <= max_points:
+        return Latency([drawn_s(t) for t in at], [drawn_ms(v) for v in ms])
+    count = max(1, min(MAX_LATENCY_BINS, max_points // 3))
+    width = max(LATENCY_BIN_S, (at[-1] - at[0]) / count * 1.001)
     bins: dict[int, list[float]] = {}
     for t, v in zip(at, ms):
         bins.setdefault(math.floor(t / width), []).append(v)
     out = Latency(binned=True)
     for b in sorted(bins):
         values = sorted(bins[b])
-        out.at.append(round(b * width, 3))
-        out.ms.append(round(_pick(values, 50), 2))
-        out.p99.append(round(_pick(values, 99), 2))
-        out.max.append(round(values[-1], 2))
+        out.at.append(drawn_s(b * width))
+        out.ms.append(drawn_ms(_pick(values, 50)))
+        out.p99.append(drawn_ms(_pick(values, 99)))
+        out.max.append(drawn_ms(values[-1]))
     return out
+
+
+def drawn_s(t: float) -> float:
+    """A time as drawn: to the millisecond (a chart of seconds shows no finer)."""
+    return round(t, 3)
+
+
+def drawn_ms(v: float) -> float:
+    """A latency as drawn: three significant digits (the figures' tables keep full precision)."""
+    return float(f"{v:.3g}")
 
 
 def _pick(values: list[float], p: float) -> float:
@@ -266,13 +301,16 @@ def _pick(values: list[float], p: float) -> float:
     return values[max(0, math.ceil(len(values) * p / 100) - 1)]
 
 
-def arrivals_series(bins: Mapping[int, int]) -> tuple[list[float], list[float]]:
-    """(bin start, per second) with empty bins between the first and last filled as 0."""
+def arrivals_series(bins: Mapping[int, int], max_bins: int = MAX_LATENCY_BINS) -> tuple[list[float], list[float]]:
+    """(bin start, per second) with empty bins between the first and last filled as 0; at most
+    ``max_bins`` of them (neighbouring :data:`ARRIVALS_BIN_S` bins merged past it)."""
     if not bins:
         return [], []
     lo, hi = min(bins), max(bins)
-    xs = [round(b * ARRIVALS_BIN_S, 3) for b in range(lo, hi + 1)]
-    return xs, [bins.get(b, 0) / ARRIVALS_BIN_S for b in range(lo, hi + 1)]
+    k = max(1, math.ceil((hi - lo + 1) / max(1, max_bins)))
+    starts = range(lo, hi + 1, k)
+    xs = [drawn_s(b * ARRIVALS_BIN_S) for b in starts]
+    return xs, [sum(bins.get(b + i, 0) for i in range(k)) / (k * ARRIVALS_BIN_S) for b in starts]
 
 
 def final_rows(report: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:

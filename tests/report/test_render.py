@@ -39,8 +39,10 @@ def test_each_variant_has_its_section_and_the_crowds_share_one_chart(tmp_path: P
     rows = re.findall(r"<tr><td>(\w+)</td><td>([\w-]+)</td>", comparison)
     assert ("ws", "full-jitter") in rows and ("ws", "no-jitter") in rows and len(rows) == 12
     assert "<td>held</td>" in comparison
-    # a: latency, arrivals, losses, health; b (no log): losses, health; the two crowd charts
-    assert html.count("Plotly.newPlot(") == 8
+    # a: latency, arrivals; b has no log; then every variant's losses and health, and the crowds
+    assert html.count("Plotly.newPlot(") == 6
+    losses = '"x":["full-jitter wt\\u002fdatagram","full-jitter rtc\\u002funreliable","no-jitter wt\\u002fdatagram"'
+    assert losses in html  # every variant's losses on one chart (plotly escapes the slash)
     assert len(re.findall(r"plotly\.js v\d", html)) == 1  # plotly.js embedded once for all of them
 
 
@@ -51,3 +53,14 @@ def test_the_browsers_rows_stand_beside_rtplays(tmp_path: Path) -> None:
     browser = html.split("the browser (headless Chromium on the page)", 1)[1]
     assert re.search(r"<tr><td>sse</td><td>open</td><td>187</td>", browser)
     assert "no message log given" in html and "one-way latency" not in html
+
+
+def test_many_variants_with_logs_share_the_size_budget(tmp_path: Path) -> None:
+    """Eight variants (the most a scenario may have), each with its 30 s log: still under 5 MB."""
+    from rtplay.cli.variants import MAX_VARIANTS
+
+    run = recorded("run30", tmp_path)
+    names = [f"v{i}" for i in range(MAX_VARIANTS)]
+    html = build_report_html({"variants": dict.fromkeys(names, run.report)}, dict.fromkeys(names, run.records))
+    assert len(html.encode()) < 5_000_000
+    assert html.count("one-way latency (log scale)") == MAX_VARIANTS
