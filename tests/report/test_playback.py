@@ -89,3 +89,37 @@ def test_the_play_clock_pauses_seeks_and_changes_speed_on_the_clock_it_is_given(
     for _ in range(20):
         clock.scale(2, 200.0)
     assert clock.speed == MAX_SPEED
+
+
+def rec(ev: str, at: float, pub: int, **fields: Any) -> dict[str, Any]:
+    return {"ev": ev, "tr": "ws", "at": at, "conn": 1, "pub": pub, **fields}
+
+
+def end(published: int, state: str, connected: bool, subscribed_until: int | None) -> dict[str, Any]:
+    client = {"state": state, "connected": connected, "subscribed_until": subscribed_until}
+    return {"ev": "end", "published": published, "replay_from": 1, "final": True, "at": 9.0,
+            "clients": {"ws": client}, "cutoff": 8.5}
+
+
+def test_a_client_that_failed_for_good_has_lost_what_it_never_got() -> None:
+    records = [rec("up", 0.1, 0), *(rec("msg", 0.2 * s, s, ch="main", seq=s, lat=1.0, b=80) for s in (1, 2, 3)),
+               rec("failed", 2.0, 5), end(8, "failed", False, 5)]
+    playback = Playback(records, LAYOUTS)
+    playback.advance_to(1.0)
+    assert playback.report()["ws"]["state"] == "open" and playback.report()["ws"]["delivered"] == 3
+    playback.advance_to(playback.end_at)
+    ws = playback.report()["ws"]
+    # Subscribed until seq 5 when it failed: 4 and 5 can never arrive; 6-8 were never its to get.
+    assert (ws["state"], ws["delivered"], ws["lost"], ws["pending"]) == ("failed", 3, 2, 0)
+    assert ws["downtime_s"] == 6.5  # from the failure to the cutoff, never past it
+    assert ws["wire_bytes_per_msg"] == 80.0
+
+
+def test_a_counter_reset_in_the_recording_zeroes_the_figures_from_there() -> None:
+    records = [rec("up", 0.1, 0), *(rec("msg", 0.2 * s, s, ch="main", seq=s, lat=1.0, b=0) for s in (1, 2, 3)),
+               rec("restart", 1.0, 3), rec("msg", 1.2, 4, ch="main", seq=4, lat=2.0, b=0),
+               end(4, "open", True, None)]
+    playback = Playback(records, LAYOUTS)
+    playback.advance_to(playback.end_at)
+    ws = playback.report()["ws"]
+    assert (ws["delivered"], ws["lost"], ws["connects"], ws["latency_ms"]["max"]) == (1, 0, 1, 2.0)
