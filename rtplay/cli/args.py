@@ -108,7 +108,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument(
         "--log-messages", type=Path, metavar="FILE",
-        help="write one JSON line per arrival and per connection change to FILE (to audit any figure)",
+        help="write one JSON line per arrival and per connection change to FILE (to audit any figure, "
+        "replay or report the run); a scenario with variants writes FILE-VARIANT.jsonl per variant",
     )
     parser.add_argument(
         "--html", type=Path, metavar="FILE",
