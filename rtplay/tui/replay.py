@@ -39,6 +39,7 @@ from rtplay.tui.history import (
     TransportHistory,
 )
 from rtplay.tui.main import MainScreen
+from rtplay.tui.views import HelpScreen
 from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, LogLine, PaneModel, status_of
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,16 @@ PLAYER_BINDINGS: tuple[Binding, ...] = (
 )
 
 
+#: The player's keys as the help lists them.
+PLAYER_HELP: tuple[tuple[str, str], ...] = (
+    ("", "[b u]Replay[/] (a recorded run: read-only)"),
+    ("space", "pause / play"),
+    ("← →", f"seek {SEEK_S:g} s back / forward"),
+    ("[ ]", "half / double speed (1/16× to 64×)"),
+    ("f", "jump to the next fault"),
+)
+
+
 def player_bindings(panes: int) -> list[BindingType]:
     """The playground's keys for ``panes`` panes, the player's first, minus those it replaces."""
     taken = {b.key for b in PLAYER_BINDINGS}
@@ -311,6 +322,10 @@ class ReplayScreen(MainScreen):
     def action_replay_fault(self) -> None:
         """Jump to the next fault's start."""
         self._said(self.player.next_fault(time.monotonic()))
+
+    def action_help(self) -> None:
+        """The playground's help, the player's keys first."""
+        self.app.push_screen(HelpScreen([pane.transport for pane in self.panes], PLAYER_HELP))
 
 
 def load_replay(path: Path, speed: float = 1.0) -> ReplayBackend:

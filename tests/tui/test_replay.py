@@ -124,3 +124,22 @@ async def test_a_recorded_playground_session_replays_with_its_own_figures(tmp_pa
     replayed = {n: {k: e[k] for k in ("delivered", "lost", "pending", "duplicates", "connects", "reconnects")}
                 for n, e in backend.playback.report().items()}
     assert replayed == shown and shown["ws"]["reconnects"] == 1
+
+
+async def test_the_help_of_a_replay_lists_the_players_keys(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from rtplay.tui.views import HelpScreen, help_renderable
+
+    app = RtplayApp(backend=load_replay(recorded("run30", tmp_path).log), screen=ReplayScreen)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        screen = app.screen
+        assert isinstance(screen, HelpScreen)
+        console = Console(width=120, file=io.StringIO(), record=True)
+        console.print(help_renderable(120, screen.transports, screen.extra))
+        text = console.export_text()
+        assert "jump to the next fault" in text and "seek 5 s back / forward" in text
