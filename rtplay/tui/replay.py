@@ -23,7 +23,13 @@ from textual.binding import Binding, BindingType
 from rtplay.clients import CLIENT_CLASSES
 from rtplay.engine.message_log import read_log
 from rtplay.protocol.faults import TRANSPORTS, Kind
-from rtplay.report.playback import FaultSpan, Layout, Playback, PlayClock, TransportPlayback
+from rtplay.report.playback import (
+    FaultSpan,
+    Layout,
+    Playback,
+    PlayClock,
+    TransportPlayback,
+)
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import LOG_TAIL
 from rtplay.tui.history import (
@@ -39,8 +45,15 @@ from rtplay.tui.history import (
     TransportHistory,
 )
 from rtplay.tui.main import MainScreen
+from rtplay.tui.model import (
+    ChannelModel,
+    Dashboard,
+    FaultRow,
+    LogLine,
+    PaneModel,
+    status_of,
+)
 from rtplay.tui.views import HelpScreen
-from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, LogLine, PaneModel, status_of
 
 log = logging.getLogger(__name__)
 
