@@ -9,7 +9,6 @@ in (the CLI gives the one its table prints), so the report never words a figure 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ import plotly.graph_objects as go  # type: ignore[import-untyped]  # plotly ship
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 from rtplay.report.series import (
+    LOAD_SERIES,
     MIN_LATENCY_POINTS,
     Band,
     RunView,
@@ -29,6 +29,7 @@ from rtplay.report.series import (
     crowd_series,
     final_rows,
     health_rows,
+    load_series,
     runs_of,
     unreliable_losses,
 )
@@ -244,6 +245,22 @@ def crowd_chart(series: list[tuple[str, list[list[float]]]], what: str) -> go.Fi
     return fig
 
 
+def load_chart(runs: list[tuple[str, dict[str, Any]]]) -> go.Figure | None:
+    """The server's accepts/s, concurrent connections and loop lag over a crowd run (every run's)."""
+    series = load_series(runs)
+    if not any(xs for runs_ in series.values() for _, xs, _ in runs_):
+        return None
+    titles = ("accepts per second", "concurrent connections", "server loop lag (ms)")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08)
+    for row, key in enumerate(LOAD_SERIES, start=1):
+        for variant, xs, ys in series[key]:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", name=_label(variant, key)),
+                          row=row, col=1)
+    fig.update_xaxes(title_text="seconds from the first bin", row=3, col=1)
+    fig.update_layout(title="the server's load (100 ms bins, peaks kept)", height=620)
+    return fig
+
+
 def _final_table(page: Page, report: dict[str, Any]) -> None:
     rows = [[name, *(_get(f, key) for _, key in FINAL_COLUMNS)] for name, f in final_rows(report)]
     page.table(["transport", *(t for t, _ in FINAL_COLUMNS)], rows)
@@ -307,11 +324,14 @@ def render_html(views: list[RunView], legend: Sequence[tuple[str, str]] = (),
     for what, key in (("attempts", "attempts_per_s"), ("connects", "connects_per_s")):
         if (fig := crowd_chart(crowds[key], what)) is not None:
             page.chart(fig)
-    load = next((v.report["server_load"] for v in views if isinstance(v.report.get("server_load"), dict)), None)
-    if load:
+    if (fig := load_chart(runs)) is not None:
+        page.chart(fig)
+    loads = [(v.name, v.report["server_load"]) for v in views if isinstance(v.report.get("server_load"), dict)]
+    if loads:
         page.heading("server load", 3)
-        rows = [[k, json.dumps(v) if isinstance(v, dict | list) else v] for k, v in load.items()]
-        page.table(["figure", "value"], rows)
+        keys = [k for k in loads[0][1] if not isinstance(loads[0][1][k], dict | list)]  # the series are drawn above
+        page.table(["figure", *(name or "value" for name, _ in loads)], [[k, *(load.get(k) for _, load in loads)]
+                                                                          for k in keys])
     if len(views) > 1:
         page.heading("comparison")
         keys = ["delivered", "lost", "p99_ms", "reconnects", "downtime_s", "peak_attempts_per_s"]

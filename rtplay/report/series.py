@@ -384,3 +384,34 @@ def comparison_rows(runs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, s
                 "downtime_s": entry.get("downtime_s"), "peak_attempts_per_s": crowd.get("peak_attempts_per_s"),
             }))
     return rows
+
+
+#: The server's load series (``server_load``) drawn: accepts/s, concurrent connections, loop lag.
+LOAD_SERIES = ("accepts_per_s", "concurrent", "loop_lag_ms")
+
+
+def _peaks(points: list[list[float]], most: int) -> tuple[list[float], list[float]]:
+    """At most ``most`` points: the largest value of each run of neighbouring bins (peaks stay)."""
+    k = max(1, math.ceil(len(points) / max(1, most)))
+    xs = [points[i][0] for i in range(0, len(points), k)]
+    ys = [max(p[1] for p in points[i:i + k]) for i in range(0, len(points), k)]
+    return xs, ys
+
+
+def load_series(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, list[tuple[str, list[float], list[float]]]]:
+    """Per :data:`LOAD_SERIES` key, (variant, seconds from the load's first bin, values) of each
+    run with ``server_load`` (crowds), at most :data:`MAX_LATENCY_BINS` points (peaks kept)."""
+    out: dict[str, list[tuple[str, list[float], list[float]]]] = {key: [] for key in LOAD_SERIES}
+    for variant, run in runs:
+        load = run.get("server_load")
+        if not isinstance(load, dict):
+            continue
+        series = {key: [p for p in load.get(key) or [] if isinstance(p, list) and len(p) == 2] for key in LOAD_SERIES}
+        starts = [points[0][0] for points in series.values() if points]
+        if not starts:
+            continue
+        origin = min(starts)
+        for key, points in series.items():
+            xs, ys = _peaks([[p[0] - origin, p[1]] for p in points], MAX_LATENCY_BINS)
+            out[key].append((variant, [drawn_s(x) for x in xs], ys))
+    return out

@@ -21,7 +21,11 @@ def with_crowd(report: dict[str, Any], policy: str, peak: float) -> dict[str, An
         "clients": 100, "policy": policy, "peak_attempts_per_s": peak,
         "attempts_per_s": [[0.0, 2.0], [5.0, peak], [5.5, 10.0]], "connects_per_s": [[0.0, 2.0], [6.0, 90.0]],
     }
-    out["server_load"] = {"peak_accepts_per_s": peak}
+    out["server_load"] = {
+        "bin_s": 0.1, "peak_accepts_per_s": peak, "peak_concurrent": 100,
+        "accepts_per_s": [[1000.0 + i / 10, peak if i == 50 else 10.0] for i in range(3000)],  # 5 minutes of bins
+        "concurrent": [[1000.0, 100]], "loop_lag_ms": [[1000.0, 2.5], [1005.0, 40.0]],
+    }
     return out
 
 
@@ -39,8 +43,9 @@ def test_each_variant_has_its_section_and_the_crowds_share_one_chart(tmp_path: P
     rows = re.findall(r"<tr><td>(\w+)</td><td>([\w-]+)</td>", comparison)
     assert ("ws", "full-jitter") in rows and ("ws", "no-jitter") in rows and len(rows) == 12
     assert "<td>held</td>" in comparison
-    # a: latency, arrivals; b has no log; then every variant's losses and health, and the crowds
-    assert html.count("Plotly.newPlot(") == 6
+    # a: latency, arrivals; b has no log; then every variant's losses and health, the crowds, the load
+    assert html.count("Plotly.newPlot(") == 7
+    assert "the server's load (100 ms bins, peaks kept)" in html
     losses = '"x":["full-jitter wt\\u002fdatagram","full-jitter rtc\\u002funreliable","no-jitter wt\\u002fdatagram"'
     assert losses in html  # every variant's losses on one chart (plotly escapes the slash)
     assert len(re.findall(r"plotly\.js v\d", html)) == 1  # plotly.js embedded once for all of them

@@ -17,6 +17,7 @@ from rtplay.report.series import (
     crowd_series,
     health_rows,
     latency_series,
+    load_series,
     runs_of,
     unreliable_losses,
 )
@@ -123,3 +124,13 @@ def test_the_recorded_run_has_its_faults_reconnects_and_losses(tmp_path: Path) -
     rows, threshold = health_rows(run.report)
     assert [side for side, _ in rows] == ["server loop lag", "client loop lag", "publisher slip"]
     assert threshold == run.report["health"]["threshold_ms"]
+
+
+def test_the_servers_load_is_drawn_from_its_first_bin_with_its_peaks_kept() -> None:
+    load = {"accepts_per_s": [[500.0 + i / 10, 900.0 if i == 1234 else 5.0] for i in range(5000)],
+            "concurrent": [[500.0, 10], [500.1, 12]], "loop_lag_ms": []}
+    series = load_series([("a", {"transports": {}, "server_load": load}), ("b", {"transports": {}})])
+    (variant, xs, ys), = series["accepts_per_s"]
+    assert variant == "a" and xs[0] == 0.0 and len(xs) <= MAX_LATENCY_BINS
+    assert max(ys) == 900.0 and min(ys) == 5.0  # the one busy bin survives the thinning
+    assert series["concurrent"] == [("a", [0.0, 0.1], [10, 12])]
