@@ -15,7 +15,8 @@ from rtplay.compat import IncompatibleLibrary, check_all, require, require_line
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Each rtplay package and the rtplay packages it may import (besides itself). The layers run
-#: cli → tui → engine (and the proxy beside it) → clients → model / compat / runtime → protocol.
+#: cli → tui → engine (the proxy and the reports beside it) → clients → model / compat / runtime →
+#: protocol.
 MAY_IMPORT: dict[str, set[str]] = {
     "rtplay.protocol": set(),
     "rtplay.runtime": {"rtplay.protocol"},
@@ -23,12 +24,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "rtplay.model": {"rtplay.protocol", "rtplay.runtime"},
     "rtplay.clients": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model"},
     "rtplay.proxy": {"rtplay.protocol", "rtplay.runtime", "rtplay.model"},
+    "rtplay.report": {"rtplay.protocol", "rtplay.runtime", "rtplay.model"},
     "rtplay.engine": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
                       "rtplay.proxy"},
     "rtplay.tui": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
-                   "rtplay.engine", "rtplay.proxy"},
+                   "rtplay.engine", "rtplay.proxy", "rtplay.report"},
     "rtplay.cli": {"rtplay.protocol", "rtplay.runtime", "rtplay.compat", "rtplay.model", "rtplay.clients",
-                   "rtplay.engine", "rtplay.proxy", "rtplay.tui"},
+                   "rtplay.engine", "rtplay.proxy", "rtplay.report", "rtplay.tui"},
 }
 
 #: What the server process may import of rtplay: the shared vocabulary and plumbing only.

@@ -152,7 +152,15 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument(
         "--log-messages", type=Path, metavar="FILE",
-        help="write one JSON line per arrival and per connection change to FILE (to audit any figure)",
+        help="write one JSON line per arrival and per connection change to FILE (to audit any figure, "
+        "replay or report the run); a scenario with variants writes FILE-VARIANT.jsonl per variant",
+    )
+    parser.add_argument(
+        "--html", type=Path, metavar="FILE",
+        help="write the run's offline HTML report (charts, tables) to FILE, as `rtplay report` does",
+    )
+    parser.add_argument(
+        "--junit", type=Path, metavar="FILE", help="write JUnit XML to FILE: one test case per expectation and comparison",
     )
     add_target_flags(parser)
     parser.add_argument("--wide", action="store_true", help="print every column of the table")
@@ -211,9 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web-port", type=port, default=DEFAULT_WEB_PORT, help=f"port of --web's page (default {DEFAULT_WEB_PORT})"
     )
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", default=None,
+        help="playground: record the session to FILE (the --log-messages format) for `rtplay replay` and `rtplay report`",
+    )
     add_client_flags(parser)
     add_target_flags(parser)
-    sub = parser.add_subparsers(dest="command", metavar="{run,serve,proxy}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,replay,serve,proxy}")
     run = sub.add_parser(
         "run",
         help="run a session headless and print a report",
@@ -222,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_flags(run)
+    add_report_parsers(sub)
     serve = sub.add_parser("serve", help="run only the built-in server and print its URLs")
     add_arguments(serve)
     serve.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-vv for debug)")
@@ -229,6 +242,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_proxy_parser(sub)
     return parser
+
+
+def add_report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``rtplay report`` and ``rtplay replay``: what a kept run becomes."""
+    report = sub.add_parser(
+        "report", help="turn a run's JSON report (and its message log) into one offline HTML file",
+        description="Write one self-contained HTML file (no network needed to open it) with interactive charts "
+        "of a run: latency over time with the faults shaded, arrivals, losses, recovery, crowds, health.",
+    )
+    report.add_argument(
+        "json", type=Path, metavar="RUN.json", nargs="?", default=None,
+        help="the report `rtplay run --json` wrote (without it, the figures are rebuilt from --log)",
+    )
+    report.add_argument("--log", type=Path, metavar="LOG.jsonl", help="its --log-messages file (draws latency over time)")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE", required=True, help="the HTML file to write")
+    replay = sub.add_parser(
+        "replay", help="play a recorded run back in the playground (pause, seek, speed)",
+        description="The playground on a recorded run (`rtplay run --log-messages`, `rtplay --record`): "
+        "space pauses, left/right seek 5 s, [ and ] halve/double the speed, f jumps to the next fault.",
+    )
+    replay.add_argument("log", type=Path, metavar="LOG.jsonl", help="the recorded message log")
+    replay.add_argument("--speed", type=positive_float, default=1.0, help="playback speed (default 1)")
 
 
 def version() -> str:

@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from rtplay.runtime import eventloop
 from rtplay.compat import IncompatibleLibrary, check_all
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, from_namespace
+from rtplay.cli.keep import cmd_report, run_log, write_html
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.cli.variants import Variant
 from rtplay.engine.spawn import ServerProcess, SpawnError
@@ -88,19 +90,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
     reports: dict[str, dict[str, Any]] = {}
-    variants: list[Variant | None] = [*scenario.variants] or [None]
-    for variant in variants:
-        if variant is not None:
-            print(f"variant {variant.name}: {', '.join(f'{t}={p}' for t, p in variant.retry.items())}", file=sys.stderr)
-            print(f"\nvariant {variant.name}")
-            apply_retry(scenario.client_options, list(variant.retry.items()))
-        report = run_once(args, scenario, server, config_url)
-        if isinstance(report, int):
-            return report
-        reports[variant.name if variant is not None else ""] = report
-        if report.get("partial"):  # Ctrl-C: no further variants
-            break
-    return check_reports(args, scenario, reports)
+    with tempfile.TemporaryDirectory(prefix="rtplay-run-") as scratch:
+        logs: dict[str, Path | None] = {}
+        variants: list[Variant | None] = [*scenario.variants] or [None]
+        for variant in variants:
+            name = variant.name if variant is not None else ""
+            if variant is not None:
+                policies = ", ".join(f"{t}={p}" for t, p in variant.retry.items())
+                print(f"variant {variant.name}: {policies}", file=sys.stderr)
+                print(f"\nvariant {variant.name}")
+                apply_retry(scenario.client_options, list(variant.retry.items()))
+            logs[name] = run_log(args, name, Path(scratch))
+            report = run_once(args, scenario, server, config_url, logs[name])
+            if isinstance(report, int):
+                return report
+            reports[name] = report
+            if report.get("partial"):  # Ctrl-C: no further variants
+                break
+        code = check_reports(args, scenario, reports)
+        if args.html is not None:
+            write_html(args.html, reports, logs, scenario)
+    return code
 
 
 def cmd_target_run(args: argparse.Namespace, scenario: Scenario) -> int:
@@ -174,7 +184,7 @@ def cmd_target_tui(args: argparse.Namespace) -> int:
 
 
 def run_once(
-    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None
+    args: argparse.Namespace, scenario: Scenario, server: ServerOptions, config_url: str | None, log: Path | None
 ) -> dict[str, Any] | int:
     """One session (its own server unless attaching): the report, or an exit code."""
     launched = ServerProcess.launch(server) if config_url is None else None
@@ -189,7 +199,7 @@ def run_once(
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, token=args.token, launched=launched,
             client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
-            log_messages=args.log_messages,
+            log_messages=log,
         )
         options = HeadlessOptions(
             duration=scenario.duration, json_path=None, progress=not args.quiet, browser=args.browser,
@@ -217,6 +227,11 @@ def check_reports(args: argparse.Namespace, scenario: Scenario, reports: dict[st
     if args.json is not None:
         args.json.write_text(json.dumps(reports[""] if "" in reports else {"variants": reports}, indent=2) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
+    if args.junit is not None:
+        from rtplay.cli.junit import junit_xml
+
+        args.junit.write_text(junit_xml(scenario, reports))
+        print(f"JUnit XML written to {args.junit}", file=sys.stderr)
     if any(r.get("partial") for r in reports.values()):
         print("rtplay run: interrupted; the report covers the run so far (partial)", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -280,7 +295,25 @@ def main(argv: list[str] | None = None) -> int:
         from rtplay.cli.proxy import cmd_proxy
 
         return cmd_proxy(args)
+    if args.command == "report":
+        return cmd_report(args)  # rtplay.cli.keep: reports a run can be kept as
+    if args.command == "replay":
+        return cmd_replay(args)
     return cmd_tui(args)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``rtplay replay LOG.jsonl``: the playground driven from a recorded run."""
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+        print("rtplay replay: the playground needs a terminal", file=sys.stderr)
+        return 2
+    from rtplay.tui.replay import run_replay
+
+    try:
+        return run_replay(args.log, args.speed)
+    except (OSError, ValueError) as exc:
+        print(f"rtplay replay: {exc}", file=sys.stderr)
+        return 2
 
 
 def check_libraries() -> int:
@@ -323,7 +356,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
             config = SessionConfig(
                 transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
-                server_stderr=server_log, launched=launched, crowd=args.clients or 0,
+                server_stderr=server_log, launched=launched, crowd=args.clients or 0, log_messages=args.record,
             )
             apply_retry(config.client_options, args.retry)
             code = run_tui(config, browser=args.browser)

@@ -37,3 +37,9 @@ CLIENTS: dict[str, Factory] = {
     "wt": lambda ep, emit, opts: WebTransportClient(ep.quic_host, ep.quic_port, ep.cert_der, emit, **opts),
     "rtc": lambda ep, emit, opts: RTCClient(ep.http_url, emit, **opts),
 }
+
+CLIENT_CLASSES: dict[str, type[Client]] = {
+    "poll": PollClient, "longpoll": LongPollClient, "sse": SSEClient,
+    "ws": WebSocketClient, "wt": WebTransportClient, "rtc": RTCClient,
+}
+"""The client class of each transport: its channels and which are unreliable (``rtplay replay``)."""

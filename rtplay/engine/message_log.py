@@ -67,7 +67,28 @@ class MessageLog:
             self._file = None
 
 
+class LogFormatError(ValueError):
+    """A file that is not a message log: names the file and the line."""
+
+
 def read_log(path: Path) -> list[dict[str, object]]:
-    """Every record of a message log, in order."""
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every record of a message log, in order; :class:`LogFormatError` on a line that is not one."""
+    records: list[dict[str, object]] = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    records.append(_record(path, number, line))
+    except UnicodeDecodeError:
+        raise LogFormatError(f"{path}: not a text message log (compressed? unpack it first)") from None
+    return records
+
+
+def _record(path: Path, number: int, line: str) -> dict[str, object]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LogFormatError(f"{path}:{number}: not a message log line ({exc.msg})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("ev"), str):
+        raise LogFormatError(f"{path}:{number}: not a message log record (no \"ev\")")
+    return record

@@ -33,7 +33,7 @@ from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.engine.crowd_pool import Crowd
 from rtplay.model.retry_spec import PolicySpec
 from rtplay.engine.crowds import CrowdsMixin
-from rtplay.engine.session_log import MessageLogMixin
+from rtplay.engine.session_log import EndState, SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class SessionConfig:
             raise ValueError("no transports chosen")
 
 
-class Session(CrowdsMixin, MessageLogMixin):
+class Session(CrowdsMixin):
     """One client per chosen transport and the server they talk to, driven as one unit."""
 
     def __init__(self, config: SessionConfig | None = None) -> None:
@@ -132,7 +132,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         self._load_before: dict[str, Any] = {}
         self.settled: bool | None = None
         """The end-of-run settle's outcome: True when every client caught up in time."""
-        self.message_log: MessageLog | None = None
+        self.recorder: SessionRecorder | None = None
+        """Writes the message log (``config.log_messages``), from the first client on."""
 
     # --- events --------------------------------------------------------------------------
 
@@ -177,9 +178,9 @@ class Session(CrowdsMixin, MessageLogMixin):
             options = dict(self.config.client_options.get(name, {}))
             if self.config.emit_messages:
                 options["emit_messages"] = True
-            if self.config.log_messages is not None and self.message_log is None:
-                self.message_log = MessageLog(self.config.log_messages, self.clock())
-                self.subscribe(self._log_fault)
+            if self.config.log_messages is not None and self.recorder is None:
+                self.recorder = SessionRecorder(MessageLog(self.config.log_messages, self.clock()), lambda: self.published)
+                self.subscribe(self.recorder.on_event)
             options["hooks"] = self._hooks_for(name)
             self.clients[name] = CLIENTS[name](endpoints, self.emit, options)
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
@@ -206,8 +207,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.config.crowd:
             await self._crowds_ready()
         self.started_at = self.clock()
-        if self.message_log is not None:
-            self.message_log.origin = self.started_at
+        if self.recorder is not None:
+            self.recorder.set_origin(self.started_at)
         self.faults.start()
         self.monitor.start()
 
@@ -219,7 +220,7 @@ class Session(CrowdsMixin, MessageLogMixin):
 
         return ClientHooks(
             arrival=arrival,
-            audit=self._audit if self.message_log is not None else None,
+            audit=self.recorder.audit if self.recorder is not None else None,
             network=self.network,
             published_now=lambda: self.published,
         )
@@ -457,6 +458,21 @@ class Session(CrowdsMixin, MessageLogMixin):
                 "rss_kb_per_connection": None if kb is None else round(kb, 1)
             }
         return report
+
+    def close_message_log(self) -> None:
+        """Write the log's ``end`` record (what the figures were taken against) and close it."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        self.unsubscribe(recorder.on_event)
+        for client in self.clients.values():
+            client.flush_audit()
+        clients = {
+            n: {"state": c.state.value, "connected": c.conn.connected, "subscribed_until": c.subscribed_until}
+            for n, c in self.clients.items()
+        }
+        recorder.close(EndState(self.published, self.server.replay_from, self.final(), self.clock(), clients,
+                                self.publishing_stopped_at))
 
     def reset_counters(self) -> None:
         """Zero every figure (counters, latency, downtime, fault records); connections carry on."""

@@ -1,49 +1,75 @@
-"""The session's message log (``--log-messages``): audit records, faults and the end record.
+"""The session's message log (``--log-messages``, ``--record``): a listener the session owns.
 
-A mixin of :class:`rtplay.engine.session.Session`, kept apart so the session's engine reads
-without the bookkeeping of the log file.
+:class:`SessionRecorder` is given the open :class:`~rtplay.engine.message_log.MessageLog` and
+one callable (the hub's last seq); the session hands it each client's audit records
+(:meth:`SessionRecorder.audit`), subscribes it to its events (faults), and at the end gives it
+the ``end`` record's state (:class:`EndState`). The log format is described in
+:mod:`rtplay.engine.message_log` and is the same for a headless run and a playground session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rtplay.engine.message_log import MessageLog
 from rtplay.model.events import Event, FaultEnded, FaultStarted
 from rtplay.protocol.faults import ONE_SHOT
 
 
-class MessageLogMixin:
-    """Message-log writing of :class:`~rtplay.engine.session.Session` (which provides
-    ``message_log``, ``clients``, ``published``, ``server``, ``clock`` and ``final``)."""
+@dataclass(frozen=True)
+class EndState:
+    """What the figures were taken against, written as the log's last (``end``) record."""
 
-    def _audit(self, record: dict[str, object]) -> None:
-        if self.message_log is not None:
-            record["pub"] = self.published  # what the recovery records saw at that moment
-            self.message_log.write(record)
+    published: int
+    replay_from: int
+    final: bool
+    at: float
+    """The session clock (monotonic seconds) at the end."""
+    clients: dict[str, dict[str, Any]]
+    """Per transport: ``state``, ``connected``, ``subscribed_until``."""
+    cutoff: float | None
+    """When publishing stopped (monotonic seconds), or None."""
 
-    def _log_fault(self, event: Event) -> None:
-        if self.message_log is None or not isinstance(event, FaultStarted | FaultEnded):
+
+class SessionRecorder:
+    """Writes one session's message log: audit records, fault records and the end record."""
+
+    def __init__(self, log: MessageLog, published: Callable[[], int]) -> None:
+        self.log = log
+        self._published = published
+
+    @property
+    def path(self) -> str:
+        """Where the log is written."""
+        return str(self.log.path)
+
+    def set_origin(self, origin: float) -> None:
+        """Times in the log are seconds since ``origin`` (the moment the session started)."""
+        self.log.origin = origin
+
+    def audit(self, record: dict[str, object]) -> None:
+        """A client's arrival or connection change (a ``Client.audit`` callable)."""
+        record["pub"] = self._published()  # what the recovery records saw at that moment
+        self.log.write(record)
+
+    def on_event(self, event: Event) -> None:
+        """A session listener: faults starting and ending become ``fault_*`` records."""
+        if not isinstance(event, FaultStarted | FaultEnded):
             return
         what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
         fault = event.fault
-        self.message_log.write(
+        self.log.write(
             {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self.published}
+             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self._published()}
         )
 
-    def close_message_log(self) -> None:
-        """Write the ``end`` record (what the figures were taken against) and close the log."""
-        if self.message_log is None:
-            return
-        for client in self.clients.values():
-            client.flush_audit()
-        stopped = self.publishing_stopped_at
-        clients = {
-            n: {"state": c.state.value, "connected": c.conn.connected, "subscribed_until": c.subscribed_until}
-            for n, c in self.clients.items()
-        }
-        self.message_log.write({
-            "ev": "end", "published": self.published, "replay_from": self.server.replay_from,
-            "final": self.final(), "at": self.clock(), "clients": clients,
-            "cutoff": None if stopped is None else round(stopped - self.message_log.origin, 6),
+    def close(self, end: EndState) -> None:
+        """Write the ``end`` record and close the file."""
+        cutoff = None if end.cutoff is None else round(end.cutoff - self.log.origin, 6)
+        self.log.write({
+            "ev": "end", "published": end.published, "replay_from": end.replay_from,
+            "final": end.final, "at": end.at, "clients": end.clients, "cutoff": cutoff,
         })
-        self.message_log.close()
-        self.message_log = None
+        self.log.close()

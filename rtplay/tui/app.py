@@ -73,6 +73,7 @@ class RtplayApp(App[int]):
         notices: NoticeHandler | None = None,
         browser: bool = False,
         freeze_heap: bool = False,
+        screen: type[MainScreen] = MainScreen,
     ) -> None:
         super().__init__()
         self.freeze_heap = freeze_heap
@@ -82,7 +83,8 @@ class RtplayApp(App[int]):
         """Start headless Chromium on the page once the session runs (``rtplay --browser``)."""
         self.browser_rows: BrowserRows | None = None
         self.backend: Backend = backend or SessionBackend(Session(config or SessionConfig()))
-        self.main_screen = MainScreen.for_transports(len(self.backend.transports))(self.backend)
+        self.main_screen = screen.for_transports(len(self.backend.transports))(self.backend)
+        """The panes' screen (``screen``: :class:`MainScreen`, or a subclass such as replay's)."""
         self.notices = notices
         self.started_in: float | None = None
         """Seconds the session took to start (None until it has)."""

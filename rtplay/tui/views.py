@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import zip_longest
 from typing import ClassVar
 
@@ -106,10 +107,14 @@ def _key_rows(transports: list[str]) -> tuple[list[tuple[str, str]], list[tuple[
 TWO_COLUMNS_WIDTH = 100
 
 
-def help_renderable(width: int = 120, transports: list[str] | None = None) -> RenderableType:
+def help_renderable(
+    width: int = 120, transports: list[str] | None = None, extra: Sequence[tuple[str, str]] = ()
+) -> RenderableType:
     """Every key, the header's figures, then the chart markers and the counters, laid out
-    for ``width`` columns and the panes of ``transports``."""
+    for ``width`` columns and the panes of ``transports``; ``extra`` (keys, what) rows lead the
+    second column (``rtplay replay``'s player keys)."""
     left, right = _key_rows(list(transports or TRANSPORTS))
+    right = [*extra, *right]
     keys = Table.grid(padding=(0, 1))
     keys.add_column(justify="right", style=KEY_STYLE, no_wrap=True)
     if width >= TWO_COLUMNS_WIDTH:
@@ -140,9 +145,11 @@ def help_renderable(width: int = 120, transports: list[str] | None = None) -> Re
 class HelpScreen(ModalScreen[None]):
     """All keys and what the panes show."""
 
-    def __init__(self, transports: list[str] | None = None) -> None:
+    def __init__(self, transports: list[str] | None = None, extra: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self.transports = list(transports or TRANSPORTS)
+        self.extra = list(extra)
+        """More (keys, what) rows, shown first (a replay's player keys)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "dismiss", "close", key_display="esc"),
@@ -156,7 +163,7 @@ class HelpScreen(ModalScreen[None]):
 
     def on_resize(self) -> None:
         """Two columns of keys when they fit, one otherwise."""
-        self.query_one("#help-text", Static).update(help_renderable(self.size.width, self.transports))
+        self.query_one("#help-text", Static).update(help_renderable(self.size.width, self.transports, self.extra))
 
 
 class InfoScreen(Screen[None]):
