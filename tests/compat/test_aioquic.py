@@ -1,0 +1,214 @@
+"""aioquic's internals rtplay reads, on a client and a server QUIC connection joined in
+memory (no sockets; ``now`` passed in): what each function reports is what the connection
+does, and the start-up check names what a changed aioquic lacks."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aioquic
+import pytest
+from aioquic.asyncio.server import QuicServer
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import H3Event, HeadersReceived, WebTransportStreamDataReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.tls import Epoch
+
+from rtplay.compat import IncompatibleLibrary
+from rtplay.compat import aioquic as compat
+from servers.core.cert import Certificate
+
+CLIENT_ADDR = ("127.0.0.1", 40000)
+SERVER_ADDR = ("127.0.0.1", 4433)
+
+
+@dataclass
+class Pair:
+    client: QuicConnection
+    server: QuicConnection
+    now: float = 1.0
+
+    def send(self, sender: QuicConnection, receiver: QuicConnection, addr: tuple[str, int]) -> int:
+        count = 0
+        for data, _ in sender.datagrams_to_send(now=self.now):
+            receiver.receive_datagram(data, addr, now=self.now)
+            count += 1
+        return count
+
+    def to_server(self) -> int:
+        return self.send(self.client, self.server, CLIENT_ADDR)
+
+    def to_client(self) -> int:
+        return self.send(self.server, self.client, SERVER_ADDR)
+
+    def settle(self) -> None:
+        """Exchange packets both ways until neither side has anything to send (timers fire)."""
+        for _ in range(50):
+            self.now += 0.03  # past the ACK delay: owed ACKs go out
+            if not (self.to_server() + self.to_client()):
+                return
+        raise AssertionError("the connections never went quiet")
+
+
+@pytest.fixture
+def pair(cert: Certificate) -> Pair:
+    client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
+    client_config.verify_mode = ssl.CERT_NONE
+    server_config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
+    server_config.certificate = cert.certificate
+    server_config.private_key = cert.private_key
+    client = QuicConnection(configuration=client_config)
+    server = QuicConnection(
+        configuration=server_config, original_destination_connection_id=client.original_destination_connection_id
+    )
+    p = Pair(client, server)
+    client.connect(SERVER_ADDR, now=p.now)
+    p.settle()
+    return p
+
+
+def test_the_installed_aioquic_passes_the_start_up_check() -> None:
+    compat.check()
+
+
+def test_an_aioquic_without_the_servers_internals_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    def init(self: QuicServer, *args: object, **kwargs: object) -> None:
+        self.connections = {}  # kept under another name
+
+    monkeypatch.setattr(QuicServer, "__init__", init)
+    with pytest.raises(IncompatibleLibrary, match=rf"aioquic {aioquic.__version__} lacks QuicServer._protocols, QuicServer._retry"):
+        compat.check()
+
+
+def test_unacked_stream_bytes_fall_to_zero_when_the_peer_acknowledges(pair: Pair) -> None:
+    stream = pair.client.get_next_available_stream_id()
+    assert compat.unacked_stream_bytes(pair.client, stream) == 0  # not opened yet
+    pair.client.send_stream_data(stream, b"x" * 5000)
+    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    pair.to_server()  # sent, not yet acknowledged
+    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    pair.settle()
+    assert compat.unacked_stream_bytes(pair.client, stream) == 0
+
+
+def test_pending_datagrams_counts_what_waits_to_be_sent(pair: Pair) -> None:
+    assert compat.pending_datagrams(pair.client) == 0
+    for n in range(3):
+        pair.client.send_datagram_frame(b"d%d" % n)
+    assert compat.pending_datagrams(pair.client) == 3
+    pair.to_server()
+    assert compat.pending_datagrams(pair.client) == 0
+
+
+def test_an_ack_is_owed_after_a_packet_and_ack_now_sends_it_at_once(pair: Pair) -> None:
+    assert compat.ack_state(pair.server) == (False, 1)  # everything acknowledged: one range kept
+    pair.client.send_stream_data(0, b"hello")
+    pair.to_server()
+    owed, ranges = compat.ack_state(pair.server)
+    assert owed and ranges >= 1
+    assert pair.to_client() == 0  # aioquic waits its ACK delay before answering
+    compat.ack_now(pair.server, pair.now)
+    assert pair.to_client() == 1  # the ACK, now
+    assert compat.ack_state(pair.server)[0] is False
+
+
+def test_the_ack_delay_decides_when_an_owed_ack_is_due(pair: Pair) -> None:
+    def due_after(delay: float | None) -> float:
+        if delay is not None:
+            compat.set_ack_delay(pair.server, delay)
+        pair.client.send_stream_data(0, b"x")
+        pair.to_server()
+        space = pair.server._spaces[Epoch.ONE_RTT]
+        assert space.ack_at is not None  # (read directly: what the compat function must move)
+        gap = space.ack_at - pair.now
+        pair.settle()
+        return gap
+
+    assert due_after(None) == pytest.approx(0.001)  # aioquic's own: K_GRANULARITY
+    assert due_after(0.02) == pytest.approx(0.02)
+
+
+def test_a_connection_without_its_one_rtt_space_owes_nothing() -> None:
+    assert compat.ack_state(QuicConnection(configuration=QuicConfiguration(is_client=True))) == (False, 0)
+
+
+def h3_session(pair: Pair) -> tuple[H3Connection, H3Connection, int]:
+    """A WebTransport session from the client to the server (CONNECT answered 200)."""
+    client, server = H3Connection(pair.client, enable_webtransport=True), H3Connection(pair.server, enable_webtransport=True)
+    session_id = pair.client.get_next_available_stream_id()
+    client.send_headers(
+        session_id,
+        [(b":method", b"CONNECT"), (b":protocol", b"webtransport"), (b":scheme", b"https"),
+         (b":authority", b"127.0.0.1"), (b":path", b"/wt")],
+    )
+    for event in deliver(pair, pair.to_server, pair.server, server):
+        if isinstance(event, HeadersReceived):
+            server.send_headers(event.stream_id, [(b":status", b"200")])
+    deliver(pair, pair.to_client, pair.client, client)
+    return client, server, session_id
+
+
+def deliver(pair: Pair, send: Callable[[], int], receiver: QuicConnection, h3: H3Connection) -> list[H3Event]:
+    send()
+    events: list[H3Event] = []
+    while (quic_event := receiver.next_event()) is not None:
+        events.extend(h3.handle_event(quic_event))
+    return events
+
+
+def answers_on_a_bidi_stream(pair: Pair, open_stream: Callable[[H3Connection, int], int]) -> list[bytes]:
+    """Open a bidi WebTransport stream with ``open_stream``, send a line, let the server echo
+    it back; what the client's H3 hands up as WebTransport stream data."""
+    client, server, session_id = h3_session(pair)
+    stream_id = open_stream(client, session_id)
+    pair.client.send_stream_data(stream_id, b'{"ping": 1}\n')
+    for event in deliver(pair, pair.to_server, pair.server, server):
+        if isinstance(event, WebTransportStreamDataReceived):
+            pair.server.send_stream_data(event.stream_id, b'{"pong": 1}\n')
+    return [
+        e.data for e in deliver(pair, pair.to_client, pair.client, client)
+        if isinstance(e, WebTransportStreamDataReceived) and e.stream_id == stream_id
+    ]
+
+
+def test_without_the_workaround_answers_on_our_bidi_stream_vanish(pair: Pair) -> None:
+    """The baseline that makes :func:`open_bidi_stream` necessary: aioquic parses the answer as
+    HTTP/3 frames and drops it."""
+    def plain(h3: H3Connection, session_id: int) -> int:
+        return h3.create_webtransport_stream(session_id, is_unidirectional=False)
+
+    assert answers_on_a_bidi_stream(pair, plain) == []
+
+
+def test_answers_on_a_bidi_stream_it_opens_arrive_as_webtransport_data(pair: Pair) -> None:
+    assert answers_on_a_bidi_stream(pair, compat.open_bidi_stream) == [b'{"pong": 1}\n']
+
+
+async def test_a_servers_connections_are_listed_and_known_by_their_ids(cert: Certificate) -> None:
+    """A real aioquic server and client on 127.0.0.1: what the compat functions read of the
+    server is the one connection the client made."""
+    from aioquic.asyncio import connect, serve
+
+    config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
+    config.certificate, config.private_key = cert.certificate, cert.private_key
+    server = await serve("127.0.0.1", 0, configuration=config)
+    try:
+        assert compat.server_protocols(server) == [] and compat.connection_count(server) == 0
+        assert compat.host_cid_length(server) == config.connection_id_length
+        port = server._transport.get_extra_info("sockname")[1]
+        client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+        async with connect("127.0.0.1", port, configuration=client_config) as client:
+            await client.ping()
+            (protocol,) = compat.server_protocols(server)
+            assert compat.handshake_complete(protocol)
+            assert compat.connection_count(server) >= 1
+            host_cid = client._quic._peer_cid.cid
+            assert compat.protocol_for(server, host_cid) is protocol
+            assert compat.protocol_for(server, b"\0" * 8) is None
+            compat.rearm_timer(protocol)  # re-arms for the connection's own next deadline
+            assert protocol._timer_at == protocol._quic.get_timer()
+    finally:
+        server.close()
