@@ -31,7 +31,11 @@ OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 def test_variants_carry_their_policies_per_transport() -> None:
     variants = parse_variants(
         "s.toml",
-        [{"name": "no-jitter", "retry": {"ws": "exponential:none"}}, {"name": "full-jitter", "retry": {"ws": "exponential:full", "sse": "fixed:2"}}, {"name": "plain"}],
+        [
+            {"name": "no-jitter", "retry": {"ws": "exponential:none"}},
+            {"name": "full-jitter", "retry": {"ws": "exponential:full", "sse": "fixed:2"}},
+            {"name": "plain"},
+        ],
         TRANSPORTS,
     )
     assert [v.name for v in variants] == ["no-jitter", "full-jitter", "plain"]

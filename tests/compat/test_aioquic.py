@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import aioquic
 import pytest
 from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import H3Event, HeadersReceived, WebTransportStreamDataReceived
+from aioquic.h3.events import WebTransportStreamDataReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.tls import Epoch
@@ -20,54 +19,12 @@ from aioquic.tls import Epoch
 from rtplay.compat import IncompatibleLibrary
 from rtplay.compat import aioquic as compat
 from servers.core.cert import Certificate
-
-CLIENT_ADDR = ("127.0.0.1", 40000)
-SERVER_ADDR = ("127.0.0.1", 4433)
-
-
-@dataclass
-class Pair:
-    client: QuicConnection
-    server: QuicConnection
-    now: float = 1.0
-
-    def send(self, sender: QuicConnection, receiver: QuicConnection, addr: tuple[str, int]) -> int:
-        count = 0
-        for data, _ in sender.datagrams_to_send(now=self.now):
-            receiver.receive_datagram(data, addr, now=self.now)
-            count += 1
-        return count
-
-    def to_server(self) -> int:
-        return self.send(self.client, self.server, CLIENT_ADDR)
-
-    def to_client(self) -> int:
-        return self.send(self.server, self.client, SERVER_ADDR)
-
-    def settle(self) -> None:
-        """Exchange packets both ways until neither side has anything to send (timers fire)."""
-        for _ in range(50):
-            self.now += 0.03  # past the ACK delay: owed ACKs go out
-            if not (self.to_server() + self.to_client()):
-                return
-        raise AssertionError("the connections never went quiet")
+from tests.compat.quic_pair import Pair, deliver, h3_session, joined
 
 
 @pytest.fixture
 def pair(cert: Certificate) -> Pair:
-    client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
-    client_config.verify_mode = ssl.CERT_NONE
-    server_config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
-    server_config.certificate = cert.certificate
-    server_config.private_key = cert.private_key
-    client = QuicConnection(configuration=client_config)
-    server = QuicConnection(
-        configuration=server_config, original_destination_connection_id=client.original_destination_connection_id
-    )
-    p = Pair(client, server)
-    client.connect(SERVER_ADDR, now=p.now)
-    p.settle()
-    return p
+    return joined(cert)
 
 
 def test_the_installed_aioquic_passes_the_start_up_check() -> None:
@@ -79,7 +36,8 @@ def test_an_aioquic_without_the_servers_internals_is_refused_by_name(monkeypatch
         self.connections = {}  # kept under another name
 
     monkeypatch.setattr(QuicServer, "__init__", init)
-    with pytest.raises(IncompatibleLibrary, match=rf"aioquic {aioquic.__version__} lacks QuicServer._protocols, QuicServer._retry"):
+    expected = rf"aioquic {aioquic.__version__} lacks QuicServer._protocols, QuicServer._retry"
+    with pytest.raises(IncompatibleLibrary, match=expected):
         compat.check()
 
 
@@ -135,41 +93,17 @@ def test_a_connection_without_its_one_rtt_space_owes_nothing() -> None:
     assert compat.ack_state(QuicConnection(configuration=QuicConfiguration(is_client=True))) == (False, 0)
 
 
-def h3_session(pair: Pair) -> tuple[H3Connection, H3Connection, int]:
-    """A WebTransport session from the client to the server (CONNECT answered 200)."""
-    client, server = H3Connection(pair.client, enable_webtransport=True), H3Connection(pair.server, enable_webtransport=True)
-    session_id = pair.client.get_next_available_stream_id()
-    client.send_headers(
-        session_id,
-        [(b":method", b"CONNECT"), (b":protocol", b"webtransport"), (b":scheme", b"https"),
-         (b":authority", b"127.0.0.1"), (b":path", b"/wt")],
-    )
-    for event in deliver(pair, pair.to_server, pair.server, server):
-        if isinstance(event, HeadersReceived):
-            server.send_headers(event.stream_id, [(b":status", b"200")])
-    deliver(pair, pair.to_client, pair.client, client)
-    return client, server, session_id
-
-
-def deliver(pair: Pair, send: Callable[[], int], receiver: QuicConnection, h3: H3Connection) -> list[H3Event]:
-    send()
-    events: list[H3Event] = []
-    while (quic_event := receiver.next_event()) is not None:
-        events.extend(h3.handle_event(quic_event))
-    return events
-
-
 def answers_on_a_bidi_stream(pair: Pair, open_stream: Callable[[H3Connection, int], int]) -> list[bytes]:
     """Open a bidi WebTransport stream with ``open_stream``, send a line, let the server echo
     it back; what the client's H3 hands up as WebTransport stream data."""
     client, server, session_id = h3_session(pair)
     stream_id = open_stream(client, session_id)
     pair.client.send_stream_data(stream_id, b'{"ping": 1}\n')
-    for event in deliver(pair, pair.to_server, pair.server, server):
+    for event in deliver(pair.to_server, pair.server, server):
         if isinstance(event, WebTransportStreamDataReceived):
             pair.server.send_stream_data(event.stream_id, b'{"pong": 1}\n')
     return [
-        e.data for e in deliver(pair, pair.to_client, pair.client, client)
+        e.data for e in deliver(pair.to_client, pair.client, client)
         if isinstance(e, WebTransportStreamDataReceived) and e.stream_id == stream_id
     ]
 
@@ -190,7 +124,8 @@ def test_answers_on_a_bidi_stream_it_opens_arrive_as_webtransport_data(pair: Pai
 async def test_a_servers_connections_are_listed_and_known_by_their_ids(cert: Certificate) -> None:
     """A real aioquic server and client on 127.0.0.1: what the compat functions read of the
     server is the one connection the client made."""
-    from aioquic.asyncio import connect, serve
+    from aioquic.asyncio.client import connect
+    from aioquic.asyncio.server import serve
 
     config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
     config.certificate, config.private_key = cert.certificate, cert.private_key
@@ -198,6 +133,7 @@ async def test_a_servers_connections_are_listed_and_known_by_their_ids(cert: Cer
     try:
         assert compat.server_protocols(server) == [] and compat.connection_count(server) == 0
         assert compat.host_cid_length(server) == config.connection_id_length
+        assert server._transport is not None
         port = server._transport.get_extra_info("sockname")[1]
         client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
         async with connect("127.0.0.1", port, configuration=client_config) as client:

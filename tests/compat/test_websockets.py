@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import websockets
+import websockets.version
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.asyncio.connection import Connection
+from websockets.asyncio.server import ServerConnection, serve
 
 from rtplay.compat import IncompatibleLibrary
 from rtplay.compat import websockets as compat
@@ -24,7 +24,7 @@ def test_a_websockets_without_the_transport_attribute_is_refused_by_name(monkeyp
         self.wire = transport  # kept under another name: abort() could not find it
 
     monkeypatch.setattr(Connection, "connection_made", connection_made)
-    with pytest.raises(IncompatibleLibrary, match=f"websockets {websockets.__version__} lacks Connection.transport"):
+    with pytest.raises(IncompatibleLibrary, match=f"websockets {websockets.version.version} lacks Connection.transport"):
         compat.check()
 
 

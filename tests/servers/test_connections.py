@@ -48,8 +48,8 @@ def test_one_failing_abort_does_not_stop_the_others(caplog: pytest.LogCaptureFix
     def broken() -> None:
         raise RuntimeError("transport already gone")
 
-    with registry.track("ws", broken), registry.track("ws", lambda: aborted.append(1)), registry.track("ws", lambda: aborted.append(2)):
-        with caplog.at_level(logging.ERROR, logger="servers.core.connections"):
+    with registry.track("ws", broken), registry.track("ws", lambda: aborted.append(1)):
+        with registry.track("ws", lambda: aborted.append(2)), caplog.at_level(logging.ERROR, logger="servers.core.connections"):
             assert registry.drop("ws") == 3
     assert sorted(aborted) == [1, 2]
     assert "aborting a ws connection failed" in caplog.text

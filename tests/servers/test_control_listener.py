@@ -125,7 +125,9 @@ async def test_delete_without_an_id_clears_every_fault(api: Api) -> None:
         ({"kind": "stall", "scope": "carrier-pigeon"}, "carrier-pigeon"),
     ],
 )
-async def test_a_bad_fault_is_a_400_that_says_what_was_wrong_and_starts_nothing(api: Api, body: dict[str, Any], reason: str) -> None:
+async def test_a_bad_fault_is_a_400_that_says_what_was_wrong_and_starts_nothing(
+    api: Api, body: dict[str, Any], reason: str
+) -> None:
     target, http, _ = api
     answer = await http.post("/faults", json=body)
     assert answer.status_code == 400 and reason in answer.json()["error"]

@@ -78,7 +78,8 @@ async def test_the_read_endpoints_carry_cors_even_on_a_400(client: tuple[Client,
 async def test_a_preflight_is_answered_for_the_read_endpoints_only(client: tuple[Client, dict[str, str]]) -> None:
     http, _ = client
     for prefix in CORS_PREFIXES:
-        response = await http.options(f"{prefix}/x", headers={"Origin": "http://example.test", "Access-Control-Request-Method": "GET"})
+        headers = {"Origin": "http://example.test", "Access-Control-Request-Method": "GET"}
+        response = await http.options(f"{prefix}/x", headers=headers)
         assert response.status == 204
         assert "Last-Event-ID" in response.headers["Access-Control-Allow-Headers"]
     control = await http.options("/control/status", headers={"Origin": "http://example.test"})

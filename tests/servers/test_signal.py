@@ -84,7 +84,8 @@ async def error(response: Any) -> str:
         (b"{not json", "body is not JSON"),
         (json.dumps({"sdp": SDP, "type": "answer"}).encode(), 'type must be "offer"'),
         (json.dumps({"sdp": "hello", "type": "offer"}).encode(), 'starting with "v=0"'),
-        (json.dumps({"sdp": SDP.replace("a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", ""), "type": "offer"}).encode(), "ICE credentials"),
+        (json.dumps({"sdp": SDP.replace("a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", ""), "type": "offer"}).encode(),
+         "ICE credentials"),
     ],
 )
 async def test_an_offer_that_cannot_be_answered_is_a_400_with_the_reason(signaling: Signaling, body: bytes, reason: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from textual.actions import parse
 
 from rtplay.protocol.faults import TRANSPORTS
-from rtplay.tui.actions import ACTIONS, Action, FOOTER_ORDER, bindings, pane_keys
+from rtplay.tui.actions import ACTIONS, FOOTER_ORDER, Action, bindings, pane_keys
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.controls import FAULT_KEYS
 from rtplay.tui.main import MainScreen

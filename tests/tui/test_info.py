@@ -23,7 +23,7 @@ def test_each_page_opens_with_its_title_and_has_every_section_in_order(transport
     heading = page.splitlines()[0]
     assert heading.lower().startswith(f"# {TITLES[transport].lower()} — ")
     positions = [page.find(section) for section in SECTIONS]
-    assert -1 not in positions, f"{transport}: missing {[s for s, p in zip(SECTIONS, positions) if p < 0]}"
+    assert -1 not in positions, f"{transport}: missing {[s for s, p in zip(SECTIONS, positions, strict=True) if p < 0]}"
     assert positions == sorted(positions)
 
 
