@@ -33,7 +33,7 @@ def test_the_installed_aioquic_passes_the_start_up_check() -> None:
 
 def test_an_aioquic_without_the_servers_internals_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     def init(self: QuicServer, *args: object, **kwargs: object) -> None:
-        self.connections = {}  # kept under another name
+        vars(self)["connections"] = {}  # kept under another name
 
     monkeypatch.setattr(QuicServer, "__init__", init)
     expected = rf"aioquic {aioquic.__version__} lacks QuicServer._protocols, QuicServer._retry"

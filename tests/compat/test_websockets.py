@@ -21,7 +21,7 @@ def test_the_installed_websockets_passes_the_start_up_check() -> None:
 
 def test_a_websockets_without_the_transport_attribute_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     def connection_made(self: Connection, transport: asyncio.BaseTransport) -> None:
-        self.wire = transport  # kept under another name: abort() could not find it
+        vars(self)["wire"] = transport  # kept under another name: abort() could not find it
 
     monkeypatch.setattr(Connection, "connection_made", connection_made)
     with pytest.raises(IncompatibleLibrary, match=f"websockets {websockets.version.version} lacks Connection.transport"):
