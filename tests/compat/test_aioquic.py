@@ -148,3 +148,32 @@ async def test_a_servers_connections_are_listed_and_known_by_their_ids(cert: Cer
             assert protocol._timer_at == protocol._quic.get_timer()
     finally:
         server.close()
+
+
+async def test_use_retry_switches_address_validation_on_and_off_for_new_connections(cert: Certificate) -> None:
+    """aioquic decides at construction; after ``use_retry`` a new client is sent a Retry first
+    (RFC 9000 §8.1.2), and after ``use_retry(server, None)`` it is not."""
+    from aioquic.asyncio.client import connect
+    from aioquic.asyncio.server import serve
+    from aioquic.quic.retry import QuicRetryTokenHandler
+
+    config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
+    config.certificate, config.private_key = cert.certificate, cert.private_key
+    server = await serve("127.0.0.1", 0, configuration=config)
+    try:
+        assert server._transport is not None
+        port = server._transport.get_extra_info("sockname")[1]
+
+        async def retries() -> int:
+            client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+            async with connect("127.0.0.1", port, configuration=client_config) as client:
+                await client.ping()
+                return client._quic._retry_count
+
+        assert await retries() == 0
+        compat.use_retry(server, QuicRetryTokenHandler())
+        assert await retries() == 1
+        compat.use_retry(server, None)
+        assert await retries() == 0
+    finally:
+        server.close()
