@@ -1,0 +1,119 @@
+"""The Dask cluster the crowds run on: a LocalCluster of worker processes, or a user's scheduler.
+
+By default (no address) rtplay starts a ``distributed.LocalCluster`` with one worker process per
+core (fewer for a small crowd), everything bound to 127.0.0.1 and no dashboard. With
+``--cluster tcp://HOST:8786`` it connects to a scheduler the user runs (``dask scheduler``)
+whose workers (``dask worker tcp://HOST:8786``, rtplay installed) may be on other hosts.
+Workers run their tasks' coroutines on their own event loop; rtplay asks for uvloop there when
+it is installed (Dask's ``distributed.admin.event-loop`` setting; a user's own workers take it
+from ``DASK_DISTRIBUTED__ADMIN__EVENT_LOOP=uvloop``).
+
+``distributed`` is imported here only, and only when a crowd runs: it takes a second to load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: How long connecting to a user's scheduler may take before the run gives up (exit 2): a
+#: scheduler on a LAN answers in milliseconds; ten seconds covers a slow VPN, not a typo.
+CONNECT_TIMEOUT_S = 10.0
+
+#: How long a LocalCluster's worker processes may take to come up (each imports rtplay's clients).
+LOCAL_START_TIMEOUT_S = 60.0
+
+#: Fewest clients worth a worker process of their own: below it one process is cheaper than two.
+MIN_CLIENTS_PER_WORKER = 50
+
+
+class ClusterUnreachable(Exception):
+    """The crowd's scheduler could not be reached or has no workers (the run cannot happen)."""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One Dask worker the crowd can place clients on."""
+
+    address: str
+    """Its Dask address (``tcp://10.0.0.2:40123``): where its clients run."""
+    host: str
+    """The host part of the address: the machine the clients connect from."""
+
+
+def local_workers(total_clients: int, cores: int | None = None) -> int:
+    """Worker processes a LocalCluster gets: one per core, fewer for a small crowd."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, total_clients // MIN_CLIENTS_PER_WORKER))
+
+
+def use_uvloop() -> None:
+    """Ask Dask to run its worker processes on uvloop where it is installed."""
+    if importlib.util.find_spec("uvloop") is None:
+        return
+    import dask
+
+    dask.config.set({"distributed.admin.event-loop": "uvloop"})
+
+
+class CrowdCluster:
+    """A Dask client and, unless ``address`` names a scheduler, the LocalCluster it owns."""
+
+    def __init__(self, address: str | None, local_workers: int) -> None:
+        self.address = address
+        self.local_workers = local_workers
+        self._cluster: Any = None
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The asynchronous ``distributed.Client`` (after :meth:`start`)."""
+        if self._client is None:
+            raise RuntimeError("the crowd cluster has not started")
+        return self._client
+
+    async def start(self) -> None:
+        """Start the LocalCluster or reach the user's scheduler; :class:`ClusterUnreachable` if not."""
+        from distributed import Client, LocalCluster
+
+        try:
+            if self.address is None:
+                use_uvloop()
+                self._cluster = await LocalCluster(
+                    n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=None, asynchronous=True, silence_logs=logging.ERROR,
+                )
+                self._client = await Client(self._cluster, asynchronous=True, timeout=LOCAL_START_TIMEOUT_S)
+                await self._client.wait_for_workers(self.local_workers, timeout=LOCAL_START_TIMEOUT_S)
+            else:
+                self._client = await Client(self.address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            await self.close()
+            where = self.address or "a local cluster"
+            raise ClusterUnreachable(f"crowd scheduler {where} unreachable: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+        if not await self.workers():
+            await self.close()
+            raise ClusterUnreachable(f"crowd scheduler {self.address} has no workers (start `dask worker {self.address}`)")
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The scheduler's workers now, in address order."""
+        identity = await self.client.scheduler.identity()
+        found = [WorkerInfo(address, str(info.get("host", ""))) for address, info in identity["workers"].items()]
+        return sorted(found, key=lambda w: w.address)
+
+    async def close(self) -> None:
+        """Close the client and the LocalCluster it started (a user's scheduler is left running)."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            await client.close()
+        if cluster is not None:
+            await cluster.close()
