@@ -50,6 +50,8 @@ class CrowdSettings:
     """A Dask scheduler's address (``--cluster tcp://HOST:8786``); None: a LocalCluster."""
     client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-transport client options (the crowd takes the named policy and numeric knobs)."""
+    workers: int | None = None
+    """Worker processes of the LocalCluster (None: one per core, fewer for a small crowd)."""
 
 
 class CrowdSet:
@@ -76,7 +78,7 @@ class CrowdSet:
         total = self.settings.clients * len(self.settings.transports)
         raise_fd_limit(total * FDS_PER_CLIENT + 1024)
         self._load_before = (await self._status(None)).get("load", {})
-        self.cluster = CrowdCluster(self.settings.cluster, local_workers(total))
+        self.cluster = CrowdCluster(self.settings.cluster, self.settings.workers or local_workers(total))
         await self.cluster.start()
         for name in self.settings.transports:
             options = self.settings.client_options.get(name, {})

@@ -82,6 +82,8 @@ class SessionConfig:
     """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
     crowd_cluster: str | None = None
     """The Dask scheduler the crowds run on (``--cluster tcp://HOST:8786``); None: a LocalCluster."""
+    crowd_workers: int | None = None
+    """Worker processes of the LocalCluster (None: one per core, fewer for a small crowd)."""
     log_messages: Path | None = None
     """Write every arrival and connection change to this file (``--log-messages``)."""
 
@@ -123,7 +125,7 @@ class Session(MessageLogMixin):
         self.monitor.on_sample = self._on_health_sample
         settings = CrowdSettings(
             self.config.crowd, list(self.config.transports), self.config.crowd_seed, self.config.crowd_cluster,
-            self.config.client_options,
+            self.config.client_options, self.config.crowd_workers,
         )
         self.crowd_set = CrowdSet(
             settings, lambda load_s: self._api().status(load_s), lambda: self.clock(), lambda: self.published,
