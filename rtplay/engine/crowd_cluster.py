@@ -13,11 +13,14 @@ from ``DASK_DISTRIBUTED__ADMIN__EVENT_LOOP=uvloop``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,19 @@ def local_workers(total_clients: int, cores: int | None = None) -> int:
     return max(1, min(cores, total_clients // MIN_CLIENTS_PER_WORKER))
 
 
+async def probe(address: str) -> None:
+    """Open and close a TCP connection to a ``tcp://HOST:PORT`` scheduler: a refused or
+    unroutable address fails here at once, not after Dask's own connect retries."""
+    parsed = urlsplit(address)
+    if parsed.scheme != "tcp" or parsed.hostname is None or parsed.port is None:
+        raise ClusterUnreachable(f"expected a scheduler address tcp://HOST:PORT, got {address!r}")
+    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+        _, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 def use_uvloop() -> None:
     """Ask Dask to run its worker processes on uvloop where it is installed."""
     if importlib.util.find_spec("uvloop") is None:
@@ -81,16 +97,20 @@ class CrowdCluster:
         """Start the LocalCluster or reach the user's scheduler; :class:`ClusterUnreachable` if not."""
         from distributed import Client, LocalCluster
 
+        # Dask's own INFO lines (a scheduler started, a worker registered) are not the run's.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             if self.address is None:
                 use_uvloop()
                 self._cluster = await LocalCluster(
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, asynchronous=True, silence_logs=logging.ERROR,
+                    # No dashboard; its health/metrics HTTP listener binds 127.0.0.1 like the rest.
+                    dashboard_address=None, asynchronous=True, silence_logs=logging.WARNING,
                 )
                 self._client = await Client(self._cluster, asynchronous=True, timeout=LOCAL_START_TIMEOUT_S)
                 await self._client.wait_for_workers(self.local_workers, timeout=LOCAL_START_TIMEOUT_S)
             else:
+                await probe(self.address)
                 self._client = await Client(self.address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             await self.close()

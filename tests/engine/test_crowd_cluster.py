@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from rtplay.clients import Endpoints
+from rtplay.engine.crowd_cluster import ClusterUnreachable, CrowdCluster
 from rtplay.engine.crowd_slice import CrowdSlice, SliceConfig
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.events import State
@@ -90,3 +91,12 @@ async def test_a_worker_killed_mid_run_is_reported_and_its_clients_counted_apart
     assert report["transports"]["ws"]["state"] == State.OPEN.value
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(doomed.worker.address in m and "lost mid-run" in m and "50 clients" in m for m in warnings)
+
+
+async def test_an_unreachable_scheduler_is_a_clear_error_at_once() -> None:
+    cluster = CrowdCluster(f"tcp://127.0.0.1:{closed_port()}", 1)
+    with pytest.raises(ClusterUnreachable, match="unreachable.*refused"):
+        async with asyncio.timeout(5):
+            await cluster.start()
+    with pytest.raises(ClusterUnreachable, match="tcp://HOST:PORT"):
+        await CrowdCluster("127.0.0.1:8786", 1).start()
