@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +54,23 @@ def local_workers(total_clients: int, cores: int | None = None) -> int:
     """Worker processes a LocalCluster gets: one per core, fewer for a small crowd."""
     cores = cores or os.cpu_count() or 1
     return max(1, min(cores, total_clients // MIN_CLIENTS_PER_WORKER))
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker against this process's real stderr.
+
+    The tracker's process is handed ``sys.stderr.fileno()``; under a Textual app ``sys.stderr``
+    is a capture without a real descriptor and starting the LocalCluster's workers would fail
+    ("bad value(s) in fds_to_keep"). Started once, the tracker serves every later worker.
+    """
+    from multiprocessing import resource_tracker
+
+    captured = sys.stderr
+    sys.stderr = sys.__stderr__
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.stderr = captured
 
 
 async def probe(address: str) -> None:
@@ -102,6 +120,7 @@ class CrowdCluster:
         try:
             if self.address is None:
                 use_uvloop()
+                start_resource_tracker()
                 self._cluster = await LocalCluster(
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                     # No dashboard; its health/metrics HTTP listener binds 127.0.0.1 like the rest.

@@ -172,7 +172,7 @@ class Session(MessageLogMixin):
         try:
             await self._start_clients(self.endpoints())
         except BaseException:
-            await self.stop()  # a half-started session (a crowd's cluster…) cleans up after itself
+            await self.crowd_set.close()  # a half-started crowd cluster cleans up after itself
             raise
         self.started_at = self.clock()
         if self.message_log is not None:
