@@ -4,11 +4,13 @@
         python benchmarks/crowd.py --transport ws --clients 1000 exponential:none exponential:full'
 
     python benchmarks/crowd.py --steady --clients 1000 ws sse longpoll   # clients per core, memory
+    python benchmarks/crowd.py --clients 10000 --cluster tcp://HOST:8786 exponential:none   # a user's cluster
 
 Runs a scenario like ``rtplay run --clients N --fault outage=5s@3s --retry T=POLICY`` (with
 the thundering-herd scenario's keep-alive settings) once per policy (each in
 its own process, one after the other) and prints a Markdown table of the report's ``crowd``
-entry plus the server's peak accepts/s and loop lag. Run it inside ``unshare -n`` with a
+entry plus the server's peak accepts/s and loop lag. The crowd runs on Dask: a LocalCluster of
+one worker process per core, or the scheduler given by ``--cluster``. Run it inside ``unshare -n`` with a
 raised ``ulimit -n``; on a shared machine the figures move with the load (say so with them).
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 HEADER = (
     "| policy | peak attempts/s | peak connects/s | all back (s) | attempts | delay p50/p99 (ms) "
-    "| lost | server accepts/s peak | loop lag max (ms) |"
+    "| lost | pending | lost_clients | workers | server accepts/s peak | loop lag max (ms) |"
 )
 
 
@@ -49,12 +51,15 @@ def scenario_text(transport: str, clients: int, policy: str | None, duration: fl
     return text + (f"[clients.{transport}]\n{knobs}" if knobs else "")
 
 
-def run(transport: str, clients: int, policy: str | None, duration: float, rate: float) -> dict[str, Any]:
+def run(
+    transport: str, clients: int, policy: str | None, duration: float, rate: float, cluster: str | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         scenario = Path(tmp) / "crowd.toml"
         scenario.write_text(scenario_text(transport, clients, policy, duration, rate))
         cmd = [sys.executable, "-m", "rtplay.cli.main", "run", str(scenario), "--quiet", "--json", str(out)]
+        cmd += ["--cluster", cluster] if cluster else []
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -66,7 +71,8 @@ def row(policy: str, report: dict[str, Any], transport: str) -> str:
     back = "never" if c["time_to_all_reconnected_s"] is None else f"{c['time_to_all_reconnected_s']:.1f}"
     return (
         f"| `{policy}` | {c['peak_attempts_per_s']:.0f} | {c['peak_connects_per_s']:.0f} | {back} | "
-        f"{c['total_attempts']} | {d['p50']:.0f}/{d['p99']:.0f} | {c['lost_total']} | "
+        f"{c['total_attempts']} | {d['p50']:.0f}/{d['p99']:.0f} | {c['lost_total']} | {c['pending_total']} | "
+        f"{c['lost_clients']} | {len(c['workers'])} | "
         f"{load['peak_accepts_per_s']:.0f} | {load['max_loop_lag_ms']:.0f} |"
     )
 
@@ -91,19 +97,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=25.0)
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--steady", action="store_true", help="no fault: the positional args are transports")
+    parser.add_argument("--cluster", default=None, help="a Dask scheduler (tcp://HOST:8786); default a LocalCluster")
     args = parser.parse_args()
     if args.steady:
         print(STEADY_HEADER)
         print("|" + "---|" * (STEADY_HEADER.count("|") - 1))
         for transport in args.policies:
-            report = run(transport, args.clients, None, args.duration, args.rate)
+            report = run(transport, args.clients, None, args.duration, args.rate, args.cluster)
             print(steady_row(transport, args.clients, args.rate, report), flush=True)
         return
     print(f"{args.transport}, {args.clients} clients, outage 5 s at 3 s, {args.rate:g} msg/s, {args.duration:g} s")
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     for policy in args.policies:
-        print(row(policy, run(args.transport, args.clients, policy, args.duration, args.rate), args.transport), flush=True)
+        report = run(args.transport, args.clients, policy, args.duration, args.rate, args.cluster)
+        print(row(policy, report, args.transport), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 #: scheduler on a LAN answers in milliseconds; ten seconds covers a slow VPN, not a typo.
 CONNECT_TIMEOUT_S = 10.0
 
+#: How long a user's scheduler may take to have its first worker: one started beside the run
+#: (``dask worker … &``) registers within a few seconds.
+WORKER_WAIT_S = 15.0
+
 #: How long a LocalCluster's worker processes may take to come up (each imports rtplay's clients).
 LOCAL_START_TIMEOUT_S = 60.0
 
@@ -131,6 +135,8 @@ class CrowdCluster:
             else:
                 await probe(self.address)
                 self._client = await Client(self.address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
+                with contextlib.suppress(TimeoutError):  # a worker just started is still registering
+                    await self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except (OSError, TimeoutError) as exc:
             await self.close()
             where = self.address or "a local cluster"

@@ -163,7 +163,8 @@ class CrowdStats:
     def waves(self) -> list[tuple[float, float | None]]:
         """Each spell in which not every client was connected, after all first were:
         (start, end), end None when it had not ended."""
-        connected, full, spells = 0, False, []
+        connected, full = 0, False
+        spells: list[tuple[float, float | None]] = []
         start: float | None = None
         for t, delta in sorted(self.transitions):
             connected += delta

@@ -61,11 +61,14 @@ def two_hosts() -> Iterator[tuple[str, str, str, str]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # the veth pair goes with them
 
 
+#: The worktree, so that every process in the namespaces imports this rtplay.
+ENV = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
 def start(ns: str, *argv: str, log: IO[str]) -> subprocess.Popen[str]:
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, "-u", *argv], stdout=subprocess.PIPE, stderr=log, text=True,
-        env=env,
+        env=ENV,
     )
 
 
@@ -92,7 +95,6 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
             ))
             scheduler = json.loads(wait_for_file(sched_file, procs[-1]))["address"]
             assert scheduler.startswith(f"tcp://{server_addr}:")
-            worker_file = tmp_path / "worker.json"
             procs.append(start(
                 client_ns, "-m", "distributed.cli.dask_worker", scheduler, "--host", client_addr, "--nthreads", "1",
                 "--no-nanny", "--no-dashboard", "--local-directory", str(tmp_path), log=log,
@@ -111,7 +113,7 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
                  "--server", ready["control_url"], "--token", token, "--cluster", scheduler,
                  "--transports", "ws", "--clients", "1000", "--retry", "ws=exponential:full,base=0.5,cap=2",
                  "--fault", "outage=3s@1s", "--duration", "6", "--quiet", "--json", str(report_path)],
-                capture_output=True, text=True, timeout=120, env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                capture_output=True, text=True, timeout=120, env=ENV,
             )
             assert run.returncode == 0, run.stderr
         finally:
