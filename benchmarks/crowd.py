@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,9 +32,16 @@ HEADER = (
 
 
 STEADY_HEADER = (
-    "| transport | clients | msg/s each | worker CPU (% of a core) | clients per core | "
-    "worker KB per client | server KB per connection | server loop lag max (ms) |"
+    "| transport | clients | msg/s each | worker CPU (% of a core) | clients per core | steady CPU (% of a core) "
+    "| steady clients per core | worker KB per client | server KB per connection | server loop lag max (ms) |"
 )
+
+#: Steady CPU is sampled from this many seconds into the run (the crowd connected, the first
+#: messages through) to one second before its end: the workers' start-up is left out.
+STEADY_FROM_S = 3.0
+
+#: The crowd's worker processes: Dask's spawned workers (or the home-made pool's, for a before/after).
+WORKER_CMDLINE = re.compile(r"spawn_main|crowd_worker")
 
 
 #: Keep-alive as in the thundering-herd scenario: a thousand sockets pinging every 2 s (the
@@ -60,8 +68,43 @@ def run(
         scenario.write_text(scenario_text(transport, clients, policy, duration, rate))
         cmd = [sys.executable, "-m", "rtplay.cli.main", "run", str(scenario), "--quiet", "--json", str(out)]
         cmd += ["--cluster", cluster] if cluster else []
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return json.loads(out.read_text())
+        if policy is not None:
+            subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return json.loads(out.read_text())
+        steady = steady_cpu_s([c for c in cmd if c != "--quiet"], duration)
+        return json.loads(out.read_text()) | {"steady_cpu": steady}
+
+
+def worker_cpu_s(root: Any) -> float:
+    """CPU seconds so far of the crowd's worker processes under ``root`` (a psutil.Process)."""
+    total = 0.0
+    for proc in root.children(recursive=True):
+        try:
+            if WORKER_CMDLINE.search(" ".join(proc.cmdline())):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except Exception:  # the process ended between listing and reading
+            continue
+    return total
+
+
+def steady_cpu_s(cmd: list[str], duration: float) -> tuple[float, float]:
+    """Run ``cmd`` and read its progress lines; the workers' (CPU seconds, seconds) from
+    STEADY_FROM_S into the run to a second before its end."""
+    import psutil
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root, marks = psutil.Process(proc.pid), []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        match = re.match(r"\[\s*([\d.]+)s\]", line)
+        if match and not marks and float(match.group(1)) >= STEADY_FROM_S:
+            marks.append((float(match.group(1)), worker_cpu_s(root)))
+        elif match and len(marks) == 1 and float(match.group(1)) >= duration - 1:
+            marks.append((float(match.group(1)), worker_cpu_s(root)))
+    proc.wait()
+    (t0, c0), (t1, c1) = marks
+    return c1 - c0, t1 - t0
 
 
 def row(policy: str, report: dict[str, Any], transport: str) -> str:
@@ -83,8 +126,11 @@ def steady_row(transport: str, clients: int, rate: float, report: dict[str, Any]
     load = report["server_load"]
     share = c["worker_cpu_s"] / report["duration_s"]
     per_core = clients / share if share else float("inf")
+    cpu, seconds = report["steady_cpu"]
+    steady = cpu / seconds
     return (
-        f"| {transport} | {clients} | {rate:g} | {share * 100:.0f} | {per_core:.0f} | "
+        f"| {transport} | {clients} | {rate:g} | {share * 100:.0f} | {per_core:.0f} | {steady * 100:.0f} | "
+        f"{clients / steady if steady else float('inf'):.0f} | "
         f"{c['worker_rss_kb_per_client']:.0f} | {load['rss_kb_per_connection']} | {load['max_loop_lag_ms']:.0f} |"
     )
 
