@@ -18,7 +18,7 @@ from typing import Any
 
 from rtplay.clients import Endpoints
 from rtplay.engine.crowd_cluster import MIN_CLIENTS_PER_WORKER, CrowdCluster, WorkerInfo
-from rtplay.engine.crowd_slice import SNAPSHOT_S, CrowdSlice, SliceConfig
+from rtplay.engine.crowd_slice import RAMP_PER_S, SNAPSHOT_S, CrowdSlice, SliceConfig
 from rtplay.model.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,10 @@ class Crowd:
             raise
 
     async def _place(self, index: int, part: Slice, endpoints: Endpoints) -> None:
-        config = SliceConfig(self.transport, part.clients, part.first, self.seed, self.policy, endpoints, self.options)
+        config = SliceConfig(
+            self.transport, part.clients, part.first, self.seed, self.policy, endpoints, self.options,
+            RAMP_PER_S / len(self.slices),
+        )
         future = self.cluster.client.submit(
             CrowdSlice, config, actor=True, workers=[part.worker.address], allow_other_workers=False, pure=False,
         )

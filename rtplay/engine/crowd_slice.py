@@ -29,8 +29,9 @@ from rtplay.model.retry_spec import parse_policy
 #: at 1,000 clients per worker, a few kilobytes per pull.
 SNAPSHOT_S = 0.2
 
-#: Clients a slice starts per second at first: the crowd's own first connects are set-up,
-#: not the experiment, and a server handed 1,000 handshakes at once times half of them out.
+#: Clients a whole crowd starts per second at first, shared among its slices: the crowd's own
+#: first connects are set-up, not the experiment, and a server handed 1,000 handshakes at once
+#: times half of them out (however many workers hand them).
 RAMP_PER_S = 500.0
 
 #: How long stopping may take: every client task is cancelled, then its sockets close.
@@ -53,6 +54,8 @@ class SliceConfig:
     endpoints: Endpoints
     options: dict[str, float] = field(default_factory=dict)
     """Numeric client knobs (ping_interval…), as the pane's client has them."""
+    ramp_per_s: float = RAMP_PER_S
+    """This slice's share of :data:`RAMP_PER_S`."""
 
 
 def raise_fd_limit(needed: int) -> int:
@@ -106,13 +109,13 @@ class CrowdSlice:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> dict[str, Any]:
-        """Start the clients (they ramp up at :data:`RAMP_PER_S`); this process's figures."""
+        """Start the clients (they ramp up at ``config.ramp_per_s``); this process's figures."""
         limit = raise_fd_limit(self.config.count * FDS_PER_CLIENT + 256)
         if limit < self.config.count * FDS_PER_CLIENT:
             raise OSError(f"open-files limit {limit} is below the {self.config.count * FDS_PER_CLIENT} a slice needs")
         self.clients = make_clients(self.config, self.recorder)
         self.tasks = [
-            asyncio.create_task(run_guarded(c, i / RAMP_PER_S), name=f"crowd-{self.config.transport}-{i}")
+            asyncio.create_task(run_guarded(c, i / self.config.ramp_per_s), name=f"crowd-{self.config.transport}-{i}")
             for i, c in enumerate(self.clients)
         ]
         return process_figures()
