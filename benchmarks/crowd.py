@@ -110,11 +110,11 @@ def steady_cpu_s(cmd: list[str], duration: float) -> tuple[float, float]:
 def row(policy: str, report: dict[str, Any], transport: str) -> str:
     c = report["transports"][transport]["crowd"]
     load = report["server_load"]
-    d = c["reconnect_delay_ms"]
+    d = {k: "-" if v is None else f"{v:.0f}" for k, v in c["reconnect_delay_ms"].items()}
     back = "never" if c["time_to_all_reconnected_s"] is None else f"{c['time_to_all_reconnected_s']:.1f}"
     return (
         f"| `{policy}` | {c['peak_attempts_per_s']:.0f} | {c['peak_connects_per_s']:.0f} | {back} | "
-        f"{c['total_attempts']} | {d['p50']:.0f}/{d['p99']:.0f} | {c['lost_total']} | {c['pending_total']} | "
+        f"{c['total_attempts']} | {d['p50']}/{d['p99']} | {c['lost_total']} | {c['pending_total']} | "
         f"{c['lost_clients']} | {len(c['workers'])} | "
         f"{load['peak_accepts_per_s']:.0f} | {load['max_loop_lag_ms']:.0f} |"
     )
