@@ -23,9 +23,15 @@ from rtplay.model.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 
 log = logging.getLogger(__name__)
 
-#: How long one pull of a slice's snapshot may take before its worker counts as lost: a pull
-#: answers in milliseconds; ten seconds is a worker whose loop is wedged or whose host is gone.
+#: How long one pull of a slice's snapshot may take before the session asks the scheduler
+#: whether its worker is still there: a pull answers in milliseconds, but a worker starved of
+#: CPU by its own crowd can take seconds, and a slow worker is not a lost one. One the
+#: scheduler no longer lists is lost; one it still lists is ``unresponsive`` until it answers.
 PULL_TIMEOUT_S = 10.0
+
+#: While a pull is overdue, how often the session asks the scheduler whether the worker is
+#: still listed: a call in flight to a worker that died can hang until Dask gives up on it.
+LISTED_CHECK_S = 1.0
 
 #: How long a slice may take to stop and answer its final figures (its STOP_TIMEOUT_S and more).
 STOP_TIMEOUT_S = 20.0
@@ -43,7 +49,7 @@ class Slice:
     clients: int
     actor: Any = None
     state: str = "starting"
-    """``starting``, ``running``, ``stopped`` or ``lost``."""
+    """``starting``, ``running``, ``unresponsive`` (a pull overdue), ``stopped`` or ``lost``."""
     cpu_s: float = 0.0
     rss_mb: float = 0.0
     cursor: int | None = None
@@ -127,12 +133,29 @@ class Crowd:
     async def _pull(self, index: int, part: Slice) -> None:
         """Merge ``part``'s snapshots every SNAPSHOT_S until it stops or its worker is lost."""
         while True:
+            call: asyncio.Future[Any] | None = None
             try:
-                async with asyncio.timeout(PULL_TIMEOUT_S):
-                    snapshot = await part.actor.drain()
-            except Exception as exc:  # OSError, CommClosedError, TimeoutError: the worker is gone
+                # Calling a lost worker's actor can raise at once (Dask knows it is gone).
+                call = asyncio.ensure_future(part.actor.drain())
+                waited = 0.0
+                while not (await asyncio.wait({call}, timeout=LISTED_CHECK_S))[0]:
+                    waited += LISTED_CHECK_S
+                    if part.worker.address not in {w.address for w in await self.cluster.workers()}:
+                        raise ConnectionError("the scheduler no longer lists it")
+                    if waited >= PULL_TIMEOUT_S and part.state == "running":
+                        log.warning("%s crowd: worker %s has not answered for %g s", self.transport,
+                                    part.worker.address, PULL_TIMEOUT_S)
+                    part.state = "unresponsive"
+                if call.cancelled():  # Dask cancels an actor's calls when its worker leaves
+                    raise ConnectionError("its actor's calls were cancelled")
+                snapshot = call.result()
+            except Exception as exc:  # OSError, CommClosedError, RuntimeError: the worker is gone
                 self._lose(index, part, exc)
                 return
+            finally:
+                if call is not None:  # still running only when this task itself is cancelled
+                    call.cancel()
+            part.state = "running"
             self._merge(index, part, snapshot)
             await asyncio.sleep(SNAPSHOT_S)
 
@@ -162,7 +185,7 @@ class Crowd:
             self.final = merge_finals(finals) | {"lost_clients": self.lost_clients}
 
     async def _stop_one(self, index: int, part: Slice, published: int, replay_from: int) -> None:
-        if part.state != "running":
+        if part.state not in ("running", "unresponsive"):
             part.actor = None
             return
         try:

@@ -11,7 +11,9 @@ import socket
 import pytest
 
 from rtplay.clients import Endpoints
-from rtplay.engine.crowd_cluster import ClusterUnreachable, CrowdCluster
+from rtplay.engine import crowd_pool
+from rtplay.engine.crowd_cluster import ClusterUnreachable, CrowdCluster, WorkerInfo
+from rtplay.engine.crowd_pool import Crowd, Slice
 from rtplay.engine.crowd_slice import CrowdSlice, SliceConfig
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.events import State
@@ -69,7 +71,7 @@ async def test_a_worker_killed_mid_run_is_reported_and_its_clients_counted_apart
         pids = await session.crowd_set.cluster.client.run(os.getpid, workers=[doomed.worker.address])
         with caplog.at_level(logging.WARNING, logger="rtplay.engine.crowd_pool"):
             os.kill(pids[doomed.worker.address], signal.SIGKILL)
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(20):
                 while doomed.state != "lost":
                     await asyncio.sleep(0.05)
         assert crowd.stats.states()["open"] == 50  # the lost clients are no longer counted as open
@@ -100,3 +102,49 @@ async def test_an_unreachable_scheduler_is_a_clear_error_at_once() -> None:
             await cluster.start()
     with pytest.raises(ClusterUnreachable, match="tcp://HOST:PORT"):
         await CrowdCluster("127.0.0.1:8786", 1).start()
+
+
+class SilentActor:
+    """A slice whose worker never answers (its loop starved or wedged)."""
+
+    def __init__(self) -> None:
+        self.pulls = 0
+
+    async def drain(self) -> dict[str, object]:
+        self.pulls += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class FakeCluster:
+    def __init__(self, workers: list[WorkerInfo]) -> None:
+        self.listed = workers
+
+    async def workers(self) -> list[WorkerInfo]:
+        return list(self.listed)
+
+
+async def test_a_slow_worker_is_unresponsive_not_lost_until_the_scheduler_drops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(crowd_pool, "PULL_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(crowd_pool, "LISTED_CHECK_S", 0.05)
+    worker = WorkerInfo("tcp://10.0.0.2:4000", "10.0.0.2")
+    cluster = FakeCluster([worker])
+    crowd = Crowd("ws", 60, None, cluster)  # type: ignore[arg-type]
+    part = Slice(worker, 0, 60, actor=SilentActor(), state="running")
+    crowd.slices = [part]
+    crowd.stats.merge(0, {"attempts": [], "connects": [], "delays": [], "transitions": [],
+                          "states": {"open": 60}}, 0.0)
+    task = asyncio.create_task(crowd._pull(0, part))
+    try:
+        async with asyncio.timeout(5):
+            while part.state != "unresponsive":
+                await asyncio.sleep(0.01)
+        assert crowd.lost_clients == 0 and crowd.stats.states()["open"] == 60  # slow is not lost
+        cluster.listed = []  # the scheduler gave up on it
+        await asyncio.wait_for(task, 5)
+    finally:
+        task.cancel()
+    assert part.state == "lost" and crowd.lost_clients == 60 and crowd.stats.states()["open"] == 0
+    assert crowd.report()["workers"][0]["state"] == "lost"
