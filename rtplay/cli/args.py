@@ -89,6 +89,11 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
         "--clients", type=crowd_size, default=None, metavar="N",
         help="also run N lightweight clients per transport (a crowd; figures aggregated)",
     )
+    parser.add_argument(
+        "--cluster", metavar="tcp://HOST:8786", default=None,
+        help="run the crowd (--clients) on this Dask scheduler's workers (`dask scheduler`, then "
+        "`dask worker tcp://HOST:8786` on each client host) instead of a local cluster of one worker per core",
+    )
 
 
 def _identity_flag(what: str) -> Callable[[str], tuple[str, str]]:

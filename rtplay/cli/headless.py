@@ -193,8 +193,10 @@ def progress_line(session: Session) -> str:
         delivered = client.stats[client.channels[0]].tracker.delivered
         parts.append(f"{name} {delivered} ({client.state.value})")
         if name in session.crowds:
-            states = session.crowds[name].stats.states()
-            parts.append(f"crowd {states['open']} open/{states['retrying']} retrying")
+            crowd = session.crowds[name]
+            states = crowd.stats.states()
+            gone = f"/{crowd.lost_clients} on lost workers" if crowd.lost_clients else ""
+            parts.append(f"crowd {states['open']} open/{states['retrying']} retrying{gone}")
     return " | ".join(parts)
 
 

@@ -193,12 +193,14 @@ def run_once(
             return code
         from rtplay.engine.browser import BrowserUnavailable
         from rtplay.engine.control_client import ControlError
+        from rtplay.engine.crowd_cluster import ClusterUnreachable
         from rtplay.cli.headless import HeadlessOptions, run_headless
         from rtplay.engine.session import SessionConfig
 
         config = SessionConfig(
             transports=scenario.transports, server=server, server_url=config_url, token=args.token, launched=launched,
             client_options=scenario.client_options, crowd=scenario.crowd, crowd_seed=args.seed,
+            crowd_cluster=args.cluster,
             log_messages=log,
         )
         options = HeadlessOptions(
@@ -210,7 +212,7 @@ def run_once(
         except BrowserUnavailable as exc:
             print(f"rtplay run --browser: {exc}", file=sys.stderr)
             return 2
-        except (SpawnError, ControlError) as exc:  # e.g. a port in use: the run could not happen
+        except (SpawnError, ControlError, ClusterUnreachable) as exc:  # e.g. a port in use: the run could not happen
             print(f"rtplay run: {exc}", file=sys.stderr)
             return 2  # 1 means failed expectations
     finally:
@@ -357,6 +359,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             config = SessionConfig(
                 transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
                 server_stderr=server_log, launched=launched, crowd=args.clients or 0, log_messages=args.record,
+                crowd_cluster=args.cluster,
             )
             apply_retry(config.client_options, args.retry)
             code = run_tui(config, browser=args.browser)

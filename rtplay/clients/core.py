@@ -77,11 +77,15 @@ class ReconnectingClient(Client):
         *,
         retry: Backoff | PolicySpec | str | None = None,
         rng: random.Random | None = None,
+        quiet_pings: bool = False,
         **kw: Any,
     ) -> None:
         super().__init__(base_url, emit, **kw)
         self.rng = rng or random.Random()
         """Where the policy draws its jitter (seeded per client in a crowd)."""
+        self.quiet_pings = quiet_pings
+        """Ping only after a heartbeat interval without traffic (crowd clients); the pane's
+        client pings on every interval, to measure round trips."""
         self.retry: Backoff
         self.retry_spec: PolicySpec | None = None
         self.set_policy(retry)
@@ -161,7 +165,7 @@ class ReconnectingClient(Client):
         it end) and returns True when it ended; it calls :meth:`Heartbeat.heard` through
         :attr:`heartbeat` on any traffic. Raises :class:`HeartbeatTimeout`.
         """
-        heartbeat = self.heartbeat = Heartbeat(interval, timeout, self.clock())
+        heartbeat = self.heartbeat = Heartbeat(interval, timeout, self.clock(), self.quiet_pings)
         try:
             while True:
                 now = self.clock()

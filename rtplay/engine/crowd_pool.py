@@ -1,61 +1,75 @@
-"""Crowds: N lightweight clients of one transport in worker processes, merged live.
+"""Crowds: N lightweight clients of one transport on Dask workers, merged live.
 
-:class:`Crowd` starts up to :data:`MAX_WORKERS` ``python -m rtplay.engine.crowd_worker`` processes
-(one per core by default), splits the clients among them, merges their snapshots into one
-:class:`~rtplay.model.crowd.CrowdStats` and, on :meth:`Crowd.stop`, collects their delivery figures.
+:class:`Crowd` splits its clients among the cluster's workers, places one
+:class:`~rtplay.engine.crowd_slice.CrowdSlice` actor on each, pulls their snapshots into one
+:class:`~rtplay.model.crowd.CrowdStats` and, on :meth:`Crowd.stop`, collects their delivery
+figures. A worker that dies or is lost mid-run is seen on the next pull: its slice is marked
+``lost`` (a WARNING line, the crowd view), its clients are counted apart (``lost_clients``)
+and no longer in the live states, and the run goes on with the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import resource
-import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from rtplay.clients import Endpoints
-from rtplay.engine.crowd_worker import endpoints_to
+from rtplay.engine.crowd_cluster import MIN_CLIENTS_PER_WORKER, CrowdCluster, WorkerInfo
+from rtplay.engine.crowd_slice import RAMP_PER_S, SNAPSHOT_S, CrowdSlice, SliceConfig
 from rtplay.model.crowd import MAX_CLIENTS, CrowdStats, merge_finals
 
 log = logging.getLogger(__name__)
 
-#: Worker processes per crowd: one per core; a worker carries a few thousand idle clients.
-MAX_WORKERS = os.cpu_count() or 1
+#: How long one pull of a slice's snapshot may take before the session asks the scheduler
+#: whether its worker is still there: a pull answers in milliseconds, but a worker starved of
+#: CPU by its own crowd can take seconds, and a slow worker is not a lost one. One the
+#: scheduler no longer lists is lost; one it still lists is ``unresponsive`` until it answers.
+PULL_TIMEOUT_S = 10.0
 
-#: Fewest clients worth a worker of their own: below it one process is cheaper than two.
-MIN_CLIENTS_PER_WORKER = 50
+#: While a pull is overdue, how often the session asks the scheduler whether the worker is
+#: still listed: a call in flight to a worker that died can hang until Dask gives up on it.
+LISTED_CHECK_S = 1.0
 
-#: Longest line a worker may send: a snapshot of 5,000 clients' transitions is ~200 KB.
-MAX_LINE_BYTES = 16 * 1024 * 1024
-
-#: How long a worker may take to report its final figures after ``stop``.
+#: How long a slice may take to stop and answer its final figures (its STOP_TIMEOUT_S and more).
 STOP_TIMEOUT_S = 20.0
 
-#: File descriptors each client needs (its socket), plus slack for the process itself.
-FDS_PER_CLIENT = 2
+#: How long placing a slice on a worker may take (the worker imports rtplay's clients first).
+PLACE_TIMEOUT_S = 60.0
 
 
-def raise_fd_limit(needed: int) -> None:
-    """Raise the soft open-files limit towards the hard one (a crowd needs a socket each)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-        if want < needed:
-            log.warning("open-files limit %d is below the %d a crowd needs: raise `ulimit -n`", want, needed)
+@dataclass
+class Slice:
+    """One worker's share of a crowd, as the session sees it."""
 
+    worker: WorkerInfo
+    first: int
+    clients: int
+    actor: Any = None
+    state: str = "starting"
+    """``starting``, ``running``, ``unresponsive`` (a pull overdue), ``stopped`` or ``lost``."""
+    cpu_s: float = 0.0
+    rss_mb: float = 0.0
+    cursor: int | None = None
+    final: dict[str, Any] | None = None
+    poller: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    def report(self) -> dict[str, Any]:
+        """This worker's entry of the crowd's ``workers`` list."""
+        return {
+            "host": self.worker.host, "address": self.worker.address, "clients": self.clients,
+            "cpu_s": self.cpu_s, "rss_mb": self.rss_mb, "state": self.state,
+        }
 
 
 class Crowd:
     """One transport's crowd of ``clients`` clients with one named retry policy."""
 
     def __init__(
-        self, transport: str, clients: int, policy: str | None, seed: int = 0, options: dict[str, float] | None = None
+        self, transport: str, clients: int, policy: str | None, cluster: CrowdCluster, seed: int = 0,
+        options: dict[str, float] | None = None,
     ) -> None:
         if not 1 <= clients <= MAX_CLIENTS:
             raise ValueError(f"a crowd has 1-{MAX_CLIENTS} clients, got {clients}")
@@ -65,83 +79,129 @@ class Crowd:
         self.seed = seed
         self.options = options or {}
         """Numeric client knobs (ping_interval…), as the pane's client has them."""
+        self.cluster = cluster
         self.stats = CrowdStats(clients)
-        self.cursors: dict[int, int] = {}
         self.final: dict[str, Any] | None = None
-        self._procs: list[asyncio.subprocess.Process] = []
-        self._readers: list[asyncio.Task[None]] = []
-        self._finals: dict[int, dict[str, Any]] = {}
+        self.slices: list[Slice] = []
 
     @property
     def cursor_min(self) -> int:
-        """The lowest resume cursor of any client (0 until every worker reported)."""
-        return min(self.cursors.values()) if len(self.cursors) == len(self._procs) and self.cursors else 0
+        """The lowest resume cursor of any live client (0 until every live slice reported)."""
+        live = [s for s in self.slices if s.state != "lost"]
+        if not live or any(s.cursor is None for s in live):
+            return 0
+        return min(s.cursor for s in live if s.cursor is not None)
 
-    def split(self) -> list[int]:
-        """Clients per worker."""
-        workers = max(1, min(MAX_WORKERS, self.clients // MIN_CLIENTS_PER_WORKER))
-        return [self.clients // workers + (1 if i < self.clients % workers else 0) for i in range(workers)]
+    @property
+    def lost_clients(self) -> int:
+        """Clients on workers lost mid-run (counted apart from every other figure)."""
+        return sum(s.clients for s in self.slices if s.state == "lost")
+
+    def split(self, workers: list[WorkerInfo]) -> list[Slice]:
+        """The clients split evenly among (at most) ``workers``."""
+        count = max(1, min(len(workers), self.clients // MIN_CLIENTS_PER_WORKER))
+        slices, first = [], 0
+        for i in range(count):
+            n = self.clients // count + (1 if i < self.clients % count else 0)
+            slices.append(Slice(workers[i], first, n))
+            first += n
+        return slices
 
     async def start(self, endpoints: Endpoints) -> None:
-        """Start the workers (their clients begin connecting at once)."""
-        first = 0
+        """Place a slice on each worker (their clients begin connecting at once)."""
+        self.slices = self.split(await self.cluster.workers())
         try:
-            for worker, count in enumerate(self.split()):
-                config = {
-                    "transport": self.transport, "count": count, "first": first, "seed": self.seed,
-                    "policy": self.policy, "options": self.options, "endpoints": endpoints_to(endpoints),
-                }
-                first += count
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "rtplay.engine.crowd_worker",
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE_BYTES,
-                    preexec_fn=lambda count=count: raise_fd_limit(count * FDS_PER_CLIENT + 64),
-                )
-                self._procs.append(proc)
-                assert proc.stdin is not None
-                proc.stdin.write(json.dumps(config).encode() + b"\n")
-                await proc.stdin.drain()
-                self._readers.append(asyncio.create_task(self._read(worker, proc), name=f"crowd-{self.transport}-{worker}"))
+            async with asyncio.timeout(PLACE_TIMEOUT_S):
+                await asyncio.gather(*(self._place(i, s, endpoints) for i, s in enumerate(self.slices)))
         except BaseException:
             await self.stop(0)
             raise
 
-    async def _read(self, worker: int, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            message = json.loads(line)
-            if "delta" in message:
-                self.stats.merge(worker, message["delta"], time.monotonic())
-                self.cursors[worker] = int(message["cursor_min"])
-            elif "final" in message:
-                self._finals[worker] = message["final"]
+    async def _place(self, index: int, part: Slice, endpoints: Endpoints) -> None:
+        config = SliceConfig(
+            self.transport, part.clients, part.first, self.seed, self.policy, endpoints, self.options,
+            RAMP_PER_S / len(self.slices),
+        )
+        future = self.cluster.client.submit(
+            CrowdSlice, config, actor=True, workers=[part.worker.address], allow_other_workers=False, pure=False,
+        )
+        part.actor = await future
+        figures = await part.actor.start()
+        part.cpu_s, part.rss_mb, part.state = figures["cpu_s"], figures["rss_mb"], "running"
+        part.poller = asyncio.create_task(self._pull(index, part), name=f"crowd-{self.transport}-pull-{index}")
 
-    async def stop(self, published: int) -> None:
-        """Stop every worker; their delivery figures (against ``published``) land in :attr:`final`."""
-        for proc in self._procs:
-            if proc.stdin is not None and proc.returncode is None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.write(json.dumps({"stop": published}).encode() + b"\n")
-                    await proc.stdin.drain()
+    async def _pull(self, index: int, part: Slice) -> None:
+        """Merge ``part``'s snapshots every SNAPSHOT_S until it stops or its worker is lost."""
+        while True:
+            call: asyncio.Future[Any] | None = None
+            try:
+                # Calling a lost worker's actor can raise at once (Dask knows it is gone).
+                call = asyncio.ensure_future(part.actor.drain())
+                waited = 0.0
+                while not (await asyncio.wait({call}, timeout=LISTED_CHECK_S))[0]:
+                    waited += LISTED_CHECK_S
+                    if part.worker.address not in {w.address for w in await self.cluster.workers()}:
+                        raise ConnectionError("the scheduler no longer lists it")
+                    if waited >= PULL_TIMEOUT_S and part.state == "running":
+                        log.warning("%s crowd: worker %s has not answered for %g s", self.transport,
+                                    part.worker.address, PULL_TIMEOUT_S)
+                    part.state = "unresponsive"
+                if call.cancelled():  # Dask cancels an actor's calls when its worker leaves
+                    raise ConnectionError("its actor's calls were cancelled")
+                snapshot = call.result()
+            except Exception as exc:  # OSError, CommClosedError, RuntimeError: the worker is gone
+                self._lose(index, part, exc)
+                return
+            finally:
+                if call is not None:  # still running only when this task itself is cancelled
+                    call.cancel()
+            part.state = "running"
+            self._merge(index, part, snapshot)
+            await asyncio.sleep(SNAPSHOT_S)
+
+    def _merge(self, index: int, part: Slice, snapshot: dict[str, Any]) -> None:
+        self.stats.merge(index, snapshot["delta"], time.monotonic())
+        part.cursor = int(snapshot["cursor_min"])
+        part.cpu_s, part.rss_mb = snapshot["cpu_s"], snapshot["rss_mb"]
+
+    def _lose(self, index: int, part: Slice, exc: BaseException) -> None:
+        part.state = "lost"
+        self.stats.drop_worker(index)
+        log.warning(
+            "%s crowd: worker %s (host %s) lost mid-run (%s: %s); its %d clients are counted apart (lost_clients)",
+            self.transport, part.worker.address, part.worker.host, type(exc).__name__, exc, part.clients,
+        )
+
+    async def stop(self, published: int, replay_from: int = 1) -> None:
+        """Stop every slice; their delivery figures (against ``published``) land in :attr:`final`."""
+        pollers = [s.poller for s in self.slices if s.poller is not None]
+        for task in pollers:
+            task.cancel()
+        if pollers:  # a cancellation of this call itself still propagates
+            await asyncio.wait(pollers)
+        await asyncio.gather(*(self._stop_one(i, s, published, replay_from) for i, s in enumerate(self.slices)))
+        finals = [s.final for s in self.slices if s.final is not None]
+        if finals:
+            self.final = merge_finals(finals) | {"lost_clients": self.lost_clients}
+
+    async def _stop_one(self, index: int, part: Slice, published: int, replay_from: int) -> None:
+        if part.state not in ("running", "unresponsive"):
+            part.actor = None
+            return
         try:
             async with asyncio.timeout(STOP_TIMEOUT_S):
-                await asyncio.gather(*self._readers, return_exceptions=True)
-                for proc in self._procs:
-                    await proc.wait()
-        except TimeoutError:
-            log.warning("%s crowd: a worker did not stop in time; killing it", self.transport)
-        for proc in self._procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        for task in self._readers:
-            task.cancel()
-        if self._finals:
-            self.final = merge_finals(list(self._finals.values()))
-        self._procs, self._readers = [], []
+                answer = await part.actor.stop(published, replay_from)
+        except Exception as exc:
+            self._lose(index, part, exc)
+        else:
+            self._merge(index, part, answer)
+            process = {"cpu_s": answer["cpu_s"], "max_rss_kb": answer["rss_mb"] * 1024}
+            part.final, part.state = answer["final"] | process, "stopped"
+        part.actor = None  # releases the actor on its worker
 
     def report(self, since: float | None = None) -> dict[str, Any]:
         """The transport's ``crowd`` entry (rates and attempts from ``since``)."""
         entry = self.stats.report(self.final, since)
-        entry["workers"] = len(self.split())
+        entry["lost_clients"] = self.lost_clients
+        entry["workers"] = [s.report() for s in self.slices]
         return entry

@@ -1,7 +1,8 @@
 """The session's crowds (``--clients N``): starting them, waiting for them, collecting them.
 
-A mixin of :class:`rtplay.engine.session.Session`, kept apart because the crowds are a unit of
-their own: lightweight worker clients per transport, plus the server load they cause.
+A :class:`CrowdSet` is owned by :class:`rtplay.engine.session.Session` and takes only what it
+needs from it: the crowd settings, a way to ask the server's status (its load figures), the
+clock, and the published count. It owns the Dask cluster the crowds run on.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from rtplay.clients import Endpoints
 from rtplay.engine.control_client import ControlError
-from rtplay.engine.crowd_pool import FDS_PER_CLIENT, Crowd, raise_fd_limit
+from rtplay.engine.crowd_cluster import CrowdCluster, local_workers
+from rtplay.engine.crowd_pool import Crowd
+from rtplay.engine.crowd_slice import FDS_PER_CLIENT, raise_fd_limit
 from rtplay.model.retry_spec import PolicySpec
 
 log = logging.getLogger(__name__)
@@ -24,54 +30,117 @@ LOAD_MAX_S = 3600.0
 #: a thousand handshakes take about a second on loopback; a slow machine gets thirty.
 CROWD_READY_S = 30.0
 
+#: How often waiting for the crowds to connect looks at their merged states (their snapshots
+#: arrive at 5 Hz; looking faster sees nothing new).
+READY_CHECK_S = 0.1
 
-class CrowdsMixin:
-    """Crowd handling of :class:`~rtplay.engine.session.Session` (which provides ``config``,
-    ``crowds``, ``clock``, ``control``, ``_api``, ``published`` and the load figures)."""
+#: ``GET /control/status``, with ``load_s`` seconds of the load series when not None.
+StatusFn = Callable[[float | None], Awaitable[dict[str, Any]]]
 
-    async def _start_crowds(self, endpoints: Endpoints) -> None:
-        """Start a crowd per transport (``--clients N``)."""
-        raise_fd_limit(self.config.crowd * len(self.config.transports) * FDS_PER_CLIENT + 1024)
-        self._load_before = (await self._api().status()).get("load", {})
-        for name in self.config.transports:
-            options = self.config.client_options.get(name, {})
+
+@dataclass(frozen=True)
+class CrowdSettings:
+    """What the user asked of the crowds."""
+
+    clients: int
+    """Clients per transport (``--clients N``)."""
+    transports: list[str]
+    seed: int = 0
+    cluster: str | None = None
+    """A Dask scheduler's address (``--cluster tcp://HOST:8786``); None: a LocalCluster."""
+    client_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-transport client options (the crowd takes the named policy and numeric knobs)."""
+    workers: int | None = None
+    """Worker processes of the LocalCluster (None: one per core, fewer for a small crowd)."""
+
+
+class CrowdSet:
+    """Every crowd of a session and the cluster they run on."""
+
+    def __init__(
+        self, settings: CrowdSettings, status: StatusFn, clock: Callable[[], float], published: Callable[[], int],
+        replay_from: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self._status = status
+        self._clock = clock
+        self._published = published
+        self._replay_from = replay_from
+        self.crowds: dict[str, Crowd] = {}
+        self.cluster: CrowdCluster | None = None
+        self.server_kb_per_connection: float | None = None
+        self.server_load: dict[str, Any] | None = None
+        """The server's accepts/s, concurrent connections and loop lag over the run."""
+        self._load_before: dict[str, Any] = {}
+
+    async def start(self, endpoints: Endpoints) -> None:
+        """Start the cluster, then a crowd per transport; the clients begin connecting."""
+        total = self.settings.clients * len(self.settings.transports)
+        raise_fd_limit(total * FDS_PER_CLIENT + 1024)
+        self._load_before = (await self._status(None)).get("load", {})
+        self.cluster = CrowdCluster(self.settings.cluster, self.settings.workers or local_workers(total))
+        await self.cluster.start()
+        for name in self.settings.transports:
+            options = self.settings.client_options.get(name, {})
             policy = options.get("retry")
             numbers = {k: v for k, v in options.items() if isinstance(v, int | float) and not isinstance(v, bool)}
             # A named policy travels to the workers; a policy object (tests) cannot: the default then.
             named = str(policy) if isinstance(policy, PolicySpec | str) else None
-            crowd = Crowd(name, self.config.crowd, named, self.config.crowd_seed, numbers)
+            crowd = Crowd(name, self.settings.clients, named, self.cluster, self.settings.seed, numbers)
             self.crowds[name] = crowd
             await crowd.start(endpoints)
 
-    async def _crowds_ready(self) -> None:
-        """Wait until every crowd client is open (or CROWD_READY_S), then note what the
+    async def ready(self) -> None:
+        """Wait until every live crowd client is open (or CROWD_READY_S), then note what the
         crowd's connections cost the server: its RSS growth per connection."""
-        deadline = self.clock() + CROWD_READY_S
-        while not all(c.stats.states()["open"] >= c.clients for c in self.crowds.values()):
-            if self.clock() > deadline:
+        deadline = self._clock() + CROWD_READY_S
+        while not all(c.stats.states()["open"] >= c.clients - c.lost_clients for c in self.crowds.values()):
+            if self._clock() > deadline:
                 log.warning("crowds not all connected after %g s; starting anyway", CROWD_READY_S)
                 break
-            await asyncio.sleep(0.05)
-        after = (await self._api().status()).get("load", {})
+            await asyncio.sleep(READY_CHECK_S)
+        after = (await self._status(None)).get("load", {})
         grown = after.get("concurrent_now", 0) - self._load_before.get("concurrent_now", 0)
         kb = after.get("rss_kb", 0) - self._load_before.get("rss_kb", 0)
         self.server_kb_per_connection = kb / grown if grown > 0 else None
 
-    async def finish_crowds(self) -> None:
+    def cursor_min(self) -> int | None:
+        """The lowest resume cursor of any live crowd client (None without crowds)."""
+        return min((c.cursor_min for c in self.crowds.values()), default=None)
+
+    async def finish(self, started_at: float | None) -> None:
         """Stop the crowds, collect their delivery figures and the server's load series
-        over the run (before :meth:`report`)."""
+        since ``started_at`` (before the report)."""
         for crowd in self.crowds.values():
             if crowd.final is None:
-                await crowd.stop(self.published)
-        if self.crowds and self.control is not None and self.server_load is None:
-            seconds = min(LOAD_MAX_S, self.clock() - (self.started_at or self.clock()) + 1)
+                await crowd.stop(self._published(), self._replay_from())
+        if self.crowds and self.server_load is None:
+            seconds = min(LOAD_MAX_S, self._clock() - (started_at or self._clock()) + 1)
             with contextlib.suppress(ControlError):
-                self.server_load = (await self.control.status(load_s=seconds)).get("load")
+                self.server_load = (await self._status(seconds)).get("load")
 
-    async def restart_crowd(self, name: str, policy: str) -> None:
+    async def restart(self, name: str, policy: str, endpoints: Endpoints) -> None:
         """Replace ``name``'s crowd by a fresh one under ``policy`` (same size, seed, knobs)."""
         old = self.crowds[name]
-        await old.stop(self.published)
-        crowd = Crowd(name, old.clients, policy, old.seed, old.options)
+        await old.stop(self._published(), self._replay_from())
+        crowd = Crowd(name, old.clients, policy, old.cluster, old.seed, old.options)
         self.crowds[name] = crowd
-        await crowd.start(self.endpoints())
+        await crowd.start(endpoints)
+
+    async def close(self) -> None:
+        """Stop what still runs and close the cluster (safe to call twice)."""
+        for crowd in self.crowds.values():
+            if crowd.final is None and crowd.slices:
+                await crowd.stop(self._published(), self._replay_from())
+        if self.cluster is not None:
+            await self.cluster.close()
+            self.cluster = None
+
+    def report_into(self, transports: dict[str, dict[str, Any]], since: float | None) -> dict[str, Any] | None:
+        """Add each crowd's entry to its transport's; the report's ``server_load`` (None without crowds)."""
+        for name, crowd in self.crowds.items():
+            transports[name]["crowd"] = crowd.report(since=since)
+        if not self.crowds:
+            return None
+        kb = self.server_kb_per_connection
+        return dict(self.server_load or {}) | {"rss_kb_per_connection": None if kb is None else round(kb, 1)}

@@ -32,7 +32,7 @@ from rtplay.engine.spawn import ServerProcess
 from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.engine.crowd_pool import Crowd
 from rtplay.model.retry_spec import PolicySpec
-from rtplay.engine.crowds import CrowdsMixin
+from rtplay.engine.crowds import CrowdSet, CrowdSettings
 from rtplay.engine.session_log import EndState, SessionRecorder
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,10 @@ class SessionConfig:
     """Lightweight clients per transport besides the pane's own (``--clients N``; 0 = none)."""
     crowd_seed: int = 0
     """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
+    crowd_cluster: str | None = None
+    """The Dask scheduler the crowds run on (``--cluster tcp://HOST:8786``); None: a LocalCluster."""
+    crowd_workers: int | None = None
+    """Worker processes of the LocalCluster (None: one per core, fewer for a small crowd)."""
     log_messages: Path | None = None
     """Write every arrival and connection change to this file (``--log-messages``)."""
 
@@ -93,7 +97,7 @@ class SessionConfig:
             raise ValueError("no transports chosen")
 
 
-class Session(CrowdsMixin):
+class Session:
     """One client per chosen transport and the server they talk to, driven as one unit."""
 
     def __init__(self, config: SessionConfig | None = None) -> None:
@@ -125,11 +129,15 @@ class Session(CrowdsMixin):
         """The client side's event-loop lag (clients, session and UI share this loop)."""
         self.overload = OverloadClock()
         self.monitor.on_sample = self._on_health_sample
-        self.crowds: dict[str, Crowd] = {}
-        self.server_kb_per_connection: float | None = None
-        self.server_load: dict[str, Any] | None = None
-        """The server's accepts/s, concurrent connections and loop lag over the run (crowds)."""
-        self._load_before: dict[str, Any] = {}
+        settings = CrowdSettings(
+            self.config.crowd, list(self.config.transports), self.config.crowd_seed, self.config.crowd_cluster,
+            self.config.client_options, self.config.crowd_workers,
+        )
+        self.crowd_set = CrowdSet(
+            settings, lambda load_s: self._api().status(load_s), lambda: self.clock(), lambda: self.published,
+            lambda: self.server.replay_from,
+        )
+        """The crowds (``--clients N``) and the Dask cluster they run on."""
         self.settled: bool | None = None
         """The end-of-run settle's outcome: True when every client caught up in time."""
         self.recorder: SessionRecorder | None = None
@@ -173,7 +181,21 @@ class Session(CrowdsMixin):
         except BaseException:
             await self.stop()
             raise
-        endpoints = self.endpoints()
+        try:
+            await self._start_clients(self.endpoints(), before_publishing)
+        except BaseException:
+            await self.crowd_set.close()  # a half-started crowd cluster cleans up after itself
+            raise
+        self.started_at = self.clock()
+        if self.recorder is not None:
+            self.recorder.set_origin(self.started_at)
+        self.faults.start()
+        self.monitor.start()
+
+    async def _start_clients(
+        self, endpoints: Endpoints, before_publishing: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Start every client and crowd, then publishing once the first ones are open."""
         for name in self.config.transports:
             options = dict(self.config.client_options.get(name, {}))
             if self.config.emit_messages:
@@ -192,7 +214,7 @@ class Session(CrowdsMixin):
             if name not in samplers:
                 self._start_client(name)
         if self.config.crowd:
-            await self._start_crowds(endpoints)
+            await self.crowd_set.start(endpoints)
         if paused:
             streams = [n for n, c in self.clients.items() if isinstance(c, ReconnectingClient) and c.opens_before_data]
             waits: list[Awaitable[None]] = [self._until_open(streams, FIRST_OPEN_WAIT_S)]
@@ -205,12 +227,7 @@ class Session(CrowdsMixin):
         for name in samplers:
             self._start_client(name)
         if self.config.crowd:
-            await self._crowds_ready()
-        self.started_at = self.clock()
-        if self.recorder is not None:
-            self.recorder.set_origin(self.started_at)
-        self.faults.start()
-        self.monitor.start()
+            await self.crowd_set.ready()
 
     def _hooks_for(self, name: str) -> ClientHooks:
         """What the client of ``name`` is told of this session."""
@@ -290,7 +307,7 @@ class Session(CrowdsMixin):
         self.close_message_log()
         await self.monitor.stop()
         await self.faults.stop()
-        await self.finish_crowds()
+        await self.crowd_set.close()
         for task in self._tasks.values():
             task.cancel()
         if self._tasks:  # wait for them; a cancellation of this call itself still propagates
@@ -318,6 +335,21 @@ class Session(CrowdsMixin):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # --- crowds ----------------------------------------------------------------------------
+
+    @property
+    def crowds(self) -> dict[str, Crowd]:
+        """The crowd of each transport (``--clients N``; empty without)."""
+        return self.crowd_set.crowds
+
+    async def finish_crowds(self) -> None:
+        """Stop the crowds and collect their figures and the server's load (before :meth:`report`)."""
+        await self.crowd_set.finish(self.started_at)
+
+    async def restart_crowd(self, name: str, policy: str) -> None:
+        """Replace ``name``'s crowd by a fresh one under ``policy`` (same size, seed, knobs)."""
+        await self.crowd_set.restart(name, policy, self.endpoints())
 
     # --- control ---------------------------------------------------------------------------
 
@@ -380,8 +412,9 @@ class Session(CrowdsMixin):
         deadline = self.clock() + timeout
         self.settled = False
         while self.clock() < deadline:
-            if all(self.caught_up(c) for c in self.clients.values()) and all(
-                c.cursor_min >= self.published for c in self.crowds.values()
+            crowd_cursor = self.crowd_set.cursor_min()
+            if all(self.caught_up(c) for c in self.clients.values()) and (
+                crowd_cursor is None or crowd_cursor >= self.published
             ):
                 self.settled = True
                 break
@@ -442,8 +475,7 @@ class Session(CrowdsMixin):
         """The JSON report (field names are a contract other tools read)."""
         published, replay_from, final = self.published, self.server.replay_from, self.final()
         transports = {name: c.report(published, replay_from, final) for name, c in self.clients.items()}
-        for name, crowd in self.crowds.items():
-            transports[name]["crowd"] = crowd.report(since=self.started_at)
+        server_load = self.crowd_set.report_into(transports, self.started_at)
         report = {
             "published": published,
             "duration_s": round(self.duration(), 3),
@@ -452,11 +484,8 @@ class Session(CrowdsMixin):
             "faults": self.faults.report(),
             "health": self.health(),
         }
-        if self.crowds:
-            kb = self.server_kb_per_connection
-            report["server_load"] = dict(self.server_load or {}) | {
-                "rss_kb_per_connection": None if kb is None else round(kb, 1)
-            }
+        if server_load is not None:
+            report["server_load"] = server_load
         return report
 
     def close_message_log(self) -> None:

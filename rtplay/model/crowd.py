@@ -131,6 +131,10 @@ class CrowdStats:
         if len(self.history) < MAX_STATE_SAMPLES:
             self.history.append((now, self.states()))
 
+    def drop_worker(self, worker: int) -> None:
+        """Forget a lost worker's live states: its clients are counted apart, not as connected."""
+        self.worker_states.pop(worker, None)
+
     def states(self) -> dict[str, int]:
         """Clients per state now (summed over workers)."""
         total: Counter[str] = Counter()
@@ -214,6 +218,7 @@ def merge_finals(finals: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "delivered_min": min((f["delivered_min"] for f in finals), default=0),
         "lost_total": sum(f["lost_total"] for f in finals),
+        "pending_total": sum(f["pending_total"] for f in finals),
         "lost_to_reset_total": sum(f["lost_to_reset_total"] for f in finals),
         "policy": finals[0]["policy"] if finals else "",
         "worker_cpu_s": round(sum(f.get("cpu_s", 0.0) for f in finals), 2),
@@ -228,6 +233,9 @@ def final_figures(entries: list[dict[str, Any]], policy: str) -> dict[str, Any]:
     return {
         "delivered_min": min((int(e["delivered"]) for e in entries), default=0),
         "lost_total": sum(int(e["lost"]) for e in entries),
+        # Still recoverable at the end (retrying with a cursor the server can replay from):
+        # pending by the accounting model, not lost.
+        "pending_total": sum(int(e["pending"]) for e in entries),
         "lost_to_reset_total": sum(int(e["lost_to_reset"]) for e in entries),
         "policy": policy,
     }
@@ -249,7 +257,8 @@ def render_crowds(report: dict[str, Any]) -> list[str]:
             f"peak connects/s {v(c['peak_connects_per_s'])}  all back {v(c['time_to_all_reconnected_s'])} s  "
             f"attempts {c['total_attempts']}  delay p50/p99 {v(c['reconnect_delay_ms']['p50'])}/"
             f"{v(c['reconnect_delay_ms']['p99'])} ms  delivered min {v(c.get('delivered_min'))}  "
-            f"lost {v(c.get('lost_total'))}"
+            f"lost {v(c.get('lost_total'))}  pending {v(c.get('pending_total'))}"
+            + (f"  lost_clients {c['lost_clients']} (on workers lost mid-run)" if c.get("lost_clients") else "")
         )
     load = report.get("server_load")
     if load:

@@ -200,12 +200,16 @@ class Heartbeat:
     """When to send a ping and when silence means the peer is dead.
 
     Any inbound traffic counts as life. After a ping is sent, the peer has ``timeout``
-    seconds to show life before :meth:`expired` says the connection is dead.
+    seconds to show life before :meth:`expired` says the connection is dead. With
+    ``quiet_only`` a ping is due only after ``interval`` without traffic: a busy connection
+    sends none (crowd clients, which measure no round trips); a dead one is still found
+    within ``interval + timeout`` of its last sign of life.
     """
 
-    def __init__(self, interval: float, timeout: float, now: float) -> None:
+    def __init__(self, interval: float, timeout: float, now: float, quiet_only: bool = False) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.quiet_only = quiet_only
         self._last_heard = now
         self._ping_sent_at: float | None = None
         self._next_ping = now + interval
@@ -214,6 +218,8 @@ class Heartbeat:
         """Something arrived from the peer."""
         self._last_heard = now
         self._ping_sent_at = None
+        if self.quiet_only:
+            self._next_ping = now + self.interval
 
     def ping_due(self, now: float) -> bool:
         return now >= self._next_ping

@@ -84,8 +84,20 @@ def crowd_text(name: str, crowd: Any, load: dict[str, Any], now: float, width: i
         f"  attempts/s {max(attempts[-10:], default=0):>6.0f}  {spark(attempts, width)}",
         f"  loop lag ms{max(lag[-10:], default=0):>6.0f}  {spark(lag, width)}",
         *state_rows(stats, start, width),
+        workers_row([s.report() for s in crowd.slices]),
     ]
     return "\n".join(lines)
+
+
+def workers_row(workers: list[dict[str, Any]]) -> str:
+    """The crowd's Dask workers: how many run where, and any lost mid-run (its clients apart)."""
+    hosts = sorted({w["host"] for w in workers})
+    lost = [w for w in workers if w["state"] == "lost"]
+    row = f"  workers    {len(workers) - len(lost):>6}  on {', '.join(hosts) or '-'}"
+    if lost:
+        gone = sum(w["clients"] for w in lost)
+        row += f"  [b red]{len(lost)} lost mid-run: {gone} clients counted apart[/]"
+    return row
 
 
 class CrowdScreen(ModalScreen[None]):
@@ -129,6 +141,8 @@ class CrowdScreen(ModalScreen[None]):
     def refresh_text(self) -> None:
         now = time.monotonic()
         blocks = [crowd_text(n, c, self.load, now, max(20, self.size.width - 24)) for n, c in self.session.crowds.items()]
+        if not blocks:  # the cluster's workers are still starting
+            blocks = [f"{self.session.config.crowd} clients per transport: starting on the cluster…"]
         keys = f"b next policy · o outage {OUTAGE_S:g} s · esc close · {WINDOW_S:g} s shown"
         self._body.update("\n\n".join([*blocks, keys]))
 

@@ -295,7 +295,7 @@ class MainScreen(Screen[None]):
 
     def action_crowd(self) -> None:
         session = getattr(self.backend, "session", None)
-        if session is None or not session.crowds:
+        if session is None or not session.config.crowd:
             self.notify("no crowd: start the playground with --clients N", severity="warning", timeout=3, markup=False)
             return
         self.app.push_screen(CrowdScreen(session))

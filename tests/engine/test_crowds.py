@@ -68,12 +68,12 @@ def test_deltas_from_several_workers_merge() -> None:
 
 
 def test_delivery_figures_merge_across_workers() -> None:
-    a = final_figures([{"delivered": 10, "lost": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "lost_to_reset": 1}], "p")
-    b = final_figures([{"delivered": 9, "lost": 1, "lost_to_reset": 0}], "p")
+    a = final_figures([{"delivered": 10, "lost": 0, "pending": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "pending": 0, "lost_to_reset": 1}], "p")
+    b = final_figures([{"delivered": 9, "lost": 1, "pending": 0, "lost_to_reset": 0}], "p")
     merged = merge_finals([a | {"cpu_s": 1.0, "max_rss_kb": 100, "clients": 2}, b | {"cpu_s": 0.5, "max_rss_kb": 50, "clients": 1}])
     assert merged == {
         "delivered_min": 8, "lost_total": 3, "lost_to_reset_total": 1, "policy": "p",
-        "worker_cpu_s": 1.5, "worker_rss_kb_per_client": 50.0,
+        "worker_cpu_s": 1.5, "worker_rss_kb_per_client": 50.0, "pending_total": 0,
     }
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile([], 99) is None
 

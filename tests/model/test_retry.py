@@ -42,6 +42,20 @@ def test_heartbeat_any_traffic_counts_as_life() -> None:
     assert hb.next_deadline(7.0) == pytest.approx(10.0)
 
 
+def test_a_quiet_only_heartbeat_sends_no_ping_while_traffic_flows_yet_finds_a_dead_peer() -> None:
+    hb = Heartbeat(interval=5, timeout=3, now=0, quiet_only=True)
+    for t in range(1, 20):  # a message a second: never five quiet seconds, never a ping
+        hb.heard(float(t))
+        assert not hb.ping_due(t + 0.99)
+    assert hb.next_deadline(19.5) == 24.0  # silence from 19 s on: a ping is due at 24 s
+    assert hb.ping_due(24.0)
+    hb.ping_sent(24.0)
+    assert not hb.expired(26.9) and hb.expired(27.0)  # dead within interval + timeout of the last frame
+    every = Heartbeat(interval=5, timeout=3, now=0)
+    every.heard(4.0)
+    assert every.ping_due(5.0)  # the pane's heartbeat pings on its interval, traffic or not
+
+
 # --- named policies and their grammar --------------------------------------------------------
 
 from hypothesis import given, settings

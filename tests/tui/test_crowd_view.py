@@ -26,9 +26,17 @@ def test_the_crowd_block_names_policy_rates_and_states() -> None:
     stats = CrowdStats(3)
     stats.merge(0, recorder.drain(), 99.97)
 
+    class FakeSlice:
+        def __init__(self, state: str) -> None:
+            self.state = state
+
+        def report(self) -> dict[str, object]:
+            return {"host": "10.0.0.2", "clients": 2, "state": self.state}
+
     class FakeCrowd:
         clients = 3
         policy = "exponential:full"
+        slices = [FakeSlice("running"), FakeSlice("lost")]
 
     FakeCrowd.stats = stats  # type: ignore[attr-defined]
     load = {"accepts_per_s": [[99.9, 30.0]], "concurrent": [[99.9, 3]], "concurrent_now": 3, "loop_lag_ms": []}
@@ -37,6 +45,7 @@ def test_the_crowd_block_names_policy_rates_and_states() -> None:
     assert "accepts/s      30" in text and "concurrent      3" in text
     assert "attempts/s     30" in text
     assert "open            3" in text and "retrying        0" in text
+    assert "workers         1  on 10.0.0.2  [b red]1 lost mid-run: 2 clients counted apart[/]" in text
 
 
 async def test_the_policy_key_cycles_the_selected_pane_and_the_pane_shows_it() -> None:
@@ -64,7 +73,7 @@ async def test_the_crowd_view_shows_a_live_crowd_and_switches_its_policy() -> No
         await pilot.press("w")
         assert isinstance(app.screen, CrowdScreen)
         session = app.backend.session  # type: ignore[attr-defined]
-        await wait_for(pilot, lambda: session.crowds["ws"].stats.states()["open"] == 4, "crowd open", timeout=30)
+        await wait_for(pilot, lambda: "ws" in session.crowds and session.crowds["ws"].stats.states()["open"] == 4, "crowd open", timeout=30)
         app.screen.refresh_text()
         assert "4 clients  policy default" in str(app.screen.query_one("#crowd-body").render())
         await pilot.press("b")

@@ -1,0 +1,142 @@
+"""A crowd slice: many clients of one transport on one Dask worker's event loop.
+
+:class:`CrowdSlice` is a Dask actor placed by :mod:`rtplay.engine.crowd_pool` on one worker;
+its ``async`` methods run on that worker's own event loop, so the clients are the very
+adapters the playground runs, on the same core, unchanged. Each client draws its jitter from
+its own RNG seeded ``seed + index``, so a crowd run is repeatable decision by decision.
+Crowd clients have no client-side ``offline`` fault (server-side faults reach them).
+
+The session pulls :meth:`CrowdSlice.drain` every :data:`SNAPSHOT_S`; :meth:`CrowdSlice.stop`
+ends the clients and answers the slice's final delivery figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import resource
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtplay.clients import CLIENTS, Endpoints
+from rtplay.clients.base import Client
+from rtplay.clients.core import run_guarded
+from rtplay.model.crowd import CrowdRecorder, final_figures
+from rtplay.model.retry_spec import parse_policy
+
+#: How often the session pulls a slice's snapshot: 5 Hz is smooth enough for a live pane and,
+#: at 1,000 clients per worker, a few kilobytes per pull.
+SNAPSHOT_S = 0.2
+
+#: Clients a whole crowd starts per second at first, shared among its slices: the crowd's own
+#: first connects are set-up, not the experiment, and a server handed 1,000 handshakes at once
+#: times half of them out (however many workers hand them).
+RAMP_PER_S = 500.0
+
+#: How long stopping may take: every client task is cancelled, then its sockets close.
+STOP_TIMEOUT_S = 10.0
+
+#: File descriptors each client needs (its socket), plus slack for the process itself.
+FDS_PER_CLIENT = 2
+
+
+@dataclass(frozen=True)
+class SliceConfig:
+    """What one slice runs: ``count`` clients numbered from ``first``."""
+
+    transport: str
+    count: int
+    first: int
+    seed: int
+    policy: str | None
+    """A named retry policy (``exponential:full``…); None: the transport's default."""
+    endpoints: Endpoints
+    options: dict[str, float] = field(default_factory=dict)
+    """Numeric client knobs (ping_interval…), as the pane's client has them."""
+    ramp_per_s: float = RAMP_PER_S
+    """This slice's share of :data:`RAMP_PER_S`."""
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft open-files limit towards the hard one (a crowd needs a socket each);
+    returns the limit now, which may be below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return want
+    return soft
+
+
+def resident_kb() -> float:
+    """This process's resident memory now (Linux /proc; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 1024
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def process_figures() -> dict[str, float]:
+    """This worker process's CPU seconds so far and resident memory (MB) now."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "rss_mb": round(resident_kb() / 1024, 1)}
+
+
+def make_clients(config: SliceConfig, recorder: CrowdRecorder) -> list[Client]:
+    """The slice's clients, each with its own seeded RNG and the crowd's policy."""
+    spec = parse_policy(config.policy) if config.policy else None
+    clients = []
+    for i in range(config.count):
+        options: dict[str, Any] = dict(config.options)
+        options["rng"] = random.Random(config.seed + config.first + i)
+        options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
+        if spec is not None:
+            options["retry"] = spec
+        clients.append(CLIENTS[config.transport](config.endpoints, recorder.emit_for(i), options))
+    return clients
+
+
+class CrowdSlice:
+    """A Dask actor: ``config.count`` clients on the worker's loop, counted by a :class:`CrowdRecorder`."""
+
+    def __init__(self, config: SliceConfig) -> None:
+        # Runs in a worker thread (Dask creates actors there): nothing touches the loop here.
+        self.config = config
+        self.recorder = CrowdRecorder(config.count)
+        self.clients: list[Client] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> dict[str, Any]:
+        """Start the clients (they ramp up at ``config.ramp_per_s``); this process's figures."""
+        limit = raise_fd_limit(self.config.count * FDS_PER_CLIENT + 256)
+        if limit < self.config.count * FDS_PER_CLIENT:
+            raise OSError(f"open-files limit {limit} is below the {self.config.count * FDS_PER_CLIENT} a slice needs")
+        self.clients = make_clients(self.config, self.recorder)
+        self.tasks = [
+            asyncio.create_task(run_guarded(c, i / self.config.ramp_per_s), name=f"crowd-{self.config.transport}-{i}")
+            for i, c in enumerate(self.clients)
+        ]
+        return process_figures()
+
+    async def drain(self) -> dict[str, Any]:
+        """What happened since the last drain, the lowest resume cursor, this process's figures."""
+        cursor_min = min((c.cursor for c in self.clients), default=0)
+        return {"delta": self.recorder.drain(), "cursor_min": cursor_min} | process_figures()
+
+    async def stop(self, published: int, replay_from: int) -> dict[str, Any]:
+        """Stop the clients; the slice's delivery figures against ``published``.
+
+        ``replay_from`` is the oldest seq the server can still replay: a client stopped while
+        retrying with a cursor at or past it could still have had the rest (pending, not lost).
+        """
+        for task in self.tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+        entries = [c.report(published, replay_from) for c in self.clients]
+        policy = self.clients[0].retry.describe() if self.clients and hasattr(self.clients[0], "retry") else "-"
+        last = {"delta": self.recorder.drain(), "cursor_min": min((c.cursor for c in self.clients), default=0)}
+        return last | {"final": final_figures(entries, policy) | {"clients": len(self.clients)}} | process_figures()
