@@ -7,11 +7,13 @@ take every listener down. So ``/control/*`` answers only its user:
   can then only send "simple" requests (``text/plain``, forms), which are refused, and a
   preflight for anything else is never granted (Fetch standard §3.2.3, CORS-safelisted
   request headers);
-- ``Host`` must name loopback (DNS rebinding: a page whose name resolves to 127.0.0.1 still
-  sends its own name), and an ``Origin``, when sent, must be the server itself;
+- ``Host`` must be exactly a loopback name (``localhost`` or a loopback IP literal) with the
+  port the request came in on (DNS rebinding: a page whose name resolves to 127.0.0.1 still
+  sends its own name, ``127.evil.example`` included), and an ``Origin``, when sent, must be
+  the server itself;
 - a token, random per start, whenever the server is bound beyond loopback, where anyone on
-  the network could connect. ``rtplay serve`` prints it; :func:`write_token` stores it where
-  the playground reads it (:func:`token_path`).
+  the network could connect. ``rtplay serve`` prints it and stores it where the playground
+  reads it (:mod:`rtplay.runtime.token`).
 
 Bodies are parsed by :func:`loads_strict`: no ``NaN``/``Infinity`` (not JSON, RFC 8259 §6,
 and browsers' ``JSON.parse`` rejects them), no number that overflows to infinity, and bounded
@@ -25,17 +27,15 @@ import hmac
 import json
 import logging
 import math
-import os
 import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from rtplay.runtime.token import TOKEN_HEADER
+from rtplay.runtime.token import TOKEN_HEADER, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 #: Python's recursion limit (~1000), which a 30,000-deep body would otherwise blow.
 MAX_JSON_DEPTH = 32
 
-
-#: Host names that reach this machine and nothing else.
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 CONTROL_PREFIX = "/control"
 
@@ -153,20 +150,37 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 def is_loopback(host: str) -> bool:
-    return host.strip("[]").lower() in LOOPBACK_NAMES or host.startswith("127.")
+    """True for exactly a loopback name or IP literal (see :func:`is_loopback_host`)."""
+    return is_loopback_host(host)
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port of the listener ``request`` came in on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+
+
+def host_refusal(request: web.Request) -> str | None:
+    """Why ``request``'s ``Host`` is not this loopback listener's own address, or None.
+
+    Only ``localhost`` and loopback IP literals pass, and only with the port the request
+    arrived on (an absent port means 80): a rebinding page sends its own name and port.
+    """
+    try:
+        url = urlsplit(f"//{request.host}")
+        port = url.port or 80
+    except ValueError:
+        return f"Host {request.host[:80]!r} is malformed"
+    if not is_loopback(url.hostname or ""):
+        return f"Host {request.host[:80]!r} is not a loopback name"
+    if port != local_port(request):
+        return f"Host {request.host[:80]!r} does not name this listener's port"
+    return None
 
 
 def new_token() -> str:
     """A fresh control token (256 bits)."""
     return secrets.token_urlsafe(32)
-
-
-def write_token(path: Path, token: str) -> None:
-    """Store ``token`` readable by its user only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
 
 
 class ControlGuard:
@@ -179,9 +193,8 @@ class ControlGuard:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Why ``request`` may not drive the control API (an error answer), or None."""
-        host = urlsplit(f"//{request.host}").hostname or ""
-        if not self.require_token and not is_loopback(host):
-            return error_response(403, f"Host {request.host[:80]!r} is not a loopback name")
+        if not self.require_token and (why := host_refusal(request)) is not None:
+            return error_response(403, why)
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:
             return error_response(403, f"cross-origin request from {origin[:80]!r} refused")
