@@ -30,7 +30,8 @@ from aiohttp import web
 from rtplay.protocol import control_api
 from rtplay.protocol.faults import ALL, TRANSPORTS, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
-from servers.core.guard import dumps_strict, json_object, json_response, server_logger
+from rtplay.protocol.strictjson import JsonError, as_float, dumps_strict
+from servers.core.guard import json_object, json_response, server_logger
 from servers.http.app import MAX_REQUEST_BYTES, bad_request
 
 if TYPE_CHECKING:
@@ -48,9 +49,12 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FaultError(f"{key} must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f"{key} must be a finite number, got {value!r:.40}")
+    try:
+        return as_float(value, key)  # a 5,000-digit integer is JSON, but no figure
+    except JsonError as exc:
+        raise FaultError(f"{key} must be a finite number: {exc}") from None
 
 
 async def describe(request: web.Request) -> web.Response:
@@ -123,7 +127,7 @@ async def set_rate(request: web.Request) -> web.Response:
     body = await json_object(request)
     rate = body.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_RATE:
-        return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r}")
+        return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r:.40}")
     server = request.app[SERVER]
     server.set_rate(float(rate))
     # Publishing at the old rate has stopped: the count is final when the rate is 0.

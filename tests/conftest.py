@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pytest
+from hypothesis import settings
+
 
 from rtplay.runtime import eventloop
 from rtplay.clients.base import Client
@@ -20,6 +23,12 @@ from servers.rtc.peer import MAX_PEERS, RtcManager
 from servers.runner import Server, ServerConfig
 
 C = TypeVar("C", bound=Client)
+
+# Hypothesis: the suite runs a modest number of examples per property so it stays fast on
+# two shared cores; HYPOTHESIS_PROFILE=fuzz runs the parsers' fuzz targets at length.
+settings.register_profile("suite", max_examples=100, deadline=None)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 #: Test modules of the core transports: they run on both event loops in every run, so CI
 #: covers uvloop (the product's default) and asyncio (its fallback) alike.

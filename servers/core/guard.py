@@ -15,18 +15,15 @@ take every listener down. So ``/control/*`` answers only its user:
   the network could connect. ``rtplay serve`` prints it and stores it where the playground
   reads it (:mod:`rtplay.runtime.token`).
 
-Bodies are parsed by :func:`loads_strict`: no ``NaN``/``Infinity`` (not JSON, RFC 8259 §6,
-and browsers' ``JSON.parse`` rejects them), no number that overflows to infinity, and bounded
-nesting, checked before the parser recurses. Answers go out through :func:`json_response`,
-which refuses to emit a non-finite number instead of sending invalid JSON.
+Bodies are parsed by :func:`rtplay.protocol.strictjson.loads_strict` (finite numbers, bounded
+nesting, one error type). Answers go out through :func:`json_response`, which refuses to
+emit a non-finite number instead of sending invalid JSON.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,98 +32,14 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from rtplay.protocol.strictjson import JsonError, dumps_strict, loads_strict
 from rtplay.runtime.token import TOKEN_HEADER, is_loopback_host
 
 log = logging.getLogger(__name__)
 
-#: Deepest JSON nesting accepted from a client. Control bodies are flat objects (depth 1) and
-#: WebSocket pings too; 32 leaves room for any sane extension while staying far below
-#: Python's recursion limit (~1000), which a 30,000-deep body would otherwise blow.
-MAX_JSON_DEPTH = 32
-
-
 CONTROL_PREFIX = "/control"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class JsonError(ValueError):
-    """A body that is not strict JSON (says why)."""
-
-
-class JsonTooDeep(JsonError):
-    """JSON nested deeper than allowed."""
-
-
-def nesting_depth(text: str, limit: int) -> int:
-    """The deepest ``[``/``{`` nesting of ``text`` (strings skipped), stopping past ``limit``."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def _reject_constant(name: str) -> Any:
-    raise JsonError(f"{name} is not a JSON number")
-
-
-def finite_float(text: str) -> float:
-    """A JSON number's text as a float; :class:`JsonError` when it overflows to infinity."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise JsonError(f"number {text[:40]} is out of range")
-    return value
-
-
-_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=finite_float)
-"""Made once: ``json.loads`` with hooks builds a new decoder (and scanner) on every call."""
-
-
-def within_depth(text: str, limit: int) -> bool:
-    """True when ``text`` nests ``[``/``{`` at most ``limit`` deep. Exact, and cheap for short
-    texts: the depth never exceeds the number of opening brackets, which ``str.count`` finds
-    in C, so only a text with more than ``limit`` of them is walked character by character."""
-    if text.count("[") + text.count("{") <= limit:
-        return True
-    return nesting_depth(text, limit) <= limit
-
-
-def loads_strict(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse ``data`` as RFC 8259 JSON with finite numbers and at most ``max_depth`` nesting."""
-    try:
-        text = data.decode() if isinstance(data, bytes) else data
-    except UnicodeDecodeError:
-        raise JsonError("body is not UTF-8") from None
-    if not within_depth(text, max_depth):
-        raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
-    if text.startswith("\ufeff"):  # what json.loads refuses before decoding
-        raise JsonError("body is not JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at 0")
-    try:
-        return _STRICT.decode(text)
-    except json.JSONDecodeError as exc:
-        raise JsonError(f"body is not JSON: {exc.msg} at {exc.pos}") from None
-
-
-def dumps_strict(obj: Any) -> str:
-    """JSON text of ``obj``; a non-finite number is a bug and raises instead of going out."""
-    return json.dumps(obj, allow_nan=False)
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:

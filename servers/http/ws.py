@@ -9,7 +9,7 @@ import re
 from aiohttp import WSMsgType, web
 
 from rtplay.protocol.envelope import Envelope
-from servers.core.guard import JsonError, JsonTooDeep, finite_float, loads_strict
+from rtplay.protocol.strictjson import JsonError, JsonTooDeep, finite_float, loads_strict
 from servers.http.app import (
     CTX,
     ServerContext,

@@ -32,6 +32,7 @@ from aiortc.exceptions import InvalidStateError
 
 from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
+from rtplay.protocol import strictjson
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
 from servers.http.app import ServerContext, Throttle, _hold_envelope
@@ -80,18 +81,12 @@ class PeerClosed(Exception):
     """Ends a peer with a reason."""
 
 
-def parse_ping(message: object) -> float:
-    """The stamp of a ``{"ping": <number>}`` channel message; ValueError otherwise."""
+def parse_ping(message: object) -> int | float:
+    """The stamp of a ``{"ping": <number>}`` channel message; :class:`JsonError` (a ValueError)
+    for anything else, whatever the message (see :func:`rtplay.protocol.strictjson.parse_ping`)."""
     if not isinstance(message, str) or len(message) > MAX_CHANNEL_MESSAGE:
-        raise ValueError('expected a short text message {"ping": <number>}')
-    try:
-        payload = json.loads(message)
-    except RecursionError:  # absurdly deep nesting is not a ping either
-        raise ValueError("message nested too deeply") from None
-    stamp = payload.get("ping") if isinstance(payload, dict) else None
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise ValueError('expected {"ping": <number>}')
-    return float(stamp)
+        raise strictjson.JsonError('expected a short text message {"ping": <number>}')
+    return strictjson.parse_ping(message)
 
 
 class RtcPeer:
@@ -153,7 +148,7 @@ class RtcPeer:
             return
         reliable = self.channels.get(RELIABLE)
         if reliable is not None and reliable.readyState == "open":
-            reliable.send(json.dumps({"pong": stamp}))
+            reliable.send(strictjson.pong(stamp))
 
     # --- lifecycle -------------------------------------------------------------------------
 

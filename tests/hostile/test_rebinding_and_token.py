@@ -9,7 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rtplay.runtime.token import TOKEN_ENV, TokenFileError, find_token, token_path, write_token
+from rtplay.runtime.token import (
+    TOKEN_ENV,
+    TokenFileError,
+    find_token,
+    token_path,
+    write_token,
+)
 from servers.runner import Server
 from tests.hostile.conftest import HOST
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servers.core.guard import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
+from rtplay.protocol.strictjson import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
 from servers.http.app import HttpConfig
 from servers.runner import Server, ServerConfig
 from servers.http.ws import ping_number, stamp_of
