@@ -129,7 +129,7 @@ async def _ws_send(request: web.Request, socket: web.WebSocketResponse, stream: 
     try:
         if backlog.reset is not None:
             await socket.send_str(backlog.reset.message())
-        await relay(stream, backlog, since)
+        await relay(stream, backlog, backlog.after)
         await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
     except SlowConsumer:
         log.info("ws: closing a slow consumer (%s)", sub.reason)

@@ -193,7 +193,7 @@ class RtcPeer:
             if backlog.reset is not None:
                 reliable.send(backlog.reset.message())
             reliable.send(json.dumps({"live": live_from}))
-            last = self.since
+            last = backlog.after  # not a future cursor: after its reset the stream goes on from the head
             for env in backlog.messages:
                 await _hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
                 await self._send_reliable(env)
