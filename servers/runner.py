@@ -121,7 +121,7 @@ class Server:
         self._app_hooks: list[AppHook] = [
             self._rtc_routes,
             page.install(self.page_config),
-            browser_report.install(self.browser_reports),
+            browser_report.install(self.browser_reports, lambda: self.hub.last_seq),
         ]
         self.events = EventBus()
         """What ``GET /control/events`` followers are told."""
@@ -185,8 +185,9 @@ class Server:
         return self.quic.url
 
     def page_config(self) -> dict[str, str]:
-        """What the browser page needs to reach WebTransport: its URL and pinned cert hash."""
-        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex}
+        """What the browser page needs: the WebTransport URL and pinned cert hash, and the key
+        its reports carry (same-origin only: ``/page/config`` has no CORS)."""
+        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex, "report_key": self.browser_reports.key}
 
     @property
     def control_url(self) -> str:

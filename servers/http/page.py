@@ -17,8 +17,9 @@ from importlib import resources
 
 from aiohttp import web
 
-#: Paths a page from any origin may read (GET) or report to. Never ``/control``: see :mod:`servers.core.guard`.
-CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/browser")
+#: Paths a page from any origin may read. Never ``/control`` (see :mod:`servers.core.guard`)
+#: nor ``/browser`` (only this server's own page reports; see :mod:`servers.http.browser_report`).
+CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc")
 
 #: The page's files (package data), by name, with their content types. Only these are served.
 STATIC = {

@@ -306,9 +306,11 @@ function panel(client, restart) {
 
 const pageId = Math.random().toString(36).slice(2, 10);
 const clients = {};
+let reportKey = "";  // this server's per-start secret: only its own page may report
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
+  reportKey = config.report_key;
   const container = document.getElementById("panels");
   const renders = [];
   for (const [name, channels, start] of TRANSPORTS) {
@@ -339,7 +341,7 @@ function snapshot() {
 
 async function report() {
   try {
-    await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json"},
+    await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json", "X-Rtplay-Report-Key": reportKey},
                                     body: JSON.stringify(snapshot()), cache: "no-store"});
   } catch { /* the server is down (a fault): the next report tells it */ }
 }
