@@ -28,7 +28,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
 from urllib.parse import urlsplit
 
 from aiohttp import web
