@@ -33,6 +33,7 @@ from rtplay.protocol.options import MAX_RATE
 from rtplay.protocol.strictjson import JsonError, as_float, dumps_strict
 from servers.core.guard import json_object, json_response, server_logger
 from servers.http.app import MAX_REQUEST_BYTES, bad_request
+from servers.http.limits import ConnectionCap
 
 if TYPE_CHECKING:
     from servers.runner import Server
@@ -135,7 +136,7 @@ async def set_rate(request: web.Request) -> web.Response:
 
 
 async def drop(request: web.Request) -> web.Response:
-    body = await json_object(request) if request.can_read_body else {}
+    body = await json_object(request) if request.body_exists else {}
     transport = body.get("transport")
     if transport is not None and transport not in TRANSPORTS:
         return bad_request(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
@@ -169,8 +170,10 @@ async def events(request: web.Request) -> web.StreamResponse:
 class ControlListener:
     """The control API's own HTTP listener (up while the server runs, whatever the faults)."""
 
-    def __init__(self, server: Server, host: str, port: int) -> None:
+    def __init__(self, server: Server, host: str, port: int, connections: ConnectionCap) -> None:
         self.server = server
+        self.connections = connections
+        """The connection cap and body deadline shared with the HTTP listener."""
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -182,7 +185,9 @@ class ControlListener:
 
     async def start(self) -> None:
         # No CORS here, ever: only the user may drive the control API (see servers.core.guard).
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self.server.guard.middleware])
+        app = web.Application(
+            client_max_size=MAX_REQUEST_BYTES, middlewares=[self.connections.middleware, self.server.guard.middleware]
+        )
         app[SERVER] = self.server
         app.router.add_get("/control", describe)
         app.router.add_get("/control/status", status)
@@ -195,10 +200,16 @@ class ControlListener:
         app.router.add_post("/control/drop", drop)
         app.router.add_post("/control/reset", reset_counters)
         app.router.add_get("/control/events", events)
-        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None, logger=server_logger())
+        http = self.server.config.http
+        runner = web.AppRunner(
+            app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None, logger=server_logger(),
+            # The HTTP listener's header and idle deadlines (see Server.start_http): a silent
+            # socket or a slow request head here holds a descriptor like anywhere else.
+            keepalive_timeout=min(http.header_timeout_s, http.idle_timeout_s),
+        )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+            await self.connections.site(runner, self.host, self.port).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -211,4 +222,6 @@ class ControlListener:
         if runner is not None:
             self.server.events.close_all("server stopping")
             await asyncio.sleep(0)  # let the event streams write their goodbye
+            if runner.server is not None:
+                self.connections.forget(runner.server)
             await runner.cleanup()

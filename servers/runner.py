@@ -28,6 +28,7 @@ from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
 from servers.core.guard import ControlGuard, is_loopback, new_token, server_logger
 from servers.http.app import HttpConfig, ServerContext, build_app
+from servers.http.limits import REQUEST_BODY_TIMEOUT_S, ConnectionCap, default_cap
 from servers.core.load import probe_loop_lag, resident_kb
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
@@ -89,6 +90,11 @@ class ServerConfig:
     payload_size: int = DEFAULT_PAYLOAD_SIZE
     queue_size: int = DEFAULT_SUBSCRIBER_QUEUE
     http: HttpConfig = field(default_factory=HttpConfig)
+    max_connections: int | None = None
+    """TCP connections over the HTTP and control listeners together; None = the descriptor
+    limit less a reserve (see :mod:`servers.http.limits`)."""
+    body_timeout_s: float = REQUEST_BODY_TIMEOUT_S
+    """How long a request body may take after its head before a 408."""
 
     @classmethod
     def from_options(cls, options: ServerOptions) -> ServerConfig:
@@ -125,7 +131,9 @@ class Server:
         ]
         self.events = EventBus()
         """What ``GET /control/events`` followers are told."""
-        self.control = ControlListener(self, self.config.host, self.config.control_port)
+        self.connections = ConnectionCap(self.config.max_connections or default_cap(), self.config.body_timeout_s)
+        """The connection cap and body deadline both TCP listeners share."""
+        self.control = ControlListener(self, self.config.host, self.config.control_port, self.connections)
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._fault_listeners: list[FaultListener] = []
@@ -273,6 +281,7 @@ class Server:
         app = build_app(self.ctx)
         for hook in self._app_hooks:
             hook(app)
+        app.middlewares.insert(0, self.connections.middleware)  # outermost: busy from the head on
         http = self.config.http
         runner = web.AppRunner(
             app,
@@ -285,7 +294,7 @@ class Server:
             keepalive_timeout=min(http.header_timeout_s, http.idle_timeout_s),
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.http_port, reuse_address=True)
+        site = self.connections.site(runner, self.config.host, self.http_port)
         try:
             await site.start()
         except BaseException:
@@ -302,6 +311,8 @@ class Server:
             return
         for transport in ("poll", "longpoll", "sse", "ws"):
             self.ctx.registry.drop(transport)
+        if runner.server is not None:
+            self.connections.forget(runner.server)
         await runner.cleanup()
         log.info("HTTP listener stopped")
 

@@ -25,7 +25,7 @@ def require(library: str, version: str, tested: str, ok: bool, what: str) -> Non
         )
 
 
-LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets")
+LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets", "aiohttp")
 """Every library with a compatibility module here."""
 
 
