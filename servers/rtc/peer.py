@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 import json
 import logging
 
@@ -36,6 +37,7 @@ from rtplay.protocol import strictjson
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
 from servers.http.app import ServerContext, Throttle, _hold_envelope
+from servers.rtc.admission import HALF_OPEN_TIMEOUT_S, Admission, NoRoom
 from servers.rtc.ice import Offer, OfferError
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,8 @@ LABELS = (RELIABLE, UNRELIABLE)
 #: SCTP state and a task; 32 is far more than a playground runs and caps a runaway script.
 MAX_PEERS = 32
 
-#: From the answer to both channels open. A loopback set-up takes ~50 ms; a client that has
-#: not opened its channels in 10 s has gone away, and its peer must not linger.
-SETUP_TIMEOUT_S = 10.0
+#: From the answer to both channels open: the half-open deadline (see servers.rtc.admission).
+SETUP_TIMEOUT_S = HALF_OPEN_TIMEOUT_S
 
 #: Client→server channel message size: ours are ``{"ping": <float>}``, ~30 bytes.
 MAX_CHANNEL_MESSAGE = 4 * 1024
@@ -92,8 +93,13 @@ def parse_ping(message: object) -> int | float:
 class RtcPeer:
     """One client's publishing peer: waits for both channels, then pumps envelopes."""
 
-    def __init__(self, peer_id: int, ctx: ServerContext, pc: RTCPeerConnection, since: int) -> None:
+    def __init__(
+        self, peer_id: int, ctx: ServerContext, pc: RTCPeerConnection, since: int,
+        on_open: Callable[[RtcPeer], None] = lambda peer: None,
+    ) -> None:
         self.id = peer_id
+        self._on_open = on_open
+        """Told once both channels are open (the peer is half-open no more)."""
         self.ctx = ctx
         self.pc = pc
         self.since = since
@@ -170,6 +176,7 @@ class RtcPeer:
             await asyncio.wait_for(self._open.wait(), SETUP_TIMEOUT_S)
         except TimeoutError:
             raise PeerClosed(f"channels not open within {SETUP_TIMEOUT_S:g}s") from None
+        self._on_open(self)
         await self._pump()
 
     async def shutdown(self) -> None:
@@ -261,6 +268,8 @@ class RtcManager:
         """The bind address: ICE gathers here only and accepts remote candidates here only."""
         self.max_peers = max_peers
         self.peers: set[RtcPeer] = set()
+        self.admission = Admission()
+        """Half-open peers: whom a new offer evicts when the slots are full."""
         self._pending = 0
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -270,13 +279,25 @@ class RtcManager:
         """Live peers plus set-ups in progress."""
         return len(self.peers) + self._pending
 
-    async def accept(self, offer: Offer, since: int) -> str:
-        """Create a peer for ``offer`` resuming after ``since``; return the SDP answer."""
-        if self.count >= self.max_peers:
-            raise TooManyPeers(f"too many WebRTC peers ({self.max_peers}); retry later")
+    def _make_room(self, source: str) -> None:
+        """Evict half-open peers so an offer from ``source`` gets a slot, or raise TooManyPeers.
+        Peers already closing are not counted: each frees its sockets within CLOSE_TIMEOUT_S."""
+        live = sum(1 for p in self.peers if not p.reason) + self._pending
+        try:
+            evicted = self.admission.make_room(source, live, self.max_peers, asyncio.get_running_loop().time())
+        except NoRoom as exc:
+            raise TooManyPeers(str(exc)) from None
+        for peer in evicted:
+            assert isinstance(peer, RtcPeer)
+            peer.close("half-open: evicted to make room for a new offer")
+
+    async def accept(self, offer: Offer, since: int, source: str = "") -> str:
+        """Create a peer for ``offer`` (from address ``source``) resuming after ``since``;
+        return the SDP answer."""
+        self._make_room(source)
         self._pending += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
-        peer = RtcPeer(next(self._ids), self.ctx, pc, since)
+        peer = RtcPeer(next(self._ids), self.ctx, pc, since, self.admission.done)
         try:
             with gather_on(self.host):
                 try:
@@ -297,6 +318,7 @@ class RtcManager:
         finally:
             self._pending -= 1
         self.peers.add(peer)
+        self.admission.opened(peer, source, asyncio.get_running_loop().time())
         task = asyncio.create_task(self._run(peer), name=f"rtc-peer-{peer.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -324,6 +346,7 @@ class RtcManager:
                     log.error("rtc peer %d failed", peer.id, exc_info=outcome)
                     peer.close("internal error")
                 peer.close("server shutting down")  # no-op when a reason was given
+                self.admission.done(peer)
                 try:
                     await peer.shutdown()
                 finally:  # counted until its sockets are closed; leaves registry and set at once
