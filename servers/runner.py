@@ -21,7 +21,7 @@ from rtplay.compat import check_all
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
-from servers.http import browser_report, page
+from servers.http import answers, browser_report, page
 from servers.core.cert import Certificate, generate_certificate
 from servers.control import ControlListener
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
@@ -122,12 +122,15 @@ class Server:
         self._webrtc_loaded: asyncio.Future[None] | None = None
         self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
+        self.answers = answers.AnswerBudget()
+        """Large /poll and /longpoll answers in flight (servers.http.answers)."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
         self._app_hooks: list[AppHook] = [
             self._rtc_routes,
             page.install(self.page_config),
             browser_report.install(self.browser_reports, lambda: self.hub.last_seq),
+            answers.hook(self.answers),
         ]
         self.events = EventBus()
         """What ``GET /control/events`` followers are told."""

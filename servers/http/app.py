@@ -24,6 +24,7 @@ from servers.core.faults import FaultState
 from servers.core.hub import Backlog
 from servers.core.pubsub import SLOW_CONSUMER, Broadcaster, Subscription
 from servers.core.throttle import TokenBucket
+from servers.http import answers
 
 log = logging.getLogger(__name__)
 
@@ -279,16 +280,20 @@ class Throttle:
 # --- short polling and long-polling --------------------------------------------------------
 
 
-async def poll(request: web.Request) -> web.Response:
+async def poll(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     since = parse_cursor(request.query.get("since"))
     hub = ctx.broadcaster.hub
-    body = batch_json(hub.since(since), hub.last_seq)
+    backlog = hub.since(since)
+    if answers.is_large(backlog):  # in pieces, at its reader's pace (servers.http.answers)
+        await Throttle(ctx, "poll", _closed(request))(answers.answer_length(backlog, hub.last_seq))
+        return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)
+    body = batch_json(backlog, hub.last_seq)
     await Throttle(ctx, "poll", _closed(request))(len(body))
     return web.Response(text=body, content_type="application/json")
 
 
-async def longpoll(request: web.Request) -> web.Response:
+async def longpoll(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     since = parse_cursor(request.query.get("since"))
     raw_timeout = request.query.get("timeout")
@@ -314,6 +319,9 @@ async def longpoll(request: web.Request) -> web.Response:
             if hold > 0:
                 await asyncio.sleep(min(hold, max(0.0, held_until - time.monotonic())))
                 backlog = hub.since(since)
+        if answers.is_large(backlog):  # in pieces, at its reader's pace (servers.http.answers)
+            await Throttle(ctx, "longpoll", _closed(request))(answers.answer_length(backlog, hub.last_seq))
+            return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)
         body = batch_json(backlog, hub.last_seq)
         await Throttle(ctx, "longpoll", _closed(request))(len(body))
     return web.Response(text=body, content_type="application/json")
