@@ -8,7 +8,8 @@ sends offers and never finishes them (19 a second did it) used to hold every slo
 - at the cap, the oldest half-open peer that has had :data:`MIN_HALF_OPEN_AGE_S` to finish
   is evicted to make room (established peers are never evicted for a newcomer);
 - one source (an IP address) may hold at most :data:`HALF_OPEN_SHARE` half-open peers: past
-  its share it evicts its own oldest, never anyone else's.
+  its share its new offer replaces its own oldest set-up, whatever its age, never anyone
+  else's (a source can only hurt itself).
 
 No clock and no sockets: ``now`` is passed in, peers are opaque keys.
 """
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 #: LAN a few hundred; 3 s is ample, and short enough that unfinished offers do not pile up.
 HALF_OPEN_TIMEOUT_S = 3.0
 
-#: A half-open peer younger than this is never evicted: a crowd starting many peers at once
-#: must not evict its own set-ups (each needs ~50 ms on loopback).
-MIN_HALF_OPEN_AGE_S = 1.0
+#: A half-open peer younger than this is never evicted for another source's offer: a set-up
+#: needs ~50 ms on loopback and a few hundred on a LAN.
+MIN_HALF_OPEN_AGE_S = 0.5
 
-#: Half-open peers one source may hold: a crowd of a few dozen starts from one address, a
-#: flood of unfinished offers is held to this many slots.
-HALF_OPEN_SHARE = 16
+#: Half-open peers one source may hold: three quarters of the default 32 slots, so a crowd
+#: starting from one address sets up 24 peers at once, and a flood of unfinished offers from
+#: one address leaves 8 slots to everyone else.
+HALF_OPEN_SHARE = 24
 
 
 class NoRoom(Exception):
@@ -70,7 +72,7 @@ class Admission:
         evict: list[Hashable] = []
         own = [k for k, e in self._half_open.items() if e.source == source]
         if len(own) >= self.share:
-            evict += self._old_enough(own[: len(own) - self.share + 1], now)
+            evict += own[: len(own) - self.share + 1]
         excess = live - len(evict) + 1 - max_peers
         if excess > 0:
             others = [k for k in self._half_open if k not in evict]

@@ -32,7 +32,7 @@ def test_established_peers_are_never_evicted() -> None:
 
 
 def test_a_source_past_its_share_evicts_its_own_oldest_only() -> None:
-    admission = Admission(share=2, min_age_s=0.0)
+    admission = Admission(share=2, min_age_s=10.0)  # its own set-ups go whatever their age
     admission.opened("theirs", "10.0.0.9", 0.0)
     admission.opened("a1", "10.0.0.1", 1.0)
     admission.opened("a2", "10.0.0.1", 2.0)
