@@ -102,10 +102,10 @@ _STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=finite_f
 """Made once: ``json.loads`` with hooks builds a new decoder (and scanner) on every call."""
 
 
-def loads_strict(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads_strict(data: str | bytes | bytearray, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse ``data`` as RFC 8259 JSON with finite numbers and at most ``max_depth`` nesting."""
     try:
-        text = data.decode() if isinstance(data, bytes) else data
+        text = bytes(data).decode() if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError:
         raise JsonError("body is not UTF-8") from None
     if not within_depth(text, max_depth):
@@ -123,14 +123,17 @@ def dumps_strict(obj: Any) -> str:
     return json.dumps(obj, allow_nan=False)
 
 
-def parse_ping(line: str | bytes) -> int | float:
+def parse_ping(line: str | bytes | bytearray) -> int | float:
     """The stamp of one ``{"ping": <number>}`` message (wt ping line, rtc channel message).
 
     The stamp is returned as sent (an integer stays exact, as the WebSocket pong echoes it);
     anything else raises :class:`JsonError`, whatever the input: deep nesting, 5,000-digit
     integers, ``NaN``, ``Infinity``, another shape.
     """
-    payload = loads_strict(line)
+    try:
+        payload = loads_strict(line)
+    except JsonError as exc:
+        raise type(exc)(f'expected {{"ping": <number>}}: {exc}') from None
     stamp = payload.get("ping") if isinstance(payload, dict) else None
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise JsonError('expected {"ping": <number>}')
