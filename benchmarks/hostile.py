@@ -14,6 +14,14 @@ and time:
 - slow_consumers  SSE clients that never read, at the run's publish rate
 - burst           new SSE subscribers with no cursor, each replaying the whole buffer
 - idle            many idle TCP sockets that never send a byte
+- fd_exhaustion   idle sockets on the control port and body-less request heads, beyond the
+                  server's descriptor limit (the server runs with ``ulimit -n`` SERVER_FD_LIMIT);
+                  then can a fresh client reach both listeners?
+- cont_flood      WebSocket connections sending empty continuation frames as fast as they can
+- rtc_half_open   WebRTC offers never finished, 19 a second, while a client offers once a second
+- slow_reader     clients asking /poll?since=0 (the whole buffer) and never reading
+- subscribers     3,000 SSE + 3,000 WebSocket subscribers that sit on their streams
+                  (run it at ``--rate 1``, as the capacity target says)
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -33,7 +42,10 @@ from dataclasses import dataclass, field
 import aiohttp
 
 HOST = "127.0.0.1"
-PROBES = ("quic_flood", "slowloris", "slow_consumers", "burst", "idle")
+PROBES = (
+    "quic_flood", "slowloris", "slow_consumers", "burst", "idle",
+    "fd_exhaustion", "cont_flood", "rtc_half_open", "slow_reader", "subscribers",
+)
 
 #: Bounds of each probe: counts and seconds (the issue's own figures, scaled for CI machines).
 QUIC_FLOOD_PACKETS = 50_000
@@ -48,6 +60,14 @@ HOLD_S = 15.0
 """How long the socket probes hold on: longer than the server's 10 s header/idle timeout."""
 PHASE_S = 3.0
 """Length of the before and after phases."""
+SERVER_FD_LIMIT = 8192
+"""The server's descriptor limit in this benchmark: fd_exhaustion opens more sockets than it."""
+FD_SOCKETS = 9000
+FD_HEADS = 300
+CONT_FLOOD_CONNECTIONS = 4
+HALF_OPEN_PER_S = 19
+SLOW_READERS = 300
+SUBSCRIBERS = 6000
 
 
 # --- the attackers (run in a child process) ------------------------------------------------
@@ -165,10 +185,149 @@ async def idle(http_port: int) -> str:
     return f"{closed}/{len(socks)} closed by the server"
 
 
-def attack(name: str, http_port: int, quic_port: int) -> None:
+def fresh_request(port: int, path: str, timeout: float = 3.0) -> str:
+    """The status line a brand-new connection gets for ``GET path`` (or why it got none)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode())
+            return sock.recv(64).split(b"\r\n")[0].decode(errors="replace") or "closed"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+async def fd_exhaustion(http_port: int, control_port: int) -> str:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    socks: list[socket.socket] = []
+    head = "POST /control/faults HTTP/1.1\r\nHost: {h}:{p}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    try:
+        for i in range(FD_HEADS):  # request heads whose body never comes, on both listeners
+            port = control_port if i % 2 else http_port
+            sock = tcp(port)
+            path = "/control/faults" if port == control_port else "/rtc/offer"
+            sock.sendall(head.format(h=HOST, p=port).replace("/control/faults", path).encode())
+            socks.append(sock)
+        for _ in range(FD_SOCKETS):
+            socks.append(tcp(control_port))
+    except OSError as exc:
+        opened = f"opened {len(socks)}, then {exc.strerror}"
+    else:
+        opened = f"opened {len(socks)}"
+    await asyncio.sleep(1.0)
+    during = f"fresh http: {fresh_request(http_port, '/poll?since=0')!r}, control: {fresh_request(control_port, '/control/rate')!r}"
+    await asyncio.sleep(HOLD_S)
+    closed = sum(map(closed_by_server, socks))
+    for sock in socks:
+        sock.close()
+    return f"{opened}; {during}; {closed}/{len(socks)} closed by the server"
+
+
+async def cont_flood(http_port: int) -> str:
+    """Empty continuation frames (masked, RFC 6455 §5.2) after an unfinished text frame."""
+    frame_start, empty = bytes([0x01, 0x81]) + b"\0\0\0\0x", bytes([0x00, 0x80]) + b"\0\0\0\0"
+    burst = empty * 4096
+    socks = []
+    for _ in range(CONT_FLOOD_CONNECTIONS):
+        sock = tcp(http_port)
+        sock.sendall(f"GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.recv(4096)
+        sock.sendall(frame_start)
+        sock.setblocking(False)
+        socks.append(sock)
+    closed: set[int] = set()
+    end = time.monotonic() + HOLD_S
+    while time.monotonic() < end and len(closed) < len(socks):
+        for i, sock in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                sock.send(burst)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.add(i)
+        await asyncio.sleep(0.001)
+    closed |= {i for i, sock in enumerate(socks) if closed_by_server(sock)}
+    for sock in socks:
+        sock.close()
+    return f"{len(closed)}/{len(socks)} flooders closed by the server"
+
+
+async def rtc_half_open(http_port: int) -> str:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.createDataChannel("reliable")
+    pc.createDataChannel("unreliable", ordered=False, maxRetransmits=0)
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = {"sdp": pc.localDescription.sdp, "type": "offer"}
+    await pc.close()
+    url = f"http://{HOST}:{http_port}/rtc/offer"
+    refused = tried = 0
+    async with aiohttp.ClientSession() as http:
+        async def post() -> int:
+            async with http.post(url, json=offer) as response:
+                return response.status
+
+        end = time.monotonic() + HOLD_S
+        flood: set[asyncio.Task[int]] = set()
+        while time.monotonic() < end:
+            for _ in range(HALF_OPEN_PER_S):
+                flood.add(asyncio.create_task(post()))
+                await asyncio.sleep(1 / HALF_OPEN_PER_S / 2)
+            tried += 1
+            refused += await post() == 503  # the "real" client, once a second
+        await asyncio.gather(*flood, return_exceptions=True)
+    return f"a client offering once a second got 503 on {refused} of {tried} tries"
+
+
+async def slow_reader(http_port: int) -> str:
+    socks = []
+    for _ in range(SLOW_READERS):
+        sock = tcp(http_port, rcvbuf=4096)
+        sock.sendall(f"GET /poll?since=0 HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        socks.append(sock)
+    await asyncio.sleep(HOLD_S)
+    closed = sum(map(closed_by_server, socks))
+    for sock in socks:
+        sock.close()
+    return f"{closed}/{len(socks)} non-readers cut by the server"
+
+
+async def subscribers(http_port: int) -> str:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    socks = []
+    ws = (f"GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    sse = f"GET /sse HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    start = time.monotonic()
+    try:
+        for i in range(SUBSCRIBERS):
+            sock = tcp(http_port)
+            sock.sendall(ws if i % 2 else sse)
+            socks.append(sock)
+            if i % 200 == 199:
+                await asyncio.sleep(0)
+    except OSError as exc:
+        return f"opened {len(socks)}, then {exc.strerror}"
+    took = time.monotonic() - start
+    end = time.monotonic() + HOLD_S
+    while time.monotonic() < end:  # read what comes, so nobody is a slow consumer
+        for sock in socks:
+            closed_by_server(sock)
+        await asyncio.sleep(0.5)
+    closed = sum(map(closed_by_server, socks))
+    for sock in socks:
+        sock.close()
+    return f"{len(socks)} subscribed in {took:.1f} s; {closed} closed by the server"
+
+
+def attack(name: str, http_port: int, quic_port: int, control_port: int) -> None:
     probe = {"quic_flood": lambda: quic_flood(quic_port), "slowloris": lambda: slowloris(http_port),
              "slow_consumers": lambda: slow_consumers(http_port), "burst": lambda: burst(http_port),
-             "idle": lambda: idle(http_port)}[name]
+             "idle": lambda: idle(http_port), "fd_exhaustion": lambda: fd_exhaustion(http_port, control_port),
+             "cont_flood": lambda: cont_flood(http_port), "rtc_half_open": lambda: rtc_half_open(http_port),
+             "slow_reader": lambda: slow_reader(http_port), "subscribers": lambda: subscribers(http_port)}[name]
     print(asyncio.run(probe()), flush=True)
 
 
@@ -229,11 +388,11 @@ async def sample(pid: int, healthy: Healthy, until: asyncio.Future[object] | flo
     return phase
 
 
-async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, int], healthy: Healthy) -> list[str]:
+async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, int, int], healthy: Healthy) -> list[str]:
     before = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
     child = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--attack", name, "--http-port", str(ports[0]), "--quic-port", str(ports[1]),
-        stdout=asyncio.subprocess.PIPE,
+        "--control-port", str(ports[2]), stdout=asyncio.subprocess.PIPE,
     )
     outcome_task = asyncio.ensure_future(child.communicate())
     during = await sample(server.pid, healthy, outcome_task)
@@ -242,20 +401,23 @@ async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, 
     return [name, before.rss(), during.rss(), after.rss(), before.cell(), during.cell(), after.cell(), outcome]
 
 
-def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int]]:
+def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int, int]]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "rtplay.cli.main", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "rtplay.cli.main", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True,
     )
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (SERVER_FD_LIMIT, SERVER_FD_LIMIT))
     assert server.stdout is not None
-    http_port = quic_port = 0
+    http_port = quic_port = control_port = 0
     for line in server.stdout:
+        if line.startswith("RTPLAY-READY "):
+            control_port = int(re.search(r":(\d+)/control", line).group(1))  # type: ignore[union-attr]
         if m := re.search(r"http://127\.0\.0\.1:(\d+)/poll", line):
             http_port = int(m.group(1))
         if m := re.search(r"HTTP/3 on UDP (\d+)", line):
             quic_port = int(m.group(1))
         if "Ctrl-C" in line:
             break
-    return server, (http_port, quic_port)
+    return server, (http_port, quic_port, control_port)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -288,12 +450,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--attack", choices=PROBES, help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quic-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--control-port", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse()
     if arguments.attack:
-        attack(arguments.attack, arguments.http_port, arguments.quic_port)
+        attack(arguments.attack, arguments.http_port, arguments.quic_port, arguments.control_port)
     else:
         asyncio.run(main(arguments))

@@ -21,8 +21,7 @@ import sys
 from rtplay.runtime import eventloop
 from rtplay.compat import LIBRARIES, IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
-from rtplay.runtime.token import TOKEN_HEADER, token_path
-from servers.core.guard import write_token
+from rtplay.runtime.token import TOKEN_HEADER, token_path, write_token
 from servers.runner import WEBRTC_LIBRARIES, Server, ServerConfig
 
 log = logging.getLogger("servers")
@@ -90,7 +89,7 @@ async def serve(config: ServerConfig, watch_stdin: bool) -> None:
     await server.start()
     token_file = token_path(server.control.port)
     try:
-        write_token(token_file, server.guard.token)  # where the user's own tools can read it
+        write_token(token_file, server.guard.token, server.control.host, server.control.port)  # where the user's own tools can read it
     except OSError as exc:
         log.warning("cannot store the control token in %s: %s", token_file, exc)
     stop = asyncio.Event()

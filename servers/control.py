@@ -32,10 +32,12 @@ from rtplay.protocol import control_api
 from rtplay.protocol.control_events import Bye, Hello, encode
 from rtplay.protocol.faults import ALL, TRANSPORTS, Fault, FaultError, Kind
 from rtplay.protocol.options import MAX_RATE
-from servers.core.events import EventBus
+from rtplay.protocol.strictjson import JsonError, as_float, dumps_strict
 from rtplay.runtime.serverlog import server_logger
-from servers.core.guard import dumps_strict, json_object, json_response
+from servers.core.events import EventBus
+from servers.core.guard import json_object, json_response
 from servers.http.common import MAX_REQUEST_BYTES, bad_request
+from servers.http.limits import ConnectionCap
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,12 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FaultError(f"{key} must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f"{key} must be a finite number, got {value!r:.40}")
+    try:
+        return as_float(value, key)  # a 5,000-digit integer is JSON, but no figure
+    except JsonError as exc:
+        raise FaultError(f"{key} must be a finite number: {exc}") from None
 
 
 async def describe(request: web.Request) -> web.Response:
@@ -171,7 +176,7 @@ async def set_rate(request: web.Request) -> web.Response:
     body = await json_object(request)
     rate = body.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_RATE:
-        return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r}")
+        return bad_request(f"rate must be a number 0-{MAX_RATE:g} (msg/s), got {rate!r:.40}")
     server = request.app[SERVER]
     server.set_rate(float(rate))
     # Publishing at the old rate has stopped: the count is final when the rate is 0.
@@ -179,7 +184,7 @@ async def set_rate(request: web.Request) -> web.Response:
 
 
 async def drop(request: web.Request) -> web.Response:
-    body = await json_object(request) if request.can_read_body else {}
+    body = await json_object(request) if request.body_exists else {}
     transport = body.get("transport")
     if transport is not None and transport not in TRANSPORTS:
         return bad_request(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
@@ -213,9 +218,17 @@ async def events(request: web.Request) -> web.StreamResponse:
 class ControlListener:
     """The control API's own HTTP listener (up while the server runs, whatever the faults)."""
 
-    def __init__(self, server: ControlTarget, guard: Middleware, host: str, port: int) -> None:
+    def __init__(
+        self, server: ControlTarget, guard: Middleware, host: str, port: int, connections: ConnectionCap,
+        keepalive_s: float,
+    ) -> None:
         self.server = server
         self._guard = guard
+        self.keepalive_s = keepalive_s
+        """How long a silent socket or a slow request head may hold a descriptor here (the
+        HTTP listener's header and idle deadlines, the shorter of the two)."""
+        self.connections = connections
+        """The connection cap and body deadline shared with the HTTP listener."""
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -227,7 +240,7 @@ class ControlListener:
 
     async def start(self) -> None:
         # No CORS here, ever: only the user may drive the control API (see servers.core.guard).
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self._guard])
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self.connections.middleware, self._guard])
         app[SERVER] = self.server
         app.router.add_get("/control", describe)
         app.router.add_get("/control/status", status)
@@ -240,10 +253,13 @@ class ControlListener:
         app.router.add_post("/control/drop", drop)
         app.router.add_post("/control/reset", reset_counters)
         app.router.add_get("/control/events", events)
-        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None, logger=server_logger())
+        runner = web.AppRunner(
+            app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None, logger=server_logger(),
+            keepalive_timeout=self.keepalive_s,
+        )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+            await self.connections.site(runner, self.host, self.port).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -256,4 +272,6 @@ class ControlListener:
         if runner is not None:
             self.server.events.close_all("server stopping")
             await asyncio.sleep(0)  # let the event streams write their goodbye
+            if runner.server is not None:
+                self.connections.forget(runner.server)
             await runner.cleanup()

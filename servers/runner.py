@@ -29,17 +29,18 @@ from rtplay.protocol.control_events import (
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
-from servers.http import browser_report, page
+from servers.http import answers, browser_report, page
 from servers.core.cert import Certificate, generate_certificate
 from servers.control import ControlListener
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
-from rtplay.runtime.serverlog import server_logger
-from servers.core.guard import ControlGuard, is_loopback, new_token
-from servers.core.context import HttpConfig, ServerContext
-from servers.http.app import build_app
 from rtplay.runtime.process import resident_kb
+from rtplay.runtime.serverlog import server_logger
+from servers.core.context import HttpConfig, ServerContext
+from servers.core.guard import ControlGuard, is_loopback, new_token
 from servers.core.load import probe_loop_lag
+from servers.http.app import build_app
+from servers.http.limits import REQUEST_BODY_TIMEOUT_S, ConnectionCap, default_cap
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic.server import QuicListener
@@ -99,6 +100,11 @@ class ServerConfig:
     payload_size: int = DEFAULT_PAYLOAD_SIZE
     queue_size: int = DEFAULT_SUBSCRIBER_QUEUE
     http: HttpConfig = field(default_factory=HttpConfig)
+    max_connections: int | None = None
+    """TCP connections over the HTTP and control listeners together; None = the descriptor
+    limit less a reserve (see :mod:`servers.http.limits`)."""
+    body_timeout_s: float = REQUEST_BODY_TIMEOUT_S
+    """How long a request body may take after its head before a 408."""
 
     @classmethod
     def from_options(cls, options: ServerOptions) -> ServerConfig:
@@ -126,16 +132,26 @@ class Server:
         self._webrtc_loaded: asyncio.Future[None] | None = None
         self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
+        self.answers = answers.AnswerBudget()
+        """Large /poll and /longpoll answers in flight (servers.http.answers)."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
         self._app_hooks: list[AppHook] = [
             self._rtc_routes,
             page.install(self.page_config),
-            browser_report.install(self.browser_reports),
+            browser_report.install(self.browser_reports, lambda: self.hub.last_seq),
+            answers.hook(self.answers),
         ]
         self.events = EventBus()
         """What ``GET /control/events`` followers are told."""
-        self.control = ControlListener(self, self.guard.middleware, self.config.host, self.config.control_port)
+        self.connections = ConnectionCap(self.config.max_connections or default_cap(), self.config.body_timeout_s)
+        """The connection cap and body deadline both TCP listeners share."""
+        self.control = ControlListener(
+            self, self.guard.middleware, self.config.host, self.config.control_port, self.connections,
+            # The HTTP listener's header and idle deadlines (see start_http): a silent socket or a
+            # slow request head here holds a descriptor like anywhere else.
+            keepalive_s=min(self.config.http.header_timeout_s, self.config.http.idle_timeout_s),
+        )
         self._http: web.AppRunner | None = None
         self.started_at = time.time()
         self._outages: set[int] = set()
@@ -194,9 +210,11 @@ class Server:
         return self.quic.url
 
     def page_config(self) -> dict[str, str | int]:
-        """What the browser page needs: WebTransport's URL and pinned cert hash, and the hub's
-        newest seq (``last``): a page that opens is a new subscriber and starts after it."""
-        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex, "last": self.hub.last_seq}
+        """What the browser page needs: WebTransport's URL and pinned cert hash, the hub's newest
+        seq (``last``: a page that opens is a new subscriber and starts after it), and the key its
+        reports carry (handed to this server's own page only: see :mod:`servers.http.page`)."""
+        return {"wt_url": self.wt_url, "cert_sha256": self.cert.sha256_hex, "last": self.hub.last_seq,
+                "report_key": self.browser_reports.key}
 
     @property
     def control_url(self) -> str:
@@ -278,6 +296,7 @@ class Server:
         app = build_app(self.ctx)
         for hook in self._app_hooks:
             hook(app)
+        app.middlewares.insert(0, self.connections.middleware)  # outermost: busy from the head on
         http = self.config.http
         runner = web.AppRunner(
             app,
@@ -290,7 +309,7 @@ class Server:
             keepalive_timeout=min(http.header_timeout_s, http.idle_timeout_s),
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.http_port, reuse_address=True)
+        site = self.connections.site(runner, self.config.host, self.http_port)
         try:
             await site.start()
         except BaseException:
@@ -307,6 +326,8 @@ class Server:
             return
         for transport in ("poll", "longpoll", "sse", "ws"):
             self.ctx.registry.drop(transport)
+        if runner.server is not None:
+            self.connections.forget(runner.server)
         await runner.cleanup()
         log.info("HTTP listener stopped")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -22,10 +23,13 @@ from servers.runner import Server, ServerConfig
 
 C = TypeVar("C", bound=Client)
 
-# A busy machine (CI beside other work) must not fail a property for taking its time: no
-# per-example deadline and no too-slow health check; the properties themselves are unchanged.
-settings.register_profile("rtplay", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("rtplay")
+# Hypothesis: the suite runs a modest number of examples per property so it stays fast on
+# two shared cores, with no per-example deadline and no too-slow health check (a busy machine
+# must not fail a property for taking its time); HYPOTHESIS_PROFILE=fuzz runs the parsers'
+# fuzz targets at length.
+settings.register_profile("suite", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 #: Test modules of the core transports: they run on both event loops in every run, so CI
 #: covers uvloop (the product's default) and asyncio (its fallback) alike.

@@ -212,8 +212,11 @@ class Scenario:
 
 def _number(where: str, value: Any, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value < math.inf:
-        raise ScenarioError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
-    return float(value)
+        raise ScenarioError(f"{where}: expected a number >= {minimum:g}, got {value!r:.40}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer of 310+ digits
+        raise ScenarioError(f"{where}: expected a number >= {minimum:g}, got an integer out of range") from None
 
 
 def _expectations(where: str, table: Any, transports: list[str]) -> list[Expectation]:
@@ -238,7 +241,9 @@ def _expectations(where: str, table: Any, transports: list[str]) -> list[Expecta
 def _expectation(where: str, path: str, raw: Any) -> tuple[str, float | str]:
     """The operator and value of one expectation, checked against what the path holds."""
     if isinstance(raw, str) and (m := _EXPECT.match(raw)):
-        return m.group(1), float(m.group(2))
+        if not math.isfinite(expected := float(m.group(2))):
+            raise ScenarioError(f"{where}: {raw[:40]!r}: the number is out of range")
+        return m.group(1), expected
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise ScenarioError(f"{where}: expected a value or 'OP NUMBER', got {raw!r}")
     if isinstance(raw, str) and raw[:1] in "<>=!":
@@ -250,11 +255,29 @@ def _expectation(where: str, path: str, raw: Any) -> tuple[str, float | str]:
     return "==", raw
 
 
+class TomlError(ValueError):
+    """Text that is not TOML a scenario can be (says why)."""
+
+
+def load_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads`` raising :class:`TomlError` only: also for what tomllib lets escape,
+    arrays or inline tables nested ~1,000 deep (its parser recurses: ``RecursionError``) and
+    integers past Python's digit limit (a bare ``ValueError``)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TomlError(str(exc)) from None
+    except RecursionError:
+        raise TomlError("nested too deeply") from None
+    except ValueError as exc:
+        raise TomlError(str(exc)[:200]) from None
+
+
 def parse_scenario(text: str, name: str) -> Scenario:
     """Parse a scenario; raise :class:`ScenarioError` naming the first problem."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = load_toml(text)
+    except TomlError as exc:
         raise ScenarioError(f"{name}: not valid TOML: {exc}") from None
     unknown = set(data) - TOP_KEYS
     if unknown:

@@ -36,7 +36,7 @@ def require_line(library: str, version: str, tested: str, what: str) -> None:
         )
 
 
-LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets")
+LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets", "aiohttp")
 """Every library with a compatibility module here."""
 
 

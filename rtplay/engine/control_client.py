@@ -163,7 +163,7 @@ class ControlClient:
 
     def __init__(self, control_url: str, token: str | None = None) -> None:
         self.url = control_url.rstrip("/")
-        token = find_token(urlsplit(self.url).port, token)
+        token = find_token(self.url, token)
         headers = {TOKEN_HEADER: token} if token else {}
         # trust_env=False: a proxy configured for the web must not see loopback control calls.
         self._http = httpx.AsyncClient(

@@ -19,7 +19,22 @@ MAX_LINE_CHARS = 1 << 20
 #: Largest data buffer of one event (many ``data:`` lines add up). Same reasoning.
 MAX_EVENT_CHARS = 4 << 20
 
+#: Longest reconnection time a ``retry:`` field sets, in ms (about 31.7 years). The spec
+#: takes the digits as an integer of any size; past this bound the wait is "never" in any
+#: case, and converting thousands of digits would raise (Python's ``int()`` digit limit).
+MAX_RECONNECTION_TIME_MS = 10**12
+
 _LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def reconnection_time(digits: str) -> int:
+    """The reconnection time a ``retry:`` field of ASCII ``digits`` sets (§9.2.6: "interpret
+    the field value as an integer in base ten"), saturated at :data:`MAX_RECONNECTION_TIME_MS`
+    without converting an arbitrarily long field."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(MAX_RECONNECTION_TIME_MS)):
+        return MAX_RECONNECTION_TIME_MS
+    return min(int(significant), MAX_RECONNECTION_TIME_MS)
 
 
 class SSEProtocolError(Exception):
@@ -125,7 +140,7 @@ class EventStreamParser:
         elif name == "retry":
             # §9.2.6: only ASCII digits set the reconnection time; anything else is ignored.
             if value and value.isascii() and value.isdigit():
-                self.reconnection_time_ms = int(value)
+                self.reconnection_time_ms = reconnection_time(value)
         # Any other field name is ignored.
         return None
 

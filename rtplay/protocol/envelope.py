@@ -11,6 +11,7 @@ on SSE — so a gap is never silent loss. The server encodes here, the clients p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 
@@ -78,13 +79,28 @@ class Received:
 def parse_envelope(obj: object) -> Received:
     """Validate a decoded envelope ``{"seq": int >= 1, "t": float, "data": str}``."""
     if not isinstance(obj, dict):
-        raise ProtocolError(f"envelope is not an object: {str(obj)[:60]!r}")
+        raise ProtocolError(f"envelope is not an object: {_head(obj)!r}")
     seq, t = obj.get("seq"), obj.get("t")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise ProtocolError(f"envelope has no valid seq: {str(obj)[:60]!r}")
+        raise ProtocolError(f"envelope has no valid seq: {_head(obj)!r}")
     if not isinstance(t, int | float) or isinstance(t, bool):
-        raise ProtocolError(f"envelope has no valid t: {str(obj)[:60]!r}")
-    return Received(seq, float(t))
+        raise ProtocolError(f"envelope has no valid t: {_head(obj)!r}")
+    try:
+        stamp = float(t)  # a 310-digit integer overflows a double
+    except OverflowError:
+        stamp = math.inf
+    if not math.isfinite(stamp):
+        raise ProtocolError(f"envelope t is not a finite time: {_head(obj)!r}")
+    return Received(seq, stamp)
+
+
+def _head(obj: object) -> str:
+    """The start of ``obj``'s text for an error message (a huge int's ``str`` raises past
+    Python's digit limit, so it is cut short instead)."""
+    try:
+        return str(obj)[:60]
+    except ValueError:
+        return f"<{type(obj).__name__} too large to show>"
 
 
 def decode_json(text: str | bytes) -> object:

@@ -10,8 +10,9 @@ speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``.
 
 from __future__ import annotations
 
-import json
 
+
+from rtplay.protocol.messages import parse_ping, pong
 
 #: The path of the extended CONNECT that opens a session.
 WT_PATH = "/wt"
@@ -49,14 +50,9 @@ def decode_varint(data: bytes, offset: int) -> tuple[int, int] | None:
 
 
 def pong_for(line: bytes) -> bytes:
-    """The answer to one ping line; ValueError when it is not ``{"ping": <number>}``."""
-    try:
-        stamp = json.loads(line)["ping"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError('expected {"ping": <number>}') from None
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise ValueError('expected {"ping": <number>}')
-    return json.dumps({"pong": stamp}).encode() + b"\n"
+    """The answer to one ping line, strict JSON; :class:`~rtplay.protocol.strictjson.JsonError`
+    (a ValueError) for anything but ``{"ping": <finite number>}``, whatever the bytes."""
+    return pong(parse_ping(line)).encode() + b"\n"
 
 
 def close_capsule(code: int, reason: str) -> bytes:

@@ -7,128 +7,38 @@ take every listener down. So ``/control/*`` answers only its user:
   can then only send "simple" requests (``text/plain``, forms), which are refused, and a
   preflight for anything else is never granted (Fetch standard §3.2.3, CORS-safelisted
   request headers);
-- ``Host`` must name loopback (DNS rebinding: a page whose name resolves to 127.0.0.1 still
-  sends its own name), and an ``Origin``, when sent, must be the server itself;
+- ``Host`` must be exactly a loopback name (``localhost`` or a loopback IP literal) with the
+  port the request came in on (DNS rebinding: a page whose name resolves to 127.0.0.1 still
+  sends its own name, ``127.evil.example`` included), and an ``Origin``, when sent, must be
+  the server itself;
 - a token, random per start, whenever the server is bound beyond loopback, where anyone on
-  the network could connect. ``rtplay serve`` prints it; :func:`write_token` stores it where
-  the playground reads it (:func:`token_path`).
+  the network could connect. ``rtplay serve`` prints it and stores it where the playground
+  reads it (:mod:`rtplay.runtime.token`).
 
-Bodies are parsed by :func:`loads_strict`: no ``NaN``/``Infinity`` (not JSON, RFC 8259 §6,
-and browsers' ``JSON.parse`` rejects them), no number that overflows to infinity, and bounded
-nesting, checked before the parser recurses. Answers go out through :func:`json_response`,
-which refuses to emit a non-finite number instead of sending invalid JSON.
+Bodies are parsed by :func:`rtplay.protocol.strictjson.loads_strict` (finite numbers, bounded
+nesting, one error type). Answers go out through :func:`json_response`, which refuses to
+emit a non-finite number instead of sending invalid JSON.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import math
-import os
 import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from rtplay.runtime.token import TOKEN_HEADER
+from rtplay.protocol.strictjson import JsonError, dumps_strict, loads_strict
+from rtplay.runtime.token import TOKEN_HEADER, is_loopback_host
 
 log = logging.getLogger(__name__)
-
-#: Deepest JSON nesting accepted from a client. Control bodies are flat objects (depth 1) and
-#: WebSocket pings too; 32 leaves room for any sane extension while staying far below
-#: Python's recursion limit (~1000), which a 30,000-deep body would otherwise blow.
-MAX_JSON_DEPTH = 32
-
-
-#: Host names that reach this machine and nothing else.
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 CONTROL_PREFIX = "/control"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class JsonError(ValueError):
-    """A body that is not strict JSON (says why)."""
-
-
-class JsonTooDeep(JsonError):
-    """JSON nested deeper than allowed."""
-
-
-def nesting_depth(text: str, limit: int) -> int:
-    """The deepest ``[``/``{`` nesting of ``text`` (strings skipped), stopping past ``limit``."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def _reject_constant(name: str) -> Any:
-    raise JsonError(f"{name} is not a JSON number")
-
-
-def finite_float(text: str) -> float:
-    """A JSON number's text as a float; :class:`JsonError` when it overflows to infinity."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise JsonError(f"number {text[:40]} is out of range")
-    return value
-
-
-_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=finite_float)
-"""Made once: ``json.loads`` with hooks builds a new decoder (and scanner) on every call."""
-
-
-def within_depth(text: str, limit: int) -> bool:
-    """True when ``text`` nests ``[``/``{`` at most ``limit`` deep. Exact, and cheap for short
-    texts: the depth never exceeds the number of opening brackets, which ``str.count`` finds
-    in C, so only a text with more than ``limit`` of them is walked character by character."""
-    if text.count("[") + text.count("{") <= limit:
-        return True
-    return nesting_depth(text, limit) <= limit
-
-
-def loads_strict(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse ``data`` as RFC 8259 JSON with finite numbers and at most ``max_depth`` nesting."""
-    try:
-        text = data.decode() if isinstance(data, bytes) else data
-    except UnicodeDecodeError:
-        raise JsonError("body is not UTF-8") from None
-    if not within_depth(text, max_depth):
-        raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
-    if text.startswith("\ufeff"):  # what json.loads refuses before decoding
-        raise JsonError("body is not JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at 0")
-    try:
-        return _STRICT.decode(text)
-    except json.JSONDecodeError as exc:
-        raise JsonError(f"body is not JSON: {exc.msg} at {exc.pos}") from None
-
-
-def dumps_strict(obj: Any) -> str:
-    """JSON text of ``obj``; a non-finite number is a bug and raises instead of going out."""
-    return json.dumps(obj, allow_nan=False)
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
@@ -152,20 +62,37 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 def is_loopback(host: str) -> bool:
-    return host.strip("[]").lower() in LOOPBACK_NAMES or host.startswith("127.")
+    """True for exactly a loopback name or IP literal (see :func:`is_loopback_host`)."""
+    return is_loopback_host(host)
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port of the listener ``request`` came in on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+
+
+def host_refusal(request: web.Request) -> str | None:
+    """Why ``request``'s ``Host`` is not this loopback listener's own address, or None.
+
+    Only ``localhost`` and loopback IP literals pass, and only with the port the request
+    arrived on (an absent port means 80): a rebinding page sends its own name and port.
+    """
+    try:
+        url = urlsplit(f"//{request.host}")
+        port = url.port or 80
+    except ValueError:
+        return f"Host {request.host[:80]!r} is malformed"
+    if not is_loopback(url.hostname or ""):
+        return f"Host {request.host[:80]!r} is not a loopback name"
+    if port != local_port(request):
+        return f"Host {request.host[:80]!r} does not name this listener's port"
+    return None
 
 
 def new_token() -> str:
     """A fresh control token (256 bits)."""
     return secrets.token_urlsafe(32)
-
-
-def write_token(path: Path, token: str) -> None:
-    """Store ``token`` readable by its user only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
 
 
 class ControlGuard:
@@ -178,9 +105,8 @@ class ControlGuard:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Why ``request`` may not drive the control API (an error answer), or None."""
-        host = urlsplit(f"//{request.host}").hostname or ""
-        if not self.require_token and not is_loopback(host):
-            return error_response(403, f"Host {request.host[:80]!r} is not a loopback name")
+        if not self.require_token and (why := host_refusal(request)) is not None:
+            return error_response(403, why)
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:
             return error_response(403, f"cross-origin request from {origin[:80]!r} refused")

@@ -27,6 +27,11 @@ class Backlog:
 
     messages: list[Envelope]
     reset: Reset | None = None
+    after: int = 0
+    """The cursor the stream goes on from: the one asked for, or (when that one was ahead of
+    the newest seq: a restarted server, a bogus client) just before the reset's ``first``, so
+    the buffer is replayed and live envelopes follow. Filtering live envelopes on a future
+    cursor would answer the reset with silence."""
 
 
 def make_payload(seq: int, size: int) -> str:
@@ -83,11 +88,14 @@ class Hub:
         # A cursor ahead of the newest seq (the server restarted, or a bogus client) is reset
         # explicitly to where the stream really is, never answered with silence.
         reset = Reset(cursor, first) if cursor + 1 < first or cursor > self.last_seq else None
+        if cursor > self.last_seq:  # after the reset, everything buffered, then the live stream
+            cursor = first - 1
+        after = cursor
         if not self._buffer or cursor >= self.last_seq:
-            return Backlog([], reset)
+            return Backlog([], reset, after)
         start = max(0, cursor + 1 - self._buffer[0].seq)
         messages = list(islice(self._buffer, start, None))
-        return Backlog(messages, reset)
+        return Backlog(messages, reset, after)
 
     def forget(self) -> None:
         """Lose the replay buffer (a server crash) but keep counting: resumes get a reset."""

@@ -18,6 +18,7 @@ from aiohttp import web
 from rtplay.protocol.faults import Kind
 from servers.core.context import ServerContext, Throttle, hold_response, wait_unstalled
 from servers.core.hub import Backlog
+from servers.http import answers
 from servers.http.common import CTX, MAX_REQUEST_BYTES, aborter, bad_request, closed_check, cursor_of
 from servers.http.sse import sse
 from servers.http.ws import ws
@@ -79,16 +80,20 @@ async def fault_middleware(
 # --- short polling and long-polling --------------------------------------------------------
 
 
-async def poll(request: web.Request) -> web.Response:
+async def poll(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     since = cursor_of(request.query.get("since"))
     hub = ctx.broadcaster.hub
-    body = batch_json(hub.since(since), hub.last_seq)
+    backlog = hub.since(since)
+    if answers.is_large(backlog):  # in pieces, at its reader's pace (servers.http.answers)
+        await Throttle(ctx, "poll", closed_check(request))(answers.answer_length(backlog, hub.last_seq))
+        return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)
+    body = batch_json(backlog, hub.last_seq)
     await Throttle(ctx, "poll", closed_check(request))(len(body))
     return web.Response(text=body, content_type="application/json")
 
 
-async def longpoll(request: web.Request) -> web.Response:
+async def longpoll(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     since = cursor_of(request.query.get("since"))
     raw_timeout = request.query.get("timeout")
@@ -114,6 +119,9 @@ async def longpoll(request: web.Request) -> web.Response:
             if hold > 0:
                 await asyncio.sleep(min(hold, max(0.0, held_until - time.monotonic())))
                 backlog = hub.since(since)
+        if answers.is_large(backlog):  # in pieces, at its reader's pace (servers.http.answers)
+            await Throttle(ctx, "longpoll", closed_check(request))(answers.answer_length(backlog, hub.last_seq))
+            return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)
         body = batch_json(backlog, hub.last_seq)
         await Throttle(ctx, "longpoll", closed_check(request))(len(body))
     return web.Response(text=body, content_type="application/json")

@@ -6,17 +6,29 @@ to show the browser's decisions beside its own clients'. A report is validated f
 field (:func:`parse_report`): bad input is answered 400 with the reason and changes nothing.
 Reports are kept per page, the newest :data:`MAX_PAGES` only, so a forgotten tab or a
 runaway script cannot grow the server.
+
+Only the page this server served may report (:func:`report_refusal`): the server draws a
+secret per start (:attr:`BrowserReports.key`), hands it to its own page in ``/page/config``
+(no CORS there, so another origin cannot read it), and the page sends it back in the
+:data:`REPORT_KEY_HEADER` header; a JSON content type is required (a form or ``text/plain``
+"simple" request from another origin is refused before its body is read) and an ``Origin``,
+when sent, must be the server itself (``Origin: null`` included). Figures must lie within
+what the server published (:func:`check_within`). Neither endpoint has CORS: a page of
+another origin cannot read the page ids and user agents of ``GET /browser/report``.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -47,6 +59,14 @@ MAX_LOG_CHARS = 200
 
 #: Largest number a report may hold: wall-clock milliseconds (1.8e12 today) fit for centuries.
 MAX_NUMBER = 1e13
+
+#: The header carrying the page's report key (a custom header: a cross-origin page would need
+#: a preflight, which is never granted).
+REPORT_KEY_HEADER = "X-Rtplay-Report-Key"
+
+#: Times a message may be counted as a duplicate: a duplicate fault doubles each message once,
+#: a replay after a reconnect may repeat a few; four is generous, 10^30 is a forgery.
+MAX_DUPLICATES_PER_MESSAGE = 4
 
 STATES = frozenset({"connecting", "open", "retrying", "failed", "stopped"})
 COUNTS = ("delivered", "missing", "highest", "lost_to_reset", "duplicates", "out_of_order")
@@ -170,11 +190,38 @@ def parse_report(body: bytes) -> BrowserReport:
     return BrowserReport(page, agent[:MAX_LOG_CHARS], parsed, start, journal)
 
 
+def check_within(report: BrowserReport, published: int) -> None:
+    """Raise :class:`ReportError` when a figure of ``report`` exceeds what could have happened
+    with ``published`` messages sent so far (a forged "delivered 10^30")."""
+    for name, client in report.clients.items():
+        for channel, figures in client["channels"].items():
+            for key in COUNTS:
+                bound = published * (MAX_DUPLICATES_PER_MESSAGE if key == "duplicates" else 1)
+                if figures[key] > bound:
+                    raise ReportError(f"clients.{name}.channels.{channel}.{key} = {str(figures[key])[:40]} "
+                                      f"exceeds the {published} messages published")
+
+
+def report_refusal(request: web.Request, key: str) -> tuple[int, str] | None:
+    """Why ``request`` may not report (a status and the reason), or None for the server's own page."""
+    if request.content_type != "application/json":
+        return 415, "Content-Type must be application/json"
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        return 403, f"reports from origin {origin[:80]!r} are refused"
+    given = request.headers.get(REPORT_KEY_HEADER, "")
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        return 403, f"only the page this server served may report ({REPORT_KEY_HEADER} header)"
+    return None
+
+
 class BrowserReports:
     """The latest report of each page, newest :data:`MAX_PAGES` pages (clock passed in)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self.key = secrets.token_urlsafe(24)
+        """The per-start secret the server's own page reports with (see :func:`report_refusal`)."""
         self._pages: OrderedDict[str, tuple[float, BrowserReport]] = OrderedDict()
         self._journals: dict[str, Journal] = {}
 
@@ -203,14 +250,20 @@ class BrowserReports:
         }
 
 
-def install(reports: BrowserReports) -> Callable[[web.Application], None]:
-    """An app hook adding ``POST``/``GET /browser/report`` (the store outlives app restarts)."""
+def install(reports: BrowserReports, published: Callable[[], int]) -> Callable[[web.Application], None]:
+    """An app hook adding ``POST``/``GET /browser/report`` (the store outlives app restarts);
+    ``published()`` is how many messages the server has published so far."""
 
     async def post(request: web.Request) -> web.Response:
+        if (refusal := report_refusal(request, reports.key)) is not None:
+            status, reason = refusal
+            return web.json_response({"error": reason}, status=status)
         if request.content_length is not None and request.content_length > MAX_REPORT_BYTES:
             return web.json_response({"error": f"report larger than {MAX_REPORT_BYTES} bytes"}, status=400)
         try:
-            reports.add(parse_report(await request.read()))
+            report = parse_report(await request.read())
+            check_within(report, published())
+            reports.add(report)
         except ReportError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         except web.HTTPRequestEntityTooLarge:

@@ -17,10 +17,11 @@ from importlib import resources
 
 from aiohttp import web
 
-#: Paths a page from any origin may read (GET) or report to. Never ``/control``: see :mod:`servers.core.guard`.
-#: ``/page/config`` too: a page of the user's own needs the certificate hash, which changes at
-#: every start.
-CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/browser", "/page/config")
+#: Paths a page from any origin may read. Never ``/control`` (see :mod:`servers.core.guard`)
+#: nor ``/browser`` (only this server's own page reports; see :mod:`servers.http.browser_report`).
+#: ``/page/config`` is readable too (a page of the user's own needs the certificate hash, which
+#: changes at every start), but its report key goes to this server's own page only.
+CORS_PREFIXES = ("/poll", "/longpoll", "/sse", "/rtc", "/page/config")
 
 #: The page's files (package data), by name, with their content types. Only these are served.
 STATIC = {
@@ -77,13 +78,27 @@ async def cors_middleware(
     return response
 
 
+def same_origin(request: web.Request) -> bool:
+    """Whether ``request`` comes from this server's own page (or from no page at all: a script).
+
+    Fetch §3.1: a browser sends ``Origin`` on every cross-origin request, and Sec-Fetch-Site says
+    where a request came from; a same-origin GET may carry neither."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return origin == f"{request.scheme}://{request.host}"
+    return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+
+
 def install(config: Callable[[], dict[str, str | int]]) -> Callable[[web.Application], None]:
     """An app hook: the page at ``/``, its files, ``/page/config`` (what the page cannot know:
     the WebTransport URL and certificate hash, from ``config()``), and CORS on the endpoints
     a foreign page may use."""
 
     async def page_config(request: web.Request) -> web.Response:
-        return web.json_response(config(), headers={"Cache-Control": "no-store"})
+        answer = config()
+        if not same_origin(request):  # a foreign page may read the rest, never the report key
+            answer.pop("report_key", None)
+        return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
     def hook(app: web.Application) -> None:
         app.router.add_get("/", _serve("index.html"))

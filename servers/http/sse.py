@@ -45,7 +45,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
             if backlog.reset is not None:
                 head += f"event: reset\ndata: {json.dumps(backlog.reset.to_json())}\n\n"
             await stream.write(head.encode())
-            await relay(stream, backlog, cursor, idle_s=ctx.config.sse_heartbeat_s)
+            await relay(stream, backlog, backlog.after, idle_s=ctx.config.sse_heartbeat_s)
             # A named event, not a comment: a client can tell "too slow" from a crash.
             await stream.write(f"event: closing\ndata: {sub.reason}\n\n".encode())
     except SlowConsumer:

@@ -9,10 +9,9 @@ import re
 from aiohttp import WSMsgType, web
 
 from rtplay.protocol.envelope import Envelope
-from servers.core.guard import JsonError, JsonTooDeep, finite_float, loads_strict
+from rtplay.protocol.strictjson import JsonError, JsonTooDeep, finite_float, loads_strict
 from servers.core.context import ServerContext, Throttle, wait_unstalled
-from servers.http.common import cursor_of
-from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, goodbye, within
+from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
 from servers.http.streams import EnvelopeStream, relay
@@ -121,7 +120,7 @@ async def _ws_send(request: web.Request, socket: web.WebSocketResponse, stream: 
     try:
         if backlog.reset is not None:
             await socket.send_str(backlog.reset.message())
-        await relay(stream, backlog, since)
+        await relay(stream, backlog, backlog.after)
         await socket.close(code=1013, message=sub.reason.encode()[:REASON_BYTES])
     except SlowConsumer:
         log.info("ws: closing a slow consumer (%s)", sub.reason)

@@ -164,7 +164,7 @@ class WtSession:
             head.append({"reset": backlog.reset.to_json()})
         head.append({LIVE: live_from})
         self._quic.send_stream_data(stream_id, "".join(json.dumps(line) + "\n" for line in head).encode())
-        last = self.since
+        last = backlog.after  # not a future cursor: after its reset the stream goes on from the head
         for start in range(0, len(backlog.messages), WRITE_BATCH):
             chunk = backlog.messages[start : start + WRITE_BATCH]
             await self._write_in_time(ctx, stream_id, chunk, live=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
+from collections.abc import Callable
 import logging
 
 from aiortc import (
@@ -32,10 +32,11 @@ from aiortc.exceptions import InvalidStateError
 
 from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
-from rtplay.protocol import messages
+from rtplay.protocol import messages, strictjson
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.ice import ensure_on_host
 from servers.core.context import ServerContext, Throttle, hold_envelope
+from servers.rtc.admission import HALF_OPEN_TIMEOUT_S, Admission, NoRoom
 from servers.rtc.ice import Offer, OfferError
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,8 @@ LABELS = (RELIABLE, UNRELIABLE)
 #: SCTP state and a task; 32 is far more than a playground runs and caps a runaway script.
 MAX_PEERS = 32
 
-#: From the answer to both channels open. A loopback set-up takes ~50 ms; a client that has
-#: not opened its channels in 10 s has gone away, and its peer must not linger.
-SETUP_TIMEOUT_S = 10.0
+#: From the answer to both channels open: the half-open deadline (see servers.rtc.admission).
+SETUP_TIMEOUT_S = HALF_OPEN_TIMEOUT_S
 
 #: Client→server channel message size: ours are ``{"ping": <float>}``, ~30 bytes.
 MAX_CHANNEL_MESSAGE = 4 * 1024
@@ -81,25 +81,24 @@ class PeerClosed(Exception):
     """Ends a peer with a reason."""
 
 
-def parse_ping(message: object) -> float:
-    """The stamp of a ``{"ping": <number>}`` channel message; ValueError otherwise."""
+def parse_ping(message: object) -> int | float:
+    """The stamp of a ``{"ping": <number>}`` channel message; :class:`JsonError` (a ValueError)
+    for anything else, whatever the message (see :func:`rtplay.protocol.messages.parse_ping`)."""
     if not isinstance(message, str) or len(message) > MAX_CHANNEL_MESSAGE:
-        raise ValueError('expected a short text message {"ping": <number>}')
-    try:
-        payload = json.loads(message)
-    except RecursionError:  # absurdly deep nesting is not a ping either
-        raise ValueError("message nested too deeply") from None
-    stamp = payload.get(messages.PING) if isinstance(payload, dict) else None
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise ValueError('expected {"ping": <number>}')
-    return float(stamp)
+        raise strictjson.JsonError('expected a short text message {"ping": <number>}')
+    return messages.parse_ping(message)
 
 
 class RtcPeer:
     """One client's publishing peer: waits for both channels, then pumps envelopes."""
 
-    def __init__(self, peer_id: int, ctx: ServerContext, pc: RTCPeerConnection, since: int) -> None:
+    def __init__(
+        self, peer_id: int, ctx: ServerContext, pc: RTCPeerConnection, since: int,
+        on_open: Callable[[RtcPeer], None] = lambda peer: None,
+    ) -> None:
         self.id = peer_id
+        self._on_open = on_open
+        """Told once both channels are open (the peer is half-open no more)."""
         self.ctx = ctx
         self.pc = pc
         self.since = since
@@ -176,6 +175,7 @@ class RtcPeer:
             await asyncio.wait_for(self._open.wait(), SETUP_TIMEOUT_S)
         except TimeoutError:
             raise PeerClosed(f"channels not open within {SETUP_TIMEOUT_S:g}s") from None
+        self._on_open(self)
         await self._pump()
 
     async def shutdown(self) -> None:
@@ -199,7 +199,7 @@ class RtcPeer:
             if backlog.reset is not None:
                 reliable.send(backlog.reset.message())
             reliable.send(messages.live(live_from))
-            last = self.since
+            last = backlog.after  # not a future cursor: after its reset the stream goes on from the head
             for env in backlog.messages:
                 await hold_envelope(self.ctx, TRANSPORT, env)  # never before its own time
                 await self._send_reliable(env)
@@ -268,6 +268,8 @@ class RtcManager:
         """The bind address: ICE gathers here only and accepts remote candidates here only."""
         self.max_peers = max_peers
         self.peers: set[RtcPeer] = set()
+        self.admission = Admission()
+        """Half-open peers: whom a new offer evicts when the slots are full."""
         self._pending = 0
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -277,13 +279,25 @@ class RtcManager:
         """Live peers plus set-ups in progress."""
         return len(self.peers) + self._pending
 
-    async def accept(self, offer: Offer, since: int) -> str:
-        """Create a peer for ``offer`` resuming after ``since``; return the SDP answer."""
-        if self.count >= self.max_peers:
-            raise TooManyPeers(f"too many WebRTC peers ({self.max_peers}); retry later")
+    def _make_room(self, source: str) -> None:
+        """Evict half-open peers so an offer from ``source`` gets a slot, or raise TooManyPeers.
+        Peers already closing are not counted: each frees its sockets within CLOSE_TIMEOUT_S."""
+        live = sum(1 for p in self.peers if not p.reason) + self._pending
+        try:
+            evicted = self.admission.make_room(source, live, self.max_peers, asyncio.get_running_loop().time())
+        except NoRoom as exc:
+            raise TooManyPeers(str(exc)) from None
+        for peer in evicted:
+            assert isinstance(peer, RtcPeer)
+            peer.close("half-open: evicted to make room for a new offer")
+
+    async def accept(self, offer: Offer, since: int, source: str = "") -> str:
+        """Create a peer for ``offer`` (from address ``source``) resuming after ``since``;
+        return the SDP answer."""
+        self._make_room(source)
         self._pending += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
-        peer = RtcPeer(next(self._ids), self.ctx, pc, since)
+        peer = RtcPeer(next(self._ids), self.ctx, pc, since, self.admission.done)
         try:
             with gather_on(self.host):
                 try:
@@ -304,6 +318,7 @@ class RtcManager:
         finally:
             self._pending -= 1
         self.peers.add(peer)
+        self.admission.opened(peer, source, asyncio.get_running_loop().time())
         task = asyncio.create_task(self._run(peer), name=f"rtc-peer-{peer.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -331,6 +346,7 @@ class RtcManager:
                     log.error("rtc peer %d failed", peer.id, exc_info=outcome)
                     peer.close("internal error")
                 peer.close("server shutting down")  # no-op when a reason was given
+                self.admission.done(peer)
                 try:
                     await peer.shutdown()
                 finally:  # counted until its sockets are closed; leaves registry and set at once

@@ -33,7 +33,7 @@ async def handle_offer(manager: RtcManager, request: web.Request) -> web.Respons
     if body is None:
         return bad_request(f"offer larger than {MAX_REQUEST_BYTES} bytes")
     try:
-        answer = await manager.accept(parse_offer(body, manager.host), since)
+        answer = await manager.accept(parse_offer(body, manager.host), since, request.remote or "")
     except OfferError as exc:
         return bad_request(str(exc))
     except TooManyPeers as exc:

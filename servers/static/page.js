@@ -341,9 +341,11 @@ function missingApi(name) {
 const pageId = Math.random().toString(36).slice(2, 10);
 const clients = {};
 let startSeq = 0;  // the hub's newest seq when the page opened
+let reportKey = "";  // this server's per-start secret: only its own page may report
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
+  reportKey = config.report_key;
   const container = document.getElementById("panels");
   const renders = [];
   startSeq = config.last || 0;
@@ -383,7 +385,8 @@ async function report() {
   reporting = true;
   try {
     const body = {...snapshot(), start: startSeq, journal: journal.batch()};
-    const r = await fetch("/browser/report", {method: "POST", headers: {"Content-Type": "application/json"},
+    const r = await fetch("/browser/report", {method: "POST",
+                                              headers: {"Content-Type": "application/json", "X-Rtplay-Report-Key": reportKey},
                                               body: JSON.stringify(body), cache: "no-store"});
     if (r.ok) journal.ack(body.journal.from + body.journal.entries.length);
   } catch { /* the server is down (a fault): the next report carries the entries again */ }

@@ -23,9 +23,9 @@ async def probe() -> dict[str, Any]:
     offered: list[list[str]] = []
     accept = server.rtc.accept
 
-    async def recording_accept(offer: Offer, since: int) -> str:
+    async def recording_accept(offer: Offer, since: int, source: str = "") -> str:
         offered.append(list(offer.removed) + candidate_addresses(offer.sdp))
-        return await accept(offer, since)
+        return await accept(offer, since, source)
 
     server.rtc.accept = recording_accept  # type: ignore[method-assign]
     await server.start()

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from rtplay.engine.browser import BrowserDriver, chromium_path
 from rtplay.protocol.faults import Kind
-from servers.http.app import HttpConfig
+from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from tests.browser.conftest import MISSING, wait_page
 

@@ -77,8 +77,7 @@ async def test_the_session_side_finds_the_token_by_flag_environment_or_file(
     tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rtplay.engine.control_client import ControlClient, ControlError
-    from rtplay.runtime.token import TOKEN_ENV, token_path
-    from servers.core.guard import write_token
+    from rtplay.runtime.token import TOKEN_ENV, token_path, write_token
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
@@ -100,7 +99,7 @@ async def test_the_session_side_finds_the_token_by_flag_environment_or_file(
         await rate_via(ControlClient(server.control_url), 5)  # $RTPLAY_TOKEN
         assert server.publisher.rate == 5
         monkeypatch.delenv(TOKEN_ENV)
-        write_token(token_path(server.control.port), server.guard.token)  # what `rtplay serve` writes
+        write_token(token_path(server.control.port), server.guard.token, HOST, server.control.port)  # what `rtplay serve` writes
         await rate_via(ControlClient(server.control_url), 6)
         assert server.publisher.rate == 6
     finally:

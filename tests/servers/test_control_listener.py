@@ -19,6 +19,7 @@ from servers.control import LOAD_MAX_S, ControlListener
 from servers.core.events import EventBus
 from servers.core.faults import FaultState
 from servers.core.guard import ControlGuard
+from servers.http.limits import ConnectionCap
 
 
 class Target:
@@ -68,7 +69,9 @@ class Target:
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[Target, httpx.AsyncClient, ControlListener]]:
     target = Target()
-    listener = ControlListener(target, ControlGuard("secret", require_token=False).middleware, "127.0.0.1", 0)
+    listener = ControlListener(
+        target, ControlGuard("secret", require_token=False).middleware, "127.0.0.1", 0, ConnectionCap(64), keepalive_s=10.0
+    )
     await listener.start()
     try:
         async with httpx.AsyncClient(base_url=listener.url, trust_env=False, timeout=10) as http:

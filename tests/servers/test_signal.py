@@ -40,7 +40,7 @@ class Manager:
         self.offers: list[tuple[Offer, int]] = []
         self.fail: BaseException | None = None
 
-    async def accept(self, offer: Offer, since: int) -> str:
+    async def accept(self, offer: Offer, since: int, source: str = "") -> str:
         if self.fail is not None:
             raise self.fail
         self.offers.append((offer, since))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servers.core.guard import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
+from rtplay.protocol.strictjson import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
 from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from servers.http.ws import ping_number, stamp_of
@@ -124,10 +124,10 @@ def test_the_mask_check_in_any_split_agrees_with_byte_by_byte(frames: list[tuple
     stream = stream[: max(cut_off, len(stream) // 2)]
     byte_by_byte = MaskCheck()  # one byte per feed: never the in-place path
     for i in range(len(stream)):
-        byte_by_byte.feed(stream[i : i + 1])
+        byte_by_byte.feed(stream[i : i + 1], 0.0)
     chunked, start = MaskCheck(), 0
     for end in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
-        chunked.feed(stream[start:end])
+        chunked.feed(stream[start:end], 0.0)
         start = end
     assert chunked.failed == byte_by_byte.failed
     assert chunked.failed == any(not masked for _, masked in frames[: count_frames(stream, frames)])
