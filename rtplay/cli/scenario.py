@@ -264,8 +264,10 @@ def parse_scenario(text: str, name: str) -> Scenario:
     except FaultSpecError as exc:
         raise ScenarioError(f"{name}: {exc}") from None
     server = data.get("server", {})
-    if not isinstance(server, dict) or set(server) - set(SERVER_KNOBS):
-        raise ScenarioError(f"{name}: [server] keys must be among {', '.join(SERVER_KNOBS)}")
+    if not isinstance(server, dict):
+        raise ScenarioError(f"{name}: [server] must be a table of {', '.join(SERVER_KNOBS)}")
+    if unknown := sorted(set(server) - set(SERVER_KNOBS)):
+        raise ScenarioError(f"{name}: [server]: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(SERVER_KNOBS)}")
     server = {k: SERVER_KNOBS[k](_number(f"{name}: server.{k}", v)) for k, v in server.items()}
     return Scenario(
         name=name,
@@ -302,8 +304,13 @@ def _client_options(name: str, table: Any) -> dict[str, dict[str, Any]]:
         knobs = {k: v for k, v in knobs.items() if k != "retry"}
         if transport != "poll":
             allowed = allowed | {"retry"}
-        if set(knobs) - allowed or (policy is not None and "retry" not in allowed):
-            raise ScenarioError(f"{name}: [clients.{transport}] keys must be among {', '.join(sorted(allowed))}")
+        unknown = sorted(set(knobs) - allowed) + (["retry"] if policy is not None and "retry" not in allowed else [])
+        if unknown:
+            hint = " (a top-level key: move it above every [table])" if set(unknown) & TOP_KEYS else ""
+            raise ScenarioError(
+                f"{name}: [clients.{transport}]: unknown key(s) {', '.join(unknown)}{hint}; "
+                f"expected some of {', '.join(sorted(allowed)) or 'none (poll polls on its interval)'}"
+            )
         out[transport] = build({k: _number(f"{name}: clients.{transport}.{k}", v) for k, v in knobs.items()})
         if policy is not None:
             try:

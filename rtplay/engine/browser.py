@@ -75,7 +75,12 @@ class BrowserUnavailable(RuntimeError):
 
 def chromium_path() -> str:
     """The Chromium executable to drive."""
-    path = os.environ.get("RTPLAY_CHROMIUM") or DEFAULT_CHROMIUM
+    chosen = os.environ.get("RTPLAY_CHROMIUM")
+    if chosen:  # the user's own choice is used or refused, never silently replaced
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise BrowserUnavailable(f"RTPLAY_CHROMIUM={chosen}: no executable file there")
+        return chosen
+    path = DEFAULT_CHROMIUM
     if not os.path.exists(path):
         found = shutil.which("chromium") or shutil.which("chromium-browser")
         if found is None:
