@@ -185,7 +185,7 @@ def render_faults(faults: list[dict[str, Any]]) -> list[str]:
 
 
 def progress_line(session: Session) -> str:
-    parts = [f"[{session.duration():5.1f}s] published {session.published}"]
+    parts = [f"[{session.duration():5.1f}s] published {session.published_count}"]
     for name, client in session.clients.items():
         delivered = client.stats[client.channels[0]].tracker.delivered
         parts.append(f"{name} {delivered} ({client.state.value})")

@@ -31,6 +31,8 @@ class FaultController:
         self.session = session
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
+        self._added: set[int] = set()
+        """Ids of the faults this session added (an attached server is left without them)."""
 
     def start(self) -> None:
         self.recovery.origin = self.session.started_at or self.session.clock()
@@ -58,7 +60,12 @@ class FaultController:
         body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
         fault = Fault.from_json(await self.session._api().add_fault(body), self.session.clock())
         self.session.server.started(fault)  # active now, whether or not its event has arrived yet
+        self._added.add(fault.id)
         return fault
+
+    def added_and_active(self) -> list[int]:
+        """Ids of the faults this session added that are still on, as the server last said."""
+        return sorted(self._added & {f.id for f in self.active()})
 
     async def clear(self, fault_id: int | None = None) -> list[Fault]:
         """End one fault (all when None) now; return what was cleared."""

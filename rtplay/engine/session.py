@@ -127,6 +127,11 @@ class Session(CrowdsMixin, MessageLogMixin):
         self.settled: bool | None = None
         """The end-of-run settle's outcome: True when every client caught up in time."""
         self.message_log: MessageLog | None = None
+        self.seq_origin = 0
+        """The server's last seq when the session attached (0 on its own server): its clients
+        start after it, and its ``published`` counts from it."""
+        self.rate_found: float | None = None
+        """An attached server's rate when the session found it, restored when it stops."""
 
     # --- events --------------------------------------------------------------------------
 
@@ -162,6 +167,9 @@ class Session(CrowdsMixin, MessageLogMixin):
             await self.stop()
             raise
         endpoints = self.endpoints()
+        if self.process is None:  # attached: remember what to leave as it was found
+            self.seq_origin = self.server.published
+            self.rate_found = self.server.rate
         for name in self.config.transports:
             options = dict(self.config.client_options.get(name, {}))
             if self.config.emit_messages:
@@ -177,6 +185,7 @@ class Session(CrowdsMixin, MessageLogMixin):
                 client.audit = self._audit
             client.is_offline = lambda name=name: self.server.has(Kind.OFFLINE, name)  # type: ignore[misc]
             client.published_now = lambda: self.published
+            client.start_from(self.seq_origin)  # a running server's backlog is not this session's
             self.clients[name] = client
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
         # connection open it first (publishing waits for them, see FIRST_OPEN_WAIT_S). One that only samples (poll) asks once publishing has
@@ -275,6 +284,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()
+        if self.process is None:
+            await self._leave_server_as_found()
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.wait([self._follower])  # a cancellation of this call still propagates
@@ -287,6 +298,22 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.process is not None:
             await self.process.stop()
             self.process = None
+
+    async def _leave_server_as_found(self) -> None:
+        """An attached server is shared: clear the faults this session added and still on,
+        and set back the rate it had. Faults someone else added stay as they are."""
+        if self.control is None:
+            return
+        for fault_id in self.faults.added_and_active():
+            try:
+                await self.control.clear_faults(fault_id)
+            except ControlError as exc:  # ended meanwhile (404), or the server went away
+                log.info("fault %d not cleared: %s", fault_id, exc)
+        if self.rate_found is not None and self.server.rate != self.rate_found:
+            try:
+                await self.set_rate(self.rate_found)
+            except ControlError as exc:
+                log.warning("could not set the server's rate back to %g: %s", self.rate_found, exc)
 
     async def __aenter__(self) -> Session:
         await self.start()
@@ -306,6 +333,11 @@ class Session(CrowdsMixin, MessageLogMixin):
     def published(self) -> int:
         """The server's published count, as its events last said."""
         return self.server.published
+
+    @property
+    def published_count(self) -> int:
+        """Messages published since the session began following the server (its figures' span)."""
+        return max(0, self.published - self.seq_origin)
 
     @property
     def rate(self) -> float:
@@ -421,7 +453,7 @@ class Session(CrowdsMixin, MessageLogMixin):
         for name, crowd in self.crowds.items():
             transports[name]["crowd"] = crowd.report(since=self.started_at)
         report = {
-            "published": published,
+            "published": self.published_count,
             "duration_s": round(self.duration(), 3),
             "settled": self.settled,
             "transports": transports,
