@@ -100,7 +100,8 @@ async def add_fault(request: web.Request) -> web.Response:
         )
     except FaultError as exc:
         return bad_request(str(exc))
-    return json_response({"fault": fault.to_json(server.ctx.clock())}, 201)
+    # The hub's last seq as the fault began: what a client saw later came after it.
+    return json_response({"fault": fault.to_json(server.ctx.clock()), "published": server.hub.last_seq}, 201)
 
 
 async def clear_faults(request: web.Request) -> web.Response:

@@ -266,8 +266,8 @@ def parse_scenario(text: str, name: str) -> Scenario:
     server = data.get("server", {})
     if not isinstance(server, dict):
         raise ScenarioError(f"{name}: [server] must be a table of {', '.join(SERVER_KNOBS)}")
-    if unknown := sorted(set(server) - set(SERVER_KNOBS)):
-        raise ScenarioError(f"{name}: [server]: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(SERVER_KNOBS)}")
+    if strays := sorted(set(server) - set(SERVER_KNOBS)):
+        raise ScenarioError(f"{name}: [server]: unknown key(s) {', '.join(strays)}; expected some of {', '.join(SERVER_KNOBS)}")
     server = {k: SERVER_KNOBS[k](_number(f"{name}: server.{k}", v)) for k, v in server.items()}
     return Scenario(
         name=name,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from rtplay.engine.control_client import ControlError
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Client events and arrivals held while a fault command is in flight (its record starts when
+#: the command was sent, but only its answer or its event names it and says which seq was the
+#: last before it). A command takes a round trip of milliseconds: at 1000 msg/s on six
+#: transports that is tens of arrivals; past this bound the oldest is fed on at once
+#: (attributed as if no command were in flight).
+MAX_HELD = 4096
+
+#: Fault ids whose recovery record exists, remembered so the answer and the event stream
+#: (which may come in either order) start one record. A session has a few faults in flight.
+MAX_REMEMBERED_IDS = 256
+
 
 class FaultController:
     """Adds and clears faults of one session and keeps their recovery figures."""
@@ -31,6 +43,12 @@ class FaultController:
         self.session = session
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
+        self._in_flight: list[float] = []
+        """When each fault command now awaiting its answer was sent."""
+        self._held: deque[Callable[[], None]] = deque()
+        """What the clients did while a command was in flight, fed to the records after it."""
+        self._starts: dict[int, tuple[float, int]] = {}
+        """Per fault with a record: when it started and the hub's last seq then (oldest first)."""
         self._added: set[int] = set()
         """Ids of the faults this session added (an attached server is left without them)."""
 
@@ -58,9 +76,21 @@ class FaultController:
         with the reason when it makes no sense."""
         validate(kind, scope, value, jitter)  # say what is wrong without a round trip
         body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
-        fault = Fault.from_json(await self.session._api().add_fault(body), self.session.clock())
-        self.session.server.started(fault)  # active now, whether or not its event has arrived yet
-        self._added.add(fault.id)
+        # The fault acts before its answer (or its event) arrives: a drop's disconnects can
+        # come first. Its record starts when the command was sent, and what the clients do
+        # meanwhile is held until the record exists, so the fault owns it.
+        sent = self.session.clock()
+        self._in_flight.append(sent)
+        try:
+            answer, published = await self.session._api().add_fault(body)
+            fault = Fault.from_json(answer, self.session.clock())
+            self.session.server.started(fault)  # active now, whether or not its event has arrived yet
+            self._added.add(fault.id)
+            self._record_start(fault, sent, published)
+        finally:
+            self._in_flight.remove(sent)
+            if not self._in_flight:
+                self._release_held()
         return fault
 
     def added_and_active(self) -> list[int]:
@@ -104,13 +134,40 @@ class FaultController:
         """A fault started or ended on the server (from its event stream)."""
         now = self.session.clock()
         if what == "started":
-            targets = [n for n in self.session.clients if fault.applies_to(n)]
-            published = self.session.published
-            self.recovery.fault_started(fault.id, fault.describe(), targets, now, fault.kind in ONE_SHOT, published)
-            self.session.emit(FaultStarted(fault.scope, now, fault))
+            self._record_start(fault, min(self._in_flight, default=now))
+            started = self.start_of(fault.id)
+            self.session.emit(FaultStarted(fault.scope, now if started is None else started[0], fault))
         else:
             self.recovery.fault_ended(fault.id, now, self.session.published)
             self.session.emit(FaultEnded(fault.scope, now, fault))
+
+    def _record_start(self, fault: Fault, at: float, published: int | None = None) -> None:
+        """Start ``fault``'s recovery records (once, whichever of its answer and event is first).
+
+        ``published`` is the hub's last seq as the fault began, as the server said; the
+        session's own figure can be a publisher event (0.1 s) behind, and a message published
+        before a drop would then read as the first one after it."""
+        if fault.id in self._starts:
+            return
+        seq = max(self.session.published, published or 0)
+        self._starts[fault.id] = (at, seq)
+        if len(self._starts) > MAX_REMEMBERED_IDS:
+            del self._starts[next(iter(self._starts))]
+        targets = [n for n in self.session.clients if fault.applies_to(n)]
+        self.recovery.fault_started(fault.id, fault.describe(), targets, at, fault.kind in ONE_SHOT, seq)
+
+    def start_of(self, fault_id: int) -> tuple[float, int] | None:
+        """When ``fault_id``'s record started and the hub's last seq then (None: unknown)."""
+        return self._starts.get(fault_id)
+
+    def _hold(self, feed: Callable[[], None]) -> None:
+        if len(self._held) >= MAX_HELD:
+            self._held.popleft()()
+        self._held.append(feed)
+
+    def _release_held(self) -> None:
+        while self._held:
+            self._held.popleft()()
 
     def on_event(self, event: Event) -> None:
         client = self.session.clients.get(event.transport)
@@ -119,14 +176,25 @@ class FaultController:
         cursor = client.cursor
         if isinstance(event, Connected) and client.resume_cursor is not None:
             cursor = client.resume_cursor  # replay counts from what the attempt asked for
-        self.recovery.on_event(event, cursor, self.session.published)
+        published = self.session.published
+        if self._in_flight:
+            self._hold(lambda: self.recovery.on_event(event, cursor, published))
+            return
+        self.recovery.on_event(event, cursor, published)
 
-    def on_arrival(self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float) -> None:
+    def on_arrival(
+        self, transport: str, now: float, channel: str, seq: int, new: bool, latency_ms: float,
+        published: int | None = None,
+    ) -> None:
         """Every envelope of ``transport`` (the session calls it from the client's hook)."""
+        if self._in_flight:  # a record may be about to start: wait for it
+            published = self.session.published
+            self._hold(lambda: self.on_arrival(transport, now, channel, seq, new, latency_ms, published))
+            return
         if self.recovery.wants_arrivals(transport):
             primary = channel == self.session.clients[transport].channels[0]
             self.recovery.on_arrival(
-                transport, channel, seq, new, now, self.session.published, primary, latency_ms
+                transport, channel, seq, new, now, published or self.session.published, primary, latency_ms
             )
 
     def report(self) -> list[dict[str, object]]:

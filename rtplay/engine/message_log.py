@@ -2,7 +2,11 @@
 
 With the log a user can recompute every figure of the report (``tests/engine/
 test_message_log.py`` does, with the per-seq reference model). Lines (``at`` is seconds
-since the session started, ``conn`` the client's connection count at that moment):
+since the log was opened, as the clients were created, so it never goes backwards; ``conn``
+the client's connection count at that moment):
+
+- ``{"ev": "start", "at", "published"}`` the run began: publishing, and the zero of the fault
+  timeline and of the report's ``start_s``/``end_s`` (clients may have connected before it);
 
 - ``{"ev": "msg", "tr", "ch", "seq", "lat", "b", "at", "conn"}`` an envelope arrived
   (``lat`` its latency in ms, ``b`` wire bytes accounted on that channel since the last line);

@@ -206,8 +206,8 @@ class Session(CrowdsMixin, MessageLogMixin):
         if self.config.crowd:
             await self._crowds_ready()
         self.started_at = self.clock()
-        if self.message_log is not None:
-            self.message_log.origin = self.started_at
+        if self.message_log is not None:  # the origin stays put: times never go backwards
+            self.message_log.write({"ev": "start", "at": self.started_at, "published": self.published})
         self.faults.start()
         self.monitor.start()
 

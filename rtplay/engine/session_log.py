@@ -12,7 +12,7 @@ from rtplay.protocol.faults import ONE_SHOT
 
 class MessageLogMixin:
     """Message-log writing of :class:`~rtplay.engine.session.Session` (which provides
-    ``message_log``, ``clients``, ``published``, ``server``, ``clock`` and ``final``)."""
+    ``message_log``, ``clients``, ``published``, ``server``, ``clock``, ``faults`` and ``final``)."""
 
     def _audit(self, record: dict[str, object]) -> None:
         if self.message_log is not None:
@@ -24,9 +24,12 @@ class MessageLogMixin:
             return
         what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
         fault = event.fault
+        published = self.published
+        if isinstance(event, FaultStarted) and (start := self.faults.start_of(fault.id)) is not None:
+            published = start[1]  # what its recovery records started from
         self.message_log.write(
             {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self.published}
+             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": published}
         )
 
     def close_message_log(self) -> None:
