@@ -51,6 +51,8 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     apply_retry(scenario.client_options, args.retry)
     if args.clients is not None:
         scenario.crowd = args.clients
+    if (problem := scenario.crowd_problem()) is not None:
+        raise ScenarioError(problem)
     for spec in scenario.faults:
         if spec.start >= scenario.duration:
             raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
@@ -312,12 +314,14 @@ def cmd_web(args: argparse.Namespace) -> int:
     from textual_serve.server import Server as WebServer
 
     command = web_command(args.argv)
-    print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
     try:
+        print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
         WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
     except OSError as exc:  # taken between the check and the bind
         print(f"rtplay: --web-port {args.web_port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C is how it is stopped, as the line above says
+        print("rtplay: the playground's page stopped", file=sys.stderr)
     return 0
 
 
