@@ -50,7 +50,7 @@ class RetryScheduled(Event):
     delay_s: float
     """How long until the next attempt."""
     policy: str
-    """Why that long: ``retry: field``, ``exp 1s×2≤5s ±50%``, ``Retry-After``…"""
+    """Why that long: ``eventsource, the stream's retry:``, ``exp 1s×2≤5s ±50%``, ``Retry-After``…"""
 
 
 @dataclass(frozen=True, slots=True)

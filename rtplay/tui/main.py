@@ -274,7 +274,7 @@ class MainScreen(Screen[None]):
     def action_reset_counters(self) -> None:
         """Zero every figure (the whole-run ones, the last-10-s ones, the fault records)."""
         self.backend.reset_counters()
-        self.notify("counters reset", timeout=2, markup=False)
+        self.say("counters reset", timeout=2)
         self.show_frame()
 
     def action_restart(self) -> None:
@@ -289,13 +289,13 @@ class MainScreen(Screen[None]):
         """The selected client(s) decide their next waits by the next retry policy."""
         names = self.backend.transports if self.selected == ALL else [self.selected]
         said = self.backend.cycle_policy(names)
-        self.notify("; ".join(said) or "no retry policy here (poll polls on its interval)", timeout=3, markup=False)
+        self.say("; ".join(said) or "no retry policy here (poll polls on its interval)", timeout=3)
         self.show_frame()
 
     def action_crowd(self) -> None:
         session = getattr(self.backend, "session", None)
         if session is None or not session.crowds:
-            self.notify("no crowd: start the playground with --clients N", severity="warning", timeout=3, markup=False)
+            self.say("no crowd: start the playground with --clients N", "warning", timeout=3)
             return
         self.app.push_screen(CrowdScreen(session))
 

@@ -238,7 +238,7 @@ LOG_TIME_CELLS = 8
 
 
 def log_line(line: LogLine, styles: Styles = NO_STYLES) -> Text:
-    """``  12.3s server closed the stream → retry in 0.1 s (retry: field) ×3``"""
+    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``"""
     text = Text()
     text.append(f"{line.at_s:6.1f}s ", get(styles, "time"))
     text.append(line.text, get(styles, line.kind))

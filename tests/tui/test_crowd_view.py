@@ -6,7 +6,7 @@ from rtplay.clients.core import ReconnectingClient
 from rtplay.model.crowd import CrowdRecorder, CrowdStats
 from rtplay.model.events import Connected, Connecting
 from rtplay.tui.app import RtplayApp
-from rtplay.tui.crowd import crowd_text, resample, spark
+from rtplay.tui.crowd import crowd_text, resample, server_text, spark
 from tests.tui.helpers import make_config, pane_status, wait_for
 
 SIZE = (120, 40)
@@ -32,11 +32,15 @@ def test_the_crowd_block_names_policy_rates_and_states() -> None:
 
     FakeCrowd.stats = stats  # type: ignore[attr-defined]
     load = {"accepts_per_s": [[99.9, 30.0]], "concurrent": [[99.9, 3]], "concurrent_now": 3, "loop_lag_ms": []}
-    text = crowd_text("ws", FakeCrowd(), load, now=100.0, width=20)
+    text = crowd_text("ws", FakeCrowd(), now=100.0, width=20)
     assert "3 clients  policy [b]exponential:full[/b]" in text
-    assert "accepts/s      30" in text and "concurrent      3" in text
     assert "attempts/s     30" in text
     assert "open            3" in text and "retrying        0" in text
+    assert "concurrent" not in text  # server-wide: shown once, not as if it were this transport's
+    server = server_text(load, now=100.0, width=20)
+    assert "every transport together" in server and "accepts/s      30" in server and "concurrent      3" in server
+    FakeCrowd.policy = None  # type: ignore[assignment]
+    assert "policy [b]socketio (the default)[/b]" in crowd_text("ws", FakeCrowd(), 100.0, 20, "socketio")
 
 
 async def test_the_policy_key_cycles_the_selected_pane_and_the_pane_shows_it() -> None:
