@@ -54,6 +54,15 @@ COMPACT_HEIGHT = 32
 #: Rows of a compact pane: below that the grid scrolls instead of squeezing the panes.
 MIN_PANE_ROWS = 6
 
+#: Columns a pane needs for its counter rows (``delivered 12345 lost 0 …``) uncut. Two
+#: panes side by side need twice that (plus the gutter): below, one pane per row, and the
+#: grid scrolls (``-tiny``).
+MIN_PANE_COLUMNS = 36
+
+#: Terminal widths where the grid changes its number of columns (Textual breakpoints).
+TWO_COLUMNS_FROM = 2 * MIN_PANE_COLUMNS + 2
+THREE_COLUMNS_FROM = 100
+
 #: Seconds a notice stays in the fault bar.
 NOTICE_S = 3.0
 
@@ -90,7 +99,9 @@ class MainScreen(Screen[None]):
     """Panes, fault bars, and the keyboard."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-tiny"), (TWO_COLUMNS_FROM, "-narrow"), (THREE_COLUMNS_FROM, "-wide"),
+    ]
 
     selected: reactive[str] = reactive(ALL)
     """The transport faults apply to, or ``all``."""
