@@ -185,13 +185,19 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
     reconnects = count("reconnects", data.reconnects, "warn")
     multi = len(data.channels) > 1
     lines: list[list[Text]] = []
-    for ch in data.channels:
+    for i, ch in enumerate(data.channels):
         head = [count("delivered", ch.delivered), count("lost", ch.lost, "bad")]
         if multi:
             name = SHORT_LABELS.get(ch.name, ch.name) if short else ch.name
             head.insert(0, Text(f"{name}:", get(styles, "channel")))
         if data.compact:
             lines.append(head if multi else [*head, ms("p50", ch.p50_ms)])
+            continue
+        if i > 0:  # a best-effort channel: never pending nor replayed, so fewer rows, and
+            # the pane keeps room for its retry log (wt and rtc have two channels)
+            lines.append(head)
+            lines.append([count("dup", ch.duplicates, "warn"), count("ooo", ch.out_of_order, "warn"), rx(ch)])
+            lines.append([ms("p50", ch.p50_ms), ms("p99", ch.p99_ms)])
             continue
         lines.append([*head, count("pending", ch.behind, "muted")])
         lines.append(
