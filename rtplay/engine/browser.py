@@ -149,6 +149,13 @@ class BrowserDriver:
             raise
         log.info("headless Chromium on %s/ (loopback-only host: %s)", self.http_url, loopback)
 
+    async def restart_failed(self, transports: list[str]) -> list[str]:
+        """Press the page's retry button of each of ``transports`` whose client failed for
+        good (as ``g`` restarts rtplay's own); the names restarted."""
+        if self.page is None:
+            return []
+        return list(await self.page.evaluate("names => window.rtplay.restartFailed(names)", transports))
+
     async def stop(self) -> None:
         """Close the browser and remove its profile (safe to call twice)."""
         context, self._context = self._context, None

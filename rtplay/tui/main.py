@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import deque
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -292,6 +292,21 @@ class MainScreen(Screen[None]):
         """Start the selected failed client(s) again, as a page reload would."""
         names = self.backend.transports if self.selected == ALL else [self.selected]
         restarted = self.backend.restart(names)
+        rows = getattr(self.app, "browser_rows", None)
+        if rows is not None:  # the browser's rows too, in a worker: the page is another process
+            self.run_worker(self._restart_browser(rows, names, restarted), group="browser-restart")
+            return
+        self._said_restart(restarted)
+
+    async def _restart_browser(self, rows: Any, names: list[str], restarted: list[str]) -> None:
+        try:
+            in_browser = await rows.restart_failed(names)
+        except Exception as exc:  # the browser closed meanwhile: say so, keep the app
+            log.warning("browser restart failed: %s", exc)
+            in_browser = []
+        self._said_restart(restarted + [f"browser {n}" for n in in_browser])
+
+    def _said_restart(self, restarted: list[str]) -> None:
         text = f"restarted {', '.join(restarted)}" if restarted else "nothing to restart: no failed client selected"
         self.say(text)
         self.show_frame()

@@ -306,6 +306,7 @@ function panel(client, restart) {
 
 const pageId = Math.random().toString(36).slice(2, 10);
 const clients = {};
+const restarts = {};  // each client's retry button, by transport
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
@@ -322,6 +323,7 @@ async function main() {
       stop = start(client, config);
     };
     clients[name] = client;
+    restarts[name] = restart;
     const {section, render} = panel(client, restart);
     container.append(section);
     renders.push(render);
@@ -344,5 +346,11 @@ async function report() {
   } catch { /* the server is down (a fault): the next report tells it */ }
 }
 
-window.rtplay = {clients, snapshot};
+// What a driver (rtplay's `g` key) may do: press the retry button of every failed client
+// named, as a user would; returns the names restarted.
+function restartFailed(names) {
+  return names.filter((n) => clients[n] && clients[n].state === "failed" && (restarts[n](), true));
+}
+
+window.rtplay = {clients, snapshot, restartFailed};
 main();
