@@ -311,7 +311,7 @@ def web_command(argv: list[str]) -> str:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the playground to a browser tab: each tab runs its own session (textual-serve)."""
-    from textual_serve.server import Server as WebServer
+    from rtplay.cli.web import LocalWebServer as WebServer
 
     command = web_command(args.argv)
     try:
