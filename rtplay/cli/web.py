@@ -58,7 +58,8 @@ class LocalWebServer(Server):
         return app
 
     async def handle_index(self, request: web.Request) -> web.Response:  # type: ignore[override]
-        response: web.Response = await super().handle_index(request)  # rendered by its template
+        response = await super().handle_index(request)  # rendered by its template
+        assert isinstance(response, web.Response)
         font_url = self.public_url + FONT_PATH if self.font is not None else None
         response.text = localize(response.text or "", self.public_url, font_url)
         return response

@@ -146,7 +146,7 @@ def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedPr
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         command(example, workdir), cwd=workdir, env=environment(), capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL,
+        timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
     )
 
 
