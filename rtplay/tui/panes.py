@@ -190,8 +190,8 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
         if multi:
             name = SHORT_LABELS.get(ch.name, ch.name) if short else ch.name
             head.insert(0, Text(f"{name}:", get(styles, "channel")))
-        if data.compact:
-            lines.append(head if multi else [*head, ms("p50", ch.p50_ms)])
+        if data.compact:  # a reset is as telling as a loss: it keeps its place here
+            lines.append(head if multi else [*head, count("reset", ch.lost_to_reset, "reset")])
             continue
         if i > 0:  # a best-effort channel: never pending nor replayed, so fewer rows, and
             # the pane keeps room for its retry log (wt and rtc have two channels)
@@ -207,8 +207,8 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
         lines.append([ms("p50", ch.p50_ms), ms("p99", ch.p99_ms), rx(ch)])
         lines.append([ms("p50 10s", ch.recent_p50_ms), ms("p99 10s", ch.recent_p99_ms)])
     first = data.channels[0] if data.channels else ChannelModel("main")
-    if data.compact:
-        lines.append([ms("p50", first.p50_ms) if multi else rx(first), reconnects, down])
+    if data.compact:  # the rate is on the chart's scale line already
+        lines.append([ms("p50", first.p50_ms), reconnects, down])
     else:
         lines.append([count("connects", data.connects), reconnects, down])
     return lines
