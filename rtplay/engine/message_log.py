@@ -16,7 +16,9 @@ the client's connection count at that moment):
 - ``reset`` (``ch``, ``first``) the server said seqs before ``first`` are gone;
 - ``live`` (``ch``, ``first``) an unreliable channel's new session starts at ``first``;
 - ``bytes`` wire bytes not attached to an arrival; ``restart`` the counters were reset;
-- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``);
+- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``; a start also
+  has ``start``: when the fault was asked for, where its records begin, up to a round trip
+  before the line's ``at``);
 - ``end``: what the figures were taken against (``published``, ``replay_from``, ``final``,
   and per transport its state, connection, ``subscribed_until`` and downtime cutoff).
 
@@ -54,9 +56,10 @@ class MessageLog:
     def write(self, record: dict[str, object]) -> None:
         if self._file is None:
             return
-        at = record.get("at")
-        if isinstance(at, float):
-            record["at"] = round(at - self.origin, 6)
+        for key in ("at", "start"):
+            value = record.get(key)
+            if isinstance(value, float):
+                record[key] = round(value - self.origin, 6)
         if self.lines >= MAX_LOG_LINES:
             self._file.write('{"ev": "truncated"}\n')
             log.warning("message log %s reached %d lines: stopped", self.path, MAX_LOG_LINES)

@@ -27,10 +27,11 @@ class MessageLogMixin:
         published = self.published
         if isinstance(event, FaultStarted) and (start := self.faults.start_of(fault.id)) is not None:
             published = start[1]  # what its recovery records started from
-        self.message_log.write(
-            {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": published}
-        )
+        record = {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
+                  "one_shot": fault.kind in ONE_SHOT, "at": self.clock(), "published": published}
+        if isinstance(event, FaultStarted):
+            record["start"] = event.at  # its records start when it was asked for: maybe earlier
+        self.message_log.write(record)
 
     def close_message_log(self) -> None:
         """Write the ``end`` record (what the figures were taken against) and close the log."""

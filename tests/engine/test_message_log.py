@@ -111,7 +111,7 @@ def recompute(lines: list[dict[str, Any]], report: dict[str, Any]) -> None:
             kind = "fault_start" if rec["ev"] == "fault_started" else "fault_end"
             for name in replays:
                 if rec["scope"] in ("all", name) and (kind == "fault_start" or _started(events[name], rec["id"])):
-                    events[name].append(Ev(rec["at"], kind, rec["published"], fault=rec["id"],
+                    events[name].append(Ev(rec.get("start", rec["at"]), kind, rec["published"], fault=rec["id"],
                                            one_shot=rec["one_shot"]))
             continue
         replays[rec["tr"]].feed(rec, cutoff, events[rec["tr"]])
