@@ -1,8 +1,9 @@
 """The server process: ``python -m servers [--rate R] [--control-port P] … [--watch-stdin]``.
 
 ``rtplay serve`` is this process; ``rtplay`` and ``rtplay run`` spawn it. Once every listener
-is up it prints one line, ``RTPLAY-READY {json}`` (the control URL and the endpoints, as
-``GET /control/status`` has them), then a human-readable summary. It stops on SIGINT or
+is up it prints a human-readable summary; a spawning parent passes ``--ready-fd N`` and gets
+one line on that file descriptor instead, ``RTPLAY-READY {json}`` (the control URL and the
+endpoints, as ``GET /control/status`` has them) — a hand-off that never reaches a terminal. It stops on SIGINT or
 SIGTERM and, with ``--watch-stdin``, when its standard input reaches end of file — which
 is how a spawning parent that dies, however it dies, takes its server with it.
 """
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(parser)
     add_http_arguments(parser)
     parser.add_argument("--watch-stdin", action="store_true", help="stop when standard input closes (spawned)")
+    parser.add_argument(
+        "--ready-fd", type=int, default=None, metavar="N",
+        help="write the RTPLAY-READY line for a spawning parent on this file descriptor, then close it",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     return parser
 
@@ -83,7 +88,16 @@ async def _stdin_closed(stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def serve(config: ServerConfig, watch_stdin: bool) -> None:
+def hand_off(ready_fd: int, endpoints: dict[str, object]) -> None:
+    """Give the spawning parent the ready line on its own pipe, and close that pipe."""
+    try:
+        with os.fdopen(ready_fd, "w", encoding="utf-8") as pipe:
+            pipe.write(f"{READY_PREFIX} {json.dumps(endpoints)}\n")
+    except OSError as exc:  # the parent is gone: --watch-stdin ends this process too
+        log.warning("could not hand the ready line over on fd %d: %s", ready_fd, exc)
+
+
+async def serve(config: ServerConfig, watch_stdin: bool, ready_fd: int | None = None) -> None:
     """Run the server until SIGINT/SIGTERM or (``watch_stdin``) standard input's end."""
     server = Server(config)
     await server.start()
@@ -99,14 +113,15 @@ async def serve(config: ServerConfig, watch_stdin: bool) -> None:
     watcher = asyncio.create_task(_stdin_closed(stop)) if watch_stdin else None
     failures: list[Exception] = []
     late: asyncio.Task[None] | None = None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the summary says "Ctrl-C stops it"
+        loop.add_signal_handler(sig, stop.set)
     try:
-        print(READY_PREFIX, json.dumps(server.status()["endpoints"]), flush=True)
+        if ready_fd is not None:
+            hand_off(ready_fd, server.status()["endpoints"])
         late = asyncio.create_task(_load_webrtc(server, stop, failures))  # after the ready line
-        if watcher is None:  # spawned (watching stdin), the parent reads only the ready line
+        if ready_fd is None:  # a person runs it: where to connect
             print("\n".join(summary(server)), flush=True)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         if watcher is not None:
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         check_all([name for name in LIBRARIES if name not in WEBRTC_LIBRARIES])
-        eventloop.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin))
+        eventloop.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin, args.ready_fd))
     except (IncompatibleLibrary, ValueError) as exc:  # ValueError: an unknown RTPLAY_LOOP
         print(f"rtplay serve: {exc}", file=sys.stderr)
         return 2

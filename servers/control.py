@@ -153,7 +153,8 @@ async def add_fault(request: web.Request) -> web.Response:
         )
     except FaultError as exc:
         return bad_request(str(exc))
-    return json_response({"fault": fault.to_json(server.now())}, 201)
+    # The hub's last seq as the fault began: what a client saw later came after it.
+    return json_response({"fault": fault.to_json(server.now()), "published": server.published}, 201)
 
 
 async def clear_faults(request: web.Request) -> web.Response:

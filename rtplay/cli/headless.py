@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import platform
 import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rtplay.cli.args import version
+from rtplay.clients.core import ReconnectingClient
 from rtplay.model.crowd import render_crowds
+from rtplay.runtime import eventloop
 from rtplay.model.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.model.faultspec import FaultSpec
 from rtplay.runtime.health import overload_warning
@@ -188,7 +193,7 @@ def render_faults(faults: list[dict[str, Any]]) -> list[str]:
 
 
 def progress_line(session: Session) -> str:
-    parts = [f"[{session.duration():5.1f}s] published {session.published}"]
+    parts = [f"[{session.duration():5.1f}s] published {session.published_count}"]
     for name, client in session.clients.items():
         delivered = client.stats[client.channels[0]].tracker.delivered
         parts.append(f"{name} {delivered} ({client.state.value})")
@@ -215,6 +220,43 @@ class EventPrinter:
             print(f"  fault ended: {event.fault.describe()}", file=self.err)
         elif isinstance(event, ResetReceived):
             print(f"  {event.transport}: reset, {event.lost} messages no longer available", file=self.err)
+
+
+#: The libraries whose versions a report records (their behaviour is in the figures).
+REPORTED_LIBRARIES = ("aiohttp", "aioquic", "aiortc", "aioice", "websockets", "httpx", "uvloop")
+
+
+def library_versions() -> dict[str, str | None]:
+    """rtplay's, Python's and :data:`REPORTED_LIBRARIES`' versions (None: not installed)."""
+    versions: dict[str, str | None] = {"rtplay": version(), "python": platform.python_version()}
+    for name in REPORTED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def run_settings(session: Session, options: HeadlessOptions, faults: list[FaultSpec]) -> dict[str, Any]:
+    """What the run was asked to do, so a report can be read on its own: rate, transports,
+    faults as given, every client's retry policy, crowd and seed, server, versions."""
+    policies = {
+        name: str(c.retry_spec) if c.retry_spec is not None else c.retry.describe()
+        for name, c in session.clients.items() if isinstance(c, ReconnectingClient)
+    }
+    config = session.config
+    return {
+        "rate": session.rate_found if session.rate_found is not None else config.server.rate,
+        "duration_s": options.duration,
+        "transports": list(config.transports),
+        "faults": [str(f) for f in faults],
+        "retry": policies,
+        "clients": config.crowd,
+        "seed": config.crowd_seed,
+        "server": config.server_url or "spawned",
+        "event_loop": eventloop.loop_name(),
+        "versions": library_versions(),
+    }
 
 
 async def run_headless(
@@ -253,6 +295,7 @@ async def run_headless(
             await session.settle(options.settle_s)
         await session.finish_crowds()
         report = session.report()
+        report["settings"] = run_settings(session, options, faults or [])
         session.close_message_log()  # the log ends with what this report was taken against
         if browser is not None:
             await browser.settle(session.published, options.settle_s)

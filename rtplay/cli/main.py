@@ -9,12 +9,14 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rtplay.cli import preflight
 from rtplay.cli.args import build_parser
 from rtplay.runtime import eventloop
 from rtplay.compat import IncompatibleLibrary, check_all
@@ -54,6 +56,8 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     apply_retry(scenario.client_options, args.retry)
     if args.clients is not None:
         scenario.crowd = args.clients
+    if (problem := scenario.crowd_problem()) is not None:
+        raise ScenarioError(problem)
     for spec in scenario.faults:
         if spec.start >= scenario.duration:
             raise ScenarioError(f"fault {spec} starts at {spec.start:g} s, after the run ends ({scenario.duration:g} s)")
@@ -86,6 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config_url = control_url(args.server)
     except (ScenarioError, ValueError) as exc:
         print(f"rtplay run: {exc}", file=sys.stderr)
+        return 2
+    if (problem := run_preflight(args, server, config_url)) is not None:
+        print(f"rtplay run: {problem}", file=sys.stderr)
         return 2
     if scenario.description:
         print(f"scenario {scenario.name}: {' '.join(scenario.description.split())}", file=sys.stderr)
@@ -181,6 +188,26 @@ def cmd_target_tui(args: argparse.Namespace) -> int:
         print(f"rtplay: {'; '.join(problems)}", file=sys.stderr)
         return 2
     return run_tui(SessionConfig(transports=list(config.targets)), backend=TargetBackend(TargetSession(config)))
+
+
+def run_preflight(args: argparse.Namespace, server: ServerOptions, config_url: str | None) -> str | None:
+    """What would make the run fail after it started (an unwritable report, a port in use,
+    a Chromium that is not there), found before it starts; None when nothing would."""
+    problems = [
+        *(preflight.unwritable(path, flag) for path, flag in ((args.json, "--json"), (args.log_messages, "--log-messages")) if path),
+        *(() if config_url else server_port_problems(server)),
+        preflight.bad_chromium(os.environ) if args.browser else None,
+    ]
+    return next((p for p in problems if p is not None), None)
+
+
+def server_port_problems(server: ServerOptions) -> list[str | None]:
+    """The ports the spawned server will listen on, checked now (0, any free one, always fits)."""
+    return [
+        preflight.port_taken(server.host, server.http_port, "--http-port"),
+        preflight.port_taken(server.host, server.quic_port, "--quic-port", socket.SOCK_DGRAM),
+        preflight.port_taken(server.host, server.control_port, "--control-port"),
+    ]
 
 
 def run_once(
@@ -328,7 +355,19 @@ def check_libraries() -> int:
     return 0
 
 
+def tui_preflight(args: argparse.Namespace) -> str | None:
+    """What would stop the playground (or its --web page) once started, found before it starts."""
+    if args.web:
+        return preflight.port_taken("127.0.0.1", args.web_port, "--web-port")
+    problems = [] if args.server else server_port_problems(ServerOptions(http_port=args.http_port, quic_port=args.quic_port))
+    problems.append(preflight.bad_chromium(os.environ) if args.browser else None)
+    return next((p for p in problems if p is not None), None)
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
+    if (problem := tui_preflight(args)) is not None:
+        print(f"rtplay: {problem}", file=sys.stderr)
+        return 2
     if args.web:
         return cmd_web(args)
     if args.target:
@@ -394,11 +433,17 @@ def web_command(argv: list[str]) -> str:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the playground to a browser tab: each tab runs its own session (textual-serve)."""
-    from textual_serve.server import Server as WebServer
+    from rtplay.cli.web import LocalWebServer as WebServer
 
     command = web_command(args.argv)
-    print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
-    WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
+    try:
+        print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
+        WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
+    except OSError as exc:  # taken between the check and the bind
+        print(f"rtplay: --web-port {args.web_port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C is how it is stopped, as the line above says
+        print("rtplay: the playground's page stopped", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,8 @@
     rate = 50                 # msg/s
     transports = ["poll", "longpoll", "sse", "ws"]    # or "all" (the default)
     faults = ["drop@3s", "delay=200ms@5s-7s:sse"]     # the --fault grammar
+    crowd = 1000              # N lightweight clients per transport besides the pane's own
+                              # (top-level keys come before the first [table])
 
     [server]                  # optional server knobs
     sse_retry_ms = 500
@@ -23,8 +25,6 @@
     "channels.datagram.lost" = "> 0"
     "recovery.time_to_detect_s" = "< 3"   # the last fault record of this transport
     "crowd.peak_attempts_per_s" = "< 5000"  # with crowd = N
-
-    crowd = 1000              # N lightweight clients per transport besides the pane's own
 
     [[variants]]              # run the whole scenario once per variant, each with its policies
     name = "no-jitter"
@@ -205,6 +205,17 @@ class Scenario:
         """The ``[server]`` knobs, as :attr:`ServerOptions.http <rtplay.protocol.options.ServerOptions.http>`."""
         return dict(self.server)
 
+    def crowd_problem(self) -> str | None:
+        """Why the crowd figures the expectations or comparisons name cannot exist (no crowd
+        runs: ``crowd = N`` or ``--clients N`` is missing), or None. Checked before the run."""
+        if self.crowd:
+            return None
+        paths = [f"expect.{e.transport}.{e.path}" for e in self.expectations if e.path.startswith("crowd.")]
+        paths += [f"compare.{c.path}" for c in self.comparisons if c.path.split(".")[1:2] == ["crowd"]]
+        if not paths:
+            return None
+        return f"{self.name}: {paths[0]}: names crowd figures, but no crowd runs (set crowd = N or --clients N)"
+
     def check(self, report: dict[str, Any]) -> list[str]:
         """Every failed expectation, as a message."""
         return [msg for e in self.expectations if (msg := e.check(report)) is not None]
@@ -302,8 +313,10 @@ def parse_scenario(text: str, name: str) -> Scenario:
     except FaultSpecError as exc:
         raise ScenarioError(f"{name}: {exc}") from None
     server = data.get("server", {})
-    if not isinstance(server, dict) or set(server) - set(SERVER_KNOBS):
-        raise ScenarioError(f"{name}: [server] keys must be among {', '.join(SERVER_KNOBS)}")
+    if not isinstance(server, dict):
+        raise ScenarioError(f"{name}: [server] must be a table of {', '.join(SERVER_KNOBS)}")
+    if strays := sorted(set(server) - set(SERVER_KNOBS)):
+        raise ScenarioError(f"{name}: [server]: unknown key(s) {', '.join(strays)}; expected some of {', '.join(SERVER_KNOBS)}")
     server = {k: SERVER_KNOBS[k](_number(f"{name}: server.{k}", v)) for k, v in server.items()}
     return Scenario(
         name=name,
@@ -324,9 +337,16 @@ def parse_scenario(text: str, name: str) -> Scenario:
 def _variants(name: str, data: dict[str, Any], transports: list[str]) -> dict[str, Any]:
     try:
         variants = parse_variants(name, data.get("variants", []), transports)
-        return {"variants": variants, "comparisons": parse_comparisons(name, data.get("compare", {}), [v.name for v in variants])}
+        comparisons = parse_comparisons(name, data.get("compare", {}), [v.name for v in variants])
     except VariantError as exc:
         raise ScenarioError(str(exc)) from None
+    for comparison in comparisons:  # every dotted path is checked before the run
+        transport, _, path = comparison.path.partition(".")
+        if transport not in transports:
+            raise ScenarioError(f"{name}: compare.{comparison.path}: the scenario does not run {transport!r}")
+        if (problem := path_error(transport, path)) is not None:
+            raise ScenarioError(f"{name}: compare.{comparison.path}: {problem}")
+    return {"variants": variants, "comparisons": comparisons}
 
 
 def _client_options(name: str, table: Any) -> dict[str, dict[str, Any]]:
@@ -341,8 +361,13 @@ def _client_options(name: str, table: Any) -> dict[str, dict[str, Any]]:
         knobs = {k: v for k, v in knobs.items() if k != "retry"}
         if transport != "poll":
             allowed = allowed | {"retry"}
-        if set(knobs) - allowed or (policy is not None and "retry" not in allowed):
-            raise ScenarioError(f"{name}: [clients.{transport}] keys must be among {', '.join(sorted(allowed))}")
+        unknown = sorted(set(knobs) - allowed) + (["retry"] if policy is not None and "retry" not in allowed else [])
+        if unknown:
+            hint = " (a top-level key: move it above every [table])" if set(unknown) & TOP_KEYS else ""
+            raise ScenarioError(
+                f"{name}: [clients.{transport}]: unknown key(s) {', '.join(unknown)}{hint}; "
+                f"expected some of {', '.join(sorted(allowed)) or 'none (poll polls on its interval)'}"
+            )
         out[transport] = build({k: _number(f"{name}: clients.{transport}.{k}", v) for k, v in knobs.items()})
         if policy is not None:
             try:

@@ -281,6 +281,12 @@ class Client:
 
     # --- reporting -----------------------------------------------------------------------
 
+    def start_from(self, seq: int) -> None:
+        """Before :meth:`run`: start at the server's ``seq`` instead of its first message (an
+        attaching session's clients owe nothing to, and should not replay, an earlier backlog)."""
+        for stats in self.stats.values():
+            stats.start_from(seq)
+
     def restart_counting(self) -> None:
         """Zero every counter (the user's reset); the connection and its cursor carry on."""
         now = self.clock()

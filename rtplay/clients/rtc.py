@@ -94,6 +94,12 @@ class _Link:
         self.unreliable = pc.createDataChannel(UNRELIABLE, ordered=False, maxRetransmits=0)
         self.live = unreliable
         """Where ``unreliable`` starts on this connection (the server's ``{"live": L}``)."""
+        self.up = False
+        self.on_first_data: Callable[[], None] = lambda: None
+        """Called by the first message before the link is up (the client reports it up)."""
+        """Reported connected: at its first message or once both channels are open, whichever
+        is first (the server sends the backlog as soon as ``reliable`` opens, and that replay
+        belongs to this connection, not the dead one)."""
 
     def end(self, reason: str) -> None:
         if not self.ended.done():
@@ -182,9 +188,9 @@ class RTCClient(ReconnectingClient):
                 # so SCTP retransmits into the void and the heartbeat decides, as on a real
                 # dead link.
                 offline = FaultyPath(ice_transport_of(pc), self._offline_fate, self.clock)
+            link.on_first_data = lambda: self._link_up(link, since, started)
             await self._wait_open(link)
-            self.setup_ms = (self.clock() - started) * 1000
-            self._connected(f"since={since}, set-up {self.setup_ms:.0f} ms")
+            self._link_up(link, since, started)
             await self._receive(link)
         finally:
             if offline is not None:
@@ -193,6 +199,14 @@ class RTCClient(ReconnectingClient):
                 await asyncio.wait_for(pc.close(), CLOSE_TIMEOUT_S)
             except TimeoutError:
                 log.warning("rtc: closing the peer connection timed out")
+
+    def _link_up(self, link: _Link, since: int, started: float) -> None:
+        """Report ``link`` connected, once: its first message or its open channels, whichever is first."""
+        if link.up:
+            return
+        link.up = True
+        self.setup_ms = (self.clock() - started) * 1000
+        self._connected(f"since={since}, set-up {self.setup_ms:.0f} ms")
 
     def _offline_fate(self) -> tuple[bool, bool, bool]:
         return (self.is_offline(), False, False)
@@ -218,6 +232,8 @@ class RTCClient(ReconnectingClient):
         def on_message(message: object) -> None:
             received_ms = self.wall_ms()
             self.heard()
+            if not link.up:
+                link.on_first_data()
             try:
                 if isinstance(message, str):  # as the server sends: decoded as is, no round trip to bytes
                     size = len(message) if message.isascii() else len(message.encode())

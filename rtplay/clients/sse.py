@@ -39,6 +39,12 @@ class SSEClient(ReconnectingClient):
         self.parser = EventStreamParser()
         self._http: httpx.AsyncClient | None = None
 
+    def start_from(self, seq: int) -> None:
+        """As if event ``seq`` had been the last one seen: the first request sends it as
+        ``Last-Event-ID`` (WHATWG HTML §9.2.4), so the server does not replay what came before."""
+        super().start_from(seq)
+        self.parser = EventStreamParser(str(seq) if seq else "")
+
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
         async with make_http_client(read_timeout=None) as self._http:

@@ -28,6 +28,7 @@ copy of the listener list and its coroutine check cost as much per message as th
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from struct import pack
@@ -39,6 +40,8 @@ from aiortc import rtcsctptransport as sctp
 from rtplay.compat import require, require_line
 
 #: The aiortc versions whose ``RTCSctpTransport`` internals this module was written against.
+log = logging.getLogger(__name__)
+
 TESTED = "1.16"
 
 #: Messages moved from the data-channel queue per flush: about one full packet of envelopes
@@ -151,7 +154,14 @@ def _data_channel_send(self: Any, channel: Any, data: bytes | str) -> None:
 
 async def _flush_soon(self: Any) -> None:
     setattr(self, _PENDING, False)  # a message sent while this flush runs gets a flush of its own
-    await self._data_channel_flush()
+    try:
+        await self._data_channel_flush()
+    except ConnectionError as exc:
+        # The DTLS transport closed under the association (a peer dropped or closing): what
+        # was queued can no longer go anywhere, and the association's own close reports the
+        # end. Nobody awaits this task, so raising would only log "Task exception was
+        # never retrieved".
+        log.debug("sctp: flush after the transport closed: %s", exc)
 
 
 async def _data_channel_flush(self: Any) -> None:

@@ -84,7 +84,12 @@ class BrowserUnavailable(RuntimeError):
 
 def chromium_path() -> str:
     """The Chromium executable to drive."""
-    path = os.environ.get("RTPLAY_CHROMIUM") or DEFAULT_CHROMIUM
+    chosen = os.environ.get("RTPLAY_CHROMIUM")
+    if chosen:  # the user's own choice is used or refused, never silently replaced
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise BrowserUnavailable(f"RTPLAY_CHROMIUM={chosen}: no executable file there")
+        return chosen
+    path = DEFAULT_CHROMIUM
     if not os.path.exists(path):
         found = shutil.which("chromium") or shutil.which("chromium-browser")
         if found is None:
@@ -152,6 +157,13 @@ class BrowserDriver:
             await self.stop()
             raise
         log.info("headless Chromium on %s/ (loopback-only host: %s)", self.http_url, loopback)
+
+    async def restart_failed(self, transports: list[str]) -> list[str]:
+        """Press the page's retry button of each of ``transports`` whose client failed for
+        good (as ``g`` restarts rtplay's own); the names restarted."""
+        if self.page is None:
+            return []
+        return list(await self.page.evaluate("names => window.rtplay.restartFailed(names)", transports))
 
     async def stop(self) -> None:
         """Close the browser and remove its profile (safe to call twice)."""

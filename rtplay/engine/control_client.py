@@ -192,9 +192,12 @@ class ControlClient:
         """``GET /control/status``; ``load_s`` asks for that many seconds of the load series."""
         return await self._call("GET", "/status" if load_s is None else f"/status?load_s={load_s:g}")
 
-    async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Start a fault; :class:`FaultError` with the server's reason when it makes no sense."""
-        return dict((await self._call("POST", "/faults", body))["fault"])
+    async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Start a fault: it and the hub's last seq as it began (None from a server that does
+        not say); :class:`FaultError` with the server's reason when it makes no sense."""
+        answer = await self._call("POST", "/faults", body)
+        published = answer.get("published")
+        return dict(answer["fault"]), published if isinstance(published, int) else None
 
     async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
         path = "/faults" if fault_id is None else f"/faults/{fault_id}"

@@ -26,12 +26,11 @@ from rtplay.model.recovery import RecoveryTracker
 
 log = logging.getLogger(__name__)
 
-
 class FaultCommands(Protocol):
     """The control API's fault commands (what :class:`~rtplay.engine.control_client.ControlClient` offers)."""
 
-    async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Start a fault; its JSON."""
+    async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Start a fault: its JSON, and the hub's last seq as it began (None if not said)."""
 
     async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
         """End one fault (all when None); the JSON of each fault ended."""
@@ -76,6 +75,8 @@ class FaultController:
         self._opened_at: dict[int, float] = {}
         """When the records of our own faults opened (the command left): their start."""
         self._next_provisional = -1
+        self._added: set[int] = set()
+        """Ids of the faults this session added (an attached server is left without them)."""
 
     def _origin(self) -> float:
         started = self._started_at()
@@ -109,7 +110,7 @@ class FaultController:
         if kind is Kind.OFFLINE:
             self._switch_network(extra=scope)
         try:
-            answer = await self._control().add_fault(body)
+            answer, published = await self._control().add_fault(body)
         except BaseException:
             self._pending.pop(provisional, None)
             self._opened_at.pop(provisional, None)
@@ -118,9 +119,16 @@ class FaultController:
             raise
         fault = Fault.from_json(answer, self._clock())
         self._adopt(provisional, fault)
+        self._added.add(fault.id)
+        if published is not None:  # the server says where it began: no need to wait for its event
+            self.recovery.confirmed(fault.id, published, kind in ONE_SHOT)
         self._mirror.started(fault)  # active now, whether or not its event has arrived yet
         self._switch_network()
         return fault
+
+    def added_and_active(self) -> list[int]:
+        """Ids of the faults this session added that are still on, as the server last said."""
+        return sorted(self._added & {f.id for f in self.active()})
 
     def _switch_network(self, extra: str | None = None) -> None:
         """Set the clients' network from the active ``offline`` faults (and ``extra``, one
@@ -199,7 +207,8 @@ class FaultController:
                 self._opened.add(fault.id)
             self.recovery.confirmed(fault.id, self._mirror.published, fault.kind in ONE_SHOT)
             # The pane's marker and the message log start the fault where its records do.
-            self._emit(FaultStarted(fault.scope, self._opened_at.pop(fault.id, now), fault))
+            at = self._opened_at.pop(fault.id, now)
+            self._emit(FaultStarted(fault.scope, at, fault, self.recovery.published_at_start(fault.id)))
             self._switch_network()
         else:
             self.recovery.fault_ended(fault.id, now, self._mirror.published)

@@ -2,7 +2,11 @@
 
 With the log a user can recompute every figure of the report (``tests/engine/
 test_message_log.py`` does, with the per-seq reference model). Lines (``at`` is seconds
-since the session started, ``conn`` the client's connection count at that moment):
+since the log was opened, as the clients were created, so it never goes backwards; ``conn``
+the client's connection count at that moment):
+
+- ``{"ev": "start", "at", "published"}`` the run began: publishing, and the zero of the fault
+  timeline and of the report's ``start_s``/``end_s`` (clients may have connected before it);
 
 - ``{"ev": "msg", "tr", "ch", "seq", "lat", "b", "at", "conn"}`` an envelope arrived
   (``lat`` its latency in ms, ``b`` wire bytes accounted on that channel since the last line);
@@ -12,7 +16,9 @@ since the session started, ``conn`` the client's connection count at that moment
 - ``reset`` (``ch``, ``first``) the server said seqs before ``first`` are gone;
 - ``live`` (``ch``, ``first``) an unreliable channel's new session starts at ``first``;
 - ``bytes`` wire bytes not attached to an arrival; ``restart`` the counters were reset;
-- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``);
+- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``; a start also
+  has ``start``: when the fault was asked for, where its records begin, up to a round trip
+  before the line's ``at``);
 - ``end``: what the figures were taken against (``published``, ``replay_from``, ``final``,
   and per transport its state, connection, ``subscribed_until`` and downtime cutoff).
 
@@ -33,26 +39,55 @@ log = logging.getLogger(__name__)
 #: reaches the disk about once a tenth of a second, never once per message.
 LOG_BUFFER_BYTES = 64 * 1024
 
+#: Records held until the run's origin is known (the session started): the connections made
+#: before publishing, a few per client. Past this many they are written against the log's
+#: opening time, so the log stays bounded whatever a start-up does.
+MAX_EARLY_RECORDS = 10_000
+
 #: Lines written at most (~100 bytes each: ~2 GB), so a forgotten session cannot fill a disk.
 #: Past it one ``{"ev": "truncated"}`` line is written and logging stops.
 MAX_LOG_LINES = 20_000_000
 
 
 class MessageLog:
-    """Appends records as JSON lines; times are made relative to ``origin``."""
+    """Appends records as JSON lines; times are seconds since ``origin`` (the session start).
 
-    def __init__(self, path: Path, origin: float = 0.0) -> None:
+    Records written before the origin is set (:meth:`set_origin`) are held and written once it
+    is, so every time is on one clock and never goes backwards: what happened before the start
+    has a negative time.
+    """
+
+    def __init__(self, path: Path, origin: float | None = None) -> None:
         self.path = path
-        self.origin = origin
+        self.origin = origin if origin is not None else 0.0
         self.lines = 0
         self._file: IO[str] | None = path.open("w", buffering=LOG_BUFFER_BYTES, encoding="utf-8")
+        self._early: list[dict[str, object]] | None = [] if origin is None else None
+
+    def set_origin(self, origin: float, start: dict[str, object] | None = None) -> None:
+        """The run's zero: write what was held against it, then ``start`` (a ``start`` record)."""
+        self.origin = origin
+        early, self._early = self._early or [], None
+        for record in early:
+            self._write(record)
+        if start is not None:
+            self._write({"ev": "start", "at": origin, **start})
 
     def write(self, record: dict[str, object]) -> None:
+        if self._early is not None:
+            if len(self._early) < MAX_EARLY_RECORDS:
+                self._early.append(record)
+                return
+            self.set_origin(self.origin)  # bounded: the rest is written against the opening time
+        self._write(record)
+
+    def _write(self, record: dict[str, object]) -> None:
         if self._file is None:
             return
-        at = record.get("at")
-        if isinstance(at, float):
-            record["at"] = round(at - self.origin, 6)
+        for key in ("at", "start"):
+            value = record.get(key)
+            if isinstance(value, float):
+                record[key] = round(value - self.origin, 6)
         if self.lines >= MAX_LOG_LINES:
             self._file.write('{"ev": "truncated"}\n')
             log.warning("message log %s reached %d lines: stopped", self.path, MAX_LOG_LINES)
@@ -62,6 +97,8 @@ class MessageLog:
         self.lines += 1
 
     def close(self) -> None:
+        if self._early is not None:  # never started: what was held is written as it was
+            self.set_origin(self.origin)
         if self._file is not None:
             self._file.close()
             self._file = None

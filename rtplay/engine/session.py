@@ -142,6 +142,11 @@ class Session:
         """The end-of-run settle's outcome: True when every client caught up in time."""
         self.recorder: SessionRecorder | None = None
         """Writes the message log (``config.log_messages``), from the first client on."""
+        self.seq_origin = 0
+        """The server's last seq when the session attached (0 on its own server): its clients
+        start after it, and its ``published`` counts from it."""
+        self.rate_found: float | None = None
+        """An attached server's rate when the session found it, restored when it stops."""
 
     # --- events --------------------------------------------------------------------------
 
@@ -181,6 +186,9 @@ class Session:
         except BaseException:
             await self.stop()
             raise
+        if self.process is None:  # attached: remember what to leave as it was found
+            self.seq_origin = self.server.published
+            self.rate_found = self.server.rate
         try:
             await self._start_clients(self.endpoints(), before_publishing)
         except BaseException:
@@ -201,10 +209,12 @@ class Session:
             if self.config.emit_messages:
                 options["emit_messages"] = True
             if self.config.log_messages is not None and self.recorder is None:
-                self.recorder = SessionRecorder(MessageLog(self.config.log_messages, self.clock()), lambda: self.published)
+                self.recorder = SessionRecorder(MessageLog(self.config.log_messages), lambda: self.published)
                 self.subscribe(self.recorder.on_event)
             options["hooks"] = self._hooks_for(name)
-            self.clients[name] = CLIENTS[name](endpoints, self.emit, options)
+            client = CLIENTS[name](endpoints, self.emit, options)
+            client.start_from(self.seq_origin)  # a running server's backlog is not this session's
+            self.clients[name] = client
         # Our own server starts paused, so that every client sees seq 1 live: those that hold a
         # connection open it first (publishing waits for them, see FIRST_OPEN_WAIT_S). One that only samples (poll) asks once publishing has
         # begun, else its first answer is empty and its first message a whole interval late.
@@ -315,6 +325,8 @@ class Session:
         self._tasks.clear()
         for client in self.clients.values():
             client.stopped()
+        if self.process is None:
+            await self._leave_server_as_found()
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.wait([self._follower])  # a cancellation of this call still propagates
@@ -328,6 +340,22 @@ class Session:
         if self.process is not None:
             await self.process.stop()
             self.process = None
+
+    async def _leave_server_as_found(self) -> None:
+        """An attached server is shared: clear the faults this session added and still on,
+        and set back the rate it had. Faults someone else added stay as they are."""
+        if self.control is None:
+            return
+        for fault_id in self.faults.added_and_active():
+            try:
+                await self.control.clear_faults(fault_id)
+            except ControlError as exc:  # ended meanwhile (404), or the server went away
+                log.info("fault %d not cleared: %s", fault_id, exc)
+        if self.rate_found is not None and self.server.rate != self.rate_found:
+            try:
+                await self.set_rate(self.rate_found)
+            except ControlError as exc:
+                log.warning("could not set the server's rate back to %g: %s", self.rate_found, exc)
 
     async def __aenter__(self) -> Session:
         await self.start()
@@ -362,6 +390,11 @@ class Session:
     def published(self) -> int:
         """The server's published count, as its events last said."""
         return self.server.published
+
+    @property
+    def published_count(self) -> int:
+        """Messages published since the session began following the server (its figures' span)."""
+        return max(0, self.published - self.seq_origin)
 
     @property
     def rate(self) -> float:
@@ -477,7 +510,7 @@ class Session:
         transports = {name: c.report(published, replay_from, final) for name, c in self.clients.items()}
         server_load = self.crowd_set.report_into(transports, self.started_at)
         report = {
-            "published": published,
+            "published": self.published_count,
             "duration_s": round(self.duration(), 3),
             "settled": self.settled,
             "transports": transports,

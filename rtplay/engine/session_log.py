@@ -46,8 +46,9 @@ class SessionRecorder:
         return str(self.log.path)
 
     def set_origin(self, origin: float) -> None:
-        """Times in the log are seconds since ``origin`` (the moment the session started)."""
-        self.log.origin = origin
+        """Times in the log are seconds since ``origin`` (the moment the session started): what
+        was written before it is written now against it, then a ``start`` record."""
+        self.log.set_origin(origin, {"published": self._published()})
 
     def audit(self, record: dict[str, object]) -> None:
         """A client's arrival or connection change (a ``Client.audit`` callable)."""
@@ -60,9 +61,12 @@ class SessionRecorder:
             return
         what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
         fault = event.fault
+        published = self._published()
+        if isinstance(event, FaultStarted) and event.published is not None:
+            published = event.published  # where its recovery records count from
         self.log.write(
             {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self._published()}
+             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": published}
         )
 
     def close(self, end: EndState) -> None:

@@ -3,8 +3,9 @@
 ``rtplay`` and ``rtplay run`` start ``python -m servers`` (what ``rtplay serve`` runs) so that
 the server and the clients + UI each get a core. :meth:`ServerProcess.launch` is synchronous
 and cheap, so the CLI calls it before it imports the clients and both processes load their
-libraries at the same time. The child prints one ``RTPLAY-READY {json}`` line once it
-listens; :meth:`ServerProcess.wait_ready` reads the control URL from it. The child watches
+libraries at the same time. The child writes one ``RTPLAY-READY {json}`` line once it
+listens, on a pipe of its own (``--ready-fd``: never on a terminal a user reads);
+:meth:`ServerProcess.wait_ready` reads the control URL from it. The child watches
 its standard input, a pipe only the parent holds: however the parent ends (Ctrl-C, an
 exception, SIGKILL), the pipe closes and the child stops itself.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -42,8 +44,10 @@ class SpawnError(RuntimeError):
 class ServerProcess:
     """One spawned ``python -m servers``."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], ready_pipe: IO[bytes]) -> None:
         self.popen = popen
+        self.ready_pipe = ready_pipe
+        """Where the child writes its ready line (closed once it is read, or at stop)."""
         self.ready: dict[str, Any] = {}
         """The ready line's JSON: the endpoints and ``control_url`` (empty until ready)."""
         self.launched_at = time.perf_counter()
@@ -65,12 +69,20 @@ class ServerProcess:
         It starts paused, whatever ``options.rate`` says: the session sets the rate once its
         clients are connecting, so every client sees the first message.
         """
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "servers", *replace(options, rate=0.0).argv(), "--watch-stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-            start_new_session=True,  # a Ctrl-C reaches the parent, which stops its child in order
-        )
-        return cls(popen)
+        ready_read, ready_write = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "servers", *replace(options, rate=0.0).argv(), "--watch-stdin",
+                 "--ready-fd", str(ready_write)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(ready_write,),
+                start_new_session=True,  # a Ctrl-C reaches the parent, which stops its child in order
+            )
+        except BaseException:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)  # the child's copy is the only writer: its exit ends our read
+        return cls(popen, os.fdopen(ready_read, "rb"))
 
     @classmethod
     async def start(cls, options: ServerOptions, stderr: int | IO[Any] | None = None) -> ServerProcess:
@@ -98,8 +110,7 @@ class ServerProcess:
         return self.ready
 
     def _read_ready(self) -> dict[str, Any]:
-        assert self.popen.stdout is not None
-        while line := self.popen.stdout.readline(MAX_READY_LINE):
+        while line := self.ready_pipe.readline(MAX_READY_LINE):
             word, _, rest = line.decode("utf-8", "replace").partition(" ")
             if word == READY_PREFIX:
                 ready = json.loads(rest)
@@ -129,6 +140,5 @@ class ServerProcess:
                 continue
         else:
             code = popen.wait()
-        if popen.stdout is not None:
-            popen.stdout.close()
+        self.ready_pipe.close()
         return code

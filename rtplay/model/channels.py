@@ -210,6 +210,14 @@ class ChannelStats:
     def add_wire_bytes(self, n: int) -> None:
         self.wire_bytes += n
 
+    def start_from(self, cursor: int) -> None:
+        """Count from ``cursor`` on: the seqs up to it were published before this channel's
+        client existed (a session attaching to a running server), so they are none of its
+        figures and its first request resumes after them."""
+        self.tracker = SeqTracker(cursor)
+        if self.live is not None:
+            self.live = LiveChannel(self.tracker)
+
     def restart_counting(self) -> None:
         """Zero every counter; the cursor carries on (so resuming and loss stay exact)."""
         self.tracker = SeqTracker(self.tracker.highest)

@@ -50,7 +50,7 @@ class RetryScheduled(Event):
     delay_s: float
     """How long until the next attempt."""
     policy: str
-    """Why that long: ``retry: field``, ``exp 1s×2≤5s ±50%``, ``Retry-After``…"""
+    """Why that long: ``eventsource, the stream's retry:``, ``exp 1s×2≤5s ±50%``, ``Retry-After``…"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,8 @@ class FaultStarted(Event):
     """A fault began (``transport`` is its scope: a transport or ``all``)."""
 
     fault: Fault
+    published: int | None = None
+    """The hub's last seq as it began, as its recovery records count from (None: not known)."""
 
 
 @dataclass(frozen=True, slots=True)

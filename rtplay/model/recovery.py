@@ -182,6 +182,10 @@ class RecoveryTracker:
                 if one_shot and rec.ended is None:
                     rec.ended, rec.published_at_end = rec.started, published
 
+    def published_at_start(self, fault_id: int) -> int | None:
+        """The hub's last seq ``fault_id``'s records count from (None: it has none)."""
+        return next((r.published_at_start for r in self.records if r.fault_id == fault_id), None)
+
     def fault_ended(self, fault_id: int, now: float, published: int) -> None:
         for recs in self._open.values():
             for rec in recs:

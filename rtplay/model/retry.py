@@ -111,7 +111,9 @@ class EventSourceDelay(Backoff):
         return hint if hint is not None else self.default
 
     def describe(self) -> str:
-        return "retry: field" if self._from_server else "default reconnection time"
+        if self._from_server:
+            return "eventsource, the stream's retry:"
+        return f"eventsource, {self.default:g} s default"
 
 
 class ExponentialBackoff(Backoff):

@@ -177,7 +177,7 @@ class SessionBackend:
             panes=tuple(self._pane(i + 1, name, c, now) for i, (name, c) in enumerate(self.session.clients.items())),
             fault_rows=tuple(fault_row(f, now) for f in self.session.faults.active()),
             rate=self.rate,
-            published=self.session.published,
+            published=self.session.published_count,
             elapsed_s=self.session.duration(),
             url=self.session.control_url,
             overloaded=tuple(self.session.overloaded_sides()),

@@ -32,25 +32,35 @@ class StatusData:
     """Which side's event loop is overloaded now (``server``, ``client``): figures unreliable."""
 
 
-def status_segments(d: StatusData) -> list[tuple[int, str, str]]:
-    """(priority, text, style name) of each part of the status bar; 0 is kept longest."""
+def short_url(url: str) -> str:
+    """``http://127.0.0.1:8081/control`` as ``127.0.0.1:8081`` (the compact header's form)."""
+    return url.split("://", 1)[-1].removesuffix("/").removesuffix("/control")
+
+
+def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str, str]]:
+    """(priority, text, style name) of each part of the status bar; 0 is kept longest.
+    ``compact`` says the same in fewer cells (an 80-column terminal)."""
     rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
-    parts = [(0, " rtplay ", "brand"), (0, f"  {rate}", "rate")]
+    parts = [(0, " rtplay" if compact else " rtplay ", "brand"), (0, f"  {rate}", "rate")]
     if d.overloaded:  # kept longest: every figure on screen depends on it
         parts.insert(1, (0, f" {' + '.join(d.overloaded)} overloaded: figures unreliable ", "overloaded"))
     if d.url:
-        parts.append((1, f"  {d.url}", "muted"))
+        parts.append((1, f"  {short_url(d.url) if compact else d.url}", "muted"))
     parts.append((2, f"  sel {'all' if d.selected == ALL else d.selected}", "selection"))
-    parts.append((3, f"  published {d.published}", ""))
+    parts.append((3, f"  {'pub' if compact else 'published'} {d.published}", ""))
     parts.append((3, f"  {d.elapsed_s:.0f} s", ""))
     if d.ui_hz is not None and d.lag_ms is not None:
-        parts.append((4, f"  ui {d.ui_hz:.0f} Hz lag {d.lag_ms:.0f} ms", "muted"))
+        ui = f"ui {d.ui_hz:.0f}Hz lag {d.lag_ms:.0f}ms" if compact else f"ui {d.ui_hz:.0f} Hz lag {d.lag_ms:.0f} ms"
+        parts.append((4, f"  {ui}", "muted"))
     return parts
 
 
 def status_line(d: StatusData, width: int, styles: Styles = NO_STYLES) -> Text:
-    """The status bar for ``width`` cells: the least needed parts go first, never the URL's end."""
+    """The status bar for ``width`` cells: every part if it fits, else every part in its
+    compact form, and only then the least needed parts go, whole; never the URL's end."""
     parts = status_segments(d)
+    if sum(len(t) for _, t, _ in parts) > width:
+        parts = status_segments(d, compact=True)
     for drop in (5, 4, 3, 2):  # the brand, rate and URL (priority 0-1) always stay
         kept = [p for p in parts if p[0] < drop]
         if sum(len(t) for _, t, _ in kept) <= width:

@@ -89,6 +89,10 @@ class BrowserRows(Static):
         self.table = browser_table(clients, self.side.monitor.entries(self.session.published), self.status)
         self.update(self.table)
 
+    async def restart_failed(self, transports: list[str]) -> list[str]:
+        """The browser's failed clients among ``transports``, started again (``g``)."""
+        return await self.side.driver.restart_failed(transports)
+
     async def stop(self) -> None:
         """Close Chromium (the app is quitting, or the user stopped the browser)."""
         await self.side.stop()

@@ -68,21 +68,30 @@ def state_rows(stats: CrowdStats, start: float, width: int) -> list[str]:
     return rows
 
 
-def crowd_text(name: str, crowd: Any, load: dict[str, Any], now: float, width: int = 60) -> str:
-    """The whole block of one transport's crowd."""
+def server_text(load: dict[str, Any], now: float, width: int = 60) -> str:
+    """The server's side, once for every crowd: its figures are server-wide, not per transport."""
     start = now - WINDOW_S
-    stats: CrowdStats = crowd.stats
     accepts = resample(load.get("accepts_per_s", []), start, now)
     concurrent = resample(load.get("concurrent", []), start, now)
-    attempts = stats.rate_series("attempts", start, now)
     lag = resample(load.get("loop_lag_ms", []), start, now)
-    policy = crowd.policy or "default"
-    lines = [
-        f"[b]{name}[/b]  {crowd.clients} clients  policy [b]{policy}[/b]",
+    return "\n".join([
+        "[b]server[/b]  every transport together",
         f"  accepts/s  {max(accepts[-10:], default=0):>6.0f}  {spark(accepts, width)}",
         f"  concurrent {load.get('concurrent_now', 0):>6}  {spark(concurrent, width)}",
-        f"  attempts/s {max(attempts[-10:], default=0):>6.0f}  {spark(attempts, width)}",
         f"  loop lag ms{max(lag[-10:], default=0):>6.0f}  {spark(lag, width)}",
+    ])
+
+
+def crowd_text(name: str, crowd: Any, now: float, width: int = 60, default_policy: str = "") -> str:
+    """The block of one transport's crowd: its policy (named, also when it is the transport's
+    default), its connect attempts and its clients per state."""
+    start = now - WINDOW_S
+    stats: CrowdStats = crowd.stats
+    attempts = stats.rate_series("attempts", start, now)
+    policy = crowd.policy or (f"{default_policy} (the default)" if default_policy else "none: polls on its interval")
+    lines = [
+        f"[b]{name}[/b]  {crowd.clients} clients  policy [b]{policy}[/b]",
+        f"  attempts/s {max(attempts[-10:], default=0):>6.0f}  {spark(attempts, width)}",
         *state_rows(stats, start, width),
         workers_row([s.report() for s in crowd.slices]),
     ]
@@ -140,9 +149,14 @@ class CrowdScreen(ModalScreen[None]):
 
     def refresh_text(self) -> None:
         now = time.monotonic()
-        blocks = [crowd_text(n, c, self.load, now, max(20, self.size.width - 24)) for n, c in self.session.crowds.items()]
+        width = max(20, self.size.width - 24)
+        blocks = [
+            crowd_text(n, c, now, width, getattr(self.session.clients.get(n), "default_policy", ""))
+            for n, c in self.session.crowds.items()
+        ]
         if not blocks:  # the cluster's workers are still starting
             blocks = [f"{self.session.config.crowd} clients per transport: starting on the cluster…"]
+        blocks = [server_text(self.load, now, width), *blocks]
         keys = f"b next policy · o outage {OUTAGE_S:g} s · esc close · {WINDOW_S:g} s shown"
         self._body.update("\n\n".join([*blocks, keys]))
 

@@ -3,7 +3,7 @@
 The backend samples every client's counters every :data:`SAMPLE_S` seconds into a bounded
 :class:`TransportHistory`, and feeds every engine event to an :class:`EventLog` that turns
 ``Disconnected`` + ``RetryScheduled`` pairs into one readable line
-(``server closed the stream → retry in 0.1 s (retry: field)``).
+(``server closed the stream → retry in 0.1 s (eventsource, the stream's retry:)``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import deque
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -54,6 +54,15 @@ COMPACT_HEIGHT = 32
 #: Rows of a compact pane: below that the grid scrolls instead of squeezing the panes.
 MIN_PANE_ROWS = 6
 
+#: Columns a pane needs for its counter rows (``delivered 12345 lost 0 …``) uncut. Two
+#: panes side by side need twice that (plus the gutter): below, one pane per row, and the
+#: grid scrolls (``-tiny``).
+MIN_PANE_COLUMNS = 36
+
+#: Terminal widths where the grid changes its number of columns (Textual breakpoints).
+TWO_COLUMNS_FROM = 2 * MIN_PANE_COLUMNS + 2
+THREE_COLUMNS_FROM = 100
+
 #: Seconds a notice stays in the fault bar.
 NOTICE_S = 3.0
 
@@ -90,7 +99,7 @@ class MainScreen(Screen[None]):
     """Panes, fault bars, and the keyboard."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]  # Textual types BINDINGS as a plain list
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (TWO_COLUMNS_FROM, "-narrow"), (THREE_COLUMNS_FROM, "-wide")]
 
     selected: reactive[str] = reactive(ALL)
     """The transport faults apply to, or ``all``."""
@@ -275,13 +284,28 @@ class MainScreen(Screen[None]):
     def action_reset_counters(self) -> None:
         """Zero every figure (the whole-run ones, the last-10-s ones, the fault records)."""
         self.backend.reset_counters()
-        self.notify("counters reset", timeout=2, markup=False)
+        self.say("counters reset", timeout=2)
         self.show_frame()
 
     def action_restart(self) -> None:
         """Start the selected failed client(s) again, as a page reload would."""
         names = self.backend.transports if self.selected == ALL else [self.selected]
         restarted = self.backend.restart(names)
+        rows = getattr(self.app, "browser_rows", None)
+        if rows is not None:  # the browser's rows too, in a worker: the page is another process
+            self.run_worker(self._restart_browser(rows, names, restarted), group="browser-restart")
+            return
+        self._said_restart(restarted)
+
+    async def _restart_browser(self, rows: Any, names: list[str], restarted: list[str]) -> None:
+        try:
+            in_browser = await rows.restart_failed(names)
+        except Exception as exc:  # the browser closed meanwhile: say so, keep the app
+            log.warning("browser restart failed: %s", exc)
+            in_browser = []
+        self._said_restart(restarted + [f"browser {n}" for n in in_browser])
+
+    def _said_restart(self, restarted: list[str]) -> None:
         text = f"restarted {', '.join(restarted)}" if restarted else "nothing to restart: no failed client selected"
         self.say(text)
         self.show_frame()
@@ -290,13 +314,13 @@ class MainScreen(Screen[None]):
         """The selected client(s) decide their next waits by the next retry policy."""
         names = self.backend.transports if self.selected == ALL else [self.selected]
         said = self.backend.cycle_policy(names)
-        self.notify("; ".join(said) or "no retry policy here (poll polls on its interval)", timeout=3, markup=False)
+        self.say("; ".join(said) or "no retry policy here (poll polls on its interval)", timeout=3)
         self.show_frame()
 
     def action_crowd(self) -> None:
         session = getattr(self.backend, "session", None)
         if session is None or not session.config.crowd:
-            self.notify("no crowd: start the playground with --clients N", severity="warning", timeout=3, markup=False)
+            self.say("no crowd: start the playground with --clients N", "warning", timeout=3)
             return
         self.app.push_screen(CrowdScreen(session))
 

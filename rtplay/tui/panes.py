@@ -192,13 +192,19 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
     reconnects = count("reconnects", data.reconnects, "warn")
     multi = len(data.channels) > 1
     lines: list[list[Text]] = []
-    for ch in data.channels:
+    for i, ch in enumerate(data.channels):
         head = [count("delivered", ch.delivered), count("lost", ch.lost, "bad")]
         if multi:
             name = SHORT_LABELS.get(ch.name, ch.name) if short else ch.name
             head.insert(0, Text(f"{name}:", get(styles, "channel")))
-        if data.compact:
-            lines.append(head if multi else [*head, ms("p50", ch.p50_ms, ch.latency_known)])
+        if data.compact:  # a reset is as telling as a loss: it keeps its place here
+            lines.append(head if multi else [*head, count("reset", ch.lost_to_reset, "reset")])
+            continue
+        if i > 0:  # a best-effort channel: never pending nor replayed, so fewer rows, and
+            # the pane keeps room for its retry log (wt and rtc have two channels)
+            lines.append(head)
+            lines.append([count("dup", ch.duplicates, "warn"), count("ooo", ch.out_of_order, "warn"), rx(ch)])
+            lines.append([ms("p50", ch.p50_ms, ch.latency_known), ms("p99", ch.p99_ms, ch.latency_known)])
             continue
         lines.append([*head, count("pending", ch.behind, "muted")])
         lines.append(
@@ -209,8 +215,8 @@ def counter_groups(data: CounterData, styles: Styles = NO_STYLES, short: bool = 
         lines.append([ms("p50", ch.p50_ms, known), ms("p99", ch.p99_ms, known), rx(ch)])
         lines.append([ms("p50 10s", ch.recent_p50_ms, known), ms("p99 10s", ch.recent_p99_ms, known)])
     first = data.channels[0] if data.channels else ChannelModel("main")
-    if data.compact:
-        lines.append([ms("p50", first.p50_ms) if multi else rx(first), reconnects, down])
+    if data.compact:  # the rate is on the chart's scale line already
+        lines.append([ms("p50", first.p50_ms, first.latency_known), reconnects, down])
     else:
         lines.append([count("connects", data.connects), reconnects, down])
     return lines
@@ -246,7 +252,7 @@ LOG_TIME_CELLS = 8
 
 
 def log_line(line: LogLine, styles: Styles = NO_STYLES) -> Text:
-    """``  12.3s server closed the stream → retry in 0.1 s (retry: field) ×3``"""
+    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``"""
     text = Text()
     text.append(f"{line.at_s:6.1f}s ", get(styles, "time"))
     text.append(line.text, get(styles, line.kind))

@@ -92,10 +92,12 @@ def _key_rows(transports: list[str]) -> tuple[list[tuple[str, str]], list[tuple[
     left.append((_keys(actions["faults"]), actions["faults"].help))
     left.append((_keys(actions["clear_faults"]), actions["clear_faults"].help))
     left.append((_keys(actions["restart"]), actions["restart"].help))
+    left.append((_keys(actions["policy"]), actions["policy"].help))
+    left.append((_keys(actions["reset_counters"]), actions["reset_counters"].help))
     right: list[tuple[str, str]] = [("", "[b u]Rate[/]")]
     right += [(_keys(actions[a]), actions[a].help) for a in ("rate(1)", "rate(-1)", "pause")]
     right.append(("", "[b u]Views[/]"))
-    right += [(_keys(actions[a]), actions[a].help) for a in ("zoom", "info", "compare", "help")]
+    right += [(_keys(actions[a]), actions[a].help) for a in ("zoom", "info", "compare", "crowd", "help")]
     right += [("↑ ↓ PgUp PgDn", "scroll the panes when they do not all fit")]
     right += [("ctrl+p", "command palette: every action by name"), ("q", "quit (stops the session)")]
     right.append(("", "[b u]Header[/]"))

@@ -240,6 +240,8 @@ class RtcPeer:
         self._send(channel, env.json)
 
     def _send(self, channel: RTCDataChannel, text: str) -> None:
+        if self.reason:  # closed (a drop, say) but not torn down yet: nothing more goes out
+            raise PeerClosed(self.reason)
         try:
             channel.send(text)
         except InvalidStateError:

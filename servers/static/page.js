@@ -342,6 +342,7 @@ const pageId = Math.random().toString(36).slice(2, 10);
 const clients = {};
 let startSeq = 0;  // the hub's newest seq when the page opened
 let reportKey = "";  // this server's per-start secret: only its own page may report
+const restarts = {};  // each client's retry button, by transport
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
@@ -362,6 +363,7 @@ async function main() {
       stop = start(client, config);
     };
     clients[name] = client;
+    restarts[name] = restart;
     const {section, render} = panel(client, restart);
     container.append(section);
     renders.push(render);
@@ -393,5 +395,11 @@ async function report() {
   finally { reporting = false; }
 }
 
-window.rtplay = {clients, snapshot, journal};
+// What a driver (rtplay's `g` key) may do: press the retry button of every failed client
+// named, as a user would; returns the names restarted.
+function restartFailed(names) {
+  return names.filter((n) => clients[n] && clients[n].state === "failed" && (restarts[n](), true));
+}
+
+window.rtplay = {clients, snapshot, journal, restartFailed};
 main();

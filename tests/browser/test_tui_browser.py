@@ -40,3 +40,34 @@ async def test_browser_rows_show_beside_the_panes_and_stop_from_the_palette_acti
             assert transport in text
         await app.toggle_browser()  # the palette's "Browser: start / stop"
         assert app.browser_rows is None and not app.query("#browser-rows")
+
+
+async def test_g_restarts_the_browsers_failed_sse_row_too() -> None:
+    """The browser's EventSource gives up on a 503 (as the spec says); `g` starts it again,
+    as the page's retry button does, once the error is cleared."""
+    from rtplay.protocol.faults import Kind
+
+    app = RtplayApp(make_config(["sse"]), browser=True)
+    async with app.run_test(size=(140, 45)) as pilot:
+        session = app.backend.session  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "rtplay's sse open")
+        await session.set_rate(20)
+        await wait_for(pilot, lambda: "sse" in rows_text(app) and rows_text(app).count("open") >= 1, "browser rows")
+        page = app.browser_rows.side.driver.page  # type: ignore[union-attr]
+        state = "() => window.rtplay.clients.sse.state"
+        fault = await session.faults.add(Kind.ERROR, "sse", 503)
+        await session.drop("sse")
+        await wait_for(pilot, lambda: pane_status(app, "sse").startswith("✖"), "rtplay's sse failed", timeout=20)
+        for _ in range(200):  # the page's own state, read through its driver
+            if await page.evaluate(state) == "failed":
+                break
+            await pilot.pause(0.05)
+        assert await page.evaluate(state) == "failed"
+        await session.faults.clear(fault.id)
+        await pilot.press("g")
+        for _ in range(200):
+            if await page.evaluate(state) == "open":
+                break
+            await pilot.pause(0.05)
+        assert await page.evaluate(state) == "open"
+        await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "rtplay's sse open again")

@@ -44,7 +44,8 @@ def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) 
     report_path = tmp_path / "r.json"
     result = subprocess.run(
         [sys.executable, "-m", "rtplay.cli.main", "run", "--duration", "1.5", "--rate", "50",
-         "--transports", "longpoll,sse,ws", "--json", str(report_path)],
+         "--transports", "longpoll,sse,ws", "--json", str(report_path), "--retry", "ws=exponential:full",
+         "--fault", "delay=5ms@1s:sse", "--seed", "7"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -60,6 +61,11 @@ def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) 
             "reconnects", "downtime_s", "latency_ms", "wire_bytes_per_msg",
         }
         assert set(entry["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    settings = report["settings"]  # the report says what the run was asked to do
+    assert (settings["rate"], settings["duration_s"], settings["transports"]) == (50, 1.5, ["longpoll", "sse", "ws"])
+    assert (settings["faults"], settings["seed"], settings["clients"]) == (["delay=5ms@1s:sse"], 7, 0)
+    assert settings["retry"] == {"longpoll": "fixed:10", "sse": "eventsource", "ws": "exponential:jitter=full,base=1,cap=30,factor=2"}
+    assert settings["versions"]["rtplay"] and settings["versions"]["aiortc"] and settings["versions"]["python"]
 
 
 async def test_serve_prints_urls_and_the_certificate_hash_the_quic_listener_presents() -> None:

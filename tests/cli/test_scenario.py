@@ -70,8 +70,8 @@ def test_expectations_name_what_failed() -> None:
         ("[expect.sse]\nlost = '>> 3'", "cannot read '>> 3'"),
         ("[expect.sse]\nlost = [1]", "expected a value or 'OP NUMBER'"),
         ("[clients.fax]\nretry = 3", "[clients.fax]: no knobs"),
-        ("[clients.sse]\nhold = 3", "[clients.sse] keys must be among retry"),
-        ("[clients.poll]\nretry = 'immediate'", "[clients.poll] keys must be among interval"),
+        ("[clients.sse]\nhold = 3", "[clients.sse]: unknown key(s) hold; expected some of retry"),
+        ("[clients.poll]\nretry = 'immediate'", "[clients.poll]: unknown key(s) retry; expected some of interval"),
         ("[clients.ws]\nretry = 'exponential:sometimes'", "clients.ws.retry: 'exponential:sometimes': jitter must be"),
         ("crowd = -3", "crowd: expected a number >= 0"),
         ("[[variants]]\nretry = {ws = 'immediate'}", "each [[variants]] needs a name"),
@@ -79,7 +79,7 @@ def test_expectations_name_what_failed() -> None:
         ("[[variants]]\nname = 'a'\nretry = {ws = 'soon'}", "variant a: unknown retry policy 'soon'"),
         ("[[variants]]\nname = 'a'\n[compare]\n'ws.lost' = 'a < b'", "expected 'VARIANT OP FACTOR * VARIANT'"),
         ("[[variants]]\nname = 'a'\n[compare]\n'ws.lost' = 'a < 2 * b'", "no variant named b"),
-        ("[server]\nport = 80", "[server] keys must be among"),
+        ("[server]\nport = 80", "[server]: unknown key(s) port; expected some of"),
     ],
 )
 def test_bad_scenarios_say_what_is_wrong(text: str, message: str) -> None:

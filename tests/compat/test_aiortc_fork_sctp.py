@@ -76,3 +76,20 @@ async def test_text_goes_straight_to_the_direct_handler_and_the_rest_to_listener
         await wait_until(lambda: len(direct) + len(listened) >= 5, what="five messages")
     assert direct == ["a", "é", "z"]  # each once, in order, decoded
     assert listened == [b"\x01", ""]  # binary and empty text: aiortc's own path, unchanged
+
+
+async def test_a_flush_after_the_transport_closed_ends_quietly() -> None:
+    """At thousands of messages a second a flush can find the DTLS transport closed under it
+    (a peer dropped): that is the association's end, not an error nobody will ever read."""
+    async with channel_pair() as pair:
+        aiortc_sctp.enable(pair.sender.sctp)
+        dtls = pair.sender.sctp.transport  # type: ignore[union-attr]
+
+        async def closed(data: bytes) -> None:
+            raise ConnectionError("Cannot send encrypted data, not connected")
+
+        dtls._send_data = closed
+        pair.channel.send("into the void")
+        [flush] = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith("_flush_soon")]
+        await asyncio.wait([flush])
+        assert flush.exception() is None

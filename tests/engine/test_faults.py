@@ -34,10 +34,10 @@ class GatedControl:
         self.release = asyncio.Event()
         self.sent = asyncio.Event()
 
-    async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
         self.sent.set()
         await self.release.wait()
-        return fault_json(7, body["kind"], body["scope"])
+        return fault_json(7, body["kind"], body["scope"]), 92
 
     async def clear_faults(self, fault_id: int | None = None) -> list[dict[str, Any]]:
         return []
@@ -105,7 +105,7 @@ async def test_a_reconnect_before_the_fault_event_is_credited_to_the_fault() -> 
 
 async def test_a_command_that_fails_leaves_no_record_behind() -> None:
     class Refusing(GatedControl):
-        async def add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
             raise ConnectionRefusedError("control API down")
 
     control, clock, mirror, events = Refusing(), Clock(), ServerMirror(), []

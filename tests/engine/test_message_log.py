@@ -105,14 +105,18 @@ def recompute(lines: list[dict[str, Any]], report: dict[str, Any]) -> None:
         replays[name] = Replay(list(entry.get("channels") or ["main"]), name)
     events: dict[str, list[Ev]] = {name: [] for name in replays}
     for rec in lines[:-1]:
+        if rec["ev"] == "start":  # the run's zero: no transport's event
+            continue
         if rec["ev"] in ("fault_started", "fault_ended"):
             kind = "fault_start" if rec["ev"] == "fault_started" else "fault_end"
             for name in replays:
                 if rec["scope"] in ("all", name) and (kind == "fault_start" or _started(events[name], rec["id"])):
-                    events[name].append(Ev(rec["at"], kind, rec["published"], fault=rec["id"],
+                    events[name].append(Ev(rec.get("start", rec["at"]), kind, rec["published"], fault=rec["id"],
                                            one_shot=rec["one_shot"]))
             continue
         replays[rec["tr"]].feed(rec, cutoff, events[rec["tr"]])
+    for evs in events.values():  # in time order: a fault's line is written when the server
+        evs.sort(key=lambda e: e.t)  # confirms it, its record starts when it was asked for
     for name, replay in replays.items():
         check_transport(name, replay, report["transports"][name], end, cutoff)
     check_faults(report, replays, events, end)

@@ -60,7 +60,7 @@ async def test_after_server_drops_every_connection_resumables_lose_nothing() -> 
     sse_connects = [e for e in events if isinstance(e, Connected) and e.transport == "sse"]
     assert sse_connects[-1].detail.startswith("Last-Event-ID: ") and "(none)" not in sse_connects[-1].detail
     sse_retries = [e for e in events if isinstance(e, RetryScheduled) and e.transport == "sse"]
-    assert sse_retries and sse_retries[0].delay_s == 0.1 and sse_retries[0].policy == "retry: field"
+    assert sse_retries and sse_retries[0].delay_s == 0.1 and sse_retries[0].policy == "eventsource, the stream's retry:"
 
 
 async def test_resume_older_than_the_buffer_is_a_counted_reset() -> None:

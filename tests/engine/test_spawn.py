@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -96,6 +97,8 @@ async def test_ctrl_c_on_rtplay_run_stops_its_server_too() -> None:
 
 async def test_rtplay_run_attaches_to_a_running_server(server: Server, tmp_path: Path) -> None:
     server.set_rate(50)
+    await wait_until(lambda: server.hub.last_seq >= 20, what="a backlog")
+    before = server.hub.last_seq
     report_path = tmp_path / "report.json"
     run = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rtplay.cli.main", "run", "--server", server.control_url, "--duration", "1",
@@ -105,9 +108,10 @@ async def test_rtplay_run_attaches_to_a_running_server(server: Server, tmp_path:
     _, err = await asyncio.wait_for(run.communicate(), 30)
     assert run.returncode == 0, err.decode()
     report = json.loads(report_path.read_text())
-    assert report["published"] == server.hub.last_seq > 0  # this server's messages …
+    assert 0 < report["published"] <= server.hub.last_seq - before  # the messages since it attached …
     for entry in report["transports"].values():
         assert entry["delivered"] == report["published"] and entry["lost"] == 0  # … all of them
+    assert server.publisher.rate == 50  # left publishing as it was found
 
 
 #: What the command line must not load before it has launched its server: the two processes
@@ -211,5 +215,36 @@ def test_a_webrtc_library_that_fails_its_check_after_the_ready_line_still_stops_
     result = subprocess.run(
         [sys.executable, "-c", BROKEN_WEBRTC], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
-    assert result.stdout.startswith("RTPLAY-READY ")  # five transports were up meanwhile
+    assert result.stdout.startswith("rtplay server publishing")  # five transports were up meanwhile
     assert (result.returncode, result.stderr.strip()) == (2, "rtplay serve: aioice 0.0 lacks everything")
+
+
+def test_serve_keeps_the_hand_off_line_off_the_terminal_and_gives_it_to_a_parent_on_its_fd() -> None:
+    """A person running `rtplay serve` reads where to connect, not a line of JSON meant for a
+    spawning parent; a parent passing --ready-fd gets exactly that line there."""
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "servers", "--rate", "0", "--ready-fd", str(write_end)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, pass_fds=(write_end,),
+        )
+    finally:
+        os.close(write_end)
+    try:
+        with os.fdopen(read_end, encoding="utf-8") as ready:
+            handed = ready.readline()
+        assert handed.startswith("RTPLAY-READY {")
+        assert "control_url" in json.loads(handed.split(" ", 1)[1])
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert "RTPLAY-READY" not in out
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "servers", "--rate", "0"], cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert bare.stdout is not None
+    first = bare.stdout.readline()
+    bare.send_signal(signal.SIGINT)
+    rest, _ = bare.communicate(timeout=30)
+    assert first.startswith("rtplay server publishing") and "RTPLAY-READY" not in first + rest

@@ -121,8 +121,8 @@ def test_full_jitter_spreads_a_crowd_that_no_jitter_keeps_in_step() -> None:
 
 def test_eventsource_follows_the_server_and_falls_back_to_three_seconds() -> None:
     policy = EventSourceDelay()
-    assert policy.next_delay(hint=None) == 3.0 and policy.describe() == "default reconnection time"
-    assert policy.next_delay(hint=0.5) == 0.5 and policy.describe() == "retry: field"
+    assert policy.next_delay(hint=None) == 3.0 and policy.describe() == "eventsource, 3 s default"
+    assert policy.next_delay(hint=0.5) == 0.5 and policy.describe() == "eventsource, the stream's retry:"
     assert Immediate().next_delay() == 0.0
 
 

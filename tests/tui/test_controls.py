@@ -90,6 +90,6 @@ def test_a_narrow_pane_without_channels_yet_has_its_connection_counters() -> Non
     from rtplay.tui.panes import CounterData, counter_groups
 
     groups = counter_groups(CounterData((), 0, 0, 0.0, compact=True), short=True)
-    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["rx", "reconn", "down"]
+    assert [t.plain.split("\u00a0")[0] for t in groups[0]] == ["p50", "reconn", "down"]
     full = counter_groups(CounterData((), 0, 0, 0.0), short=True)
     assert [t.plain.split("\u00a0")[0] for t in full[0]] == ["conn", "reconn", "down"]

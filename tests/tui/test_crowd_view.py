@@ -6,7 +6,7 @@ from rtplay.clients.core import ReconnectingClient
 from rtplay.model.crowd import CrowdRecorder, CrowdStats
 from rtplay.model.events import Connected, Connecting
 from rtplay.tui.app import RtplayApp
-from rtplay.tui.crowd import crowd_text, resample, spark
+from rtplay.tui.crowd import crowd_text, resample, server_text, spark
 from tests.tui.helpers import make_config, pane_status, wait_for
 
 SIZE = (120, 40)
@@ -40,12 +40,16 @@ def test_the_crowd_block_names_policy_rates_and_states() -> None:
 
     FakeCrowd.stats = stats  # type: ignore[attr-defined]
     load = {"accepts_per_s": [[99.9, 30.0]], "concurrent": [[99.9, 3]], "concurrent_now": 3, "loop_lag_ms": []}
-    text = crowd_text("ws", FakeCrowd(), load, now=100.0, width=20)
+    text = crowd_text("ws", FakeCrowd(), now=100.0, width=20)
     assert "3 clients  policy [b]exponential:full[/b]" in text
-    assert "accepts/s      30" in text and "concurrent      3" in text
     assert "attempts/s     30" in text
     assert "open            3" in text and "retrying        0" in text
     assert "workers         1  on 10.0.0.2  [b red]1 lost mid-run: 2 clients counted apart[/]" in text
+    assert "concurrent" not in text  # server-wide: shown once, not as if it were this transport's
+    server = server_text(load, now=100.0, width=20)
+    assert "every transport together" in server and "accepts/s      30" in server and "concurrent      3" in server
+    FakeCrowd.policy = None  # type: ignore[assignment]
+    assert "policy [b]socketio (the default)[/b]" in crowd_text("ws", FakeCrowd(), 100.0, 20, "socketio")
 
 
 async def test_the_policy_key_cycles_the_selected_pane_and_the_pane_shows_it() -> None:
@@ -75,7 +79,7 @@ async def test_the_crowd_view_shows_a_live_crowd_and_switches_its_policy() -> No
         session = app.backend.session  # type: ignore[attr-defined]
         await wait_for(pilot, lambda: "ws" in session.crowds and session.crowds["ws"].stats.states()["open"] == 4, "crowd open", timeout=30)
         app.screen.refresh_text()
-        assert "4 clients  policy default" in str(app.screen.query_one("#crowd-body").render())
+        assert "4 clients  policy socketio (the default)" in str(app.screen.query_one("#crowd-body").render())
         await pilot.press("b")
         await wait_for(pilot, lambda: session.crowds["ws"].policy == "exponential:jitter=none,base=1,cap=30,factor=2", "crowd on the next policy", timeout=30)
         await wait_for(pilot, lambda: session.crowds["ws"].stats.states()["open"] == 4, "new crowd open", timeout=30)

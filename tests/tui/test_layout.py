@@ -6,7 +6,7 @@ import pytest
 
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import StaticBackend
-from rtplay.tui.main import MainScreen
+from rtplay.tui.main import MIN_PANE_COLUMNS, MainScreen
 from rtplay.tui.panes import PaneStatus, TransportPane
 from tests.tui.demo import demo_dashboard, demo_report
 from tests.tui.helpers import fault_bar, notice, status_bar, unwrap, shown
@@ -38,9 +38,12 @@ async def test_every_pane_and_its_whole_status_is_on_the_first_screen(size: tupl
         assert "http://127.0.0.1:8765" in status_bar(app)  # the URL is never cut
 
 
-async def test_arrow_and_page_keys_scroll_the_panes_when_they_do_not_fit() -> None:
+@pytest.mark.parametrize("size", [(80, 18), (45, 24), (60, 24)])
+async def test_arrow_and_page_keys_scroll_the_panes_when_they_do_not_fit(size: tuple[int, int]) -> None:
+    """Too short or too narrow for every pane: the panes keep a readable size and scroll,
+    rather than being cut to fit."""
     app = demo_app()
-    async with app.run_test(size=(80, 18)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
         grid = app.screen.query_one("#grid")
         assert grid.max_scroll_y > 0
@@ -52,6 +55,8 @@ async def test_arrow_and_page_keys_scroll_the_panes_when_they_do_not_fit() -> No
         assert grid.scroll_y == 1
         await pilot.press("up")
         assert grid.scroll_y == 0
+        for pane in app.screen.query(TransportPane):  # every pane as wide as a counter row needs
+            assert pane.region.width >= MIN_PANE_COLUMNS, (pane.transport, pane.region.width)
 
 
 async def test_the_footer_offers_the_fault_list_restart_and_palette_keys() -> None:

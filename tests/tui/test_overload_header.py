@@ -15,6 +15,15 @@ def test_the_header_names_the_overloaded_side_even_when_narrow() -> None:
     assert "overloaded" not in status_line(calm, 200).plain
 
 
+def test_at_80_columns_the_header_keeps_every_figure_in_its_compact_form() -> None:
+    data = StatusData(10, 93, 9, ALL, url="http://127.0.0.1:40929/control", ui_hz=10, lag_ms=3)
+    assert status_line(data, 80).plain == " rtplay  ▶ 10 msg/s  127.0.0.1:40929  sel all  pub 93  9 s  ui 10Hz lag 3ms"
+    wide = status_line(data, 120).plain
+    assert "http://127.0.0.1:40929/control" in wide and "published 93" in wide and "ui 10 Hz lag 3 ms" in wide
+    overloaded = StatusData(10, 93, 9, ALL, url="http://127.0.0.1:40929/control", overloaded=("client",))
+    assert "127.0.0.1:40929" in status_line(overloaded, 80).plain  # the URL is never cut
+
+
 def test_the_charts_mark_the_period_rtplay_was_overloaded() -> None:
     from rtplay.clients.ws import WebSocketClient
     from rtplay.engine.session import Session

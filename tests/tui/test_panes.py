@@ -39,9 +39,10 @@ def test_counters_keep_their_places_when_values_grow_or_stop_being_zero() -> Non
 def test_compact_counters_keep_the_key_ones() -> None:
     data = CounterData((ChannelModel("main", delivered=5, lost=1, p50_ms=2.0),), 1, 1, 0.5, compact=True)
     text = " ".join(_lines(data, 37))
-    for label in ("deliv", "lost", "p50", "rx", "reconn", "down"):
+    for label in ("deliv", "lost", "reset", "p50", "reconn", "down"):  # reset too: it is never hidden
         assert label in text
     assert "behind" not in text and len(_lines(data, 37)) == 2
+    assert all(len(line) <= 37 for line in _lines(data, 37))
 
 
 def test_log_lines_wrap_between_words_with_a_hanging_indent() -> None:

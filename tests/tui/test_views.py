@@ -14,7 +14,7 @@ from rtplay.tui.compare import CompareScreen
 from rtplay.tui.controls import FAULT_KEYS
 from rtplay.tui.views import HelpScreen, InfoScreen, help_renderable
 from tests.tui.demo import demo_dashboard, demo_report
-from tests.tui.helpers import fault_keys, pane_status, status_bar
+from tests.tui.helpers import fault_keys, notice, pane_status, status_bar
 
 SIZE = (120, 40)
 
@@ -102,6 +102,33 @@ async def test_help_lists_every_fault_key() -> None:
         assert "ctrl+p" in text and "space" in text
         await pilot.press("escape")
         assert app.screen is app.main_screen
+
+
+async def test_what_a_key_did_shows_in_the_fault_bar_not_as_a_toast_over_a_pane() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for key, severity, said in (
+            ("C", "information", "counters reset"),
+            ("b", "information", "no retry policy here"),
+            ("w", "warning", "no crowd: start the playground with --clients N"),
+        ):
+            await pilot.press(key)
+            await pilot.pause()
+            assert said in notice(app, severity), key
+            assert not app.screen.query("Toast"), f"{key}: a toast covers a pane"
+
+
+def test_help_lists_every_key_of_the_action_table() -> None:
+    """A key the screen takes but the help leaves out is a key nobody finds (b, w, C were)."""
+    from rtplay.tui.actions import ACTIONS
+
+    console = Console(width=240, file=io.StringIO(), record=True)
+    console.print(help_renderable(width=80))  # one column of keys: no row interleaves another
+    text = " ".join(console.export_text().split())
+    # One row each: "1-6", "↑ ↓ PgUp PgDn", a fault's "l L" and "+ -".
+    combined = ("select(", "scroll_panes(", "page_panes(", "amount(", "step_amount(")
+    missing = [a.keys for a in ACTIONS if not a.action.startswith(combined) and " ".join(a.help.split()) not in text]
+    assert missing == []
 
 
 async def test_the_palette_lists_every_action() -> None:

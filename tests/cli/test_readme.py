@@ -1,0 +1,231 @@
+"""Every example in README.md runs green as written.
+
+The examples are found, not listed: every ```toml block and every ``rtplay …`` line of a code
+block (4-space indented or fenced), so a new section's examples are picked up by itself.
+Each TOML block is run as a scenario (``rtplay run BLOCK.toml``); when the paragraph just
+above it names a file (``save this one as `NAME.toml```) it is also written under that
+name, for the commands that run it. Commands run in a scratch directory, several at a time
+(most of a run is waiting for its fault timeline), each expecting exit 0.
+
+What is not run, and why, is decided by the command itself:
+- the playground (``rtplay`` with no subcommand): it needs a terminal (tests/tui drives it);
+- ``rtplay serve`` and ``rtplay --web`` run until stopped: they are started, must say they
+  are ready, and are stopped with Ctrl-C (SIGINT), which must end them with status 0;
+- :data:`LOAD_EXAMPLES`, named below with their reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+#: Examples that load a whole machine for minutes: the test suite cannot afford them.
+LOAD_EXAMPLES = {
+    "rtplay run thundering-herd": "1,000 clients, two 30 s variants; benchmarks/crowd.py measures it",
+}
+
+#: Longest a headless example may take (its duration, start-up and settle, on a loaded machine).
+RUN_TIMEOUT_S = 120.0
+
+#: Examples run at once: each is mostly waiting on its timeline, two cores are enough for three.
+PARALLEL = 3
+
+#: How long a long-running command may take to say it is ready.
+READY_TIMEOUT_S = 30.0
+
+#: What each long-running command prints once it is ready.
+READY_LINES = {"serve": "Ctrl-C stops it.", "--web": "rtplay playground in a browser"}
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    """The command line or TOML block, as the README has it."""
+    kind: str
+    """``toml``, ``run`` (to completion), ``server`` (until stopped) or ``playground``."""
+    files: tuple[tuple[str, str], ...] = ()
+    """(name, TOML) files the example needs in its directory."""
+
+    @property
+    def id(self) -> str:
+        return self.text.splitlines()[0][:60]
+
+
+def code_blocks(text: str) -> Iterator[tuple[str, str, str]]:
+    """(language, body, the paragraph before it) of every fenced or 4-space indented block."""
+    lines = text.splitlines()
+    i, paragraph = 0, []
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            lang, body = line[3:].strip(), []
+            i += 1
+            while i < len(lines) and not lines[i].startswith("```"):
+                body.append(lines[i])
+                i += 1
+            yield lang, "\n".join(body) + "\n", " ".join(paragraph)
+            paragraph = []
+        elif line.startswith("    ") and (not paragraph or not lines[i - 1].strip()) and not line.lstrip().startswith(("|", "-")):
+            body = []
+            while i < len(lines) and (lines[i].startswith("    ") or not lines[i].strip()):
+                body.append(lines[i][4:])
+                i += 1
+            yield "", "\n".join(body), " ".join(paragraph)
+            paragraph = []
+            continue
+        elif line.strip():
+            paragraph.append(line)
+        else:
+            paragraph = [] if not paragraph else paragraph
+        i += 1
+
+
+def readme_examples(text: str) -> list[Example]:
+    """Every example of the README, in order (see the module docstring)."""
+    examples: list[Example] = []
+    named: list[tuple[str, str]] = []
+    for lang, body, before in code_blocks(text):
+        if lang == "toml":
+            name = re.search(r"`([\w.-]+\.toml)`", before)
+            if name:
+                named.append((name.group(1), body))
+            examples.append(Example(body, "toml"))
+            continue
+        for line in body.splitlines():
+            if line.split(maxsplit=1)[:1] != ["rtplay"]:
+                continue
+            argv = shlex.split(line, comments=True)
+            if argv[:1] == ["rtplay"]:
+                examples.append(Example(shlex.join(argv), kind_of(argv[1:])))
+    commands = " ".join(e.text for e in examples if e.kind != "toml")
+    run_by_name = {body for name, body in named if name in commands}  # run once, by its command
+    return [Example(e.text, e.kind, tuple(named)) for e in examples if e.text not in run_by_name]
+
+
+def kind_of(args: list[str]) -> str:
+    if args[:1] == ["serve"] or "--web" in args:
+        return "server"
+    if args[:1] == ["run"] or "--headless" in args or "--version" in args or "--help" in args:
+        return "run"
+    return "playground"
+
+
+EXAMPLES = readme_examples(README.read_text())
+
+
+def command(example: Example, workdir: Path) -> list[str]:
+    for name, body in example.files:
+        (workdir / name).write_text(body)
+    if example.kind == "toml":
+        scenario = workdir / "example.toml"
+        scenario.write_text(example.text)
+        return [sys.executable, "-m", "rtplay.cli.main", "run", "--quiet", str(scenario)]
+    return [sys.executable, "-m", "rtplay.cli.main", *shlex.split(example.text)[1:]]
+
+
+def environment() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        command(example, workdir), cwd=workdir, env=environment(), capture_output=True, text=True,
+        timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+    """Every example that runs to completion, started at once (:data:`PARALLEL` at a time)."""
+    base = tmp_path_factory.mktemp("readme")
+    wanted = [e for e in EXAMPLES if e.kind in ("run", "toml") and e.text not in LOAD_EXAMPLES]
+    if "playwright" not in sys.modules and _missing("playwright"):
+        wanted = [e for e in wanted if "--browser" not in e.text]
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        yield {e.text: pool.submit(run_to_completion, e, base / f"ex{i}") for i, e in enumerate(wanted)}
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
+def test_the_readme_has_examples_of_each_kind() -> None:
+    kinds = {e.kind for e in EXAMPLES}
+    assert kinds == {"toml", "run", "server", "playground"}
+    assert any(e.files for e in EXAMPLES), "the scenario the README saves as a file"
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml")], ids=lambda e: e.id)
+def test_a_readme_example_runs_green(example: Example, finished: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+    if example.text in LOAD_EXAMPLES:
+        pytest.skip(LOAD_EXAMPLES[example.text])
+    if example.text not in finished:
+        pytest.skip("needs Playwright (pip install -e '.[browser]')")
+    result = finished[example.text].result()
+    assert result.returncode == 0, f"{example.text}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "server"], ids=lambda e: e.id)
+def test_a_readme_server_starts_and_stops_cleanly(example: Example, tmp_path: Path) -> None:
+    word = "serve" if shlex.split(example.text)[1:2] == ["serve"] else "--web"
+    process = subprocess.Popen(
+        command(example, tmp_path), cwd=tmp_path, env=environment(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    timer = threading.Timer(READY_TIMEOUT_S, process.kill)  # a server that never gets ready
+    timer.start()
+    try:
+        assert process.stdout is not None
+        seen: list[str] = []
+        for line in process.stdout:  # bounded by the timeout in finally
+            seen.append(line)
+            if READY_LINES[word] in line:
+                break
+        assert any(READY_LINES[word] in line for line in seen), "".join(seen) + (process.stderr.read() if process.stderr else "")
+        assert not any(line.startswith("RTPLAY-READY") for line in seen), "the hand-off line is for a parent process"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(READY_TIMEOUT_S) == 0
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "playground"], ids=lambda e: e.id)
+def test_a_readme_playground_command_is_one_the_playground_accepts(example: Example) -> None:
+    """Not run: the playground needs a terminal (tests/tui drives it). Its flags must parse."""
+    from rtplay.cli.args import build_parser
+
+    args = build_parser().parse_args(shlex.split(example.text)[1:])
+    assert args.command is None
+
+
+def test_the_scenario_sample_of_run_help_keeps_top_level_keys_at_the_top() -> None:
+    """`rtplay run --help` shows a sample scenario: a top-level key after a [table] would
+    silently become part of that table (``crowd`` an expectation of sse)."""
+    from rtplay.cli import scenario
+
+    doc = (scenario.__doc__ or "").split("\n", 1)[1]
+    sample = tomllib.loads("\n".join(line[4:] for line in doc.splitlines()))
+    assert sample["crowd"] == 1000
+    assert "crowd" not in sample["expect"]["sse"]
