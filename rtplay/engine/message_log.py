@@ -12,7 +12,9 @@ since the session started, ``conn`` the client's connection count at that moment
 - ``reset`` (``ch``, ``first``) the server said seqs before ``first`` are gone;
 - ``live`` (``ch``, ``first``) an unreliable channel's new session starts at ``first``;
 - ``bytes`` wire bytes not attached to an arrival; ``restart`` the counters were reset;
-- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``);
+- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``); a fault
+  the session asked for starts where its records opened, before the command left, and a
+  one-shot one of those also says ``acted`` (the hub's last seq when the server acted);
 - ``end``: what the figures were taken against (``published``, ``replay_from``, ``final``,
   and per transport its state, connection, ``subscribed_until`` and downtime cutoff).
 

@@ -12,7 +12,7 @@ from rtplay.protocol.faults import ONE_SHOT
 
 class MessageLogMixin:
     """Message-log writing of :class:`~rtplay.engine.session.Session` (which provides
-    ``message_log``, ``clients``, ``published``, ``server``, ``clock`` and ``final``)."""
+    ``message_log``, ``clients``, ``published``, ``server``, ``clock``, ``final`` and ``faults``)."""
 
     def _audit(self, record: dict[str, object]) -> None:
         if self.message_log is not None:
@@ -24,10 +24,15 @@ class MessageLogMixin:
             return
         what = "fault_started" if isinstance(event, FaultStarted) else "fault_ended"
         fault = event.fault
-        self.message_log.write(
-            {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
-             "one_shot": fault.kind in ONE_SHOT, "at": event.at, "published": self.published}
-        )
+        one_shot = fault.kind in ONE_SHOT
+        record: dict[str, object] = {"ev": what, "id": fault.id, "text": fault.describe(), "scope": fault.scope,
+                                     "one_shot": one_shot, "at": event.at, "published": self.published}
+        opened = self.faults.recovery.opened(fault.id) if isinstance(event, FaultStarted) else None
+        if opened is not None:  # the session's own fault: its records opened before the command left
+            record["at"], record["published"] = opened
+            if one_shot:
+                record["acted"] = self.published
+        self.message_log.write(record)
 
     def close_message_log(self) -> None:
         """Write the ``end`` record (what the figures were taken against) and close the log."""

@@ -123,6 +123,12 @@ class RecoveryTracker:
         self.records: list[Recovery] = []
         self._open: dict[str, list[Recovery]] = {}
 
+    def opened(self, fault_id: int) -> tuple[float, int] | None:
+        """When ``fault_id``'s records opened (on the clock ``now`` is given in) and the hub's
+        last seq then; None when it has none."""
+        rec = next((r for r in self.records if r.fault_id == fault_id), None)
+        return None if rec is None else (self.origin + rec.started, rec.published_at_start)
+
     def clear(self) -> None:
         """Forget every record (the user reset the counters)."""
         self.records.clear()
