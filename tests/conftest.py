@@ -110,6 +110,14 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
         await asyncio.sleep(0.01)
 
 
+def loop_lag_s(session: Session) -> float:
+    """The worst lateness of ``session``'s event loop so far in this run, in seconds (its loop
+    monitor's measure). Every timer, hold and read in that loop fired up to this late, so a
+    test's bound on "how soon" adds it: measured in the same run, never assumed quiet."""
+    worst = session.health()["client_loop_lag_ms"]["max"]
+    return (worst or 0.0) / 1000
+
+
 def fast_client_options() -> dict[str, dict[str, object]]:
     """Client options with short retry timers, so recovery tests take well under a second."""
     from rtplay.model.retry import ExponentialBackoff, FixedDelay
