@@ -285,10 +285,12 @@ async def test_loss_hits_unreliable_while_reliable_loses_nothing() -> None:
         await open_client(srv, client)
         faults.add(Kind.LOSS, "rtc", 20, now=srv.ctx.clock())
         srv.set_rate(250)
-        await wait_until(lambda: srv.hub.last_seq >= 500, what="500 published")
+        await wait_until(lambda: srv.hub.last_seq >= 300, what="300 published")
         srv.set_rate(0)
         faults.clear()
-        # aiortc sends one SCTP packet per message: 20 % loss both ways takes a while to repair.
+        # aiortc sends one SCTP packet per message: 20 % loss both ways takes a while to repair,
+        # and each retransmission timeout doubles SCTP's RTO (RFC 9260 §6.3.3), so the repair
+        # time has a long tail that a busy machine stretches: 300 messages (not 500) keep it short.
         await wait_until(lambda: client.cursor == srv.hub.last_seq, 30, what="reliable recovered everything")
         srv.broadcaster.publish()  # a last, loss-free envelope closes unreliable's final gap
         unreliable_tracker = client.stats["unreliable"].tracker
