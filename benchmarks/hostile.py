@@ -74,7 +74,8 @@ SUBSCRIBERS = 6000
 
 
 def initial_packet() -> bytes:
-    """A 1200-byte QUIC v1 Initial (RFC 9000 §17.2.2) with random connection ids and garbage."""
+    """A 1200-byte QUIC v1 Initial (RFC 9000 §17.2.2) with random connection ids and garbage
+    (tests/hostile/quic_packets.py has the same: this script imports nothing of the tests)."""
     head = bytes([0xC3]) + (1).to_bytes(4, "big") + bytes([8]) + os.urandom(8) + bytes([8]) + os.urandom(8) + b"\x00"
     rest = 1200 - len(head) - 2
     return head + (0x4000 | rest).to_bytes(2, "big") + os.urandom(rest)

@@ -114,6 +114,16 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
         await asyncio.sleep(0.01)
 
 
+def loop_lag_s(session: Session) -> float:
+    """The worst lateness of ``session``'s event loops so far in this run, in seconds (the
+    client's and the server's loop monitors, the report's ``health``). Every timer, hold and
+    read fired up to this late, so a test's bound on "how soon" adds it: measured in the same
+    run, never assumed quiet."""
+    health = session.health()
+    worst = [(health.get(side) or {}).get("max") or 0.0 for side in ("client_loop_lag_ms", "server_loop_lag_ms")]
+    return max(worst) / 1000
+
+
 def fast_client_options() -> dict[str, dict[str, object]]:
     """Client options with short retry timers, so recovery tests take well under a second."""
     from rtplay.model.retry import ExponentialBackoff, FixedDelay

@@ -129,7 +129,9 @@ class WebTransportProtocol(QuicConnectionProtocol):
 
     ``offline`` is the client-side network fault: while it holds, every UDP datagram in or
     out is lost, so QUIC itself sees the blackout (and repairs the stream after it). What
-    arrives is acknowledged by :class:`AckDecimation`, not after every datagram.
+    arrives is acknowledged by :class:`AckDecimation`, not after every datagram;
+    ``decimate_acks=False`` leaves acknowledgement to aioquic alone (an ACK 1 ms after any
+    packet), the baseline the decimation is measured against.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class WebTransportProtocol(QuicConnectionProtocol):
         quic: QuicConnection,
         sink: SessionSink | None = None,
         offline: Callable[[], bool] | None = None,
+        decimate_acks: bool = True,
     ) -> None:
         super().__init__(quic)
         self.sink = sink
@@ -152,9 +155,10 @@ class WebTransportProtocol(QuicConnectionProtocol):
         self.ping_stream: int | None = None
         self._envelope_stream: int | None = None
         self._capsules = bytearray()
-        self._acks = AckDecimation()
+        self._acks = AckDecimation() if decimate_acks else None
         self._clock = asyncio.get_running_loop().time
-        set_ack_delay(quic, ACK_DELAY_S)
+        if decimate_acks:
+            set_ack_delay(quic, ACK_DELAY_S)
 
     # --- what the client calls ----------------------------------------------------------
 
@@ -222,6 +226,9 @@ class WebTransportProtocol(QuicConnectionProtocol):
         """Like aioquic's, but a datagram that needs no answer yet only re-arms the timer:
         aioquic tries to send after every one, which mostly builds nothing."""
         if self.offline():
+            return
+        if self._acks is None:
+            super().datagram_received(data, addr)
             return
         now = self._clock()
         owed, ranges = ack_state(self._quic)
@@ -311,8 +318,10 @@ async def open_connection(
     configuration: QuicConfiguration,
     sink: SessionSink | None = None,
     offline: Callable[[], bool] | None = None,
+    decimate_acks: bool = True,
 ) -> AsyncIterator[WebTransportProtocol]:
-    """A QUIC connection to ``host:port``, closed on exit.
+    """A QUIC connection to ``host:port``, closed on exit (``decimate_acks``: see
+    :class:`WebTransportProtocol`).
 
     Like ``aioquic.asyncio.connect`` but on a *connected* UDP socket: the kernel picks the
     local address (127.0.0.1 for a loopback server, instead of aioquic's ``[::]`` bind on
@@ -323,7 +332,7 @@ async def open_connection(
     family, addr = infos[0][0], (str(infos[0][4][0]), int(infos[0][4][1]))
     quic = QuicConnection(configuration=configuration)
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: WebTransportProtocol(quic, sink, offline), remote_addr=addr, family=family
+        lambda: WebTransportProtocol(quic, sink, offline, decimate_acks), remote_addr=addr, family=family
     )
     assert isinstance(protocol, WebTransportProtocol)
     try:

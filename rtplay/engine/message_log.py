@@ -16,9 +16,11 @@ the client's connection count at that moment):
 - ``reset`` (``ch``, ``first``) the server said seqs before ``first`` are gone;
 - ``live`` (``ch``, ``first``) an unreliable channel's new session starts at ``first``;
 - ``bytes`` wire bytes not attached to an arrival; ``restart`` the counters were reset;
-- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``; a start also
-  has ``start``: when the fault was asked for, where its records begin, up to a round trip
-  before the line's ``at``);
+- ``start`` (``published``): the session started; ``at`` is 0 here, and what happened before
+  (the first connections) has a negative ``at``;
+- ``fault_started`` / ``fault_ended`` (``id``, ``text``, ``scope``, ``published``); a fault
+  the session asked for starts where its records opened, before the command left, and its
+  ``published`` is the hub's last seq its records count from;
 - ``end``: what the figures were taken against (``published``, ``replay_from``, ``final``,
   and per transport its state, connection, ``subscribed_until`` and downtime cutoff).
 

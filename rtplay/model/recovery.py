@@ -24,8 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rtplay.model.accounting import View
-from rtplay.model.events import Connected, Disconnected, Event, Failed, ResetReceived, RetryScheduled
 from rtplay.model.channels import ChannelStats
+from rtplay.model.events import (
+    Connected,
+    Disconnected,
+    Event,
+    Failed,
+    ResetReceived,
+    RetryScheduled,
+)
 
 #: Recovery records kept (oldest dropped first): a long session toggling faults must not grow.
 MAX_RECORDS = 1000

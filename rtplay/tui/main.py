@@ -122,6 +122,11 @@ class MainScreen(Screen[None]):
         """The frame timer (tests pause it to draw frames one by one)."""
         self._frames = 0
 
+    @property
+    def frames_shown(self) -> int:
+        """Frames the frame timer has shown since the screen mounted (a benchmark's frame rate)."""
+        return self._frames
+
     @classmethod
     def for_transports(cls, count: int) -> type[MainScreen]:
         """The screen class for ``count`` panes: its keys and footer say ``1-count``."""

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rtplay.protocol.faults import Kind
-from rtplay.cli.scenario import ScenarioError, builtin_names, load_scenario, parse_scenario
+from rtplay.cli.scenario import (
+    ScenarioError,
+    builtin_names,
+    load_scenario,
+    parse_scenario,
+)
+from rtplay.engine.message_log import read_log
 from rtplay.engine.session import available_transports
+from rtplay.protocol.faults import Kind
+from tests.engine.log_replay import assert_recomputed
 
 GOOD = """
 description = "test"
@@ -118,21 +125,26 @@ def check_herd(report: dict, stderr: str) -> None:
 @pytest.mark.timeout(200)  # the thundering herd runs twice (two variants), 20 s each
 @pytest.mark.parametrize("name", builtin_names())
 def test_shipped_scenario_passes_headless(name: str, tmp_path: Path) -> None:
+    """Each shipped scenario runs once, as a user runs it (`rtplay run NAME`): its
+    expectations hold, and every figure of its report is recomputed from its message log."""
     scenario = load_scenario(name)
     missing = set(scenario.transports) - set(available_transports())
     assert not missing, f"{name} needs {missing}"
+    report_path, log_path = tmp_path / "r.json", tmp_path / "messages.jsonl"
+    logging = [] if scenario.variants else ["--log-messages", str(log_path)]  # one log per run
     result = subprocess.run(
-        [sys.executable, "-m", "rtplay.cli.main", "run", name, "--quiet", "--json", str(tmp_path / "r.json"),
-         *SMALLER.get(name, [])],
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "rtplay.cli.main", "run", name, "--quiet", "--json", str(report_path),
+         *logging, *SMALLER.get(name, [])],
+        check=False, capture_output=True, text=True, timeout=180,
     )
     if name == "thundering-herd":
-        check_herd(json.loads((tmp_path / "r.json").read_text()), result.stderr)
+        check_herd(json.loads(report_path.read_text()), result.stderr)
         return
     assert result.returncode == 0, result.stdout + result.stderr
     assert "expectations met" in result.stderr
     if name == "sse-503":
         assert "sse failed: HTTP 503: EventSource does not reconnect" in result.stdout
+    assert_recomputed(read_log(log_path), json.loads(report_path.read_text()))
 
 
 VARIANTS = """

@@ -21,6 +21,15 @@ class Pair:
     channel: RTCDataChannel
     receiver: RTCPeerConnection
     received: list[str] = field(default_factory=list)
+    arrived_at: list[float] = field(default_factory=list)
+    """The loop's time as each message reached the receiver."""
+    arrival: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at every arrival (clear it to wait for the next)."""
+
+    def on_message(self, message: str) -> None:
+        self.received.append(message)
+        self.arrived_at.append(asyncio.get_running_loop().time())
+        self.arrival.set()
 
 
 @asynccontextmanager
@@ -32,7 +41,7 @@ async def channel_pair(
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     channel = sender.createDataChannel("burst", ordered=ordered, **({} if ordered else {"maxRetransmits": 0}))
     pair = Pair(sender, channel, receiver)
-    receiver.on("datachannel", lambda ch: ch.on("message", pair.received.append))
+    receiver.on("datachannel", lambda ch: ch.on("message", pair.on_message))
     opened = asyncio.Event()
     channel.on("open", opened.set)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -13,8 +15,8 @@ from hypothesis import strategies as st
 from rtplay.compat import aiortc_fork_sack as aiortc_sack
 from rtplay.compat.aiortc import lighten
 from rtplay.compat.aiortc_fork_sack import ACK_DELAY_S, DelayedAck
+from tests.compat.rtc_pair import Pair, channel_pair, count_packets, is_data
 from tests.conftest import wait_until
-from tests.compat.rtc_pair import channel_pair, count_packets, is_data
 
 # --- the rule, as pure logic -----------------------------------------------------------------
 
@@ -83,11 +85,20 @@ def test_the_shortcut_marks_tsns_exactly_as_aiortc_does(start: int, steps: list[
 MESSAGES = 40
 
 
-async def send_one_by_one(pair: object, count: int) -> None:
-    """Each message in a packet of its own: the next is sent once the previous arrived."""
+async def send_one_by_one(pair: Pair, count: int) -> None:
+    """Each message in a packet of its own: the next is sent as soon as the previous arrived."""
     for i in range(count):
-        pair.channel.send(f"m{i}")  # type: ignore[attr-defined]
-        await wait_until(lambda: len(pair.received) > i, what=f"message {i}")  # type: ignore[attr-defined]
+        pair.arrival.clear()
+        pair.channel.send(f"m{i}")
+        await asyncio.wait_for(pair.arrival.wait(), 10)
+        assert len(pair.received) == i + 1
+
+
+def late_arrivals(pair: Pair) -> int:
+    """Arrivals that came :data:`ACK_DELAY_S` or more after the one before: only after those
+    can the receiver's timer have sent a SACK for a single packet (a busy machine makes some)."""
+    times = pair.arrived_at
+    return sum(1 for before, after in itertools.pairwise(times) if after - before >= ACK_DELAY_S)
 
 
 def outstanding(pc: RTCPeerConnection) -> int:
@@ -103,7 +114,11 @@ async def test_the_receiver_acknowledges_two_packets_with_one_sack() -> None:
         # The last, odd packet is acknowledged by the timer; nothing stays in flight.
         await wait_until(lambda: outstanding(pair.sender) == 0, what="every chunk acknowledged")
     assert sum(map(is_data, data)) == MESSAGES
-    assert sum(not is_data(p) for p in sacks) <= MESSAGES // 2 + 1  # aiortc's own: one SACK per packet
+    # One SACK per two packets (aiortc's own: one per packet, as the test below shows); a SACK
+    # for one packet only where the next came after the delay, as measured in this run.
+    late = late_arrivals(pair)
+    assert sum(not is_data(p) for p in sacks) <= MESSAGES // 2 + 1 + late, late
+    assert late < MESSAGES // 4, f"{late} of {MESSAGES} arrivals late: the run proves little"
     assert pair.received == [f"m{i}" for i in range(MESSAGES)]
 
 

@@ -27,7 +27,7 @@ from rtplay.tui.compare import table_rows
 from servers.core.cert import Certificate
 from rtplay.protocol.faults import Kind
 from servers.runner import Server, ServerConfig
-from tests.conftest import LocalSession, fast_client_options, fast_server_options, running, wait_until
+from tests.conftest import LocalSession, fast_client_options, fast_server_options, loop_lag_s, running, wait_until
 
 
 def retrying_longpoll(delivered: int) -> LongPollClient:
@@ -208,8 +208,10 @@ async def test_4_a_later_fault_is_not_credited_to_an_earlier_finished_one() -> N
         await wait_until(lambda: session.clients["ws"].conn.reconnects >= 1, 5, "a reconnect")
         await session.settle(3)
         delay_rec, drop_rec = session.report()["faults"]
+        lag = loop_lag_s(session)
     assert delay_rec["time_to_detect_s"] is None and delay_rec["replayed"] == 0
-    assert drop_rec["time_to_detect_s"] is not None and drop_rec["time_to_detect_s"] < 0.5
+    # The drop is noticed by the closed socket: within 0.5 s, plus this run's worst loop lateness.
+    assert drop_rec["time_to_detect_s"] is not None and drop_rec["time_to_detect_s"] < 0.5 + lag
 
 
 async def test_4_reset_messages_are_not_replayed() -> None:

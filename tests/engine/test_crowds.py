@@ -11,6 +11,7 @@ from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_f
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.protocol.options import ServerOptions
+from tests.conftest import loop_lag_s
 
 
 def feed(recorder: CrowdRecorder, i: int, *events: object) -> None:
@@ -94,8 +95,10 @@ async def test_a_real_crowd_reconnects_after_a_drop_and_loses_nothing() -> None:
         assert await session.settle(10)
         await session.finish_crowds()
         report = session.report()
+        lag = loop_lag_s(session)
     entry = report["transports"]["ws"]["crowd"]
     assert entry["clients"] == 20 and entry["lost_total"] == 0 and entry["delivered_min"] == report["published"]
-    assert entry["total_attempts"] >= 20 and entry["time_to_all_reconnected_s"] < 2
+    # Retries of at most 0.2 s then 0.4 s: all back within 2 s, plus this run's worst loop lag.
+    assert entry["total_attempts"] >= 20 and entry["time_to_all_reconnected_s"] < 2 + lag, (entry, lag)
     assert entry["policy"] == "exp full 0.2s×2≤0.4s"
     assert report["server_load"]["peak_concurrent"] >= 21

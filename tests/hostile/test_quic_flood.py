@@ -8,11 +8,11 @@ import socket
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 
-from benchmarks.hostile import initial_packet
 from rtplay.clients.wt_conn import client_configuration, open_connection
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST
+from tests.hostile.quic_packets import initial_packet
 
 FLOOD = 300
 """Initials sent: enough to exceed every bound by far, few enough for CI."""

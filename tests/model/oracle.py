@@ -36,8 +36,8 @@ class OracleChannel:
         if self.accounted(seq):
             self.duplicates += 1
             return False
-        if seq < self.highest:
-            self.out_of_order += 1
+        if seq <= self.highest:  # a late fill: below the highest arrival, or at a highest
+            self.out_of_order += 1  # the channel's accounting raised without one (down, then live)
         self.delivered.add(seq)
         self.highest = max(self.highest, seq)
         return True
@@ -146,6 +146,9 @@ class Ev:
     published: int
     fault: int = 0
     one_shot: bool = False
+    acted: int | None = None
+    """A one-shot fault the session opened records for ahead of it: the hub's last seq when
+    it acted (its records end there)."""
     seq: int = 0
     new: bool = False
     primary: bool = True
@@ -208,7 +211,7 @@ def fault_records(events: list[Ev]) -> dict[int, dict[str, object]]:
 def _ended_by(events: list[Ev], start: Ev, upto: Ev) -> int | None:
     """The hub's last seq when the fault ``start`` began ended, if it had by ``upto``."""
     if start.one_shot:
-        return start.published
+        return start.published if start.acted is None else start.acted
     for e in events:
         if e is upto:
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import aiohttp
@@ -98,14 +99,34 @@ async def test_a_sparse_schedule_keeps_every_message_on_its_own_time() -> None:
     stamps: list[float] = []
     broadcaster.add_listener(lambda env: stamps.append(env.t))
     publisher = Publisher(broadcaster, rate=100)  # 10 ms apart: more than a tick
+    gap_ms, paired_ms = 10.0, Publisher.PUBLISH_TICK_S * 1000 - 1
+    loop = asyncio.get_running_loop()
+    owed_late = [0]
+
+    async def probe() -> None:
+        """The same loop's own lateness, measured alongside: a wake-up late by the gap less a
+        tick is one in which the publisher, woken as late, owed two messages; one late by a
+        stall of many gaps (the process descheduled) owed one more message per gap. The probe
+        sleeps through part of a stall before its own deadline, so each counts one gap more."""
+        while True:
+            before = loop.time()
+            await asyncio.sleep(gap_ms / 1000)
+            late_ms = (loop.time() - before) * 1000 - gap_ms
+            if late_ms >= gap_ms - paired_ms:
+                owed_late[0] += 2 + int(late_ms // gap_ms)
+
     publisher.start()
+    prober = asyncio.create_task(probe())
     try:
         await wait_until(lambda: len(stamps) >= 20, what="20 published")
     finally:
+        prober.cancel()
+        await asyncio.gather(prober, return_exceptions=True)
         await publisher.stop()
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    # One per wake-up; only a wake-up late by most of a gap (a loaded machine) may pair two.
-    assert sum(gap < Publisher.PUBLISH_TICK_S * 1000 - 1 for gap in gaps) <= 2, gaps
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    # One per wake-up; only a late wake-up may pair two: two on a quiet machine, plus what the
+    # loop's own late wake-ups, measured in the same run, owed.
+    assert sum(gap < paired_ms for gap in gaps) <= 2 + owed_late[0], (gaps, owed_late)
 
 
 async def test_publisher_slip_is_measured_when_the_loop_is_blocked() -> None:
@@ -132,7 +153,8 @@ async def test_control_status_carries_the_servers_health(server: Server) -> None
         async with http.get(f"{server.control_url}/status") as response:
             body = await response.json()
     health = SideHealth.from_json(body["health"])
-    assert health.overloaded and health.loop_lag_ms["max"] == 80.0
+    # The recorded stall shows (a busy machine's real probe may add a longer one of its own).
+    assert health.overloaded and health.loop_lag_ms["max"] >= 80.0
 
 
 async def test_report_has_health_and_a_blocked_loop_counts_as_overloaded() -> None:

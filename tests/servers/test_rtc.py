@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 import rtplay.compat.aioice
 import servers.rtc.peer as rtc
 from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, RTCClient
-from rtplay.model.events import State
+from rtplay.model.events import Event, MessageReceived, State
 from rtplay.compat.aioice import _get_host_addresses, gather_on
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.ice import (
@@ -284,10 +285,12 @@ async def test_loss_hits_unreliable_while_reliable_loses_nothing() -> None:
         await open_client(srv, client)
         faults.add(Kind.LOSS, "rtc", 20, now=srv.ctx.clock())
         srv.set_rate(250)
-        await wait_until(lambda: srv.hub.last_seq >= 500, what="500 published")
+        await wait_until(lambda: srv.hub.last_seq >= 300, what="300 published")
         srv.set_rate(0)
         faults.clear()
-        # aiortc sends one SCTP packet per message: 20 % loss both ways takes a while to repair.
+        # aiortc sends one SCTP packet per message: 20 % loss both ways takes a while to repair,
+        # and each retransmission timeout doubles SCTP's RTO (RFC 9260 §6.3.3), so the repair
+        # time has a long tail that a busy machine stretches: 300 messages (not 500) keep it short.
         await wait_until(lambda: client.cursor == srv.hub.last_seq, 30, what="reliable recovered everything")
         srv.broadcaster.publish()  # a last, loss-free envelope closes unreliable's final gap
         unreliable_tracker = client.stats["unreliable"].tracker
@@ -304,17 +307,36 @@ async def test_loss_hits_unreliable_while_reliable_loses_nothing() -> None:
 
 
 async def test_delay_fault_holds_each_envelope_to_its_own_time() -> None:
-    async with rtc_server() as (srv, manager), running(fast_client(srv)) as client:
-        await open_client(srv, client)
-        fault = srv.faults.add(Kind.DELAY, "rtc", 200, now=srv.ctx.clock())
-        srv.set_rate(100)
-        await wait_until(lambda: client.cursor >= 30, what="30 delayed envelopes")
-        srv.set_rate(0)
-        srv.faults.clear(fault.id)
-        for channel in ("reliable", "unreliable"):
-            latency = client.stats[channel].latency
-            # Every envelope arrives ~200 ms after its send time: shifted, not spaced 200 ms apart.
-            assert 195 <= (latency.percentile(50) or 0) and latency.max < 400, channel
+    """Every envelope arrives 200 ms after its own send time: shifted, not spaced 200 ms
+    apart. The path's own latency is measured first, in the same run (a loaded machine adds
+    to both alike)."""
+    arrivals: list[MessageReceived] = []
+
+    def record(event: Event) -> None:
+        if isinstance(event, MessageReceived) and event.new:
+            arrivals.append(event)
+
+    async with rtc_server() as (srv, _):
+        client = RTCClient(srv.http_url, record, emit_messages=True,
+                           retry=ExponentialBackoff(initial=0.05, maximum=0.3))
+        async with running(client):
+            await open_client(srv, client)
+            srv.set_rate(100)
+            await wait_until(lambda: client.cursor >= 30, what="30 envelopes without the fault")
+            fault = srv.faults.add(Kind.DELAY, "rtc", 200, now=srv.ctx.clock())
+            first_delayed = srv.hub.last_seq + 1
+            await wait_until(lambda: client.cursor >= first_delayed + 30, what="30 delayed envelopes")
+            srv.set_rate(0)
+            srv.faults.clear(fault.id)
+    for channel in ("reliable", "unreliable"):
+        before = [e.latency_ms for e in arrivals if e.channel == channel and e.seq < first_delayed - 1]
+        held = [e.latency_ms for e in arrivals if e.channel == channel and e.seq >= first_delayed]
+        assert len(before) >= 10 and len(held) >= 10, (channel, len(before), len(held))
+        # Never released early, whatever the load: the hold counts from the envelope's send time.
+        assert min(held) >= 195, (channel, min(held))
+        # Held 200 ms each, not queued behind one another (a serial hold would put the median
+        # near 15 x 200 ms): the median is the hold plus the path's own median, within 50 ms.
+        assert statistics.median(held) <= 200 + statistics.median(before) + 50, (channel, held, before)
 
 
 async def test_a_peer_too_far_behind_is_closed_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
