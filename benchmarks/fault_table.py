@@ -18,9 +18,9 @@ import io
 import logging
 from typing import Any
 
-from rtplay.model.faultspec import parse_fault
 from rtplay.cli.headless import HeadlessOptions, run_headless
 from rtplay.engine.session import SessionConfig, available_transports
+from rtplay.model.faultspec import parse_fault
 from rtplay.protocol.options import ServerOptions
 
 #: (column label, spec): the fault from 3 s; timed ones 6 s long, outage/crash 5 s.

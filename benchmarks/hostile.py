@@ -439,9 +439,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (max of the phase); healthy WS client latency ms p50 / p99")
     head = ["probe", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
     widths = [15, 7, 6, 5, 17, 17, 17, 0]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
 
 
 def parse() -> argparse.Namespace:

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import raw  # noqa: E402
-from rtplay.runtime import eventloop  # noqa: E402
 from rtplay.engine.session import Session, SessionConfig, available_transports  # noqa: E402
 from rtplay.protocol.options import MAX_RATE, ServerOptions  # noqa: E402
+from rtplay.runtime import eventloop  # noqa: E402
 from servers.runner import Server, ServerConfig  # noqa: E402
 
 if TYPE_CHECKING:

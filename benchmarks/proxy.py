@@ -201,7 +201,8 @@ async def client_main(args: argparse.Namespace) -> None:
               f"ratio {rate_proxy / rate_direct:.2f}x (target >= 0.5x)")
         lat_direct, lat_proxy = await crowd_latency([ws_direct, ws_proxy], args.clients, args.crowd_seconds)
         added = quantile(lat_proxy, 0.99) - quantile(lat_direct, 0.99)
-        print(f"{args.clients} WS connections via the proxy and {args.clients} direct at 1 msg/s ({args.crowd_seconds:g} s, {len(lat_proxy)} msgs via proxy): "
+        print(f"{args.clients} WS connections via the proxy and {args.clients} direct at 1 msg/s "
+              f"({args.crowd_seconds:g} s, {len(lat_proxy)} msgs via proxy): "
               f"one-way p50/p99 direct {quantile(lat_direct, 0.5):.2f}/{quantile(lat_direct, 0.99):.2f} ms, "
               f"proxy {quantile(lat_proxy, 0.5):.2f}/{quantile(lat_proxy, 0.99):.2f} ms; added p99 {added:.2f} ms "
               "(target < 10 ms)")

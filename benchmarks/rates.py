@@ -16,9 +16,9 @@ import asyncio
 import logging
 import time
 
-from rtplay.runtime import eventloop
-from rtplay.protocol.options import ServerOptions
 from rtplay.engine.session import Session, SessionConfig, available_transports
+from rtplay.protocol.options import ServerOptions
+from rtplay.runtime import eventloop
 
 DEFAULT_RATES = [100, 500, 1000, 2000, 3000, 5000, 8000]
 

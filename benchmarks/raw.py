@@ -24,8 +24,8 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent, StreamDataReceived
 from aiortc import RTCPeerConnection
 
-from servers.core.cert import generate_certificate
 from rtplay.compat.aioice import gather_on
+from servers.core.cert import generate_certificate
 
 HOST = "127.0.0.1"
 

@@ -19,9 +19,9 @@ import signal
 import stat
 import sys
 
-from rtplay.runtime import eventloop
 from rtplay.compat import LIBRARIES, IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
+from rtplay.runtime import eventloop
 from rtplay.runtime.token import TOKEN_HEADER, token_path, write_token
 from servers.runner import WEBRTC_LIBRARIES, Server, ServerConfig
 

@@ -27,22 +27,22 @@ from rtplay.protocol.control_events import (
     RateChanged,
 )
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
-from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.protocol.options import ServerOptions
-from servers.http import answers, browser_report, page
-from servers.core.cert import Certificate, generate_certificate
-from servers.control import ControlListener
-from servers.core.events import PUBLISHER_EVERY_S, EventBus
-from servers.core.faults import FaultState
+from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.runtime.process import resident_kb
 from rtplay.runtime.serverlog import server_logger
+from servers.control import ControlListener
+from servers.core.cert import Certificate, generate_certificate
 from servers.core.context import HttpConfig, ServerContext
+from servers.core.events import PUBLISHER_EVERY_S, EventBus
+from servers.core.faults import FaultState
 from servers.core.guard import ControlGuard, is_loopback, new_token
+from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.load import probe_loop_lag
+from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
+from servers.http import answers, browser_report, page
 from servers.http.app import build_app
 from servers.http.limits import REQUEST_BODY_TIMEOUT_S, ConnectionCap, default_cap
-from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
-from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
 from servers.quic.server import QuicListener
 
 if TYPE_CHECKING:  # aiortc takes ~0.3 s to import: not before the server is ready (see Server.rtc)

@@ -11,10 +11,10 @@ from typing import TypeVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from rtplay.runtime import eventloop
 from rtplay.clients.base import Client
-from rtplay.protocol.options import ServerOptions
 from rtplay.engine.session import Session, SessionConfig
+from rtplay.protocol.options import ServerOptions
+from rtplay.runtime import eventloop
 from servers.core.cert import Certificate, generate_certificate
 from servers.core.faults import FaultState
 from servers.quic.server import QuicListener

@@ -11,14 +11,13 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from rtplay.model import faultspec
 from rtplay.cli import scenario as scenario_module
+from rtplay.model import faultspec, identity
 from rtplay.model.crowd import MAX_CLIENTS  # not crowd_pool: that loads every client library
 from rtplay.model.faultspec import FaultSpec, FaultSpecError, parse_fault
+from rtplay.model.retry_spec import PolicySpec, RetrySpecError, parse_assignment
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import add_arguments, port, rate
-from rtplay.model import identity
-from rtplay.model.retry_spec import PolicySpec, RetrySpecError, parse_assignment
 
 #: Transports whose client reconnects by a retry policy (poll polls on its fixed interval).
 RETRYING_TRANSPORTS = [t for t in TRANSPORTS if t != "poll"]

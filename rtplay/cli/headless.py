@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rtplay.cli.args import version
 from rtplay.clients.core import ReconnectingClient
+from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import render_crowds
-from rtplay.runtime import eventloop
 from rtplay.model.events import Event, Failed, FaultEnded, FaultStarted, ResetReceived
 from rtplay.model.faultspec import FaultSpec
+from rtplay.runtime import eventloop
 from rtplay.runtime.health import overload_warning
-from rtplay.engine.session import Session, SessionConfig
 
 if TYPE_CHECKING:  # imported when --browser asks for it (it brings Playwright's driver)
     from rtplay.engine.browser import BrowserSide
@@ -141,7 +141,7 @@ def render_table(report: dict[str, Any], wide: bool = False, legend: bool = True
     widths = [14, 9] + [w for _, w, _, _ in columns]
     titles = ["transport", "state"] + [t for t, _, _, _ in columns]
     def line(cells: list[str]) -> str:
-        return " ".join(c[:w].rjust(w) if i > 1 else c[:w].ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return " ".join(c[:w].rjust(w) if i > 1 else c[:w].ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
     header = line(titles)
     lines = [header, "-" * len(header), *(line(row) for row in rows)]
     summary = f"published {report['published']} messages in {report['duration_s']:.1f} s"

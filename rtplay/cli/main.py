@@ -18,18 +18,18 @@ from typing import Any, TypeVar
 
 from rtplay.cli import preflight
 from rtplay.cli.args import build_parser
-from rtplay.runtime import eventloop
-from rtplay.compat import IncompatibleLibrary, check_all
-from rtplay.protocol.faults import TRANSPORTS
-from rtplay.protocol.options import ServerOptions, from_namespace
 from rtplay.cli.keep import cmd_report, run_log, write_html
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.cli.variants import Variant
+from rtplay.compat import IncompatibleLibrary, check_all
 from rtplay.engine.spawn import ServerProcess, SpawnError
 
 # The clients, the session and the TUI are imported only once the server process has been
 # launched, so that both processes load their libraries at the same time.
 from rtplay.model.retry_spec import PolicySpec
+from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.options import ServerOptions, from_namespace
+from rtplay.runtime import eventloop
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,10 @@ def run_once(
     try:
         if (code := check_libraries()) != 0:
             return code
+        from rtplay.cli.headless import HeadlessOptions, run_headless
         from rtplay.engine.browser import BrowserUnavailable
         from rtplay.engine.control_client import ControlError
         from rtplay.engine.crowd_cluster import ClusterUnreachable
-        from rtplay.cli.headless import HeadlessOptions, run_headless
         from rtplay.engine.session import SessionConfig
 
         config = SessionConfig(

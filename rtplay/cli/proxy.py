@@ -58,7 +58,9 @@ def add_proxy_parser(sub: Any) -> None:
         epilog=f"fault spec (--fault):\n{grammar}", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("upstream", metavar="UPSTREAM", help="your app: http://host:port (or host:port)")
-    parser.add_argument("--listen", type=listen, default=DEFAULT_LISTEN, help="HOST:PORT to listen on (default 127.0.0.1:0 = any free port)")
+    parser.add_argument(
+        "--listen", type=listen, default=DEFAULT_LISTEN, help="HOST:PORT to listen on (default 127.0.0.1:0 = any free port)"
+    )
     parser.add_argument("--name", default="app", help="the proxy's name in the API (default app)")
     parser.add_argument("--api-host", default="127.0.0.1", help="bind address of the Toxiproxy API (default 127.0.0.1)")
     parser.add_argument(
@@ -81,7 +83,8 @@ def table(report: dict[str, Any]) -> str:
         p50, p99 = r["added_latency_p50_ms"], r["added_latency_p99_ms"]
         lines.append(
             f"{r['path'][:24]:24} {r['kind']:5} {r['connections']:5} {r['open']:4} {r['refused']:7} "
-            f"{r['arrivals_per_s']:7.1f} {'-' if p50 is None else f'{p50:.1f}':>7} {'-' if p99 is None else f'{p99:.1f}':>7}  {r['last_error'][:40]}"
+            f"{r['arrivals_per_s']:7.1f} {'-' if p50 is None else f'{p50:.1f}':>7} "
+            f"{'-' if p99 is None else f'{p99:.1f}':>7}  {r['last_error'][:40]}"
         )
     for c in report["wire"]["clients"]:
         lines.append(f"client {c['address']} {c['path']}: {c['attempts']} attempts, {c['refused']} refused, {c['next_attempt']}")

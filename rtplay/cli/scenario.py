@@ -53,14 +53,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rtplay.cli.target_scenario import parse_target_table
+from rtplay.cli.variants import Comparison, Variant, VariantError, parse_comparisons, parse_variants
 from rtplay.model.faultspec import FaultSpec, FaultSpecError, parse_fault
-from rtplay.protocol.faults import TRANSPORTS
-from rtplay.protocol.options import HTTP_KNOBS
+from rtplay.model.identity import IdentityError
 from rtplay.model.retry import ExponentialBackoff, FixedDelay
 from rtplay.model.retry_spec import RetrySpecError, parse_policy
-from rtplay.cli.target_scenario import parse_target_table
-from rtplay.model.identity import IdentityError
-from rtplay.cli.variants import Comparison, Variant, VariantError, parse_comparisons, parse_variants
+from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.options import HTTP_KNOBS
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,

@@ -78,7 +78,7 @@ def render_target_table(report: dict[str, Any]) -> str:
     """The table, the notes on what is measured, and what each target did per fault."""
     widths = [9, 9] + [w for _, w, _ in COLUMNS]
     def line(cells: list[str]) -> str:
-        return " ".join(c[:w].rjust(w) if i > 1 else c[:w].ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return " ".join(c[:w].rjust(w) if i > 1 else c[:w].ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
     header = line(["target", "state"] + [t for t, _, _ in COLUMNS])
     rows = [line([name, e["state"]] + [get(e) for _, _, get in COLUMNS]) for name, e in report["transports"].items()]
     mode = "direct (client-side faults only)" if report["mode"] == "direct" else "through rtplay's proxy"

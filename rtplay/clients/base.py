@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from rtplay.model.accounting import View, is_recoverable
+from rtplay.model.channels import ChannelStats, ConnectionStats
 from rtplay.model.events import (
     Connected,
     Connecting,
@@ -26,11 +28,9 @@ from rtplay.model.events import (
     State,
     state_of,
 )
-from rtplay.model.accounting import View, is_recoverable
-from rtplay.model.channels import ChannelStats, ConnectionStats
-from rtplay.protocol.messages import PING, PONG
 from rtplay.protocol.envelope import Received
 from rtplay.protocol.faults import ALL
+from rtplay.protocol.messages import PING, PONG
 from rtplay.runtime.health import cut_as_too_slow
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from typing import Any
 
 from rtplay.clients.base import MAIN, Client, Emit
 from rtplay.model.oserrors import describe_error
-from rtplay.protocol.envelope import RESET, ProtocolError, Received
 from rtplay.model.retry import Backoff, Heartbeat
 from rtplay.model.retry_spec import PolicySpec, parse_policy
+from rtplay.protocol.envelope import RESET, ProtocolError, Received
 
 log = logging.getLogger(__name__)
 

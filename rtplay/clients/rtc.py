@@ -3,7 +3,8 @@
 The client offers both channels (ICE on the signaling host only: loopback by default),
 posts the offer to ``/rtc/offer?since=N`` and waits for both channels to open; a message
 on either channel carries exactly one envelope (or one control object). aiortc reports
-only ``failed`` and ``closed`` (no ``disconnected``), and a stalled server keeps its connection up, so an app-level heartbeat on ``reliable`` decides
+only ``failed`` and ``closed`` (no ``disconnected``), and a stalled server keeps its connection up,
+so an app-level heartbeat on ``reliable`` decides
 when the peer is dead. Any end — failed or closed connection, a closed channel, a silent
 heartbeat, a refused or failed signaling request — re-signals with exponential backoff
 and resumes ``reliable`` from its cursor.
@@ -39,11 +40,11 @@ from rtplay.clients.http_common import (
 from rtplay.compat.aioice import gather_on
 from rtplay.compat.aiortc import FaultyPath, ice_transport_of, lighten
 from rtplay.compat.aiortc_fork_sctp import deliver_text
+from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 from rtplay.protocol import messages
-from rtplay.protocol.messages import CLOSING, LIVE, PONG, number_of
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.protocol.ice import LOOPBACK, candidate_addresses, ensure_on_host, restrict_candidates
-from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.protocol.messages import CLOSING, LIVE, PONG, number_of
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from rtplay.clients.http_common import (
     header_bytes,
     make_http_client,
 )
-from rtplay.protocol.envelope import RESET, decode_json, parse_envelope
 from rtplay.model.eventsource import EventStreamParser, MessageEvent, SSEProtocolError
+from rtplay.protocol.envelope import RESET, decode_json, parse_envelope
 
 
 class SSEClient(ReconnectingClient):

@@ -12,10 +12,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from rtplay.clients.base import Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
 from rtplay.compat.websockets import abort
-from rtplay.protocol import messages
-from rtplay.protocol.messages import PONG, number_of
-from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.protocol import messages
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
+from rtplay.protocol.messages import PONG, number_of
 
 #: How long a closing handshake may take before the TCP connection is just dropped.
 CLOSE_TIMEOUT_S = 1.0

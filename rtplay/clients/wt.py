@@ -33,10 +33,10 @@ from rtplay.clients.wt_conn import (
     client_configuration,
     open_connection,
 )
-from rtplay.protocol import messages
-from rtplay.protocol.messages import LIVE, PONG, number_of
-from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
+from rtplay.protocol import messages
+from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
+from rtplay.protocol.messages import LIVE, PONG, number_of
 
 STREAM = "stream"
 DATAGRAM = "datagram"

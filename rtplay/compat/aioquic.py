@@ -10,6 +10,9 @@ two received); these functions read its internals and are the only places that d
 from __future__ import annotations
 
 import aioquic
+
+# aioquic.buffer re-exports its compiled Buffer without declaring it public; this is the class.
+from aioquic._buffer import Buffer as _Buffer
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import FrameType, H3Connection, H3Stream
@@ -20,12 +23,10 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.stream import QuicStreamSender
 from aioquic.tls import Epoch
 
-# aioquic.buffer re-exports its compiled Buffer without declaring it public; this is the class.
-from aioquic._buffer import Buffer as _Buffer
+from rtplay.compat import require
 
 QuicBuffer = _Buffer
 """aioquic's packet buffer (``aioquic.buffer`` re-exports it without declaring it public)."""
-from rtplay.compat import require
 
 #: The aioquic versions whose internals this module was written against (pyproject bounds them).
 TESTED = "1.2-1.7"

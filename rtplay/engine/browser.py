@@ -338,7 +338,7 @@ class BrowserSide:
         it: the latest one on its transport that started before it)."""
         entries = self.monitor.entries(published, final=True)
         per_fault = []
-        for fault, until in zip(faults, next_starts(faults)):
+        for fault, until in zip(faults, next_starts(faults), strict=False):
             name = fault.get("transport")
             if name not in entries or fault.get("start_s") is None:
                 continue

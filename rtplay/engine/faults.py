@@ -21,8 +21,8 @@ from rtplay.engine.control_client import ControlError, ServerMirror
 from rtplay.model.accounting import View
 from rtplay.model.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.model.faultspec import FaultSpec
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 from rtplay.model.recovery import RecoveryTracker
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
 
 log = logging.getLogger(__name__)
 

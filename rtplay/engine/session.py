@@ -18,22 +18,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from rtplay.clients import CLIENTS, Endpoints
-from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
-from rtplay.engine.message_log import MessageLog
 from rtplay.clients.base import Client, ClientHooks, Network
+from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
-from rtplay.model.events import Connected, Event, Failed, State
+from rtplay.engine.crowd_pool import Crowd
+from rtplay.engine.crowds import CrowdSet, CrowdSettings
 from rtplay.engine.faults import FaultController
+from rtplay.engine.message_log import MessageLog
+from rtplay.engine.session_log import EndState, SessionRecorder
+from rtplay.engine.spawn import ServerProcess
+from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
+from rtplay.model.events import Connected, Event, Failed, State
+from rtplay.model.retry_spec import PolicySpec
 from rtplay.protocol.control_events import CountersReset, Hello, RateChanged
 from rtplay.protocol.faults import TRANSPORTS
-from rtplay.runtime.health import LoopMonitor, OverloadClock, SideHealth, health_report
 from rtplay.protocol.options import ServerOptions
-from rtplay.engine.spawn import ServerProcess
-from rtplay.clients.core import ReconnectingClient, run_guarded
-from rtplay.engine.crowd_pool import Crowd
-from rtplay.model.retry_spec import PolicySpec
-from rtplay.engine.crowds import CrowdSet, CrowdSettings
-from rtplay.engine.session_log import EndState, SessionRecorder
+from rtplay.runtime.health import LoopMonitor, OverloadClock, SideHealth, health_report
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ the proxy.
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 import logging
 import math
 import random

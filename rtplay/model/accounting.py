@@ -69,7 +69,7 @@ class _Ranges:
         return len(self.starts)
 
     def total(self) -> int:
-        return sum(e - s + 1 for s, e in zip(self.starts, self.ends))
+        return sum(e - s + 1 for s, e in zip(self.starts, self.ends, strict=False))
 
     def append(self, start: int, end: int) -> None:
         self.starts.append(start)

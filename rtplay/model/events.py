@@ -8,7 +8,6 @@ from enum import Enum
 from rtplay.protocol.faults import Fault
 
 
-
 class State(str, Enum):
     """What a client is doing right now, as its pane shows it."""
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from rtplay.protocol.faults import ALL, VALUE_UNITS, FaultError, Kind, validate
 
 
-
 class FaultSpecError(ValueError):
     """A spec that does not parse: says where and what was expected."""
 

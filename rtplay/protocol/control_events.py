@@ -9,8 +9,8 @@ server may say more); a known type with a malformed field is a :class:`ControlEv
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 JsonObject: TypeAlias = dict[str, Any]

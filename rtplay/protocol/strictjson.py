@@ -4,7 +4,8 @@
 §6, and browsers' ``JSON.parse`` rejects them), no fraction or exponent that overflows a
 double (``1e400``), no integer longer than :data:`MAX_INT_DIGITS` (past Python's own digit
 limit ``int()`` raises a bare ``ValueError``; integers shorter than that stay exact, as JSON
-allows, and a caller that needs a float converts with :func:`as_float`), and bounded nesting, checked before the parser recurses. Any input either parses or raises
+allows, and a caller that needs a float converts with :func:`as_float`), and bounded nesting,
+checked before the parser recurses. Any input either parses or raises
 :class:`JsonError`, never anything else. :func:`dumps_strict` refuses to emit a non-finite
 number instead of sending invalid JSON.
 """

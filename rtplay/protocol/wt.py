@@ -10,8 +10,6 @@ speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``.
 
 from __future__ import annotations
 
-
-
 from rtplay.protocol.messages import parse_ping, pong
 
 #: The path of the extended CONNECT that opens a session.

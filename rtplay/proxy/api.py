@@ -19,9 +19,9 @@ from aiohttp import web
 
 from rtplay.proxy.faults import ToxicExists, ToxicNotFound
 from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json
-from rtplay.runtime.serverlog import server_logger
 from rtplay.proxy.proxy import FaultProxy, ProxyConfigError
 from rtplay.proxy.toxics import ToxicError, parse_toxic
+from rtplay.runtime.serverlog import server_logger
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class ProxyRegistry:
         proxy = self.get(name)
         if not isinstance(body, dict):
             raise ApiError(400, "bad request: body must be a JSON object")
-        changed = {k: body[k] for k in ("listen", "upstream") if k in body and body[k] != getattr(proxy, "listen" if k == "listen" else "upstream_text")}
+        current = {"listen": proxy.listen, "upstream": proxy.upstream_text}
+        changed = {k: body[k] for k in ("listen", "upstream") if k in body and body[k] != current[k]}
         if changed:
             toxics = [t.to_json() for t in proxy.toxics]
             await self.delete(name)

@@ -7,12 +7,10 @@ and ``timeout`` act on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp

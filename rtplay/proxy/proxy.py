@@ -27,7 +27,6 @@ from aiohttp import web
 from yarl import URL
 
 from rtplay.proxy.faults import Change, ProxyToxics
-from rtplay.runtime.serverlog import server_logger
 from rtplay.proxy.links import RelayContext
 from rtplay.proxy.pipe import ToxicSource
 from rtplay.proxy.relay import relay_http
@@ -35,6 +34,7 @@ from rtplay.proxy.spec import parse_proxy_fault
 from rtplay.proxy.toxics import RTPLAY_TYPES, Toxic, check_name, parse_toxic
 from rtplay.proxy.wire import WireView
 from rtplay.proxy.wsrelay import relay_ws
+from rtplay.runtime.serverlog import server_logger
 
 log = logging.getLogger(__name__)
 

@@ -150,7 +150,7 @@ def build_view(name: str, report: dict[str, Any], records: Iterable[Mapping[str,
     for transport, series in transports.items():  # the report's channel order: resumable first
         order = list(report["transports"][transport].get("channels") or ["main"])
         rank = {ch: i for i, ch in enumerate(order)}
-        def key(ch: str) -> int:
+        def key(ch: str, rank: dict[str, int] = rank) -> int:
             return rank.get(ch, len(rank))
 
         series.latency = {ch: series.latency[ch] for ch in sorted(series.latency, key=key)}
@@ -274,7 +274,7 @@ def latency_series(at: list[float], ms: list[float], max_points: int = MAX_LATEN
     count = max(1, min(MAX_LATENCY_BINS, max_points // 3))
     width = max(LATENCY_BIN_S, (at[-1] - at[0]) / count * 1.001)
     bins: dict[int, list[float]] = {}
-    for t, v in zip(at, ms):
+    for t, v in zip(at, ms, strict=False):
         bins.setdefault(math.floor(t / width), []).append(v)
     out = Latency(binned=True)
     for b in sorted(bins):

@@ -20,8 +20,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from rtplay.runtime import eventloop
 from rtplay.engine.session import Session, SessionConfig
+from rtplay.runtime import eventloop
 from rtplay.tui.actions import ACTIONS
 from rtplay.tui.backend import Backend, SessionBackend
 from rtplay.tui.browser_rows import BrowserRows

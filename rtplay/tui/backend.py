@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from rtplay.model.accounting import View
 from rtplay.clients.base import Client
-from rtplay.model.events import Event, FaultEnded, FaultStarted, State
-from rtplay.model.channels import ChannelStats
-from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
 from rtplay.engine.session import Session
+from rtplay.model.accounting import View
+from rtplay.model.channels import ChannelStats
+from rtplay.model.events import Event, FaultEnded, FaultStarted, State
+from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
 from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import MARK_OVERLOAD, SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of

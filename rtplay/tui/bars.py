@@ -9,8 +9,8 @@ from textual.reactive import reactive
 
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
-from rtplay.tui.model import format_rate
 from rtplay.tui.lines import TextLines
+from rtplay.tui.model import format_rate
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow
 

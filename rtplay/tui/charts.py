@@ -168,7 +168,7 @@ def chart_lines(data: ChartData | None, width: int, height: int, styles: Styles 
     if legend:
         lines.append(_legend(lat_top, arr_top, width, styles))
     multi = len(data.series) > 1
-    for series, (lat_rows, bar_count) in zip(data.series, _split(plot_rows, len(data.series))):
+    for series, (lat_rows, bar_count) in zip(data.series, _split(plot_rows, len(data.series)), strict=False):
         latency, arrivals = get(styles, "latency"), get(styles, "arrivals")
         strip = [Text(row, latency) for row in braille_rows(series.latency, width, lat_rows, lat_top)]
         strip += [Text(row, arrivals) for row in bar_rows(series.arrivals, width, bar_count, arr_top)]

@@ -190,7 +190,7 @@ class CompareScreen(Screen[None]):
             values = [Text(label, style="bold" if not label.startswith(" ") else "")]
             values += [Text(cell, justify="right") for cell in cells]
             if row_key in table.rows:
-                for column_key, value in zip(["metric", *keys], values):
+                for column_key, value in zip(["metric", *keys], values, strict=False):
                     table.update_cell(row_key, column_key, value)
             else:
                 table.add_row(*values, key=row_key)

@@ -12,7 +12,6 @@ from typing import Protocol
 from rtplay.protocol.faults import ALL, ONE_SHOT, VALUE_UNITS, Fault, Kind
 
 
-
 @dataclass(frozen=True, slots=True)
 class FaultKey:
     """The key that toggles a fault, and the key that cycles its amount (if it has one)."""

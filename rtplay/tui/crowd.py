@@ -20,9 +20,9 @@ from textual.widgets import Static
 
 from rtplay.engine.control_client import ControlError
 from rtplay.model.crowd import CrowdStats
-from rtplay.protocol.load import BIN_S
 from rtplay.model.retry_spec import next_in_cycle, parse_policy
 from rtplay.protocol.faults import ALL, Kind
+from rtplay.protocol.load import BIN_S
 
 if TYPE_CHECKING:
     from rtplay.engine.session import Session

@@ -45,7 +45,7 @@ def line_segments(line: Text, base: Style, console: Console) -> list[Segment]:
         points.add(min(span.end, len(plain)))
     cuts = sorted(points)
     segments = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in zip(cuts, cuts[1:], strict=False):
         current = style
         for span in spans:
             if span.start <= start and end <= span.end:

@@ -26,10 +26,10 @@ from rtplay.protocol.faults import ALL, TRANSPORTS, Kind
 from rtplay.tui.actions import bindings
 from rtplay.tui.backend import Backend
 from rtplay.tui.bars import FaultBar, FaultKeys, FaultKeysData, Notice, StatusBar, StatusData
-from rtplay.tui.faultlist import FaultListScreen
 from rtplay.tui.compare import CompareScreen
-from rtplay.tui.crowd import CrowdScreen
 from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
+from rtplay.tui.crowd import CrowdScreen
+from rtplay.tui.faultlist import FaultListScreen
 from rtplay.tui.model import Dashboard, format_rate
 from rtplay.tui.panes import TransportPane
 from rtplay.tui.styles import Palette

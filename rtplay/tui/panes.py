@@ -23,8 +23,8 @@ from textual.reactive import reactive
 from rtplay.model.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
-from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
 from rtplay.tui.lines import TextLines
+from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow, wrap_words
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+
 from rtplay.protocol.control_events import ControlEvent
 
 #: Events queued for one follower before it is cut: minutes of normal traffic (a handful of

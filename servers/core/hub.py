@@ -1,6 +1,7 @@
 """The sequenced message source and its bounded replay buffer. No I/O, no clock.
 
-Every transport carries the same envelope (:mod:`rtplay.protocol.envelope`). The hub keeps the last ``capacity`` envelopes so that a client can resume from
+Every transport carries the same envelope (:mod:`rtplay.protocol.envelope`). The hub keeps the
+last ``capacity`` envelopes so that a client can resume from
 its cursor; a cursor older than the buffer gets an explicit :class:`Reset`, never silent loss.
 """
 

@@ -71,7 +71,7 @@ def parse_entry(raw: object, where: str, transports: set[str]) -> list[Any]:
     types = KINDS[raw[1]]
     if len(raw) != 2 + len(types):
         raise JournalError(f"{where}: {raw[1]} takes {len(types)} values")
-    entry = [raw[0], raw[1], *(_arg(t, v, where) for t, v in zip(types, raw[2:]))]
+    entry = [raw[0], raw[1], *(_arg(t, v, where) for t, v in zip(types, raw[2:], strict=False))]
     if raw[1] == "seq" and not 0 <= entry[4] - entry[3] < MAX_RUN:
         raise JournalError(f"{where}: a run goes up, by at most {MAX_RUN} seqs")
     return entry

@@ -11,9 +11,9 @@ from socket import SO_SNDBUF, SOL_SOCKET
 
 from aiohttp import web
 
+from rtplay.runtime.health import SLOW_CONSUMER
 from servers.core.context import HOLD_STEP_S, ServerContext
 from servers.core.cursor import parse_cursor
-from rtplay.runtime.health import SLOW_CONSUMER
 from servers.core.pubsub import Subscription
 
 #: Largest request body accepted (control API, WebRTC offers). An SDP offer is a few KiB.

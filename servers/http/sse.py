@@ -9,9 +9,8 @@ from aiohttp import web
 
 from rtplay.protocol.envelope import Envelope
 from servers.core.context import ServerContext, Throttle
-from servers.http.common import cursor_of
-from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, goodbye, within
 from servers.core.pubsub import Subscription
+from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
 from servers.http.streams import EnvelopeStream, relay
 
 log = logging.getLogger(__name__)

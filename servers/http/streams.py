@@ -12,11 +12,11 @@ import asyncio
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.faults import Kind
-from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
-from servers.http.common import SlowConsumer
-from servers.core.hub import Backlog
 from rtplay.runtime.health import SLOW_CONSUMER
+from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
+from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
+from servers.http.common import SlowConsumer
 
 
 class EnvelopeStream:

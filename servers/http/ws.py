@@ -11,9 +11,9 @@ from aiohttp import WSMsgType, web
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.strictjson import JsonError, JsonTooDeep, finite_float, loads_strict
 from servers.core.context import ServerContext, Throttle, wait_unstalled
-from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
+from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
 from servers.http.streams import EnvelopeStream, relay
 from servers.http.ws_heartbeat import keep_alive
 from servers.http.wsguard import GuardedStream, masked_frames_only, text_frames

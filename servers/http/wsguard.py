@@ -17,9 +17,9 @@ and follows the transport's flow control for the envelopes the endpoint writes a
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import WSCloseCode, web
 

@@ -34,7 +34,6 @@ from rtplay.compat.aioquic import (
 )
 from rtplay.protocol.udpfaults import DatagramShaper
 
-
 Fate = Callable[[], tuple[bool, bool, bool]]
 """(drop, reorder, duplicate) for the next datagram."""
 

@@ -20,8 +20,8 @@ from aioquic.h3.connection import H3Connection, Setting
 from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 
 from rtplay.compat.aioquic import pending_datagrams, unacked_stream_bytes
-from rtplay.protocol.messages import LIVE
 from rtplay.protocol.envelope import Envelope
+from rtplay.protocol.messages import LIVE
 from rtplay.protocol.wt import CLOSE_BAD_PING, CLOSE_SERVER_ERROR, CLOSE_TOO_SLOW, close_capsule, pong_for
 from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
 from servers.core.hub import Backlog

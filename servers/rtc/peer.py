@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 import logging
+from collections.abc import Callable
 
 from aiortc import (
     RTCConfiguration,

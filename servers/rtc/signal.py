@@ -13,8 +13,7 @@ import logging
 from aiohttp import web
 
 from servers.core.context import ServerContext
-from servers.http.common import cursor_of
-from servers.http.common import CTX, MAX_REQUEST_BYTES, bad_request
+from servers.http.common import CTX, MAX_REQUEST_BYTES, bad_request, cursor_of
 from servers.rtc.ice import OfferError, parse_offer
 from servers.rtc.peer import TRANSPORT, RtcManager, TooManyPeers
 

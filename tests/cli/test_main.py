@@ -124,8 +124,8 @@ def test_run_help_gives_the_fault_grammar_the_scenario_keys_and_the_exit_codes(
 
 
 def test_the_playground_takes_server_ports_and_web_strips_its_own_flags() -> None:
-    from rtplay.cli.main import web_command
     from rtplay.cli.args import build_parser
+    from rtplay.cli.main import web_command
 
     args = build_parser().parse_args(["--http-port", "8081", "--quic-port", "8444", "--web", "--web-port", "9000"])
     assert (args.http_port, args.quic_port, args.web, args.web_port) == (8081, 8444, True, 9000)

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from rtplay.protocol.envelope import ProtocolError, Received
 from rtplay.clients.core import Fail, LiveStart, ReconnectingClient, reset_signal
 from rtplay.clients.http_common import apply_batch
 from rtplay.clients.poll import PollClient
-from rtplay.model.events import Connecting, Event, RetryScheduled
 from rtplay.model.channels import ChannelStats
+from rtplay.model.events import Connecting, Event, RetryScheduled
+from rtplay.protocol.envelope import ProtocolError, Received
 
 
 @pytest.mark.parametrize("reset", [{"first": "3"}, {}, "soon", {"first": 0}, {"first": True}])

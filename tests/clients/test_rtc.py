@@ -11,8 +11,8 @@ from rtplay.clients.rtc import (
     ice_host_of,
 )
 from rtplay.model.events import Connected, Disconnected, Event, RetryScheduled, State
-from rtplay.protocol.faults import Kind
 from rtplay.model.retry import ExponentialBackoff
+from rtplay.protocol.faults import Kind
 from servers.runner import Server
 from tests.conftest import rtc_server, running, wait_until
 

@@ -18,10 +18,10 @@ from rtplay.model.events import (
     RetryScheduled,
     State,
 )
+from rtplay.model.retry import ExponentialBackoff
 from rtplay.protocol.envelope import ProtocolError
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.wt import close_capsule, parse_close_capsule
-from rtplay.model.retry import ExponentialBackoff
 from servers.core.cert import Certificate, generate_certificate
 from servers.quic.server import QuicListener
 from servers.runner import Server, ServerConfig

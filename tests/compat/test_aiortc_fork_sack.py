@@ -142,7 +142,7 @@ async def test_a_lost_packet_is_repaired_by_fast_retransmit_not_the_timer() -> N
         burst = [f"b{i}" for i in range(8)]  # four packets after the loss: three gap reports need them all
         for i, text in enumerate(burst):  # a packet each, so the gap is reported once per packet
             pair.channel.send(text)
-            await wait_until(lambda: len(data) > i, what=f"message {i} sent")
+            await wait_until(lambda i=i: len(data) > i, what=f"message {i} sent")
         await wait_until(lambda: len(pair.received) == len(burst), what="the lost message retransmitted")
     assert pair.received == burst
     assert not expired

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from rtplay.compat import aiortc_fork_sctp as aiortc_sctp
-from tests.conftest import wait_until
 from tests.compat.rtc_pair import channel_pair, count_packets
+from tests.conftest import wait_until
 
 BURST = 60
 

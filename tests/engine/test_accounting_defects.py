@@ -14,18 +14,18 @@ import sys
 
 import pytest
 
+from rtplay.cli.headless import HeadlessOptions, render_table, run_headless
 from rtplay.clients.base import MAIN
 from rtplay.clients.longpoll import LongPollClient
-from rtplay.clients.wt import DATAGRAM, WebTransportClient
 from rtplay.clients.ws import WebSocketClient
+from rtplay.clients.wt import DATAGRAM, WebTransportClient
+from rtplay.engine.session import SessionConfig
+from rtplay.model.channels import ChannelStats, ConnectionStats, SeqTracker
 from rtplay.model.events import State
 from rtplay.model.faultspec import parse_fault
-from rtplay.cli.headless import HeadlessOptions, render_table, run_headless
-from rtplay.model.channels import ChannelStats, ConnectionStats, SeqTracker
-from rtplay.engine.session import SessionConfig
+from rtplay.protocol.faults import Kind
 from rtplay.tui.compare import table_rows
 from servers.core.cert import Certificate
-from rtplay.protocol.faults import Kind
 from servers.runner import Server, ServerConfig
 from tests.conftest import LocalSession, fast_client_options, fast_server_options, loop_lag_s, running, wait_until
 
@@ -63,7 +63,9 @@ def test_1_an_unsettled_run_says_so_under_the_table() -> None:
 
 
 async def test_1_headless_report_carries_settled() -> None:
-    config = SessionConfig(transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options())
+    config = SessionConfig(
+        transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options()
+    )
     options = HeadlessOptions(duration=0.5, progress=False, settle_s=3.0, out=io.StringIO())
     report = await run_headless(config, options)
     assert report["settled"] is True
@@ -138,7 +140,9 @@ def test_6_downtime_stops_at_the_cutoff() -> None:
 
 
 async def test_6_headless_downtime_is_at_most_the_duration() -> None:
-    config = SessionConfig(transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options())
+    config = SessionConfig(
+        transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=20), client_options=fast_client_options()
+    )
     options = HeadlessOptions(duration=0.6, progress=False, settle_s=1.0, out=io.StringIO())
     report = await run_headless(config, options, [parse_fault("outage=5s@0.2s")])
     entry = report["transports"]["sse"]

@@ -31,7 +31,8 @@ def test_the_mirror_follows_figures_faults_and_resets() -> None:
     mirror.apply(wire({"type": "publisher", "published": 50, "rate": 10, "replay_from": 1}), now=101.0)
     mirror.apply(wire({"type": "publisher", "published": 40, "rate": 10, "replay_from": 1}), now=101.1)  # never backwards
     assert mirror.published == 50
-    change = mirror.apply(wire({"type": "fault", "what": "started", "fault": fault_json(2, "offline", "sse", None), "published": 50}), 102.0)
+    started = {"type": "fault", "what": "started", "fault": fault_json(2, "offline", "sse", None), "published": 50}
+    change = mirror.apply(wire(started), 102.0)
     assert change is not None and change[0] == "started" and mirror.has(Kind.OFFLINE, "sse")
     mirror.apply(wire({"type": "fault", "what": "started", "fault": fault_json(3, "drop", "all", None), "published": 50}), 102.0)
     assert [f.id for f in mirror.active()] == [1, 2]  # a one-shot fault is never active

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from rtplay.protocol.load import BIN_S
+from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
-from rtplay.engine.session import Session, SessionConfig
+from rtplay.protocol.load import BIN_S
 from rtplay.protocol.options import ServerOptions
 from tests.conftest import loop_lag_s
 
@@ -69,7 +69,10 @@ def test_deltas_from_several_workers_merge() -> None:
 
 
 def test_delivery_figures_merge_across_workers() -> None:
-    a = final_figures([{"delivered": 10, "lost": 0, "pending": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "pending": 0, "lost_to_reset": 1}], "p")
+    a = final_figures(
+        [{"delivered": 10, "lost": 0, "pending": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "pending": 0, "lost_to_reset": 1}],
+        "p",
+    )
     b = final_figures([{"delivered": 9, "lost": 1, "pending": 0, "lost_to_reset": 0}], "p")
     merged = merge_finals([a | {"cpu_s": 1.0, "max_rss_kb": 100, "clients": 2}, b | {"cpu_s": 0.5, "max_rss_kb": 50, "clients": 1}])
     assert merged == {

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.events import Event, MessageReceived, RetryScheduled, State
 from rtplay.protocol.faults import Kind
-from rtplay.engine.session import Session, SessionConfig
 from tests.conftest import LocalSession, fast_client_options, fast_server_config, loop_lag_s, wait_until
 
 RESUMABLE = ["longpoll", "sse", "ws"]

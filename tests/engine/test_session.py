@@ -7,9 +7,9 @@ import asyncio
 from aiohttp import web
 
 from rtplay.clients.sse import SSEClient
+from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.events import Connected, Event, Failed, RetryScheduled, State
 from rtplay.protocol.faults import Kind
-from rtplay.engine.session import Session, SessionConfig
 from servers.runner import ServerConfig
 from tests.conftest import LocalSession, fast_client_options, fast_server_config, wait_until
 
@@ -91,7 +91,7 @@ async def test_sse_fails_for_good_on_204_and_503() -> None:
         session.subscribe(events.append)
         session.local.faults.add(Kind.ERROR, "sse", code, now=0)
         async with session:
-            await wait_until(lambda: session.clients["sse"].state is State.FAILED, what=f"sse failed on {code}")
+            await wait_until(lambda s=session: s.clients["sse"].state is State.FAILED, what=f"sse failed on {code}")
             assert session.clients["sse"].attempts == 1
         failed = [e for e in events if isinstance(e, Failed)]
         assert len(failed) == 1 and f"HTTP {code}" in failed[0].reason

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from rtplay.protocol.options import ServerOptions
 from rtplay.engine.spawn import ServerProcess
+from rtplay.protocol.options import ServerOptions
 from servers.runner import Server
 from tests.conftest import wait_until
 
@@ -127,8 +127,8 @@ def test_the_command_line_launches_its_server_before_loading_the_client_librarie
 
 async def test_poll_first_asks_once_its_spawned_server_publishes() -> None:
     """Its first poll must find messages: an empty one makes it wait a whole interval."""
-    from rtplay.model.events import Connecting, Event
     from rtplay.engine.session import Session, SessionConfig
+    from rtplay.model.events import Connecting, Event
 
     session = Session(SessionConfig(transports=["poll", "ws"], server=ServerOptions(rate=50)))
     rate_at_first_ask: dict[str, float] = {}
@@ -149,8 +149,8 @@ async def test_poll_first_asks_once_its_spawned_server_publishes() -> None:
 async def test_publishing_waits_for_the_slowest_connection_so_no_client_replays_its_start() -> None:
     """WebRTC opens ~0.4 s after the rest; had seq 1 gone out before, its start-up catch-up
     would be its p99 at 50 msg/s (~200 ms where the steady state is a few)."""
-    from rtplay.model.events import State
     from rtplay.engine.session import Session, SessionConfig
+    from rtplay.model.events import State
 
     session = Session(SessionConfig(transports=["ws", "rtc"], server=ServerOptions(rate=50)))
     try:

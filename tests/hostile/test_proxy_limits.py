@@ -56,7 +56,7 @@ async def firehose() -> AsyncIterator[tuple[FaultProxy, Firehose]]:
         await runner.cleanup()
 
 
-async def settled(read: "callable[[], int]", quiet: float = 0.3, timeout: float = 10.0) -> int:  # type: ignore[valid-type]
+async def settled(read: callable[[], int], quiet: float = 0.3, timeout: float = 10.0) -> int:  # type: ignore[valid-type]
     """The value of ``read()`` once it stops growing for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout
     last, since = read(), time.monotonic()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from servers.core.context import HttpConfig
 from servers.core.hub import Hub
 from servers.http.answers import (
     ANSWER_CHUNK_BYTES,
@@ -18,7 +19,6 @@ from servers.http.answers import (
     batch_pieces,
     is_large,
 )
-from servers.core.context import HttpConfig
 from servers.http.app import batch_json
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from rtplay.model.accounting import View
-from rtplay.model.events import Connected, Disconnected, Failed, ResetReceived
 from rtplay.model.channels import ChannelStats
+from rtplay.model.events import Connected, Disconnected, Failed, ResetReceived
 from rtplay.model.recovery import RecoveryTracker
 from tests.model.oracle import Ev, OracleChannel, fault_records
 

@@ -1,8 +1,8 @@
 """Recovery figures, fed events and times by hand."""
 
 from rtplay.model.accounting import View
-from rtplay.model.events import Connected, Disconnected, ResetReceived, RetryScheduled
 from rtplay.model.channels import ChannelStats
+from rtplay.model.events import Connected, Disconnected, ResetReceived, RetryScheduled
 from rtplay.model.recovery import MAX_OPEN_PER_TRANSPORT, MAX_RECORDS, RecoveryTracker
 
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtplay.protocol.control_events import (
-    Bye,
     BufferReset,
+    Bye,
     ControlEvent,
     ControlEventError,
     CountersReset,

@@ -31,7 +31,7 @@ def test_a_crlf_split_between_chunks_is_one_line_end() -> None:
 def test_any_split_gives_the_same_blocks_and_the_same_events(
     lines: list[bytes], ends: list[bytes], cuts: list[int]
 ) -> None:
-    stream = b"".join(line + end for line, end in zip(lines, ends)) + b"\n\n"
+    stream = b"".join(line + end for line, end in zip(lines, ends, strict=False)) + b"\n\n"
     whole = EventFramer().feed(stream)
     framer = EventFramer()
     pieces: list[bytes] = []
@@ -59,7 +59,7 @@ def test_any_split_gives_the_same_blocks_and_the_same_events(
 )
 def test_the_block_reader_agrees_with_rtplays_parser(lines: list[bytes], ends: list[bytes], bom: bool) -> None:
     """Events fired, last event ID and reconnection time after every block: as the parser says."""
-    stream = (b"\xef\xbb\xbf" if bom else b"") + b"".join(line + end for line, end in zip(lines, ends)) + b"\n\n"
+    stream = (b"\xef\xbb\xbf" if bom else b"") + b"".join(line + end for line, end in zip(lines, ends, strict=False)) + b"\n\n"
     parser, reader = EventStreamParser(), BlockReader()
     for block in EventFramer().feed(stream):
         fired = len(parser.feed(block))

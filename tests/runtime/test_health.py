@@ -9,6 +9,7 @@ import time
 import aiohttp
 import pytest
 
+from rtplay.engine.session import SessionConfig
 from rtplay.runtime.health import (
     GROWTH,
     OVERLOAD_HOLD_S,
@@ -19,7 +20,6 @@ from rtplay.runtime.health import (
     health_report,
     overload_warning,
 )
-from rtplay.engine.session import SessionConfig
 from servers.core.hub import Hub
 from servers.core.pubsub import Broadcaster, Publisher
 from servers.runner import Server

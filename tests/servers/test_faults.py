@@ -10,8 +10,8 @@ import pytest
 
 from rtplay.protocol.faults import FaultError, Kind
 from servers.core.faults import FaultState
-from servers.runner import Server
 from servers.core.throttle import BURST_BYTES, TokenBucket
+from servers.runner import Server
 
 
 def test_faults_apply_to_their_scope_only() -> None:

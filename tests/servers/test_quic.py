@@ -23,13 +23,13 @@ from rtplay.clients.wt_conn import (
     open_connection,
 )
 from rtplay.model.events import Disconnected, Event, State
+from rtplay.model.retry import ExponentialBackoff
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.wt import close_capsule, pong_for
-from rtplay.model.retry import ExponentialBackoff
 from servers.core.cert import CERT_VALIDITY, Certificate, generate_certificate
 from servers.quic.server import QuicListener
-from servers.runner import Server, ServerConfig
 from servers.quic.wtproto import RequestError, parse_connect
+from servers.runner import Server, ServerConfig
 from tests.conftest import running, wait_until
 
 HOST = "127.0.0.1"
@@ -89,7 +89,7 @@ def test_certificate_is_p256_short_lived_and_hash_matches(cert: Certificate) -> 
     assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
     lifetime = parsed.not_valid_after_utc - parsed.not_valid_before_utc
     assert lifetime < datetime.timedelta(days=14) and lifetime == CERT_VALIDITY
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     assert parsed.not_valid_before_utc < now < parsed.not_valid_after_utc
     assert hashlib.sha256(cert.der).digest() == cert.sha256
     assert cert.sha256_hex == hashlib.sha256(cert.der).hexdigest() and len(cert.sha256_hex) == 64
@@ -99,7 +99,7 @@ def test_certificate_is_p256_short_lived_and_hash_matches(cert: Certificate) -> 
 
 
 def test_certificate_dates_follow_now() -> None:
-    now = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     made = generate_certificate(now)
     assert made.certificate.not_valid_before_utc == now - datetime.timedelta(minutes=1)
     assert made.not_valid_after - now < datetime.timedelta(days=14)

@@ -15,8 +15,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 import rtplay.compat.aioice
 import servers.rtc.peer as rtc
 from rtplay.clients.rtc import DEFAULT_PING_INTERVAL_S, RTCClient
-from rtplay.model.events import Event, MessageReceived, State
 from rtplay.compat.aioice import _get_host_addresses, gather_on
+from rtplay.model.events import Event, MessageReceived, State
+from rtplay.model.retry import ExponentialBackoff
 from rtplay.protocol.faults import Kind
 from rtplay.protocol.ice import (
     address_allowed,
@@ -25,7 +26,6 @@ from rtplay.protocol.ice import (
     host_addresses,
     restrict_candidates,
 )
-from rtplay.model.retry import ExponentialBackoff
 from servers.core.faults import FaultState
 from servers.http.common import MAX_REQUEST_BYTES
 from servers.rtc.ice import OfferError, parse_offer
@@ -170,7 +170,7 @@ async def test_delivers_on_both_channels_with_every_candidate_on_loopback() -> N
         srv.set_rate(0)
         for channel in ("reliable", "unreliable"):
             tracker = client.stats[channel].tracker
-            await wait_until(lambda: tracker.highest == srv.hub.last_seq, what=f"{channel} caught up")
+            await wait_until(lambda t=tracker: t.highest == srv.hub.last_seq, what=f"{channel} caught up")
         reliable = client.stats["reliable"].tracker
         published = srv.hub.last_seq
         counts = (reliable.delivered, reliable.missing, reliable.duplicates, reliable.out_of_order)

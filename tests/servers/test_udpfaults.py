@@ -3,7 +3,6 @@ import pytest
 from rtplay.protocol.udpfaults import DatagramShaper
 
 
-
 def test_shaper_drops_duplicates_and_reorders() -> None:
     shaper = DatagramShaper(hold_s=0.02)
     assert shaper.push(b"a", (True, False, False), now=0.0) == []

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from rtplay.protocol.strictjson import JsonError, JsonTooDeep, loads_strict, nesting_depth, within_depth
 from servers.core.context import HttpConfig
-from servers.runner import Server, ServerConfig
 from servers.http.ws import ping_number, stamp_of
 from servers.http.ws_heartbeat import CHECKS_PER_INTERVAL, Liveness, PeerVerdict
 from servers.http.wsguard import MaskCheck, text_frames
+from servers.runner import Server, ServerConfig
 from tests.hostile.conftest import eof_within
 from tests.hostile.test_connections import ws_handshake
 
@@ -93,7 +93,7 @@ async def test_a_ping_with_a_huge_integer_is_answered_not_crashed_on(ws_server: 
     url = ws_server.http_url.replace("http", "ws") + "/ws"
     huge = "9" * 400
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_str('{"ping": %s}' % huge)
+        await ws.send_str(f'{{"ping": {huge}}}')
         answer = await ws.receive(timeout=3)
     assert answer.type is aiohttp.WSMsgType.TEXT and json.loads(answer.data) == {"pong": int(huge)}
 

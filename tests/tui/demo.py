@@ -235,7 +235,8 @@ def _entry(delivered: int, lost: int, p50: float, p99: float, bpm: float, **kw: 
 
 def demo_report() -> dict[str, Any]:
     """A JSON report as ``Session.report()`` writes it, matching :func:`demo_dashboard`."""
-    conn = lambda state, c, r, d: {"state": state, "connects": c, "reconnects": r, "downtime_s": d}
+    def conn(state, c, r, d):
+        return {"state": state, "connects": c, "reconnects": r, "downtime_s": d}
     wt_stream = _entry(11_900, 0, 3.9, 21.0, 96.0)
     rtc_reliable = _entry(11_900, 0, 5.8, 30.4, 104.0)
     return {

@@ -14,10 +14,10 @@ from tests.tui.helpers import (
     fault_bar,
     fault_keys,
     make_config,
+    notice,
     pane_log,
     pane_status,
     status_bar,
-    notice,
     wait_for,
 )
 

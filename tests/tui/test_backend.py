@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rtplay.clients.sse import SSEClient
 from rtplay.clients.ws import WebSocketClient
+from rtplay.engine.session import Session
 from rtplay.model.events import FaultStarted, State
 from rtplay.protocol.faults import Fault, Kind
-from rtplay.engine.session import Session
 from rtplay.tui.backend import SessionBackend, acts_on, cursor_detail
 from tests.tui.helpers import make_config
 

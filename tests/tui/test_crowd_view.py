@@ -81,5 +81,6 @@ async def test_the_crowd_view_shows_a_live_crowd_and_switches_its_policy() -> No
         app.screen.refresh_text()
         assert "4 clients  policy socketio (the default)" in str(app.screen.query_one("#crowd-body").render())
         await pilot.press("b")
-        await wait_for(pilot, lambda: session.crowds["ws"].policy == "exponential:jitter=none,base=1,cap=30,factor=2", "crowd on the next policy", timeout=30)
+        next_policy = "exponential:jitter=none,base=1,cap=30,factor=2"
+        await wait_for(pilot, lambda: session.crowds["ws"].policy == next_policy, "crowd on the next policy", timeout=30)
         await wait_for(pilot, lambda: session.crowds["ws"].stats.states()["open"] == 4, "new crowd open", timeout=30)

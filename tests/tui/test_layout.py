@@ -9,7 +9,7 @@ from rtplay.tui.backend import StaticBackend
 from rtplay.tui.main import MIN_PANE_COLUMNS, MainScreen
 from rtplay.tui.panes import PaneStatus, TransportPane
 from tests.tui.demo import demo_dashboard, demo_report
-from tests.tui.helpers import fault_bar, notice, status_bar, unwrap, shown
+from tests.tui.helpers import fault_bar, notice, shown, status_bar, unwrap
 
 
 def demo_app() -> RtplayApp:
