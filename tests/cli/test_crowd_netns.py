@@ -100,8 +100,15 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
                 "--no-nanny", "--no-dashboard", "--local-directory", str(tmp_path), log=log,
             ))
             assert serve.stdout is not None
-            ready = json.loads(serve.stdout.readline().removeprefix("RTPLAY-READY "))
-            token = next(m.group(1) for line in serve.stdout if (m := re.search(r"token\W+([\w-]{16,})", line)))
+            # What `rtplay serve` tells its user: the control line, then the token line.
+            control_url = token = None
+            for line in serve.stdout:
+                if (m := re.search(r"control\s+(http://\S+)/control/status", line)):
+                    control_url = m.group(1) + "/control"
+                if (m := re.search(r"token\W+([\w-]{16,})", line)):
+                    token = m.group(1)
+                    break
+            assert control_url is not None and token is not None, "rtplay serve named no control API"
             # The worker is registered once the scheduler lists it (the run refuses an empty cluster).
             deadline = time.monotonic() + READY_S
             while client_addr not in (tmp_path / "procs.log").read_text():
@@ -110,7 +117,7 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
             report_path = tmp_path / "report.json"
             run = subprocess.run(
                 ["ip", "netns", "exec", server_ns, sys.executable, "-m", "rtplay.cli.main", "run",
-                 "--server", ready["control_url"], "--token", token, "--cluster", scheduler,
+                 "--server", control_url, "--token", token, "--cluster", scheduler,
                  "--transports", "ws", "--clients", "1000", "--retry", "ws=exponential:full,base=0.5,cap=2",
                  "--fault", "outage=3s@1s", "--duration", "6", "--quiet", "--json", str(report_path)],
                 capture_output=True, text=True, timeout=120, env=ENV,

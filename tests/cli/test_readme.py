@@ -12,6 +12,10 @@ What is not run, and why, is decided by the command itself:
 - ``rtplay serve`` and ``rtplay --web`` run until stopped: they are started, must say they
   are ready, and are stopped with Ctrl-C (SIGINT), which must end them with status 0;
 - :data:`LOAD_EXAMPLES`, named below with their reason.
+
+A block that starts the example servers (``python examples/…``) is one shell script: it is run
+whole with bash from the checkout (its servers, its ``rtplay`` lines, its ``kill``), and every
+process it started is ended after it.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class Example:
     text: str
     """The command line or TOML block, as the README has it."""
     kind: str
-    """``toml``, ``run`` (to completion), ``server`` (until stopped) or ``playground``."""
+    """``toml``, ``run`` (to completion), ``server`` (until stopped), ``playground`` or ``script``."""
     files: tuple[tuple[str, str], ...] = ()
     """(name, TOML) files the example needs in its directory."""
 
@@ -100,6 +104,10 @@ def readme_examples(text: str) -> list[Example]:
     examples: list[Example] = []
     named: list[tuple[str, str]] = []
     for lang, body, before in code_blocks(text):
+        body = body.replace("\\\n", " ")  # a shell line continued on the next
+        if lang != "toml" and any(line.startswith("python examples/") for line in body.splitlines()):
+            examples.append(Example(body, "script"))
+            continue
         if lang == "toml":
             name = re.search(r"`([\w.-]+\.toml)`", before)
             if name:
@@ -142,7 +150,28 @@ def environment() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+def run_script(example: Example) -> subprocess.CompletedProcess[str]:
+    """A README shell block, run whole from the checkout; whatever it left running is ended."""
+    process = subprocess.Popen(
+        ["bash", "-e", "-c", example.text], cwd=ROOT, env=environment() | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # its background servers
+        except ProcessLookupError:
+            pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedProcess[str]:
+    if example.kind == "script":
+        return run_script(example)
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         command(example, workdir), cwd=workdir, env=environment(), capture_output=True, text=True,
@@ -154,7 +183,7 @@ def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedPr
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
     """Every example that runs to completion, started at once (:data:`PARALLEL` at a time)."""
     base = tmp_path_factory.mktemp("readme")
-    wanted = [e for e in EXAMPLES if e.kind in ("run", "toml") and e.text not in LOAD_EXAMPLES]
+    wanted = [e for e in EXAMPLES if e.kind in ("run", "toml", "script") and e.text not in LOAD_EXAMPLES]
     if "playwright" not in sys.modules and _missing("playwright"):
         wanted = [e for e in wanted if "--browser" not in e.text]
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -169,11 +198,11 @@ def _missing(module: str) -> bool:
 
 def test_the_readme_has_examples_of_each_kind() -> None:
     kinds = {e.kind for e in EXAMPLES}
-    assert kinds == {"toml", "run", "server", "playground"}
+    assert kinds == {"toml", "run", "server", "playground", "script"}
     assert any(e.files for e in EXAMPLES), "the scenario the README saves as a file"
 
 
-@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml")], ids=lambda e: e.id)
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml", "script")], ids=lambda e: e.id)
 def test_a_readme_example_runs_green(example: Example, finished: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
     if example.text in LOAD_EXAMPLES:
         pytest.skip(LOAD_EXAMPLES[example.text])

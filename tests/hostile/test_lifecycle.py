@@ -103,7 +103,7 @@ def test_a_busy_port_exits_2_with_a_message() -> None:
             capture_output=True, text=True, timeout=60,
         )
     assert result.returncode == 2, result.stderr
-    assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
+    assert "port is in use" in result.stderr and "Traceback" not in result.stderr
 
 
 async def test_ctrl_c_during_run_writes_a_partial_report_and_exits_130(tmp_path: Path) -> None:
