@@ -137,6 +137,6 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
     crowd = report["transports"]["ws"]["crowd"]
     assert crowd["clients"] == 1000 and crowd["lost_clients"] == 0
     assert crowd["states"]["open"] == 1000  # all reconnected
-    assert crowd["lost_total"] == 0 and crowd["pending_total"] == 0 and crowd["delivered_min"] == report["published"]
+    assert crowd["lost_total"] == 0 and crowd["pending_total"] == 0
     assert crowd["time_to_all_reconnected_s"] is not None
     assert [(w["host"], w["clients"], w["state"]) for w in crowd["workers"]] == [(client_addr, 1000, "stopped")]

@@ -13,19 +13,25 @@ What is not run, and why, is decided by the command itself:
   are ready, and are stopped with Ctrl-C (SIGINT), which must end them with status 0;
 - :data:`LOAD_EXAMPLES`, named below with their reason.
 
-A block that starts the example servers (``python examples/…``) is one shell script: it is run
-whole with bash from the checkout (its servers, its ``rtplay`` lines, its ``kill``), and every
-process it started is ended after it.
+A block that starts processes of its own (the example servers, a Dask scheduler and worker)
+is one shell script: it is run whole with bash from the checkout, one script at a time (they
+use fixed ports), and every process it started is ended after it. A scenario with a
+``[target]`` table runs against the example servers, started for it the same way. The
+commands of one block run one after another in one directory (``rtplay report`` reads what
+the ``rtplay run`` above it wrote); blocks run side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -64,6 +70,8 @@ class Example:
     """``toml``, ``run`` (to completion), ``server`` (until stopped), ``playground`` or ``script``."""
     files: tuple[tuple[str, str], ...] = ()
     """(name, TOML) files the example needs in its directory."""
+    block: int = 0
+    """Which code block of the README it comes from (a block's commands share a directory)."""
 
     @property
     def id(self) -> str:
@@ -103,34 +111,59 @@ def readme_examples(text: str) -> list[Example]:
     """Every example of the README, in order (see the module docstring)."""
     examples: list[Example] = []
     named: list[tuple[str, str]] = []
-    for lang, body, before in code_blocks(text):
+    for block, (lang, body, before) in enumerate(code_blocks(text)):
         body = body.replace("\\\n", " ")  # a shell line continued on the next
-        if lang != "toml" and any(line.startswith("python examples/") for line in body.splitlines()):
-            examples.append(Example(body, "script"))
+        if lang != "toml" and any(line.startswith(SCRIPT_STARTS) for line in body.splitlines()):
+            examples.append(Example(body, "script", block=block))
             continue
         if lang == "toml":
+            if "[target" in body:
+                examples.append(Example(with_example_servers(body), "script", block=block))
+                continue
             name = re.search(r"`([\w.-]+\.toml)`", before)
             if name:
                 named.append((name.group(1), body))
-            examples.append(Example(body, "toml"))
+            examples.append(Example(body, "toml", block=block))
             continue
         for line in body.splitlines():
             if line.split(maxsplit=1)[:1] != ["rtplay"]:
                 continue
             argv = shlex.split(line, comments=True)
+            if argv[-1:] == ["&"]:  # started in the background, as a server is
+                argv = argv[:-1]
             if argv[:1] == ["rtplay"]:
-                examples.append(Example(shlex.join(argv), kind_of(argv[1:])))
+                examples.append(Example(shlex.join(argv), kind_of(argv[1:]), block=block))
     commands = " ".join(e.text for e in examples if e.kind != "toml")
     run_by_name = {body for name, body in named if name in commands}  # run once, by its command
-    return [Example(e.text, e.kind, tuple(named)) for e in examples if e.text not in run_by_name]
+    return [Example(e.text, e.kind, tuple(named), e.block) for e in examples if e.text not in run_by_name]
+
+
+#: How a block that is a shell script of its own begins one of its lines.
+SCRIPT_STARTS = ("python examples/", "dask ")
+
+#: The example servers a ``[target]`` scenario of the README runs against (as its walk-through
+#: starts them), and the wait until both listen.
+EXAMPLE_SERVERS = """python examples/sse_server.py --port 8081 --log /tmp/sse-published.jsonl &
+python examples/ws_server.py --port 8082 --resume --log /tmp/ws-published.jsonl &
+for port in 8081 8082; do until (: > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.2; done; done
+"""
+
+
+def with_example_servers(scenario: str) -> str:
+    """A script that runs ``scenario`` with the example servers up."""
+    return EXAMPLE_SERVERS + f"""scenario=$(mktemp --suffix=.toml)
+cat > "$scenario" <<'TOML'
+{scenario}TOML
+rtplay run --quiet "$scenario"
+"""
 
 
 def kind_of(args: list[str]) -> str:
     if args[:1] == ["serve"] or "--web" in args:
         return "server"
-    if args[:1] == ["run"] or "--headless" in args or "--version" in args or "--help" in args:
+    if args[:1] in (["run"], ["report"]) or "--headless" in args or "--version" in args or "--help" in args:
         return "run"
-    return "playground"
+    return "playground"  # the playground, a replay, a proxy's panes: they need a terminal
 
 
 EXAMPLES = readme_examples(README.read_text())
@@ -150,8 +183,31 @@ def environment() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+#: Examples that listen on the README's fixed ports (8080, 8081, 3000, …) take turns, across
+#: the suite's worker processes too: a file lock.
+PORTS_LOCK = Path(tempfile.gettempdir()) / "rtplay-readme-ports.lock"
+
+
+@contextlib.contextmanager
+def fixed_ports() -> Iterator[None]:
+    with PORTS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def uses_fixed_ports(example: Example) -> bool:
+    return example.kind in ("script", "server") or bool(re.search(r"127\.0\.0\.1:\d|-port \d", example.text))
+
+
 def run_script(example: Example) -> subprocess.CompletedProcess[str]:
     """A README shell block, run whole from the checkout; whatever it left running is ended."""
+    return _run_script(example)
+
+
+def _run_script(example: Example) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         ["bash", "-e", "-c", example.text], cwd=ROOT, env=environment() | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -180,14 +236,26 @@ def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+def finished(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]]:
     """Every example that runs to completion, started at once (:data:`PARALLEL` at a time)."""
     base = tmp_path_factory.mktemp("readme")
     wanted = [e for e in EXAMPLES if e.kind in ("run", "toml", "script") and e.text not in LOAD_EXAMPLES]
     if "playwright" not in sys.modules and _missing("playwright"):
         wanted = [e for e in wanted if "--browser" not in e.text]
+    blocks: dict[int, list[Example]] = {}
+    for example in wanted:
+        blocks.setdefault(example.block, []).append(example)
+
+    def run_block(examples: list[Example], workdir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+        with fixed_ports() if any(uses_fixed_ports(e) for e in examples) else contextlib.nullcontext():
+            return {e.text: run_to_completion(e, workdir / f"ex{i}" if e.kind == "toml" else workdir)
+                    for i, e in enumerate(examples)}
+
     with ThreadPoolExecutor(PARALLEL) as pool:
-        yield {e.text: pool.submit(run_to_completion, e, base / f"ex{i}") for i, e in enumerate(wanted)}
+        done = {n: pool.submit(run_block, examples, base / f"block{n}") for n, examples in blocks.items()}
+        yield {e.text: done[e.block] for e in wanted}
 
 
 def _missing(module: str) -> bool:
@@ -203,18 +271,25 @@ def test_the_readme_has_examples_of_each_kind() -> None:
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml", "script")], ids=lambda e: e.id)
-def test_a_readme_example_runs_green(example: Example, finished: dict[str, Future[subprocess.CompletedProcess[str]]]) -> None:
+def test_a_readme_example_runs_green(
+    example: Example, finished: dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]
+) -> None:
     if example.text in LOAD_EXAMPLES:
         pytest.skip(LOAD_EXAMPLES[example.text])
     if example.text not in finished:
         pytest.skip("needs Playwright (pip install -e '.[browser]')")
-    result = finished[example.text].result()
+    result = finished[example.text].result()[example.text]
     assert result.returncode == 0, f"{example.text}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "server"], ids=lambda e: e.id)
 def test_a_readme_server_starts_and_stops_cleanly(example: Example, tmp_path: Path) -> None:
+    with fixed_ports():
+        start_and_stop(example, tmp_path)
+
+
+def start_and_stop(example: Example, tmp_path: Path) -> None:
     word = "serve" if shlex.split(example.text)[1:2] == ["serve"] else "--web"
     process = subprocess.Popen(
         command(example, tmp_path), cwd=tmp_path, env=environment(), stdin=subprocess.DEVNULL,
@@ -246,7 +321,7 @@ def test_a_readme_playground_command_is_one_the_playground_accepts(example: Exam
     from rtplay.cli.args import build_parser
 
     args = build_parser().parse_args(shlex.split(example.text)[1:])
-    assert args.command is None
+    assert args.command in (None, "replay", "proxy")
 
 
 def test_the_scenario_sample_of_run_help_keeps_top_level_keys_at_the_top() -> None:

@@ -181,6 +181,6 @@ async def test_websocket_duplicate_and_upstream_delay() -> None:
                     took = time.monotonic() - sent
                     second = await ws.receive()
             assert (first.data, second.data) == ("a", "a")
-            assert took >= 0.1
+            assert took >= 0.099  # the hold is timed on the loop's clock: 1 ms of clock granularity
         finally:
             await proxy.stop()
