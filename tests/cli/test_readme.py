@@ -209,7 +209,9 @@ def run_script(example: Example) -> subprocess.CompletedProcess[str]:
 
 def _run_script(example: Example) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
-        ["bash", "-e", "-c", example.text], cwd=ROOT, env=environment() | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        # On any exit, end the jobs the script left running (their pipes would hold ours open).
+        ["bash", "-e", "-c", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + example.text], cwd=ROOT,
+        env=environment() | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
     )
     try:
@@ -270,6 +272,7 @@ def test_the_readme_has_examples_of_each_kind() -> None:
     assert any(e.files for e in EXAMPLES), "the scenario the README saves as a file"
 
 
+@pytest.mark.timeout(600)  # waits for its block, which may queue behind others (the fixture runs them all)
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml", "script")], ids=lambda e: e.id)
 def test_a_readme_example_runs_green(
     example: Example, finished: dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]
@@ -280,7 +283,9 @@ def test_a_readme_example_runs_green(
         pytest.skip("needs Playwright (pip install -e '.[browser]')")
     result = finished[example.text].result()[example.text]
     assert result.returncode == 0, f"{example.text}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    assert "Traceback" not in result.stderr
+    # No traceback of rtplay's (a script's other programs, a Dask worker it stops, log their own).
+    ours = re.search(r'File "[^"]*/(rtplay|servers)/', result.stderr)
+    assert ours is None and ("Traceback" not in result.stderr or example.kind == "script"), result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "server"], ids=lambda e: e.id)
