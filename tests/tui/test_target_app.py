@@ -30,7 +30,9 @@ async def test_a_pane_per_target_and_a_drop_judged_in_the_log(tmp_path: Path) ->
         config = TargetConfig(
             {"ws": server.url, "sse": server.url.replace("ws://", "http://")},
             {"ws": Identity(parse_seq("json:seq"))},
-            {"ws": {"retry": "immediate"}},
+            # Back after half a second: ~25 messages are published while it is away, so the
+            # verdict is about them (an immediate retry can beat the next message).
+            {"ws": {"retry": "fixed:0.5"}},
             direct=False,
         )
         app = target_app(config)
