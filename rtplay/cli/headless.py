@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rtplay.cli.args import version
+from rtplay.cli.running import run_for
 from rtplay.clients.core import ReconnectingClient
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import render_crowds
@@ -281,16 +282,11 @@ async def run_headless(
         if faults:
             session.faults.run_timeline(faults)
         stop = options.stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        end = loop.time() + options.duration
-        while (remaining := end - loop.time()) > 0 and not stop.is_set():
-            try:
-                async with asyncio.timeout(min(1.0, remaining)):
-                    await stop.wait()
-            except TimeoutError:
-                pass
-            if options.progress:
-                print(progress_line(session), file=options.err, flush=True)
+
+        def progress() -> None:
+            print(progress_line(session), file=options.err, flush=True)
+
+        await run_for(options.duration, stop, progress if options.progress else None)
         if not stop.is_set():
             await session.settle(options.settle_s)
         await session.finish_crowds()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rtplay.cli.running import run_for
 from rtplay.engine.target_session import TargetConfig, TargetSession, unreachable
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.target_stats import NEVER_KNOWN
@@ -151,16 +152,11 @@ async def run_targets(config: TargetConfig, options: TargetRunOptions, faults: l
     try:
         session.run_timeline(faults)
         stop = options.stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        end = loop.time() + options.duration
-        while (remaining := end - loop.time()) > 0 and not stop.is_set():
-            try:
-                async with asyncio.timeout(min(1.0, remaining)):
-                    await stop.wait()
-            except TimeoutError:
-                pass
-            if options.progress:
-                print(progress_line(session), file=options.err, flush=True)
+
+        def progress() -> None:
+            print(progress_line(session), file=options.err, flush=True)
+
+        await run_for(options.duration, stop, progress if options.progress else None)
         report = session.report()
         if stop.is_set():
             report["partial"] = True
