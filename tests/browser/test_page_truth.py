@@ -54,7 +54,11 @@ def all_open_beyond(seq: int) -> Any:
 
 async def test_a_page_opened_late_starts_from_now_with_nothing_reset(late) -> None:  # type: ignore[no-untyped-def]
     _, driver, _ = late
-    clients = await wait_page(driver, all_open_beyond(BEFORE + 25), "every client 25 messages in")
+    def p50_known(clients: dict) -> bool:  # type: ignore[type-arg]  # the page summarises its latencies now and then
+        return all(c["channels"][next(iter(c["channels"]))]["latency_ms"]["p50"] is not None for c in clients.values())
+
+    clients = await wait_page(driver, lambda c: all_open_beyond(BEFORE + 25)(c) and p50_known(c),
+                              "every client 25 messages in, its latency summarised")
     for name, client in clients.items():
         for channel, stats in client["channels"].items():
             # A new subscriber: no replay of what came before it, so no reset and no backlog latency.
