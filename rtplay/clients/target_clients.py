@@ -11,7 +11,7 @@ WebSocket client keeps alive with protocol pings, not ``{"ping"}`` messages).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 import aiohttp
@@ -58,7 +58,27 @@ def target_report(client: Client, tap: TargetTap) -> dict[str, object]:
     return entry | tap.report(now)
 
 
-class TargetSSEClient(SSEClient):
+class Tapped(Client):
+    """What every target client shares: its tap is its cursor, its report and its end.
+
+    Listed first among a target client's bases, so these override the transport client's.
+    """
+
+    tap: TargetTap
+
+    @property
+    def cursor(self) -> int:
+        return self.tap.stats.cursor or 0
+
+    def _disconnected(self, reason: str) -> None:
+        self.tap.ended(reason)
+        super()._disconnected(reason)
+
+    def report(self, published: int = 0, replay_from: int = 1, final: bool = False) -> dict[str, object]:
+        return target_report(self, self.tap)
+
+
+class TargetSSEClient(Tapped, SSEClient):
     """An EventSource on the target's stream; every dispatched event is one message."""
 
     def __init__(self, tap: TargetTap, emit: Emit | None = None, **kw: Any) -> None:
@@ -67,10 +87,6 @@ class TargetSSEClient(SSEClient):
 
     def stream_url(self) -> str:
         return self.tap.url()
-
-    @property
-    def cursor(self) -> int:
-        return self.tap.stats.cursor or 0
 
     async def attempt(self) -> str:
         return await self.tap.cuttable(super().attempt())
@@ -93,19 +109,12 @@ class TargetSSEClient(SSEClient):
     def add_wire_bytes(self, n: int, channel: str = "main") -> None:
         self.tap.stats.wire_bytes += n
 
-    def _disconnected(self, reason: str) -> None:
-        self.tap.ended(reason)
-        super()._disconnected(reason)
-
     def _failed(self, reason: str) -> None:
         self.tap.ended(reason)
         super()._failed(reason)
 
-    def report(self, published: int = 0, replay_from: int = 1, final: bool = False) -> dict[str, object]:
-        return target_report(self, self.tap)
 
-
-class TargetWebSocketClient(WebSocketClient):
+class TargetWebSocketClient(Tapped, WebSocketClient):
     """A WebSocket on the target's URL; every text or binary frame is one message."""
 
     def __init__(self, tap: TargetTap, emit: Emit | None = None, **kw: Any) -> None:
@@ -115,10 +124,6 @@ class TargetWebSocketClient(WebSocketClient):
     @property
     def url(self) -> str:
         return self.tap.url()
-
-    @property
-    def cursor(self) -> int:
-        return self.tap.stats.cursor or 0
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
         if isinstance(exc, ConnectionClosed) and exc.sent is not None and exc.sent.code == CLOSE_TOO_BIG:
@@ -150,44 +155,23 @@ class TargetWebSocketClient(WebSocketClient):
     def add_wire_bytes(self, n: int, channel: str = "main") -> None:
         self.tap.stats.wire_bytes += n
 
-    def _disconnected(self, reason: str) -> None:
-        self.tap.ended(reason)
-        super()._disconnected(reason)
 
-    def report(self, published: int = 0, replay_from: int = 1, final: bool = False) -> dict[str, object]:
-        return target_report(self, self.tap)
-
-
-async def read_aiohttp(response: aiohttp.ClientResponse) -> bytes:
-    """The body, at most MAX_BODY_BYTES (TooLarge beyond)."""
+async def read_bounded(chunks: AsyncIterable[bytes]) -> bytes:
+    """A body from its chunks, at most MAX_BODY_BYTES (TooLarge beyond)."""
     body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in chunks:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise TooLarge(f"response larger than {MAX_BODY_BYTES} bytes")
     return bytes(body)
 
 
-async def read_httpx(response: httpx.Response) -> bytes:
-    """The body, at most MAX_BODY_BYTES (TooLarge beyond)."""
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise TooLarge(f"response larger than {MAX_BODY_BYTES} bytes")
-    return bytes(body)
-
-
-class TargetLongPollClient(LongPollClient):
+class TargetLongPollClient(Tapped, LongPollClient):
     """Re-requests the target's URL (with its resume template) after every answer."""
 
     def __init__(self, tap: TargetTap, emit: Emit | None = None, **kw: Any) -> None:
         super().__init__(tap.target_url, emit, **kw)
         self.tap = tap
-
-    @property
-    def cursor(self) -> int:
-        return self.tap.stats.cursor or 0
 
     async def attempt(self) -> str:
         return await self.tap.cuttable(super().attempt())
@@ -211,7 +195,7 @@ class TargetLongPollClient(LongPollClient):
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            return await read_aiohttp(response)
+            return await read_bounded(response.content.iter_chunked(64 * 1024))
         except TooLarge:
             self.tap.oversized()
             raise
@@ -220,31 +204,20 @@ class TargetLongPollClient(LongPollClient):
         self.tap.connected(self.tap.resume_asked())
         super()._connected(self.tap.resume_asked() or "no resume cursor")
 
-    def _disconnected(self, reason: str) -> None:
-        self.tap.ended(reason)
-        super()._disconnected(reason)
 
-    def report(self, published: int = 0, replay_from: int = 1, final: bool = False) -> dict[str, object]:
-        return target_report(self, self.tap)
-
-
-class TargetPollClient(PollClient):
+class TargetPollClient(Tapped, PollClient):
     """Requests the target's URL (with its resume template) every interval."""
 
     def __init__(self, tap: TargetTap, emit: Emit | None = None, **kw: Any) -> None:
         super().__init__(tap.target_url, emit, **kw)
         self.tap = tap
 
-    @property
-    def cursor(self) -> int:
-        return self.tap.stats.cursor or 0
-
     async def poll_once(self, http: httpx.AsyncClient) -> None:
         try:
             self.check_online()
             async with http.stream("GET", self.tap.url()) as response:
                 try:
-                    body = await read_httpx(response)
+                    body = await read_bounded(response.aiter_bytes())
                 except TooLarge:
                     self.tap.oversized()
                     raise
@@ -258,13 +231,11 @@ class TargetPollClient(PollClient):
             self.tap.take_batch(body, received_ms)
         except HTTP_ERRORS as exc:
             reason = describe_request_error(exc)
-            self.tap.ended(reason)
             if self.conn.connected or self.conn.connects == 0:
-                self._disconnected(reason)
+                self._disconnected(reason)  # ends the tap's attempt too
+            else:
+                self.tap.ended(reason)
             self._retry_in(self.interval, f"next poll in {self.interval:g}s (fixed interval)")
-
-    def report(self, published: int = 0, replay_from: int = 1, final: bool = False) -> dict[str, object]:
-        return target_report(self, self.tap)
 
 
 TargetFactory = Callable[..., Client]
