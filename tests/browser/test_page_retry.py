@@ -72,7 +72,7 @@ PAGE_WAITS = """([text, transport, seed]) => {
 }"""
 
 
-async def test_the_page_decides_rtplays_waits_bit_for_bit(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_the_page_decides_rtplays_waits_bit_for_bit(opened: tuple[Server, BrowserDriver]) -> None:
     _, driver = opened
     for transport in ("ws", "wt", "rtc"):
         draws = await driver.page.evaluate(
@@ -85,7 +85,7 @@ async def test_the_page_decides_rtplays_waits_bit_for_bit(opened) -> None:  # ty
             assert page == rtplay_waits(text, transport), (text, transport)
 
 
-async def test_the_page_runs_the_policies_and_seed_it_was_opened_with(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_the_page_runs_the_policies_and_seed_it_was_opened_with(opened: tuple[Server, BrowserDriver]) -> None:
     _, driver = opened
     settings = await driver.page.evaluate("window.rtplay.retry")
     assert settings == {"seed": str(SEED), "policies": POLICIES}
@@ -94,7 +94,7 @@ async def test_the_page_runs_the_policies_and_seed_it_was_opened_with(opened) ->
     assert described == {name: parse_policy(text).build().describe() for name, text in POLICIES.items()}
 
 
-async def test_a_page_opened_without_settings_runs_rtplays_defaults(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_a_page_opened_without_settings_runs_rtplays_defaults(opened: tuple[Server, BrowserDriver]) -> None:
     _, driver = opened
     defaults = await driver.page.evaluate("retrySettings('')")
     expected: dict[str, Any] = {
@@ -105,7 +105,7 @@ async def test_a_page_opened_without_settings_runs_rtplays_defaults(opened) -> N
     assert defaults == {"seed": None, "policies": expected}
 
 
-async def test_after_a_drop_the_page_waits_what_rtplays_client_would(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_after_a_drop_the_page_waits_what_rtplays_client_would(opened: tuple[Server, BrowserDriver]) -> None:
     server, driver = opened
     await wait_page(driver, lambda c: c.get("ws", {}).get("state") == "open", "ws open")
     server.add_fault(Kind.DROP, "ws")
@@ -116,7 +116,7 @@ async def test_after_a_drop_the_page_waits_what_rtplays_client_would(opened) -> 
     assert f"next attempt in {first:.2f} s (exp decorrelated 0.5s×2≤8s)" in line, (line, first)
 
 
-async def test_a_longer_retry_after_wins_over_the_policy(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_a_longer_retry_after_wins_over_the_policy(opened: tuple[Server, BrowserDriver]) -> None:
     server, driver = opened
     fault = server.add_fault(Kind.ERROR, "poll", 503)  # answered with Retry-After: 2
     try:
