@@ -16,30 +16,6 @@ const REPORT_INTERVAL_MS = 250;     // how often the page tells the server its f
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => Date.now();
 
-class StatusError extends Error {
-  constructor(status, reason, retryAfter = null) {
-    super(`HTTP ${status}${reason ? ": " + reason : ""}`); this.status = status; this.retryAfter = retryAfter;
-  }
-}
-
-// RFC 9110 §10.2.3, the delay-seconds form only (as rtplay's clients read it).
-function retryAfter(response) {
-  const value = response.headers.get("Retry-After");
-  return value !== null && /^[0-9]+$/.test(value) ? Number(value) : null;
-}
-
-async function refused(response) {
-  return new StatusError(response.status, await failure(response), retryAfter(response));
-}
-
-async function failure(response) {  // the server's reason, readable thanks to CORS on errors
-  // Retry-After is readable cross-origin because the server exposes it (Access-Control-Expose-Headers).
-  const after = response.headers.get("Retry-After");
-  let reason = "";
-  try { reason = (await response.json()).error || ""; } catch { /* no JSON body */ }
-  return after === null ? reason : `${reason}${reason ? " " : ""}(Retry-After ${after} s)`;
-}
-
 // rtplay's heartbeat: `ping` every PING_INTERVAL_MS; `dead` when nothing at all was heard
 // within PING_TIMEOUT_MS of a ping.
 function heartbeat(ping, dead) {
@@ -62,30 +38,6 @@ function heartbeat(ping, dead) {
     },
     stop,
   };
-}
-
-// Runs `session(client, ctl)` again and again until stopped, waiting between attempts what
-// `policy` decides (a longer Retry-After wins), as rtplay's reconnecting core does. A session
-// resolves or throws when its connection ends; it calls ctl.opened() once it delivers.
-function retrying(client, session, policy) {
-  const ctl = {stopped: false, close: () => {}, opened: () => { policy.reset(); client.opened(); }};
-  (async () => {
-    while (!ctl.stopped) {
-      let reason = "ended", after = null;
-      try { await session(client, ctl); } catch (e) {
-        reason = e && e.message ? e.message : String(e);
-        after = e instanceof StatusError ? e.retryAfter : null;
-      }
-      ctl.close();
-      if (ctl.stopped) return;
-      client.down("retrying", reason);
-      let delay = policy.nextDelay(), why = policy.describe();
-      if (after !== null && after > delay) { delay = after; why = "Retry-After"; }
-      client.retryIn(delay, why);
-      await sleep(delay * 1000);
-    }
-  })();
-  return () => { ctl.stopped = true; ctl.close(); };
 }
 
 function cursor(client, channel) { return client.channels[channel].tracker.highest; }

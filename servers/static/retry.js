@@ -7,7 +7,8 @@
 // The page reads its settings from its own address: `?seed=S&retry.ws=POLICY&...` (what
 // `rtplay --browser` opens); POLICY is the canonical text of rtplay's --retry grammar
 // (rtplay/model/retry_spec.py, `str(PolicySpec)`). Without them each transport runs the
-// policy rtplay's client of it runs by default, with unseeded draws.
+// policy rtplay's client of it runs by default, with unseeded draws. The reconnect loop the
+// page's clients share (`retrying`) and its error vocabulary end this file.
 "use strict";
 
 // What rtplay's clients run when no --retry is given (their `default_policy`); poll keeps
@@ -122,7 +123,7 @@ function buildPolicy(text, rng) {
   throw new Error(`unknown retry policy ${JSON.stringify(text)}`);
 }
 
-// The page's retry settings, from its address: {seed (text or null), policies, problems}.
+// The page's retry settings, from its address: {seed (its text, or null), policies by transport}.
 function retrySettings(search) {
   const params = new URLSearchParams(search);
   const policies = {...DEFAULT_POLICIES};
@@ -143,4 +144,54 @@ function policyFor(settings, transport) {
     console.warn(`${transport}: ${e.message}; using ${DEFAULT_POLICIES[transport]}`);
     return buildPolicy(DEFAULT_POLICIES[transport], rng);
   }
+}
+
+// --- the reconnect loop, once for every client the page retries ----------------------------
+
+class StatusError extends Error {
+  constructor(status, reason, retryAfter = null) {
+    super(`HTTP ${status}${reason ? ": " + reason : ""}`); this.status = status; this.retryAfter = retryAfter;
+  }
+}
+
+// RFC 9110 §10.2.3, the delay-seconds form only (as rtplay's clients read it).
+function retryAfter(response) {
+  const value = response.headers.get("Retry-After");
+  return value !== null && /^[0-9]+$/.test(value) ? Number(value) : null;
+}
+
+async function refused(response) {
+  return new StatusError(response.status, await failure(response), retryAfter(response));
+}
+
+async function failure(response) {  // the server's reason, readable thanks to CORS on errors
+  // Retry-After is readable cross-origin because the server exposes it (Access-Control-Expose-Headers).
+  const after = response.headers.get("Retry-After");
+  let reason = "";
+  try { reason = (await response.json()).error || ""; } catch { /* no JSON body */ }
+  return after === null ? reason : `${reason}${reason ? " " : ""}(Retry-After ${after} s)`;
+}
+
+// Runs `session(client, ctl)` again and again until stopped, waiting between attempts what
+// `policy` decides (a longer Retry-After wins), as rtplay's reconnecting core does. A session
+// resolves or throws when its connection ends; it calls ctl.opened() once it delivers.
+function retrying(client, session, policy) {
+  const ctl = {stopped: false, close: () => {}, opened: () => { policy.reset(); client.opened(); }};
+  (async () => {
+    while (!ctl.stopped) {
+      let reason = "ended", after = null;
+      try { await session(client, ctl); } catch (e) {
+        reason = e && e.message ? e.message : String(e);
+        after = e instanceof StatusError ? e.retryAfter : null;
+      }
+      ctl.close();
+      if (ctl.stopped) return;
+      client.down("retrying", reason);
+      let delay = policy.nextDelay(), why = policy.describe();
+      if (after !== null && after > delay) { delay = after; why = "Retry-After"; }
+      client.retryIn(delay, why);
+      await new Promise((resume) => setTimeout(resume, delay * 1000));
+    }
+  })();
+  return () => { ctl.stopped = true; ctl.close(); };
 }
