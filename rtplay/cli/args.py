@@ -152,7 +152,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         help="inject a fault, e.g. drop@3s, delay=300ms@5s-10s:sse, loss=20%%@2s-8s:wt (repeatable)",
     )
     add_client_flags(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the crowd clients' jitter (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the crowd clients' jitter (default 0); with --browser also of rtplay's and the page's retry "
+        "jitter, which then draw the same numbers",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report to PATH")
     parser.add_argument(
         "--log-messages", type=Path, metavar="FILE",

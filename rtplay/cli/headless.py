@@ -9,7 +9,7 @@ import platform
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -254,6 +254,7 @@ def run_settings(session: Session, options: HeadlessOptions, faults: list[FaultS
         "retry": policies,
         "clients": config.crowd,
         "seed": config.crowd_seed,
+        "retry_seed": config.retry_seed,
         "server": config.server_url or "spawned",
         "event_loop": eventloop.loop_name(),
         "versions": library_versions(),
@@ -264,6 +265,8 @@ async def run_headless(
     config: SessionConfig, options: HeadlessOptions, faults: list[FaultSpec] | None = None
 ) -> dict[str, Any]:
     """Run one session for ``options.duration`` seconds (with a fault timeline); return its report."""
+    if options.browser and config.retry_seed is None:  # the page and rtplay draw the same jitter
+        config = replace(config, retry_seed=config.crowd_seed)
     session = Session(config)
     if options.progress:
         session.subscribe(EventPrinter(options.err))
@@ -271,9 +274,11 @@ async def run_headless(
 
     async def start_browser() -> None:
         nonlocal browser
-        from rtplay.engine.browser import BrowserSide  # Playwright loads only when asked for
+        from rtplay.engine.browser import BrowserSide, page_query, retry_policies  # Playwright loads only when asked for
 
-        browser = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
+        # The page retries as rtplay's clients do: their policies, and draws from the same seed.
+        query = page_query(retry_policies(session.clients), session.config.retry_seed)
+        browser = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock, query)
         await browser.start()
 
     try:

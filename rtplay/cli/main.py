@@ -398,7 +398,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             config = SessionConfig(
                 transports=args.transports or list(TRANSPORTS), server=options, server_url=url, token=args.token,
                 server_stderr=server_log, launched=launched, crowd=args.clients or 0, log_messages=args.record,
-                crowd_cluster=args.cluster,
+                crowd_cluster=args.cluster, retry_seed=0 if args.browser else None,  # the page draws as the panes
             )
             apply_retry(config.client_options, args.retry)
             code = run_tui(config, browser=args.browser)

@@ -42,6 +42,7 @@ from rtplay.compat.aioquic import (
     ack_state,
     handshake_complete,
     open_bidi_stream,
+    peer_closed,
     rearm_timer,
     set_ack_delay,
 )
@@ -229,6 +230,7 @@ class WebTransportProtocol(QuicConnectionProtocol):
             return
         if self._acks is None:
             super().datagram_received(data, addr)
+            self._check_peer_closed()
             return
         now = self._clock()
         owed, ranges = ack_state(self._quic)
@@ -241,6 +243,14 @@ class WebTransportProtocol(QuicConnectionProtocol):
             self.transmit()
         else:
             rearm_timer(self)
+        self._check_peer_closed()
+
+    def _check_peer_closed(self) -> None:
+        """End as soon as the server's CONNECTION_CLOSE arrives, not after aioquic's draining
+        period (see :func:`rtplay.compat.aioquic.peer_closed`)."""
+        event = peer_closed(self._quic)
+        if event is not None:
+            self.end(describe_termination(event))
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error on our connected socket, e.g. port unreachable: nobody listens.

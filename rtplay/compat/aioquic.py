@@ -17,7 +17,8 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import FrameType, H3Connection, H3Stream
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.stream import QuicStreamSender
@@ -51,6 +52,8 @@ def check() -> None:
         "QuicConnection._handshake_complete": isinstance(getattr(quic, "_handshake_complete", None), bool),
         "QuicConnection._ack_delay": isinstance(getattr(quic, "_ack_delay", None), float),
         "QuicConnection._spaces": isinstance(getattr(quic, "_spaces", None), dict),
+        "QuicConnection._close_event/_state": hasattr(quic, "_close_event")
+        and isinstance(getattr(quic, "_state", None), QuicConnectionState),
         "QuicPacketSpace.ack_at/ack_queue": all(hasattr(space, n) for n in ("ack_at", "ack_queue")),
         "QuicConnectionProtocol._timer/_timer_at/_handle_timer": {"_timer", "_timer_at", "_handle_timer"}
         <= set(QuicConnectionProtocol.transmit.__code__.co_names),
@@ -63,6 +66,17 @@ def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
     """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""
     stream = quic._streams.get(stream_id)
     return 0 if stream is None else stream.sender._buffer_stop - stream.sender._buffer_start
+
+
+def peer_closed(quic: QuicConnection) -> ConnectionTerminated | None:
+    """The peer's CONNECTION_CLOSE, as soon as it arrived. aioquic raises ConnectionTerminated
+    only once the draining period is over (three probe timeouts, 0.1-0.3 s on loopback); the
+    connection is over for the application at once (RFC 9000 §10.2.2: a draining endpoint
+    sends nothing more), and a browser says so at once."""
+    event = quic._close_event
+    if quic._state is QuicConnectionState.DRAINING and isinstance(event, ConnectionTerminated):
+        return event
+    return None
 
 
 def pending_datagrams(quic: QuicConnection) -> int:

@@ -26,7 +26,8 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -43,8 +44,8 @@ from rtplay.engine.browser_figures import (
 )
 from rtplay.model.browser_journal import BrowserAccounts
 
-__all__ = ["BrowserDriver", "BrowserMonitor", "BrowserSide", "BrowserUnavailable", "Sample", "recovery",
-           "render_browser", "report_entries", "side_by_side"]
+__all__ = ["BrowserDriver", "BrowserMonitor", "BrowserSide", "BrowserUnavailable", "Sample", "page_query",
+           "recovery", "render_browser", "report_entries", "retry_policies", "side_by_side"]
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,41 @@ def chromium_flags(quic_port: int, *, loopback: bool) -> list[str]:
     return flags
 
 
+def retry_policies(clients: Mapping[str, object]) -> dict[str, str]:
+    """Each client's retry policy as the page reads it (the ``--retry`` grammar's canonical
+    text): a reconnecting client's policy spec, and poll's interval, at which it keeps polling
+    through errors (``fixed:S``). A client given a policy object rather than a spec is left
+    out: the page then runs its transport's default."""
+    from rtplay.clients.core import ReconnectingClient
+    from rtplay.clients.poll import PollClient
+
+    out: dict[str, str] = {}
+    for name, client in clients.items():
+        if isinstance(client, ReconnectingClient) and client.retry_spec is not None:
+            out[name] = str(client.retry_spec)
+        elif isinstance(client, PollClient):
+            out[name] = f"fixed:{client.interval:g}"
+    return out
+
+
+def page_query(policies: Mapping[str, str], seed: int | None) -> str:
+    """The page's address query (``servers/static/retry.js``) that makes its clients retry as
+    rtplay's do: ``policies`` per transport (:func:`retry_policies`) and, when the session's
+    clients draw from seeded portable streams (``SessionConfig.retry_seed``), the same seed."""
+    params = [(f"retry.{name}", text) for name, text in policies.items()]
+    if seed is not None:
+        params.insert(0, ("seed", str(seed)))
+    return urllib.parse.urlencode(params)
+
+
 class BrowserDriver:
     """One headless Chromium showing the page; :meth:`start` then :meth:`stop` (always)."""
 
-    def __init__(self, http_url: str, quic_port: int) -> None:
+    def __init__(self, http_url: str, quic_port: int, query: str = "") -> None:
         self.http_url = http_url
         self.quic_port = quic_port
+        self.query = query
+        """The page's address query (:func:`page_query`: its retry policies and seed)."""
         self.page: Any = None
         """The Playwright page (for tests: ``await driver.page.evaluate(...)``)."""
         self._playwright: Any = None
@@ -149,7 +179,7 @@ class BrowserDriver:
                     await self._context.grant_permissions(["camera", "microphone"], origin=self.http_url)
                 self.page = await self._context.new_page()
                 self.page.on("pageerror", lambda exc: log.warning("browser page error: %s", exc))
-                await self.page.goto(self.http_url + "/")
+                await self.page.goto(self.http_url + "/" + (f"?{self.query}" if self.query else ""))
         except TimeoutError:
             await self.stop()
             raise BrowserUnavailable(f"Chromium did not show the page within {LAUNCH_TIMEOUT_S:g} s") from None
@@ -295,8 +325,8 @@ class BrowserMonitor:
 class BrowserSide:
     """The browser beside a session: Chromium on the page plus the monitor reading it back."""
 
-    def __init__(self, http_url: str, quic_port: int, clock: Callable[[], float]) -> None:
-        self.driver = BrowserDriver(http_url, quic_port)
+    def __init__(self, http_url: str, quic_port: int, clock: Callable[[], float], query: str = "") -> None:
+        self.driver = BrowserDriver(http_url, quic_port, query)
         self.monitor = BrowserMonitor(http_url, clock)
         self.clock = clock
 

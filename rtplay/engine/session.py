@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rtplay.clients import CLIENTS, Endpoints
+from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
 from rtplay.clients.base import Client, ClientHooks, Network
 from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.engine.control_client import ControlClient, ControlError, ServerMirror, endpoints_of
@@ -28,6 +28,7 @@ from rtplay.engine.message_log import MessageLog
 from rtplay.engine.session_log import EndState, SessionRecorder
 from rtplay.engine.spawn import ServerProcess
 from rtplay.model.accounting import UNRELIABLE_GRACE_S, View
+from rtplay.model.draws import PortableRandom, stream_seed
 from rtplay.model.events import Connected, Event, Failed, State
 from rtplay.model.retry_spec import PolicySpec
 from rtplay.protocol.control_events import CountersReset, Hello, RateChanged
@@ -81,6 +82,10 @@ class SessionConfig:
     """Lightweight clients per transport besides the pane's own (``--clients N``; 0 = none)."""
     crowd_seed: int = 0
     """Seeds the crowd clients' jitter (client i draws from ``Random(seed + i)``)."""
+    retry_seed: int | None = None
+    """Seeds the retry jitter of the session's own reconnecting clients with portable streams
+    (:mod:`rtplay.model.draws`, one per transport): a page opened with the same seed
+    (``--browser``) draws the same numbers, so both retry on the same schedule. None: unseeded."""
     crowd_cluster: str | None = None
     """The Dask scheduler the crowds run on (``--cluster tcp://HOST:8786``); None: a LocalCluster."""
     crowd_workers: int | None = None
@@ -212,6 +217,8 @@ class Session:
                 self.recorder = SessionRecorder(MessageLog(self.config.log_messages), lambda: self.published)
                 self.subscribe(self.recorder.on_event)
             options["hooks"] = self._hooks_for(name)
+            if self.config.retry_seed is not None and issubclass(CLIENT_CLASSES[name], ReconnectingClient):
+                options.setdefault("rng", PortableRandom(stream_seed(str(self.config.retry_seed), name)))
             client = CLIENTS[name](endpoints, self.emit, options)
             client.start_from(self.seq_origin)  # a running server's backlog is not this session's
             self.clients[name] = client

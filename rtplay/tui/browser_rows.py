@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from rtplay.engine.browser import BrowserSide, BrowserUnavailable
+from rtplay.engine.browser import BrowserSide, BrowserUnavailable, page_query, retry_policies
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ class BrowserRows(Static):
     def __init__(self, session: Any) -> None:
         super().__init__("browser: starting Chromium…", id="browser-rows")
         self.session = session
-        self.side = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock)
+        # The page retries as the panes' clients do (their policies; their draws, when seeded).
+        query = page_query(retry_policies(session.clients), session.config.retry_seed)
+        self.side = BrowserSide(session.endpoints().http_url, session.endpoints().quic_port, session.clock, query)
         self.status = "starting"
         self.table: Table | None = None
         """The rows last shown (None until the page first reported)."""

@@ -29,6 +29,7 @@ STATIC = {
     "page.js": "text/javascript",
     "accounting.js": "text/javascript",
     "chart.js": "text/javascript",
+    "retry.js": "text/javascript",
     "page.css": "text/css",
     "favicon.svg": "image/svg+xml",
     "uPlot.iife.min.js": "text/javascript",  # uPlot 1.6.32 from npm (dist/), the panels' charts

@@ -229,6 +229,9 @@ class ClientState {
     this.state = state; this.detail = reason;
     if (changed) this.note(`${state}: ${reason}`);
   }
+  retryIn(seconds, policy) {  // the retry decision, as rtplay's panes show theirs
+    this.note(`next attempt in ${seconds.toFixed(2)} s (${policy})`);
+  }
   live(channel, first) {  // a live-only channel's new session sends seqs from `first` on
     journal.event(this.name, "live", channel, first);
     this.channels[channel].tracker.skipTo(first - 1);

@@ -1,12 +1,12 @@
 // The page's clients, one per transport a browser has, each with the browser's own API.
 // EventSource reconnects (or gives up) by itself; the others resume from their cursor with
-// this page's logic: retry with exponential backoff, like rtplay's clients, and an
-// application heartbeat (ping every 2 s, dead after 5 s of silence) where the API has none.
+// this page's logic: retry on rtplay's schedule (the same policy and, given a seed, the same
+// jitter draws as rtplay's client of the transport: retry.js), and an application heartbeat
+// (ping every 2 s, dead after 3 s more of silence) where the API has none.
 "use strict";
 
 const POLL_INTERVAL_MS = 1000;   // rtplay's poll client default
 const LONGPOLL_TIMEOUT_S = 25;   // server holds a long-poll at most this long
-const BACKOFF_INITIAL_MS = 250, BACKOFF_MAX_MS = 4000;
 const PING_INTERVAL_MS = 2000, PING_TIMEOUT_MS = 3000;  // rtplay's heartbeat: 2 s + 3 s
 const RTC_OPEN_TIMEOUT_MS = 10000;  // both channels open after the answer
 const GATHER_TIMEOUT_MS = 2000;     // ICE gathering (no STUN): local interfaces only
@@ -15,24 +15,6 @@ const REPORT_INTERVAL_MS = 250;     // how often the page tells the server its f
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => Date.now();
-
-class Backoff {
-  constructor() { this.next_ = BACKOFF_INITIAL_MS; }
-  next() { const d = this.next_; this.next_ = Math.min(BACKOFF_MAX_MS, d * 2); return d * (0.8 + Math.random() * 0.4); }
-  reset() { this.next_ = BACKOFF_INITIAL_MS; }
-}
-
-class StatusError extends Error {
-  constructor(status, reason) { super(`HTTP ${status}${reason ? ": " + reason : ""}`); this.status = status; }
-}
-
-async function failure(response) {  // the server's reason, readable thanks to CORS on errors
-  // Retry-After is readable cross-origin because the server exposes it (Access-Control-Expose-Headers).
-  const after = response.headers.get("Retry-After");
-  let reason = "";
-  try { reason = (await response.json()).error || ""; } catch { /* no JSON body */ }
-  return after === null ? reason : `${reason}${reason ? " " : ""}(Retry-After ${after} s)`;
-}
 
 // rtplay's heartbeat: `ping` every PING_INTERVAL_MS; `dead` when nothing at all was heard
 // within PING_TIMEOUT_MS of a ping.
@@ -58,24 +40,6 @@ function heartbeat(ping, dead) {
   };
 }
 
-// Runs `session(client, ctl)` again and again with backoff until stopped. A session resolves
-// or throws when its connection ends; it calls ctl.opened() once it delivers.
-function retrying(client, session) {
-  const backoff = new Backoff();
-  const ctl = {stopped: false, close: () => {}, opened: () => { backoff.reset(); client.opened(); }};
-  (async () => {
-    while (!ctl.stopped) {
-      let reason = "ended";
-      try { await session(client, ctl); } catch (e) { reason = e && e.message ? e.message : String(e); }
-      ctl.close();
-      if (ctl.stopped) return;
-      client.down("retrying", reason);
-      await sleep(backoff.next());
-    }
-  })();
-  return () => { ctl.stopped = true; ctl.close(); };
-}
-
 function cursor(client, channel) { return client.channels[channel].tracker.highest; }
 
 // --- poll and long-poll --------------------------------------------------------------------
@@ -90,7 +54,7 @@ async function pollSession(client, ctl) {
   while (!ctl.stopped) {
     const started = performance.now();
     const r = await fetch(`/poll?since=${cursor(client, "main")}`, {cache: "no-store"});
-    if (!r.ok) throw new StatusError(r.status, await failure(r));
+    if (!r.ok) throw await refused(r);
     batch(client, await r.json());
     ctl.opened();
     await sleep(Math.max(0, POLL_INTERVAL_MS - (performance.now() - started)));
@@ -104,7 +68,7 @@ async function longpollSession(client, ctl) {
     const url = `/longpoll?since=${cursor(client, "main")}&timeout=${LONGPOLL_TIMEOUT_S}`;
     const r = await fetch(url, {cache: "no-store", signal: abort.signal});
     if (r.status === 204) { ctl.opened(); continue; }
-    if (!r.ok) throw new StatusError(r.status, await failure(r));
+    if (!r.ok) throw await refused(r);
     batch(client, await r.json());
     ctl.opened();
   }
@@ -212,10 +176,18 @@ async function wtSession(client, ctl, config) {
 
 // --- WebRTC (RTCPeerConnection, both channels) ----------------------------------------------
 
+// The offer goes once it carries a UDP candidate, or gathering completes (or times out).
+// rtplay's server checks UDP candidates only (and learns any other address of ours from our
+// checks); Chromium's last candidate, an active TCP one (port 9), comes ~125 ms after its UDP
+// host candidate, and waiting for it made every attempt that much slower than rtplay's.
+const UDP_CANDIDATE = /^a=candidate:\S+ \d+ udp /im;
+
 function gathered(pc) {
   return new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") return resolve();
-    pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    const ready = () => pc.iceGatheringState === "complete" || UDP_CANDIDATE.test(pc.localDescription?.sdp ?? "");
+    if (ready()) return resolve();
+    pc.addEventListener("icegatheringstatechange", () => ready() && resolve());
+    pc.addEventListener("icecandidate", () => ready() && resolve());
     setTimeout(resolve, GATHER_TIMEOUT_MS);
   });
 }
@@ -260,7 +232,7 @@ async function rtcSession(client, ctl) {
     method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({type: "offer", sdp: pc.localDescription.sdp}),
   });
-  if (!r.ok) throw new StatusError(r.status, await failure(r));
+  if (!r.ok) throw await refused(r);
   await pc.setRemoteDescription(await r.json());
   const open = (ch) => ch.readyState === "open" ? Promise.resolve() : new Promise((res) => ch.addEventListener("open", res));
   const timeout = sleep(RTC_OPEN_TIMEOUT_MS).then(() => { throw new Error("channels not open in 10 s"); });
@@ -271,13 +243,13 @@ async function rtcSession(client, ctl) {
 
 // --- panels and reporting --------------------------------------------------------------------
 
-const TRANSPORTS = [
-  ["poll", ["main"], (c) => retrying(c, pollSession)],
-  ["longpoll", ["main"], (c) => retrying(c, longpollSession)],
+const TRANSPORTS = [  // [name, channels, start(client, config, policy) -> stop]
+  ["poll", ["main"], (c, config, policy) => retrying(c, pollSession, policy)],
+  ["longpoll", ["main"], (c, config, policy) => retrying(c, longpollSession, policy)],
   ["sse", ["main"], eventSource],
-  ["ws", ["main"], (c) => retrying(c, wsSession)],
-  ["wt", ["stream", "datagram"], (c, config) => retrying(c, (cl, ctl) => wtSession(cl, ctl, config))],
-  ["rtc", ["reliable", "unreliable"], (c) => retrying(c, rtcSession)],
+  ["ws", ["main"], (c, config, policy) => retrying(c, wsSession, policy)],
+  ["wt", ["stream", "datagram"], (c, config, policy) => retrying(c, (cl, ctl) => wtSession(cl, ctl, config), policy)],
+  ["rtc", ["reliable", "unreliable"], (c, config, policy) => retrying(c, rtcSession, policy)],
 ];
 const COLUMNS = ["channel", "delivered", "lost", "reset", "dup", "ooo", "p50", "max"];  // latency in ms
 
@@ -343,6 +315,8 @@ const clients = {};
 let startSeq = 0;  // the hub's newest seq when the page opened
 let reportKey = "";  // this server's per-start secret: only its own page may report
 const restarts = {};  // each client's retry button, by transport
+const retry = retrySettings(location.search);  // rtplay's policies and seed, when it opened the page
+const policies = {};  // each reconnecting client's policy (its draws go on across restarts)
 
 async function main() {
   const config = await (await fetch("/page/config", {cache: "no-store"})).json();
@@ -354,20 +328,22 @@ async function main() {
     const why = missingApi(name);
     if (why !== null) { container.append(unavailable(name, why)); continue; }
     const client = new ClientState(name, channels);
+    const policy = name === "sse" ? null : policyFor(retry, name);  // EventSource retries by itself
+    if (policy !== null) policies[name] = policy;
     client.start(startSeq);  // a new subscriber: from the hub's newest message on, not a resume
     let stop = null;
     const restart = () => {  // the retry button: a fresh client that resumes from the cursor
       if (stop) stop();
       client.note("retry pressed");
       if (client.state === "failed") client.state = "connecting";
-      stop = start(client, config);
+      stop = start(client, config, policy);
     };
     clients[name] = client;
     restarts[name] = restart;
     const {section, render} = panel(client, restart);
     container.append(section);
     renders.push(render);
-    stop = start(client, config);
+    stop = start(client, config, policy);
   }
   setInterval(() => renders.forEach((r) => r()), 200);
   setInterval(report, REPORT_INTERVAL_MS);
@@ -401,5 +377,5 @@ function restartFailed(names) {
   return names.filter((n) => clients[n] && clients[n].state === "failed" && (restarts[n](), true));
 }
 
-window.rtplay = {clients, snapshot, journal, restartFailed};
+window.rtplay = {clients, snapshot, journal, restartFailed, retry, policies};
 main();

@@ -64,3 +64,28 @@ async def test_browser_figures_follow_rtplays_model_and_faults_own_their_events(
     datagram = browser["transports"]["wt"]["channels"]["datagram"]
     assert {"lost_while_connected", "lost_while_down", "loss_rate"} <= set(datagram)
     assert datagram["lost_while_down"] > 0, datagram  # published while the dropped session was away
+
+
+#: A seed whose socketio draws put wt's and rtc's attempts well clear of a 3 s crash's end
+#: (wt: 2.12 s refused, 5.26 s back; rtc: 2.50 s refused, 5.19 s back), and far from where the
+#: page's old schedule (250 ms doubling) came back (3.75 s).
+CRASH_SEED = 416
+
+
+async def test_under_a_crash_the_browsers_unreliable_loss_equals_rtplays() -> None:
+    """Issue 23 item 3: the page retries on rtplay's schedule with rtplay's draws, so both are
+    down equally long and their live-only channels lose the same (within 5 %); the page lost
+    3/5 of rtplay's on wt and 5/6 on rtc when each retried on its own schedule."""
+    options = HeadlessOptions(duration=7.5, progress=False, browser=True, settle_s=5.0, out=io.StringIO())
+    config = SessionConfig(transports=["longpoll", "wt", "rtc"], server=ServerOptions(rate=50), retry_seed=CRASH_SEED,
+                           client_options={"longpoll": {"retry": "fixed:1"}})  # the page's too: no 10 s wait to settle
+    report = await run_headless(config, options, [parse_fault("crash=3s@1s")])
+    assert report["settings"]["retry_seed"] == CRASH_SEED
+    browser = report["browser"]["transports"]
+    for transport, channel in (("wt", "datagram"), ("rtc", "unreliable")):
+        ours = report["transports"][transport]["channels"][channel]
+        theirs = browser[transport]["channels"][channel]
+        assert ours["lost"] >= 200, ours  # down ~5.2 s at 50 msg/s
+        assert abs(theirs["lost"] - ours["lost"]) <= 0.05 * ours["lost"], (transport, ours, theirs)
+        # The same window: what was published while down is lost while down on both sides.
+        assert theirs["lost_while_down"] >= 0.95 * ours["lost_while_down"], (transport, ours, theirs)

@@ -177,3 +177,21 @@ async def test_use_retry_switches_address_validation_on_and_off_for_new_connecti
         assert await retries() == 0
     finally:
         server.close()
+
+
+def test_a_close_from_the_peer_is_known_at_once_though_aioquic_reports_it_after_draining(pair: Pair) -> None:
+    pair.server.close(error_code=0, reason_phrase="stopped")
+    pair.to_client()
+    events = []
+    while (event := pair.client.next_event()) is not None:
+        events.append(event)
+    # aioquic holds ConnectionTerminated for its draining period (three probe timeouts) ...
+    assert not any(type(e).__name__ == "ConnectionTerminated" for e in events), events
+    # ... but the close is there to read: the wt client ends on it at once, as a browser does.
+    closed = compat.peer_closed(pair.client)
+    assert closed is not None and closed.reason_phrase == "stopped"
+    assert compat.peer_closed(pair.server) is None  # our own close is not the peer's
+
+
+def test_a_live_connection_has_no_peer_close(pair: Pair) -> None:
+    assert compat.peer_closed(pair.client) is None and compat.peer_closed(pair.server) is None
