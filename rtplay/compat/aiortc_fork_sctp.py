@@ -208,10 +208,25 @@ async def _move_messages(self: Any) -> None:
 
 
 async def _transmit(self: Any) -> None:
-    """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
+    """aiortc 1.16's ``_transmit``, except that new DATA chunks go out bundled, and that a
+    transport closed under the association ends it quietly."""
     if not getattr(self, _ATTR, False):
         await _ORIGINAL["_transmit"](self)
         return
+    try:
+        await _transmit_bundled(self)
+    except ConnectionError as exc:
+        if self.transport.state == "connected":
+            raise
+        # The DTLS transport closed under the association (a peer dropped or closing): no
+        # chunk can go anywhere, and the association's own close reports the end. aiortc's
+        # retransmission timer runs this as a task nobody awaits (``_t3_expired``), so raising
+        # would only log "Task exception was never retrieved".
+        log.debug("sctp: transmit after the transport closed: %s", exc)
+
+
+async def _transmit_bundled(self: Any) -> None:
+    """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
     if getattr(self, _DEFER, False):
         return None
     if self._forward_tsn_chunk is not None:
