@@ -43,7 +43,7 @@ def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str
     rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
     parts = [(0, " rtplay" if compact else " rtplay ", "brand"), (0, f"  {rate}", "rate")]
     if d.overloaded:  # kept longest: every figure on screen depends on it
-        parts.insert(1, (0, f" {' + '.join(d.overloaded)} overloaded: figures unreliable ", "overloaded"))
+        parts.insert(1, (0, overload_notice(d.overloaded), "overloaded"))
     if d.url:
         parts.append((1, f"  {short_url(d.url) if compact else d.url}", "muted"))
     parts.append((2, f"  sel {'all' if d.selected == ALL else d.selected}", "selection"))
@@ -55,14 +55,26 @@ def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str
     return parts
 
 
+def overload_notice(sides: tuple[str, ...], short: bool = False) -> str:
+    """`` client overloaded: figures unreliable ``; ``short``: `` server+client overloaded ``."""
+    if short:
+        return f" {'+'.join(sides)} overloaded "
+    return f" {' + '.join(sides)} overloaded: figures unreliable "
+
+
 def status_line(d: StatusData, width: int, styles: Styles = NO_STYLES) -> Text:
     """The status bar for ``width`` cells: every part if it fits, else every part in its
-    compact form, and only then the least needed parts go, whole; never the URL's end."""
+    compact form, and only then the least needed parts go, whole (an overload notice takes
+    its short form before the selection goes); never the URL's end."""
     parts = status_segments(d)
     if sum(len(t) for _, t, _ in parts) > width:
         parts = status_segments(d, compact=True)
-    for drop in (5, 4, 3, 2):  # the brand, rate and URL (priority 0-1) always stay
-        kept = [p for p in parts if p[0] < drop]
+    full = overload_notice(d.overloaded)
+    short = [(p, overload_notice(d.overloaded, short=True) if t == full else t, s) for p, t, s in parts]
+    # the brand, rate and URL (priority 0-1) always stay
+    tries = [(parts, 5), (parts, 4), (parts, 3), (short, 5), (short, 4), (short, 3), (short, 2)]
+    for candidate, drop in tries if d.overloaded else [(parts, drop) for drop in (5, 4, 3, 2)]:
+        kept = [p for p in candidate if p[0] < drop]
         if sum(len(t) for _, t, _ in kept) <= width:
             break
     text = Text(no_wrap=True, overflow="ellipsis")

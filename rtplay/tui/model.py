@@ -24,6 +24,13 @@ class LogLine:
     """``retry``, ``failed``, ``reset``, ``open`` or ``fault`` (picks the colour)."""
     repeat: int = 1
     """How many times in a row the same line happened (shown as ×N)."""
+    brief: tuple[str, ...] = ()
+    """Shorter forms of :attr:`text`, longest first, each a whole phrase: a log with too
+    little room for the text (a compact pane's one row) shows the first that fits."""
+
+    def forms(self) -> tuple[str, ...]:
+        """The text, then its shorter forms."""
+        return (self.text, *self.brief)
 
 
 @dataclass(frozen=True, slots=True)

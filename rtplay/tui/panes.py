@@ -251,14 +251,30 @@ LOG_KINDS = ("retry", "down", "failed", "reset", "open", "fault")
 LOG_TIME_CELLS = 8
 
 
-def log_line(line: LogLine, styles: Styles = NO_STYLES) -> Text:
-    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``"""
+def log_line(line: LogLine, styles: Styles = NO_STYLES, form: str | None = None) -> Text:
+    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``
+    (``form``: one of the line's shorter forms instead of its text)."""
     text = Text()
     text.append(f"{line.at_s:6.1f}s ", get(styles, "time"))
-    text.append(line.text, get(styles, line.kind))
+    text.append(line.text if form is None else form, get(styles, line.kind))
     if line.repeat > 1:
         text.append(f" ×{line.repeat}", get(styles, "repeat"))
     return text
+
+
+def newest_alone(line: LogLine, width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The newest line in a log too small for its text: the longest of its forms that fits
+    ``height`` rows whole; if none does, the shortest cut between words, ending in ``…``."""
+    wrapped: list[Text] = []
+    for form in line.forms():
+        wrapped = wrap_words(log_line(line, styles, form), width, indent=LOG_TIME_CELLS)
+        if len(wrapped) <= height:
+            return wrapped
+    rows = wrapped[:height]
+    if rows:
+        last = wrap_words(rows[-1], width - 1)[0] if rows[-1].cell_len >= width else rows[-1]
+        rows[-1] = last + Text("…", get(styles, "time"))
+    return rows
 
 
 def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
@@ -267,7 +283,7 @@ def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Style
     for line in reversed(lines):
         wrapped = wrap_words(log_line(line, styles), width, indent=LOG_TIME_CELLS)
         if not out and len(wrapped) > height:
-            return wrapped[:height]  # the newest line alone is too long: its start says most
+            return newest_alone(line, width, height, styles)
         if len(out) + len(wrapped) > height:
             break
         out[:0] = wrapped
