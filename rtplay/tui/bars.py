@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
 from rtplay.tui.lines import TextLines
-from rtplay.tui.model import format_rate
+from rtplay.tui.model import PAUSED, PLAYING, format_rate
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow
 
@@ -40,7 +40,7 @@ def short_url(url: str) -> str:
 def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str, str]]:
     """(priority, text, style name) of each part of the status bar; 0 is kept longest.
     ``compact`` says the same in fewer cells (an 80-column terminal)."""
-    rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
+    rate = f"{PAUSED} paused" if d.rate <= 0 else f"{PLAYING} {format_rate(d.rate)}"
     parts = [(0, " rtplay" if compact else " rtplay ", "brand"), (0, f"  {rate}", "rate")]
     if d.overloaded:  # kept longest: every figure on screen depends on it
         parts.insert(1, (0, overload_notice(d.overloaded), "overloaded"))

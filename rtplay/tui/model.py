@@ -161,6 +161,16 @@ def format_ms(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+PLAYING = "▶"
+"""Publishing (or a replay playing): the header's mark before the rate."""
+
+PAUSED = "‖"
+"""Paused (rate 0, or a replay paused). Not U+23F8 (⏸): no font of a usual Linux machine
+has that glyph (DejaVu, Liberation, Noto Sans Mono lack it), so ``rtplay --web``'s page, and
+a terminal with such fonts, drew it as a missing-glyph box; DejaVu Sans Mono, which the
+page serves, and nearly every other font, have U+2016."""
+
+
 def format_rate(rate: float) -> str:
     """A publish or arrival rate: ``paused``, ``10 msg/s``, ``1k msg/s``."""
     if rate <= 0:

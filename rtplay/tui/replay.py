@@ -47,6 +47,8 @@ from rtplay.tui.history import (
 )
 from rtplay.tui.main import MainScreen
 from rtplay.tui.model import (
+    PAUSED,
+    PLAYING,
     ChannelModel,
     Dashboard,
     FaultRow,
@@ -192,7 +194,7 @@ class ReplayBackend:
 
     def header(self, t: float) -> str:
         """``REPLAY ▶ 1× · run clock 12.3 / 30.5 s · run.jsonl`` (the status bar's URL place)."""
-        state = "⏸" if self.clock.paused else "▶"
+        state = PAUSED if self.clock.paused else PLAYING
         return (f"REPLAY {state} {self.clock.speed:g}× · run clock {t:.1f} / {self.playback.end_at:.1f} s"
                 f" · {self.source}")
 
