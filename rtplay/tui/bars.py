@@ -166,7 +166,9 @@ class FaultKeysData:
 
 class FaultKeys(TextLines):
     """The fault keyboard: ``d drop  s stall  l delay 200ms  e error 503 …``; a fault that is
-    on for the selection is highlighted, and the armed amount (what +/- change) underlined."""
+    on for the selection is highlighted, and the armed amount (what +/- change) underlined.
+    Optional keys (reorder, duplicate) show where they need no row of their own, or when on
+    or armed; the help lists them all."""
 
     STYLE_PREFIX = "fault-keys"
     STYLE_NAMES = ("key", "on", "armed")
@@ -178,7 +180,8 @@ class FaultKeys(TextLines):
             return []
         s = self.text_styles
         keys = {fk.kind: fk.key for fk in FAULT_KEYS}
-        items = []
+        optional = {fk.kind for fk in FAULT_KEYS if fk.optional} - self.data.on - {self.data.armed}
+        items, needed = [], []
         for kind, amount in self.data.amounts:
             on = kind in self.data.on
             name_style = get(s, "on") if on else "dim strike" if kind in self.data.unavailable else get(s, "")
@@ -187,7 +190,10 @@ class FaultKeys(TextLines):
                 item.append(" ")
                 item.append(amount, get(s, "armed") if kind is self.data.armed else get(s, ""))
             items.append(item)
-        return flow([items], max(10, width - 1))
+            if kind not in optional:
+                needed.append(item)
+        every, fewer = flow([items], max(10, width - 1)), flow([needed], max(10, width - 1))
+        return every if len(every) <= len(fewer) else fewer  # optional keys take no row of their own
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self._lines(width)))
