@@ -161,6 +161,9 @@ def format_ms(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+DETAIL_SEPARATOR = " · "
+"""Between the parts of a pane's detail (``since=42 · retry exp 1s×2≤5s ±50%``)."""
+
 PLAYING = "▶"
 """Publishing (or a replay playing): the header's mark before the rate."""
 

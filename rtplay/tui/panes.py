@@ -24,7 +24,7 @@ from rtplay.model.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
 from rtplay.tui.lines import TextLines
-from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
+from rtplay.tui.model import DETAIL_SEPARATOR, ChannelModel, LogLine, PaneModel, format_count, format_ms
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow, wrap_words
 
@@ -90,6 +90,21 @@ class PaneStatusData:
     state: State
     status: str
     detail: str = ""
+    compact: bool = False
+    """The compact pane form: the detail's last parts (``· retry exp …``) go rather than
+    take a second row from the newest retry decision."""
+
+
+def status_lines(data: PaneStatusData, width: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The status wrapped between words to ``width``; in the compact form, the detail's
+    trailing parts left out, whole, while it takes more than one row."""
+    lines = wrap_words(status_text(data, styles), width, indent=2)
+    parts = data.detail.split(DETAIL_SEPARATOR)
+    while data.compact and len(lines) > 1 and len(parts) > 1:
+        parts.pop()
+        fewer = replace(data, detail=DETAIL_SEPARATOR.join(parts))
+        lines = wrap_words(status_text(fewer, styles), width, indent=2)
+    return lines
 
 
 def status_text(data: PaneStatusData, styles: Styles = NO_STYLES) -> Text:
@@ -117,7 +132,7 @@ class PaneStatus(WrappedText):
     def layout_lines(self, width: int) -> list[Text]:
         if self.data is None:
             return []
-        return wrap_words(status_text(self.data, self.text_styles), width, indent=2)
+        return status_lines(self.data, width, self.text_styles)
 
     def watch_data(self) -> None:
         self.relayout()
@@ -357,7 +372,7 @@ class TransportPane(Vertical):
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
             return
-        self._status.data = PaneStatusData(model.state, model.status, model.detail)
+        self._status.data = PaneStatusData(model.state, model.status, model.detail, self.compact)
         self._log.lines = model.log
         classes = (model.state, len(model.channels) > 1)
         if classes != self._state_classes:  # ten frames a second: only when they change

@@ -13,7 +13,7 @@ from rtplay.protocol.faults import Fault, Kind
 from rtplay.tui.charts import ChartData, Series, render_chart
 from rtplay.tui.history import MARK_FAULT, EventLog
 from rtplay.tui.model import ChannelModel, LogLine
-from rtplay.tui.panes import CounterData, PaneStatusData, counter_groups, log_lines, status_text
+from rtplay.tui.panes import CounterData, PaneStatusData, counter_groups, log_lines, status_lines, status_text
 from rtplay.tui.textflow import flow
 from rtplay.tui.views import help_renderable
 
@@ -110,3 +110,15 @@ def test_help_explains_the_header_figures() -> None:
     text = console.export_text()
     assert "ui Hz" in text and "frames the screen drew" in text and "how late the screen's timer fired" in text
     assert "1-2" in text and "1 sse, 2 ws" in text and "1-6" not in text
+
+
+def test_a_compact_status_leaves_out_the_policy_rather_than_the_newest_log_row() -> None:
+    """At 80×24 the sse, ws, wt and rtc panes wrapped ``· retry exp 1s×2≤5s ±50%`` onto a
+    second row, and showed no retry decision at all."""
+    full = PaneStatusData(State.OPEN, "open", "since=219 · retry exp 1s×2≤5s ±50%")
+    assert len(status_lines(full, 38)) == 2  # a full pane keeps it, wrapped
+    assert [t.plain for t in status_lines(replace(full, compact=True), 38)] == ["● open  since=219"]
+    retrying = PaneStatusData(State.RETRYING, "retrying in 2.4 s", "HTTP 503 · exp 1s×2≤5s ±50%", True)
+    assert [t.plain for t in status_lines(retrying, 38)] == ["◐ retrying in 2.4 s  HTTP 503"]
+    failed = PaneStatusData(State.FAILED, "failed: HTTP 503: EventSource does not reconnect", compact=True)
+    assert " ".join(t.plain.strip() for t in status_lines(failed, 38)).endswith("reconnect  g restarts it")
