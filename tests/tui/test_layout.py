@@ -10,7 +10,7 @@ from rtplay.tui.backend import StaticBackend
 from rtplay.tui.main import MIN_PANE_COLUMNS, MainScreen
 from rtplay.tui.panes import PaneStatus, TransportPane
 from tests.tui.demo import demo_dashboard, demo_report
-from tests.tui.helpers import fault_bar, notice, shown, status_bar, unwrap
+from tests.tui.helpers import fault_bar, notice, shown, status_bar, unwrap, wait_for
 
 
 def demo_app() -> RtplayApp:
@@ -122,11 +122,14 @@ async def test_the_footer_shows_whole_keys_the_most_needed_first(size: tuple[int
     keys out whole, and the help lists them all."""
     app = demo_app()
     async with app.run_test(size=size) as pilot:
-        await pilot.pause()
+
+        def whole() -> bool:  # every key shown is on screen, whole (once the footer is laid out)
+            keys = [key for key in app.screen.query("FooterKey") if key.display]
+            return bool(keys) and all(k.region.right <= size[0] and k.region.width == k.render().cell_len for k in keys)
+
+        await wait_for(pilot, whole, "every key the footer shows, whole")
         keys = list(app.screen.query("FooterKey"))
         shown = [key for key in keys if key.display]
-        for key in shown:  # whole, on screen
-            assert key.region.right <= size[0] and key.region.width == key.render().cell_len, key
         actions = [key.action for key in shown]
         assert actions[0] == "help" and "quit" in actions
         if size[0] >= 80:
