@@ -36,6 +36,7 @@ from typing import Any
 
 import aiortc
 from aiortc import rtcsctptransport as sctp
+from OpenSSL import SSL
 
 from rtplay.compat import require, require_line
 
@@ -60,6 +61,8 @@ _INTERNALS = (
     "_remote_verification_tag", "_association_state", "_data_channel_id", "_data_channels",
     "_remote_max_message_size",
 )
+#: ``RTCDtlsTransport`` internals read here: its pyOpenSSL session (``_dtls_closing``).
+_DTLS_INTERNALS = ("_ssl",)
 
 
 def check() -> None:
@@ -75,6 +78,7 @@ def check() -> None:
         and set(_INTERNALS) <= names | set(dir(source))
         and hasattr(sctp, "SCTP_MAX_PACKET_LENGTH")
         and hasattr(sctp, "crc32c")
+        and set(_DTLS_INTERNALS) <= set(aiortc.RTCDtlsTransport.__init__.__code__.co_names)
     )
     require_line("aiortc", aiortc.__version__, TESTED, "rtplay's fork of aiortc's SCTP transmit path")
     require("aiortc", aiortc.__version__, TESTED, has, "RTCSctpTransport's transmit internals")
@@ -156,7 +160,9 @@ async def _flush_soon(self: Any) -> None:
     setattr(self, _PENDING, False)  # a message sent while this flush runs gets a flush of its own
     try:
         await self._data_channel_flush()
-    except ConnectionError as exc:
+    except (ConnectionError, SSL.Error) as exc:
+        if isinstance(exc, SSL.Error) and not _dtls_closing(self.transport):
+            raise
         # The DTLS transport closed under the association (a peer dropped or closing): what
         # was queued can no longer go anywhere, and the association's own close reports the
         # end. Nobody awaits this task, so raising would only log "Task exception was
@@ -208,10 +214,35 @@ async def _move_messages(self: Any) -> None:
 
 
 async def _transmit(self: Any) -> None:
-    """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
+    """aiortc 1.16's ``_transmit``, except that new DATA chunks go out bundled, and that a
+    transport closed under the association ends it quietly."""
     if not getattr(self, _ATTR, False):
         await _ORIGINAL["_transmit"](self)
         return
+    try:
+        await _transmit_bundled(self)
+    except (ConnectionError, SSL.Error) as exc:
+        if not _dtls_closing(self.transport):
+            raise
+        # The DTLS transport closed under the association (a peer dropped or closing): no
+        # chunk can go anywhere, and the association's own close reports the end. aiortc's
+        # retransmission timer runs this as a task nobody awaits (``_t3_expired``), so raising
+        # would only log "Task exception was never retrieved".
+        log.debug("sctp: transmit after the transport closed: %s", exc)
+
+
+def _dtls_closing(dtls: Any) -> bool:
+    """The DTLS transport is closed, or closing: aiortc's ``stop()`` shuts its SSL session
+    down at once, but its state says "connected" until its receive task has ended, and a
+    send in between fails with OpenSSL's "protocol is shutdown"."""
+    if dtls.state != "connected":
+        return True
+    session = getattr(dtls, "_ssl", None)
+    return session is not None and session.get_shutdown() != 0
+
+
+async def _transmit_bundled(self: Any) -> None:
+    """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
     if getattr(self, _DEFER, False):
         return None
     if self._forward_tsn_chunk is not None:

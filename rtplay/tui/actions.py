@@ -178,7 +178,40 @@ FOOTER_ORDER = (
     "info",
     "compare",
 )
-"""The footer shows these first (a narrow terminal cuts the footer's end)."""
+"""The footer shows these first, in this order."""
+
+FOOTER_KEEP = (
+    "help",
+    "quit",
+    "select(1)",
+    "select(0)",
+    "faults",
+    "clear_faults",
+    "rate(1)",
+    "pause",
+    "restart",
+    "compare",
+    "info",
+    "zoom",
+    "step_amount(1)",
+)
+"""The footer's keys, most needed first: a footer too narrow for all of them leaves out the
+last ones whole (``?`` lists every key). ``compare``, ``info`` and ``zoom`` are views the
+help names; the armed amount is underlined on the fault keys' line, and the help says ``+``."""
+
+
+def footer_fit(keys: list[tuple[str, int]], width: int) -> set[str]:
+    """Which of ``keys`` (action, cells with its gap) a footer ``width`` cells wide shows:
+    the most needed (:data:`FOOTER_KEEP` order, unlisted ones last) for as long as they fit."""
+    rank = {action: i for i, action in enumerate(FOOTER_KEEP)}
+    shown: set[str] = set()
+    used = 0
+    for action, cells in sorted(keys, key=lambda k: rank.get(k[0], len(rank))):
+        if used + cells > width:
+            break
+        shown.add(action)
+        used += cells
+    return shown
 
 
 def pane_keys(count: int) -> str:

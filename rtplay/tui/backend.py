@@ -19,7 +19,7 @@ from rtplay.model.events import Event, FaultEnded, FaultStarted, State
 from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
 from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import MARK_OVERLOAD, SAMPLE_S, ChannelHistory, EventLog, TransportHistory
-from rtplay.tui.model import ChannelModel, Dashboard, FaultRow, PaneModel, status_of
+from rtplay.tui.model import DETAIL_SEPARATOR, ChannelModel, Dashboard, FaultRow, PaneModel, status_of
 from rtplay.tui.policy import cycle_policies, with_policy
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class SessionBackend:
         if client.state is State.OPEN:
             detail = cursor_detail(client)  # where it resumes from now, not at connect time
         elif client.state is State.RETRYING and self.logs[name].last_reason:
-            detail = f"{self.logs[name].last_reason} · {detail}"
+            detail = f"{self.logs[name].last_reason}{DETAIL_SEPARATOR}{detail}"
         status, detail = status_of(client.state, detail, client.retry_at, now, client.attempts)
         detail = with_policy(client, detail)
         view = self.session.view_of(client)

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from rtplay.protocol.faults import ALL, Kind
 from rtplay.tui.controls import FAULT_KEYS, Amounts
 from rtplay.tui.lines import TextLines
-from rtplay.tui.model import format_rate
+from rtplay.tui.model import PAUSED, PLAYING, format_rate
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow
 
@@ -40,10 +40,10 @@ def short_url(url: str) -> str:
 def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str, str]]:
     """(priority, text, style name) of each part of the status bar; 0 is kept longest.
     ``compact`` says the same in fewer cells (an 80-column terminal)."""
-    rate = "⏸ paused" if d.rate <= 0 else f"▶ {format_rate(d.rate)}"
+    rate = f"{PAUSED} paused" if d.rate <= 0 else f"{PLAYING} {format_rate(d.rate)}"
     parts = [(0, " rtplay" if compact else " rtplay ", "brand"), (0, f"  {rate}", "rate")]
     if d.overloaded:  # kept longest: every figure on screen depends on it
-        parts.insert(1, (0, f" {' + '.join(d.overloaded)} overloaded: figures unreliable ", "overloaded"))
+        parts.insert(1, (0, overload_notice(d.overloaded), "overloaded"))
     if d.url:
         parts.append((1, f"  {short_url(d.url) if compact else d.url}", "muted"))
     parts.append((2, f"  sel {'all' if d.selected == ALL else d.selected}", "selection"))
@@ -55,14 +55,26 @@ def status_segments(d: StatusData, compact: bool = False) -> list[tuple[int, str
     return parts
 
 
+def overload_notice(sides: tuple[str, ...], short: bool = False) -> str:
+    """`` client overloaded: figures unreliable ``; ``short``: `` server+client overloaded ``."""
+    if short:
+        return f" {'+'.join(sides)} overloaded "
+    return f" {' + '.join(sides)} overloaded: figures unreliable "
+
+
 def status_line(d: StatusData, width: int, styles: Styles = NO_STYLES) -> Text:
     """The status bar for ``width`` cells: every part if it fits, else every part in its
-    compact form, and only then the least needed parts go, whole; never the URL's end."""
+    compact form, and only then the least needed parts go, whole (an overload notice takes
+    its short form before the selection goes); never the URL's end."""
     parts = status_segments(d)
     if sum(len(t) for _, t, _ in parts) > width:
         parts = status_segments(d, compact=True)
-    for drop in (5, 4, 3, 2):  # the brand, rate and URL (priority 0-1) always stay
-        kept = [p for p in parts if p[0] < drop]
+    full = overload_notice(d.overloaded)
+    short = [(p, overload_notice(d.overloaded, short=True) if t == full else t, s) for p, t, s in parts]
+    # the brand, rate and URL (priority 0-1) always stay
+    tries = [(parts, 5), (parts, 4), (parts, 3), (short, 5), (short, 4), (short, 3), (short, 2)]
+    for candidate, drop in tries if d.overloaded else [(parts, drop) for drop in (5, 4, 3, 2)]:
+        kept = [p for p in candidate if p[0] < drop]
         if sum(len(t) for _, t, _ in kept) <= width:
             break
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -154,7 +166,9 @@ class FaultKeysData:
 
 class FaultKeys(TextLines):
     """The fault keyboard: ``d drop  s stall  l delay 200ms  e error 503 …``; a fault that is
-    on for the selection is highlighted, and the armed amount (what +/- change) underlined."""
+    on for the selection is highlighted, and the armed amount (what +/- change) underlined.
+    Optional keys (reorder, duplicate) show where they need no row of their own, or when on
+    or armed; the help lists them all."""
 
     STYLE_PREFIX = "fault-keys"
     STYLE_NAMES = ("key", "on", "armed")
@@ -166,7 +180,8 @@ class FaultKeys(TextLines):
             return []
         s = self.text_styles
         keys = {fk.kind: fk.key for fk in FAULT_KEYS}
-        items = []
+        optional = {fk.kind for fk in FAULT_KEYS if fk.optional} - self.data.on - {self.data.armed}
+        items, needed = [], []
         for kind, amount in self.data.amounts:
             on = kind in self.data.on
             name_style = get(s, "on") if on else "dim strike" if kind in self.data.unavailable else get(s, "")
@@ -175,7 +190,10 @@ class FaultKeys(TextLines):
                 item.append(" ")
                 item.append(amount, get(s, "armed") if kind is self.data.armed else get(s, ""))
             items.append(item)
-        return flow([items], max(10, width - 1))
+            if kind not in optional:
+                needed.append(item)
+        every, fewer = flow([items], max(10, width - 1)), flow([needed], max(10, width - 1))
+        return every if len(every) <= len(fewer) else fewer  # optional keys take no row of their own
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return max(1, len(self._lines(width)))

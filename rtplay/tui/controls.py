@@ -20,6 +20,8 @@ class FaultKey:
     key: str
     amount_key: str | None = None
     help: str = ""
+    optional: bool = False
+    """Shown on the fault keys' line only where it needs no extra row (the help lists it)."""
 
 
 FAULT_KEYS: tuple[FaultKey, ...] = (
@@ -30,6 +32,9 @@ FAULT_KEYS: tuple[FaultKey, ...] = (
     FaultKey(Kind.OUTAGE, "o", "O", "every listener down, hub state kept"),
     FaultKey(Kind.CRASH, "k", "K", "an outage that loses the replay buffer"),
     FaultKey(Kind.LOSS, "p", "P", "lose UDP datagrams (wt, rtc only)"),
+    # u as in rtplay proxy's keys; r (its reorder) publishes faster here: j for jumble
+    FaultKey(Kind.REORDER, "j", "J", "hold UDP datagrams back past the next (wt, rtc only)", optional=True),
+    FaultKey(Kind.DUPLICATE, "u", "U", "send UDP datagrams twice (wt, rtc only)", optional=True),
     FaultKey(Kind.THROTTLE, "t", "T", "cap the bandwidth"),
     FaultKey(Kind.OFFLINE, "n", None, "the client's own network is down"),
 )
@@ -39,6 +44,8 @@ AMOUNTS: dict[Kind, tuple[float, ...]] = {
     Kind.DELAY: (100, 200, 500, 1000, 2000),
     Kind.ERROR: (503, 500, 204, 429),
     Kind.LOSS: (5, 10, 20, 50),
+    Kind.REORDER: (5, 10, 20, 50),
+    Kind.DUPLICATE: (5, 10, 20, 50),
     Kind.OUTAGE: (3, 5, 10),
     Kind.CRASH: (3, 5, 10),
     Kind.THROTTLE: (1, 5, 20),
@@ -49,6 +56,8 @@ DEFAULT_AMOUNTS: dict[Kind, float] = {
     Kind.DELAY: 200,
     Kind.ERROR: 503,
     Kind.LOSS: 10,
+    Kind.REORDER: 10,
+    Kind.DUPLICATE: 10,
     Kind.OUTAGE: 5,
     Kind.CRASH: 5,
     Kind.THROTTLE: 5,

@@ -9,6 +9,7 @@ The backend samples every client's counters every :data:`SAMPLE_S` seconds into 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 from rtplay.model.events import (
     Connected,
@@ -22,7 +23,7 @@ from rtplay.model.events import (
     ResetReceived,
     RetryScheduled,
 )
-from rtplay.protocol.faults import ONE_SHOT
+from rtplay.protocol.faults import ONE_SHOT, Fault
 from rtplay.tui.model import LogLine
 
 #: Seconds per chart sample. Two samples per braille column: a 40-column pane shows 40 s.
@@ -97,6 +98,11 @@ def _secs(delay: float) -> str:
     return f"{round(delay, 1):g}\u00a0s"
 
 
+def fault_brief(head: str, fault: Fault) -> tuple[str, ...]:
+    """``fault: delay on ws``, ``fault: delay``: a fault's log line without its amount."""
+    return (f"{head}: {fault.kind.value} on {fault.scope}", f"{head}: {fault.kind.value}")
+
+
 class EventLog:
     """The last retry decisions of one transport, built from the engine's events."""
 
@@ -114,7 +120,7 @@ class EventLog:
         at = event.at - self.origin
         if isinstance(event, Disconnected):
             self._pending_reason = self.last_reason = event.reason
-            self._add(LogLine(at, event.reason, "down"))
+            self._say(at, event.reason, "down", "connection lost")
             return MARK_DOWN
         if isinstance(event, RetryScheduled):
             self._retry(at, event)
@@ -124,55 +130,63 @@ class EventLog:
             word = "reconnected" if self._connected_once else "connected"
             first = not self._connected_once
             self._connected_once = True
-            self._add(LogLine(at, f"{word} ({event.detail})" if event.detail else word, "open"))
+            self._say(at, f"{word} ({event.detail})" if event.detail else word, "open", word)
             return "" if first else MARK_UP
         if isinstance(event, Failed):
             self._pending_reason = None
-            self._add(LogLine(at, f"failed: {event.reason} — no retry", "failed"))
+            self._say(at, f"failed: {event.reason} — no retry", "failed", f"failed: {event.reason}", "failed, no retry")
             return MARK_FAILED
         if isinstance(event, RequestResent):
-            self._add(LogLine(at, event.reason, "down"))
+            self._say(at, event.reason, "down", "connection reset; request resent", "reset; request resent")
             return MARK_DOWN
         if isinstance(event, ResetReceived):
             where = "" if event.channel == "main" else f" on {event.channel}"
-            self._add(LogLine(at, f"reset{where}: {event.lost} msgs gone from the server's buffer", "reset"))
+            gone = f"{event.lost} msgs gone"
+            self._say(at, f"reset{where}: {gone} from the server's buffer", "reset", f"reset{where}: {gone}", f"reset: {gone}")
             return MARK_RESET
         if isinstance(event, Judged):  # target mode: what the server did with the reconnect
             self._add(LogLine(at, f"target {event.words}", "reset" if "lost" in event.words else "open"))
             return ""
         if isinstance(event, FaultStarted):
             self.last_reason = None  # the cause may change now
-            self._add(LogLine(at, f"fault: {event.fault.describe()}", "fault"))
+            self._say(at, f"fault: {event.fault.describe()}", "fault", *fault_brief("fault", event.fault))
             return MARK_FAULT
         if isinstance(event, FaultEnded):
             self.last_reason = None
             if event.fault.kind in ONE_SHOT:  # a drop acts once: "ended" says nothing new
                 return ""
-            self._add(LogLine(at, f"fault over: {event.fault.describe()}", "fault"))
+            self._say(at, f"fault over: {event.fault.describe()}", "fault", *fault_brief("fault over", event.fault))
             return MARK_FAULT_END
         return ""
 
     def _retry(self, at: float, event: RetryScheduled) -> None:
         if event.policy.startswith("next "):  # the policy already says when (fixed polling)
-            decision = f"→ {event.policy}"
-        else:
+            decision = short = f"→ {event.policy}"
+            shorter: tuple[str, ...] = ()
+        else:  # shorter forms: the pane's status names the policy, and counts down the wait
             decision = f"→ retry in {_secs(event.delay_s)} ({event.policy})"
+            short, shorter = f"→ retry in {_secs(event.delay_s)}", ("→ retry",)
         reason, self._pending_reason = self._pending_reason, None
         if reason is not None and self.lines and self.lines[-1].kind == "down":
             # One line: why it went down and what the client decided.
             down = self.lines.pop()
             if down.repeat > 1:
-                self.lines.append(LogLine(down.at_s, down.text, down.kind, down.repeat - 1))
-            self._add(LogLine(at, f"{reason} {decision}", "retry"))
-        elif self.last_reason is not None:  # still failing for the reason last given
-            self._add(LogLine(at, f"{self.last_reason} {decision}", "retry"))
+                self.lines.append(replace(down, repeat=down.repeat - 1))
         else:
-            self._add(LogLine(at, decision, "retry"))
+            reason = self.last_reason  # still failing for the reason last given, or None
+        if reason is None:
+            self._say(at, decision, "retry", short)
+        else:
+            self._say(at, f"{reason} {decision}", "retry", f"{reason} {short}", *(f"{reason} {w}" for w in shorter), short)
+
+    def _say(self, at: float, text: str, kind: str, *brief: str) -> None:
+        """Log ``text``; ``brief``: its shorter forms, longest first (a compact pane's one row)."""
+        self._add(LogLine(at, text, kind, brief=brief))
 
     def _add(self, line: LogLine) -> None:
         last = self.lines[-1] if self.lines else None
         if last is not None and last.text == line.text:
-            self.lines[-1] = LogLine(line.at_s, line.text, line.kind, last.repeat + 1)
+            self.lines[-1] = replace(line, repeat=last.repeat + 1)
         else:
             self.lines.append(line)
 

@@ -19,7 +19,6 @@ from textual.containers import Grid
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer
 
 from rtplay.engine.control_client import ControlError
 from rtplay.protocol.faults import ALL, TRANSPORTS, Kind
@@ -30,6 +29,7 @@ from rtplay.tui.compare import CompareScreen
 from rtplay.tui.controls import DEFAULT_RESUME_RATE, Amounts, next_rate
 from rtplay.tui.crowd import CrowdScreen
 from rtplay.tui.faultlist import FaultListScreen
+from rtplay.tui.footer import KeyFooter
 from rtplay.tui.model import Dashboard, format_rate
 from rtplay.tui.panes import TransportPane
 from rtplay.tui.styles import Palette
@@ -143,9 +143,7 @@ class MainScreen(Screen[None]):
         yield self._fault_keys
         with Grid(id="grid", classes=f"-n{len(self._panes)}"):
             yield from self._panes.values()
-        # Textual's docked ^p item overlaps the keys' end on narrow terminals (a stray "n");
-        # ctrl+p still opens the palette, and the help says so.
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.frame_timer = self.set_interval(1 / TICK_HZ, self.tick)

@@ -24,6 +24,13 @@ class LogLine:
     """``retry``, ``failed``, ``reset``, ``open`` or ``fault`` (picks the colour)."""
     repeat: int = 1
     """How many times in a row the same line happened (shown as ×N)."""
+    brief: tuple[str, ...] = ()
+    """Shorter forms of :attr:`text`, longest first, each a whole phrase: a log with too
+    little room for the text (a compact pane's one row) shows the first that fits."""
+
+    def forms(self) -> tuple[str, ...]:
+        """The text, then its shorter forms."""
+        return (self.text, *self.brief)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,19 @@ def format_ms(value: float | None) -> str:
     if value < 100:
         return f"{value:.1f}"
     return f"{value:.0f}"
+
+
+DETAIL_SEPARATOR = " · "
+"""Between the parts of a pane's detail (``since=42 · retry exp 1s×2≤5s ±50%``)."""
+
+PLAYING = "▶"
+"""Publishing (or a replay playing): the header's mark before the rate."""
+
+PAUSED = "‖"
+"""Paused (rate 0, or a replay paused). Not U+23F8 (⏸): no font of a usual Linux machine
+has that glyph (DejaVu, Liberation, Noto Sans Mono lack it), so ``rtplay --web``'s page, and
+a terminal with such fonts, drew it as a missing-glyph box; DejaVu Sans Mono, which the
+page serves, and nearly every other font, have U+2016."""
 
 
 def format_rate(rate: float) -> str:

@@ -24,7 +24,7 @@ from rtplay.model.events import State
 from rtplay.tui.charts import Chart, ChartData, Series
 from rtplay.tui.info import TITLES
 from rtplay.tui.lines import TextLines
-from rtplay.tui.model import ChannelModel, LogLine, PaneModel, format_count, format_ms
+from rtplay.tui.model import DETAIL_SEPARATOR, ChannelModel, LogLine, PaneModel, format_count, format_ms
 from rtplay.tui.styles import NO_STYLES, Styles, get
 from rtplay.tui.textflow import flow, wrap_words
 
@@ -90,6 +90,21 @@ class PaneStatusData:
     state: State
     status: str
     detail: str = ""
+    compact: bool = False
+    """The compact pane form: the detail's last parts (``· retry exp …``) go rather than
+    take a second row from the newest retry decision."""
+
+
+def status_lines(data: PaneStatusData, width: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The status wrapped between words to ``width``; in the compact form, the detail's
+    trailing parts left out, whole, while it takes more than one row."""
+    lines = wrap_words(status_text(data, styles), width, indent=2)
+    parts = data.detail.split(DETAIL_SEPARATOR)
+    while data.compact and len(lines) > 1 and len(parts) > 1:
+        parts.pop()
+        fewer = replace(data, detail=DETAIL_SEPARATOR.join(parts))
+        lines = wrap_words(status_text(fewer, styles), width, indent=2)
+    return lines
 
 
 def status_text(data: PaneStatusData, styles: Styles = NO_STYLES) -> Text:
@@ -117,7 +132,7 @@ class PaneStatus(WrappedText):
     def layout_lines(self, width: int) -> list[Text]:
         if self.data is None:
             return []
-        return wrap_words(status_text(self.data, self.text_styles), width, indent=2)
+        return status_lines(self.data, width, self.text_styles)
 
     def watch_data(self) -> None:
         self.relayout()
@@ -251,14 +266,30 @@ LOG_KINDS = ("retry", "down", "failed", "reset", "open", "fault")
 LOG_TIME_CELLS = 8
 
 
-def log_line(line: LogLine, styles: Styles = NO_STYLES) -> Text:
-    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``"""
+def log_line(line: LogLine, styles: Styles = NO_STYLES, form: str | None = None) -> Text:
+    """``  12.3s server closed the stream → retry in 0.1 s (eventsource, the stream's retry:) ×3``
+    (``form``: one of the line's shorter forms instead of its text)."""
     text = Text()
     text.append(f"{line.at_s:6.1f}s ", get(styles, "time"))
-    text.append(line.text, get(styles, line.kind))
+    text.append(line.text if form is None else form, get(styles, line.kind))
     if line.repeat > 1:
         text.append(f" ×{line.repeat}", get(styles, "repeat"))
     return text
+
+
+def newest_alone(line: LogLine, width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
+    """The newest line in a log too small for its text: the longest of its forms that fits
+    ``height`` rows whole; if none does, the shortest cut between words, ending in ``…``."""
+    wrapped: list[Text] = []
+    for form in line.forms():
+        wrapped = wrap_words(log_line(line, styles, form), width, indent=LOG_TIME_CELLS)
+        if len(wrapped) <= height:
+            return wrapped
+    rows = wrapped[:height]
+    if rows:
+        last = wrap_words(rows[-1], width - 1)[0] if rows[-1].cell_len >= width else rows[-1]
+        rows[-1] = last + Text("…", get(styles, "time"))
+    return rows
 
 
 def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Styles = NO_STYLES) -> list[Text]:
@@ -267,7 +298,7 @@ def log_lines(lines: tuple[LogLine, ...], width: int, height: int, styles: Style
     for line in reversed(lines):
         wrapped = wrap_words(log_line(line, styles), width, indent=LOG_TIME_CELLS)
         if not out and len(wrapped) > height:
-            return wrapped[:height]  # the newest line alone is too long: its start says most
+            return newest_alone(line, width, height, styles)
         if len(out) + len(wrapped) > height:
             break
         out[:0] = wrapped
@@ -341,7 +372,7 @@ class TransportPane(Vertical):
     def watch_model(self, model: PaneModel | None) -> None:
         if model is None or not self.is_mounted:
             return
-        self._status.data = PaneStatusData(model.state, model.status, model.detail)
+        self._status.data = PaneStatusData(model.state, model.status, model.detail, self.compact)
         self._log.lines = model.log
         classes = (model.state, len(model.channels) > 1)
         if classes != self._state_classes:  # ten frames a second: only when they change

@@ -8,6 +8,7 @@ from rtplay.clients.base import Client
 from rtplay.clients.core import ReconnectingClient
 from rtplay.model.events import State
 from rtplay.model.retry_spec import next_in_cycle
+from rtplay.tui.model import DETAIL_SEPARATOR
 
 if TYPE_CHECKING:
     from rtplay.engine.session import Session
@@ -19,7 +20,7 @@ def with_policy(client: Client, detail: str) -> str:
     if not isinstance(client, ReconnectingClient) or client.state is State.RETRYING:
         return detail
     policy = f"retry {client.retry.describe()}"
-    return f"{detail} · {policy}" if detail else policy
+    return f"{detail}{DETAIL_SEPARATOR}{policy}" if detail else policy
 
 
 def cycle_policies(session: Session, transports: list[str]) -> list[str]:

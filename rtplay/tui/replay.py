@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -46,6 +47,8 @@ from rtplay.tui.history import (
 )
 from rtplay.tui.main import MainScreen
 from rtplay.tui.model import (
+    PAUSED,
+    PLAYING,
     ChannelModel,
     Dashboard,
     FaultRow,
@@ -132,12 +135,13 @@ class ReplayBackend:
             return LogLine(at, f"{'reconnected' if again else 'connected'} (since={rec.get('since')})", "open"), \
                 MARK_UP if again else ""
         if ev == "down":
-            return LogLine(at, "connection lost or attempt failed", "down"), MARK_DOWN
+            return LogLine(at, "connection lost or attempt failed", "down", brief=("connection lost",)), MARK_DOWN
         if ev == "failed":
             return LogLine(at, "failed — no retry", "failed"), MARK_FAILED
         if ev == "reset":
             where = "" if rec.get("ch") == "main" else f" on {rec.get('ch')}"
-            return LogLine(at, f"reset{where}: seqs before {rec.get('first')} gone", "reset"), MARK_RESET
+            text = f"reset{where}: seqs before {rec.get('first')} gone"
+            return LogLine(at, text, "reset", brief=(f"reset: seqs before {rec.get('first')} gone",)), MARK_RESET
         return None
 
     def _fault(self, rec: Mapping[str, Any], started: bool, at: float) -> None:
@@ -154,7 +158,7 @@ class ReplayBackend:
             return
         lines = self.logs[name]
         if lines and lines[-1].text == line.text:
-            lines[-1] = LogLine(line.at_s, line.text, line.kind, lines[-1].repeat + 1)
+            lines[-1] = replace(line, repeat=lines[-1].repeat + 1)
         else:
             lines.append(line)
         if mark:
@@ -190,7 +194,7 @@ class ReplayBackend:
 
     def header(self, t: float) -> str:
         """``REPLAY ▶ 1× · run clock 12.3 / 30.5 s · run.jsonl`` (the status bar's URL place)."""
-        state = "⏸" if self.clock.paused else "▶"
+        state = PAUSED if self.clock.paused else PLAYING
         return (f"REPLAY {state} {self.clock.speed:g}× · run clock {t:.1f} / {self.playback.end_at:.1f} s"
                 f" · {self.source}")
 

@@ -28,6 +28,7 @@ from rtplay.tui.history import (
     MARK_UP,
 )
 from rtplay.tui.info import INFO
+from rtplay.tui.model import PAUSED, PLAYING
 
 KEY_STYLE = "bold #e5c07b"
 
@@ -63,7 +64,7 @@ def _by_action() -> dict[str, Action]:
 
 
 HEADER = (
-    ("▶ 10 msg/s", "the publish rate (⏸ paused at 0)"),
+    (f"{PLAYING} 10 msg/s", f"the publish rate ({PAUSED} paused at 0)"),
     ("http://…", "the built-in server (also in a browser)"),
     ("sel", "the selection: where fault keys act"),
     ("published", "messages the server has published"),

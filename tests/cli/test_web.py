@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from dataclasses import replace
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rtplay.cli.web import FONT_PATH, LocalWebServer, localize
+from rtplay.tui.app import RtplayApp
+from rtplay.tui.backend import StaticBackend
+from rtplay.tui.model import PAUSED
+from tests.tui.demo import demo_dashboard, demo_report
 
 
 async def test_the_page_asks_nothing_of_another_host_and_its_font_is_served_here() -> None:
@@ -32,3 +40,25 @@ def test_localize_drops_only_links_to_other_hosts() -> None:
     out = localize(html, "http://127.0.0.1:8000", None)
     assert "http://127.0.0.1:8000/static/x.css" in out and "fonts.example" not in out
     assert '@font-face { font-family: "Roboto Mono"; src: url("/f.ttf"); }' in localize(html, "http://127.0.0.1:8000", "/f.ttf")
+
+
+def has_a_font(char: str) -> bool:
+    """Whether some font of this machine has a glyph for ``char`` (fontconfig, which Chromium
+    falls back through on Linux: a glyph no font has is drawn as a missing-glyph box)."""
+    found = subprocess.run(["fc-list", f":charset={ord(char):x}", "file"], capture_output=True, text=True, check=True)
+    return bool(found.stdout.strip())
+
+
+@pytest.mark.skipif(shutil.which("fc-list") is None, reason="needs fontconfig's fc-list")
+async def test_every_glyph_the_playground_draws_has_a_font_to_draw_it() -> None:
+    """The --web page drew the paused header's U+23F8 as a box: no font here has it."""
+    app = RtplayApp(backend=StaticBackend(replace(demo_dashboard(), rate=0.0), demo_report()))
+    drawn: set[str] = set()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        drawn |= {c for c in app.export_screenshot() if ord(c) > 127}
+        await pilot.press("question_mark")
+        await pilot.pause()
+        drawn |= {c for c in app.export_screenshot() if ord(c) > 127}
+    assert sorted(c for c in drawn if not has_a_font(c)) == []
+    assert PAUSED in drawn  # the paused header is among them

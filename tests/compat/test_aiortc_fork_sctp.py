@@ -93,3 +93,29 @@ async def test_a_flush_after_the_transport_closed_ends_quietly() -> None:
         [flush] = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith("_flush_soon")]
         await asyncio.wait([flush])
         assert flush.exception() is None
+
+
+@pytest.mark.parametrize("closed", [True, False])
+async def test_a_retransmission_after_the_transport_closed_ends_quietly(closed: bool) -> None:
+    """aiortc's retransmission timer runs ``_transmit`` as a task nobody awaits: when the DTLS
+    transport has closed under the association (5,000 msg/s, a peer gone), the retransmission
+    cannot go anywhere, and must not end in "Task exception was never retrieved". Nor while
+    it closes: ``stop()`` shuts the SSL session down before the state says closed."""
+    async with channel_pair() as pair:
+        sctp = pair.sender.sctp
+        assert sctp is not None
+        aiortc_sctp.enable(sctp)
+        if closed:
+            await sctp.transport.stop()  # the DTLS transport closes; the association does not know yet
+        else:
+            sctp.transport._ssl.shutdown()  # as stop() does first; the state still says connected
+        pair.channel.send("unacknowledged")  # sent into the closed transport: awaiting retransmission
+        await wait_until(lambda: len(sctp._sent_queue) == 1, what="the message in flight")
+        before = asyncio.all_tasks()
+        sctp._t3_expired()  # the retransmission timer fires
+        (transmit,) = [t for t in asyncio.all_tasks() - before if t.get_coro().__qualname__.endswith("_transmit")]
+        await asyncio.wait([transmit])
+        assert transmit.exception() is None
+        if not closed:  # let stop() finish what it started, as it would have
+            await sctp.transport.stop()
+            await wait_until(lambda: sctp.transport.state == "closed", what="the DTLS transport closed")

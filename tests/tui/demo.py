@@ -110,7 +110,11 @@ def demo_dashboard() -> Dashboard:
         marks=marks(fault_marks | {201: MARK_DOWN}),
         log=(
             LogLine(100.2, "fault: outage 5s on all", "fault"),
-            LogLine(100.3, "connection refused → retry in 10 s (fixed 10s)", "retry"),
+            LogLine(
+                100.3, "connection refused → retry in 10 s (fixed 10s)", "retry",
+                # the shorter forms, as the pane's EventLog words them
+                brief=("connection refused → retry in 10 s", "connection refused → retry", "→ retry in 10 s"),
+            ),
         ),
     )
     sse = PaneModel(

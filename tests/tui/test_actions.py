@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from textual.actions import parse
 
-from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.faults import TRANSPORTS, Kind
 from rtplay.tui.actions import ACTIONS, FOOTER_ORDER, Action, bindings, pane_keys
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.controls import FAULT_KEYS
@@ -72,3 +72,11 @@ def test_the_footer_names_the_pane_keys_there_are(panes: int, keys: str) -> None
     (select,) = [b for b in bindings(panes) if b.action == "select(1)"]
     assert select.key_display == keys
     assert MainScreen.for_transports(panes).BINDINGS == bindings(panes) or panes == len(TRANSPORTS)
+
+
+def test_every_fault_the_server_applies_has_a_key() -> None:
+    """reorder and duplicate had none: the playground could not start them."""
+    assert {fk.kind for fk in FAULT_KEYS} == set(Kind)
+    assert len({fk.key for fk in FAULT_KEYS} | {fk.amount_key for fk in FAULT_KEYS if fk.amount_key}) == len(
+        FAULT_KEYS
+    ) + sum(1 for fk in FAULT_KEYS if fk.amount_key)  # no key twice

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from rtplay.tui.actions import FOOTER_KEEP
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import StaticBackend
 from rtplay.tui.main import MIN_PANE_COLUMNS, MainScreen
 from rtplay.tui.panes import PaneStatus, TransportPane
 from tests.tui.demo import demo_dashboard, demo_report
-from tests.tui.helpers import fault_bar, notice, shown, status_bar, unwrap
+from tests.tui.helpers import fault_bar, notice, shown, status_bar, unwrap, wait_for
 
 
 def demo_app() -> RtplayApp:
@@ -113,3 +114,28 @@ async def test_a_zoomed_pane_takes_the_whole_width_and_its_full_form_on_a_small_
         pane = app.screen.query_one("#pane-wt", TransportPane)
         assert pane.region.width == 80 and not pane.compact
         assert pane.query_one(".pane-chart").region.height >= 3  # a real chart again
+
+
+@pytest.mark.parametrize("size", [(80, 24), (45, 24), (120, 40)])
+async def test_the_footer_shows_whole_keys_the_most_needed_first(size: tuple[int, int]) -> None:
+    """At 80 columns the footer was cut mid-key (``i inf``): it now leaves the least needed
+    keys out whole, and the help lists them all."""
+    app = demo_app()
+    async with app.run_test(size=size) as pilot:
+
+        def whole() -> bool:  # every key shown is on screen, whole (once the footer is laid out)
+            keys = [key for key in app.screen.query("FooterKey") if key.display]
+            return bool(keys) and all(k.region.right <= size[0] and k.region.width == k.render().cell_len for k in keys)
+
+        await wait_for(pilot, whole, "every key the footer shows, whole")
+        keys = list(app.screen.query("FooterKey"))
+        shown = [key for key in keys if key.display]
+        actions = [key.action for key in shown]
+        assert actions[0] == "help" and "quit" in actions
+        if size[0] >= 80:
+            assert {"select(1)", "select(0)", "faults", "clear_faults", "rate(1)", "pause", "restart"} <= set(actions)
+        if size[0] >= 120:
+            assert len(shown) == len(keys)
+        else:  # the keys left out are the least needed ones
+            left_out = {key.action for key in keys if not key.display}
+            assert left_out and all(FOOTER_KEEP.index(a) > FOOTER_KEEP.index(b) for a in left_out for b in actions)

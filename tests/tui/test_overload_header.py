@@ -8,9 +8,9 @@ from rtplay.tui.bars import StatusData, status_line
 
 def test_the_header_names_the_overloaded_side_even_when_narrow() -> None:
     data = StatusData(1000, 12345, 42, ALL, url="http://127.0.0.1:8080", ui_hz=4, lag_ms=300, overloaded=("client",))
-    for width in (200, 80):
-        text = status_line(data, width).plain
-        assert "client overloaded: figures unreliable" in text, width
+    assert "client overloaded: figures unreliable" in status_line(data, 200).plain
+    narrow = status_line(data, 80).plain  # the short form, so the selection stays too
+    assert "client overloaded" in narrow and "sel all" in narrow and "127.0.0.1:8080" in narrow
     calm = StatusData(1000, 12345, 42, ALL, url="http://127.0.0.1:8080")
     assert "overloaded" not in status_line(calm, 200).plain
 
@@ -43,3 +43,14 @@ def test_the_charts_mark_the_period_rtplay_was_overloaded() -> None:
     sides.clear()
     backend._sample(4.0)
     assert list(backend.histories["ws"].marks) == ["", MARK_OVERLOAD, MARK_OVERLOAD, ""]
+
+
+def test_at_80_columns_both_overloaded_sides_leave_the_url_whole() -> None:
+    """Both sides overloaded at 1k msg/s: the notice took so many cells that the URL was
+    cut (``127.0.0.1:…``); the notice takes a short form first."""
+    data = StatusData(1000, 123456, 420, "longpoll", url="http://127.0.0.1:43191/control", ui_hz=4, lag_ms=300,
+                      overloaded=("server", "client"))
+    text = status_line(data, 80)
+    assert text.cell_len <= 80 and "…" not in text.plain
+    assert "127.0.0.1:43191" in text.plain and "server+client overloaded" in text.plain
+    assert "server + client overloaded: figures unreliable" in status_line(data, 200).plain

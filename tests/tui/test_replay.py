@@ -65,7 +65,7 @@ async def test_the_player_keys_pause_seek_change_speed_and_jump_to_faults(tmp_pa
     app = RtplayApp(backend=backend, screen=ReplayScreen)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("space")
-        await wait_for(pilot, lambda: "REPLAY ⏸" in status_bar(app), "the header to say REPLAY, paused")
+        await wait_for(pilot, lambda: "REPLAY ‖" in status_bar(app), "the header to say REPLAY, paused")
 
         def clock() -> float:
             match = re.search(r"run clock (\d+\.\d) / 30\.\d s", status_bar(app))
@@ -81,7 +81,7 @@ async def test_the_player_keys_pause_seek_change_speed_and_jump_to_faults(tmp_pa
         await wait_for(pilot, lambda: round(clock()) == 14, "the second fault")
         await wait_for(pilot, lambda: "outage 4s on all" in fault_bar(app), "the outage in the fault bar")
         await pilot.press("right_square_bracket", "right_square_bracket")
-        await wait_for(pilot, lambda: "REPLAY ⏸ 4×" in status_bar(app), "the speed doubled twice")
+        await wait_for(pilot, lambda: "REPLAY ‖ 4×" in status_bar(app), "the speed doubled twice")
         await pilot.press("d")  # the playground's fault keys cannot change a recording
         await wait_for(pilot, lambda: "replay plays what was recorded" in notice(app), "the read-only notice")
         await pilot.press("f", "f")  # the loss at 20 s; then nothing after it

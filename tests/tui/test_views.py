@@ -152,3 +152,28 @@ async def test_the_palette_lists_every_action() -> None:
             "Next amount of the armed fault",
         }
         assert expected <= titles
+
+
+async def test_reorder_and_duplicate_have_keys_shown_where_they_take_no_row() -> None:
+    """The datagram faults DESIGN lists had no key; on the fault keys' line they show where
+    they fit on the rows the others need, and once armed or on; the help lists them always."""
+    backend = StaticBackend(demo_dashboard(), demo_report())
+    app = RtplayApp(backend=backend)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert "duplicate" not in fault_keys(app) and len(fault_keys(app).split("\n")) == 1  # no room
+        await pilot.press("5", "u", "j", "J")
+        assert backend.commands == [
+            ("toggle", (Kind.DUPLICATE, "wt", 10)),
+            ("toggle", (Kind.REORDER, "wt", 10)),
+        ]
+        assert "j reorder 20%" in fault_keys(app)  # armed: shown, with its next amount
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        console = Console(width=108, file=io.StringIO(), record=True)
+        console.print(help_renderable())
+        help_text = console.export_text()
+        assert "j J" in help_text and "u U" in help_text and "reorder:" in help_text and "duplicate:" in help_text
+    app = RtplayApp(backend=StaticBackend(demo_dashboard(), demo_report()))
+    async with app.run_test(size=(80, 24)):
+        keys = fault_keys(app)
+        assert "j reorder 10%" in keys and "u duplicate 10%" in keys and len(keys.split("\n")) == 2
