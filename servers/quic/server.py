@@ -16,6 +16,11 @@ paces what a session sends — all three in the per-session sender, :mod:`server
 datagram through the server's socket (:mod:`servers.quic.udp`), both ways, so that QUIC's
 own loss recovery has to repair the stream.
 
+A peer that grants no flow-control credit cannot make the server hoard: what waits for it is
+bounded per session and per connection (:mod:`servers.quic.budget`), its stuck sessions are
+closed, and a connection whose bytes still wait for credit ``stuck_after_s`` after that is
+closed too (H3_EXCESSIVE_LOAD), which releases everything it held.
+
 WebTransport here is draft-ietf-webtrans-http3-02, which is what aioquic's H3Connection
 speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``; its wire
 format (shared with the client) is in :mod:`rtplay.protocol.wt`.
@@ -47,9 +52,11 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from rtplay.compat.aioquic import buffered_bytes, connection_send_state
 from rtplay.protocol.wt import WT_PATH
 from servers.core.cert import Certificate
 from servers.core.context import ServerContext
+from servers.quic.budget import STUCK_AFTER_S, CreditWatch
 from servers.quic.udp import UNHARMED, Address, ImpairedQuicServer
 from servers.quic.wt_session import DROPPED, WtSession
 from servers.quic.wtproto import RequestError, parse_connect
@@ -88,6 +95,9 @@ class _WtServerProtocol(QuicConnectionProtocol):
         self._h3: H3Connection | None = None
         self._sessions: dict[int, WtSession] = {}
         self._progress = asyncio.Event()
+        self._watch = CreditWatch(listener.stuck_after_s)
+        """Does what the connection holds wait for credit its peer does not grant?"""
+        self._reaper: asyncio.TimerHandle | None = None
 
     @property
     def progress(self) -> asyncio.Event:
@@ -102,13 +112,39 @@ class _WtServerProtocol(QuicConnectionProtocol):
     def quic(self) -> QuicConnection:
         return self._quic
 
-    def abort(self, reason: str = DROPPED) -> None:
+    def abort(self, reason: str = DROPPED, error_code: int = ErrorCode.H3_NO_ERROR) -> None:
         """Close at once (RFC 9000 §10.2 immediate close), and every session with it."""
-        self.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase=reason)
+        self.close(error_code=error_code, reason_phrase=reason)
         self._end_sessions()
 
     def forget(self, session_id: int) -> None:
         self._sessions.pop(session_id, None)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes this connection holds for its peer (every stream, queued datagrams)."""
+        return buffered_bytes(self._quic)
+
+    def peer_not_reading(self) -> None:
+        """A session closed with bytes stuck for the peer: from now on, reap the connection
+        if what it holds goes on waiting for credit (e.g. the close capsule itself)."""
+        if self._reaper is None:
+            self._reap_if_stuck()
+
+    def _reap_if_stuck(self) -> None:
+        self._reaper = None
+        state = connection_send_state(self._quic)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._watch.observe(state.blocked, state.progress, now)
+        if self._watch.stuck(now):
+            reason = f"peer not reading: {state.buffered} bytes waited {self._watch.stuck_after_s:g} s for credit"
+            log.info("wt: closing a connection: %s", reason)
+            # RFC 9114 §8.1: H3_EXCESSIVE_LOAD, the peer behaves in a way that loads us.
+            self.abort(reason, ErrorCode.H3_EXCESSIVE_LOAD)
+        elif state.buffered:  # look again when it would count as stuck (or later still)
+            self._reaper = loop.call_at(self._watch.deadline or now + self._watch.stuck_after_s,
+                                              self._reap_if_stuck)
 
     def datagram_received(self, data: bytes | str, addr: Address) -> None:
         super().datagram_received(data, addr)
@@ -133,6 +169,9 @@ class _WtServerProtocol(QuicConnectionProtocol):
     def _end_sessions(self) -> None:
         for session in list(self._sessions.values()):
             session.end()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         self.progress.set()
 
     def _h3_event_received(self, h3: H3Connection, event: H3Event) -> None:
@@ -163,7 +202,9 @@ class _WtServerProtocol(QuicConnectionProtocol):
         # draft-ietf-webtrans-http3-02 §3.3: a 2xx accepts the session; Chromium also wants
         # to be told which draft the server speaks.
         h3.send_headers(event.stream_id, [(b":status", b"200"), (DRAFT_HEADER, b"draft02")])
-        session = self._sessions[event.stream_id] = WtSession(self, h3, event.stream_id, since)
+        session = self._sessions[event.stream_id] = WtSession(
+            self, h3, event.stream_id, since, self.listener.stuck_after_s
+        )
         session.start(self.listener._spawn)
         self.transmit()
 
@@ -197,6 +238,7 @@ class QuicListener:
         cert: Certificate,
         *,
         idle_timeout: float = IDLE_TIMEOUT_S,
+        stuck_after_s: float = STUCK_AFTER_S,
     ) -> None:
         self.ctx = ctx
         self.host = host
@@ -204,6 +246,9 @@ class QuicListener:
         """The UDP port; 0 until :meth:`start` binds a free one, then kept for restarts."""
         self.cert = cert
         self.idle_timeout = idle_timeout
+        self.stuck_after_s = stuck_after_s
+        """Seconds bytes may wait for a peer's flow-control credit before its session (then
+        its connection) is closed (:mod:`servers.quic.budget`)."""
         self._server: ImpairedQuicServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -265,6 +310,10 @@ class QuicListener:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("HTTP/3 listener stopped")
+
+    def buffered(self) -> list[int]:
+        """Bytes each live QUIC connection holds for its peer (what a hoarder could pile up)."""
+        return [] if self._server is None else [c.buffered for c in self._server.connections(_WtServerProtocol)]
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name="rtplay-wt-session")

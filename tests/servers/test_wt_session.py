@@ -37,6 +37,8 @@ class Port:
         self.progress = asyncio.Event()
         self.aborted: list[str] = []
         self.forgotten: list[int] = []
+        self.not_reading = 0
+        """How often a session said its peer left bytes stuck."""
         self.sent = asyncio.Event()
 
     def abort(self, reason: str = DROPPED) -> None:
@@ -47,6 +49,9 @@ class Port:
 
     def transmit(self) -> None:
         self.sent.set()
+
+    def peer_not_reading(self) -> None:
+        self.not_reading += 1
 
 
 @dataclass
