@@ -54,6 +54,7 @@ from aioquic.quic.events import (
 
 from rtplay.compat.aioquic import buffered_bytes, connection_send_state
 from rtplay.protocol.wt import WT_PATH
+from rtplay.runtime.process import release_free_memory
 from servers.core.cert import Certificate
 from servers.core.context import ServerContext
 from servers.quic.budget import STUCK_AFTER_S, CreditWatch
@@ -80,6 +81,11 @@ DRAFT_HEADER = b"sec-webtransport-http3-draft"
 
 STOPPED = "server stopped"
 
+#: Seconds after a peer was caught not reading before the freed heap is handed back to the
+#: system: by then its reset streams are acknowledged and dropped (a round trip or two). At
+#: most one trim per this long, however many peers are caught meanwhile.
+RELEASE_AFTER_S = 1.0
+
 
 # --- one QUIC connection -------------------------------------------------------------------
 
@@ -98,6 +104,8 @@ class _WtServerProtocol(QuicConnectionProtocol):
         self._watch = CreditWatch(listener.stuck_after_s)
         """Does what the connection holds wait for credit its peer does not grant?"""
         self._reaper: asyncio.TimerHandle | None = None
+        self._hoarded = False
+        """A session of this connection was closed with bytes stuck for the peer."""
 
     @property
     def progress(self) -> asyncio.Event:
@@ -128,6 +136,8 @@ class _WtServerProtocol(QuicConnectionProtocol):
     def peer_not_reading(self) -> None:
         """A session closed with bytes stuck for the peer: from now on, reap the connection
         if what it holds goes on waiting for credit (e.g. the close capsule itself)."""
+        self._hoarded = True
+        self.listener.release_memory_soon()
         if self._reaper is None:
             self._reap_if_stuck()
 
@@ -155,6 +165,8 @@ class _WtServerProtocol(QuicConnectionProtocol):
             self._h3 = H3Connection(self._quic, enable_webtransport=True)
         elif isinstance(event, ConnectionTerminated):
             self._end_sessions()
+            if self._hoarded:  # what it held goes with it
+                self.listener.release_memory_soon()
         elif isinstance(event, StreamReset) and event.stream_id in self._sessions:
             self._sessions[event.stream_id].end()  # the client cancelled its CONNECT
         if self._h3 is None:
@@ -251,6 +263,7 @@ class QuicListener:
         its connection) is closed (:mod:`servers.quic.budget`)."""
         self._server: ImpairedQuicServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._release: asyncio.TimerHandle | None = None
 
     @property
     def running(self) -> bool:
@@ -303,6 +316,9 @@ class QuicListener:
             return
         for conn in server.connections(_WtServerProtocol):
             conn.abort(STOPPED)
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
         server.close()
         await server.socket_closed.wait()
         tasks = list(self._tasks)
@@ -310,6 +326,16 @@ class QuicListener:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("HTTP/3 listener stopped")
+
+    def release_memory_soon(self) -> None:
+        """A peer that did not read is being let go: once what it held is freed, hand the
+        memory back to the system (:func:`~rtplay.runtime.process.release_free_memory`)."""
+        if self._release is None and self._server is not None:
+            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._release = None
+        release_free_memory()
 
     def buffered(self) -> list[int]:
         """Bytes each live QUIC connection holds for its peer (what a hoarder could pile up)."""

@@ -35,3 +35,24 @@ def test_no_proc_means_zero_not_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert resident_kb() == 0.0
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_heap_in_the_middle_comes_back_when_released() -> None:
+    from rtplay.runtime.process import release_free_memory
+
+    # 100 KiB buffers come from glibc's heap (under its mmap threshold); a small one allocated
+    # after each keeps the heap's top in use, as live connections do, so freeing the big
+    # ones leaves holes the heap keeps (resident) until it is trimmed.
+    start = resident_kb()
+    pairs = [(bytearray(100 * 1024), bytearray(1000)) for _ in range(400)]
+    for big, _ in pairs:
+        big[::4096] = b"\x01" * len(range(0, len(big), 4096))  # touch every page: resident
+    assert resident_kb() - start > 30 * 1024
+    keepers = [small for _, small in pairs]
+    del pairs, big
+    freed = resident_kb()
+    assert release_free_memory()
+    assert freed - resident_kb() > 20 * 1024  # of the ~40 MiB freed
+    assert len(keepers) == 400
