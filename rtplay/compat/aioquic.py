@@ -65,12 +65,6 @@ def check() -> None:
     require("aioquic", aioquic.__version__, TESTED, not missing, ", ".join(missing))
 
 
-def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""
-    stream = quic._streams.get(stream_id)
-    return 0 if stream is None else stream.sender._buffer_stop - stream.sender._buffer_start
-
-
 @dataclass(frozen=True)
 class SendState:
     """What a stream, or a whole connection, holds for its peer."""

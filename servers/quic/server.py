@@ -153,8 +153,8 @@ class _WtServerProtocol(QuicConnectionProtocol):
             # RFC 9114 §8.1: H3_EXCESSIVE_LOAD, the peer behaves in a way that loads us.
             self.abort(reason, ErrorCode.H3_EXCESSIVE_LOAD)
         elif state.buffered:  # look again when it would count as stuck (or later still)
-            self._reaper = loop.call_at(self._watch.deadline or now + self._watch.stuck_after_s,
-                                              self._reap_if_stuck)
+            again = self._watch.deadline or now + self._watch.stuck_after_s
+            self._reaper = loop.call_at(again, self._reap_if_stuck)
 
     def datagram_received(self, data: bytes | str, addr: Address) -> None:
         super().datagram_received(data, addr)

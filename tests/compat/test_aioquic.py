@@ -41,15 +41,15 @@ def test_an_aioquic_without_the_servers_internals_is_refused_by_name(monkeypatch
         compat.check()
 
 
-def test_unacked_stream_bytes_fall_to_zero_when_the_peer_acknowledges(pair: Pair) -> None:
+def test_buffered_stream_bytes_fall_to_zero_when_the_peer_acknowledges(pair: Pair) -> None:
     stream = pair.client.get_next_available_stream_id()
-    assert compat.unacked_stream_bytes(pair.client, stream) == 0  # not opened yet
+    assert compat.stream_send_state(pair.client, stream).buffered == 0  # not opened yet
     pair.client.send_stream_data(stream, b"x" * 5000)
-    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    assert compat.stream_send_state(pair.client, stream).buffered == 5000
     pair.to_server()  # sent, not yet acknowledged
-    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    assert compat.stream_send_state(pair.client, stream).buffered == 5000
     pair.settle()
-    assert compat.unacked_stream_bytes(pair.client, stream) == 0
+    assert compat.stream_send_state(pair.client, stream).buffered == 0
 
 
 def test_send_state_says_when_bytes_wait_for_the_peers_credit(cert: Certificate) -> None:
