@@ -131,6 +131,8 @@ class WtSession:
         self._sub: Subscription | None = None
         self._watch = CreditWatch(stuck_after_s)
         """Is the envelope stream waiting for credit the peer does not grant?"""
+        self._unacked = False
+        """The envelope stream held unacknowledged bytes when last looked at."""
         self._clock = asyncio.get_running_loop().time
         self.closed = False
         self.datagrams_shed = 0
@@ -290,14 +292,19 @@ class WtSession:
         self._check_credit(stream_id)
 
     def _until_stuck(self) -> float | None:
-        """Seconds until the envelope stream counts as stuck (None: it is not waiting)."""
+        """Seconds until the envelope stream counts as stuck, or until it is worth looking
+        again (what was written may run into the peer's credit after we looked: aioquic paces
+        packets out on its own timer); None when it holds nothing."""
         deadline = self._watch.deadline
-        return None if deadline is None else max(0.0, deadline - self._clock())
+        if deadline is not None:
+            return max(0.0, deadline - self._clock())
+        return self._watch.stuck_after_s if self._unacked else None
 
     def _check_credit(self, stream_id: int) -> None:
         """Note where the envelope stream stands; :class:`NotReading` once it is stuck."""
         state = stream_send_state(self._quic, stream_id)
         now = self._clock()
+        self._unacked = state.buffered > 0
         self._watch.observe(state.blocked, state.progress, now)
         if self._watch.stuck(now):
             raise NotReading(

@@ -52,6 +52,8 @@ class Hoarder(QuicConnectionProtocol):
         """Server-opened envelope stream id → its session."""
         self.received = 0
         """Stream bytes received on every session together."""
+        self.closed_with: ConnectionTerminated | None = None
+        """How the connection ended, once it has."""
 
     def open_session(self, authority: str) -> int:
         assert self.h3 is not None
@@ -67,6 +69,7 @@ class Hoarder(QuicConnectionProtocol):
         if isinstance(event, ProtocolNegotiated):
             self.h3 = H3Connection(self._quic, enable_webtransport=True)
         elif isinstance(event, ConnectionTerminated):
+            self.closed_with = event
             for session_id in self.statuses:
                 self.ended.setdefault(session_id, f"connection closed: {event.reason_phrase}")
         elif isinstance(event, StreamReset) and event.stream_id in self.streams:
@@ -89,11 +92,14 @@ class Hoarder(QuicConnectionProtocol):
 
 
 @contextlib.asynccontextmanager
-async def hoarding(host: str, port: int, sessions: int) -> AsyncIterator[Hoarder]:
-    """One hoarding connection to ``host:port`` with ``sessions`` sessions asked for."""
+async def hoarding(
+    host: str, port: int, sessions: int, connection_window: int = CONNECTION_WINDOW
+) -> AsyncIterator[Hoarder]:
+    """One hoarding connection to ``host:port`` with ``sessions`` sessions asked for, granting
+    :data:`STREAM_WINDOW` per stream and ``connection_window`` in all."""
     configuration = QuicConfiguration(
         is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536, idle_timeout=30.0,
-        max_data=CONNECTION_WINDOW, max_stream_data=STREAM_WINDOW,
+        max_data=connection_window, max_stream_data=STREAM_WINDOW,
     )
     configuration.verify_mode = ssl.CERT_NONE  # an attacker trusts anything
     loop = asyncio.get_running_loop()
