@@ -73,5 +73,6 @@ class CreditWatch:
         return None if self._since is None else self._since + self.stuck_after_s
 
     def stuck(self, now: float) -> bool:
+        """Blocked, with nothing moving, for ``stuck_after_s`` by ``now``."""
         deadline = self.deadline
         return deadline is not None and now >= deadline
