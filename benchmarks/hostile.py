@@ -22,6 +22,8 @@ and time:
 - slow_reader     clients asking /poll?since=0 (the whole buffer) and never reading
 - subscribers     3,000 SSE + 3,000 WebSocket subscribers that sit on their streams
                   (run it at ``--rate 1``, as the capacity target says)
+- wt_hoard        40 QUIC connections x 8 WebTransport sessions that never grant flow-control
+                  credit (benchmarks/wt_hoard.py), held HOLD_S, then closed
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import aiohttp
 HOST = "127.0.0.1"
 PROBES = (
     "quic_flood", "slowloris", "slow_consumers", "burst", "idle",
-    "fd_exhaustion", "cont_flood", "rtc_half_open", "slow_reader", "subscribers",
+    "fd_exhaustion", "cont_flood", "rtc_half_open", "slow_reader", "subscribers", "wt_hoard",
 )
 
 #: Bounds of each probe: counts and seconds (the issue's own figures, scaled for CI machines).
@@ -323,12 +325,19 @@ async def subscribers(http_port: int) -> str:
     return f"{len(socks)} subscribed in {took:.1f} s; {closed} closed by the server"
 
 
+async def wt_hoard(quic_port: int) -> str:
+    from wt_hoard import wt_hoard as hoard  # benchmarks/ is this script's directory
+
+    return await hoard(quic_port, HOLD_S)
+
+
 def attack(name: str, http_port: int, quic_port: int, control_port: int) -> None:
     probe = {"quic_flood": lambda: quic_flood(quic_port), "slowloris": lambda: slowloris(http_port),
              "slow_consumers": lambda: slow_consumers(http_port), "burst": lambda: burst(http_port),
              "idle": lambda: idle(http_port), "fd_exhaustion": lambda: fd_exhaustion(http_port, control_port),
              "cont_flood": lambda: cont_flood(http_port), "rtc_half_open": lambda: rtc_half_open(http_port),
-             "slow_reader": lambda: slow_reader(http_port), "subscribers": lambda: subscribers(http_port)}[name]
+             "slow_reader": lambda: slow_reader(http_port), "subscribers": lambda: subscribers(http_port),
+             "wt_hoard": lambda: wt_hoard(quic_port)}[name]
     print(asyncio.run(probe()), flush=True)
 
 

@@ -9,6 +9,8 @@ two received); these functions read its internals and are the only places that d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aioquic
 
 # aioquic.buffer re-exports its compiled Buffer without declaring it public; this is the class.
@@ -21,7 +23,7 @@ from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.retry import QuicRetryTokenHandler
-from aioquic.quic.stream import QuicStreamSender
+from aioquic.quic.stream import QuicStream, QuicStreamSender
 from aioquic.tls import Epoch
 
 from rtplay.compat import require
@@ -42,9 +44,13 @@ def check() -> None:
     found = {
         "QuicConnection._streams": isinstance(getattr(quic, "_streams", None), dict),
         "QuicConnection._datagrams_pending": hasattr(quic, "_datagrams_pending"),
+        "QuicConnection._remote_max_data/_remote_max_data_used": all(
+            isinstance(getattr(quic, name, None), int) for name in ("_remote_max_data", "_remote_max_data_used")
+        ),
         "QuicStreamSender._buffer_start/_buffer_stop": all(
             isinstance(getattr(sender, name, None), int) for name in ("_buffer_start", "_buffer_stop")
         ),
+        "QuicStreamSender._reset_error_code": hasattr(sender, "_reset_error_code"),
         "H3Connection._stream": isinstance(getattr(h3, "_stream", None), dict),
         "QuicServer._protocols": "_protocols" in QuicServer.__init__.__code__.co_names,
         "QuicServer._retry": "_retry" in QuicServer.__init__.__code__.co_names,
@@ -62,10 +68,57 @@ def check() -> None:
     require("aioquic", aioquic.__version__, TESTED, not missing, ", ".join(missing))
 
 
-def unacked_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes written to ``stream_id`` that the peer has not acknowledged yet."""
+@dataclass(frozen=True)
+class SendState:
+    """What a stream, or a whole connection, holds for its peer."""
+
+    buffered: int
+    """Bytes written and not yet acknowledged, sent or not (and, for a connection, the
+    DATAGRAM frames queued)."""
+    blocked: bool
+    """New bytes wait for flow-control credit (RFC 9000 §4.1) the peer has not granted."""
+    progress: tuple[int, ...]
+    """Changes whenever the peer acknowledges data or grants more credit (compare, don't order)."""
+
+
+def _stream_state(quic: QuicConnection, stream: QuicStream) -> SendState:
+    sender = stream.sender
+    # Written and never sent yet; after a reset nothing more is sent (the buffer goes when
+    # the peer acknowledges the RESET_STREAM and aioquic discards the stream).
+    waiting = sender._buffer_stop > sender.highest_offset and sender._reset_error_code is None
+    # What aioquic's _write_application lets the next STREAM frame reach: the stream's and
+    # the connection's credit together.
+    credit = min(
+        stream.max_stream_data_remote, sender.highest_offset + quic._remote_max_data - quic._remote_max_data_used
+    )
+    return SendState(
+        buffered=sender._buffer_stop - sender._buffer_start,
+        blocked=waiting and sender.highest_offset >= credit,
+        progress=(sender._buffer_start, stream.max_stream_data_remote, quic._remote_max_data),
+    )
+
+
+def stream_send_state(quic: QuicConnection, stream_id: int) -> SendState:
+    """The send side of ``stream_id`` (nothing held once aioquic has discarded the stream)."""
     stream = quic._streams.get(stream_id)
-    return 0 if stream is None else stream.sender._buffer_stop - stream.sender._buffer_start
+    return SendState(0, False, ()) if stream is None else _stream_state(quic, stream)
+
+
+def connection_send_state(quic: QuicConnection) -> SendState:
+    """Every stream's send side together, plus the DATAGRAM frames queued: blocked when any
+    stream is, progress when any stream's (or a stream was discarded: it finished)."""
+    states = [_stream_state(quic, stream) for stream in quic._streams.values()]
+    return SendState(
+        buffered=sum(s.buffered for s in states) + sum(map(len, quic._datagrams_pending)),
+        blocked=any(s.blocked for s in states),
+        progress=(len(states), quic._remote_max_data, *(sum(s.progress[i] for s in states) for i in (0, 1))),
+    )
+
+
+def buffered_bytes(quic: QuicConnection) -> int:
+    """What :func:`connection_send_state` calls ``buffered``, cheaply (asked before every write)."""
+    streams = sum(s.sender._buffer_stop - s.sender._buffer_start for s in quic._streams.values())
+    return streams + sum(map(len, quic._datagrams_pending))
 
 
 def peer_closed(quic: QuicConnection) -> ConnectionTerminated | None:

@@ -16,6 +16,11 @@ paces what a session sends — all three in the per-session sender, :mod:`server
 datagram through the server's socket (:mod:`servers.quic.udp`), both ways, so that QUIC's
 own loss recovery has to repair the stream.
 
+A peer that grants no flow-control credit cannot make the server hoard: what waits for it is
+bounded per session and per connection (:mod:`servers.quic.budget`), its stuck sessions are
+closed, and a connection whose bytes still wait for credit ``stuck_after_s`` after that is
+closed too (H3_EXCESSIVE_LOAD), which releases everything it held.
+
 WebTransport here is draft-ietf-webtrans-http3-02, which is what aioquic's H3Connection
 speaks and what Chromium accepts with ``sec-webtransport-http3-draft: draft02``; its wire
 format (shared with the client) is in :mod:`rtplay.protocol.wt`.
@@ -47,9 +52,12 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from rtplay.compat.aioquic import buffered_bytes, connection_send_state
 from rtplay.protocol.wt import WT_PATH
+from rtplay.runtime.process import release_free_memory
 from servers.core.cert import Certificate
 from servers.core.context import ServerContext
+from servers.quic.budget import STUCK_AFTER_S, CreditWatch
 from servers.quic.udp import UNHARMED, Address, ImpairedQuicServer
 from servers.quic.wt_session import DROPPED, WtSession
 from servers.quic.wtproto import RequestError, parse_connect
@@ -73,6 +81,11 @@ DRAFT_HEADER = b"sec-webtransport-http3-draft"
 
 STOPPED = "server stopped"
 
+#: Seconds after a peer was caught not reading before the freed heap is handed back to the
+#: system: by then its reset streams are acknowledged and dropped (a round trip or two). At
+#: most one trim per this long, however many peers are caught meanwhile.
+RELEASE_AFTER_S = 1.0
+
 
 # --- one QUIC connection -------------------------------------------------------------------
 
@@ -88,6 +101,11 @@ class _WtServerProtocol(QuicConnectionProtocol):
         self._h3: H3Connection | None = None
         self._sessions: dict[int, WtSession] = {}
         self._progress = asyncio.Event()
+        self._watch = CreditWatch(listener.stuck_after_s)
+        """Does what the connection holds wait for credit its peer does not grant?"""
+        self._reaper: asyncio.TimerHandle | None = None
+        self._hoarded = False
+        """A session of this connection was closed with bytes stuck for the peer."""
 
     @property
     def progress(self) -> asyncio.Event:
@@ -102,13 +120,41 @@ class _WtServerProtocol(QuicConnectionProtocol):
     def quic(self) -> QuicConnection:
         return self._quic
 
-    def abort(self, reason: str = DROPPED) -> None:
+    def abort(self, reason: str = DROPPED, error_code: int = ErrorCode.H3_NO_ERROR) -> None:
         """Close at once (RFC 9000 §10.2 immediate close), and every session with it."""
-        self.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase=reason)
+        self.close(error_code=error_code, reason_phrase=reason)
         self._end_sessions()
 
     def forget(self, session_id: int) -> None:
         self._sessions.pop(session_id, None)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes this connection holds for its peer (every stream, queued datagrams)."""
+        return buffered_bytes(self._quic)
+
+    def peer_not_reading(self) -> None:
+        """A session closed with bytes stuck for the peer: from now on, reap the connection
+        if what it holds goes on waiting for credit (e.g. the close capsule itself)."""
+        self._hoarded = True
+        self.listener.release_memory_soon()
+        if self._reaper is None:
+            self._reap_if_stuck()
+
+    def _reap_if_stuck(self) -> None:
+        self._reaper = None
+        state = connection_send_state(self._quic)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._watch.observe(state.blocked, state.progress, now)
+        if self._watch.stuck(now):
+            reason = f"peer not reading: {state.buffered} bytes waited {self._watch.stuck_after_s:g} s for credit"
+            log.info("wt: closing a connection: %s", reason)
+            # RFC 9114 §8.1: H3_EXCESSIVE_LOAD, the peer behaves in a way that loads us.
+            self.abort(reason, ErrorCode.H3_EXCESSIVE_LOAD)
+        elif state.buffered:  # look again when it would count as stuck (or later still)
+            again = self._watch.deadline or now + self._watch.stuck_after_s
+            self._reaper = loop.call_at(again, self._reap_if_stuck)
 
     def datagram_received(self, data: bytes | str, addr: Address) -> None:
         super().datagram_received(data, addr)
@@ -119,6 +165,8 @@ class _WtServerProtocol(QuicConnectionProtocol):
             self._h3 = H3Connection(self._quic, enable_webtransport=True)
         elif isinstance(event, ConnectionTerminated):
             self._end_sessions()
+            if self._hoarded:  # what it held goes with it
+                self.listener.release_memory_soon()
         elif isinstance(event, StreamReset) and event.stream_id in self._sessions:
             self._sessions[event.stream_id].end()  # the client cancelled its CONNECT
         if self._h3 is None:
@@ -133,6 +181,9 @@ class _WtServerProtocol(QuicConnectionProtocol):
     def _end_sessions(self) -> None:
         for session in list(self._sessions.values()):
             session.end()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         self.progress.set()
 
     def _h3_event_received(self, h3: H3Connection, event: H3Event) -> None:
@@ -163,7 +214,9 @@ class _WtServerProtocol(QuicConnectionProtocol):
         # draft-ietf-webtrans-http3-02 §3.3: a 2xx accepts the session; Chromium also wants
         # to be told which draft the server speaks.
         h3.send_headers(event.stream_id, [(b":status", b"200"), (DRAFT_HEADER, b"draft02")])
-        session = self._sessions[event.stream_id] = WtSession(self, h3, event.stream_id, since)
+        session = self._sessions[event.stream_id] = WtSession(
+            self, h3, event.stream_id, since, self.listener.stuck_after_s
+        )
         session.start(self.listener._spawn)
         self.transmit()
 
@@ -197,6 +250,7 @@ class QuicListener:
         cert: Certificate,
         *,
         idle_timeout: float = IDLE_TIMEOUT_S,
+        stuck_after_s: float = STUCK_AFTER_S,
     ) -> None:
         self.ctx = ctx
         self.host = host
@@ -204,8 +258,12 @@ class QuicListener:
         """The UDP port; 0 until :meth:`start` binds a free one, then kept for restarts."""
         self.cert = cert
         self.idle_timeout = idle_timeout
+        self.stuck_after_s = stuck_after_s
+        """Seconds bytes may wait for a peer's flow-control credit before its session (then
+        its connection) is closed (:mod:`servers.quic.budget`)."""
         self._server: ImpairedQuicServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._release: asyncio.TimerHandle | None = None
 
     @property
     def running(self) -> bool:
@@ -258,6 +316,9 @@ class QuicListener:
             return
         for conn in server.connections(_WtServerProtocol):
             conn.abort(STOPPED)
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
         server.close()
         await server.socket_closed.wait()
         tasks = list(self._tasks)
@@ -265,6 +326,20 @@ class QuicListener:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("HTTP/3 listener stopped")
+
+    def release_memory_soon(self) -> None:
+        """A peer that did not read is being let go: once what it held is freed, hand the
+        memory back to the system (:func:`~rtplay.runtime.process.release_free_memory`)."""
+        if self._release is None and self._server is not None:
+            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._release = None
+        release_free_memory()
+
+    def buffered(self) -> list[int]:
+        """Bytes each live QUIC connection holds for its peer (what a hoarder could pile up)."""
+        return [] if self._server is None else [c.buffered for c in self._server.connections(_WtServerProtocol)]
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name="rtplay-wt-session")

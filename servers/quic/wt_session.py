@@ -5,6 +5,11 @@ backlog after ``since``, then every live envelope; :mod:`servers.quic.server` de
 and sends each live envelope as one HTTP/3 datagram too. Faults act per envelope: ``stall``
 and ``delay`` hold each one to its own time (:func:`held`), envelopes already due go out
 together, and the writer flushes what it has before it waits for the next one.
+
+What a session may leave waiting for its peer is bounded (:mod:`servers.quic.budget`): at the
+bound the writer stops queueing and waits for the peer to acknowledge or grant flow-control
+credit; a peer that grants none for ``stuck_after_s`` (or falls a whole subscription queue
+behind meanwhile) gets its session closed, its stuck streams reset so their buffers go.
 """
 
 from __future__ import annotations
@@ -16,16 +21,24 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from aioquic.h3.connection import H3Connection, Setting
+from aioquic.h3.connection import ErrorCode, H3Connection, Setting
 from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 
-from rtplay.compat.aioquic import pending_datagrams, unacked_stream_bytes
+from rtplay.compat.aioquic import buffered_bytes, pending_datagrams, stream_send_state
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.messages import LIVE
 from rtplay.protocol.wt import CLOSE_BAD_PING, CLOSE_SERVER_ERROR, CLOSE_TOO_SLOW, close_capsule, pong_for
 from servers.core.context import WRITE_BATCH, ServerContext, Throttle, hold_envelope
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
+from servers.quic.budget import (
+    ENVELOPE_BUDGET_BYTES,
+    MAX_CONNECTION_BUFFERED_BYTES,
+    MAX_PONG_BUFFERED_BYTES,
+    STUCK_AFTER_S,
+    CreditWatch,
+    room,
+)
 from servers.quic.wtproto import stream_lines
 
 log = logging.getLogger(__name__)
@@ -37,12 +50,6 @@ TRANSPORT = "wt"
 #: DATAGRAM frame and quarter-stream-id varints (≤ 11), with margin. Bigger envelopes
 #: still go on the stream.
 MAX_DATAGRAM_PAYLOAD = 1100
-
-#: Unacknowledged bytes on a session's stream before the writer waits for ACKs: one
-#: flow-control window (aioquic's default max_stream_data). More cannot be in flight, so
-#: beyond it the buffer only grows while the peer or the path is slow. While the writer
-#: waits, the subscription queue (bounded) fills and finally closes the session as too slow.
-STREAM_HIGH_WATER_BYTES = 1024 * 1024
 
 #: Datagrams queued inside aioquic (waiting for congestion window) before newer ones are
 #: dropped at the tail, as a router queue would: ~1 s at 1000 msg/s, ~100 KiB. A datagram
@@ -56,6 +63,14 @@ MAX_PING_LINE_BYTES = 1024
 MAX_PING_STREAMS = 4
 
 DROPPED = "connection dropped (fault)"
+
+#: RFC 9114 §8.1: the stream's response is cancelled. A stuck stream is reset with it (what
+#: waits there is dropped); why goes in the session's close capsule.
+RESET_CODE = ErrorCode.H3_REQUEST_CANCELLED
+
+
+class NotReading(Exception):
+    """The peer leaves what the session writes waiting: the session ends (the message says why)."""
 
 
 def held(ctx: ServerContext, env: Envelope, now_s: float) -> bool:
@@ -89,6 +104,9 @@ class SessionPort(Protocol):
     def forget(self, session_id: int) -> None:
         """The session ended: stop routing its streams."""
 
+    def peer_not_reading(self) -> None:
+        """A session closed with bytes stuck for the peer: watch the whole connection."""
+
     def transmit(self) -> None:
         """Send what the state machine has queued."""
 
@@ -96,7 +114,10 @@ class SessionPort(Protocol):
 class WtSession:
     """One WebTransport session: envelopes out on a stream and as datagrams, pings answered."""
 
-    def __init__(self, conn: SessionPort, h3: H3Connection, session_id: int, since: int) -> None:
+    def __init__(
+        self, conn: SessionPort, h3: H3Connection, session_id: int, since: int,
+        stuck_after_s: float = STUCK_AFTER_S,
+    ) -> None:
         self._conn = conn
         self._h3 = h3
         self._quic = conn.quic
@@ -107,9 +128,16 @@ class WtSession:
         self._pings: dict[int, bytearray] = {}
         self._throttle = Throttle(conn.ctx, TRANSPORT)
         self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._watch = CreditWatch(stuck_after_s)
+        """Is the envelope stream waiting for credit the peer does not grant?"""
+        self._unacked = False
+        """The envelope stream held unacknowledged bytes when last looked at."""
+        self._clock = asyncio.get_running_loop().time
         self.closed = False
         self.datagrams_shed = 0
-        """Datagrams not sent: aioquic's queue was full, or one would not fit a packet."""
+        """Datagrams not sent: aioquic's queue or the connection's budget was full, or one would
+        not fit a packet."""
 
     def start(self, spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]) -> None:
         self._task = spawn(self._run())
@@ -129,23 +157,41 @@ class WtSession:
         if self.closed:
             return
         log.info("wt: closing session %d: %s", self.session_id, reason)
+        stuck = False
         try:
             if self._stream_id is not None:
-                self._quic.send_stream_data(self._stream_id, b"", end_stream=True)
+                stuck = self._finish(self._stream_id, fin=True)
+            for stream_id in self._pings:
+                stuck = self._finish(stream_id, fin=False) or stuck
             self._h3.send_data(self.session_id, close_capsule(code, reason), end_stream=True)
         except Exception as exc:  # the peer may have reset the stream: nothing left to tell it
             log.debug("wt: session %d close not sent: %s", self.session_id, exc)
         self._conn.transmit()
         self.end()
+        if stuck:
+            self._conn.peer_not_reading()
+
+    def _finish(self, stream_id: int, fin: bool) -> bool:
+        """Reset one of our streams when what it holds waits for credit the peer has not
+        granted (its buffer is then released; True); otherwise a FIN after it, if ``fin``."""
+        if stream_send_state(self._quic, stream_id).blocked:
+            self._quic.reset_stream(stream_id, RESET_CODE)
+            return True
+        if fin:
+            self._quic.send_stream_data(stream_id, b"", end_stream=True)
+        return False
 
     async def _run(self) -> None:
         ctx = self._conn.ctx
         sub, backlog = ctx.broadcaster.subscribe(self.since)
+        self._sub = sub
         live_from = ctx.broadcaster.hub.last_seq + 1  # subscribe() is synchronous: no gap, no overlap
         try:
             with ctx.registry.track(TRANSPORT, self.abort):
                 reason = await self._stream(ctx, sub, backlog, live_from)
             self.close(CLOSE_TOO_SLOW, reason)
+        except NotReading as exc:
+            self.close(CLOSE_TOO_SLOW, str(exc))
         except Exception:  # a bug or an aioquic surprise ends this session, not the server
             log.exception("wt: session %d failed", self.session_id)
             self.close(CLOSE_SERVER_ERROR, "server error")
@@ -170,9 +216,12 @@ class WtSession:
             await self._write_in_time(ctx, stream_id, chunk, live=False)
             last = chunk[-1].seq
         while True:
-            env = await sub.get()
+            env = await sub.get(timeout=self._until_stuck())
             if env is None:
-                return sub.reason
+                if sub.closed.is_set():
+                    return sub.reason
+                self._check_credit(stream_id)  # waited for the peer's credit: is it stuck?
+                continue
             batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
             if batch:
                 await self._write_in_time(ctx, stream_id, batch, live=True)
@@ -198,23 +247,79 @@ class WtSession:
     async def _write(self, stream_id: int, batch: list[Envelope], live: bool, paced: bool = True) -> None:
         """Envelopes on the stream (waiting while it is too far behind), live ones as datagrams;
         ``paced``: through the ``throttle`` fault's bucket (the path's bandwidth is shared)."""
-        while unacked_stream_bytes(self._quic, stream_id) > STREAM_HIGH_WATER_BYTES:
-            self._conn.progress.clear()
-            await self._conn.progress.wait()
         data = stream_lines(batch)
         datagrams = [env.json.encode() for env in batch] if live else []
         if paced:
             await self._throttle(len(data) + sum(map(len, datagrams)))
-        self._quic.send_stream_data(stream_id, data)
+        await self._send_within_budget(stream_id, data)
+        space = ENVELOPE_BUDGET_BYTES - buffered_bytes(self._quic) if datagrams else 0
         for payload in datagrams:
-            self._send_datagram(payload)
+            space -= len(payload)
+            self._send_datagram(payload, fits=space >= 0)
         self._conn.transmit()
+        self._check_credit(stream_id)
 
-    def _send_datagram(self, payload: bytes) -> None:
+    async def _send_within_budget(self, stream_id: int, data: bytes) -> None:
+        """Queue ``data`` on the stream as far as the budget allows; at the bound, stop
+        queueing and wait for the peer (:class:`NotReading` if it takes nothing)."""
+        sent = 0
+        while sent < len(data):
+            space = room(stream_send_state(self._quic, stream_id).buffered, buffered_bytes(self._quic))
+            if space == 0:
+                self._conn.transmit()
+                await self._wait_for_peer(stream_id)
+                continue
+            self._quic.send_stream_data(stream_id, data[sent : sent + space])
+            sent += space
+
+    async def _wait_for_peer(self, stream_id: int) -> None:
+        """Until the peer sends something (an ACK, credit), the subscription closes, or the
+        stream has waited for credit too long."""
+        assert self._sub is not None
+        self._check_credit(stream_id)
+        if self._sub.closed.is_set():
+            raise NotReading(self._sub.reason)
+        progress = self._conn.progress
+        progress.clear()
+        waiters = {asyncio.ensure_future(progress.wait()), asyncio.ensure_future(self._sub.closed.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=self._until_stuck(), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if self._sub.closed.is_set():
+            raise NotReading(self._sub.reason)
+        self._check_credit(stream_id)
+
+    def _until_stuck(self) -> float | None:
+        """Seconds until the envelope stream counts as stuck, or until it is worth looking
+        again (what was written may run into the peer's credit after we looked: aioquic paces
+        packets out on its own timer); None when it holds nothing."""
+        deadline = self._watch.deadline
+        if deadline is not None:
+            return max(0.0, deadline - self._clock())
+        return self._watch.stuck_after_s if self._unacked else None
+
+    def _check_credit(self, stream_id: int) -> None:
+        """Note where the envelope stream stands; :class:`NotReading` once it is stuck."""
+        state = stream_send_state(self._quic, stream_id)
+        now = self._clock()
+        self._unacked = state.buffered > 0
+        self._watch.observe(state.blocked, state.progress, now)
+        if self._watch.stuck(now):
+            raise NotReading(
+                f"peer not reading: {state.buffered} bytes waited {self._watch.stuck_after_s:g} s"
+                " for flow-control credit"
+            )
+
+    def _send_datagram(self, payload: bytes, fits: bool) -> None:
+        """Queue one datagram unless it would not fit (a packet, the queue, or the
+        connection's budget: ``fits``)."""
         # RFC 9297 §2.1.1: only to a peer whose SETTINGS enabled HTTP/3 datagrams.
         settings = self._h3.received_settings or {}
         if (
-            settings.get(Setting.H3_DATAGRAM) != 1
+            not fits
+            or settings.get(Setting.H3_DATAGRAM) != 1
             or len(payload) > MAX_DATAGRAM_PAYLOAD
             or pending_datagrams(self._quic) >= MAX_PENDING_DATAGRAMS
         ):
@@ -248,6 +353,12 @@ class WtSession:
                 return
             if not ctx.faults.stalled(TRANSPORT):  # a stalled server answers nothing
                 self._quic.send_stream_data(stream_id, pong)
+        if (
+            stream_send_state(self._quic, stream_id).buffered > MAX_PONG_BUFFERED_BYTES
+            or buffered_bytes(self._quic) > MAX_CONNECTION_BUFFERED_BYTES
+        ):
+            self.close(CLOSE_TOO_SLOW, "peer not reading its pongs")
+            return
         if ended:
             del self._pings[stream_id]
             self._quic.send_stream_data(stream_id, b"", end_stream=True)

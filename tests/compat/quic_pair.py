@@ -47,13 +47,15 @@ class Pair:
         raise AssertionError("the connections never went quiet")
 
 
-def joined(cert: Certificate) -> Pair:
-    """A client and server connection after their handshake."""
+def joined(cert: Certificate, server_window: int = 1048576) -> Pair:
+    """A client and server connection after their handshake; ``server_window``: the
+    flow-control credit the server grants per stream at first (aioquic's default)."""
     client_config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     client_config.verify_mode = ssl.CERT_NONE
     server_config = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     server_config.certificate = cert.certificate
     server_config.private_key = cert.private_key
+    server_config.max_stream_data = server_window
     client = QuicConnection(configuration=client_config)
     server = QuicConnection(
         configuration=server_config, original_destination_connection_id=client.original_destination_connection_id

@@ -41,15 +41,43 @@ def test_an_aioquic_without_the_servers_internals_is_refused_by_name(monkeypatch
         compat.check()
 
 
-def test_unacked_stream_bytes_fall_to_zero_when_the_peer_acknowledges(pair: Pair) -> None:
+def test_buffered_stream_bytes_fall_to_zero_when_the_peer_acknowledges(pair: Pair) -> None:
     stream = pair.client.get_next_available_stream_id()
-    assert compat.unacked_stream_bytes(pair.client, stream) == 0  # not opened yet
+    assert compat.stream_send_state(pair.client, stream).buffered == 0  # not opened yet
     pair.client.send_stream_data(stream, b"x" * 5000)
-    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    assert compat.stream_send_state(pair.client, stream).buffered == 5000
     pair.to_server()  # sent, not yet acknowledged
-    assert compat.unacked_stream_bytes(pair.client, stream) == 5000
+    assert compat.stream_send_state(pair.client, stream).buffered == 5000
     pair.settle()
-    assert compat.unacked_stream_bytes(pair.client, stream) == 0
+    assert compat.stream_send_state(pair.client, stream).buffered == 0
+
+
+def test_send_state_says_when_bytes_wait_for_the_peers_credit(cert: Certificate) -> None:
+    pair = joined(cert, server_window=1000)
+    stream = pair.client.get_next_available_stream_id()
+    assert compat.stream_send_state(pair.client, stream) == compat.SendState(0, False, ())  # not opened
+    pair.client.send_stream_data(stream, b"x" * 5000)
+    pair.client.send_datagram_frame(b"d" * 100)
+    assert compat.buffered_bytes(pair.client) == compat.connection_send_state(pair.client).buffered == 5100
+    pair.to_server()  # the first 1000 bytes leave; the other 4000 need more credit
+    before = compat.stream_send_state(pair.client, stream)
+    assert (before.buffered, before.blocked) == (5000, True)
+    assert compat.connection_send_state(pair.client).blocked
+    pair.settle()  # the server acknowledges, raises its credit as it reads, and all goes
+    after = compat.stream_send_state(pair.client, stream)
+    assert (after.buffered, after.blocked) == (0, False) and after.progress != before.progress
+    assert compat.connection_send_state(pair.client).buffered == 0
+
+
+def test_a_reset_stream_waits_for_nothing_and_its_buffer_goes(cert: Certificate) -> None:
+    pair = joined(cert, server_window=1000)
+    stream = pair.client.get_next_available_stream_id(is_unidirectional=True)  # like our envelope stream
+    pair.client.send_stream_data(stream, b"x" * 5000)
+    pair.to_server()
+    pair.client.reset_stream(stream, 0x10C)
+    assert not compat.stream_send_state(pair.client, stream).blocked  # nothing more will be sent
+    pair.settle()  # the RESET_STREAM is acknowledged: the stream and its buffer are gone
+    assert compat.buffered_bytes(pair.client) == 0
 
 
 def test_pending_datagrams_counts_what_waits_to_be_sent(pair: Pair) -> None:

@@ -35,3 +35,24 @@ def test_no_proc_means_zero_not_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert resident_kb() == 0.0
+
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_heap_in_the_middle_comes_back_when_released() -> None:
+    from rtplay.runtime.process import release_free_memory
+
+    # 64 KiB buffers come from glibc's heap (under its mmap threshold). Freeing every other
+    # one leaves holes between live buffers, as connections that go between ones that stay
+    # do: the heap keeps them resident (nothing to give back at its top) until it is trimmed.
+    size, count = 64 * 1024, 300
+    buffers = [bytearray(size) for _ in range(count)]
+    for buffer in buffers:
+        buffer[::4096] = b"\x01" * len(range(0, size, 4096))  # touch every page: resident
+    keepers = buffers[1::2]
+    del buffers, buffer
+    freed = resident_kb()
+    assert release_free_memory()
+    assert freed - resident_kb() > count // 2 * size / 1024 / 2  # at least half of what was freed
+    assert len(keepers) == count // 2

@@ -23,6 +23,7 @@ from servers.core.cert import Certificate
 from servers.core.context import ServerContext
 from servers.core.hub import Hub
 from servers.core.pubsub import Broadcaster
+from servers.quic.budget import MAX_PONG_BUFFERED_BYTES
 from servers.quic.wt_session import DROPPED, MAX_PING_STREAMS, TRANSPORT, WtSession, held
 from tests.compat.quic_pair import Pair, deliver, h3_session, joined
 
@@ -37,6 +38,8 @@ class Port:
         self.progress = asyncio.Event()
         self.aborted: list[str] = []
         self.forgotten: list[int] = []
+        self.not_reading = 0
+        """How often a session said its peer left bytes stuck."""
         self.sent = asyncio.Event()
 
     def abort(self, reason: str = DROPPED) -> None:
@@ -47,6 +50,9 @@ class Port:
 
     def transmit(self) -> None:
         self.sent.set()
+
+    def peer_not_reading(self) -> None:
+        self.not_reading += 1
 
 
 @dataclass
@@ -233,3 +239,22 @@ async def test_a_subscription_cut_for_slowness_closes_the_session_and_cleans_up(
     finally:
         rig.session.end()
         await asyncio.gather(*rig.tasks, return_exceptions=True)
+
+
+async def test_a_client_that_pings_and_never_reads_its_pongs_is_closed(rig: Rig) -> None:
+    stream = open_bidi_stream(rig.client, rig.session_id)
+    pings = b'{"ping": 1}\n' * 500
+    assert len(pings) > MAX_PONG_BUFFERED_BYTES  # as many bytes of pongs
+    for start in range(0, len(pings), 1200):  # sent, but nothing the server answers is delivered
+        rig.pair.client.send_stream_data(stream, pings[start : start + 1200])
+        rig.pair.now += 0.03
+        rig.pair.to_server()
+        while (event := rig.pair.server.next_event()) is not None:
+            for h3_event in rig.server.handle_event(event):
+                if isinstance(h3_event, WebTransportStreamDataReceived):
+                    rig.session.stream_data(h3_event.stream_id, h3_event.data, h3_event.stream_ended)
+    assert rig.session.closed
+    assert len(bidi_data(rig, stream)) == 0
+    rig.deliver()
+    told = b"".join(e.data for e in rig.received if isinstance(e, DataReceived) and e.stream_id == rig.session_id)
+    assert b"not reading its pongs" in told
