@@ -300,14 +300,13 @@ def _update_advanced_peer_ack_point(self: Any) -> None:
         self._advanced_peer_ack_tsn = self._last_sacked_tsn
     while self._outbound_queue and self._outbound_queue[0]._abandoned:
         self._sent_queue.append(self._outbound_queue.popleft())
-    skipped_abandoned = False
-    while self._sent_queue and (self._sent_queue[0]._abandoned or (skipped_abandoned and self._sent_queue[0]._acked)):
+    # The front of the sent queue follows the peer's cumulative TSN or an abandoned chunk, so an
+    # acknowledged chunk there is one the peer holds above a gap only abandoned chunks leave.
+    while self._sent_queue and (self._sent_queue[0]._abandoned or self._sent_queue[0]._acked):
         chunk = self._sent_queue.popleft()
         self._advanced_peer_ack_tsn = chunk.tsn
-        if chunk._abandoned:
-            skipped_abandoned = True
-            if not (chunk.flags & sctp.SCTP_DATA_UNORDERED):
-                self._forward_tsn_streams[chunk.stream_id] = (chunk.stream_seq, chunk.tsn)
+        if chunk._abandoned and not (chunk.flags & sctp.SCTP_DATA_UNORDERED):
+            self._forward_tsn_streams[chunk.stream_id] = (chunk.stream_seq, chunk.tsn)
     self._forward_tsn_streams = {
         stream_id: (stream_seq, tsn)
         for stream_id, (stream_seq, tsn) in self._forward_tsn_streams.items()
