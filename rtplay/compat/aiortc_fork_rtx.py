@@ -156,28 +156,29 @@ def update_rto(self: Any, rtt: float) -> None:
 
 async def _receive_sack_chunk(self: Any, chunk: Any) -> None:
     """aiortc 1.16's ``_receive_sack_chunk`` with the RTT sampling, the miss indications and the
-    gap-block scan described above; the congestion window and T3 rules are aiortc's."""
+    gap-block scan described above; the congestion window and T3 rules are aiortc's, keyed on
+    the cumulative TSN advancing (RFC 9260 §6.3.2 R3, §7.2.1) rather than on chunks leaving the
+    sent queue here: a FORWARD TSN may have taken acknowledged ones out already."""
     if getattr(self, _STATE, None) is None:
         await _ORIGINAL["_receive_sack_chunk"](self, chunk)
         return
     if uint32_gt(self._last_sacked_tsn, chunk.cumulative_tsn):
         return
+    advanced = uint32_gt(chunk.cumulative_tsn, self._last_sacked_tsn)
     self._last_sacked_tsn = chunk.cumulative_tsn
     cwnd_fully_utilized = self._flight_size >= self._cwnd
     acked = Acked(time.time(), getattr(self, RETRANSMITTED_AT, 0.0))
-    done = 0
     while self._sent_queue and uint32_gte(self._last_sacked_tsn, self._sent_queue[0].tsn):
         schunk = self._sent_queue.popleft()
-        done += 1
         acked.add(schunk)
         self._flight_size_decrease(schunk)
     loss = _gap_blocks(self, chunk, acked) if chunk.gaps else False
     if acked.rtt is not None:
         update_rto(self, acked.rtt)
-    _adjust_cwnd(self, done, acked.bytes, cwnd_fully_utilized, loss, chunk.cumulative_tsn)
+    _adjust_cwnd(self, advanced, acked.bytes, cwnd_fully_utilized, loss, chunk.cumulative_tsn)
     if not self._sent_queue:
         self._t3_cancel()  # there is no outstanding data
-    elif done:
+    elif advanced:
         self._t3_restart()  # the earliest outstanding chunk was acknowledged
     self._update_advanced_peer_ack_point()
     await self._data_channel_flush()
@@ -226,10 +227,10 @@ def _gap_blocks(self: Any, sack: Any, acked: Acked) -> bool:
     return loss
 
 
-def _adjust_cwnd(self: Any, done: int, done_bytes: int, utilized: bool, loss: bool, cumulative: int) -> None:
+def _adjust_cwnd(self: Any, advanced: bool, done_bytes: int, utilized: bool, loss: bool, cumulative: int) -> None:
     """aiortc 1.16's congestion window rules (RFC 9260 §7.2.1-§7.2.4), unchanged."""
     if self._fast_recovery_exit is None:
-        if done and utilized:
+        if advanced and utilized:
             if self._cwnd <= self._ssthresh:  # slow start
                 self._cwnd += min(done_bytes, sctp.USERDATA_MAX_LENGTH)
             else:  # congestion avoidance

@@ -123,6 +123,21 @@ async def test_the_forward_tsn_never_passes_a_reliable_chunk_the_peer_lacks() ->
         assert chunk(transport, t + 3)._acked is False
 
 
+async def test_a_sack_moving_the_cumulative_tsn_restarts_the_timer() -> None:
+    """The FORWARD TSN already took the acknowledged chunks out of the sent queue, so the SACK
+    that confirms it removes none there; it still acknowledges the earliest outstanding TSN,
+    so the T3 timer restarts for the next one (RFC 9260 §6.3.2 R3) instead of expiring early."""
+    async with sender(True) as (transport, wire):
+        t = await send(transport, "urrrr")
+        for last in (2, 3, 4):  # t lost and given up; t+1..t+3 acknowledged
+            await transport._receive_sack_chunk(sack(t - 1, (2, last)))
+        assert forward_tsns(wire)[-1] == (t + 3) % sctp.SCTP_TSN_MODULO
+        timer = transport._t3_handle
+        await transport._receive_sack_chunk(sack(t + 3))
+        assert [c.tsn for c in transport._sent_queue] == [(t + 4) % sctp.SCTP_TSN_MODULO]
+        assert transport._t3_handle is not None and transport._t3_handle is not timer
+
+
 # --- RTT samples and the RTO ------------------------------------------------------------------
 
 
