@@ -255,7 +255,14 @@ def _adjust_cwnd(self: Any, advanced: bool, done_bytes: int, utilized: bool, los
 
 def _t3_expired(self: Any) -> None:
     """aiortc 1.16's ``_t3_expired``, except that gap-acknowledged chunks are left alone
-    (RFC 9260 §6.3.3 E3 and §1.3) and the timer backs off (E2: RTO doubles, up to RTO.Max)."""
+    (RFC 9260 §6.3.3 E3 and §1.3).
+
+    Like aiortc, the RTO does not double (E2). Under a loss fault a timeout's single packet and
+    its SACK are each lost one time in five, so a timeout follows another about one time in
+    three, and no RTT sample comes meanwhile (C5) to bring the RTO down. With the doubling, one
+    of two runs at 2000 msg/s under 20 % loss stalled for 3 s (as a chain 0.22 + 0.44 + 0.88 +
+    1.76 s would) until the client's heartbeat gave the peer up; without it, three of three
+    kept up."""
     state: _Recovery | None = getattr(self, _STATE, None)
     if state is None:
         _ORIGINAL["_t3_expired"](self)
@@ -272,7 +279,6 @@ def _t3_expired(self: Any) -> None:
     self._partial_bytes_acked = 0
     self._ssthresh = max(self._cwnd // 2, 4 * sctp.USERDATA_MAX_LENGTH)
     self._cwnd = sctp.USERDATA_MAX_LENGTH
-    self._rto = min(self._rto * 2, sctp.SCTP_RTO_MAX)
     task = asyncio.ensure_future(_retransmit(self))
     state.tasks.add(task)
     task.add_done_callback(state.tasks.discard)
