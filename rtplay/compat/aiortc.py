@@ -17,6 +17,7 @@ from typing import Any
 import aiortc
 from aiortc import RTCIceTransport, RTCPeerConnection
 
+from rtplay.compat import aiortc_fork_rtx as aiortc_rtx
 from rtplay.compat import aiortc_fork_sack as aiortc_sack
 from rtplay.compat import aiortc_fork_sctp as aiortc_sctp
 from rtplay.compat import require
@@ -36,15 +37,18 @@ def check() -> None:
     require("aiortc", aiortc.__version__, TESTED, has, "RTCIceTransport._send / _recv")
     aiortc_sctp.check()
     aiortc_sack.check()
+    aiortc_rtx.check()
 
 
 def lighten(pc: RTCPeerConnection) -> None:
     """Fewer datagrams per message on this peer's association: its DATA chunks bundled
-    (:mod:`.aiortc_fork_sctp`) and its SACKs delayed as RFC 9260 allows (:mod:`.aiortc_fork_sack`).
+    (:mod:`.aiortc_fork_sctp`) and its SACKs delayed as RFC 9260 allows (:mod:`.aiortc_fork_sack`);
+    and its losses recovered as RFC 9260 asks (:mod:`.aiortc_fork_rtx`).
     Call once the peer has its SCTP transport (after ``createDataChannel`` or an offer)."""
     assert pc.sctp is not None, "the peer has no SCTP transport yet"
     aiortc_sctp.enable(pc.sctp)
     aiortc_sack.enable(pc.sctp)
+    aiortc_rtx.enable(pc.sctp)
 
 
 def ice_transport_of(pc: RTCPeerConnection) -> RTCIceTransport | None:

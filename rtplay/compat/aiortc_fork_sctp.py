@@ -16,9 +16,11 @@ behave exactly like aiortc's own unless the association was passed to :func:`ena
   (:data:`FLUSH_CHUNKS`) at a time, transmitting each batch, for as long as the congestion
   window lets the previous batch out (aiortc moves one message and transmits it at once);
 * ``_transmit`` is aiortc's own (FORWARD-TSN, retransmissions, congestion window) except
-  that the new chunks it may send go out bundled.
+  that the chunks it may send go out bundled, retransmissions first (RFC 9260 §6.10, §7.2.4
+  step 3: as many marked chunks as fit in a packet), and each transmission is numbered for
+  :mod:`.aiortc_fork_rtx`'s loss recovery.
 
-Retransmissions, FORWARD-TSN and every other chunk keep aiortc's one-chunk packets.
+FORWARD-TSN and every other control chunk keep aiortc's one-chunk packets.
 
 On the receiving side, :func:`deliver_text` hands a channel's text messages straight to one
 handler (``_data_channel_receive`` replaced likewise), past pyee's ``emit``: its lock, its
@@ -48,6 +50,12 @@ TESTED = "1.16"
 #: Messages moved from the data-channel queue per flush: about one full packet of envelopes
 #: (~80 bytes each in a 1189-byte packet). aiortc's own bound is one message at a time.
 FLUSH_CHUNKS = 16
+
+#: On a DATA chunk, the number of its association's latest DATA transmission that carried it;
+#: on the association, the number of its latest DATA transmission.
+SENT_ORDER = "_rtplay_sent_order"
+#: On an association, ``time.time()`` when it last retransmitted a DATA chunk (RFC 9260 §6.3.1 C5).
+RETRANSMITTED_AT = "_rtplay_retransmitted_at"
 
 _ATTR = "_rtplay_bundle"
 _DEFER = "_rtplay_defer"
@@ -214,7 +222,8 @@ async def _move_messages(self: Any) -> None:
 
 
 async def _transmit(self: Any) -> None:
-    """aiortc 1.16's ``_transmit``, except that new DATA chunks go out bundled, and that a
+    """aiortc 1.16's ``_transmit``, except that DATA chunks go out bundled: retransmissions
+    first, then new chunks (RFC 9260 §6.10), each stamped (:func:`_stamp`); and that a
     transport closed under the association ends it quietly."""
     if not getattr(self, _ATTR, False):
         await _ORIGINAL["_transmit"](self)
@@ -242,7 +251,7 @@ def _dtls_closing(dtls: Any) -> bool:
 
 
 async def _transmit_bundled(self: Any) -> None:
-    """aiortc 1.16's ``_transmit``, line for line, except that new DATA chunks go out bundled."""
+    """aiortc 1.16's ``_transmit``, line for line, except that DATA chunks go out bundled."""
     if getattr(self, _DEFER, False):
         return None
     if self._forward_tsn_chunk is not None:
@@ -252,40 +261,80 @@ async def _transmit_bundled(self: Any) -> None:
             self._t3_start()
     burst = (2 if self._fast_recovery_exit is not None else 4) * sctp.USERDATA_MAX_LENGTH
     cwnd = min(self._flight_size + burst, self._cwnd)
+    packets = _Packets(self)
+    # RFC 9260 §7.2.4 step 3: on entering fast recovery, the earliest chunks marked for
+    # retransmission that fit in one packet go out whatever cwnd says (aiortc: one chunk).
+    exempt = self._fast_recovery_transmit
+    self._fast_recovery_transmit = False
     retransmit_earliest = True
     for chunk in self._sent_queue:
         if chunk._retransmit:
-            if self._fast_recovery_transmit:
-                self._fast_recovery_transmit = False
-            elif self._flight_size >= cwnd:
+            data = bytes(chunk)
+            if not (exempt and packets.sent == 0 and packets.fits(data)) and self._flight_size >= cwnd:
+                await packets.flush()
                 return None
             self._flight_size_increase(chunk)
             chunk._misses = 0
             chunk._retransmit = False
             chunk._sent_count += 1
-            await self._send_chunk(chunk)
+            _stamp(self, chunk, retransmission=True)
+            await packets.add(data)
             if retransmit_earliest:
                 self._t3_restart()
         retransmit_earliest = False
-    packet: list[bytes] = []
-    size = sctp.SCTP_COMMON_HEADER_LENGTH
     while self._outbound_queue and self._flight_size < cwnd:
         chunk = self._outbound_queue.popleft()
         self._sent_queue.append(chunk)
         self._flight_size_increase(chunk)
         chunk._sent_count += 1
         chunk._sent_time = time.time()
-        data = bytes(chunk)
-        if packet and size + len(data) > sctp.SCTP_MAX_PACKET_LENGTH:
-            await _send_packet(self, packet)
-            packet, size = [], sctp.SCTP_COMMON_HEADER_LENGTH
-        packet.append(data)
-        size += len(data)
+        _stamp(self, chunk, retransmission=False)
+        await packets.add(bytes(chunk))
         if not self._t3_handle:
             self._t3_start()
-    if packet:
-        await _send_packet(self, packet)
+    await packets.flush()
     return None
+
+
+def _stamp(self: Any, chunk: Any, *, retransmission: bool) -> None:
+    """Number a DATA chunk's transmission on its association (:data:`SENT_ORDER`), and note when
+    the association last retransmitted (:data:`RETRANSMITTED_AT`): loss recovery
+    (:mod:`.aiortc_fork_rtx`) tells from these which SACK can say what about which chunk."""
+    order = getattr(self, SENT_ORDER, 0) + 1
+    setattr(self, SENT_ORDER, order)
+    setattr(chunk, SENT_ORDER, order)
+    if retransmission:
+        setattr(self, RETRANSMITTED_AT, time.time())
+
+
+class _Packets:
+    """Chunks gathered into SCTP packets of at most ``SCTP_MAX_PACKET_LENGTH`` bytes, each sent
+    as soon as the next chunk would not fit (and the last by :meth:`flush`)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.chunks: list[bytes] = []
+        self.size = sctp.SCTP_COMMON_HEADER_LENGTH
+        self.sent = 0
+        """Packets sent so far."""
+
+    def fits(self, data: bytes) -> bool:
+        """Whether ``data`` goes into the packet being gathered (an empty one takes any chunk)."""
+        return not self.chunks or self.size + len(data) <= sctp.SCTP_MAX_PACKET_LENGTH
+
+    async def add(self, data: bytes) -> None:
+        """Gather one chunk (already padded to 4 bytes), sending the packet first if it is full."""
+        if not self.fits(data):
+            await self.flush()
+        self.chunks.append(data)
+        self.size += len(data)
+
+    async def flush(self) -> None:
+        """Send the packet gathered so far, if any."""
+        if self.chunks:
+            chunks, self.chunks, self.size = self.chunks, [], sctp.SCTP_COMMON_HEADER_LENGTH
+            self.sent += 1
+            await _send_packet(self.transport, chunks)
 
 
 async def _send_packet(self: Any, chunks: list[bytes]) -> None:
