@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rtplay.compat import IncompatibleLibrary, check_all, require, require_line
+from rtplay.compat import ON_DEMAND, IncompatibleLibrary, check_all, require, require_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,6 +192,7 @@ def test_the_checkers_see_violations() -> None:
 
 def test_installed_libraries_have_the_internals_we_read() -> None:
     check_all()
+    check_all(ON_DEMAND)
 
 
 def test_a_missing_internal_names_library_and_version() -> None:
