@@ -5,6 +5,7 @@ pure ``rtplay.protocol``."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def modules(package_dir: str) -> dict[str, Path]:
     return found
 
 
+@functools.cache  # the sources do not change during a run: each file is parsed once, not once per check
 def imports_of(path: Path) -> list[tuple[str, list[str]]]:
     """Each import in ``path`` at any depth (function bodies and ``TYPE_CHECKING`` included):
     the module and the names taken from it."""
