@@ -35,7 +35,7 @@ import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,15 +244,18 @@ def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedPr
     )
 
 
-@pytest.fixture(scope="module")
-def finished(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]]:
-    """Every example that runs to completion, started at once (:data:`PARALLEL` at a time)."""
-    base = tmp_path_factory.mktemp("readme")
+def to_run() -> list[Example]:
+    """The examples that run to completion, but :data:`LOAD_EXAMPLES` and :data:`RUN_ELSEWHERE`
+    (and ``--browser`` ones without Playwright: ``pip install -e '.[browser]'``)."""
     wanted = [e for e in EXAMPLES if e.kind in ("run", "toml", "script") and e.text not in LOAD_EXAMPLES | RUN_ELSEWHERE]
     if "playwright" not in sys.modules and _missing("playwright"):
         wanted = [e for e in wanted if "--browser" not in e.text]
+    return wanted
+
+
+def run_all(wanted: list[Example], base: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every example of ``wanted``, a block at a time per lane (:data:`PARALLEL` lanes), the
+    blocks that state the longest durations first."""
     blocks: dict[int, list[Example]] = {}
     for example in wanted:
         blocks.setdefault(example.block, []).append(example)
@@ -264,8 +267,19 @@ def finished(
 
     longest_first = sorted(blocks.items(), key=lambda block: -sum(map(expected_s, block[1])))
     with ThreadPoolExecutor(PARALLEL) as pool:
-        done = {n: pool.submit(run_block, examples, base / f"block{n}") for n, examples in longest_first}
-        yield {e.text: done[e.block] for e in wanted}
+        done = [pool.submit(run_block, examples, base / f"block{n}") for n, examples in longest_first]
+    return {text: result for future in done for text, result in future.result().items()}
+
+
+def problem(example: Example, result: subprocess.CompletedProcess[str]) -> str | None:
+    """What is wrong with ``example``'s run: a non-zero exit, or a traceback of rtplay's (a
+    script's other programs, a Dask worker it stops, log their own); None when it ran green."""
+    if result.returncode != 0:
+        return f"{example.text}\n--- exit {result.returncode}; stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    ours = re.search(r'File "[^"]*/(rtplay|servers)/', result.stderr)
+    if ours is not None or ("Traceback" in result.stderr and example.kind != "script"):
+        return f"{example.text}\n--- traceback in stderr\n{result.stderr[-3000:]}"
+    return None
 
 
 #: What an example without a stated duration is taken to run for (start-up and settle).
@@ -297,21 +311,18 @@ def test_the_readme_has_examples_of_each_kind() -> None:
     assert any(e.files for e in EXAMPLES), "the scenario the README saves as a file"
 
 
-@pytest.mark.long  # the first one waits for every block the fixture runs
-@pytest.mark.timeout(600)  # waits for its block, which may queue behind others (the fixture runs them all)
-@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml", "script")], ids=lambda e: e.id)
-def test_a_readme_example_runs_green(
-    example: Example, finished: dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]
-) -> None:
-    if example.text in LOAD_EXAMPLES | RUN_ELSEWHERE:
-        pytest.skip((LOAD_EXAMPLES | RUN_ELSEWHERE)[example.text])
-    if example.text not in finished:
-        pytest.skip("needs Playwright (pip install -e '.[browser]')")
-    result = finished[example.text].result()[example.text]
-    assert result.returncode == 0, f"{example.text}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    # No traceback of rtplay's (a script's other programs, a Dask worker it stops, log their own).
-    ours = re.search(r'File "[^"]*/(rtplay|servers)/', result.stderr)
-    assert ours is None and ("Traceback" not in result.stderr or example.kind == "script"), result.stderr[-3000:]
+@pytest.mark.long
+@pytest.mark.timeout(600)
+def test_the_readme_examples_run_green(tmp_path: Path) -> None:
+    """Every example that runs to completion exits 0 with no traceback of rtplay's; a failure
+    names its example and does not hide another's. One test for them all: they run side by
+    side (:func:`run_all`), and a module fixture shared by one test per example ran them all
+    again on each xdist worker that took one of those tests."""
+    assert set(LOAD_EXAMPLES) | set(RUN_ELSEWHERE) <= {e.text for e in EXAMPLES}, "a reason for an example no more"
+    wanted = to_run()
+    results = run_all(wanted, tmp_path)
+    failures = [why for e in wanted if (why := problem(e, results[e.text])) is not None]
+    assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "server"], ids=lambda e: e.id)
