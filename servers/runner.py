@@ -29,6 +29,7 @@ from rtplay.protocol.control_events import (
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.protocol.options import ServerOptions
 from rtplay.runtime.health import LoopMonitor, SideHealth
+from rtplay.runtime.loopback import is_loopback_host
 from rtplay.runtime.process import resident_kb
 from rtplay.runtime.serverlog import server_logger
 from servers.control import ControlListener
@@ -36,7 +37,7 @@ from servers.core.cert import Certificate, generate_certificate
 from servers.core.context import HttpConfig, ServerContext
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
-from servers.core.guard import ControlGuard, is_loopback, new_token
+from servers.core.guard import ControlGuard, new_token
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.load import probe_loop_lag
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher
@@ -130,7 +131,7 @@ class Server:
         self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
         self._rtc: RtcManager | None = None
         self._webrtc_loaded: asyncio.Future[None] | None = None
-        self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
+        self.guard = ControlGuard(new_token(), require_token=not is_loopback_host(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
         self.answers = answers.AnswerBudget()
         """Large /poll and /longpoll answers in flight (servers.http.answers)."""

@@ -50,6 +50,17 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {n: eventloop.loop_factory(n) for n in names}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long: a test that runs for tens of seconds; the suite starts it first")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests first (a stable sort: the rest keep their order). xdist's worksteal gives
+    each worker a contiguous half of this order and lets an idle worker take the *end* of the
+    other's queue: a long test at the start is never what one worker is left running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     """A started server, publishing nothing until the test sets a rate."""

@@ -5,12 +5,13 @@ pure ``rtplay.protocol``."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
 import pytest
 
-from rtplay.compat import IncompatibleLibrary, check_all, require, require_line
+from rtplay.compat import ON_DEMAND, IncompatibleLibrary, check_all, require, require_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +52,7 @@ def modules(package_dir: str) -> dict[str, Path]:
     return found
 
 
+@functools.cache  # the sources do not change during a run: each file is parsed once, not once per check
 def imports_of(path: Path) -> list[tuple[str, list[str]]]:
     """Each import in ``path`` at any depth (function bodies and ``TYPE_CHECKING`` included):
     the module and the names taken from it."""
@@ -192,6 +194,7 @@ def test_the_checkers_see_violations() -> None:
 
 def test_installed_libraries_have_the_internals_we_read() -> None:
     check_all()
+    check_all(ON_DEMAND)
 
 
 def test_a_missing_internal_names_library_and_version() -> None:

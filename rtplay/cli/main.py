@@ -21,7 +21,7 @@ from rtplay.cli.args import build_parser
 from rtplay.cli.keep import cmd_report, run_log, write_html
 from rtplay.cli.scenario import Scenario, ScenarioError, builtin_names, load_scenario
 from rtplay.cli.variants import Variant
-from rtplay.compat import IncompatibleLibrary, check_all
+from rtplay.compat import ON_DEMAND, IncompatibleLibrary, check_all
 from rtplay.engine.spawn import ServerProcess, SpawnError
 
 # The clients, the session and the TUI are imported only once the server process has been
@@ -433,6 +433,11 @@ def web_command(argv: list[str]) -> str:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the playground to a browser tab: each tab runs its own session (textual-serve)."""
+    try:
+        check_all(ON_DEMAND)
+    except IncompatibleLibrary as exc:
+        print(f"rtplay: {exc}", file=sys.stderr)
+        return 2
     from rtplay.cli.web import LocalWebServer as WebServer
 
     command = web_command(args.argv)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from textual_serve.server import Server
+
+from rtplay.compat.textual_serve import RoutedServer
 
 #: Where the page gets its font from this server.
 FONT_PATH = "/rtplay-font/mono.ttf"
@@ -44,18 +45,16 @@ def localize(html: str, own_url: str, font_url: str | None) -> str:
     return html
 
 
-class LocalWebServer(Server):
+class LocalWebServer(RoutedServer):
     """textual-serve's server, its page served with no outside request."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.font = local_font()
 
-    async def _make_app(self) -> web.Application:
-        app = await super()._make_app()
-        if self.font is not None:
-            app.router.add_get(FONT_PATH, self.handle_font)
-        return app
+    def extra_routes(self) -> list[web.RouteDef]:
+        """The local font's route, when this machine has one."""
+        return [web.get(FONT_PATH, self.handle_font)] if self.font is not None else []
 
     async def handle_index(self, request: web.Request) -> web.Response:
         response = await super().handle_index(request)  # rendered by its template

@@ -37,7 +37,11 @@ def require_line(library: str, version: str, tested: str, what: str) -> None:
 
 
 LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets", "aiohttp")
-"""Every library with a compatibility module here."""
+"""The libraries every rtplay process relies on, each with a compatibility module here."""
+
+ON_DEMAND = ("textual_serve",)
+"""Libraries with a compatibility module here that one command alone uses (``rtplay --web``):
+checked by that command before it starts, so no other process imports them."""
 
 
 def check_all(names: Iterable[str] = LIBRARIES) -> None:

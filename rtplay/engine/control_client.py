@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 #: slower answer means the server process is stuck: say so rather than hang the UI.
 REQUEST_TIMEOUT_S = 5.0
 
-#: Ended fault ids remembered against late ``started`` events: far more than can be in
-#: flight between one command's answer and its event.
+#: Ended fault ids (one-shot ones included: they end as they act) remembered against late
+#: ``started`` words: far more than can be in flight between one command's answer and its event.
 MAX_REMEMBERED_ENDS = 256
 
 #: Longest event line accepted: a hello carries the status (a certificate, a few faults),
@@ -125,7 +125,7 @@ class ServerMirror:
                 self.published = max(self.published, event.published)
                 fault = Fault.from_json(event.fault, now)
                 if event.what == "started":
-                    self.started(fault)
+                    self.started(fault)  # a no-op when our own command's answer came first
                 else:
                     self.ended(fault.id)
                 return event.what, fault
@@ -138,10 +138,25 @@ class ServerMirror:
             except ValueError:
                 log.warning("the server sent malformed health figures: %.80r", obj["health"])
 
-    def started(self, fault: Fault) -> None:
-        """``fault`` is active (an event, or the answer to our own command)."""
-        if fault.kind not in ONE_SHOT and fault.id not in self._ended:
+    def started(self, fault: Fault) -> bool:
+        """``fault`` has started (the answer to our own command, or its event, whichever
+        comes first); False, and nothing written, when the other one came first.
+
+        The first word on a fault is its one write: the event that follows our command's
+        answer (or the answer that follows its event) would only move its start onto a later
+        clock reading. A one-shot fault is over the moment it acts, so it is remembered as
+        ended, never active."""
+        if self.knows(fault.id):
+            return False
+        if fault.kind in ONE_SHOT:
+            self._ended.append(fault.id)
+        else:
             self.faults[fault.id] = fault
+        return True
+
+    def knows(self, fault_id: int) -> bool:
+        """Whether the fault ``fault_id`` has been heard of: active, or ended not long ago."""
+        return fault_id in self.faults or fault_id in self._ended
 
     def ended(self, fault_id: int) -> None:
         """The fault ``fault_id`` is over (an event, or the answer to our own command)."""

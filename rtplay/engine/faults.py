@@ -122,7 +122,7 @@ class FaultController:
         self._added.add(fault.id)
         if published is not None:  # the server says where it began: no need to wait for its event
             self.recovery.confirmed(fault.id, published, kind in ONE_SHOT)
-        self._mirror.started(fault)  # active now, whether or not its event has arrived yet
+        self._mirror.started(fault)  # active now, unless its event came first and said so already
         self._switch_network()
         return fault
 

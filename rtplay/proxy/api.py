@@ -18,9 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from rtplay.proxy.faults import ToxicExists, ToxicNotFound
-from rtplay.proxy.guard import ApiError, ApiGuard, is_loopback, read_json
+from rtplay.proxy.guard import ApiError, ApiGuard, read_json
 from rtplay.proxy.proxy import FaultProxy, ProxyConfigError
 from rtplay.proxy.toxics import ToxicError, parse_toxic
+from rtplay.runtime.loopback import is_loopback_host
 from rtplay.runtime.serverlog import server_logger
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def build_api(registry: ProxyRegistry, token: str | None = None) -> web.Applicat
 
 def api_token(host: str) -> str | None:
     """A fresh token when the API is bound beyond loopback, else None."""
-    return None if is_loopback(host) else secrets.token_urlsafe(32)
+    return None if is_loopback_host(host) else secrets.token_urlsafe(32)
 
 
 def _toxic_call(action: Any) -> Any:

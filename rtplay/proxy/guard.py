@@ -3,8 +3,10 @@
 The proxy's API can take any proxied app down, and it runs on a developer's machine while they
 browse, so it follows the built-in server's control rules (servers/core/guard.py):
 
-- ``Host`` must name loopback (DNS rebinding: a page whose name resolves to 127.0.0.1 still
-  sends its own name), unless the API is bound beyond loopback, where a token is required;
+- ``Host`` must be exactly a loopback name with the port the request came in on (DNS
+  rebinding: a page whose name resolves to 127.0.0.1 still sends its own name and port; the
+  one rule both APIs share is :func:`rtplay.runtime.loopback.host_refusal`), unless the API is
+  bound beyond loopback, where a token is required;
 - no cross-site requests: an ``Origin`` that is not the API itself, or a ``Sec-Fetch-Site`` of
   ``cross-site``/``same-site``, is refused (Fetch standard §3.1; browsers send them, scripts and
   Toxiproxy clients do not), and no CORS headers are ever sent, so no preflight succeeds.
@@ -25,15 +27,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from rtplay.runtime.loopback import host_refusal, listener_port
 from rtplay.runtime.token import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
 #: Largest API body read: a populate of a hundred proxies is a few KB.
 MAX_API_BODY = 64 << 10
-
-#: Host names that reach this machine and nothing else.
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,12 +50,6 @@ class ApiError(Exception):
 def error_json(status: int, message: str) -> web.Response:
     """Toxiproxy's error shape: ``{"error": "...", "status": N}``."""
     return web.json_response({"error": message, "status": status}, status=status)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only."""
-    host = host.strip("[]").lower()
-    return host in LOOPBACK_NAMES or host.startswith("127.")
 
 
 def _reject_constant(name: str) -> Any:
@@ -88,9 +82,8 @@ class ApiGuard:
 
     def refusal(self, request: web.Request) -> str | None:
         """Why ``request`` may not drive the API, or None."""
-        host = urlsplit(f"//{request.host}").hostname or ""
-        if self.token is None and not is_loopback(host):
-            return f"Host {request.host[:80]!r} is not a loopback name"
+        if self.token is None and (why := host_refusal(request.host, listener_port(request.transport))) is not None:
+            return why
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:
             return f"cross-origin request from {origin[:80]!r} refused"

@@ -1,1 +1,1 @@
-"""Process plumbing both processes use: the event loop, the control token file, the loop monitor."""
+"""Process plumbing both processes use: event loop, token file, loop monitor, the loopback Host rule."""

@@ -11,11 +11,12 @@ naming another host with the same port must never receive it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from rtplay.runtime.loopback import is_loopback_host
 
 #: Header carrying the control token (``Authorization: Bearer <token>`` works too).
 TOKEN_HEADER = "X-Rtplay-Token"
@@ -37,19 +38,6 @@ def token_path(control_port: int) -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base = Path(runtime) if runtime else Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
     return base / "rtplay" / f"control-{control_port}.token"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for exactly the names of this machine's loopback: ``localhost`` and loopback IP
-    literals (``127.0.0.0/8``, ``::1``, bracketed or not). A name that merely starts with
-    ``127.`` (``127.evil.example``) is a DNS name like any other."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _written_for(bound_host: str, port: int) -> str:

@@ -9,8 +9,9 @@ take every listener down. So ``/control/*`` answers only its user:
   request headers);
 - ``Host`` must be exactly a loopback name (``localhost`` or a loopback IP literal) with the
   port the request came in on (DNS rebinding: a page whose name resolves to 127.0.0.1 still
-  sends its own name, ``127.evil.example`` included), and an ``Origin``, when sent, must be
-  the server itself;
+  sends its own name, ``127.evil.example`` included; the rule is
+  :func:`rtplay.runtime.loopback.host_refusal`), and an ``Origin``, when sent, must be the
+  server itself;
 - a token, random per start, whenever the server is bound beyond loopback, where anyone on
   the network could connect. ``rtplay serve`` prints it and stores it where the playground
   reads it (:mod:`rtplay.runtime.token`).
@@ -32,7 +33,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from rtplay.protocol.strictjson import JsonError, dumps_strict, loads_strict
-from rtplay.runtime.token import TOKEN_HEADER, is_loopback_host
+from rtplay.runtime.loopback import host_refusal, listener_port
+from rtplay.runtime.token import TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -61,35 +63,6 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def is_loopback(host: str) -> bool:
-    """True for exactly a loopback name or IP literal (see :func:`is_loopback_host`)."""
-    return is_loopback_host(host)
-
-
-def local_port(request: web.Request) -> int | None:
-    """The port of the listener ``request`` came in on."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
-
-
-def host_refusal(request: web.Request) -> str | None:
-    """Why ``request``'s ``Host`` is not this loopback listener's own address, or None.
-
-    Only ``localhost`` and loopback IP literals pass, and only with the port the request
-    arrived on (an absent port means 80): a rebinding page sends its own name and port.
-    """
-    try:
-        url = urlsplit(f"//{request.host}")
-        port = url.port or 80
-    except ValueError:
-        return f"Host {request.host[:80]!r} is malformed"
-    if not is_loopback(url.hostname or ""):
-        return f"Host {request.host[:80]!r} is not a loopback name"
-    if port != local_port(request):
-        return f"Host {request.host[:80]!r} does not name this listener's port"
-    return None
-
-
 def new_token() -> str:
     """A fresh control token (256 bits)."""
     return secrets.token_urlsafe(32)
@@ -105,7 +78,7 @@ class ControlGuard:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """Why ``request`` may not drive the control API (an error answer), or None."""
-        if not self.require_token and (why := host_refusal(request)) is not None:
+        if not self.require_token and (why := host_refusal(request.host, listener_port(request.transport))) is not None:
             return error_response(403, why)
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:

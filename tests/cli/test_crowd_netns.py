@@ -1,8 +1,8 @@
 """A crowd from another host: two network namespaces joined by a veth pair.
 
 The "server host" runs ``rtplay serve`` and a Dask scheduler, the "client host" a Dask worker;
-``rtplay run --server … --cluster …`` (on the server host) puts 1,000 ws clients on the client
-host's worker, through a 3 s outage. The addresses are a /30 that exists only between the two
+``rtplay run --server … --cluster …`` (on the server host) puts :data:`CLIENTS` ws clients on
+the client host's worker, through a 3 s outage. The addresses are a /30 that exists only between the two
 namespaces; the test removes both namespaces, also when it fails. Needs root and ``ip netns``.
 """
 
@@ -28,6 +28,14 @@ pytestmark = pytest.mark.skipif(
 
 #: How long each process may take to say it is ready (they import rtplay or distributed).
 READY_S = 30.0
+
+#: The crowd: enough that the worker's clients reconnect as a wave through the outage, and that
+#: a share of them missing would show; the 1,000-client figures are benchmarks/crowd.py's.
+CLIENTS = 300
+
+#: The run: the outage from 1 s to 4 s, then at most the retry cap (2 s) until every client is
+#: back, and a second to spare for the last handshakes on a busy machine.
+DURATION_S = 7
 
 
 def ip(*args: str) -> None:
@@ -81,6 +89,7 @@ def wait_for_file(path: Path, proc: subprocess.Popen[str]) -> str:
     return path.read_text()
 
 
+@pytest.mark.long
 def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path) -> None:
     procs: list[subprocess.Popen[str]] = []
     log = (tmp_path / "procs.log").open("w")
@@ -118,8 +127,8 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
             run = subprocess.run(
                 ["ip", "netns", "exec", server_ns, sys.executable, "-m", "rtplay.cli.main", "run",
                  "--server", control_url, "--token", token, "--cluster", scheduler,
-                 "--transports", "ws", "--clients", "1000", "--retry", "ws=exponential:full,base=0.5,cap=2",
-                 "--fault", "outage=3s@1s", "--duration", "6", "--quiet", "--json", str(report_path)],
+                 "--transports", "ws", "--clients", str(CLIENTS), "--retry", "ws=exponential:full,base=0.5,cap=2",
+                 "--fault", "outage=3s@1s", "--duration", str(DURATION_S), "--quiet", "--json", str(report_path)],
                 capture_output=True, text=True, timeout=120, env=ENV,
             )
             assert run.returncode == 0, run.stderr
@@ -135,8 +144,8 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
             log.close()
     report = json.loads(report_path.read_text())
     crowd = report["transports"]["ws"]["crowd"]
-    assert crowd["clients"] == 1000 and crowd["lost_clients"] == 0
-    assert crowd["states"]["open"] == 1000  # all reconnected
+    assert crowd["clients"] == CLIENTS and crowd["lost_clients"] == 0
+    assert crowd["states"]["open"] == CLIENTS  # all reconnected
     assert crowd["lost_total"] == 0 and crowd["pending_total"] == 0
     assert crowd["time_to_all_reconnected_s"] is not None
-    assert [(w["host"], w["clients"], w["state"]) for w in crowd["workers"]] == [(client_addr, 1000, "stopped")]
+    assert [(w["host"], w["clients"], w["state"]) for w in crowd["workers"]] == [(client_addr, CLIENTS, "stopped")]

@@ -11,7 +11,7 @@ What is not run, and why, is decided by the command itself:
 - the playground (``rtplay`` with no subcommand): it needs a terminal (tests/tui drives it);
 - ``rtplay serve`` and ``rtplay --web`` run until stopped: they are started, must say they
   are ready, and are stopped with Ctrl-C (SIGINT), which must end them with status 0;
-- :data:`LOAD_EXAMPLES`, named below with their reason.
+- :data:`LOAD_EXAMPLES` and :data:`RUN_ELSEWHERE`, named below with their reason.
 
 A block that starts processes of its own (the example servers, a Dask scheduler and worker)
 is one shell script: it is run whole with bash from the checkout, one script at a time (they
@@ -35,11 +35,13 @@ import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from rtplay.cli.scenario import builtin_names, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -47,6 +49,11 @@ README = ROOT / "README.md"
 #: Examples that load a whole machine for minutes: the test suite cannot afford them.
 LOAD_EXAMPLES = {
     "rtplay run thundering-herd": "1,000 clients, two 30 s variants; benchmarks/crowd.py measures it",
+}
+
+#: Examples another test already runs as written: the suite runs each shipped scenario once.
+RUN_ELSEWHERE = {
+    "rtplay run drop-all": "tests/cli/test_scenario.py runs every shipped scenario as `rtplay run NAME`",
 }
 
 #: Longest a headless example may take (its duration, start-up and settle, on a loaded machine).
@@ -237,15 +244,18 @@ def run_to_completion(example: Example, workdir: Path) -> subprocess.CompletedPr
     )
 
 
-@pytest.fixture(scope="module")
-def finished(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]]:
-    """Every example that runs to completion, started at once (:data:`PARALLEL` at a time)."""
-    base = tmp_path_factory.mktemp("readme")
-    wanted = [e for e in EXAMPLES if e.kind in ("run", "toml", "script") and e.text not in LOAD_EXAMPLES]
+def to_run() -> list[Example]:
+    """The examples that run to completion, but :data:`LOAD_EXAMPLES` and :data:`RUN_ELSEWHERE`
+    (and ``--browser`` ones without Playwright: ``pip install -e '.[browser]'``)."""
+    wanted = [e for e in EXAMPLES if e.kind in ("run", "toml", "script") and e.text not in LOAD_EXAMPLES | RUN_ELSEWHERE]
     if "playwright" not in sys.modules and _missing("playwright"):
         wanted = [e for e in wanted if "--browser" not in e.text]
+    return wanted
+
+
+def run_all(wanted: list[Example], base: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every example of ``wanted``, a block at a time per lane (:data:`PARALLEL` lanes), the
+    blocks that state the longest durations first."""
     blocks: dict[int, list[Example]] = {}
     for example in wanted:
         blocks.setdefault(example.block, []).append(example)
@@ -255,9 +265,38 @@ def finished(
             return {e.text: run_to_completion(e, workdir / f"ex{i}" if e.kind == "toml" else workdir)
                     for i, e in enumerate(examples)}
 
+    longest_first = sorted(blocks.items(), key=lambda block: -sum(map(expected_s, block[1])))
     with ThreadPoolExecutor(PARALLEL) as pool:
-        done = {n: pool.submit(run_block, examples, base / f"block{n}") for n, examples in blocks.items()}
-        yield {e.text: done[e.block] for e in wanted}
+        done = [pool.submit(run_block, examples, base / f"block{n}") for n, examples in longest_first]
+    return {text: result for future in done for text, result in future.result().items()}
+
+
+def problem(example: Example, result: subprocess.CompletedProcess[str]) -> str | None:
+    """What is wrong with ``example``'s run: a non-zero exit, or a traceback of rtplay's (a
+    script's other programs, a Dask worker it stops, log their own); None when it ran green."""
+    if result.returncode != 0:
+        return f"{example.text}\n--- exit {result.returncode}; stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    ours = re.search(r'File "[^"]*/(rtplay|servers)/', result.stderr)
+    if ours is not None or ("Traceback" in result.stderr and example.kind != "script"):
+        return f"{example.text}\n--- traceback in stderr\n{result.stderr[-3000:]}"
+    return None
+
+
+#: What an example without a stated duration is taken to run for (start-up and settle).
+UNSTATED_S = 5.0
+
+
+def expected_s(example: Example) -> float:
+    """Roughly how long ``example`` runs: the duration it states (``--duration N``, a TOML
+    block's or a shipped scenario's ``duration``), else :data:`UNSTATED_S`."""
+    if (m := re.search(r"--duration[ =](\d+(?:\.\d+)?)", example.text)) or (
+        m := re.search(r"^duration\s*=\s*(\d+(?:\.\d+)?)", example.text, re.MULTILINE)
+    ):
+        return float(m.group(1))
+    argv = shlex.split(example.text) if example.kind != "toml" else []
+    if argv[1:2] == ["run"] and len(argv) > 2 and argv[2] in builtin_names():
+        return load_scenario(argv[2]).duration
+    return UNSTATED_S
 
 
 def _missing(module: str) -> bool:
@@ -272,20 +311,18 @@ def test_the_readme_has_examples_of_each_kind() -> None:
     assert any(e.files for e in EXAMPLES), "the scenario the README saves as a file"
 
 
-@pytest.mark.timeout(600)  # waits for its block, which may queue behind others (the fixture runs them all)
-@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind in ("run", "toml", "script")], ids=lambda e: e.id)
-def test_a_readme_example_runs_green(
-    example: Example, finished: dict[str, Future[dict[str, subprocess.CompletedProcess[str]]]]
-) -> None:
-    if example.text in LOAD_EXAMPLES:
-        pytest.skip(LOAD_EXAMPLES[example.text])
-    if example.text not in finished:
-        pytest.skip("needs Playwright (pip install -e '.[browser]')")
-    result = finished[example.text].result()[example.text]
-    assert result.returncode == 0, f"{example.text}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    # No traceback of rtplay's (a script's other programs, a Dask worker it stops, log their own).
-    ours = re.search(r'File "[^"]*/(rtplay|servers)/', result.stderr)
-    assert ours is None and ("Traceback" not in result.stderr or example.kind == "script"), result.stderr[-3000:]
+@pytest.mark.long
+@pytest.mark.timeout(600)
+def test_the_readme_examples_run_green(tmp_path: Path) -> None:
+    """Every example that runs to completion exits 0 with no traceback of rtplay's; a failure
+    names its example and does not hide another's. One test for them all: they run side by
+    side (:func:`run_all`), and a module fixture shared by one test per example ran them all
+    again on each xdist worker that took one of those tests."""
+    assert set(LOAD_EXAMPLES) | set(RUN_ELSEWHERE) <= {e.text for e in EXAMPLES}, "a reason for an example no more"
+    wanted = to_run()
+    results = run_all(wanted, tmp_path)
+    failures = [why for e in wanted if (why := problem(e, results[e.text])) is not None]
+    assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e.kind == "server"], ids=lambda e: e.id)

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rtplay.cli.web import FONT_PATH, LocalWebServer, localize
+from rtplay.compat.textual_serve import web_app
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.backend import StaticBackend
 from rtplay.tui.model import PAUSED
@@ -19,7 +20,7 @@ from tests.tui.demo import demo_dashboard, demo_report
 
 async def test_the_page_asks_nothing_of_another_host_and_its_font_is_served_here() -> None:
     server = LocalWebServer("true", host="127.0.0.1", port=0, title="rtplay")
-    client = TestClient(TestServer(await server._make_app()))
+    client = TestClient(TestServer(await web_app(server)))
     await client.start_server()
     try:
         page = await (await client.get("/")).text()

@@ -55,6 +55,7 @@ async def test_crowd_clients_retrying_from_a_cursor_the_server_cannot_replay_are
     assert answer["final"]["pending_total"] == 0
 
 
+@pytest.mark.long
 async def test_a_worker_killed_mid_run_is_reported_and_its_clients_counted_apart(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

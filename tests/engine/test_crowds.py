@@ -82,6 +82,7 @@ def test_delivery_figures_merge_across_workers() -> None:
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile([], 99) is None
 
 
+@pytest.mark.long
 async def test_a_real_crowd_reconnects_after_a_drop_and_loses_nothing() -> None:
     config = SessionConfig(
         transports=["ws"], server=ServerOptions(rate=20), crowd=20,

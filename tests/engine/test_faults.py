@@ -103,6 +103,54 @@ async def test_a_reconnect_before_the_fault_event_is_credited_to_the_fault() -> 
         assert [type(e) for e in events] == [FaultStarted]  # one pane event, not two
 
 
+def hear(ctl: FaultController, mirror: ServerMirror, event: FaultChanged, now: float) -> None:
+    """The session's follower: the mirror takes the event, the controller its fault change."""
+    change = mirror.apply(event, now)
+    assert change is not None
+    ctl.on_server_fault(*change)
+
+
+class CountingFaults(dict[int, Any]):
+    """The mirror's active faults, counting the writes of each fault id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: dict[int, int] = {}
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        self.writes[key] = self.writes.get(key, 0) + 1
+        super().__setitem__(key, value)
+
+
+async def test_a_fault_is_written_to_the_mirror_once_whichever_word_comes_first() -> None:
+    """The command's answer and the server's event both say a fault started: the first one
+    writes it into the mirror, the second changes nothing (its start stays where it was)."""
+    for event_first in (False, True):
+        control, clock, events = GatedControl(), Clock(), []
+        faults = CountingFaults()
+        mirror = ServerMirror(published=90, faults=faults)
+        ctl = controller(control, clock, mirror, events)
+        adding = asyncio.create_task(ctl.add(Kind.STALL, "ws"))
+        await control.sent.wait()
+        server_event = FaultChanged("started", fault_json(7, "stall", "ws"), published=92)
+        if event_first:
+            clock.now = 101.0
+            hear(ctl, mirror, server_event, clock.now)
+            clock.now = 102.0
+            control.release.set()
+            await adding
+        else:
+            clock.now = 101.0
+            control.release.set()
+            await adding
+            clock.now = 102.0
+            hear(ctl, mirror, server_event, clock.now)
+        assert faults.writes == {7: 1}
+        [active] = ctl.active()
+        assert active.started == 101.0  # the first word's start, not moved by the second
+        assert [type(e) for e in events] == [FaultStarted]
+
+
 async def test_a_command_that_fails_leaves_no_record_behind() -> None:
     class Refusing(GatedControl):
         async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:

@@ -79,6 +79,34 @@ async def test_cross_site_and_rebinding_requests_are_refused(api: httpx.AsyncCli
     shaped(await api.get("/proxies", headers=headers), 403, says)
 
 
+def _port_of(api: httpx.AsyncClient) -> int:
+    port = api.base_url.port
+    assert port is not None
+    return port
+
+
+@pytest.mark.parametrize("name", ["127.evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "127.1"])
+async def test_a_rebinding_name_that_looks_like_loopback_is_refused(api: httpx.AsyncClient, name: str) -> None:
+    """The server's DNS-rebinding rule holds for the proxy's API too: a name that resolves to
+    127.0.0.1 is still not a loopback name, and it can create nothing."""
+    host = f"{name}:{_port_of(api)}"
+    shaped(await api.post("/proxies", json={"name": "app", "upstream": "127.0.0.1:9"}, headers={"Host": host}),
+           403, "not a loopback name")
+    assert (await api.get("/proxies")).json() == {}
+
+
+async def test_a_loopback_name_with_another_port_is_refused(api: httpx.AsyncClient) -> None:
+    """A rebinding page on port P sends Host 127.0.0.1:P, not the API's port."""
+    for host in (f"127.0.0.1:{_port_of(api) + 1}", "localhost"):  # no port: 80
+        shaped(await api.post("/reset", headers={"Host": host}), 403, "does not name this listener's port")
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "127.0.0.2", "LOCALHOST"])
+async def test_exact_loopback_names_with_the_api_port_pass(api: httpx.AsyncClient, name: str) -> None:
+    response = await api.get("/proxies", headers={"Host": f"{name}:{_port_of(api)}"})
+    assert response.status_code == 200, response.text
+
+
 async def test_beyond_loopback_the_token_is_required() -> None:
     registry = ProxyRegistry()
     server = ApiServer(registry, "127.0.0.1", 0)

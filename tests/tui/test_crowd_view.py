@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rtplay.clients.core import ReconnectingClient
 from rtplay.model.crowd import CrowdRecorder, CrowdStats
 from rtplay.model.events import Connected, Connecting
@@ -65,6 +67,7 @@ async def test_the_policy_key_cycles_the_selected_pane_and_the_pane_shows_it() -
         assert app.screen is app.main_screen
 
 
+@pytest.mark.long
 async def test_the_crowd_view_shows_a_live_crowd_and_switches_its_policy() -> None:
     from dataclasses import replace
 
