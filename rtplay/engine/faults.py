@@ -69,6 +69,9 @@ class FaultController:
         self.recovery = RecoveryTracker()
         self._timeline: asyncio.Task[None] | None = None
         self._opened: set[int] = set()
+        #: Faults whose start seq is known: the first word that says it (the answer's exact seq,
+        #: or the event's) is kept; the later one would only move it on.
+        self._confirmed: set[int] = set()
         """Ids whose records are open already (opened by our own command)."""
         self._pending: dict[int, tuple[Kind, str]] = {}
         """Our commands in flight: provisional record id → (kind, scope)."""
@@ -121,7 +124,7 @@ class FaultController:
         self._adopt(provisional, fault)
         self._added.add(fault.id)
         if published is not None:  # the server says where it began: no need to wait for its event
-            self.recovery.confirmed(fault.id, published, kind in ONE_SHOT)
+            self._confirm(fault, published)
         self._mirror.started(fault)  # active now, unless its event came first and said so already
         self._switch_network()
         return fault
@@ -205,7 +208,7 @@ class FaultController:
             elif fault.id not in self._opened:
                 self._open_records(fault.id, fault)
                 self._opened.add(fault.id)
-            self.recovery.confirmed(fault.id, self._mirror.published, fault.kind in ONE_SHOT)
+            self._confirm(fault, self._mirror.published)
             # The pane's marker and the message log start the fault where its records do.
             at = self._opened_at.pop(fault.id, now)
             self._emit(FaultStarted(fault.scope, at, fault, self.recovery.published_at_start(fault.id)))
@@ -214,6 +217,11 @@ class FaultController:
             self.recovery.fault_ended(fault.id, now, self._mirror.published)
             self._emit(FaultEnded(fault.scope, now, fault))
             self._switch_network()
+
+    def _confirm(self, fault: Fault, published: int) -> None:
+        if fault.id not in self._confirmed:
+            self._confirmed.add(fault.id)
+            self.recovery.confirmed(fault.id, published, fault.kind in ONE_SHOT)
 
     def _open_records(self, record_id: int, fault: Fault, one_shot: bool | None = None) -> None:
         targets = [n for n in self._clients if fault.applies_to(n)]

@@ -151,6 +151,19 @@ async def test_a_fault_is_written_to_the_mirror_once_whichever_word_comes_first(
         assert [type(e) for e in events] == [FaultStarted]
 
 
+async def test_a_faults_start_is_confirmed_once_from_the_first_word_that_says_where() -> None:
+    """The answer says which seq the server had published when the fault began (92); the event,
+    read later, comes with the mirror already further on (95): the records count from 92."""
+    control, clock, mirror, events = GatedControl(), Clock(), ServerMirror(published=90), []
+    ctl = controller(control, clock, mirror, events)
+    adding = asyncio.create_task(ctl.add(Kind.STALL, "ws"))
+    await control.sent.wait()
+    control.release.set()
+    await adding
+    hear(ctl, mirror, FaultChanged("started", fault_json(7, "stall", "ws"), published=95), 101.0)
+    assert ctl.recovery.published_at_start(7) == 92
+
+
 async def test_a_command_that_fails_leaves_no_record_behind() -> None:
     class Refusing(GatedControl):
         async def add_fault(self, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
