@@ -19,9 +19,9 @@ import resource
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtplay.clients import CLIENTS, Endpoints
+from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
 from rtplay.clients.base import Client
-from rtplay.clients.core import run_guarded
+from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.model.crowd import CrowdRecorder, final_figures
 from rtplay.model.retry_spec import parse_policy
 
@@ -85,13 +85,21 @@ def process_figures() -> dict[str, float]:
 
 
 def make_clients(config: SliceConfig, recorder: CrowdRecorder) -> list[Client]:
-    """The slice's clients, each with its own seeded RNG and the crowd's policy."""
+    """The slice's clients, each with its own seeded RNG and the crowd's policy.
+
+    Only a reconnecting client takes a policy, an RNG and quiet pings; a poll client polls on
+    its fixed interval and takes none of them (a policy asked of it is an error).
+    """
+    reconnects = issubclass(CLIENT_CLASSES[config.transport], ReconnectingClient)
+    if config.policy and not reconnects:
+        raise ValueError(f"{config.transport} clients take no retry policy (got {config.policy!r})")
     spec = parse_policy(config.policy) if config.policy else None
     clients = []
     for i in range(config.count):
         options: dict[str, Any] = dict(config.options)
-        options["rng"] = random.Random(config.seed + config.first + i)
-        options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
+        if reconnects:
+            options["rng"] = random.Random(config.seed + config.first + i)
+            options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
         if spec is not None:
             options["retry"] = spec
         clients.append(CLIENTS[config.transport](config.endpoints, recorder.emit_for(i), options))

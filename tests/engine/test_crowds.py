@@ -6,6 +6,9 @@ import asyncio
 
 import pytest
 
+from rtplay.clients import Endpoints
+from rtplay.clients.poll import PollClient
+from rtplay.engine.crowd_slice import SliceConfig, make_clients
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
@@ -105,3 +108,31 @@ async def test_a_real_crowd_reconnects_after_a_drop_and_loses_nothing() -> None:
     assert entry["total_attempts"] >= 20 and entry["time_to_all_reconnected_s"] < 2 + lag, (entry, lag)
     assert entry["policy"] == "exp full 0.2s×2≤0.4s"
     assert report["server_load"]["peak_concurrent"] >= 21
+
+
+async def test_a_poll_crowd_connects_and_receives_every_message() -> None:
+    config = SessionConfig(
+        transports=["poll"], server=ServerOptions(rate=20), crowd=10, crowd_workers=1,
+        client_options={"poll": {"interval": 0.2}},
+    )
+    async with Session(config) as session:
+        crowd = session.crowds["poll"]
+        assert [s.state for s in crowd.slices] == ["running"]
+        async with asyncio.timeout(10):
+            while crowd.stats.states()["open"] < 10 or session.published < 10:
+                await asyncio.sleep(0.05)
+        assert await session.settle(10)
+        await session.finish_crowds()
+        report = session.report()
+    entry = report["transports"]["poll"]["crowd"]
+    assert entry["clients"] == 10 and entry["lost_total"] == 0 and entry["pending_total"] == 0
+    assert entry["delivered_min"] == report["published"] >= 10
+    assert entry["states"]["open"] == 10
+
+
+def test_poll_crowd_clients_take_their_interval_and_no_retry_policy() -> None:
+    endpoints = Endpoints("http://127.0.0.1:1")
+    clients = make_clients(SliceConfig("poll", 3, 0, 0, None, endpoints, {"interval": 0.5}), CrowdRecorder(3))
+    assert [type(c) for c in clients] == [PollClient] * 3 and all(c.interval == 0.5 for c in clients)
+    with pytest.raises(ValueError, match="poll clients take no retry policy"):
+        make_clients(SliceConfig("poll", 3, 0, 0, "fixed:1", endpoints), CrowdRecorder(3))
