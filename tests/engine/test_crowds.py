@@ -132,7 +132,7 @@ async def test_a_poll_crowd_connects_and_receives_every_message() -> None:
 
 def test_poll_crowd_clients_take_their_interval_and_no_retry_policy() -> None:
     endpoints = Endpoints("http://127.0.0.1:1")
-    clients = make_clients(SliceConfig("poll", 3, 0, 0, None, endpoints, {"interval": 0.5}), CrowdRecorder(3))
+    clients = make_clients(SliceConfig("poll", 3, 0, 0, None, endpoints, {"interval": 0.5}), CrowdRecorder(3).emit_for)
     assert [type(c) for c in clients] == [PollClient] * 3 and all(c.interval == 0.5 for c in clients)
     with pytest.raises(ValueError, match="poll clients take no retry policy"):
-        make_clients(SliceConfig("poll", 3, 0, 0, "fixed:1", endpoints), CrowdRecorder(3))
+        make_clients(SliceConfig("poll", 3, 0, 0, "fixed:1", endpoints), CrowdRecorder(3).emit_for)
