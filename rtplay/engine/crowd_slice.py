@@ -41,9 +41,16 @@ RAMP_PER_S = 500.0
 #: the server completes handshakes and never faster: 10,000 clients let loose at the ramp's
 #: pace on a busy machine overflowed the server's accept queue (``net.core.somaxconn``, 4096
 #: by default); a SYN dropped there is sent again 1 s, then 3 s later, past the handshake
-#: timeout, and each handshake timed out is server work thrown away and one more retry. A
-#: hundred per slice keeps the queue short and the server busy (a handshake takes ~1 ms).
-MAX_STARTING = 100
+#: timeout, and each handshake timed out is server work thrown away and one more retry. Fifty
+#: per slice keep the server busy (a handshake costs it about a millisecond) and its queue short.
+MAX_STARTING = 50
+
+#: Client knobs a crowd's clients take unless the run sets them. A WebSocket crowd of 10,000
+#: reconnecting at once queues at the server for longer than the pane client's 5 s handshake
+#: timeout; a client that gives up throws away the server's work on its handshake and comes
+#: back with the next wave. 20 s is Socket.IO's connect timeout (a browser's WebSocket has
+#: none of its own).
+CROWD_DEFAULTS: dict[str, dict[str, float]] = {"ws": {"open_timeout": 20.0}}
 
 #: How long stopping may take: every client task is cancelled, then its sockets close.
 STOP_TIMEOUT_S = 10.0
@@ -110,7 +117,7 @@ def make_clients(config: SliceConfig, emit_for: Callable[[int], Emit]) -> list[C
     spec = parse_policy(config.policy) if config.policy else None
     clients = []
     for i in range(config.count):
-        options: dict[str, Any] = dict(config.options)
+        options: dict[str, Any] = CROWD_DEFAULTS.get(config.transport, {}) | config.options
         if reconnects:
             options["rng"] = random.Random(config.seed + config.first + i)
             options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
