@@ -29,7 +29,10 @@ def raise_open_files_limit(needed: int | None = None) -> int:
     if soft == resource.RLIM_INFINITY:
         return soft
     target = hard if needed is None else needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if target == resource.RLIM_INFINITY or target > soft:
+    if target != resource.RLIM_INFINITY and target <= soft:
+        return soft
+    try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return target
-    return soft
+    except (ValueError, OSError):  # an unlimited hard limit the kernel caps lower (macOS's OPEN_MAX)
+        return soft
+    return target

@@ -8,7 +8,7 @@ import pytest
 
 from rtplay.clients import Endpoints
 from rtplay.clients.poll import PollClient
-from rtplay.engine.crowd_slice import SliceConfig, make_clients
+from rtplay.engine.crowd_slice import SliceConfig, StartGate, make_clients
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
@@ -136,3 +136,26 @@ def test_poll_crowd_clients_take_their_interval_and_no_retry_policy() -> None:
     assert [type(c) for c in clients] == [PollClient] * 3 and all(c.interval == 0.5 for c in clients)
     with pytest.raises(ValueError, match="poll clients take no retry policy"):
         make_clients(SliceConfig("poll", 3, 0, 0, "fixed:1", endpoints), CrowdRecorder(3).emit_for)
+
+
+async def test_the_start_gate_lets_a_client_in_only_when_a_first_attempt_ends() -> None:
+    gate = StartGate(2)
+    await gate.enter(0)
+    await gate.enter(1)
+    third, fourth = asyncio.create_task(gate.enter(2)), asyncio.create_task(gate.enter(3))
+    try:
+        await asyncio.sleep(0)
+        gate.on_event(0, Connecting("ws", 0.0, 1))  # still connecting: no place given back
+        gate.on_event(5, Disconnected("ws", 0.0, "refused"))  # a client that holds no place
+        await asyncio.sleep(0)
+        assert not third.done()
+        gate.on_event(0, Connected("ws", 0.1))  # client 0 is open: its place goes to client 2
+        await asyncio.wait_for(third, 1)
+        gate.on_event(0, Disconnected("ws", 1.0, "lost"))  # its later attempts hold no place
+        await asyncio.sleep(0)
+        assert not fourth.done()
+        gate.on_event(1, Disconnected("ws", 0.2, "refused"))  # a first attempt refused ends too
+        await asyncio.wait_for(fourth, 1)
+    finally:
+        third.cancel()
+        fourth.cancel()

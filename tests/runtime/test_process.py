@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 
 import pytest
@@ -35,3 +36,25 @@ def test_no_proc_means_zero_not_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert resident_kb() == 0.0
+
+
+RAISE_FROM_256 = """
+import resource
+from rtplay.runtime.process import raise_open_files_limit
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+print(raise_open_files_limit(300), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print(raise_open_files_limit(100), raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)
+"""
+
+
+def test_the_open_files_limit_is_raised_as_far_as_asked_and_by_default_to_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 1024:
+        pytest.skip(f"a hard open-files limit of {hard}: nothing to raise to")
+    # In a child process: this one's limit is not the test's to change.
+    answer = subprocess.run([sys.executable, "-c", RAISE_FROM_256], capture_output=True, text=True, check=True)
+    first, second = (line.split() for line in answer.stdout.splitlines())
+    assert first == ["300", "300"]  # only as far as asked
+    never_lowered, to_hard, now, hard_seen = second
+    assert never_lowered == "300" and to_hard == now == hard_seen  # never lowered; then all the way
