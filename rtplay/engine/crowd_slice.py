@@ -4,7 +4,9 @@
 its ``async`` methods run on that worker's own event loop, so the clients are the very
 adapters the playground runs, on the same core, unchanged. Each client draws its jitter from
 its own RNG seeded ``seed + index``, so a crowd run is repeatable decision by decision.
-Crowd clients have no client-side ``offline`` fault (server-side faults reach them).
+Crowd clients have no client-side ``offline`` fault (server-side faults reach them). They
+start at the ramp's pace with at most :data:`MAX_STARTING` first connects in flight
+(:class:`StartGate`), so a crowd of thousands connects as fast as the server takes it.
 
 The session pulls :meth:`CrowdSlice.drain` every :data:`SNAPSHOT_S`; :meth:`CrowdSlice.stop`
 ends the clients and answers the slice's final delivery figures.

@@ -8,7 +8,8 @@ import pytest
 
 from rtplay.clients import Endpoints
 from rtplay.clients.poll import PollClient
-from rtplay.engine.crowd_slice import SliceConfig, StartGate, make_clients
+from rtplay.clients.ws import OPEN_TIMEOUT_S
+from rtplay.engine.crowd_slice import CROWD_DEFAULTS, SliceConfig, StartGate, make_clients
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
@@ -159,3 +160,11 @@ async def test_the_start_gate_lets_a_client_in_only_when_a_first_attempt_ends() 
     finally:
         third.cancel()
         fourth.cancel()
+
+
+def test_crowd_ws_clients_wait_longer_for_a_handshake_unless_the_run_says() -> None:
+    endpoints = Endpoints("http://127.0.0.1:1")
+    default = make_clients(SliceConfig("ws", 1, 0, 0, None, endpoints), CrowdRecorder(1).emit_for)
+    chosen = make_clients(SliceConfig("ws", 1, 0, 0, None, endpoints, {"open_timeout": 3.0}), CrowdRecorder(1).emit_for)
+    assert [c.open_timeout for c in default + chosen] == [CROWD_DEFAULTS["ws"]["open_timeout"], 3.0]
+    assert CROWD_DEFAULTS["ws"]["open_timeout"] > OPEN_TIMEOUT_S  # the pane's client keeps its own
