@@ -21,7 +21,8 @@ from rtplay.protocol.messages import PONG, number_of
 CLOSE_TIMEOUT_S = 1.0
 
 #: Opening handshake (TCP + HTTP upgrade). Loopback answers in milliseconds; a crowd of a
-#: thousand reconnecting at once can queue for a second or two at the server.
+#: thousand reconnecting at once can queue for a second or two at the server. The default of
+#: the ``open_timeout`` knob (crowd clients take longer, see rtplay.engine.crowd_slice).
 OPEN_TIMEOUT_S = 5.0
 
 #: Largest server→client frame accepted: an envelope is ~100 bytes.
@@ -44,11 +45,14 @@ class WebSocketClient(ReconnectingClient):
         *,
         ping_interval: float = DEFAULT_PING_INTERVAL_S,
         ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
+        open_timeout: float = OPEN_TIMEOUT_S,
         **kw: Any,
     ) -> None:
         super().__init__(base_url, emit, **kw)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        """How long the opening handshake (TCP + HTTP upgrade) may take."""
         self.rtt_ms: float | None = None
         """The last measured round-trip time."""
 
@@ -66,7 +70,7 @@ class WebSocketClient(ReconnectingClient):
     async def attempt(self) -> str:
         self.check_online()
         async with connect(
-            self.url, ping_interval=None, open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S,
+            self.url, ping_interval=None, open_timeout=self.open_timeout, close_timeout=CLOSE_TIMEOUT_S,
             max_size=MAX_FRAME_BYTES, proxy=None,
         ) as ws:
             self._connected(f"since={self.cursor}")

@@ -40,9 +40,10 @@ class FactoryTCPSite(web.TCPSite):
     own server (a callable protocol factory): the wrapper sees every accepted connection."""
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, wrap: Callable[[web.Server], ProtocolFactory]
+        self, runner: web.BaseRunner, host: str, port: int, wrap: Callable[[web.Server], ProtocolFactory],
+        backlog: int = 128,
     ) -> None:
-        super().__init__(runner, host, port, reuse_address=True)
+        super().__init__(runner, host, port, reuse_address=True, backlog=backlog)
         self._wrap = wrap
 
     async def start(self) -> None:

@@ -4,7 +4,9 @@
 its ``async`` methods run on that worker's own event loop, so the clients are the very
 adapters the playground runs, on the same core, unchanged. Each client draws its jitter from
 its own RNG seeded ``seed + index``, so a crowd run is repeatable decision by decision.
-Crowd clients have no client-side ``offline`` fault (server-side faults reach them).
+Crowd clients have no client-side ``offline`` fault (server-side faults reach them). They
+start at the ramp's pace with at most :data:`MAX_STARTING` first connects in flight
+(:class:`StartGate`), so a crowd of thousands connects as fast as the server takes it.
 
 The session pulls :meth:`CrowdSlice.drain` every :data:`SNAPSHOT_S`; :meth:`CrowdSlice.stop`
 ends the clients and answers the slice's final delivery figures.
@@ -16,14 +18,17 @@ import asyncio
 import contextlib
 import random
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtplay.clients import CLIENTS, Endpoints
-from rtplay.clients.base import Client
-from rtplay.clients.core import run_guarded
+from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
+from rtplay.clients.base import Client, Emit
+from rtplay.clients.core import ReconnectingClient, run_guarded
 from rtplay.model.crowd import CrowdRecorder, final_figures
+from rtplay.model.events import Connected, Disconnected, Event, Failed
 from rtplay.model.retry_spec import parse_policy
+from rtplay.runtime.process import raise_open_files_limit, resident_kb
 
 #: How often the session pulls a slice's snapshot: 5 Hz is smooth enough for a live pane and,
 #: at 1,000 clients per worker, a few kilobytes per pull.
@@ -33,6 +38,21 @@ SNAPSHOT_S = 0.2
 #: first connects are set-up, not the experiment, and a server handed 1,000 handshakes at once
 #: times half of them out (however many workers hand them).
 RAMP_PER_S = 500.0
+
+#: First connections a slice has in flight at once. The crowd's set-up then goes as fast as
+#: the server completes handshakes and never faster: 10,000 clients let loose at the ramp's
+#: pace on a busy machine overflowed the server's accept queue (``net.core.somaxconn``, 4096
+#: by default); a SYN dropped there is sent again 1 s, then 3 s later, past the handshake
+#: timeout, and each handshake timed out is server work thrown away and one more retry. Fifty
+#: per slice keep the server busy (a handshake costs it about a millisecond) and its queue short.
+MAX_STARTING = 50
+
+#: Client knobs a crowd's clients take unless the run sets them. A WebSocket crowd of 10,000
+#: reconnecting at once queues at the server for longer than the pane client's 5 s handshake
+#: timeout; a client that gives up throws away the server's work on its handshake and comes
+#: back with the next wave. 20 s is Socket.IO's connect timeout (a browser's WebSocket has
+#: none of its own).
+CROWD_DEFAULTS: dict[str, dict[str, float]] = {"ws": {"open_timeout": 20.0}}
 
 #: How long stopping may take: every client task is cancelled, then its sockets close.
 STOP_TIMEOUT_S = 10.0
@@ -58,43 +78,54 @@ class SliceConfig:
     """This slice's share of :data:`RAMP_PER_S`."""
 
 
-def raise_fd_limit(needed: int) -> int:
-    """Raise the soft open-files limit towards the hard one (a crowd needs a socket each);
-    returns the limit now, which may be below ``needed``."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-        return want
-    return soft
-
-
-def resident_kb() -> float:
-    """This process's resident memory now (Linux /proc; 0 where there is none)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * resource.getpagesize() / 1024
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def process_figures() -> dict[str, float]:
     """This worker process's CPU seconds so far and resident memory (MB) now."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "rss_mb": round(resident_kb() / 1024, 1)}
 
 
-def make_clients(config: SliceConfig, recorder: CrowdRecorder) -> list[Client]:
-    """The slice's clients, each with its own seeded RNG and the crowd's policy."""
+class StartGate:
+    """At most ``limit`` clients making their first connection at once (the crowd's set-up).
+
+    A client holds a place from its first attempt until that attempt ends (open, refused or
+    failed: :meth:`on_event` sees it); its later attempts, the run's reconnects, never wait here.
+    """
+
+    def __init__(self, limit: int = MAX_STARTING) -> None:
+        self._places = asyncio.Semaphore(limit)
+        self._holders: set[int] = set()
+
+    async def enter(self, index: int) -> None:
+        """Until client ``index`` may make its first attempt."""
+        await self._places.acquire()
+        self._holders.add(index)
+
+    def on_event(self, index: int, event: Event) -> None:
+        """Client ``index``'s event: the end of its first attempt gives its place back."""
+        if index in self._holders and isinstance(event, Connected | Disconnected | Failed):
+            self._holders.discard(index)
+            self._places.release()
+
+
+def make_clients(config: SliceConfig, emit_for: Callable[[int], Emit]) -> list[Client]:
+    """The slice's clients, each with its own seeded RNG and the crowd's policy.
+
+    Only a reconnecting client takes a policy, an RNG and quiet pings; a poll client polls on
+    its fixed interval and takes none of them (a policy asked of it is an error).
+    """
+    reconnects = issubclass(CLIENT_CLASSES[config.transport], ReconnectingClient)
+    if config.policy and not reconnects:
+        raise ValueError(f"{config.transport} clients take no retry policy (got {config.policy!r})")
     spec = parse_policy(config.policy) if config.policy else None
     clients = []
     for i in range(config.count):
-        options: dict[str, Any] = dict(config.options)
-        options["rng"] = random.Random(config.seed + config.first + i)
-        options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
+        options: dict[str, Any] = CROWD_DEFAULTS.get(config.transport, {}) | config.options
+        if reconnects:
+            options["rng"] = random.Random(config.seed + config.first + i)
+            options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
         if spec is not None:
             options["retry"] = spec
-        clients.append(CLIENTS[config.transport](config.endpoints, recorder.emit_for(i), options))
+        clients.append(CLIENTS[config.transport](config.endpoints, emit_for(i), options))
     return clients
 
 
@@ -107,15 +138,31 @@ class CrowdSlice:
         self.recorder = CrowdRecorder(config.count)
         self.clients: list[Client] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self.gate: StartGate | None = None
+
+    def _emit_for(self, index: int) -> Emit:
+        def emit(event: Event) -> None:
+            if self.gate is not None:
+                self.gate.on_event(index, event)
+            self.recorder.on_event(index, event)
+
+        return emit
+
+    async def _run(self, index: int, client: Client, gate: StartGate) -> None:
+        await asyncio.sleep(index / self.config.ramp_per_s)  # the ramp, then a place at the gate
+        await gate.enter(index)
+        await run_guarded(client)
 
     async def start(self) -> dict[str, Any]:
-        """Start the clients (they ramp up at ``config.ramp_per_s``); this process's figures."""
-        limit = raise_fd_limit(self.config.count * FDS_PER_CLIENT + 256)
+        """Start the clients (they ramp up at ``config.ramp_per_s``, at most :data:`MAX_STARTING`
+        connecting at once); this process's figures."""
+        limit = raise_open_files_limit(self.config.count * FDS_PER_CLIENT + 256)
         if limit < self.config.count * FDS_PER_CLIENT:
             raise OSError(f"open-files limit {limit} is below the {self.config.count * FDS_PER_CLIENT} a slice needs")
-        self.clients = make_clients(self.config, self.recorder)
+        self.clients = make_clients(self.config, self._emit_for)
+        self.gate = gate = StartGate()
         self.tasks = [
-            asyncio.create_task(run_guarded(c, i / self.config.ramp_per_s), name=f"crowd-{self.config.transport}-{i}")
+            asyncio.create_task(self._run(i, c, gate), name=f"crowd-{self.config.transport}-{i}")
             for i, c in enumerate(self.clients)
         ]
         return process_figures()

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 #: the descriptor accept() itself needs before a shed connection gives its own back.
 FD_RESERVE = 256
 
+#: Connections the kernel may hold accepted but not yet taken by the server (listen(2)'s
+#: backlog; Linux clamps it to ``net.core.somaxconn``, 4096 by default since 5.4). aiohttp's
+#: 128 overflowed under a crowd's connect storm: each SYN dropped at a full queue is sent again
+#: 1 s, then 3 s later, past the client's handshake timeout, and thousands of clients stayed
+#: "connecting" while the server sat idle between bursts.
+LISTEN_BACKLOG = 8192
+
 #: The smallest cap: a tiny ``ulimit -n`` still leaves room for a playground's clients.
 MIN_CONNECTIONS = 64
 
@@ -87,7 +94,7 @@ class ConnectionCap:
 
     def site(self, runner: web.BaseRunner, host: str, port: int) -> FactoryTCPSite:
         """A TCP site of ``runner`` whose connections count against this cap."""
-        return FactoryTCPSite(runner, host, port, self._factory)
+        return FactoryTCPSite(runner, host, port, self._factory, LISTEN_BACKLOG)
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()

@@ -6,6 +6,10 @@ import asyncio
 
 import pytest
 
+from rtplay.clients import Endpoints
+from rtplay.clients.poll import PollClient
+from rtplay.clients.ws import OPEN_TIMEOUT_S
+from rtplay.engine.crowd_slice import CROWD_DEFAULTS, SliceConfig, StartGate, make_clients
 from rtplay.engine.session import Session, SessionConfig
 from rtplay.model.crowd import CrowdRecorder, CrowdStats, final_figures, merge_finals, percentile
 from rtplay.model.events import Connected, Connecting, Disconnected, RetryScheduled
@@ -106,3 +110,62 @@ async def test_a_real_crowd_reconnects_after_a_drop_and_loses_nothing() -> None:
     assert entry["total_attempts"] >= 20 and entry["time_to_all_reconnected_s"] < 2 + lag, (entry, lag)
     assert entry["policy"] == "exp full 0.2s×2≤0.4s"
     assert report["server_load"]["peak_concurrent"] >= 21
+
+
+async def test_a_poll_crowd_connects_and_receives_every_message() -> None:
+    config = SessionConfig(
+        transports=["poll"], server=ServerOptions(rate=20), crowd=10, crowd_workers=1,
+        client_options={"poll": {"interval": 0.2}},
+    )
+    async with Session(config) as session:
+        crowd = session.crowds["poll"]
+        assert [s.state for s in crowd.slices] == ["running"]
+        async with asyncio.timeout(10):
+            while crowd.stats.states()["open"] < 10 or session.published < 10:
+                await asyncio.sleep(0.05)
+        assert await session.settle(10)
+        await session.finish_crowds()
+        report = session.report()
+    entry = report["transports"]["poll"]["crowd"]
+    assert entry["clients"] == 10 and entry["lost_total"] == 0 and entry["pending_total"] == 0
+    assert entry["delivered_min"] == report["published"] >= 10
+    assert entry["states"]["open"] == 10
+
+
+def test_poll_crowd_clients_take_their_interval_and_no_retry_policy() -> None:
+    endpoints = Endpoints("http://127.0.0.1:1")
+    clients = make_clients(SliceConfig("poll", 3, 0, 0, None, endpoints, {"interval": 0.5}), CrowdRecorder(3).emit_for)
+    assert [type(c) for c in clients] == [PollClient] * 3 and all(c.interval == 0.5 for c in clients)
+    with pytest.raises(ValueError, match="poll clients take no retry policy"):
+        make_clients(SliceConfig("poll", 3, 0, 0, "fixed:1", endpoints), CrowdRecorder(3).emit_for)
+
+
+async def test_the_start_gate_lets_a_client_in_only_when_a_first_attempt_ends() -> None:
+    gate = StartGate(2)
+    await gate.enter(0)
+    await gate.enter(1)
+    third, fourth = asyncio.create_task(gate.enter(2)), asyncio.create_task(gate.enter(3))
+    try:
+        await asyncio.sleep(0)
+        gate.on_event(0, Connecting("ws", 0.0, 1))  # still connecting: no place given back
+        gate.on_event(5, Disconnected("ws", 0.0, "refused"))  # a client that holds no place
+        await asyncio.sleep(0)
+        assert not third.done()
+        gate.on_event(0, Connected("ws", 0.1))  # client 0 is open: its place goes to client 2
+        await asyncio.wait_for(third, 1)
+        gate.on_event(0, Disconnected("ws", 1.0, "lost"))  # its later attempts hold no place
+        await asyncio.sleep(0)
+        assert not fourth.done()
+        gate.on_event(1, Disconnected("ws", 0.2, "refused"))  # a first attempt refused ends too
+        await asyncio.wait_for(fourth, 1)
+    finally:
+        third.cancel()
+        fourth.cancel()
+
+
+def test_crowd_ws_clients_wait_longer_for_a_handshake_unless_the_run_says() -> None:
+    endpoints = Endpoints("http://127.0.0.1:1")
+    default = make_clients(SliceConfig("ws", 1, 0, 0, None, endpoints), CrowdRecorder(1).emit_for)
+    chosen = make_clients(SliceConfig("ws", 1, 0, 0, None, endpoints, {"open_timeout": 3.0}), CrowdRecorder(1).emit_for)
+    assert [c.open_timeout for c in default + chosen] == [CROWD_DEFAULTS["ws"]["open_timeout"], 3.0]
+    assert CROWD_DEFAULTS["ws"]["open_timeout"] > OPEN_TIMEOUT_S  # the pane's client keeps its own

@@ -1,8 +1,10 @@
-"""This process's resident memory, as the server and crowd workers report it."""
+"""This process's figures and limits: resident memory (as the server and crowd workers report
+it), the open-files limit and freed heap handed back."""
 
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 
 import pytest
@@ -56,3 +58,25 @@ def test_freed_heap_in_the_middle_comes_back_when_released() -> None:
     assert release_free_memory()
     assert freed - resident_kb() > count // 2 * size / 1024 / 2  # at least half of what was freed
     assert len(keepers) == count // 2
+
+
+RAISE_FROM_256 = """
+import resource
+from rtplay.runtime.process import raise_open_files_limit
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+print(raise_open_files_limit(300), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print(raise_open_files_limit(100), raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)
+"""
+
+
+def test_the_open_files_limit_is_raised_as_far_as_asked_and_by_default_to_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 1024:
+        pytest.skip(f"a hard open-files limit of {hard}: nothing to raise to")
+    # In a child process: this one's limit is not the test's to change.
+    answer = subprocess.run([sys.executable, "-c", RAISE_FROM_256], capture_output=True, text=True, check=True)
+    first, second = (line.split() for line in answer.stdout.splitlines())
+    assert first == ["300", "300"]  # only as far as asked
+    never_lowered, to_hard, now, hard_seen = second
+    assert never_lowered == "300" and to_hard == now == hard_seen  # never lowered; then all the way
