@@ -64,7 +64,9 @@ IDLE_SOCKETS = 10_000
 HOLD_S = 15.0
 """How long the socket probes hold on: longer than the server's 10 s header/idle timeout."""
 PHASE_S = 3.0
-"""Length of the before and after phases."""
+"""Length of the before phase."""
+AFTER_S = 6.0
+"""Length of the after phase: the server gives memory back about a second after a burst ends."""
 SERVER_FD_LIMIT = 8192
 """The server's descriptor limit in this benchmark: fd_exhaustion opens more sockets than it."""
 FD_SOCKETS = 9000
@@ -356,7 +358,12 @@ class Phase:
         return f"{p50:7.1f} / {p99:7.1f}"
 
     def rss(self) -> str:
+        """The phase's highest RSS."""
         return f"{max(self.rss_mb):5.0f}" if self.rss_mb else "    -"
+
+    def final_rss(self) -> str:
+        """The RSS at the end of the phase (what memory came back)."""
+        return f"{self.rss_mb[-1]:5.0f}" if self.rss_mb else "    -"
 
 
 def rss_mb(pid: int) -> float:
@@ -413,9 +420,9 @@ async def run_probe(
     outcome_task = asyncio.ensure_future(child.communicate())
     during = await sample(server.pid, healthy, outcome_task)
     outcome = (await outcome_task)[0].decode().strip() or f"attacker exited {child.returncode}"
-    after = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
+    after = await sample(server.pid, healthy, time.monotonic() + AFTER_S)
     load += "-" + load_average()
-    return [name, load, before.rss(), during.rss(), after.rss(), before.cell(), during.cell(), after.cell(), outcome]
+    return [name, load, before.rss(), during.rss(), after.final_rss(), before.cell(), during.cell(), after.cell(), outcome]
 
 
 def start_server(rate: float, fd_limit: int) -> tuple[subprocess.Popen[str], tuple[int, int, int]]:
@@ -456,7 +463,8 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.gather(healthy.task, return_exceptions=True)
         server.terminate()
         server.wait(10)
-    print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (max of the phase); healthy WS client latency ms p50 / p99")
+    print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (before, during: the phase's max; after: at its end,"
+          f" {AFTER_S:g} s after the attackers left); healthy WS client latency ms p50 / p99; load: 1-min load average")
     head = ["probe", "load", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
     widths = [15, 9, 7, 6, 5, 17, 17, 17, 0]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))

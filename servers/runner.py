@@ -29,10 +29,12 @@ from rtplay.protocol.control_events import (
 from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.protocol.options import ServerOptions
 from rtplay.runtime.health import LoopMonitor, SideHealth
+from rtplay.runtime.memory import MemoryReturn
 from rtplay.runtime.process import resident_kb
 from rtplay.runtime.serverlog import server_logger
 from servers.control import ControlListener
 from servers.core.cert import Certificate, generate_certificate
+from servers.core.connections import ConnectionRegistry
 from servers.core.context import HttpConfig, ServerContext
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
@@ -123,7 +125,10 @@ class Server:
         self.hub = Hub(self.config.replay_capacity, self.config.payload_size)
         self.broadcaster = Broadcaster(self.hub, self.config.queue_size)
         self.publisher = Publisher(self.broadcaster, self.config.rate)
-        self.ctx = ServerContext(self.broadcaster, faults or FaultState(), config=self.config.http)
+        self.memory = MemoryReturn()
+        """Gives the heap's freed pages back once a burst of connections has gone."""
+        registry = ConnectionRegistry(closed=self.memory.released)
+        self.ctx = ServerContext(self.broadcaster, faults or FaultState(), registry, config=self.config.http)
         self.http_port = self.config.http_port
         self.cert: Certificate = generate_certificate(names=cert_names(self.config.host))
         """Ephemeral ECDSA P-256, valid < 14 days: a browser can pin its SHA-256."""
@@ -132,7 +137,7 @@ class Server:
         self._webrtc_loaded: asyncio.Future[None] | None = None
         self.guard = ControlGuard(new_token(), require_token=not is_loopback(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
-        self.answers = answers.AnswerBudget()
+        self.answers = answers.AnswerBudget(done=self.memory.released)
         """Large /poll and /longpoll answers in flight (servers.http.answers)."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
@@ -289,6 +294,7 @@ class Server:
         if self._rtc is not None:
             await self._rtc.close_all()
         await self.control.stop()
+        self.memory.close()
 
     async def start_http(self) -> None:
         if self._http is not None:
