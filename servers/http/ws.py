@@ -14,7 +14,7 @@ from servers.core.context import ServerContext, Throttle, wait_unstalled
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
 from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
-from servers.http.streams import EnvelopeStream, relay
+from servers.http.streams import EnvelopeStream, SharedFrame, relay
 from servers.http.ws_heartbeat import keep_alive
 from servers.http.wsguard import GuardedStream, masked_frames_only, text_frames
 
@@ -111,6 +111,9 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             return
 
 
+#: The newest envelope as one text frame, for every sink.
+WS_FRAME = SharedFrame(lambda env: text_frames([env.json]))
+
 #: RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the close code.
 REASON_BYTES = 123
 
@@ -133,6 +136,8 @@ class _WsStream(EnvelopeStream):
     """One WebSocket's writing side: the envelopes of a batch as text frames in one write,
     straight to the transport (through the guard, which follows its flow control)."""
 
+    __slots__ = ("socket", "guarded")
+
     transport = "ws"
 
     def __init__(
@@ -141,6 +146,15 @@ class _WsStream(EnvelopeStream):
         super().__init__(ctx, sub, throttle)
         self.socket = socket
         self.guarded = guarded
+
+    def sink(self, envelope: Envelope) -> bool:
+        """The text frame straight to the transport, unless the peer holds writes up."""
+        guarded = self.guarded
+        if self.socket.closed or guarded.paused or guarded.transport.is_closing() or self.shaped():
+            return False
+        guarded.write(WS_FRAME(envelope))
+        self.last = envelope.seq
+        return True
 
     def encode(self, group: list[Envelope]) -> bytes:
         return text_frames([env.json for env in group])

@@ -1,0 +1,76 @@
+"""Item 13: an idle subscriber costs no task wake-up per message: the publisher writes the
+envelope to every idle SSE and WebSocket connection itself, encoded once for all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from servers.runner import Server, ServerConfig
+from tests.conftest import wait_until
+from tests.hostile.conftest import HOST
+
+SUBSCRIBERS = 40  # per transport
+
+WS_UPGRADE = (
+    "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    server = Server(ServerConfig(rate=0))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _subscriber(port: int, request: str) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (HOST, port))
+    await loop.sock_sendall(sock, request.format(host=HOST).encode())
+    return sock
+
+
+async def _read_until(sock: socket.socket, marker: bytes) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while marker not in data:
+        chunk = await loop.sock_recv(sock, 65536)
+        assert chunk, "the server closed the stream"
+        data += chunk
+    return data
+
+
+async def test_a_publish_reaches_every_idle_subscribers_socket_before_the_loop_runs_again(server: Server) -> None:
+    port = server.http_port
+    sse = [await _subscriber(port, "GET /sse HTTP/1.1\r\nHost: {host}\r\n\r\n") for _ in range(SUBSCRIBERS)]
+    ws = [await _subscriber(port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+    socks = sse + ws
+    try:
+        await wait_until(lambda: server.broadcaster.subscriber_count == 2 * SUBSCRIBERS, 10, "every subscription")
+        server.broadcaster.publish()  # a first envelope: every stream is then live and waiting
+        for sock in socks:
+            await _read_until(sock, b'"seq":1,')
+        await asyncio.sleep(0)  # the streams' tasks (if any woke) go back to waiting
+
+        server.broadcaster.publish()
+        # The event loop does not run from here on: whatever arrives was written by publish().
+        for sock in socks:
+            sock.setblocking(True)
+            sock.settimeout(2.0)
+            data = b""
+            while b'"seq":2,' not in data:
+                data += sock.recv(65536)
+        assert server.broadcaster.subscriber_count == 2 * SUBSCRIBERS
+    finally:
+        for sock in socks:
+            sock.close()
