@@ -4,16 +4,18 @@ envelope to every idle SSE and WebSocket connection itself, encoded once for all
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.web_protocol import RequestHandler
 
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST
 
-SUBSCRIBERS = 40  # per transport
+SUBSCRIBERS = 70  # per transport: together more than a burst that gives memory back
 
 WS_UPGRADE = (
     "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -74,3 +76,25 @@ async def test_a_publish_reaches_every_idle_subscribers_socket_before_the_loop_r
     finally:
         for sock in socks:
             sock.close()
+
+
+def _handlers() -> int:
+    return sum(isinstance(o, RequestHandler) for o in gc.get_objects())
+
+
+async def test_subscribers_that_left_are_forgotten_and_the_heap_trimmed(server: Server) -> None:
+    before = _handlers()
+    port = server.http_port
+    socks = [await _subscriber(port, "GET /sse HTTP/1.1\r\nHost: {host}\r\n\r\n") for _ in range(SUBSCRIBERS)]
+    socks += [await _subscriber(port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+    try:
+        await wait_until(lambda: server.broadcaster.subscriber_count == 2 * SUBSCRIBERS, 10, "every subscription")
+        assert _handlers() >= before + 2 * SUBSCRIBERS
+    finally:
+        for sock in socks:
+            sock.close()
+    await wait_until(lambda: server.ctx.registry.count("ws") == 0, 10, "the WebSockets' closes read")
+    server.broadcaster.publish()  # an SSE stream learns its peer left when it next writes
+    await wait_until(lambda: server.memory.trims >= 1, 10, "the memory given back after they left")
+    # Nothing keeps their connections' handlers (and what they hold) alive any more.
+    assert _handlers() <= before
