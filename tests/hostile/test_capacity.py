@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.web_protocol import RequestHandler
 
+from servers.core.context import HttpConfig
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST
@@ -98,3 +99,22 @@ async def test_subscribers_that_left_are_forgotten_and_the_heap_trimmed(server: 
     await wait_until(lambda: server.memory.trims >= 1, 10, "the memory given back after they left")
     # Nothing keeps their connections' handlers (and what they hold) alive any more.
     assert _handlers() <= before
+
+
+async def test_a_websocket_has_no_heartbeat_task_of_its_own() -> None:
+    server = Server(ServerConfig(rate=0, http=HttpConfig(ws_heartbeat_s=0.2)))
+    await server.start()
+    socks: list[socket.socket] = []
+    try:
+        before = len(asyncio.all_tasks())
+        socks = [await _subscriber(server.http_port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+        await wait_until(lambda: server.broadcaster.subscriber_count == SUBSCRIBERS, 10, "every subscription")
+        # aiohttp's two (the connection's and the request's) and the stream's sender; the
+        # heartbeats of all share one timer (each had a task of its own: four per connection).
+        assert len(asyncio.all_tasks()) - before <= 3 * SUBSCRIBERS
+        # ... and still drop peers that answer no ping (0.2 s heartbeat: within about 0.3 s).
+        await wait_until(lambda: server.ctx.registry.count("ws") == 0, 5, "the silent peers dropped")
+    finally:
+        for sock in socks:
+            sock.close()
+        await server.stop()
