@@ -305,19 +305,40 @@ async def slow_reader(http_port: int, count: int) -> str:
     return f"{closed}/{len(socks)} non-readers cut by the server"
 
 
+#: A client's unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat), masked as every
+#: client frame must be: the server hears life from the WebSocket subscribers, which would
+#: otherwise be dropped as dead peers by its heartbeat (10 s) long before the probe ends.
+CLIENT_PONG = bytes([0x8A, 0x80]) + b"\0\0\0\0"
+KEEPALIVE_S = 3.0
+
+
+def keep_alive(ws_socks: list[socket.socket]) -> None:
+    for sock in ws_socks:
+        try:
+            sock.send(CLIENT_PONG)
+        except OSError:
+            pass
+
+
 async def subscribers(http_port: int, count: int) -> str:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    socks = []
+    socks: list[socket.socket] = []
+    ws_socks: list[socket.socket] = []
     ws = (f"GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
     sse = f"GET /sse HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    start = time.monotonic()
+    start = last_alive = time.monotonic()
     try:
         for i in range(count):
             sock = tcp(http_port)
             sock.sendall(ws if i % 2 else sse)
             socks.append(sock)
+            if i % 2:
+                ws_socks.append(sock)
             if i % 200 == 199:
+                if time.monotonic() - last_alive > KEEPALIVE_S:
+                    keep_alive(ws_socks)
+                    last_alive = time.monotonic()
                 await asyncio.sleep(0)
     except OSError as exc:
         return f"opened {len(socks)}, then {exc.strerror}"
@@ -326,6 +347,9 @@ async def subscribers(http_port: int, count: int) -> str:
     while time.monotonic() < end:  # read what comes, so nobody is a slow consumer
         for sock in socks:
             closed_by_server(sock)
+        if time.monotonic() - last_alive > KEEPALIVE_S:
+            keep_alive(ws_socks)
+            last_alive = time.monotonic()
         await asyncio.sleep(0.5)
     closed = sum(map(closed_by_server, socks))
     for sock in socks:
