@@ -20,10 +20,15 @@ and time:
 - cont_flood      WebSocket connections sending empty continuation frames as fast as they can
 - rtc_half_open   WebRTC offers never finished, 19 a second, while a client offers once a second
 - slow_reader     clients asking /poll?since=0 (the whole buffer) and never reading
-- subscribers     3,000 SSE + 3,000 WebSocket subscribers that sit on their streams
-                  (run it at ``--rate 1``, as the capacity target says)
+                  (``--slow-readers N``, default 300; the issue's figure is 1,000)
+- subscribers     SSE and WebSocket subscribers, half each, that sit on their streams
+                  (``--subscribers N``, default 6,000; run it at ``--rate 1``, as the
+                  capacity target says; the server's descriptor limit grows to fit N)
 - wt_hoard        40 QUIC connections x 8 WebTransport sessions that never grant flow-control
                   credit (benchmarks/wt_hoard.py), held HOLD_S, then closed
+
+Each row also gives the 1-minute load average at the start and the end of the probe: the
+machine is shared, and a latency figure means little without it.
 """
 
 from __future__ import annotations
@@ -61,10 +66,14 @@ IDLE_SOCKETS = 10_000
 HOLD_S = 15.0
 """How long the socket probes hold on: longer than the server's 10 s header/idle timeout."""
 PHASE_S = 3.0
-"""Length of the before and after phases."""
+"""Length of the before phase."""
+AFTER_S = 6.0
+"""Length of the after phase: the server gives memory back about a second after a burst ends."""
 SERVER_FD_LIMIT = 8192
 """The server's descriptor limit in this benchmark: fd_exhaustion opens more sockets than it."""
 FD_SOCKETS = 9000
+SUBSCRIBER_FD_SPARE = 2048
+"""Descriptors the server gets beyond ``--subscribers`` (its cap keeps 256 of them in reserve)."""
 FD_HEADS = 300
 CONT_FLOOD_CONNECTIONS = 4
 HALF_OPEN_PER_S = 19
@@ -284,9 +293,10 @@ async def rtc_half_open(http_port: int) -> str:
     return f"a client offering once a second got 503 on {refused} of {tried} tries"
 
 
-async def slow_reader(http_port: int) -> str:
+async def slow_reader(http_port: int, count: int) -> str:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     socks = []
-    for _ in range(SLOW_READERS):
+    for _ in range(count):
         sock = tcp(http_port, rcvbuf=4096)
         sock.sendall(f"GET /poll?since=0 HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
         socks.append(sock)
@@ -297,19 +307,40 @@ async def slow_reader(http_port: int) -> str:
     return f"{closed}/{len(socks)} non-readers cut by the server"
 
 
-async def subscribers(http_port: int) -> str:
+#: A client's unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat), masked as every
+#: client frame must be: the server hears life from the WebSocket subscribers, which would
+#: otherwise be dropped as dead peers by its heartbeat (10 s) long before the probe ends.
+CLIENT_PONG = bytes([0x8A, 0x80]) + b"\0\0\0\0"
+KEEPALIVE_S = 3.0
+
+
+def keep_alive(ws_socks: list[socket.socket]) -> None:
+    for sock in ws_socks:
+        try:
+            sock.send(CLIENT_PONG)
+        except OSError:
+            pass
+
+
+async def subscribers(http_port: int, count: int) -> str:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    socks = []
+    socks: list[socket.socket] = []
+    ws_socks: list[socket.socket] = []
     ws = (f"GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
     sse = f"GET /sse HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    start = time.monotonic()
+    start = last_alive = time.monotonic()
     try:
-        for i in range(SUBSCRIBERS):
+        for i in range(count):
             sock = tcp(http_port)
             sock.sendall(ws if i % 2 else sse)
             socks.append(sock)
+            if i % 2:
+                ws_socks.append(sock)
             if i % 200 == 199:
+                if time.monotonic() - last_alive > KEEPALIVE_S:
+                    keep_alive(ws_socks)
+                    last_alive = time.monotonic()
                 await asyncio.sleep(0)
     except OSError as exc:
         return f"opened {len(socks)}, then {exc.strerror}"
@@ -318,6 +349,9 @@ async def subscribers(http_port: int) -> str:
     while time.monotonic() < end:  # read what comes, so nobody is a slow consumer
         for sock in socks:
             closed_by_server(sock)
+        if time.monotonic() - last_alive > KEEPALIVE_S:
+            keep_alive(ws_socks)
+            last_alive = time.monotonic()
         await asyncio.sleep(0.5)
     closed = sum(map(closed_by_server, socks))
     for sock in socks:
@@ -331,12 +365,12 @@ async def wt_hoard(quic_port: int) -> str:
     return await hoard(quic_port, HOLD_S)
 
 
-def attack(name: str, http_port: int, quic_port: int, control_port: int) -> None:
+def attack(name: str, http_port: int, quic_port: int, control_port: int, count: int) -> None:
     probe = {"quic_flood": lambda: quic_flood(quic_port), "slowloris": lambda: slowloris(http_port),
              "slow_consumers": lambda: slow_consumers(http_port), "burst": lambda: burst(http_port),
              "idle": lambda: idle(http_port), "fd_exhaustion": lambda: fd_exhaustion(http_port, control_port),
              "cont_flood": lambda: cont_flood(http_port), "rtc_half_open": lambda: rtc_half_open(http_port),
-             "slow_reader": lambda: slow_reader(http_port), "subscribers": lambda: subscribers(http_port),
+             "slow_reader": lambda: slow_reader(http_port, count), "subscribers": lambda: subscribers(http_port, count),
              "wt_hoard": lambda: wt_hoard(quic_port)}[name]
     print(asyncio.run(probe()), flush=True)
 
@@ -357,7 +391,12 @@ class Phase:
         return f"{p50:7.1f} / {p99:7.1f}"
 
     def rss(self) -> str:
+        """The phase's highest RSS."""
         return f"{max(self.rss_mb):5.0f}" if self.rss_mb else "    -"
+
+    def final_rss(self) -> str:
+        """The RSS at the end of the phase (what memory came back)."""
+        return f"{self.rss_mb[-1]:5.0f}" if self.rss_mb else "    -"
 
 
 def rss_mb(pid: int) -> float:
@@ -398,24 +437,32 @@ async def sample(pid: int, healthy: Healthy, until: asyncio.Future[object] | flo
     return phase
 
 
-async def run_probe(name: str, server: subprocess.Popen[str], ports: tuple[int, int, int], healthy: Healthy) -> list[str]:
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+async def run_probe(
+    name: str, server: subprocess.Popen[str], ports: tuple[int, int, int], healthy: Healthy, count: int
+) -> list[str]:
+    load = load_average()
     before = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
     child = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--attack", name, "--http-port", str(ports[0]), "--quic-port", str(ports[1]),
-        "--control-port", str(ports[2]), stdout=asyncio.subprocess.PIPE,
+        "--control-port", str(ports[2]), "--count", str(count), stdout=asyncio.subprocess.PIPE,
     )
     outcome_task = asyncio.ensure_future(child.communicate())
     during = await sample(server.pid, healthy, outcome_task)
     outcome = (await outcome_task)[0].decode().strip() or f"attacker exited {child.returncode}"
-    after = await sample(server.pid, healthy, time.monotonic() + PHASE_S)
-    return [name, before.rss(), during.rss(), after.rss(), before.cell(), during.cell(), after.cell(), outcome]
+    after = await sample(server.pid, healthy, time.monotonic() + AFTER_S)
+    load += "-" + load_average()
+    return [name, load, before.rss(), during.rss(), after.final_rss(), before.cell(), during.cell(), after.cell(), outcome]
 
 
-def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int, int]]:
+def start_server(rate: float, fd_limit: int) -> tuple[subprocess.Popen[str], tuple[int, int, int]]:
     server = subprocess.Popen(
         [sys.executable, "-m", "rtplay.cli.main", "serve", "--rate", str(rate)], stdout=subprocess.PIPE, text=True,
     )
-    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (SERVER_FD_LIMIT, SERVER_FD_LIMIT))
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
     assert server.stdout is not None
     http_port = quic_port = control_port = 0
     for line in server.stdout:
@@ -431,23 +478,28 @@ def start_server(rate: float) -> tuple[subprocess.Popen[str], tuple[int, int, in
 
 
 async def main(args: argparse.Namespace) -> None:
-    server, ports = start_server(args.rate)
+    fd_limit = SERVER_FD_LIMIT
+    if "subscribers" in args.probes:
+        fd_limit = max(fd_limit, args.subscribers + SUBSCRIBER_FD_SPARE)
+    server, ports = start_server(args.rate, fd_limit)
+    counts = {"subscribers": args.subscribers, "slow_reader": args.slow_readers}
     healthy = Healthy(f"ws://{HOST}:{ports[0]}/ws")
     healthy.task = asyncio.create_task(healthy.run())
     rows = []
     try:
-        await asyncio.sleep(12 if "burst" in args.probes else 1)  # burst: let the replay buffer fill
+        await asyncio.sleep(12 if {"burst", "slow_reader"} & set(args.probes) else 1)  # let the replay buffer fill
         for name in args.probes:
-            rows.append(await run_probe(name, server, ports, healthy))
+            rows.append(await run_probe(name, server, ports, healthy, counts.get(name, 0)))
             print(f"  {name}: {rows[-1][-1]}", file=sys.stderr, flush=True)
     finally:
         healthy.task.cancel()
         await asyncio.gather(healthy.task, return_exceptions=True)
         server.terminate()
         server.wait(10)
-    print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (max of the phase); healthy WS client latency ms p50 / p99")
-    head = ["probe", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
-    widths = [15, 7, 6, 5, 17, 17, 17, 0]
+    print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (before, during: the phase's max; after: at its end,"
+          f" {AFTER_S:g} s after the attackers left); healthy WS client latency ms p50 / p99; load: 1-min load average")
+    head = ["probe", "load", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
+    widths = [15, 9, 7, 6, 5, 17, 17, 17, 0]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
@@ -457,7 +509,10 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--probes", type=lambda s: s.split(","), default=list(PROBES))
     parser.add_argument("--rate", type=float, default=1000.0, help="publish rate (msg/s), default 1000")
+    parser.add_argument("--subscribers", type=int, default=SUBSCRIBERS, help=f"subscribers probe: how many (default {SUBSCRIBERS})")
+    parser.add_argument("--slow-readers", type=int, default=SLOW_READERS, help=f"slow_reader probe: how many (default {SLOW_READERS})")
     parser.add_argument("--attack", choices=PROBES, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quic-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--control-port", type=int, help=argparse.SUPPRESS)
@@ -467,6 +522,6 @@ def parse() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse()
     if arguments.attack:
-        attack(arguments.attack, arguments.http_port, arguments.quic_port, arguments.control_port)
+        attack(arguments.attack, arguments.http_port, arguments.quic_port, arguments.control_port, arguments.count)
     else:
         asyncio.run(main(arguments))

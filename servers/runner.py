@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -30,10 +31,12 @@ from rtplay.protocol.faults import ALL, ONE_SHOT, TRANSPORTS, Fault, Kind
 from rtplay.protocol.options import ServerOptions
 from rtplay.runtime.health import LoopMonitor, SideHealth
 from rtplay.runtime.loopback import is_loopback_host
+from rtplay.runtime.memory import MemoryReturn, malloc_trim
 from rtplay.runtime.process import resident_kb
 from rtplay.runtime.serverlog import server_logger
 from servers.control import ControlListener
 from servers.core.cert import Certificate, generate_certificate
+from servers.core.connections import ConnectionRegistry
 from servers.core.context import HttpConfig, ServerContext
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
@@ -124,16 +127,19 @@ class Server:
         self.hub = Hub(self.config.replay_capacity, self.config.payload_size)
         self.broadcaster = Broadcaster(self.hub, self.config.queue_size)
         self.publisher = Publisher(self.broadcaster, self.config.rate)
-        self.ctx = ServerContext(self.broadcaster, faults or FaultState(), config=self.config.http)
+        self.memory = MemoryReturn(trim=self._return_memory)
+        """Gives the heap's freed pages back once a burst of connections has gone."""
+        registry = ConnectionRegistry(closed=self.memory.released)
+        self.ctx = ServerContext(self.broadcaster, faults or FaultState(), registry, config=self.config.http)
         self.http_port = self.config.http_port
         self.cert: Certificate = generate_certificate(names=cert_names(self.config.host))
         """Ephemeral ECDSA P-256, valid < 14 days: a browser can pin its SHA-256."""
-        self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert)
+        self.quic = QuicListener(self.ctx, self.config.host, self.config.quic_port, self.cert, memory=self.memory)
         self._rtc: RtcManager | None = None
         self._webrtc_loaded: asyncio.Future[None] | None = None
         self.guard = ControlGuard(new_token(), require_token=not is_loopback_host(self.config.host))
         """Who may drive /control: loopback callers, plus the token when bound beyond loopback."""
-        self.answers = answers.AnswerBudget()
+        self.answers = answers.AnswerBudget(done=self.memory.released)
         """Large /poll and /longpoll answers in flight (servers.http.answers)."""
         self.browser_reports = browser_report.BrowserReports()
         """What the browser page's clients reported (``/browser/report``)."""
@@ -163,6 +169,15 @@ class Server:
         """This process's event-loop lag (the same loop as the clients' while they share one)."""
         self._listener_lock = asyncio.Lock()
         """Serializes stopping and starting listeners (an outage cleared at once, say)."""
+
+    def _return_memory(self) -> bool:
+        """After a burst of connections ended: let go of what still refers to them, collect
+        the cycles aiohttp leaves behind a closed WebSocket (its response keeps the closing
+        error, whose traceback holds the response: ~9 KB a connection, freed only by a full
+        collection), then trim the heap."""
+        self.connections.prune()
+        gc.collect()
+        return malloc_trim()
 
     @property
     def rtc(self) -> RtcManager:
@@ -290,6 +305,7 @@ class Server:
         if self._rtc is not None:
             await self._rtc.close_all()
         await self.control.stop()
+        self.memory.close()
 
     async def start_http(self) -> None:
         if self._http is not None:

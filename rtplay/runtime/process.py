@@ -1,11 +1,9 @@
 """Figures and limits of this process on both sides: resident memory (crowd workers, the
-server), the open-files limit their connections need, and freed heap handed back."""
+server) and the open-files limit their connections need."""
 
 from __future__ import annotations
 
-import ctypes
 import resource
-from collections.abc import Callable
 
 
 def resident_kb() -> float:
@@ -15,31 +13,6 @@ def resident_kb() -> float:
             return int(statm.read().split()[1]) * resource.getpagesize() / 1024
     except (OSError, IndexError, ValueError):
         return 0.0
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(None)  # the C library this process already uses
-    except OSError:
-        return None
-    return getattr(libc, "malloc_trim", None)  # glibc only (musl and others have none)
-
-
-def release_free_memory() -> bool:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim(0)``); False
-    where the C library cannot.
-
-    Python returns an arena of small objects once it is empty, but big buffers (bytearrays,
-    deques' blocks) come from glibc's heap, which keeps what is freed in its middle: after a
-    burst of connections has come and gone, resident memory stays at the burst's peak until
-    the heap is trimmed. A trim walks the heap (milliseconds): call it after such a burst,
-    not per connection.
-    """
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
 
 
 def raise_open_files_limit(needed: int | None = None) -> int:

@@ -18,9 +18,11 @@ Abort = Callable[[], None]
 class ConnectionRegistry:
     """Maps transport name → the abort callbacks of its live connections."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, closed: Callable[[], None] | None = None) -> None:
         self._live: dict[str, set[Abort]] = defaultdict(set)
         self.clock = clock
+        self._closed = closed
+        """Told of every connection that ends (the server gives memory back after a burst)."""
         self.load = LoadMeter()
         """Accepts per second, concurrent connections and loop lag (what a crowd does)."""
 
@@ -34,6 +36,8 @@ class ConnectionRegistry:
         finally:
             self._live[transport].discard(abort)
             self.load.closed(self.clock())
+            if self._closed is not None:
+                self._closed()
 
     def count(self, transport: str) -> int:
         return len(self._live.get(transport, ()))

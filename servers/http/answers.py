@@ -41,8 +41,10 @@ MAX_LARGE_ANSWERS = 64
 class AnswerBudget:
     """How many large answers may be in flight at once (one per server, across app restarts)."""
 
-    def __init__(self, limit: int = MAX_LARGE_ANSWERS) -> None:
+    def __init__(self, limit: int = MAX_LARGE_ANSWERS, done: Callable[[], None] | None = None) -> None:
         self.limit = limit
+        self._done = done
+        """Told of every large answer that ends (the server gives memory back after a burst)."""
         self._slots = asyncio.Semaphore(limit)
         self.cut = 0
         """Readers disconnected for taking no piece within the write timeout."""
@@ -52,6 +54,8 @@ class AnswerBudget:
 
     async def __aexit__(self, *exc: object) -> None:
         self._slots.release()
+        if self._done is not None:
+            self._done()
 
 
 ANSWERS: web.AppKey[AnswerBudget] = web.AppKey("rtplay-answers", AnswerBudget)
@@ -105,19 +109,31 @@ async def send_pieces(request: web.Request, backlog: Backlog, last: int, write_t
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ANSWER_SNDBUF_BYTES)
     async with budget:
-        await response.prepare(request)
-        for piece in batch_pieces(backlog, last):
-            try:
+        try:
+            await response.prepare(request)
+            for piece in batch_pieces(backlog, last):
                 async with asyncio.timeout(write_timeout_s):
                     await response.write(piece.encode())
-            except TimeoutError:
-                budget.cut += 1
-                log.info("%s: reader took no data for %g s; disconnecting", request.path, write_timeout_s)
-                if request.transport is not None:
-                    request.transport.abort()  # frees what the transport still holds for it
-                raise ConnectionResetError("slow reader disconnected") from None
-        await response.write_eof()
+            await response.write_eof()
+        except TimeoutError:
+            budget.cut += 1
+            log.info("%s: reader took no data for %g s; disconnecting", request.path, write_timeout_s)
+            _abort(request)  # frees what the transport still holds for it
+        except ConnectionError as exc:  # the reader left (aiohttp's ClientConnectionResetError included)
+            log.debug("%s: reader gone: %s", request.path, exc)
+            # aiohttp keeps this exception in its drain future, whose waiting frame the
+            # traceback holds: a cycle through this frame and its backlog. Drop the traceback.
+            exc.with_traceback(None)
+            _abort(request)
+    # Returned, not raised: an exception leaving the handler would tie this frame (and the
+    # backlog it holds, 10,000 envelopes) into a cycle with its traceback, which only a full
+    # garbage collection frees (rtplay.runtime.memory); aiohttp finishes a spent response quietly.
     return response
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def hook(budget: AnswerBudget) -> Callable[[web.Application], None]:

@@ -21,7 +21,7 @@ from servers.core.hub import Backlog
 from servers.http import answers
 from servers.http.common import CTX, MAX_REQUEST_BYTES, aborter, bad_request, closed_check, cursor_of
 from servers.http.sse import sse
-from servers.http.ws import ws
+from servers.http.ws import install_heartbeats, ws
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ def build_app(ctx: ServerContext) -> web.Application:
     """The app with the four HTTP transports' routes (other modules add theirs)."""
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[fault_middleware])
     app[CTX] = ctx
+    install_heartbeats(app, ctx)
     app.router.add_get("/poll", poll)
     app.router.add_get("/longpoll", longpoll)
     app.router.add_get("/sse", sse)

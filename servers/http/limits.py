@@ -122,6 +122,12 @@ class ConnectionCap:
     def _current(self) -> set[Any]:
         return {h for s in self._servers for h in s.connections}
 
+    def prune(self) -> None:
+        """Forget connections that have closed. Their handlers (and all they reference) stay
+        in memory while this cap remembers them: after 10,000 subscribers left, the 10,000
+        handlers kept ~40 MB until enough new connections came to prune on accept."""
+        self._prune(self._current())
+
     def _prune(self, current: set[Any]) -> None:
         self._shedding &= current
         self._opened = {h: t for h, t in self._opened.items() if h in current}

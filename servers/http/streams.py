@@ -9,6 +9,7 @@ a write is a syscall, and the publisher hands over a burst per wake-up.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.protocol.faults import Kind
@@ -19,8 +20,31 @@ from servers.core.pubsub import Subscription
 from servers.http.common import SlowConsumer
 
 
+class SharedFrame:
+    """The newest envelope in one framing, encoded once and shared by every subscriber.
+
+    The publisher hands one envelope to thousands of connections in a row: the first sink to
+    ask encodes it, the others get the same bytes (by the envelope's identity, so two servers
+    in one process never mix)."""
+
+    __slots__ = ("_encode", "_envelope", "_data")
+
+    def __init__(self, encode: Callable[[Envelope], bytes]) -> None:
+        self._encode = encode
+        self._envelope: Envelope | None = None
+        self._data = b""
+
+    def __call__(self, envelope: Envelope) -> bytes:
+        if envelope is not self._envelope:
+            self._data = self._encode(envelope)
+            self._envelope = envelope
+        return self._data
+
+
 class EnvelopeStream:
     """One streaming connection's writing side (subclassed per transport)."""
+
+    __slots__ = ("ctx", "sub", "throttle", "last")
 
     transport = "?"
 
@@ -28,6 +52,20 @@ class EnvelopeStream:
         self.ctx = ctx
         self.sub = sub
         self.throttle = throttle
+        self.last = 0
+        """The seq of the newest envelope written."""
+
+    def shaped(self) -> bool:
+        """Does a fault shape this transport's stream (each envelope held or paced)?"""
+        faults, name = self.ctx.faults, self.transport
+        if faults.none_active():
+            return False
+        return faults.has(Kind.DELAY, name) or faults.stalled(name) or bool(faults.throttle_for(name))
+
+    def sink(self, envelope: Envelope) -> bool:
+        """Write ``envelope`` now, from the publisher, if nothing needs the stream's task (see
+        :class:`~servers.core.pubsub.Subscription`); False to have it queued."""
+        return False
 
     def encode(self, group: list[Envelope]) -> bytes:
         """``group`` in the transport's framing."""
@@ -71,20 +109,22 @@ async def replay(stream: EnvelopeStream, backlog: Backlog, cursor: int) -> int:
 
 async def relay(stream: EnvelopeStream, backlog: Backlog, cursor: int, idle_s: float | None = None) -> None:
     """:func:`replay` ``backlog``, then stream live envelopes until the subscription is closed
-    (``idle_s`` without one calls :meth:`EnvelopeStream.idle`). Raises :class:`SlowConsumer`
+    (``idle_s`` without one, queued or written by the sink, calls :meth:`EnvelopeStream.idle`). Raises :class:`SlowConsumer`
     when the subscription was cut for it."""
-    last = await replay(stream, backlog, cursor)
+    stream.last = await replay(stream, backlog, cursor)
     sub = stream.sub
     while True:
-        env = await sub.get(timeout=idle_s)
+        direct = sub.direct
+        env = await sub.get(timeout=idle_s, sink=stream.sink)
         if env is None:
             if sub.closed.is_set():
                 if sub.reason == SLOW_CONSUMER:
                     raise SlowConsumer(sub.reason)
                 return
-            await stream.idle()
+            if sub.direct == direct:  # idle: nothing was written straight from the publisher either
+                await stream.idle()
             continue
-        batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > last]
+        batch = [e for e in [env, *sub.drain(WRITE_BATCH - 1)] if e.seq > stream.last]
         if batch:
             await stream.envelopes(batch)
-            last = batch[-1].seq
+            stream.last = batch[-1].seq

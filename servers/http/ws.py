@@ -14,8 +14,8 @@ from servers.core.context import ServerContext, Throttle, wait_unstalled
 from servers.core.hub import Backlog
 from servers.core.pubsub import Subscription
 from servers.http.common import CTX, SlowConsumer, aborter, bound_send_buffer, closed_check, cursor_of, goodbye, within
-from servers.http.streams import EnvelopeStream, relay
-from servers.http.ws_heartbeat import keep_alive
+from servers.http.streams import EnvelopeStream, SharedFrame, relay
+from servers.http.ws_heartbeat import PING_FRAME, HeartbeatWheel
 from servers.http.wsguard import GuardedStream, masked_frames_only, text_frames
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ WS_COMPRESS = False
 async def ws(request: web.Request) -> web.WebSocketResponse:
     ctx = request.app[CTX]
     since = cursor_of(request.query.get("since"))
-    # No aiohttp heartbeat: servers/http/ws_heartbeat.py keeps one that costs nothing per message.
+    # No aiohttp heartbeat: the listener's HeartbeatWheel costs nothing per message or connection.
     socket = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_WS_MESSAGE, compress=WS_COMPRESS)
     guarded = masked_frames_only(request)
     bound_send_buffer(request)
@@ -39,18 +39,36 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     sub, backlog = ctx.broadcaster.subscribe(since)
     stream = _WsStream(ctx, sub, Throttle(ctx, "ws", closed_check(request)), socket, guarded)
     with ctx.registry.track("ws", aborter(request)):
-        tasks = [asyncio.create_task(_ws_send(request, socket, stream, backlog, since))]
-        if ctx.config.ws_heartbeat_s > 0:
-            heard = lambda: guarded.received  # noqa: E731  (bytes from the client so far)
-            tasks.append(asyncio.create_task(keep_alive(socket, heard, ctx.config.ws_heartbeat_s, aborter(request))))
+        sender = asyncio.create_task(_ws_send(request, socket, stream, backlog, since))
+        forget = request.app[HEARTBEATS].add(lambda: guarded.received, lambda: _ping(guarded), aborter(request))
         try:
             await _ws_receive(ctx, socket)
         finally:
-            for task in tasks:
-                task.cancel()
+            forget()
+            sender.cancel()
             ctx.broadcaster.unsubscribe(sub)
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(sender, return_exceptions=True)
     return socket
+
+
+def _ping(guarded: GuardedStream) -> None:
+    if not guarded.transport.is_closing():  # closing meanwhile: the receiver notices
+        guarded.write(PING_FRAME)
+
+
+#: The WebSocket heartbeats of one HTTP listener (servers.http.ws_heartbeat).
+HEARTBEATS: web.AppKey[HeartbeatWheel] = web.AppKey("rtplay-ws-heartbeats", HeartbeatWheel)
+
+
+def install_heartbeats(app: web.Application, ctx: ServerContext) -> None:
+    """Give ``app`` its heartbeat wheel, stopped with the app."""
+    wheel = HeartbeatWheel(lambda: ctx.config.ws_heartbeat_s)
+    app[HEARTBEATS] = wheel
+
+    async def stop(_: web.Application) -> None:
+        wheel.close()
+
+    app.on_cleanup.append(stop)
 
 
 #: ``{"ping": <number>}`` exactly as clients write it (``json.dumps``: one space after the
@@ -111,6 +129,9 @@ async def _ws_receive(ctx: ServerContext, socket: web.WebSocketResponse) -> None
             return
 
 
+#: The newest envelope as one text frame, for every sink.
+WS_FRAME = SharedFrame(lambda env: text_frames([env.json]))
+
 #: RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the close code.
 REASON_BYTES = 123
 
@@ -133,6 +154,8 @@ class _WsStream(EnvelopeStream):
     """One WebSocket's writing side: the envelopes of a batch as text frames in one write,
     straight to the transport (through the guard, which follows its flow control)."""
 
+    __slots__ = ("socket", "guarded")
+
     transport = "ws"
 
     def __init__(
@@ -141,6 +164,15 @@ class _WsStream(EnvelopeStream):
         super().__init__(ctx, sub, throttle)
         self.socket = socket
         self.guarded = guarded
+
+    def sink(self, envelope: Envelope) -> bool:
+        """The text frame straight to the transport, unless the peer holds writes up."""
+        guarded = self.guarded
+        if self.socket.closed or guarded.paused or guarded.transport.is_closing() or self.shaped():
+            return False
+        guarded.write(WS_FRAME(envelope))
+        self.last = envelope.seq
+        return True
 
     def encode(self, group: list[Envelope]) -> bytes:
         return text_frames([env.json for env in group])

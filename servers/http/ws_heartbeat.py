@@ -6,7 +6,8 @@ the check runs on a fixed period instead and looks only at how many bytes the pe
 (counted by the mask check, which sees every byte anyway), so a message costs nothing extra.
 
 :class:`Liveness` is the decision, pure (no clock: it is consulted every ``interval / 2``);
-:func:`keep_alive` is the task that consults it and pings or drops the connection.
+:class:`HeartbeatWheel` consults it for every connection of a listener on one timer, and
+pings or drops.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
-
-from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +58,71 @@ class Liveness:
         return PeerVerdict.ALIVE
 
 
-async def keep_alive(
-    socket: web.WebSocketResponse, received: Callable[[], int], interval: float, drop: Callable[[], None]
-) -> None:
-    """Ping ``socket``'s peer when it goes quiet; ``drop`` the connection when it stays quiet.
+#: An unsolicited server ping (RFC 6455 §5.5.2: opcode 0x9, FIN, no payload, unmasked as
+#: every server frame is); the peer answers it with a pong.
+PING_FRAME = b"\x89\x00"
 
-    Runs until cancelled (the endpoint cancels it when the connection ends) or until it drops
-    the connection: like aiohttp's heartbeat, a dead peer is not sent a closing handshake it
-    would never answer (the connection ends as 1006, abnormal closure).
+
+class _Peer:
+    """One WebSocket in the wheel: its byte count, how to ping it and how to drop it."""
+
+    __slots__ = ("received", "ping", "drop", "liveness")
+
+    def __init__(self, received: Callable[[], int], ping: Callable[[], None], drop: Callable[[], None]) -> None:
+        self.received = received
+        self.ping = ping
+        self.drop = drop
+        self.liveness = Liveness()
+
+
+class HeartbeatWheel:
+    """Every WebSocket's heartbeat on one timer.
+
+    A task per connection woke every ``interval / 2`` to look at one counter: at 5,000
+    WebSockets and a 10 s heartbeat, 1,000 wake-ups and timers a second. The wheel keeps one
+    timer while any connection is in it, and at each tick consults every peer's
+    :class:`Liveness` (the same decision, the same period): pings the quiet, drops the dead.
+    ``interval`` is read at every tick (0 or less: no checks; the peers stay).
     """
-    liveness = Liveness()
-    while True:
-        await asyncio.sleep(interval / CHECKS_PER_INTERVAL)
-        verdict = liveness.check(received())
-        if verdict is PeerVerdict.PING:
-            try:
-                await socket.ping()
-            except (ConnectionError, RuntimeError):  # closing meanwhile: the receiver notices
-                return
-        elif verdict is PeerVerdict.DEAD:
-            log.info("ws: no pong within %g s of a ping; dropping the connection", interval / CHECKS_PER_INTERVAL)
-            drop()
-            return
+
+    def __init__(self, interval: Callable[[], float]) -> None:
+        self._interval = interval
+        self._peers: set[_Peer] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def add(self, received: Callable[[], int], ping: Callable[[], None], drop: Callable[[], None]) -> Callable[[], None]:
+        """Watch a connection (``received``: bytes its peer sent so far); returns its removal."""
+        peer = _Peer(received, ping, drop)
+        self._peers.add(peer)
+        if self._timer is None:
+            self._arm()
+        return lambda: self._peers.discard(peer)
+
+    def _arm(self) -> None:
+        interval = self._interval()
+        if interval > 0:
+            self._timer = asyncio.get_running_loop().call_later(interval / CHECKS_PER_INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for peer in list(self._peers):
+            verdict = peer.liveness.check(peer.received())
+            if verdict is PeerVerdict.PING:
+                peer.ping()
+            elif verdict is PeerVerdict.DEAD:
+                log.info("ws: no pong within %g s of a ping; dropping the connection", self._interval() / CHECKS_PER_INTERVAL)
+                self._peers.discard(peer)
+                # Like aiohttp's heartbeat, a dead peer is not sent a closing handshake it would
+                # never answer (the connection ends as 1006, abnormal closure).
+                peer.drop()
+        if self._peers:
+            self._arm()
+
+    def close(self) -> None:
+        """Stop the timer (the listener is going away)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

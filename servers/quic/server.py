@@ -54,7 +54,7 @@ from aioquic.quic.events import (
 
 from rtplay.compat.aioquic import buffered_bytes, connection_send_state
 from rtplay.protocol.wt import WT_PATH
-from rtplay.runtime.process import release_free_memory
+from rtplay.runtime.memory import MemoryReturn
 from servers.core.cert import Certificate
 from servers.core.context import ServerContext
 from servers.quic.budget import STUCK_AFTER_S, CreditWatch
@@ -80,12 +80,6 @@ MAX_SESSIONS_PER_CONNECTION = 8
 DRAFT_HEADER = b"sec-webtransport-http3-draft"
 
 STOPPED = "server stopped"
-
-#: Seconds after a peer was caught not reading before the freed heap is handed back to the
-#: system: by then its reset streams are acknowledged and dropped (a round trip or two). At
-#: most one trim per this long, however many peers are caught meanwhile.
-RELEASE_AFTER_S = 1.0
-
 
 # --- one QUIC connection -------------------------------------------------------------------
 
@@ -251,6 +245,7 @@ class QuicListener:
         *,
         idle_timeout: float = IDLE_TIMEOUT_S,
         stuck_after_s: float = STUCK_AFTER_S,
+        memory: MemoryReturn | None = None,
     ) -> None:
         self.ctx = ctx
         self.host = host
@@ -263,7 +258,9 @@ class QuicListener:
         its connection) is closed (:mod:`servers.quic.budget`)."""
         self._server: ImpairedQuicServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._release: asyncio.TimerHandle | None = None
+        self.memory = memory or MemoryReturn()
+        """Gives the heap's freed pages back after a peer that did not read is let go (the
+        server passes its own, so one schedule governs every trim)."""
 
     @property
     def running(self) -> bool:
@@ -316,9 +313,6 @@ class QuicListener:
             return
         for conn in server.connections(_WtServerProtocol):
             conn.abort(STOPPED)
-        if self._release is not None:
-            self._release.cancel()
-            self._release = None
         server.close()
         await server.socket_closed.wait()
         tasks = list(self._tasks)
@@ -328,14 +322,9 @@ class QuicListener:
         log.info("HTTP/3 listener stopped")
 
     def release_memory_soon(self) -> None:
-        """A peer that did not read is being let go: once what it held is freed, hand the
-        memory back to the system (:func:`~rtplay.runtime.process.release_free_memory`)."""
-        if self._release is None and self._server is not None:
-            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._release_memory)
-
-    def _release_memory(self) -> None:
-        self._release = None
-        release_free_memory()
+        """A peer that did not read is being let go: once what it held (up to a connection's
+        whole send budget) is freed, hand the memory back to the system."""
+        self.memory.burst_ended()
 
     def buffered(self) -> list[int]:
         """Bytes each live QUIC connection holds for its peer (what a hoarder could pile up)."""

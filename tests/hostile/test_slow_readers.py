@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -11,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rtplay.runtime.memory import TRIM_AFTER_RELEASES
 from servers.core.context import HttpConfig
-from servers.core.hub import Hub
+from servers.core.hub import Backlog, Hub
 from servers.http.answers import (
     ANSWER_CHUNK_BYTES,
     answer_length,
@@ -74,3 +77,50 @@ async def test_a_reader_that_never_reads_is_disconnected_and_others_are_served(b
         assert [m["seq"] for m in response.json()["messages"]] == [MESSAGES - 2, MESSAGES - 1, MESSAGES]
     finally:
         sock.close()
+
+
+async def _non_reader(port: int) -> socket.socket:
+    """A client asking for the whole buffer that reads nothing of the answer (connecting
+    without blocking the loop: the server under test runs on it)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (HOST, port))
+    await loop.sock_sendall(sock, f"GET /poll?since=0 HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    return sock
+
+
+def _backlogs() -> int:
+    """Backlogs still in memory: a handler's held one is freed when it returns, unless a
+    reference cycle (an exception's traceback through its frame) keeps it for the collector."""
+    return sum(isinstance(o, Backlog) for o in gc.get_objects())
+
+
+async def test_readers_that_left_or_were_cut_leave_no_cycle_holding_their_backlog(big_server: Server) -> None:
+    gc.collect()
+    gc.disable()  # what is freed must be freed by reference counting, as it is between collections
+    socks: list[socket.socket] = []
+    try:
+        socks += [await _non_reader(big_server.http_port) for _ in range(2)]
+        await wait_until(lambda: big_server.answers.cut == 2, 10, "two non-readers disconnected")
+        socks += [await _non_reader(big_server.http_port) for _ in range(2)]
+        for sock in socks:  # two more leave while their answers are being written
+            sock.close()
+        await wait_until(lambda: big_server.connections.live() == 0, 10, "every reader gone")
+        await wait_until(lambda: _backlogs() == 0, 5, "no backlog kept alive after its reader went")
+    finally:
+        gc.enable()
+        for sock in socks:
+            sock.close()
+
+
+async def test_memory_is_given_back_after_a_burst_of_slow_readers(big_server: Server) -> None:
+    socks = [await _non_reader(big_server.http_port) for _ in range(TRIM_AFTER_RELEASES + 8)]
+    try:
+        for sock in socks:
+            sock.close()
+        await wait_until(lambda: big_server.memory.trims >= 1, 20, "the heap trimmed after the readers left")
+    finally:
+        for sock in socks:
+            sock.close()

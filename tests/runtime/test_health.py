@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from rtplay.engine.session import SessionConfig
+from rtplay.protocol.faults import Kind
 from rtplay.runtime.health import (
     GROWTH,
     OVERLOAD_HOLD_S,
@@ -184,8 +185,15 @@ async def test_a_client_too_slow_for_the_rate_is_labelled_not_taken_for_a_crash(
     async with session:
         broadcaster = session.local.broadcaster
         await wait_until(lambda: broadcaster.subscriber_count >= 1, what="a live subscription")
-        for _ in range(10):  # one synchronous burst: the sender cannot drain the queue meanwhile
+        # One synchronous burst: the sender cannot drain the queue meanwhile. An idle SSE or
+        # WebSocket stream takes each envelope straight from the publisher, so a stall holds it
+        # up first, as a peer that stopped reading would.
+        faults = session.local.ctx.faults
+        stall = faults.add(Kind.STALL, transport, now=session.local.ctx.clock()) if transport in ("sse", "ws") else None
+        for _ in range(10):
             broadcaster.publish()
+        if stall is not None:
+            faults.clear(stall.id)
         client = session.clients[transport]
         await wait_until(lambda: client.cut_too_slow >= 1, what="the too-slow cut reaching the client")
         report = session.report()

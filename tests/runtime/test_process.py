@@ -1,5 +1,5 @@
 """This process's figures and limits: resident memory (as the server and crowd workers report
-it), the open-files limit and freed heap handed back."""
+it), the open-files limit, and freed heap handed back (rtplay.runtime.memory's trim)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_no_proc_means_zero_not_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_freed_heap_in_the_middle_comes_back_when_released() -> None:
-    from rtplay.runtime.process import release_free_memory
+    from rtplay.runtime.memory import malloc_trim
 
     # 64 KiB buffers come from glibc's heap (under its mmap threshold). Freeing every other
     # one leaves holes between live buffers, as connections that go between ones that stay
@@ -55,7 +55,7 @@ def test_freed_heap_in_the_middle_comes_back_when_released() -> None:
     keepers = buffers[1::2]
     del buffers, buffer
     freed = resident_kb()
-    assert release_free_memory()
+    assert malloc_trim()
     assert freed - resident_kb() > count // 2 * size / 1024 / 2  # at least half of what was freed
     assert len(keepers) == count // 2
 

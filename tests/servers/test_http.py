@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rtplay.model.eventsource import EventStreamParser
+from rtplay.protocol.faults import Kind
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 
@@ -159,7 +160,11 @@ async def test_slow_consumer_is_disconnected_with_a_reason() -> None:
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(server.http_url.replace("http", "ws") + "/ws") as ws:
                 await wait_until(lambda: server.broadcaster.subscriber_count == 1, what="the subscription")
-                publish(server, 10)  # more than the queue holds, before the sender can drain it
+                # An idle stream takes each envelope straight from the publisher; one held up
+                # (here by a stall) queues them, and more than the queue holds cuts it.
+                stall = server.ctx.faults.add(Kind.STALL, "ws", now=server.ctx.clock())
+                publish(server, 10)
+                server.ctx.faults.clear(stall.id)
                 frames = []
                 while (msg := await ws.receive()).type == aiohttp.WSMsgType.TEXT:
                     frames.append(msg.data)

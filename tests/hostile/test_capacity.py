@@ -1,0 +1,120 @@
+"""Item 13: an idle subscriber costs no task wake-up per message: the publisher writes the
+envelope to every idle SSE and WebSocket connection itself, encoded once for all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.web_protocol import RequestHandler
+
+from servers.core.context import HttpConfig
+from servers.runner import Server, ServerConfig
+from tests.conftest import wait_until
+from tests.hostile.conftest import HOST
+
+SUBSCRIBERS = 70  # per transport: together more than a burst that gives memory back
+
+WS_UPGRADE = (
+    "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    server = Server(ServerConfig(rate=0))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _subscriber(port: int, request: str) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (HOST, port))
+    await loop.sock_sendall(sock, request.format(host=HOST).encode())
+    return sock
+
+
+async def _read_until(sock: socket.socket, marker: bytes) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while marker not in data:
+        chunk = await loop.sock_recv(sock, 65536)
+        assert chunk, "the server closed the stream"
+        data += chunk
+    return data
+
+
+async def test_a_publish_reaches_every_idle_subscribers_socket_before_the_loop_runs_again(server: Server) -> None:
+    port = server.http_port
+    sse = [await _subscriber(port, "GET /sse HTTP/1.1\r\nHost: {host}\r\n\r\n") for _ in range(SUBSCRIBERS)]
+    ws = [await _subscriber(port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+    socks = sse + ws
+    try:
+        await wait_until(lambda: server.broadcaster.subscriber_count == 2 * SUBSCRIBERS, 10, "every subscription")
+        server.broadcaster.publish()  # a first envelope: every stream is then live and waiting
+        for sock in socks:
+            await _read_until(sock, b'"seq":1,')
+        await asyncio.sleep(0)  # the streams' tasks (if any woke) go back to waiting
+
+        server.broadcaster.publish()
+        # The event loop does not run from here on: whatever arrives was written by publish().
+        for sock in socks:
+            sock.setblocking(True)
+            sock.settimeout(2.0)
+            data = b""
+            while b'"seq":2,' not in data:
+                data += sock.recv(65536)
+        assert server.broadcaster.subscriber_count == 2 * SUBSCRIBERS
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _handlers() -> int:
+    return sum(isinstance(o, RequestHandler) for o in gc.get_objects())
+
+
+async def test_subscribers_that_left_are_forgotten_and_the_heap_trimmed(server: Server) -> None:
+    before = _handlers()
+    port = server.http_port
+    socks = [await _subscriber(port, "GET /sse HTTP/1.1\r\nHost: {host}\r\n\r\n") for _ in range(SUBSCRIBERS)]
+    socks += [await _subscriber(port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+    try:
+        await wait_until(lambda: server.broadcaster.subscriber_count == 2 * SUBSCRIBERS, 10, "every subscription")
+        assert _handlers() >= before + 2 * SUBSCRIBERS
+    finally:
+        for sock in socks:
+            sock.close()
+    await wait_until(lambda: server.ctx.registry.count("ws") == 0, 10, "the WebSockets' closes read")
+    server.broadcaster.publish()  # an SSE stream learns its peer left when it next writes
+    await wait_until(lambda: server.memory.trims >= 1, 10, "the memory given back after they left")
+    # Nothing keeps their connections' handlers (and what they hold) alive any more.
+    assert _handlers() <= before
+
+
+async def test_a_websocket_has_no_heartbeat_task_of_its_own() -> None:
+    server = Server(ServerConfig(rate=0, http=HttpConfig(ws_heartbeat_s=0.2)))
+    await server.start()
+    socks: list[socket.socket] = []
+    try:
+        before = len(asyncio.all_tasks())
+        socks = [await _subscriber(server.http_port, WS_UPGRADE) for _ in range(SUBSCRIBERS)]
+        await wait_until(lambda: server.broadcaster.subscriber_count == SUBSCRIBERS, 10, "every subscription")
+        # aiohttp's two (the connection's and the request's) and the stream's sender; the
+        # heartbeats of all share one timer (each had a task of its own: four per connection).
+        assert len(asyncio.all_tasks()) - before <= 3 * SUBSCRIBERS
+        # ... and still drop peers that answer no ping (0.2 s heartbeat: within about 0.3 s).
+        await wait_until(lambda: server.ctx.registry.count("ws") == 0, 5, "the silent peers dropped")
+    finally:
+        for sock in socks:
+            sock.close()
+        await server.stop()
