@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import Any
 
 
 class IncompatibleLibrary(RuntimeError):
@@ -34,6 +35,14 @@ def require_line(library: str, version: str, tested: str, what: str) -> None:
             f"{library} {version} is not a version {what} was tested against ({library} {tested}.x): "
             f"install {library} {tested}.x (pyproject.toml pins it)"
         )
+
+
+def replace_methods(cls: type, originals: dict[str, Any], replacements: dict[str, Any]) -> None:
+    """A fork's one way in: keep each of ``cls``'s methods named in ``replacements`` in
+    ``originals`` (the fork calls them where it is off), then put the replacement in its place."""
+    for name, method in replacements.items():
+        originals[name] = getattr(cls, name)
+        setattr(cls, name, method)
 
 
 LIBRARIES = ("aioquic", "aiortc", "aioice", "websockets", "aiohttp")

@@ -53,7 +53,7 @@ from aiortc import rtcsctptransport as sctp
 from aiortc.utils import uint32_gt, uint32_gte
 
 from rtplay.compat import aiortc_fork_sctp as aiortc_sctp
-from rtplay.compat import require, require_line
+from rtplay.compat import replace_methods, require, require_line
 from rtplay.compat.aiortc_fork_sctp import RETRANSMITTED_AT, SENT_ORDER
 
 log = logging.getLogger(__name__)
@@ -137,13 +137,11 @@ def enable(transport: Any) -> None:
     aiortc_sctp.enable(transport)
     if not _ORIGINAL:
         check()
-        cls = sctp.RTCSctpTransport
-        _ORIGINAL["_receive_sack_chunk"] = cls._receive_sack_chunk
-        _ORIGINAL["_t3_expired"] = cls._t3_expired
-        _ORIGINAL["_update_advanced_peer_ack_point"] = cls._update_advanced_peer_ack_point
-        setattr(cls, "_receive_sack_chunk", _receive_sack_chunk)
-        setattr(cls, "_t3_expired", _t3_expired)
-        setattr(cls, "_update_advanced_peer_ack_point", _update_advanced_peer_ack_point)
+        replace_methods(sctp.RTCSctpTransport, _ORIGINAL, {
+            "_receive_sack_chunk": _receive_sack_chunk,
+            "_t3_expired": _t3_expired,
+            "_update_advanced_peer_ack_point": _update_advanced_peer_ack_point,
+        })
     if getattr(transport, _STATE, None) is None:
         setattr(transport, _STATE, _Recovery())
 

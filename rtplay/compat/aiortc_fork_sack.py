@@ -24,7 +24,7 @@ from typing import Any
 import aiortc
 from aiortc import rtcsctptransport as sctp
 
-from rtplay.compat import require, require_line
+from rtplay.compat import replace_methods, require, require_line
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,7 @@ def enable(transport: Any) -> None:
     """Delay this association's SACKs as RFC 9260 §6.2 allows (an ``RTCSctpTransport``)."""
     if not _ORIGINAL:
         check()
-        _ORIGINAL["_send_sack"] = sctp.RTCSctpTransport._send_sack
-        _ORIGINAL["_mark_received"] = sctp.RTCSctpTransport._mark_received
-        setattr(sctp.RTCSctpTransport, "_send_sack", _send_sack)
-        setattr(sctp.RTCSctpTransport, "_mark_received", _mark_received)
+        replace_methods(sctp.RTCSctpTransport, _ORIGINAL, {"_send_sack": _send_sack, "_mark_received": _mark_received})
     if getattr(transport, _STATE, None) is None:
         setattr(transport, _STATE, _Association())
 

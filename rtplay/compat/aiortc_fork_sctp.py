@@ -40,7 +40,7 @@ import aiortc
 from aiortc import rtcsctptransport as sctp
 from OpenSSL import SSL
 
-from rtplay.compat import require, require_line
+from rtplay.compat import replace_methods, require, require_line
 
 #: The aiortc versions whose ``RTCSctpTransport`` internals this module was written against.
 log = logging.getLogger(__name__)
@@ -105,15 +105,12 @@ def _install() -> None:
     if _ORIGINAL:
         return
     check()
-    cls = sctp.RTCSctpTransport
-    _ORIGINAL["_transmit"] = cls._transmit
-    _ORIGINAL["_data_channel_flush"] = cls._data_channel_flush
-    _ORIGINAL["_data_channel_send"] = cls._data_channel_send
-    _ORIGINAL["_data_channel_receive"] = cls._data_channel_receive
-    setattr(cls, "_transmit", _transmit)
-    setattr(cls, "_data_channel_flush", _data_channel_flush)
-    setattr(cls, "_data_channel_send", _data_channel_send)
-    setattr(cls, "_data_channel_receive", _data_channel_receive)
+    replace_methods(sctp.RTCSctpTransport, _ORIGINAL, {
+        "_transmit": _transmit,
+        "_data_channel_flush": _data_channel_flush,
+        "_data_channel_send": _data_channel_send,
+        "_data_channel_receive": _data_channel_receive,
+    })
 
 
 def deliver_text(channel: Any, handler: Callable[[str], None]) -> None:
