@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -28,9 +29,16 @@ async def site() -> AsyncIterator[tuple[Server, BrowserDriver]]:
     """A server publishing 50 msg/s and Chromium showing its page, for the whole module."""
     if MISSING is not None:
         pytest.skip(f"needs Chromium and Playwright: {MISSING}")
+    async with serving_the_page() as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def serving_the_page(query: str = "") -> AsyncIterator[tuple[Server, BrowserDriver]]:
+    """A server at 50 msg/s and Chromium on its page (opened with ``query``), both stopped after."""
     server = Server(ServerConfig(rate=50, http=HttpConfig(sse_retry_ms=300)))
     await server.start()
-    driver = BrowserDriver(server.http_url, server.quic_port)
+    driver = BrowserDriver(server.http_url, server.quic_port, query)
     try:
         await driver.start()
         yield server, driver

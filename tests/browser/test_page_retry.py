@@ -17,9 +17,8 @@ from rtplay.engine.browser import BrowserDriver, page_query
 from rtplay.model.draws import PortableRandom, stream_seed
 from rtplay.model.retry_spec import parse_policy
 from rtplay.protocol.faults import Kind
-from servers.core.context import HttpConfig
-from servers.runner import Server, ServerConfig
-from tests.browser.conftest import MISSING, wait_page
+from servers.runner import Server
+from tests.browser.conftest import MISSING, serving_the_page, wait_page
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60),
               pytest.mark.skipif(MISSING is not None, reason=f"needs Chromium and Playwright: {MISSING}")]
@@ -44,16 +43,8 @@ COMPARED = ["socketio", "immediate", "eventsource", "fixed:2.5",
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def opened() -> AsyncIterator[tuple[Server, BrowserDriver]]:
     """A server at 50 msg/s and Chromium on its page, opened as ``--browser`` opens it."""
-    server = Server(ServerConfig(rate=50, http=HttpConfig(sse_retry_ms=300)))
-    await server.start()
-    driver = BrowserDriver(server.http_url, server.quic_port, page_query(POLICIES, SEED))
-    try:
-        await driver.start()
-        yield server, driver
-    finally:
-        await driver.stop()
-        await server.rtc.close_all()
-        await server.stop()
+    async with serving_the_page(page_query(POLICIES, SEED)) as site:
+        yield site
 
 
 def rtplay_waits(text: str, transport: str, seed: int = SEED) -> list[float]:
