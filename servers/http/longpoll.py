@@ -226,7 +226,8 @@ async def longpoll(request: web.Request) -> web.StreamResponse:
     if not 0 <= timeout <= MAX_LONGPOLL_TIMEOUT_S:
         return bad_request(f"timeout must be 0-{MAX_LONGPOLL_TIMEOUT_S:g} s")
     hub = ctx.broadcaster.hub
-    with ctx.registry.track("longpoll", aborter(request)):
+    # The request ends, not its connection, unless the client left (see ConnectionRegistry.track).
+    with ctx.registry.track("longpoll", aborter(request), ended=closed_check(request)):
         backlog = hub.since(since)
         answer: Answer = Outcome.READY
         if not backlog.messages and backlog.reset is None:

@@ -164,3 +164,29 @@ async def test_one_publish_answers_every_held_long_poll_from_one_backlog_read(
     finally:
         for sock in socks:
             sock.close()
+
+
+async def test_answered_long_polls_on_live_connections_schedule_no_heap_trim(server: Server) -> None:
+    """Each answered long-poll counted as a connection gone: at 5,000 long-pollers and 1 msg/s
+    the server ran a full collection and a heap trim every 2 s. Only a client that left counts."""
+    request = "GET /longpoll?since={cursor}&timeout=30 HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    socks = [await _subscriber(server.http_port, request.replace("{cursor}", "0")) for _ in range(HELD_LONGPOLLS)]
+    try:
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == HELD_LONGPOLLS, 10, "every long-poll held")
+        server.broadcaster.publish()
+        for sock in socks:
+            await _answer(sock)
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 0, 10, "every long-poll answered")
+        assert server.memory.schedule.pending == 0  # was one release per answer: a trim due
+        # A client that leaves while held: its request ends (at its short hold's deadline, long
+        # after the server read the close) on a connection that ended with it.
+        leaving = socks.pop()
+        short = request.format(cursor=1, host=HOST).replace("timeout=30", "timeout=0.5")
+        await asyncio.get_running_loop().sock_sendall(leaving, short.encode())
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 1, 10, "the leaving client held")
+        leaving.close()
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 0, 10, "its hold ended")
+        assert server.memory.schedule.pending == 1
+    finally:
+        for sock in socks:
+            sock.close()
