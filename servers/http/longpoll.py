@@ -61,6 +61,13 @@ def coalesce_delay(oldest_ms: float, gap_ms: float | None, now_ms: float) -> flo
     return max(0.0, (oldest_ms + LONGPOLL_COALESCE_S * 1000 - now_ms) / 1000)
 
 
+#: Answer bodies kept for sharing between two publishes, one per cursor asked for. Most
+#: requests ask at the head or one message behind it: a few entries serve them all; clients
+#: scattered over many cursors each get a body of their own past this bound. An entry is at
+#: most one answer piece (64 KiB: larger answers are not shared), so at most 4 MiB.
+MAX_SHARED_BODIES = 64
+
+
 class Outcome(enum.Enum):
     """How a hold ended when it brought no shared body."""
 
@@ -103,8 +110,11 @@ class HeldPolls:
         self._wheel: HoldWheel[_Held] = HoldWheel()
         self._hold_timer: asyncio.TimerHandle | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._bodies: dict[int, bytes] = {}
+        """Answer bodies by cursor, for the hub as it was when they were built (_bodies_for)."""
+        self._bodies_for = (-1, -1)
         self.bodies = 0
-        """Answer bodies built so far (one per cursor per answered wave)."""
+        """Answer bodies built so far (one per cursor asked for between two publishes)."""
 
     def __len__(self) -> int:
         return len(self._wheel)
@@ -142,15 +152,33 @@ class HeldPolls:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        hub, last = self._hub, self._hub.last_seq
+        last = self._hub.last_seq
         for cursor in [c for c in self._by_cursor if c < last]:
             waiting = self._by_cursor.pop(cursor)
-            backlog = hub.since(cursor)
-            answer: Answer = Outcome.READY if answers.is_large(backlog) else batch_json(backlog, last).encode()
-            self.bodies += 1
+            answer: Answer = self.body(cursor) or Outcome.READY
             for held in waiting:
                 self._wheel.discard(held)
                 held.answer(answer)
+
+    def body(self, cursor: int) -> bytes | None:
+        """The answer after ``cursor`` now (None: too large to share, it goes out in pieces),
+        built once for every request that asks until the next publish: when the server falls
+        behind, the clients it answered late come back one message behind, all at one cursor."""
+        hub = self._hub
+        state = (hub.last_seq, hub.first_available)
+        if state != self._bodies_for:
+            self._bodies.clear()
+            self._bodies_for = state
+        body = self._bodies.get(cursor)
+        if body is None:
+            backlog = hub.since(cursor)
+            if answers.is_large(backlog):
+                return None
+            body = batch_json(backlog, hub.last_seq).encode()
+            self.bodies += 1
+            if len(self._bodies) < MAX_SHARED_BODIES:
+                self._bodies[cursor] = body
+        return body
 
     def close(self) -> None:
         """Stop the timers (the listener is going away); requests still held end as timed out."""
@@ -240,14 +268,12 @@ async def longpoll(request: web.Request) -> web.StreamResponse:
                 answer = await request.app[HELD].wait(since, timeout, coalesce_s=min(hold, timeout))
         if answer is Outcome.TIMED_OUT:
             return web.Response(status=204)
+        if answer is Outcome.READY:  # answered at once (a client behind), or a large answer
+            answer = request.app[HELD].body(since) or Outcome.READY
         if isinstance(answer, bytes):
             if not ctx.faults.none_active():  # (spares a bucket and a closure per request)
                 await Throttle(ctx, "longpoll", closed_check(request))(len(answer))
             return web.Response(body=answer, content_type="application/json", charset="utf-8")
-        backlog = hub.since(since)
-        if answers.is_large(backlog):  # in pieces, at its reader's pace (servers.http.answers)
-            await Throttle(ctx, "longpoll", closed_check(request))(answers.answer_length(backlog, hub.last_seq))
-            return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)
-        body = batch_json(backlog, hub.last_seq)
-        await Throttle(ctx, "longpoll", closed_check(request))(len(body))
-    return web.Response(text=body, content_type="application/json")
+        backlog = hub.since(since)  # in pieces, at its reader's pace (servers.http.answers)
+        await Throttle(ctx, "longpoll", closed_check(request))(answers.answer_length(backlog, hub.last_seq))
+        return await answers.send_pieces(request, backlog, hub.last_seq, ctx.config.stream_write_timeout_s)

@@ -116,3 +116,18 @@ async def test_on_a_dense_stream_one_window_answers_everyone_and_a_shaping_fault
     shaped.published(hub.publish(now + 3))
     await asyncio.sleep(0)
     assert wait.done()
+
+
+def test_clients_one_message_behind_share_one_body_until_the_next_publish() -> None:
+    hub = Hub()
+    for i in range(3):
+        hub.publish(1000.0 + i)
+    held = _held(hub)
+    first = held.body(2)
+    assert first is not None and first.endswith(b'"last":3}')
+    assert held.body(2) is first and held.bodies == 1  # built once for every client at seq 2
+    hub.publish(2000.0)
+    again = held.body(2)
+    assert again is not first and again is not None and again.endswith(b'"last":4}')  # never stale
+    ahead = held.body(10)  # a future cursor: the reset, then everything buffered
+    assert ahead is not None and b'"reset"' in ahead
