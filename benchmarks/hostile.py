@@ -26,6 +26,10 @@ and time:
                   capacity target says; the server's descriptor limit grows to fit N)
 - wt_hoard        40 QUIC connections x 8 WebTransport sessions that never grant flow-control
                   credit (benchmarks/wt_hoard.py), held HOLD_S, then closed
+- held_longpolls  long-pollers, each holding ``GET /longpoll?since=<its cursor>`` and asking
+                  again at once on every answer (benchmarks/held_longpolls.py; ``--held N``,
+                  default 5,000; run it at ``--rate 1``): their own wave latency (publish ->
+                  answer read) p50/p99, the server's KB per held long-poll and its loop lag
 
 Each row also gives the 1-minute load average at the start and the end of the probe: the
 machine is shared, and a latency figure means little without it.
@@ -52,6 +56,7 @@ HOST = "127.0.0.1"
 PROBES = (
     "quic_flood", "slowloris", "slow_consumers", "burst", "idle",
     "fd_exhaustion", "cont_flood", "rtc_half_open", "slow_reader", "subscribers", "wt_hoard",
+    "held_longpolls",
 )
 
 #: Bounds of each probe: counts and seconds (the issue's own figures, scaled for CI machines).
@@ -79,6 +84,7 @@ CONT_FLOOD_CONNECTIONS = 4
 HALF_OPEN_PER_S = 19
 SLOW_READERS = 300
 SUBSCRIBERS = 6000
+HELD_LONGPOLLS = 5000
 
 
 # --- the attackers (run in a child process) ------------------------------------------------
@@ -359,6 +365,12 @@ async def subscribers(http_port: int, count: int) -> str:
     return f"{len(socks)} subscribed in {took:.1f} s; {closed} closed by the server"
 
 
+async def held_longpolls(http_port: int, control_port: int, count: int) -> str:
+    from held_longpolls import held_longpolls as hold  # benchmarks/ is this script's directory
+
+    return await hold(http_port, control_port, count, HOLD_S)
+
+
 async def wt_hoard(quic_port: int) -> str:
     from wt_hoard import wt_hoard as hoard  # benchmarks/ is this script's directory
 
@@ -371,7 +383,8 @@ def attack(name: str, http_port: int, quic_port: int, control_port: int, count: 
              "idle": lambda: idle(http_port), "fd_exhaustion": lambda: fd_exhaustion(http_port, control_port),
              "cont_flood": lambda: cont_flood(http_port), "rtc_half_open": lambda: rtc_half_open(http_port),
              "slow_reader": lambda: slow_reader(http_port, count), "subscribers": lambda: subscribers(http_port, count),
-             "wt_hoard": lambda: wt_hoard(quic_port)}[name]
+             "wt_hoard": lambda: wt_hoard(quic_port),
+             "held_longpolls": lambda: held_longpolls(http_port, control_port, count)}[name]
     print(asyncio.run(probe()), flush=True)
 
 
@@ -466,8 +479,8 @@ def start_server(rate: float, fd_limit: int) -> tuple[subprocess.Popen[str], tup
     assert server.stdout is not None
     http_port = quic_port = control_port = 0
     for line in server.stdout:
-        if line.startswith("RTPLAY-READY "):
-            control_port = int(re.search(r":(\d+)/control", line).group(1))  # type: ignore[union-attr]
+        if m := re.search(r"http://127\.0\.0\.1:(\d+)/control/status", line):  # `serve` prints no READY line
+            control_port = int(m.group(1))
         if m := re.search(r"http://127\.0\.0\.1:(\d+)/poll", line):
             http_port = int(m.group(1))
         if m := re.search(r"HTTP/3 on UDP (\d+)", line):
@@ -481,8 +494,10 @@ async def main(args: argparse.Namespace) -> None:
     fd_limit = SERVER_FD_LIMIT
     if "subscribers" in args.probes:
         fd_limit = max(fd_limit, args.subscribers + SUBSCRIBER_FD_SPARE)
+    if "held_longpolls" in args.probes:
+        fd_limit = max(fd_limit, args.held + SUBSCRIBER_FD_SPARE)
     server, ports = start_server(args.rate, fd_limit)
-    counts = {"subscribers": args.subscribers, "slow_reader": args.slow_readers}
+    counts = {"subscribers": args.subscribers, "slow_reader": args.slow_readers, "held_longpolls": args.held}
     healthy = Healthy(f"ws://{HOST}:{ports[0]}/ws")
     healthy.task = asyncio.create_task(healthy.run())
     rows = []
@@ -511,6 +526,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="publish rate (msg/s), default 1000")
     parser.add_argument("--subscribers", type=int, default=SUBSCRIBERS, help=f"subscribers probe: how many (default {SUBSCRIBERS})")
     parser.add_argument("--slow-readers", type=int, default=SLOW_READERS, help=f"slow_reader probe: how many (default {SLOW_READERS})")
+    parser.add_argument("--held", type=int, default=HELD_LONGPOLLS, help=f"held_longpolls probe: how many (default {HELD_LONGPOLLS})")
     parser.add_argument("--attack", choices=PROBES, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)

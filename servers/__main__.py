@@ -22,6 +22,7 @@ import sys
 from rtplay.compat import LIBRARIES, IncompatibleLibrary, check_all
 from rtplay.protocol.options import READY_PREFIX, add_arguments, add_http_arguments, from_namespace
 from rtplay.runtime import eventloop
+from rtplay.runtime.gcpolicy import use_server_thresholds
 from rtplay.runtime.process import raise_open_files_limit
 from rtplay.runtime.token import TOKEN_HEADER, token_path, write_token
 from servers.runner import WEBRTC_LIBRARIES, Server, ServerConfig
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_all([name for name in LIBRARIES if name not in WEBRTC_LIBRARIES])
         raise_open_files_limit()  # a socket per client: the connection cap is this limit less a reserve
+        use_server_thresholds()  # thousands of held requests must not set off a full collection a wave
         eventloop.run(serve(ServerConfig.from_options(from_namespace(args)), args.watch_stdin, args.ready_fd))
     except (IncompatibleLibrary, ValueError) as exc:  # ValueError: an unknown RTPLAY_LOOP
         print(f"rtplay serve: {exc}", file=sys.stderr)

@@ -96,14 +96,13 @@ class Subscription:
 
 
 class Broadcaster:
-    """Owns the hub on the async side: publishes, fans out, and wakes long-pollers."""
+    """Owns the hub on the async side: publishes and fans out (to subscriptions, then to the
+    listeners: a WebRTC peer, the held long-polls)."""
 
     def __init__(self, hub: Hub, queue_size: int = DEFAULT_SUBSCRIBER_QUEUE) -> None:
         self.hub = hub
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
-        self._new_message: asyncio.Event | None = None
-        """Set at the next publish; made only while a long-poll waits (none per message otherwise)."""
         self._listeners: list[Callable[[Envelope], None]] = []
         self.slow_cuts = 0
         """Subscriptions closed so far because their consumer was too slow."""
@@ -120,14 +119,16 @@ class Broadcaster:
                 self.slow_cuts += 1
         for listener in self._listeners:
             listener(envelope)
-        if self._new_message is not None:
-            self._new_message.set()
-            self._new_message = None
         return envelope
 
     def add_listener(self, listener: Callable[[Envelope], None]) -> None:
         """Call ``listener`` synchronously with every published envelope (e.g. a WebRTC peer)."""
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Envelope], None]) -> None:
+        """Stop calling ``listener`` (nothing if it was not added)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def subscribe(self, cursor: int) -> tuple[Subscription, Backlog]:
         """Subscribe, then read the backlog after ``cursor``; the two never overlap or gap."""
@@ -142,22 +143,6 @@ class Broadcaster:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
-
-    async def wait_beyond(self, cursor: int, timeout: float) -> bool:
-        """Wait until the hub has something after ``cursor``; False on timeout."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.hub.last_seq <= cursor:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return False
-            try:
-                if self._new_message is None:
-                    self._new_message = asyncio.Event()
-                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
-                    await self._new_message.wait()
-            except TimeoutError:
-                return False
-        return True
 
 
 class Publisher:

@@ -61,8 +61,16 @@ class AnswerBudget:
 ANSWERS: web.AppKey[AnswerBudget] = web.AppKey("rtplay-answers", AnswerBudget)
 
 
+def batch_json(backlog: Backlog, last: int) -> str:
+    """The /poll and /longpoll body, built from the envelopes' cached encodings."""
+    body = '{"messages":[' + ",".join(e.json for e in backlog.messages) + f'],"last":{last}'
+    if backlog.reset is not None:
+        body += ',"reset":' + json.dumps(backlog.reset.to_json())
+    return body + "}"
+
+
 def batch_pieces(backlog: Backlog, last: int, size: int = ANSWER_CHUNK_BYTES) -> Iterator[str]:
-    """The /poll and /longpoll body (as :func:`servers.http.app.batch_json` makes it), in pieces
+    """The /poll and /longpoll body (as :func:`batch_json` makes it), in pieces
     of about ``size`` characters, from the envelopes' cached encodings."""
     piece: list[str] = ['{"messages":[']
     length = len(piece[0])

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.web_protocol import RequestHandler
 
 from servers.core.context import HttpConfig
+from servers.core.hub import Backlog
 from servers.runner import Server, ServerConfig
 from tests.conftest import wait_until
 from tests.hostile.conftest import HOST
@@ -118,3 +119,74 @@ async def test_a_websocket_has_no_heartbeat_task_of_its_own() -> None:
         for sock in socks:
             sock.close()
         await server.stop()
+
+
+HELD_LONGPOLLS = 200
+
+
+async def _answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and body of the one HTTP answer on ``sock``."""
+    data = await _read_until(sock, b"\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = await asyncio.get_running_loop().sock_recv(sock, 65536)
+        assert chunk, "the server closed the connection mid-answer"
+        body += chunk
+    return head.split(b"\r\n")[0], body
+
+
+async def test_one_publish_answers_every_held_long_poll_from_one_backlog_read(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 13: 5,000 held long-polls cost 1.8 s p99 a wave, each woken to read the backlog
+    and build its own body. Held at the head, they share one cursor: one read, one body."""
+    socks = [
+        await _subscriber(server.http_port, "GET /longpoll?since=0&timeout=30 HTTP/1.1\r\nHost: {host}\r\n\r\n")
+        for _ in range(HELD_LONGPOLLS)
+    ]
+    try:
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == HELD_LONGPOLLS, 10, "every long-poll held")
+        reads: list[int] = []
+        since = server.hub.since
+
+        def counted(cursor: int) -> Backlog:
+            reads.append(cursor)
+            return since(cursor)
+
+        monkeypatch.setattr(server.hub, "since", counted)
+        envelope = server.broadcaster.publish()
+        expected = b'{"messages":[' + envelope.json.encode() + b'],"last":1}'
+        for sock in socks:
+            assert await _answer(sock) == (b"HTTP/1.1 200 OK", expected)
+        assert reads == [0]  # was one per held request
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 0, 10, "every long-poll answered")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+async def test_answered_long_polls_on_live_connections_schedule_no_heap_trim(server: Server) -> None:
+    """Each answered long-poll counted as a connection gone: at 5,000 long-pollers and 1 msg/s
+    the server ran a full collection and a heap trim every 2 s. Only a client that left counts."""
+    request = "GET /longpoll?since={cursor}&timeout=30 HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    socks = [await _subscriber(server.http_port, request.replace("{cursor}", "0")) for _ in range(HELD_LONGPOLLS)]
+    try:
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == HELD_LONGPOLLS, 10, "every long-poll held")
+        server.broadcaster.publish()
+        for sock in socks:
+            await _answer(sock)
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 0, 10, "every long-poll answered")
+        assert server.memory.schedule.pending == 0  # was one release per answer: a trim due
+        # A client that leaves while held: its request ends (at its short hold's deadline, long
+        # after the server read the close) on a connection that ended with it.
+        leaving = socks.pop()
+        short = request.format(cursor=1, host=HOST).replace("timeout=30", "timeout=0.5")
+        await asyncio.get_running_loop().sock_sendall(leaving, short.encode())
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 1, 10, "the leaving client held")
+        leaving.close()
+        await wait_until(lambda: server.ctx.registry.count("longpoll") == 0, 10, "its hold ended")
+        assert server.memory.schedule.pending == 1
+    finally:
+        for sock in socks:
+            sock.close()

@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 
-from servers.http.app import DENSE_GAP_MS, LONGPOLL_COALESCE_S, coalesce_delay
+from servers.http.longpoll import DENSE_GAP_MS, LONGPOLL_COALESCE_S, coalesce_delay
 from servers.runner import Server, ServerConfig
 
 WINDOW_MS = LONGPOLL_COALESCE_S * 1000

@@ -1,0 +1,34 @@
+"""The server process's garbage-collector thresholds."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+from rtplay.runtime.gcpolicy import SERVER_THRESHOLDS, use_server_thresholds
+
+
+def test_the_server_thresholds_replace_the_defaults_and_say_what_they_replaced() -> None:
+    before = gc.get_threshold()
+    try:
+        assert use_server_thresholds() == before
+        assert gc.get_threshold() == SERVER_THRESHOLDS
+        young, middle, full = SERVER_THRESHOLDS
+        assert young > 700 and middle >= 10 and full > 10  # rarer than CPython's 700/10/10
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_the_server_process_runs_with_them() -> None:
+    """``python -m servers`` sets them before it serves (checked without serving: its event
+    loop is replaced by a print of the thresholds in force when it would start)."""
+    probe = (
+        "import gc, sys\n"
+        "sys.argv = ['servers', '--rate', '0']\n"
+        "import servers.__main__ as m\n"
+        "m.eventloop.run = lambda coro: (coro.close(), print(gc.get_threshold()))\n"
+        "m.main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == str(SERVER_THRESHOLDS)
