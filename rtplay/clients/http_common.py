@@ -10,6 +10,8 @@ import httpx
 
 from rtplay.clients.base import Client, OfflineError
 from rtplay.clients.core import reset_signal
+from rtplay.clients.keepalive import ServerClosedError
+from rtplay.model.http1 import Answer
 from rtplay.model.oserrors import describe_os_error
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 
@@ -74,15 +76,19 @@ def count_sends() -> aiohttp.TraceConfig:
     return trace
 
 
-Response = httpx.Response | aiohttp.ClientResponse
+Response = httpx.Response | aiohttp.ClientResponse | Answer
 
 
 class StatusError(ProtocolError):
     """The server answered with a status the client does not accept."""
 
     def __init__(self, response: Response) -> None:
-        self.status = response.status_code if isinstance(response, httpx.Response) else response.status
-        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if isinstance(response, Answer):
+            self.status, retry_after = response.status, response.retry_after
+        else:
+            self.status = response.status_code if isinstance(response, httpx.Response) else response.status
+            retry_after = response.headers.get("Retry-After")
+        self.retry_after = parse_retry_after(retry_after)
         super().__init__(f"HTTP {self.status}")
 
 
@@ -93,7 +99,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return None
 
 
-def header_bytes(response: Response) -> int:
+def header_bytes(response: httpx.Response | aiohttp.ClientResponse) -> int:
     """Approximate size of the status line and headers as they were on the wire."""
     raw = response.headers.raw if isinstance(response, httpx.Response) else response.raw_headers
     return 17 + sum(len(k) + len(v) + 4 for k, v in raw) + 2
@@ -105,6 +111,8 @@ def describe_request_error(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return "connection refused"
+    if isinstance(exc, ServerClosedError):
+        return describe_os_error(exc) or str(exc)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection"
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts, e.g. ServerTimeoutError
