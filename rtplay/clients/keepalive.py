@@ -86,8 +86,8 @@ class _Wire(asyncio.Protocol):
         self.closed = True  # the peer is done: no next request on this connection
         try:
             answer = self.reader.feed_eof()  # a body that runs to the end of the connection
-        except ProtocolError as exc:
-            self.fail(exc)
+        except ProtocolError as exc:  # the answer cut short: the connection's fault, not its content
+            self.fail(ServerClosedError(str(exc)))
             return None
         waiter, self.waiter = self.waiter, None
         if answer is not None and waiter is not None and not waiter.done():
