@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
 
 import aiohttp
 import httpx
@@ -35,45 +34,15 @@ def make_http_client(read_timeout: float | None) -> httpx.AsyncClient:
     )
 
 
-def make_aiohttp_session(
-    read_timeout: float, trace_configs: list[aiohttp.TraceConfig] | None = None
-) -> aiohttp.ClientSession:
-    """An aiohttp session like :func:`make_http_client`, for the long-poll's request per answer:
-    a request through aiohttp costs a fraction of one through httpx (anyio and sniffio per call),
-    and at 1000 msg/s the long-poll makes up to a thousand of them a second."""
+def make_aiohttp_session(read_timeout: float) -> aiohttp.ClientSession:
+    """An aiohttp session like :func:`make_http_client`, for target mode's long-poll (a request
+    per answer): a request through aiohttp costs a fraction of one through httpx (anyio and
+    sniffio per call). rtplay's own long-poll goes leaner still (:mod:`rtplay.clients.keepalive`)."""
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=read_timeout),
         connector=aiohttp.TCPConnector(limit=1),
         trust_env=False,
-        trace_configs=trace_configs,
     )
-
-
-class SendCount:
-    """How many times one request went out (``trace_request_ctx`` of :func:`count_sends`);
-    ``on_resend`` is called as each resend goes out (a resent long-poll is held again)."""
-
-    def __init__(self, on_resend: Callable[[], None]) -> None:
-        self.sends = 0
-        self.on_resend = on_resend
-
-
-def count_sends() -> aiohttp.TraceConfig:
-    """Counts each time a request's headers go out, so a request aiohttp sent again by itself
-    (its connection was reset before any answer: RFC 9112 §9.3.1) can be told from one sent once."""
-
-    async def headers_sent(
-        session: aiohttp.ClientSession, ctx: object, params: aiohttp.TraceRequestHeadersSentParams
-    ) -> None:
-        count = getattr(ctx, "trace_request_ctx", None)
-        if isinstance(count, SendCount):
-            count.sends += 1
-            if count.sends > 1:
-                count.on_resend()
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(headers_sent)
-    return trace
 
 
 Response = httpx.Response | aiohttp.ClientResponse | Answer

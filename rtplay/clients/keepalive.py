@@ -39,6 +39,10 @@ class ConnectTimeout(TimeoutError):
     """No connection within the connect timeout."""
 
 
+class ReadTimeout(TimeoutError):
+    """No byte of the answer within the read timeout."""
+
+
 class _Wire(asyncio.Protocol):
     """One connection: writes a request, hands back its answer (or why there is none)."""
 
@@ -131,7 +135,7 @@ class _Wire(asyncio.Protocol):
         if self.loop.time() < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self._check_deadline)
             return
-        self.fail(TimeoutError(f"no answer for {self.read_timeout:g} s"))
+        self.fail(ReadTimeout(f"no answer for {self.read_timeout:g} s"))
 
 
 class KeepAlive:
