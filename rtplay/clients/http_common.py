@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
 
 import aiohttp
 import httpx
 
 from rtplay.clients.base import Client, OfflineError
 from rtplay.clients.core import reset_signal
+from rtplay.clients.keepalive import ServerClosedError
+from rtplay.model.http1 import Answer
 from rtplay.model.oserrors import describe_os_error
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
 
@@ -33,56 +34,30 @@ def make_http_client(read_timeout: float | None) -> httpx.AsyncClient:
     )
 
 
-def make_aiohttp_session(
-    read_timeout: float, trace_configs: list[aiohttp.TraceConfig] | None = None
-) -> aiohttp.ClientSession:
-    """An aiohttp session like :func:`make_http_client`, for the long-poll's request per answer:
-    a request through aiohttp costs a fraction of one through httpx (anyio and sniffio per call),
-    and at 1000 msg/s the long-poll makes up to a thousand of them a second."""
+def make_aiohttp_session(read_timeout: float) -> aiohttp.ClientSession:
+    """An aiohttp session like :func:`make_http_client`, for target mode's long-poll (a request
+    per answer): a request through aiohttp costs a fraction of one through httpx (anyio and
+    sniffio per call). rtplay's own long-poll goes leaner still (:mod:`rtplay.clients.keepalive`)."""
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=read_timeout),
         connector=aiohttp.TCPConnector(limit=1),
         trust_env=False,
-        trace_configs=trace_configs,
     )
 
 
-class SendCount:
-    """How many times one request went out (``trace_request_ctx`` of :func:`count_sends`);
-    ``on_resend`` is called as each resend goes out (a resent long-poll is held again)."""
-
-    def __init__(self, on_resend: Callable[[], None]) -> None:
-        self.sends = 0
-        self.on_resend = on_resend
-
-
-def count_sends() -> aiohttp.TraceConfig:
-    """Counts each time a request's headers go out, so a request aiohttp sent again by itself
-    (its connection was reset before any answer: RFC 9112 §9.3.1) can be told from one sent once."""
-
-    async def headers_sent(
-        session: aiohttp.ClientSession, ctx: object, params: aiohttp.TraceRequestHeadersSentParams
-    ) -> None:
-        count = getattr(ctx, "trace_request_ctx", None)
-        if isinstance(count, SendCount):
-            count.sends += 1
-            if count.sends > 1:
-                count.on_resend()
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(headers_sent)
-    return trace
-
-
-Response = httpx.Response | aiohttp.ClientResponse
+Response = httpx.Response | aiohttp.ClientResponse | Answer
 
 
 class StatusError(ProtocolError):
     """The server answered with a status the client does not accept."""
 
     def __init__(self, response: Response) -> None:
-        self.status = response.status_code if isinstance(response, httpx.Response) else response.status
-        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if isinstance(response, Answer):
+            self.status, retry_after = response.status, response.retry_after
+        else:
+            self.status = response.status_code if isinstance(response, httpx.Response) else response.status
+            retry_after = response.headers.get("Retry-After")
+        self.retry_after = parse_retry_after(retry_after)
         super().__init__(f"HTTP {self.status}")
 
 
@@ -93,7 +68,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return None
 
 
-def header_bytes(response: Response) -> int:
+def header_bytes(response: httpx.Response | aiohttp.ClientResponse) -> int:
     """Approximate size of the status line and headers as they were on the wire."""
     raw = response.headers.raw if isinstance(response, httpx.Response) else response.raw_headers
     return 17 + sum(len(k) + len(v) + 4 for k, v in raw) + 2
@@ -105,6 +80,8 @@ def describe_request_error(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return "connection refused"
+    if isinstance(exc, ServerClosedError):
+        return describe_os_error(exc) or str(exc)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection"
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts, e.g. ServerTimeoutError

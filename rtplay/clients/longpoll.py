@@ -1,4 +1,8 @@
-"""Long-polling: the server holds each request until there is news; re-poll at once."""
+"""Long-polling: the server holds each request until there is news; re-poll at once.
+
+The requests go out over :class:`~rtplay.clients.keepalive.KeepAlive`, one kept-alive
+connection with a request path lean enough for a crowd of thousands (see that module).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
-
 from rtplay.clients.base import Emit
 from rtplay.clients.core import ReconnectingClient
 from rtplay.clients.http_common import (
+    CONNECT_TIMEOUT_S,
     HTTP_ERRORS,
-    SendCount,
     StatusError,
     apply_batch,
-    count_sends,
     describe_request_error,
-    header_bytes,
-    make_aiohttp_session,
 )
+from rtplay.clients.keepalive import KeepAlive
 from rtplay.model.events import RequestResent
 
 #: What a resend means, in the pane's log.
@@ -50,7 +50,7 @@ class LongPollClient(ReconnectingClient):
     def __init__(self, base_url: str, emit: Emit | None = None, *, hold: float = DEFAULT_HOLD_S, **kw: Any) -> None:
         super().__init__(base_url, emit, **kw)
         self.hold = hold
-        self._http: aiohttp.ClientSession | None = None
+        self._http: KeepAlive | None = None
         self.resent = 0
         """Requests the HTTP client sent again by itself after their connection was reset
         before any answer (a ``drop`` on a held request): the transport was hit, unseen."""
@@ -58,37 +58,43 @@ class LongPollClient(ReconnectingClient):
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
         # The read timeout leaves the server time to answer 204 itself.
-        async with make_aiohttp_session(read_timeout=self.hold + 5.0, trace_configs=[count_sends()]) as self._http:
+        self._http = KeepAlive(
+            self.base_url, read_timeout=self.hold + 5.0, connect_timeout=CONNECT_TIMEOUT_S, on_resend=self._resent
+        )
+        try:
             yield
+        finally:
+            self._http.close()
+            self._http = None
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
         return describe_request_error(exc), None
 
     async def attempt(self) -> str:
         """Held requests, one after another, until one fails (which raises)."""
-        assert self._http is not None, "run() opens the HTTP session"
         while True:
-            await self.poll_once(self._http)
+            await self.poll_once()
 
-    async def poll_once(self, http: aiohttp.ClientSession) -> None:
+    async def poll_once(self) -> None:
         """One held request; returns on 200 or 204, raises on anything else."""
-        params = {"since": str(self.cursor), "timeout": repr(float(self.hold))}
+        assert self._http is not None, "run() opens the connection"
         self.check_online()
-        held = asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
-        count = SendCount(self._resent)
+        # Until it is open, a request held long enough opens the client (HELD_OPEN_S).
+        held = None if self.conn.connected else asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
         try:
-            async with http.get(f"{self.base_url}/longpoll", params=params, trace_request_ctx=count) as response:
-                body = await response.read()
+            answer = await self._http.get(f"/longpoll?since={self.cursor}&timeout={float(self.hold)!r}")
         finally:
-            held.cancel()
-        await self.wait_online()  # offline: the answer sits unread until the network is back
+            if held is not None:
+                held.cancel()
+        if self.is_offline():
+            await self.wait_online()  # offline: the answer sits unread until the network is back
         received_ms = self.wall_ms()
-        if response.status not in (200, 204):
-            raise StatusError(response)
-        self.add_wire_bytes(header_bytes(response) + len(body))
+        if answer.status not in (200, 204):
+            raise StatusError(answer)
+        self.add_wire_bytes(answer.head_bytes + len(answer.body))
         self._held_open()
-        if response.status == 200:
-            apply_batch(self, body, received_ms)
+        if answer.status == 200:
+            apply_batch(self, answer.body, received_ms)
 
     def _resent(self) -> None:
         self.resent += 1

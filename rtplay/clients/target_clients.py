@@ -11,7 +11,8 @@ WebSocket client keeps alive with protocol pings, not ``{"ping"}`` messages).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from rtplay.clients.http_common import (
     StatusError,
     describe_request_error,
     header_bytes,
+    make_aiohttp_session,
 )
 from rtplay.clients.longpoll import HELD_OPEN_S, LongPollClient
 from rtplay.clients.poll import PollClient
@@ -167,16 +169,27 @@ async def read_bounded(chunks: AsyncIterable[bytes]) -> bytes:
 
 
 class TargetLongPollClient(Tapped, LongPollClient):
-    """Re-requests the target's URL (with its resume template) after every answer."""
+    """Re-requests the target's URL (with its resume template) after every answer.
+
+    Through aiohttp, not the long-poll's lean request path: a target may speak any HTTP
+    (chunked or compressed answers, redirects) that rtplay's own server does not."""
 
     def __init__(self, tap: TargetTap, emit: Emit | None = None, **kw: Any) -> None:
         super().__init__(tap.target_url, emit, **kw)
         self.tap = tap
+        self._session: aiohttp.ClientSession | None = None
+
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        async with make_aiohttp_session(read_timeout=self.hold + 5.0) as self._session:
+            yield
 
     async def attempt(self) -> str:
         return await self.tap.cuttable(super().attempt())
 
-    async def poll_once(self, http: aiohttp.ClientSession) -> None:
+    async def poll_once(self) -> None:
+        http = self._session
+        assert http is not None, "run() opens the HTTP session"
         self.check_online()
         held = asyncio.get_running_loop().call_later(HELD_OPEN_S, self._held_open)
         try:
