@@ -18,6 +18,10 @@ HEAD = (
 BODY = b'{"messages":[{"seq":4,"t":1796639354644.532,"data":"msg-4"}],"last":4}'
 ANSWER = HEAD % len(BODY) + BODY
 
+#: The same answer as a proxy in front of the server may re-frame it (RFC 9112 §7.1).
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+CHUNKED = CHUNKED_HEAD + b"10;ext=1\r\n" + BODY[:16] + b"\r\n%x\r\n" % (len(BODY) - 16) + BODY[16:] + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
+
 
 def read(*chunks: bytes, eof: bool = False) -> list[Answer]:
     reader, answers = ResponseReader(), []
@@ -47,6 +51,26 @@ def test_answers_follow_each_other_on_one_connection() -> None:
     assert reader.feed(ANSWER) is not None and not reader.started
     no_content = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
     assert reader.feed(no_content) == Answer(204, len(no_content), b"", None, True)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(CHUNKED)), max_size=8))
+def test_a_chunked_answer_in_any_split_reads_as_its_content(cuts: list[int]) -> None:
+    points = [0, *sorted(cuts), len(CHUNKED)]
+    reader = ResponseReader()
+    answers = [reader.feed(CHUNKED[a:b]) for a, b in zip(points, points[1:], strict=False)]
+    assert [(a.status, a.body, a.keep_alive) for a in answers if a is not None] == [(200, BODY, True)]
+    assert reader.feed(ANSWER) is not None  # the connection carries the next answer
+
+
+def test_a_chunked_answer_is_bounded_and_cut_short_is_an_error() -> None:
+    with pytest.raises(ProtocolError, match="larger than 10"):
+        ResponseReader(max_body=10).feed(CHUNKED_HEAD + b"b\r\n")
+    with pytest.raises(ProtocolError, match="chunk line longer"):
+        ResponseReader().feed(CHUNKED_HEAD + b"1" * 5000)
+    with pytest.raises(ProtocolError, match="trailer section longer"):
+        ResponseReader().feed(CHUNKED_HEAD + b"0\r\n" + b"X: y\r\n" * 1000)
+    with pytest.raises(ProtocolError, match="after 2 bytes of a chunked response"):
+        read(CHUNKED_HEAD + b"2\r\nok\r\n", eof=True)
 
 
 def test_a_503_carries_its_retry_after_and_204_has_no_body() -> None:
@@ -79,7 +103,11 @@ def test_connection_close_and_a_body_delimited_by_the_close() -> None:
         (b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "malformed header"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", "conflicting"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", "Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", "both"),
+        (CHUNKED_HEAD + b"zz\r\nok\r\n", "chunk-size"),
+        (CHUNKED_HEAD + b"2\r\nokay\r\n0\r\n\r\n", "longer than its chunk-size"),
+        (CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\nHTTP", "unexpected bytes"),
         (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok", "Content-Encoding"),
         (ANSWER + b"HTTP", "unexpected bytes"),
     ],
