@@ -7,7 +7,9 @@ only ``failed`` and ``closed`` (no ``disconnected``), and a stalled server keeps
 so an app-level heartbeat on ``reliable`` decides
 when the peer is dead. Any end — failed or closed connection, a closed channel, a silent
 heartbeat, a refused or failed signaling request — re-signals with exponential backoff
-and resumes ``reliable`` from its cursor.
+and resumes ``reliable`` from its cursor. As in a browser, where ``RTCPeerConnection.close()``
+returns at once, the retry wait starts when the end is noticed: the old connection's
+teardown runs beside it, and the next attempt starts once that teardown is over.
 """
 
 from __future__ import annotations
@@ -83,6 +85,16 @@ def ice_host_of(http_url: str) -> str:
     return host
 
 
+async def _close(pc: RTCPeerConnection) -> None:
+    """Close an ended attempt's peer connection (aiortc sends its SCTP ABORT), bounded."""
+    try:
+        await asyncio.wait_for(pc.close(), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("rtc: closing the peer connection timed out")
+    except Exception:  # a failed teardown is logged; the client goes on
+        log.exception("rtc: closing the peer connection failed")
+
+
 class _Link:
     """One attempt's peer connection: its channels, how it ended, where ``unreliable`` starts."""
 
@@ -142,11 +154,29 @@ class RTCClient(ReconnectingClient):
         self.last_offer = ""
         self.last_answer = ""
         """The SDPs of the last attempt, as sent and as received (for inspection)."""
+        self._closing: set[asyncio.Task[None]] = set()
+        """Teardowns of ended attempts still running (at most one: each attempt awaits the
+        previous one's; each bounded by :data:`CLOSE_TIMEOUT_S`)."""
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
         async with make_http_client(read_timeout=SIGNAL_TIMEOUT_S) as self._http:
-            yield
+            try:
+                yield
+            finally:
+                await self._closed()
+
+    async def _closed(self) -> None:
+        """Wait until every ended attempt's peer connection is closed (cancelling this ends them)."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _close_later(self, pc: RTCPeerConnection) -> None:
+        """Close ``pc`` beside the retry decision and wait, not before them: a browser's
+        ``close()`` returns at once, and the wait is counted from when the end was noticed."""
+        task = asyncio.create_task(_close(pc), name="rtc-close")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def explain(self, exc: BaseException) -> tuple[str, float | None]:
         if isinstance(exc, StatusError):
@@ -162,6 +192,7 @@ class RTCClient(ReconnectingClient):
 
     async def _attempt(self, http: httpx.AsyncClient) -> None:
         """One peer connection, from offer to its end (always raises when it ends)."""
+        await self._closed()  # the previous connection's sockets are gone before new ones gather
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no STUN/TURN at all
         unreliable = LiveStart(
             lambda first: self.on_live(first, UNRELIABLE),
@@ -196,10 +227,7 @@ class RTCClient(ReconnectingClient):
         finally:
             if offline is not None:
                 offline.close()
-            try:
-                await asyncio.wait_for(pc.close(), CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("rtc: closing the peer connection timed out")
+            self._close_later(pc)
 
     def _link_up(self, link: _Link, since: int, started: float) -> None:
         """Report ``link`` connected, once: its first message or its open channels, whichever is first."""
