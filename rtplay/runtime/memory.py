@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sized
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,29 @@ class TrimSchedule:
         return True
 
 
+#: A set or dict smaller than this is never rebuilt: a table for a few dozen entries is not
+#: worth a copy.
+SHRINK_MIN_BYTES = 16 * 1024
+
+#: Bytes per entry past which a set or dict counts as oversized. CPython's sets and dicts
+#: keep the table they grew to when entries are removed (a registry that held 10,000
+#: connections keeps a 256-512 KiB table for none); one built afresh takes 30-70 bytes an
+#: entry, so 256 means at least four times too big, and a rebuild happens only after the
+#: count fell fourfold: its O(n) copy costs O(1) per removal, amortized.
+SHRINK_BYTES_PER_ENTRY = 256
+
+
+def oversized(container: Sized) -> bool:
+    """True when ``container`` (a set or dict) is worth rebuilding at its present size:
+    call it after removing entries, and replace the container with a copy when it says so."""
+    size = sys.getsizeof(container)
+    return size >= SHRINK_MIN_BYTES and size > SHRINK_BYTES_PER_ENTRY * len(container)
+
+
+@functools.cache
 def _load_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS); looked up
+    at the first trim (``find_library`` runs ``ldconfig``: ~25 ms no client should wait for)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -99,14 +122,12 @@ def _load_trim() -> Callable[[int], int] | None:
     return trim
 
 
-_MALLOC_TRIM = _load_trim()
-
-
 def malloc_trim() -> bool:
     """Return the C heap's free pages to the system; False where glibc's trim is unavailable."""
-    if _MALLOC_TRIM is None:
+    trim = _load_trim()
+    if trim is None:
         return False
-    _MALLOC_TRIM(0)
+    trim(0)
     return True
 
 
