@@ -134,7 +134,8 @@ ALLOCATOR_ENV = "PYTHONMALLOC"
 
 #: The server process's allocator: glibc's ``malloc`` for every object, so that the memory a
 #: burst of connections used goes back with a trim instead of staying pinned in pymalloc's
-#: arenas (see the module's docstring; its CPU cost is in README's "Memory" section).
+#: arenas (see the module's docstring; its CPU cost and what it gives back: README, "The
+#: server alone").
 SERVER_ALLOCATOR = "malloc"
 
 
