@@ -15,13 +15,15 @@ letting an exception carry its frames, and what they held, into a cycle
 (:func:`servers.http.answers.send_pieces`).
 
 :class:`TrimSchedule` is the decision, pure (``now`` is passed in); :class:`MemoryReturn` is
-the adapter that keeps one event-loop timer and calls :func:`malloc_trim`.
+the adapter that keeps its two event-loop timers (the burst's trim, its follow-up) and calls
+:func:`malloc_trim`.
 
 A trim reaches only glibc's heap. Python's own small-object allocator (pymalloc) keeps its
 objects in 1 MiB arenas of 16 KiB pools and gives an arena back only once every object in it is
 gone; it never returns a free pool inside a live arena. After a burst, a few hundred objects that
 outlive it pin most of the arenas the burst filled: the last ~250 freed objects of each type
-uvloop and aiohttp keep on their Cython free lists (timer handles, parsed request heads), the
+uvloop and aiohttp keep on their Cython free lists (``DEFAULT_FREELIST_SIZE``: handles, timer
+handles, stream transports, parsed request heads), the
 first-use caches of an endpoint, the envelopes published meanwhile (measured: 3,000 subscribers
 took pymalloc from 19 to 70 arenas and left 69 behind, 45 MB of them free pools, with no object
 of theirs still alive). The server process therefore runs on glibc's ``malloc`` for every
