@@ -30,7 +30,6 @@ from rtplay.model.retry_spec import PolicySpec
 from rtplay.protocol.faults import TRANSPORTS
 from rtplay.protocol.options import ServerOptions, from_namespace
 from rtplay.runtime import eventloop
-from rtplay.runtime.memory import server_environ
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +295,8 @@ def control_url(url: str | None) -> str | None:
 
 
 def cmd_serve(argv: list[str]) -> int:
-    """``rtplay serve`` is the server process: become ``python -m servers`` with the same flags
-    (and the server's allocator: :func:`rtplay.runtime.memory.server_environ`)."""
-    os.execve(sys.executable, [sys.executable, "-m", "servers", *argv], server_environ(os.environ))
+    """``rtplay serve`` is the server process: become ``python -m servers`` with the same flags."""
+    os.execv(sys.executable, [sys.executable, "-m", "servers", *argv])
     return 1  # not reached
 
 

@@ -23,7 +23,6 @@ from dataclasses import replace
 from typing import IO, Any
 
 from rtplay.protocol.options import READY_PREFIX, ServerOptions
-from rtplay.runtime.memory import server_environ
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,6 @@ class ServerProcess:
                 [sys.executable, "-m", "servers", *replace(options, rate=0.0).argv(), "--watch-stdin",
                  "--ready-fd", str(ready_write)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(ready_write,),
-                env=server_environ(os.environ),  # its allocator gives a burst's memory back
                 start_new_session=True,  # a Ctrl-C reaches the parent, which stops its child in order
             )
         except BaseException:

@@ -26,8 +26,10 @@ uvloop and aiohttp keep on their Cython free lists (``DEFAULT_FREELIST_SIZE``: h
 handles, stream transports, parsed request heads), the
 first-use caches of an endpoint, the envelopes published meanwhile (measured: 3,000 subscribers
 took pymalloc from 19 to 70 arenas and left 69 behind, 45 MB of them free pools, with no object
-of theirs still alive). The server process therefore runs on glibc's ``malloc`` for every
-object (:func:`server_environ`), where those survivors pin 4 KiB pages that a trim works around.
+of theirs still alive). Under ``PYTHONMALLOC=malloc`` those survivors pin 4 KiB pages that a
+trim works around, but glibc's allocator is slower at a connection's many small objects: a
+publish to 10,000 subscribers took twice as long (README, "Memory"), so it is the user's choice,
+not the default.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import ctypes.util
 import functools
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Sized
 
 log = logging.getLogger(__name__)
 
@@ -129,26 +131,6 @@ def oversized(container: Sized) -> bool:
     call it after removing entries, and replace the container with a copy when it says so."""
     size = sys.getsizeof(container)
     return size >= SHRINK_MIN_BYTES and size > SHRINK_BYTES_PER_ENTRY * len(container)
-
-
-#: The environment variable that picks CPython's allocator; it is read once, at start-up.
-ALLOCATOR_ENV = "PYTHONMALLOC"
-
-#: The server process's allocator: glibc's ``malloc`` for every object, so that the memory a
-#: burst of connections used goes back with a trim instead of staying pinned in pymalloc's
-#: arenas (see the module's docstring; its CPU cost and what it gives back: README, "The
-#: server alone").
-SERVER_ALLOCATOR = "malloc"
-
-
-def server_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment to start the server process in: ``environ`` with
-    ``PYTHONMALLOC=malloc`` (:data:`SERVER_ALLOCATOR`), unless it already names an allocator
-    (a user comparing allocators, or debugging with ``PYTHONMALLOC=debug``, keeps theirs)."""
-    chosen = dict(environ)
-    if not chosen.get(ALLOCATOR_ENV):
-        chosen[ALLOCATOR_ENV] = SERVER_ALLOCATOR
-    return chosen
 
 
 @functools.cache

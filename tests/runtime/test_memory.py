@@ -7,13 +7,11 @@ import asyncio
 import pytest
 
 from rtplay.runtime.memory import (
-    ALLOCATOR_ENV,
     SHRINK_MIN_BYTES,
     MemoryReturn,
     TrimSchedule,
     malloc_trim,
     oversized,
-    server_environ,
 )
 from tests.conftest import wait_until
 
@@ -101,10 +99,3 @@ def test_a_table_is_oversized_once_a_burst_has_left_it_and_not_before() -> None:
     assert not oversized(set(stay))  # once rebuilt, it is the right size
     assert not oversized(set())  # small tables are never worth a copy
     assert SHRINK_MIN_BYTES > 1024
-
-
-def test_the_server_runs_on_malloc_unless_the_user_chose_an_allocator() -> None:
-    assert server_environ({"PATH": "/bin"}) == {"PATH": "/bin", ALLOCATOR_ENV: "malloc"}
-    assert server_environ({ALLOCATOR_ENV: ""})[ALLOCATOR_ENV] == "malloc"
-    assert server_environ({ALLOCATOR_ENV: "pymalloc"})[ALLOCATOR_ENV] == "pymalloc"
-    assert server_environ({ALLOCATOR_ENV: "debug"})[ALLOCATOR_ENV] == "debug"
