@@ -74,6 +74,11 @@ PHASE_S = 3.0
 """Length of the before phase."""
 AFTER_S = 6.0
 """Length of the after phase: the server gives memory back about a second after a burst ends."""
+SETTLED_S = 16.0
+"""When the slow_reader and subscribers rows read RSS once more ("settled", seconds after the
+attackers left): by then the replay buffer has turned over (10 s at 1000 msg/s: the envelopes
+published during the burst are gone) and the server's follow-up trim has run."""
+SETTLED_PROBES = ("slow_reader", "subscribers")
 SERVER_FD_LIMIT = 8192
 """The server's descriptor limit in this benchmark: fd_exhaustion opens more sockets than it."""
 FD_SOCKETS = 9000
@@ -467,8 +472,12 @@ async def run_probe(
     during = await sample(server.pid, healthy, outcome_task)
     outcome = (await outcome_task)[0].decode().strip() or f"attacker exited {child.returncode}"
     after = await sample(server.pid, healthy, time.monotonic() + AFTER_S)
+    settled = Phase()
+    if name in SETTLED_PROBES:
+        settled = await sample(server.pid, healthy, time.monotonic() + SETTLED_S - AFTER_S)
     load += "-" + load_average()
-    return [name, load, before.rss(), during.rss(), after.final_rss(), before.cell(), during.cell(), after.cell(), outcome]
+    return [name, load, before.rss(), during.rss(), after.final_rss(), settled.final_rss(), before.cell(), during.cell(),
+            after.cell(), outcome]
 
 
 def start_server(rate: float, fd_limit: int) -> tuple[subprocess.Popen[str], tuple[int, int, int]]:
@@ -512,9 +521,11 @@ async def main(args: argparse.Namespace) -> None:
         server.terminate()
         server.wait(10)
     print(f"rtplay serve at {args.rate:g} msg/s; RSS in MB (before, during: the phase's max; after: at its end,"
-          f" {AFTER_S:g} s after the attackers left); healthy WS client latency ms p50 / p99; load: 1-min load average")
-    head = ["probe", "load", "RSS bef", "during", "after", "before p50/p99", "during p50/p99", "after p50/p99", "attackers"]
-    widths = [15, 9, 7, 6, 5, 17, 17, 17, 0]
+          f" {AFTER_S:g} s after the attackers left; settled: {SETTLED_S:g} s after, {', '.join(SETTLED_PROBES)} only);"
+          " healthy WS client latency ms p50 / p99; load: 1-min load average")
+    head = ["probe", "load", "RSS bef", "during", "after", "settled", "before p50/p99", "during p50/p99", "after p50/p99",
+            "attackers"]
+    widths = [15, 9, 7, 6, 5, 7, 17, 17, 17, 0]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))

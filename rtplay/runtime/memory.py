@@ -15,7 +15,21 @@ letting an exception carry its frames, and what they held, into a cycle
 (:func:`servers.http.answers.send_pieces`).
 
 :class:`TrimSchedule` is the decision, pure (``now`` is passed in); :class:`MemoryReturn` is
-the adapter that keeps one event-loop timer and calls :func:`malloc_trim`.
+the adapter that keeps its two event-loop timers (the burst's trim, its follow-up) and calls
+:func:`malloc_trim`.
+
+A trim reaches only glibc's heap. Python's own small-object allocator (pymalloc) keeps its
+objects in 1 MiB arenas of 16 KiB pools and gives an arena back only once every object in it is
+gone; it never returns a free pool inside a live arena. After a burst, a few hundred objects that
+outlive it pin most of the arenas the burst filled: the last ~250 freed objects of each type
+uvloop and aiohttp keep on their Cython free lists (``DEFAULT_FREELIST_SIZE``: handles, timer
+handles, stream transports, parsed request heads), the
+first-use caches of an endpoint, the envelopes published meanwhile (measured: 3,000 subscribers
+took pymalloc from 19 to 70 arenas and left 69 behind, 45 MB of them free pools, with no object
+of theirs still alive). Under ``PYTHONMALLOC=malloc`` those survivors pin 4 KiB pages that a
+trim works around, but glibc's allocator is slower at a connection's many small objects: a
+publish to 10,000 subscribers took twice as long (README, "Memory"), so it is the user's choice,
+not the default.
 """
 
 from __future__ import annotations
@@ -23,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sized
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +57,13 @@ TRIM_SETTLE_S = 1.0
 #: often, a fraction of a percent of the loop.
 TRIM_MIN_GAP_S = 2.0
 
+#: One more trim this long after a burst's: what the server allocated during the burst and
+#: keeps a while sat among the burst's freed buffers and kept their pages from the first trim,
+#: above all the envelopes published meanwhile, which the replay buffer holds until it turns
+#: over (10,000 envelopes: 10 s at 1000 msg/s). 12 s later they are gone at any rate up to
+#: 1000 msg/s and their pages can go back; the extra trim costs a few ms once per burst.
+TRIM_FOLLOW_UP_S = 12.0
+
 
 class TrimSchedule:
     """When to give freed memory back: after enough releases, once they settle (pure).
@@ -51,13 +74,15 @@ class TrimSchedule:
     """
 
     def __init__(
-        self, after: int = TRIM_AFTER_RELEASES, settle_s: float = TRIM_SETTLE_S, min_gap_s: float = TRIM_MIN_GAP_S
+        self, after: int = TRIM_AFTER_RELEASES, settle_s: float = TRIM_SETTLE_S, min_gap_s: float = TRIM_MIN_GAP_S,
+        follow_up_s: float = TRIM_FOLLOW_UP_S,
     ) -> None:
         if after < 1:
             raise ValueError("after must be at least 1")
         self.after = after
         self.settle_s = settle_s
         self.min_gap_s = min_gap_s
+        self.follow_up_s = follow_up_s
         self.pending = 0
         """Releases since the last trim."""
         self._armed = False
@@ -83,9 +108,35 @@ class TrimSchedule:
         self._last_trim = now
         return True
 
+    def follow_up(self, trimmed_at: float) -> float:
+        """When to trim once more after a burst's trim at ``trimmed_at`` (one pending follow-up
+        at most: a later burst's trim replaces it)."""
+        return trimmed_at + self.follow_up_s
 
+
+#: A set or dict smaller than this is never rebuilt: a table for a few dozen entries is not
+#: worth a copy.
+SHRINK_MIN_BYTES = 16 * 1024
+
+#: Bytes per entry past which a set or dict counts as oversized. CPython's sets and dicts
+#: keep the table they grew to when entries are removed (a registry that held 10,000
+#: connections keeps a 256-512 KiB table for none); one built afresh takes 30-70 bytes an
+#: entry, so 256 means at least four times too big, and a rebuild happens only after the
+#: count fell fourfold: its O(n) copy costs O(1) per removal, amortized.
+SHRINK_BYTES_PER_ENTRY = 256
+
+
+def oversized(container: Sized) -> bool:
+    """True when ``container`` (a set or dict) is worth rebuilding at its present size:
+    call it after removing entries, and replace the container with a copy when it says so."""
+    size = sys.getsizeof(container)
+    return size >= SHRINK_MIN_BYTES and size > SHRINK_BYTES_PER_ENTRY * len(container)
+
+
+@functools.cache
 def _load_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS); looked up
+    at the first trim (``find_library`` runs ``ldconfig``: ~25 ms no client should wait for)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -99,25 +150,25 @@ def _load_trim() -> Callable[[int], int] | None:
     return trim
 
 
-_MALLOC_TRIM = _load_trim()
-
-
 def malloc_trim() -> bool:
     """Return the C heap's free pages to the system; False where glibc's trim is unavailable."""
-    if _MALLOC_TRIM is None:
+    trim = _load_trim()
+    if trim is None:
         return False
-    _MALLOC_TRIM(0)
+    trim(0)
     return True
 
 
 class MemoryReturn:
     """The adapter: counts releases, keeps one timer on the running loop, and trims after a
-    burst (``trim`` is injectable: a test counts the trims)."""
+    burst and once more :data:`TRIM_FOLLOW_UP_S` later (``trim`` is injectable: a test counts
+    the trims)."""
 
     def __init__(self, schedule: TrimSchedule | None = None, trim: Callable[[], bool] = malloc_trim) -> None:
         self.schedule = schedule or TrimSchedule()
         self._trim = trim
         self._timer: asyncio.TimerHandle | None = None
+        self._follow_up: asyncio.TimerHandle | None = None
         self._closed = False
         self.trims = 0
         """Trims run so far."""
@@ -138,14 +189,27 @@ class MemoryReturn:
 
     def _fire(self) -> None:
         self._timer = None
-        if self.schedule.fire(asyncio.get_running_loop().time()):
-            self.trims += 1
-            if self._trim():
-                log.debug("returned freed heap memory to the system (trim %d)", self.trims)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.schedule.fire(now):
+            self._run_trim()
+            if self._follow_up is not None:
+                self._follow_up.cancel()
+            self._follow_up = loop.call_at(self.schedule.follow_up(now), self._fire_follow_up)
+
+    def _fire_follow_up(self) -> None:
+        self._follow_up = None
+        self._run_trim()
+
+    def _run_trim(self) -> None:
+        self.trims += 1
+        if self._trim():
+            log.debug("returned freed heap memory to the system (trim %d)", self.trims)
 
     def close(self) -> None:
         """Cancel a pending trim and arm no more (the server is stopping)."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._follow_up):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._follow_up = None

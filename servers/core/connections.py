@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rtplay.runtime.memory import oversized
 from servers.core.load import LoadMeter
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,10 @@ class ConnectionRegistry:
         try:
             yield
         finally:
-            self._live[transport].discard(abort)
+            live = self._live[transport]
+            live.discard(abort)
+            if oversized(live):  # a burst has left: let its table go (see oversized)
+                self._live[transport] = set(live)
             self.load.closed(self.clock())
             if self._closed is not None and (ended is None or ended()):
                 self._closed()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from rtplay.protocol.envelope import Envelope
 from rtplay.runtime.health import SLOW_CONSUMER, DelayMeter
+from rtplay.runtime.memory import oversized
 from servers.core.hub import Backlog, Hub
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class Broadcaster:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+        if oversized(self._subscribers):  # a burst of subscribers has left: drop its table
+            self._subscribers = set(self._subscribers)
 
     @property
     def subscriber_count(self) -> int:

@@ -27,6 +27,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from rtplay.compat.aiohttp import FactoryTCPSite, ProtocolFactory
+from rtplay.runtime.memory import oversized
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ class ConnectionCap:
                 deadline.cancel()  # else it still ends a body answered unread that never comes
             if (count := self._busy.pop(protocol, 1) - 1) > 0:
                 self._busy[protocol] = count
+            elif oversized(self._busy):  # a burst of requests has ended: drop its table
+                self._busy = dict(self._busy)
 
     def _body_late(self, request: web.Request, answered: list[bool]) -> None:
         """The body deadline passed: unless the body is all in, answer 408 and close.

@@ -17,6 +17,8 @@ import enum
 import logging
 from collections.abc import Callable
 
+from rtplay.runtime.memory import oversized
+
 log = logging.getLogger(__name__)
 
 #: Checks per heartbeat interval. Two: a peer is pinged after between one half and one whole
@@ -99,7 +101,12 @@ class HeartbeatWheel:
         self._peers.add(peer)
         if self._timer is None:
             self._arm()
-        return lambda: self._peers.discard(peer)
+        return lambda: self._forget(peer)
+
+    def _forget(self, peer: _Peer) -> None:
+        self._peers.discard(peer)
+        if oversized(self._peers):  # a burst of WebSockets has left: drop its table
+            self._peers = set(self._peers)
 
     def _arm(self) -> None:
         interval = self._interval()
@@ -114,7 +121,7 @@ class HeartbeatWheel:
                 peer.ping()
             elif verdict is PeerVerdict.DEAD:
                 log.info("ws: no pong within %g s of a ping; dropping the connection", self._interval() / CHECKS_PER_INTERVAL)
-                self._peers.discard(peer)
+                self._forget(peer)
                 # Like aiohttp's heartbeat, a dead peer is not sent a closing handshake it would
                 # never answer (the connection ends as 1006, abnormal closure).
                 peer.drop()

@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from rtplay.runtime.memory import MemoryReturn, TrimSchedule, malloc_trim
+from rtplay.runtime.memory import (
+    SHRINK_MIN_BYTES,
+    MemoryReturn,
+    TrimSchedule,
+    malloc_trim,
+    oversized,
+)
+from tests.conftest import wait_until
 
 
 def test_no_trim_until_enough_releases_then_one_after_the_burst_settles() -> None:
@@ -59,3 +66,36 @@ async def test_the_adapter_trims_once_per_burst_and_nothing_after_close() -> Non
     memory.released(10)  # the server is stopping: no timer outlives it
     await asyncio.sleep(0.05)
     assert len(calls) == 1
+
+
+def test_a_follow_up_trim_is_due_after_a_bursts_trim() -> None:
+    schedule = TrimSchedule(after=1, settle_s=0.5, follow_up_s=12.0)
+    assert schedule.released(0.0) == 0.5
+    assert schedule.fire(0.5)
+    assert schedule.follow_up(0.5) == 12.5
+
+
+async def test_the_adapter_trims_once_more_after_the_follow_up_time() -> None:
+    calls: list[float] = []
+
+    def trim() -> bool:
+        calls.append(asyncio.get_running_loop().time())
+        return True
+
+    memory = MemoryReturn(TrimSchedule(after=2, settle_s=0.01, min_gap_s=0.01, follow_up_s=0.1), trim)
+    memory.released(2)
+    await wait_until(lambda: len(calls) == 2, 5, "the burst's trim and its follow-up")
+    assert memory.trims == 2 and calls[1] - calls[0] >= 0.09
+    memory.close()
+
+
+def test_a_table_is_oversized_once_a_burst_has_left_it_and_not_before() -> None:
+    burst = {object() for _ in range(5000)}
+    assert not oversized(burst)  # full: no rebuild
+    stay = set(burst)
+    for item in list(stay)[10:]:
+        stay.discard(item)
+    assert oversized(stay)  # 10 entries in a table built for 5,000
+    assert not oversized(set(stay))  # once rebuilt, it is the right size
+    assert not oversized(set())  # small tables are never worth a copy
+    assert SHRINK_MIN_BYTES > 1024
