@@ -77,6 +77,10 @@ class GcPauses:
         self.max_s = max(self.max_s, pause)
         self.full += info.get("generation") == 2
 
+    def restart(self) -> None:
+        """Count from now on (a slice restarts once its crowd is in: the run's pauses, not the set-up's)."""
+        self.count, self.total_s, self.max_s, self.full = 0, 0.0, 0.0, 0
+
     def install(self) -> None:
         """Start measuring (idempotent)."""
         if self.callback not in gc.callbacks:

@@ -148,7 +148,8 @@ class CrowdSlice:
         self.tasks: list[asyncio.Task[None]] = []
         self.gate: StartGate | None = None
         self.gc = GcPauses()
-        """This worker's collector pauses (while the slice runs)."""
+        """This worker's collector pauses since the slice's clients were all in (the set-up's
+        until then)."""
         self.settled = False
         """Whether the slice's heap has been settled (collected, then frozen) since it connected."""
         self.reconnects_since_settled = 0
@@ -172,6 +173,8 @@ class CrowdSlice:
         if self.settled and self.reconnects_since_settled < self.config.count * RESETTLE_FRACTION:
             return
         HEAP_FREEZE.hold(self)
+        if not self.settled:  # the crowd is in: from here on the pauses are the run's
+            self.gc.restart()
         self.settled, self.reconnects_since_settled = True, 0
 
     async def _run(self, index: int, client: Client, gate: StartGate) -> None:

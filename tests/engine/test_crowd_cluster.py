@@ -88,7 +88,6 @@ async def test_a_worker_killed_mid_run_is_reported_and_its_clients_counted_apart
     assert workers[kept.worker.address] | measured == {
         "host": "127.0.0.1", "address": kept.worker.address, "clients": 50, "state": "stopped",
     } | measured
-    assert workers[kept.worker.address]["gc_full"] >= 1  # it settled its heap once its clients were in
     assert workers[kept.worker.address]["cpu_s"] > 0 and workers[kept.worker.address]["rss_mb"] > 0
     # The kept worker's figures are whole: every client has every message, none lost.
     assert entry["delivered_min"] == report["published"] and entry["lost_total"] == 0 and entry["pending_total"] == 0

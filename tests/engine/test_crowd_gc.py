@@ -24,6 +24,8 @@ def test_gc_pauses_are_measured_from_start_to_stop() -> None:
     pauses.callback("stop", {"generation": 0, "collected": 0})
     pauses.callback("stop", {"generation": 0})  # no start seen (installed mid-collection): ignored
     assert pauses.figures() == {"gc_s": 0.26, "gc_pause_max_ms": 250.0, "gc_full": 1}
+    pauses.restart()
+    assert pauses.figures() == {"gc_s": 0.0, "gc_pause_max_ms": 0.0, "gc_full": 0}
 
 
 def test_the_heap_stays_frozen_until_its_last_holder_releases_it() -> None:
@@ -57,7 +59,7 @@ async def test_a_slice_freezes_its_crowd_once_every_client_has_connected(server:
     finally:
         answer = await part.stop(published=0, replay_from=1)
     assert gc.get_freeze_count() == 0  # the worker collects as before once its slice is gone
-    assert answer["gc_full"] >= 1 and answer["gc_pause_max_ms"] > 0  # the freeze's own collection, measured
+    assert answer["gc_full"] == 0  # counted from the settling on: nothing made the collector walk the crowd
 
 
 class Holds:
