@@ -81,6 +81,7 @@ class CrowdRecorder:
         self.open = 0
         """Clients connected now."""
         self._attempts: Counter[int] = Counter()
+        self._setup_attempts: Counter[int] = Counter()
         self._connects: Counter[int] = Counter()
         self._delays: list[float] = []
         self._transitions: list[tuple[float, int]] = []
@@ -102,7 +103,9 @@ class CrowdRecorder:
         now = event.at
         if isinstance(event, Connecting):
             self.total_attempts += 1
-            self._attempts[bin_of(now)] += 1
+            # A client not yet in is still the crowd's set-up, however late (the run may start
+            # without it): its tries are no reconnect attempts of the run's herd.
+            (self._attempts if self._ever_connected[index] else self._setup_attempts)[bin_of(now)] += 1
             self._lag(index, now)
         elif isinstance(event, RetryScheduled):
             self._due[index] = now + event.delay_s
@@ -140,13 +143,14 @@ class CrowdRecorder:
         """What happened since the last drain, as JSON-able data for :meth:`CrowdStats.merge`."""
         delta = {
             "attempts": sorted(self._attempts.items()),
+            "setup_attempts": sorted(self._setup_attempts.items()),
             "connects": sorted(self._connects.items()),
             "delays": self._delays,
             "transitions": self._transitions,
             "lags": self._lags,
             "states": self.state_counts(),
         }
-        self._attempts, self._connects = Counter(), Counter()
+        self._attempts, self._setup_attempts, self._connects = Counter(), Counter(), Counter()
         self._delays, self._transitions, self._lags = [], [], []
         return delta
 
@@ -157,6 +161,9 @@ class CrowdStats:
     def __init__(self, clients: int) -> None:
         self.clients = clients
         self.attempts: Counter[int] = Counter()
+        """Attempts of clients that had connected before (reconnects), per bin."""
+        self.setup_attempts: Counter[int] = Counter()
+        """Attempts of clients never connected yet (the crowd's set-up), per bin."""
         self.connects: Counter[int] = Counter()
         self.delays: list[float] = []
         self.transitions: list[tuple[float, int]] = []
@@ -169,6 +176,7 @@ class CrowdStats:
     def merge(self, worker: int, delta: dict[str, Any], now: float) -> None:
         """Add one worker's delta (see :meth:`CrowdRecorder.drain`)."""
         self.attempts.update(dict((int(b), int(n)) for b, n in delta["attempts"]))
+        self.setup_attempts.update(dict((int(b), int(n)) for b, n in delta.get("setup_attempts", [])))
         self.connects.update(dict((int(b), int(n)) for b, n in delta["connects"]))
         room = MAX_DELAY_SAMPLES - len(self.delays)
         self.delays.extend(float(d) for d in delta["delays"][:room])
@@ -194,9 +202,11 @@ class CrowdStats:
     def rate_series(self, which: str, start: float, end: float) -> list[float]:
         """Per-bin rates (per second) of ``attempts`` or ``connects`` from ``start`` to ``end``
         (every bin, empty ones as 0: what the pane charts)."""
-        bins = self.attempts if which == "attempts" else self.connects
         first, last = bin_of(start), bin_of(end)
-        return [bins.get(b, 0) / BIN_S for b in range(first, last + 1)]
+        if which != "attempts":
+            return [self.connects.get(b, 0) / BIN_S for b in range(first, last + 1)]
+        both = (self.attempts, self.setup_attempts)  # the pane shows every try, set-up's too
+        return [sum(c.get(b, 0) for c in both) / BIN_S for b in range(first, last + 1)]
 
     @staticmethod
     def series(bins: Counter[int], first: int) -> list[list[float]]:
@@ -234,7 +244,8 @@ class CrowdStats:
         """The report's ``crowd`` entry; ``final`` adds delivery figures from the workers.
 
         Rates and attempts count from ``since`` (the run's start, once the crowd had
-        connected): the crowd's own first connects are the set-up, not the run.
+        connected): the crowd's own first connects are the set-up, not the run, and so are the
+        tries of a client still not in after ``since`` (counted apart: ``setup_attempts``).
         """
         first = -(2**62) if since is None else bin_of(since)
         attempts = [n for b, n in self.attempts.items() if b >= first]
@@ -250,6 +261,7 @@ class CrowdStats:
             "peak_connects_per_s": round(peak_connects, 1),
             "time_to_all_reconnected_s": None if reconnect is None else round(reconnect, 3),
             "total_attempts": sum(attempts),
+            "setup_attempts": sum(n for b, n in self.setup_attempts.items() if b >= first),
             "reconnect_delay_ms": {
                 "p50": None if p50 is None else round(p50, 1),
                 "p99": None if p99 is None else round(p99, 1),
@@ -313,7 +325,9 @@ def render_crowds(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {name:<9} {c['clients']} clients  {c.get('policy', '')}  peak attempts/s {v(c['peak_attempts_per_s'])}  "
             f"peak connects/s {v(c['peak_connects_per_s'])}  all back {v(c['time_to_all_reconnected_s'])} s  "
-            f"attempts {c['total_attempts']}  delay p50/p99 {v(c['reconnect_delay_ms']['p50'])}/"
+            f"attempts {c['total_attempts']}"
+            + (f" (+{c['setup_attempts']} set-up)" if c.get("setup_attempts") else "")
+            + f"  delay p50/p99 {v(c['reconnect_delay_ms']['p50'])}/"
             f"{v(c['reconnect_delay_ms']['p99'])} ms  attempt lag p99 {v(c.get('attempt_lag_ms', {}).get('p99'))} ms  "
             f"delivered min {v(c.get('delivered_min'))}  "
             f"lost {v(c.get('lost_total'))}  pending {v(c.get('pending_total'))}"

@@ -91,6 +91,19 @@ def test_each_retry_attempt_reports_how_late_it_started_against_its_policy() -> 
     assert merged.report()["attempt_lag_ms"]["max"] == pytest.approx(1000)
 
 
+def test_tries_of_a_client_never_in_are_set_up_not_reconnect_attempts_of_the_run() -> None:
+    recorder = CrowdRecorder(3)
+    herd(recorder, [2.0, 2.0])  # two clients in at 0, back through a drop
+    for k in range(5):  # the third never got in before the run started (at 0.5): its tries are set-up
+        feed(recorder, 2, Connecting("ws", 1.0 + k * 0.01, k + 1), Disconnected("ws", 1.0 + k * 0.01, "refused"),
+             RetryScheduled("ws", 1.0 + k * 0.01, 0.0, "p"))
+    stats = stats_of(recorder)
+    report = stats.report(since=0.5)
+    assert report["total_attempts"] == 4 and report["setup_attempts"] == 5
+    assert report["peak_attempts_per_s"] == 2 / BIN_S  # the herd's bin, not the late set-up's five
+    assert stats.rate_series("attempts", 1.0, 1.0) == [5 / BIN_S]  # the pane still shows every try
+
+
 def test_delivery_figures_merge_across_workers() -> None:
     a = final_figures(
         [{"delivered": 10, "lost": 0, "pending": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "pending": 0, "lost_to_reset": 1}],
