@@ -31,7 +31,7 @@ from typing import Any
 
 HEADER = (
     "| policy | peak attempts/s | peak connects/s | all back (s) | attempts | delay p50/p99 (ms) "
-    "| lost | pending | lost_clients | workers | server accepts/s peak | loop lag max (ms) | load avg |"
+    "| attempt lag p99/max (ms) | lost | pending | lost_clients | workers | server accepts/s peak | loop lag max (ms) | load avg |"
 )
 
 
@@ -116,9 +116,10 @@ def row(policy: str, report: dict[str, Any], transport: str) -> str:
     load = report["server_load"]
     d = {k: "-" if v is None else f"{v:.0f}" for k, v in c["reconnect_delay_ms"].items()}
     back = "never" if c["time_to_all_reconnected_s"] is None else f"{c['time_to_all_reconnected_s']:.1f}"
+    lag = {k: "-" if v is None else f"{v:.0f}" for k, v in c["attempt_lag_ms"].items()}
     return (
         f"| `{policy}` | {c['peak_attempts_per_s']:.0f} | {c['peak_connects_per_s']:.0f} | {back} | "
-        f"{c['total_attempts']} | {d['p50']}/{d['p99']} | {c['lost_total']} | {c['pending_total']} | "
+        f"{c['total_attempts']} | {d['p50']}/{d['p99']} | {lag['p99']}/{lag['max']} | {c['lost_total']} | {c['pending_total']} | "
         f"{c['lost_clients']} | {len(c['workers'])} | "
         f"{load['peak_accepts_per_s']:.0f} | {load['max_loop_lag_ms']:.0f} | {os.getloadavg()[0]:.1f} |"
     )

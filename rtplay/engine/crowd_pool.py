@@ -53,6 +53,8 @@ class Slice:
     cpu_s: float = 0.0
     rss_mb: float = 0.0
     cursor: int | None = None
+    gc: dict[str, float] = field(default_factory=dict)
+    """The worker's collector pauses (``gc_s``, ``gc_pause_max_ms``, ``gc_full``)."""
     final: dict[str, Any] | None = None
     poller: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -61,7 +63,7 @@ class Slice:
         return {
             "host": self.worker.host, "address": self.worker.address, "clients": self.clients,
             "cpu_s": self.cpu_s, "rss_mb": self.rss_mb, "state": self.state,
-        }
+        } | self.gc
 
 
 class Crowd:
@@ -163,6 +165,7 @@ class Crowd:
         self.stats.merge(index, snapshot["delta"], time.monotonic())
         part.cursor = int(snapshot["cursor_min"])
         part.cpu_s, part.rss_mb = snapshot["cpu_s"], snapshot["rss_mb"]
+        part.gc = {k: snapshot[k] for k in ("gc_s", "gc_pause_max_ms", "gc_full") if k in snapshot}
 
     def _lose(self, index: int, part: Slice, exc: BaseException) -> None:
         part.state = "lost"

@@ -25,6 +25,7 @@ from typing import Any
 from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.core import ReconnectingClient, run_guarded
+from rtplay.engine.crowd_gc import HEAP_FREEZE, GcPauses
 from rtplay.model.crowd import CrowdRecorder, final_figures
 from rtplay.model.events import Connected, Disconnected, Event, Failed
 from rtplay.model.retry_spec import parse_policy
@@ -57,6 +58,13 @@ CROWD_DEFAULTS: dict[str, dict[str, float]] = {"ws": {"open_timeout": 20.0}}
 #: How long stopping may take: every client task is cancelled, then its sockets close.
 STOP_TIMEOUT_S = 10.0
 
+#: Connects since the heap was last settled, as a share of the slice, past which the slice
+#: settles it again once every client is connected: CPython itself runs a full collection
+#: once a quarter more objects have survived since the last, so settling at that growth costs
+#: no more full passes than the collector would make, and makes them when no retry is due. A
+#: client or two reconnecting on its own is not worth a pause.
+RESETTLE_FRACTION = 0.25
+
 #: File descriptors each client needs (its socket), plus slack for the process itself.
 FDS_PER_CLIENT = 2
 
@@ -78,10 +86,10 @@ class SliceConfig:
     """This slice's share of :data:`RAMP_PER_S`."""
 
 
-def process_figures() -> dict[str, float]:
-    """This worker process's CPU seconds so far and resident memory (MB) now."""
+def process_figures(pauses: GcPauses) -> dict[str, float]:
+    """This worker process's CPU seconds so far, resident memory (MB) now, collector pauses."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "rss_mb": round(resident_kb() / 1024, 1)}
+    return {"cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "rss_mb": round(resident_kb() / 1024, 1)} | pauses.figures()
 
 
 class StartGate:
@@ -139,14 +147,35 @@ class CrowdSlice:
         self.clients: list[Client] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.gate: StartGate | None = None
+        self.gc = GcPauses()
+        """This worker's collector pauses since the slice's clients were all in (the set-up's
+        until then)."""
+        self.settled = False
+        """Whether the slice's heap has been settled (collected, then frozen) since it connected."""
+        self.reconnects_since_settled = 0
 
     def _emit_for(self, index: int) -> Emit:
         def emit(event: Event) -> None:
             if self.gate is not None:
                 self.gate.on_event(index, event)
             self.recorder.on_event(index, event)
+            if isinstance(event, Connected):
+                self._on_connected()
 
         return emit
+
+    def _on_connected(self) -> None:
+        """One more client connected: settle the heap when it was the last one out (see
+        :mod:`rtplay.engine.crowd_gc`), the first time and after each wave large enough."""
+        self.reconnects_since_settled += 1
+        if self.recorder.open < self.config.count:
+            return
+        if self.settled and self.reconnects_since_settled < self.config.count * RESETTLE_FRACTION:
+            return
+        HEAP_FREEZE.hold(self)
+        if not self.settled:  # the crowd is in: from here on the pauses are the run's
+            self.gc.restart()
+        self.settled, self.reconnects_since_settled = True, 0
 
     async def _run(self, index: int, client: Client, gate: StartGate) -> None:
         await asyncio.sleep(index / self.config.ramp_per_s)  # the ramp, then a place at the gate
@@ -156,6 +185,7 @@ class CrowdSlice:
     async def start(self) -> dict[str, Any]:
         """Start the clients (they ramp up at ``config.ramp_per_s``, at most :data:`MAX_STARTING`
         connecting at once); this process's figures."""
+        self.gc.install()
         limit = raise_open_files_limit(self.config.count * FDS_PER_CLIENT + 256)
         if limit < self.config.count * FDS_PER_CLIENT:
             raise OSError(f"open-files limit {limit} is below the {self.config.count * FDS_PER_CLIENT} a slice needs")
@@ -165,12 +195,12 @@ class CrowdSlice:
             asyncio.create_task(self._run(i, c, gate), name=f"crowd-{self.config.transport}-{i}")
             for i, c in enumerate(self.clients)
         ]
-        return process_figures()
+        return process_figures(self.gc)
 
     async def drain(self) -> dict[str, Any]:
         """What happened since the last drain, the lowest resume cursor, this process's figures."""
         cursor_min = min((c.cursor for c in self.clients), default=0)
-        return {"delta": self.recorder.drain(), "cursor_min": cursor_min} | process_figures()
+        return {"delta": self.recorder.drain(), "cursor_min": cursor_min} | process_figures(self.gc)
 
     async def stop(self, published: int, replay_from: int) -> dict[str, Any]:
         """Stop the clients; the slice's delivery figures against ``published``.
@@ -186,4 +216,7 @@ class CrowdSlice:
         entries = [c.report(published, replay_from) for c in self.clients]
         policy = self.clients[0].retry.describe() if self.clients and hasattr(self.clients[0], "retry") else "-"
         last = {"delta": self.recorder.drain(), "cursor_min": min((c.cursor for c in self.clients), default=0)}
-        return last | {"final": final_figures(entries, policy) | {"clients": len(self.clients)}} | process_figures()
+        figures = process_figures(self.gc)
+        self.gc.remove()
+        HEAP_FREEZE.release(self)
+        return last | {"final": final_figures(entries, policy) | {"clients": len(self.clients)}} | figures

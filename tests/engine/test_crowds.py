@@ -72,6 +72,38 @@ def test_deltas_from_several_workers_merge() -> None:
     assert one.drain()["attempts"] == []  # a drain hands over each event once
 
 
+def test_each_retry_attempt_reports_how_late_it_started_against_its_policy() -> None:
+    recorder = CrowdRecorder(3)
+    for i, late in enumerate([0.0, 0.4, 0.9]):  # each due at 3.0 (dropped at 1, policy says 2 s)
+        feed(recorder, i, Connecting("ws", 0.0, 1), Connected("ws", 0.01), Disconnected("ws", 1.0, "lost"),
+             RetryScheduled("ws", 1.0, 2.0, "exp none 2s"), Connecting("ws", 3.0 + late, 2), Connected("ws", 3.5 + late))
+    feed(recorder, 0, Disconnected("ws", 5.0, "lost"), Connecting("ws", 5.0, 3))  # no retry scheduled: no lag
+    report = stats_of(recorder).report(since=0.5)
+    assert report["attempt_lag_ms"] == {"p50": pytest.approx(400), "p99": pytest.approx(900), "max": pytest.approx(900)}
+    assert report["total_attempts"] == 4
+    assert stats_of(CrowdRecorder(1)).report()["attempt_lag_ms"] == {"p50": None, "p99": None, "max": None}
+    # Lags count from ``since``, like the attempts: the set-up's are not the run's.
+    late = CrowdRecorder(1)
+    feed(late, 0, Connecting("ws", 0.0, 1), Disconnected("ws", 0.1, "refused"), RetryScheduled("ws", 0.1, 0.1, "p"),
+         Connecting("ws", 1.2, 2))
+    merged = stats_of(late)
+    assert merged.report(since=2.0)["attempt_lag_ms"]["max"] is None
+    assert merged.report()["attempt_lag_ms"]["max"] == pytest.approx(1000)
+
+
+def test_tries_of_a_client_never_in_are_set_up_not_reconnect_attempts_of_the_run() -> None:
+    recorder = CrowdRecorder(3)
+    herd(recorder, [2.0, 2.0])  # two clients in at 0, back through a drop
+    for k in range(5):  # the third never got in before the run started (at 0.5): its tries are set-up
+        feed(recorder, 2, Connecting("ws", 1.0 + k * 0.01, k + 1), Disconnected("ws", 1.0 + k * 0.01, "refused"),
+             RetryScheduled("ws", 1.0 + k * 0.01, 0.0, "p"))
+    stats = stats_of(recorder)
+    report = stats.report(since=0.5)
+    assert report["total_attempts"] == 4 and report["setup_attempts"] == 5
+    assert report["peak_attempts_per_s"] == 2 / BIN_S  # the herd's bin, not the late set-up's five
+    assert stats.rate_series("attempts", 1.0, 1.0) == [5 / BIN_S]  # the pane still shows every try
+
+
 def test_delivery_figures_merge_across_workers() -> None:
     a = final_figures(
         [{"delivered": 10, "lost": 0, "pending": 0, "lost_to_reset": 0}, {"delivered": 8, "lost": 2, "pending": 0, "lost_to_reset": 1}],
