@@ -327,10 +327,12 @@ async def test_delay_fault_holds_each_envelope_to_its_own_time() -> None:
             first_delayed = srv.hub.last_seq + 1
             await wait_until(lambda: client.cursor >= first_delayed + 30, what="30 delayed envelopes")
             srv.set_rate(0)
+            # Clearing the fault releases what is still held, at once: only what arrived under it counts.
+            under_fault = list(arrivals)
             srv.faults.clear(fault.id)
     for channel in ("reliable", "unreliable"):
-        before = [e.latency_ms for e in arrivals if e.channel == channel and e.seq < first_delayed - 1]
-        held = [e.latency_ms for e in arrivals if e.channel == channel and e.seq >= first_delayed]
+        before = [e.latency_ms for e in under_fault if e.channel == channel and e.seq < first_delayed - 1]
+        held = [e.latency_ms for e in under_fault if e.channel == channel and e.seq >= first_delayed]
         assert len(before) >= 10 and len(held) >= 10, (channel, len(before), len(held))
         # Never released early, whatever the load: the hold counts from the envelope's send time.
         assert min(held) >= 195, (channel, min(held))
