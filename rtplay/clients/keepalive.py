@@ -11,7 +11,7 @@ asyncio Protocol, and the read timeout is a deadline that one timer per connecti
 
 The behaviour a long-poll relies on is aiohttp's, kept: a connection reused while it stays
 open; a request whose connection closes before any byte of its answer is sent once more on a
-new connection, as browsers and aiohttp do (RFC 9112 §9.3.1: GET is idempotent), and the
+new connection if it went out on a reused one, as browsers do (RFC 9112 §9.3.1: GET is idempotent), and the
 caller is told (``on_resend``); every other failure ends that request with a clear error.
 """
 
@@ -55,6 +55,8 @@ class _Wire(asyncio.Protocol):
         self.closed = False
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.answered = 0
+        """Answers read on this connection: once one has, the connection is proven (reused)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a TCP transport (uvloop's is no subclass)
@@ -82,6 +84,7 @@ class _Wire(asyncio.Protocol):
             return
         if answer is not None:
             self.waiter = None
+            self.answered += 1
             waiter.set_result(answer)
             if not answer.keep_alive:
                 self.abort()
@@ -167,15 +170,20 @@ class KeepAlive:
         resent = False
         while True:
             wire = await self._open()
+            proven = wire.answered > 0
             answer = wire.send(request)
             if resent:
                 self.on_resend()
             try:
                 return await answer
             except Unanswered:
-                if resent:
+                # RFC 9112 §9.3.1: an idempotent request may be sent again, once; as Chromium
+                # (HttpNetworkTransaction::ShouldResendRequest), only when it went out on a
+                # reused connection (a keep-alive the server may have closed meanwhile): a new
+                # connection closed unanswered is the server's answer, not a race.
+                if resent or not proven:
                     raise
-                resent = True  # RFC 9112 §9.3.1: an idempotent request may be sent again once
+                resent = True
             except asyncio.CancelledError:
                 wire.abort()  # its answer would arrive with no request pending
                 raise
