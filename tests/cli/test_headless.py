@@ -44,3 +44,38 @@ def test_the_readme_gives_the_legend_word_for_word() -> None:
     readme = README.read_text()
     for line in render_legend(wide=True):
         assert "    " + line in readme, line
+
+
+async def test_a_run_keeps_its_start_up_heap_out_of_full_collections() -> None:
+    """Every collection during ``rtplay run`` finds what start-up built frozen (so a full pass
+    does not walk it: ~100 ms holding the loop as the clients reconnected after a drop), and
+    the heap is thawed once the run is over."""
+    import dataclasses
+    import gc
+    import io
+
+    from rtplay.cli.headless import HeadlessOptions, run_headless
+    from rtplay.engine.session import SessionConfig
+    from tests.conftest import fast_client_options, fast_server_options
+
+    frozen_at_collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            frozen_at_collections.append(gc.get_freeze_count())
+
+    config = SessionConfig(
+        transports=["sse"], server=dataclasses.replace(fast_server_options(), rate=50), client_options=fast_client_options()
+    )
+    options = HeadlessOptions(duration=0.5, progress=False, settle_s=2.0, out=io.StringIO())
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100, 10, 10)  # collect often, so the run's own collections are seen
+    gc.callbacks.append(seen)
+    try:
+        report = await run_headless(config, options)
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+    assert report["settled"] is True
+    assert max(frozen_at_collections, default=0) > 10_000  # the imports, the session, its client
+    assert gc.get_freeze_count() == 0

@@ -280,3 +280,40 @@ def test_datagrams_before_the_live_line_wait_for_it(cert: Certificate) -> None:
     assert (datagram.tracker.delivered, datagram.tracker.highest, datagram.lost(42)) == (1, 42, 1)
     client.on_datagram(b'{"seq": 43, "t": 1.0, "data": "x"}')
     assert datagram.tracker.delivered == 2 and client.cursor == 40
+
+
+def test_an_ip_literal_needs_no_resolver() -> None:
+    """The reconnect's first packet does not wait for the executor's resolver on a literal."""
+    import socket
+
+    from rtplay.clients.wt_conn import literal_address
+
+    assert literal_address("127.0.0.1", 4433) == (socket.AF_INET, ("127.0.0.1", 4433))
+    assert literal_address("::1", 4433) == (socket.AF_INET6, ("::1", 4433))
+    assert literal_address("[::1]", 4433) == (socket.AF_INET6, ("::1", 4433))
+    assert literal_address("localhost", 4433) is None
+    assert literal_address("example.test", 4433) is None
+
+
+async def test_open_connection_to_a_literal_does_not_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a server that is not there: the attempt fails on the network, never in the
+    resolver (which would take a thread hop before the first packet)."""
+    import socket
+
+    from rtplay.clients import wt_conn
+
+    loop = asyncio.get_running_loop()
+
+    async def no_resolver(*args: object, **kw: object) -> object:
+        raise AssertionError(f"getaddrinfo{args} for an IP literal")
+
+    monkeypatch.setattr(loop, "getaddrinfo", no_resolver)
+    configuration = wt_conn.QuicConfiguration(is_client=True, alpn_protocols=["h3"], idle_timeout=1.0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nobody listens there: ICMP port unreachable ends the attempt
+    with pytest.raises(wt_conn.SessionEnded):
+        async with asyncio.timeout(5):
+            async with wt_conn.open_connection("127.0.0.1", port, configuration):
+                pass

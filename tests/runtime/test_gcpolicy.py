@@ -32,3 +32,30 @@ def test_the_server_process_runs_with_them() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == str(SERVER_THRESHOLDS)
+
+
+def test_the_start_up_heap_is_frozen_for_the_block_and_thawed_after() -> None:
+    """What lives when the block opens is out of the collector's passes until it closes;
+    then it is collectable again, so a process running many sessions frees each one's."""
+    from rtplay.runtime.gcpolicy import start_up_heap_frozen
+
+    start_up = [[] for _ in range(1000)]  # containers the collector would walk
+    assert gc.get_freeze_count() == 0
+    with start_up_heap_frozen():
+        assert gc.get_freeze_count() >= len(start_up)
+        made_during = [[]]
+        assert any(made_during[0] is o for o in gc.get_objects())  # the run's own objects stay collectable
+        assert not any(start_up[0] is o for o in gc.get_objects())
+    assert gc.get_freeze_count() == 0
+    assert any(start_up[0] is o for o in gc.get_objects())
+
+
+def test_the_heap_is_thawed_when_the_block_fails() -> None:
+    from rtplay.runtime.gcpolicy import start_up_heap_frozen
+
+    try:
+        with start_up_heap_frozen():
+            raise KeyError("the run failed")
+    except KeyError:
+        pass
+    assert gc.get_freeze_count() == 0
