@@ -20,6 +20,7 @@ from rtplay.cli.running import run_for
 from rtplay.engine.target_session import TargetConfig, TargetSession, unreachable
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.target_stats import NEVER_KNOWN
+from rtplay.runtime.gcpolicy import start_up_heap_frozen
 
 UNKNOWN = "unknown"
 
@@ -150,16 +151,17 @@ async def run_targets(config: TargetConfig, options: TargetRunOptions, faults: l
     session = TargetSession(config)
     await session.start()
     try:
-        session.run_timeline(faults)
-        stop = options.stop or asyncio.Event()
+        with start_up_heap_frozen():  # as in rtplay run: what start-up built stays out of full passes
+            session.run_timeline(faults)
+            stop = options.stop or asyncio.Event()
 
-        def progress() -> None:
-            print(progress_line(session), file=options.err, flush=True)
+            def progress() -> None:
+                print(progress_line(session), file=options.err, flush=True)
 
-        await run_for(options.duration, stop, progress if options.progress else None)
-        report = session.report()
-        if stop.is_set():
-            report["partial"] = True
+            await run_for(options.duration, stop, progress if options.progress else None)
+            report = session.report()
+            if stop.is_set():
+                report["partial"] = True
     finally:
         await session.stop()
     print(render_target_table(report), file=options.out)

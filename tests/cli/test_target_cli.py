@@ -4,6 +4,7 @@ figures read unknown; unreadable messages are counted, never a crash."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -154,3 +155,26 @@ async def test_an_sse_event_beyond_the_parsers_bounds_is_counted_oversized_and_t
     assert entry["unreadable"]["oversized"] == 2
     assert (entry["delivered"], entry["lost"], entry["reconnects"]) == (2, 0, 1)
     assert entry["resumption"][0]["outcome"] == "resumed"
+
+
+def test_a_target_run_keeps_its_start_up_heap_out_of_full_collections(tmp_path: Path) -> None:
+    """As ``rtplay run`` against rtplay's own server: every collection during the run finds
+    what start-up built frozen, and the heap is thawed once the run is over."""
+    frozen_at_collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            frozen_at_collections.append(gc.get_freeze_count())
+
+    with example("ws_server.py", tmp_path, "--rate", "50") as server:
+        thresholds = gc.get_threshold()
+        gc.set_threshold(100, 10, 10)  # collect often, so the run's own collections are seen
+        gc.callbacks.append(seen)
+        try:
+            code = main(["run", "--direct", "--quiet", "--duration", "1", "--target", f"ws={server.url}"])
+        finally:
+            gc.callbacks.remove(seen)
+            gc.set_threshold(*thresholds)
+    assert code == 0
+    assert max(frozen_at_collections, default=0) > 10_000  # the imports, the session, its clients
+    assert gc.get_freeze_count() == 0
