@@ -349,10 +349,15 @@ class Server:
         log.info("HTTP listener stopped")
 
     async def stop_listeners(self) -> None:
-        """An outage: every listener down (connections refused); the hub keeps its state."""
+        """An outage: every listener down (connections refused); the hub keeps its state.
+
+        QUIC first: its sessions are aborted at once, while the HTTP listener waits for the
+        handlers still in flight (up to :data:`HTTP_SHUTDOWN_TIMEOUT_S`, longer on a loaded
+        server); WebTransport must not stay up meanwhile, outliving every other transport.
+        """
         async with self._listener_lock:
-            await self.stop_http()
             await self.quic.stop()
+            await self.stop_http()
         self.events.publish(ListenersChanged(up=False))
 
     async def start_listeners(self, forget: bool = False) -> None:

@@ -139,6 +139,10 @@ class ConnectionCap:
         self._prune(current)
         return len(current) - len(self._shedding)
 
+    def busy(self) -> int:
+        """Connections with a request in progress now."""
+        return len(self._busy)
+
     def admit(self) -> bool:
         """Room for one more connection? Sheds the oldest idle ones to make it; False if none is idle."""
         if sum(len(s.connections) for s in self._servers) < self.limit:  # the usual case, cheaply
