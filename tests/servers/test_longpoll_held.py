@@ -143,6 +143,25 @@ async def test_closing_during_a_wave_ends_the_requests_not_yet_answered() -> Non
     assert answers.count(Outcome.TIMED_OUT) == 5 and len(held) == 0
 
 
+async def test_held_requests_look_the_running_loop_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's ``asyncio.get_running_loop()`` is a ``getpid()`` system call each time."""
+    lookups: list[int] = []
+    real = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        lookups.append(1)
+        return real()
+
+    hub = Hub()
+    hub.publish(1000.0)
+    held = _held(hub)
+    monkeypatch.setattr("servers.http.longpoll.asyncio.get_running_loop", counted)
+    waits = await _hold(held, ANSWERS_PER_TURN + 5, cursor=1)
+    held.published(hub.publish(2000.0))
+    await asyncio.gather(*waits)
+    assert len(lookups) == 1
+
+
 async def test_on_a_dense_stream_one_window_answers_everyone_and_a_shaping_fault_answers_at_once() -> None:
     hub = Hub()
     now = time.time() * 1000
