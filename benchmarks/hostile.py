@@ -23,7 +23,10 @@ and time:
                   (``--slow-readers N``, default 300; the issue's figure is 1,000)
 - subscribers     SSE and WebSocket subscribers, half each, that sit on their streams
                   (``--subscribers N``, default 6,000; run it at ``--rate 1``, as the
-                  capacity target says; the server's descriptor limit grows to fit N)
+                  capacity target says; the server's descriptor limit grows to fit N), and
+                  how long each publish's fan-out held the server's loop while they sat: the
+                  median and max of its largest loop-lag bins, one per second held (the healthy
+                  client's latency depends on where it falls in the fan-out's order, this not)
 - wt_hoard        40 QUIC connections x 8 WebTransport sessions that never grant flow-control
                   credit (benchmarks/wt_hoard.py), held HOLD_S, then closed
 - held_longpolls  long-pollers, each holding ``GET /longpoll?since=<its cursor>`` and asking
@@ -333,7 +336,18 @@ def keep_alive(ws_socks: list[socket.socket]) -> None:
             pass
 
 
-async def subscribers(http_port: int, count: int) -> str:
+async def fan_out_lag(control_port: int, seconds: float) -> str:
+    """The server's loop lag over the last ``seconds``: at ``--rate 1`` its largest bin of each
+    second is that second's publish, fanned out to every subscriber in one turn of the loop."""
+    async with aiohttp.ClientSession() as http, http.get(
+        f"http://{HOST}:{control_port}/control/status?load_s={seconds:g}"
+    ) as response:
+        status = await response.json()
+    top = sorted((v for _, v in status["load"]["loop_lag_ms"]), reverse=True)[: max(1, int(seconds))]
+    return f"fan-out (loop lag) median/max {statistics.median(top):.0f}/{top[0]:.0f} ms" if top else "no loop lag figures"
+
+
+async def subscribers(http_port: int, control_port: int, count: int) -> str:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     socks: list[socket.socket] = []
     ws_socks: list[socket.socket] = []
@@ -365,9 +379,10 @@ async def subscribers(http_port: int, count: int) -> str:
             last_alive = time.monotonic()
         await asyncio.sleep(0.5)
     closed = sum(map(closed_by_server, socks))
+    fan_out = await fan_out_lag(control_port, HOLD_S - 1)
     for sock in socks:
         sock.close()
-    return f"{len(socks)} subscribed in {took:.1f} s; {closed} closed by the server"
+    return f"{len(socks)} subscribed in {took:.1f} s; {closed} closed by the server; {fan_out}"
 
 
 async def held_longpolls(http_port: int, control_port: int, count: int) -> str:
@@ -387,7 +402,7 @@ def attack(name: str, http_port: int, quic_port: int, control_port: int, count: 
              "slow_consumers": lambda: slow_consumers(http_port), "burst": lambda: burst(http_port),
              "idle": lambda: idle(http_port), "fd_exhaustion": lambda: fd_exhaustion(http_port, control_port),
              "cont_flood": lambda: cont_flood(http_port), "rtc_half_open": lambda: rtc_half_open(http_port),
-             "slow_reader": lambda: slow_reader(http_port, count), "subscribers": lambda: subscribers(http_port, count),
+             "slow_reader": lambda: slow_reader(http_port, count), "subscribers": lambda: subscribers(http_port, control_port, count),
              "wt_hoard": lambda: wt_hoard(quic_port),
              "held_longpolls": lambda: held_longpolls(http_port, control_port, count)}[name]
     print(asyncio.run(probe()), flush=True)

@@ -10,10 +10,12 @@ objects. Measured with 3,000 held long-polls at 1 msg/s: 364 ms of collection pe
 417 ms of the server's CPU, full passes of 200-300 ms holding the loop (a wave of answers, and
 every other client, waited behind them).
 
-With the youngest generation collected every :data:`GEN0_OBJECTS` objects, the middle one every
-:data:`GEN1_COLLECTIONS` of those and full passes at most every :data:`GEN2_COLLECTIONS` middle
-ones, a held request has died young by the time its generation is collected: the same 3,000
-held long-polls cost 122 ms of collection per wave, none of it a full pass. Reference cycles
+With the youngest generation collected every :data:`GEN0_OBJECTS` net new objects, the middle
+one every :data:`GEN1_COLLECTIONS` of those and full passes at most every
+:data:`GEN2_COLLECTIONS` middle ones, a held request has died young by the time its generation
+is collected: the same 3,000 held long-polls cost 122 ms of collection per wave at 10,000, none
+of it a full pass, and a wave's churn no longer sets off young collections at all (see
+:data:`GEN0_OBJECTS`). Reference cycles
 are still collected (young ones within a few hundred thousand allocations), and the server
 still runs a full collection after a burst of connections ends (:mod:`rtplay.runtime.memory`).
 
@@ -27,19 +29,29 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
-#: New container objects between two collections of the youngest generation (CPython: 700). A
-#: collection of it costs about 2-3 ms at this size; a request allocates ~50 such objects, so
-#: this is one collection per ~200 requests instead of one per ~14.
-GEN0_OBJECTS = 10_000
+#: Net new container objects between two collections of the youngest generation (CPython:
+#: 700). CPython counts allocations less deallocations (never below 0), and collects when the
+#: count passes this. Held long-polls churn: a wave frees the answered requests' objects (~60
+#: each) and their re-requests allocate as many again, in turns of a few hundred
+#: (servers.http.longpoll.ANSWERS_PER_TURN): the count swings by some 15,000 a turn (256 x ~60).
+#: At 10,000, the swings set off young collections that walked the requests held since: 10,000
+#: held long-polls at 1 msg/s spent 4.0-4.4 s of 21 s in young collections and answered
+#: 107,000-117,000 of 150,000 in 15 s. The churn never nets 300,000 (growth does: new
+#: connections, uncollected cycles), so it sets off none: 0.36 s, 151,696 answered (100,000:
+#: 1.0 s and 145,000; 50,000: 1.3 s and 133,000; same machine, one session). The longest
+#: collection in those runs was 0.25-0.34 s at every threshold, 10,000 included; cycles wait
+#: longer to be freed (the server collects after a burst of connections anyway,
+#: rtplay.runtime.memory).
+GEN0_OBJECTS = 300_000
 
-#: Young collections between two collections of the middle generation (CPython: 10): about
-#: 200,000 objects, ~1 s of a 5,000-a-second wave of held requests, which are then answered.
+#: Young collections between two collections of the middle generation (CPython: 10): what
+#: survived 20 young collections (millions of net new objects) is walked again only then.
 GEN1_COLLECTIONS = 20
 
 #: Middle collections at least between two full passes (CPython: 10; CPython also waits until
-#: the promoted objects are a quarter of the long-lived ones). At 5,000 held long-polls a
-#: second (~25 young collections a second), a full pass comes at most every ~80 s instead of
-#: every wave or two.
+#: the promoted objects are a quarter of the long-lived ones): with the two thresholds below
+#: it, a full pass over every connection's objects is rare (none in a 10,000 held long-poll
+#: run; at 700/10/10 they came every wave or two).
 GEN2_COLLECTIONS = 100
 
 SERVER_THRESHOLDS = (GEN0_OBJECTS, GEN1_COLLECTIONS, GEN2_COLLECTIONS)

@@ -30,9 +30,12 @@ class LoadMeter:
         self.lag_ms: dict[int, float] = {}
 
     def _trim(self, series: dict[int, Any]) -> None:
-        if len(series) > MAX_BINS:
-            for key in sorted(series)[: len(series) - MAX_BINS]:
-                del series[key]
+        """Forget the oldest bins past :data:`MAX_BINS`. A dict keeps its keys in the order they
+        came, and bins come in time order (``now`` never goes back), so the oldest is the first:
+        O(1), where sorting the keys (36,000 after an hour up) took milliseconds, at every new
+        bin of every series."""
+        while len(series) > MAX_BINS:
+            del series[next(iter(series))]
 
     def accepted(self, now: float) -> None:
         """A connection (or held request) was accepted and is now live."""

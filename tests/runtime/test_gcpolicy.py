@@ -59,3 +59,32 @@ def test_the_heap_is_thawed_when_the_block_fails() -> None:
     except KeyError:
         pass
     assert gc.get_freeze_count() == 0
+
+
+def test_a_wave_of_held_requests_churning_sets_off_no_young_collection() -> None:
+    """A wave frees the answered requests' objects and their re-requests allocate as many
+    again, a few hundred requests a turn: CPython's count (allocations less deallocations,
+    never below 0) swings by that much each turn, which must not reach the threshold."""
+    per_request, per_turn, turns = 60, 256, 40
+    requests: list[list[list[int]] | None] = [[[] for _ in range(per_request)] for _ in range(per_turn * 4)]
+    young: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            young.append(1)
+
+    before = gc.get_threshold()
+    gc.collect()  # the count starts at 0, as after the wave before
+    use_server_thresholds()
+    gc.callbacks.append(count)
+    try:
+        for turn in range(turns):
+            batch = range((turn * per_turn) % len(requests), (turn * per_turn) % len(requests) + per_turn)
+            for i in batch:  # a turn's answers: their requests' objects go
+                requests[i] = None
+            for i in batch:  # then their clients ask again
+                requests[i] = [[] for _ in range(per_request)]
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*before)
+    assert young == []

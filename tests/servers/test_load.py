@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 
 import pytest
 
@@ -81,6 +82,23 @@ def test_every_series_is_bounded_and_forgets_its_oldest_bins_first() -> None:
     assert len(meter.lag_ms) == MAX_BINS
     assert min(meter.accepts) == 5  # bins 0-4 went first
     assert max(meter.accepts) == MAX_BINS + 4
+
+
+def test_a_full_series_forgets_its_oldest_bin_without_sorting_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an hour up every series is full: each new bin must not sort 36,000 keys."""
+    meter = LoadMeter()
+    for b in range(MAX_BINS):
+        meter.lag(b * 0.1, 0.001)
+    sorts: list[int] = []
+
+    def counted(keys: dict[int, float]) -> list[int]:
+        sorts.append(1)
+        return builtins.sorted(keys)
+
+    monkeypatch.setattr("servers.core.load.sorted", counted, raising=False)
+    for b in range(MAX_BINS, MAX_BINS + 100):
+        meter.lag(b * 0.1, 0.001)
+    assert sorts == [] and len(meter.lag_ms) == MAX_BINS and min(meter.lag_ms) == 100
 
 
 async def test_the_lag_probe_records_how_late_the_loop_woke_it() -> None:

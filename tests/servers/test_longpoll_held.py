@@ -10,7 +10,7 @@ import pytest
 
 from rtplay.protocol.envelope import Envelope
 from servers.core.hub import Hub
-from servers.http.longpoll import HeldPolls, Outcome
+from servers.http.longpoll import ANSWERS_PER_TURN, HeldPolls, Outcome
 from servers.http.longpoll_wheel import HoldWheel
 
 TICK = 0.05
@@ -94,6 +94,72 @@ async def test_a_large_backlog_is_left_to_each_request_to_write_in_pieces() -> N
     held.published(hub.publish(2000.0))
     assert await wait is Outcome.READY
 
+
+async def _hold(held: HeldPolls, count: int, cursor: int) -> list[asyncio.Task[object]]:
+    waits: list[asyncio.Task[object]] = [asyncio.create_task(held.wait(cursor, 30)) for _ in range(count)]
+    await asyncio.sleep(0)
+    assert len(held) == count
+    return waits
+
+
+async def test_a_wave_of_held_answers_takes_turns_of_the_loop() -> None:
+    hub = Hub()
+    hub.publish(1000.0)
+    held = _held(hub)
+    waits = await _hold(held, 2 * ANSWERS_PER_TURN + 7, cursor=1)
+    held.published(hub.publish(2000.0))
+    await asyncio.sleep(0)  # one turn: the first batch's requests ran, the rest still wait
+    assert sum(w.done() for w in waits) == ANSWERS_PER_TURN
+    await asyncio.sleep(0)
+    assert sum(w.done() for w in waits) == 2 * ANSWERS_PER_TURN
+    answers = await asyncio.gather(*waits)
+    body = answers[0]
+    assert isinstance(body, bytes) and body.endswith(b'"last":2}')
+    assert all(a is body for a in answers)
+    assert held.turns == 3 and held.bodies == 1 and len(held) == 0
+
+
+async def test_a_publish_during_a_wave_reaches_the_requests_not_yet_answered() -> None:
+    hub = Hub()
+    hub.publish(1000.0)
+    held = _held(hub)
+    waits = await _hold(held, ANSWERS_PER_TURN + 5, cursor=1)
+    held.published(hub.publish(2000.0))
+    held.published(hub.publish(3000.0))  # before the wave's second turn
+    answers = await asyncio.gather(*waits)
+    lasts = sorted({a[-3:] for a in answers if isinstance(a, bytes)})
+    assert lasts == [b':2}', b':3}']  # the first batch got one message, the rest both
+    assert sum(isinstance(a, bytes) and a.endswith(b'"last":3}') for a in answers) == 5
+
+
+async def test_closing_during_a_wave_ends_the_requests_not_yet_answered() -> None:
+    hub = Hub()
+    hub.publish(1000.0)
+    held = _held(hub)
+    waits = await _hold(held, ANSWERS_PER_TURN + 5, cursor=1)
+    held.published(hub.publish(2000.0))
+    held.close()
+    answers = await asyncio.gather(*waits)
+    assert answers.count(Outcome.TIMED_OUT) == 5 and len(held) == 0
+
+
+async def test_held_requests_look_the_running_loop_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's ``asyncio.get_running_loop()`` is a ``getpid()`` system call each time."""
+    lookups: list[int] = []
+    real = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        lookups.append(1)
+        return real()
+
+    hub = Hub()
+    hub.publish(1000.0)
+    held = _held(hub)
+    monkeypatch.setattr("servers.http.longpoll.asyncio.get_running_loop", counted)
+    waits = await _hold(held, ANSWERS_PER_TURN + 5, cursor=1)
+    held.published(hub.publish(2000.0))
+    await asyncio.gather(*waits)
+    assert len(lookups) == 1
 
 
 async def test_on_a_dense_stream_one_window_answers_everyone_and_a_shaping_fault_answers_at_once() -> None:
