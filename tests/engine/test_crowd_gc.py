@@ -57,7 +57,7 @@ def test_a_settled_worker_walks_nothing_while_its_crowd_churns() -> None:
         pauses.restart()
         for _ in range(4):  # the wave: every connection replaced by a new one
             crowd = [[i] for i in range(50_000)]
-        assert pauses.count == 0
+        assert pauses.count == 0 and len(crowd) == 50_000
     finally:
         pauses.remove()
         freeze.release(holder)
