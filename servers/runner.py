@@ -83,6 +83,14 @@ AppHook = Callable[[web.Application], None]
 #: acting within 100 ms; endpoints also expire faults themselves on every request.
 FAULT_TICK_S = 0.05
 
+#: The HTTP listener's transports whose live connections an outage aborts.
+HTTP_TRANSPORTS = ("poll", "longpoll", "sse", "ws")
+
+#: How long an outage lets the handlers of the connections it aborted end by themselves
+#: before aiohttp shuts down what is left: 10,000 WebSocket handlers end in about a second
+#: on a busy core; a handler that has not ended in 5 s is stuck, and aiohttp cancels it.
+DROPPED_HANDLERS_S = 5.0
+
 #: After an outage, how long to wait before trying again to bind a port someone else took
 #: meanwhile. Short enough that the playground comes back soon after the port is free.
 REBIND_RETRY_S = 1.0
@@ -337,27 +345,44 @@ class Server:
         log.info("HTTP listening on %s", self.http_url)
 
     async def stop_http(self) -> None:
-        """Take the HTTP listener down: live connections are aborted, new ones refused."""
+        """Take the HTTP listener down: live connections are aborted, new ones refused.
+
+        Every live connection hears its end in one pass (see ``common.hang_up``) and the
+        listener closes; then the aborted connections' handlers get :data:`DROPPED_HANDLERS_S`
+        to end by themselves before aiohttp's own shutdown, which otherwise waits on each one
+        still ending (a future and two timeouts per connection) and, past its 0.5 s, cancels
+        them mid-finish: with 10,000 WebSockets that held the loop for seconds and logged
+        thousands of ``InvalidStateError`` (a handler finishing after the wait for it had
+        timed out)."""
         runner, self._http = self._http, None
         if runner is None:
             return
-        for transport in ("poll", "longpoll", "sse", "ws"):
+        for transport in HTTP_TRANSPORTS:
             self.ctx.registry.drop(transport)
         if runner.server is not None:
             self.connections.forget(runner.server)
-        await runner.cleanup()
+        try:
+            for site in list(runner.sites):
+                await site.stop()  # refused from now on
+            if not await self.ctx.registry.ended(HTTP_TRANSPORTS, DROPPED_HANDLERS_S):
+                log.warning("dropped connections still ending after %g s; shutting them down", DROPPED_HANDLERS_S)
+        finally:
+            await runner.cleanup()
         log.info("HTTP listener stopped")
 
     async def stop_listeners(self) -> None:
         """An outage: every listener down (connections refused); the hub keeps its state.
 
-        QUIC first: its sessions are aborted at once, while the HTTP listener waits for the
-        handlers still in flight (up to :data:`HTTP_SHUTDOWN_TIMEOUT_S`, longer on a loaded
-        server); WebTransport must not stay up meanwhile, outliving every other transport.
+        QUIC does not wait for HTTP: its sessions are aborted at once, while the HTTP listener
+        waits for its handlers to end (up to :data:`DROPPED_HANDLERS_S`, then aiohttp's own
+        :data:`HTTP_SHUTDOWN_TIMEOUT_S`); WebTransport must not outlive every other transport.
         """
         async with self._listener_lock:
-            await self.quic.stop()
-            await self.stop_http()
+            # Together, each on its own: QUIC's sessions end at once while HTTP's handlers end.
+            outcomes = await asyncio.gather(self.quic.stop(), self.stop_http(), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         self.events.publish(ListenersChanged(up=False))
 
     async def start_listeners(self, forget: bool = False) -> None:

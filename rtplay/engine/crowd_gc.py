@@ -11,11 +11,17 @@ worker in a 10,000-client outage run, pauses up to 4 s on a loaded machine, atte
 So a slice *settles* its heap when every one of its clients is connected, the one moment no
 retry is due: one full collection, then every object still alive goes to the collector's
 permanent generation (``gc.freeze()``, Python ≥ 3.7: "ignore all the future collections"),
-and while frozen the collector's oldest-generation threshold is raised so that no automatic
-full collection walks a reconnect wave's new connections in the middle of the wave. Frozen
-objects are still freed by reference counting; frozen *cyclic* garbage (a dropped
-connection's objects) is freed at the next settling, which unfreezes before it collects, or
-when the last slice of the worker stops and the freeze is lifted (``gc.unfreeze()``).
+and while frozen the collector runs *only* when the slice settles again: automatic
+collection is off (``gc.disable()``). Raised thresholds were not enough: CPython counts a
+young generation's size as allocations *net of frees*, and a reconnect wave frees the old
+connections' (frozen) objects as fast as it makes new ones, so a "young" collection found
+hundreds of thousands of objects and paused the loop 50-300 ms, 68 times in 14 s (a
+5,000-client slice through a 5 s outage: 1.8-3 s of the 14 in the collector, attempts
+0.24-0.6 s late at the 99th percentile; with collection off, none and 0.13 s, and the slice's
+refused attempts 1.5x as fast). The garbage a wave leaves (40-75 MB for that slice) waits for the next
+settling, which unfreezes before it collects, or for the last slice of the worker to stop;
+a crowd that never gets back settles anyway once the worker has grown
+:data:`GARBAGE_BUDGET_KB` since it last settled (:meth:`HeapFreeze.over_budget`).
 
 :class:`GcPauses` measures every collection's pause (``gc.callbacks``) so a worker's figures
 say how long its loop stood still for the collector.
@@ -28,21 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: The collector's oldest-generation threshold while frozen: young-generation collections
-#: between two automatic full ones (CPython's default is 10; it also waits until a quarter more
-#: objects have survived since the last). With :data:`YOUNG_THRESHOLD` and the middle 10, a
-#: full collection comes after 10 million net allocations instead of 70,000 (2,000 per client
-#: of a 5,000-client slice), so a reconnect wave runs without one and the settling after it
-#: collects what the wave left. A crowd that never gets back still collects in full now and
-#: then, so its garbage stays bounded.
-OLD_THRESHOLD = 100
-
-#: The collector's youngest-generation threshold in a crowd worker, once frozen: allocations
-#: (net of frees) between two young collections. CPython's default, 700, makes a reconnecting
-#: crowd of 5,000 run a young collection every few dozen attempts; each walks what is young,
-#: so fewer collections cost the same or less in all, and the short-lived cycles a refused
-#: attempt leaves (an exception and its traceback) are still found while young.
-YOUNG_THRESHOLD = 10_000
+#: Growth of a worker's resident memory since its heap was last settled past which a slice
+#: settles it again though not every client is back (a pause, but a bounded heap): with
+#: automatic collection off, cyclic garbage waits for a settling. One outage wave of a
+#: 5,000-client slice leaves 40-75 MB, so several waves fit before a forced pause, and a
+#: worker of 1.2 GB (5,000 ws clients) stays within a quarter of its size.
+GARBAGE_BUDGET_KB = 256 * 1024
 
 
 class GcPauses:
@@ -101,42 +98,53 @@ class GcPauses:
 
 
 class HeapFreeze:
-    """``gc.freeze()`` for as long as at least one slice of this process holds it.
+    """``gc.freeze()`` with automatic collection off, for as long as at least one slice of
+    this process holds it.
 
     The collector is one per process and a worker may run several slices (one per transport);
-    the freeze is lifted when the last holder releases it. Use :data:`HEAP_FREEZE`.
+    the freeze is lifted (and collection back as it was) when the last holder releases it.
+    Use :data:`HEAP_FREEZE`.
     """
 
     def __init__(self) -> None:
         self._holders: set[int] = set()
-        self._threshold: tuple[int, int, int] | None = None
+        self._was_enabled: bool | None = None
+        self.settled_kb: float | None = None
+        """The process's resident memory right after the last settling (None: not held)."""
 
     @property
     def held(self) -> bool:
         """Whether any slice holds the freeze."""
         return bool(self._holders)
 
-    def hold(self, holder: object) -> None:
-        """``holder``'s clients are all connected: collect everything (what earlier freezes
-        kept included), freeze what is alive, raise the thresholds while anyone holds."""
+    def hold(self, holder: object, resident_kb: Callable[[], float] | None = None) -> None:
+        """``holder``'s clients are all connected (or its garbage is over budget): collect
+        everything (what earlier freezes kept included), freeze what is alive, and keep
+        automatic collection off while anyone holds; ``resident_kb`` measures the heap after."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         if not self._holders:
-            self._threshold = before = gc.get_threshold()
-            gc.set_threshold(max(YOUNG_THRESHOLD, before[0]), before[1], max(OLD_THRESHOLD, before[2]))
+            self._was_enabled = gc.isenabled()
+            gc.disable()
         self._holders.add(id(holder))
+        self.settled_kb = resident_kb() if resident_kb is not None else None
+
+    def over_budget(self, resident_kb: float) -> bool:
+        """Has the process grown :data:`GARBAGE_BUDGET_KB` since it last settled (time to settle
+        again, whoever is still away)?"""
+        return self.held and self.settled_kb is not None and resident_kb - self.settled_kb > GARBAGE_BUDGET_KB
 
     def release(self, holder: object) -> None:
-        """``holder`` stops: the last one out unfreezes the heap and restores the thresholds."""
+        """``holder`` stops: the last one out unfreezes the heap and gives collection back."""
         if id(holder) not in self._holders:
             return
         self._holders.discard(id(holder))
         if not self._holders:
             gc.unfreeze()
-            if self._threshold is not None:
-                gc.set_threshold(*self._threshold)
-                self._threshold = None
+            if self._was_enabled:
+                gc.enable()
+            self._was_enabled = self.settled_kb = None
 
 
 #: The process's one freeze (the collector is one per process).

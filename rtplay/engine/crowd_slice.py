@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import resource
 from collections.abc import Callable
@@ -25,11 +26,13 @@ from typing import Any
 from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.core import ReconnectingClient, run_guarded
-from rtplay.engine.crowd_gc import HEAP_FREEZE, GcPauses
+from rtplay.engine.crowd_gc import GARBAGE_BUDGET_KB, HEAP_FREEZE, GcPauses
 from rtplay.model.crowd import CrowdRecorder, final_figures
 from rtplay.model.events import Connected, Disconnected, Event, Failed
 from rtplay.model.retry_spec import parse_policy
 from rtplay.runtime.process import raise_open_files_limit, resident_kb
+
+log = logging.getLogger(__name__)
 
 #: How often the session pulls a slice's snapshot: 5 Hz is smooth enough for a live pane and,
 #: at 1,000 clients per worker, a few kilobytes per pull.
@@ -172,10 +175,21 @@ class CrowdSlice:
             return
         if self.settled and self.reconnects_since_settled < self.config.count * RESETTLE_FRACTION:
             return
-        HEAP_FREEZE.hold(self)
+        self._settle()
         if not self.settled:  # the crowd is in: from here on the pauses are the run's
             self.gc.restart()
         self.settled, self.reconnects_since_settled = True, 0
+
+    def _settle(self) -> None:
+        HEAP_FREEZE.hold(self, resident_kb)
+        self.reconnects_since_settled = 0
+
+    def _check_garbage(self) -> None:
+        """A crowd not all back for long: settle anyway once its garbage is over budget."""
+        if HEAP_FREEZE.over_budget(resident_kb()):
+            log.warning("crowd slice: grown over %.0f MB since the heap was last settled, with clients "
+                        "still away; collecting now", GARBAGE_BUDGET_KB / 1024)
+            self._settle()
 
     async def _run(self, index: int, client: Client, gate: StartGate) -> None:
         await asyncio.sleep(index / self.config.ramp_per_s)  # the ramp, then a place at the gate
@@ -200,6 +214,7 @@ class CrowdSlice:
     async def drain(self) -> dict[str, Any]:
         """What happened since the last drain, the lowest resume cursor, this process's figures."""
         cursor_min = min((c.cursor for c in self.clients), default=0)
+        self._check_garbage()
         return {"delta": self.recorder.drain(), "cursor_min": cursor_min} | process_figures(self.gc)
 
     async def stop(self, published: int, replay_from: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from rtplay.clients import Endpoints
 from rtplay.engine import crowd_slice
-from rtplay.engine.crowd_gc import YOUNG_THRESHOLD, GcPauses, HeapFreeze
+from rtplay.engine.crowd_gc import GARBAGE_BUDGET_KB, GcPauses, HeapFreeze
 from rtplay.engine.crowd_slice import RESETTLE_FRACTION, CrowdSlice, SliceConfig
 from rtplay.model.events import Connected, Connecting, Disconnected
 from servers.runner import Server
@@ -30,19 +30,73 @@ def test_gc_pauses_are_measured_from_start_to_stop() -> None:
 
 def test_the_heap_stays_frozen_until_its_last_holder_releases_it() -> None:
     freeze, one, two = HeapFreeze(), object(), object()
-    before = gc.get_threshold()
+    assert gc.isenabled()
     try:
         freeze.hold(one)
-        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == max(YOUNG_THRESHOLD, before[0])
+        assert gc.get_freeze_count() > 0 and not gc.isenabled()
         freeze.hold(two)
         freeze.release(one)
-        assert freeze.held and gc.get_freeze_count() > 0  # the other slice still runs
+        assert freeze.held and gc.get_freeze_count() > 0 and not gc.isenabled()  # the other slice still runs
         freeze.release(two)
         freeze.release(two)  # twice is harmless
-        assert not freeze.held and gc.get_freeze_count() == 0 and gc.get_threshold() == before
+        assert not freeze.held and gc.get_freeze_count() == 0 and gc.isenabled()
     finally:
         gc.unfreeze()
-        gc.set_threshold(*before)
+        gc.enable()
+
+
+def test_a_settled_worker_walks_nothing_while_its_crowd_churns() -> None:
+    """A reconnect wave frees old (frozen) objects as it makes new ones: CPython's young
+    generation, counted net of frees, then grew to hundreds of thousands of objects before a
+    "young" collection walked them all (50-300 ms each, dozens per wave)."""
+    freeze, pauses, holder = HeapFreeze(), GcPauses(), object()
+    crowd = [[i] for i in range(50_000)]  # the connected crowd's objects
+    pauses.install()
+    try:
+        freeze.hold(holder)
+        pauses.restart()
+        for _ in range(4):  # the wave: every connection replaced by a new one
+            crowd = [[i] for i in range(50_000)]
+        assert pauses.count == 0 and len(crowd) == 50_000
+    finally:
+        pauses.remove()
+        freeze.release(holder)
+    assert gc.isenabled()
+
+
+def test_a_crowd_away_for_long_settles_once_its_garbage_is_over_budget() -> None:
+    freeze, holder = HeapFreeze(), object()
+    assert not freeze.over_budget(10.0**9)  # nothing held: nothing to settle
+    try:
+        freeze.hold(holder, lambda: 1000.0)
+        assert freeze.settled_kb == 1000.0
+        assert not freeze.over_budget(1000.0 + GARBAGE_BUDGET_KB)
+        assert freeze.over_budget(1001.0 + GARBAGE_BUDGET_KB)
+    finally:
+        freeze.release(holder)
+    assert not freeze.over_budget(10.0**9) and freeze.settled_kb is None
+
+
+async def test_a_slice_settles_mid_wave_only_past_the_garbage_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    freeze, rss = HeapFreeze(), [5000.0]
+    monkeypatch.setattr(crowd_slice, "HEAP_FREEZE", freeze)
+    monkeypatch.setattr(crowd_slice, "resident_kb", lambda: rss[0])
+    part = CrowdSlice(SliceConfig("ws", 2, 0, 0, None, Endpoints("http://127.0.0.1:1")))
+    emits = [part._emit_for(i) for i in range(2)]
+    try:
+        for i in range(2):
+            emits[i](Connecting("ws", 0.0, 1))
+            emits[i](Connected("ws", 0.1))
+        assert part.settled and freeze.settled_kb == 5000.0
+        emits[0](Disconnected("ws", 1.0, "lost"))  # away, and the worker grows
+        rss[0] = 5000.0 + GARBAGE_BUDGET_KB
+        await part.drain()
+        assert freeze.settled_kb == 5000.0  # within budget: no pause mid-wave
+        rss[0] += 1
+        await part.drain()
+        assert freeze.settled_kb == rss[0]  # past it: collected now, counted from here
+    finally:
+        freeze.release(part)
 
 
 async def test_a_slice_freezes_its_crowd_once_every_client_has_connected(server: Server) -> None:
@@ -68,7 +122,7 @@ class Holds:
     def __init__(self) -> None:
         self.count = 0
 
-    def hold(self, holder: object) -> None:
+    def hold(self, holder: object, resident_kb: object = None) -> None:
         self.count += 1
 
 
