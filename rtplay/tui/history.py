@@ -114,12 +114,15 @@ class EventLog:
         self.last_reason: str | None = None
         """Why the connection went down, until it is back or a fault starts or ends (a
         client that keeps failing, like a poll on schedule, says it only the first time)."""
+        self._down_at: float | None = None
+        """When the connection last went down (None: up)."""
 
     def on_event(self, event: Event) -> str:
         """Log ``event`` if a user needs it; return its chart marker ("" for none)."""
         at = event.at - self.origin
         if isinstance(event, Disconnected):
             self._pending_reason = self.last_reason = event.reason
+            self._down_at = event.at
             self._say(at, event.reason, "down", "connection lost")
             return MARK_DOWN
         if isinstance(event, RetryScheduled):
@@ -127,6 +130,7 @@ class EventLog:
             return ""
         if isinstance(event, Connected):
             self._pending_reason = self.last_reason = None
+            self._down_at = None
             word = "reconnected" if self._connected_once else "connected"
             first = not self._connected_once
             self._connected_once = True
@@ -148,16 +152,23 @@ class EventLog:
             self._add(LogLine(at, f"target {event.words}", "reset" if "lost" in event.words else "open"))
             return ""
         if isinstance(event, FaultStarted):
-            self.last_reason = None  # the cause may change now
+            self._cause_may_change(event.at)
             self._say(at, f"fault: {event.fault.describe()}", "fault", *fault_brief("fault", event.fault))
             return MARK_FAULT
         if isinstance(event, FaultEnded):
-            self.last_reason = None
             if event.fault.kind in ONE_SHOT:  # a drop acts once: "ended" says nothing new
                 return ""
+            self._cause_may_change(event.at)
             self._say(at, f"fault over: {event.fault.describe()}", "fault", *fault_brief("fault over", event.fault))
             return MARK_FAULT_END
         return ""
+
+    def _cause_may_change(self, at: float) -> None:
+        """A fault started or ended at ``at``: a client down since before it may now fail for
+        another reason. One that went down at or after it went down because of it; its
+        events can arrive before the fault's (the server hangs up first, then says so)."""
+        if self._down_at is None or self._down_at < at:
+            self.last_reason = None
 
     def _retry(self, at: float, event: RetryScheduled) -> None:
         if event.policy.startswith("next "):  # the policy already says when (fixed polling)

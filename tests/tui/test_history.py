@@ -128,3 +128,17 @@ def test_a_client_that_keeps_failing_keeps_its_cause_on_every_retry_line() -> No
     assert texts(log)[-1] == "→ next poll in 1s (fixed interval)"
     log.on_event(Connected("poll", 9.0, "since=3"))
     assert log.last_reason is None
+
+
+def test_a_drop_noticed_before_its_fault_event_keeps_its_cause() -> None:
+    """The server hangs up first and says so after: the client's down (at 1.02) reaches the
+    log before the drop's start (opened at 1.0) and end. The pane's status kept the cause only
+    when the fault's events came first; now it keeps it either way."""
+    log = EventLog(0.0)
+    log.on_event(Disconnected("ws", 1.02, "no close frame"))
+    log.on_event(RetryScheduled("ws", 1.02, 0.8, "exp 0.8s"))
+    log.on_event(FaultStarted("ws", 1.0, fault(Kind.DROP, scope="ws")))
+    log.on_event(FaultEnded("ws", 1.03, fault(Kind.DROP, scope="ws")))
+    assert log.last_reason == "no close frame"
+    log.on_event(FaultStarted("ws", 1.5, fault(Kind.OUTAGE, 5)))  # later, while down: may change
+    assert log.last_reason is None
