@@ -91,6 +91,12 @@ HTTP_TRANSPORTS = ("poll", "longpoll", "sse", "ws")
 #: on a busy core; a handler that has not ended in 5 s is stuck, and aiohttp cancels it.
 DROPPED_HANDLERS_S = 5.0
 
+#: ... as long as they are still ending: when none has ended for this long, the rest are
+#: waiting for something (an idle SSE stream for the next publish, at rate 0 for ever) and
+#: aiohttp's shutdown ends them. Waiting the whole 5 s for those made every stop of a server
+#: with an idle stream 5 s long.
+DROPPED_PROGRESS_S = 0.1
+
 #: After an outage, how long to wait before trying again to bind a port someone else took
 #: meanwhile. Short enough that the playground comes back soon after the port is free.
 REBIND_RETRY_S = 1.0
@@ -348,9 +354,10 @@ class Server:
         """Take the HTTP listener down: live connections are aborted, new ones refused.
 
         Every live connection hears its end in one pass (see ``common.hang_up``) and the
-        listener closes; then the aborted connections' handlers get :data:`DROPPED_HANDLERS_S`
-        to end by themselves before aiohttp's own shutdown, which otherwise waits on each one
-        still ending (a future and two timeouts per connection) and, past its 0.5 s, cancels
+        listener closes; then the aborted connections' handlers get up to
+        :data:`DROPPED_HANDLERS_S`, while they are still ending, to end by themselves before
+        aiohttp's own shutdown, which otherwise waits on each one still ending (a future and
+        two timeouts per connection) and, past its 0.5 s, cancels
         them mid-finish: with 10,000 WebSockets that held the loop for seconds and logged
         thousands of ``InvalidStateError`` (a handler finishing after the wait for it had
         timed out)."""
@@ -364,11 +371,30 @@ class Server:
         try:
             for site in list(runner.sites):
                 await site.stop()  # refused from now on
-            if not await self.ctx.registry.ended(HTTP_TRANSPORTS, DROPPED_HANDLERS_S):
-                log.warning("dropped connections still ending after %g s; shutting them down", DROPPED_HANDLERS_S)
+            await self._let_dropped_handlers_end()
         finally:
             await runner.cleanup()
         log.info("HTTP listener stopped")
+
+    async def _let_dropped_handlers_end(self) -> None:
+        """Wait while the aborted connections' handlers are still ending (see
+        :data:`DROPPED_PROGRESS_S`), at most :data:`DROPPED_HANDLERS_S`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DROPPED_HANDLERS_S
+        left = self._live_http()
+        while left:
+            if loop.time() >= deadline:
+                log.warning("dropped connections still ending after %g s; shutting them down", DROPPED_HANDLERS_S)
+                return
+            if await self.ctx.registry.ended(HTTP_TRANSPORTS, min(DROPPED_PROGRESS_S, deadline - loop.time())):
+                return
+            still = self._live_http()
+            if still >= left:  # none ended meanwhile: the rest wait for something else
+                return
+            left = still
+
+    def _live_http(self) -> int:
+        return sum(self.ctx.registry.count(transport) for transport in HTTP_TRANSPORTS)
 
     async def stop_listeners(self) -> None:
         """An outage: every listener down (connections refused); the hub keeps its state.

@@ -51,3 +51,29 @@ async def test_webtransport_goes_down_at_once_while_http_still_winds_down(
             writer.close()
         server.clear_faults()
         await server.stop()
+
+
+async def test_an_outage_does_not_wait_on_a_stream_that_waits_for_the_next_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An idle SSE stream's handler waits for the next publish (at rate 0, for ever), so it
+    does not end when its connection is aborted; the outage waits only while aborted handlers
+    are still ending. It waited the whole wind-down for it: every stop of a server with an
+    idle stream took 5 s."""
+    monkeypatch.setattr(servers.runner, "DROPPED_HANDLERS_S", HTTP_WIND_DOWN_S)
+    server = Server(ServerConfig(rate=0))
+    await server.start()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, writer = await asyncio.open_connection(HOST, server.http_port)
+        writer.write(f"GET /sse HTTP/1.1\r\nHost: {HOST}:{server.http_port}\r\n\r\n".encode())
+        await writer.drain()
+        await wait_until(lambda: server.ctx.registry.count("sse") == 1, 5, "the stream open")
+        async with asyncio.timeout(5):  # not HTTP_WIND_DOWN_S
+            await server.stop_listeners()
+        assert not server.http_running
+        assert await reader.read() is not None  # the peer heard the end
+    finally:
+        if writer is not None:
+            writer.close()
+        await server.stop()
