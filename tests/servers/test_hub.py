@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from rtplay.protocol.envelope import Reset, make_envelope
 from servers.core.hub import Hub
+from servers.http.longpoll import DENSE_GAP_MS, coalesce_delay
 
 
 def test_envelopes_are_sequenced_from_one_and_encoded_once() -> None:
@@ -66,3 +67,21 @@ def test_negative_cursor_is_rejected() -> None:
 def test_envelope_encoding_is_exactly_what_json_dumps_gives(seq: int, t: float, data: str) -> None:
     envelope = make_envelope(seq, t, data)
     assert envelope.json == json.dumps({"seq": seq, "t": envelope.t, "data": data}, separators=(",", ":"))
+
+
+def test_a_stream_published_in_bursts_is_dense_at_every_burst() -> None:
+    """1000 msg/s goes out as ~5 envelopes every ~5 ms, stamped microseconds apart. Judged by
+    the two newest, each burst's first envelope made the stream look sparse (a 5 ms gap), and
+    a long-poll held at the head was answered with that one burst instead of coalescing."""
+    hub = Hub()
+    for tick in range(20):
+        for i in range(5):
+            hub.publish(1000.0 + tick * 5.2 + i * 0.01)
+            gap = hub.gap_ms()
+            assert hub.last_seq < 2 or (gap is not None and gap < DENSE_GAP_MS), (tick, i, gap)
+    newest = hub.publish(1000.0 + 20 * 5.2).t
+    assert coalesce_delay(newest, hub.gap_ms(), newest) > 0  # a held long-poll waits for more
+    sparse = Hub()
+    for i in range(20):  # 10 msg/s: answered at once
+        sparse.publish(1000.0 + i * 100)
+    assert coalesce_delay(2900.0, sparse.gap_ms(), 2900.0) == 0.0
