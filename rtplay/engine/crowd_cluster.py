@@ -137,8 +137,10 @@ class CrowdCluster:
                 start_resource_tracker()
                 self._cluster = await LocalCluster(
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    # No dashboard; its health/metrics HTTP listener binds 127.0.0.1 like the rest.
-                    dashboard_address=None, asynchronous=True, silence_logs=logging.WARNING,
+                    # No dashboard; its health/metrics HTTP listener binds 127.0.0.1 like the rest,
+                    # on a free port (Dask's default, 8787, warns when another crowd has it).
+                    dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    asynchronous=True, silence_logs=logging.WARNING,
                 )
                 self._client = await Client(self._cluster, asynchronous=True, timeout=LOCAL_START_TIMEOUT_S)
                 await self._client.wait_for_workers(self.local_workers, timeout=LOCAL_START_TIMEOUT_S)

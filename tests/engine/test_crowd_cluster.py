@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import warnings
 
 import pytest
 
@@ -150,3 +151,19 @@ async def test_a_slow_worker_is_unresponsive_not_lost_until_the_scheduler_drops_
         task.cancel()
     assert part.state == "lost" and crowd.lost_clients == 60 and crowd.stats.states()["open"] == 0
     assert crowd.report()["workers"][0]["state"] == "lost"
+
+
+async def test_two_crowds_at_once_each_get_a_port_of_their_own() -> None:
+    """Dask's scheduler serves its health listener on 8787 unless told otherwise: a second
+    crowd running beside the first (two rtplay runs, two test workers) found it taken and
+    warned "Port 8787 is already in use"."""
+    first, second = CrowdCluster(None, 1), CrowdCluster(None, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            await first.start()
+            await second.start()
+        finally:
+            await second.close()
+            await first.close()
+    assert not [w for w in caught if "already in use" in str(w.message)], [str(w.message) for w in caught]
