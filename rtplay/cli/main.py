@@ -27,7 +27,7 @@ from rtplay.engine.spawn import ServerProcess, SpawnError
 # The clients, the session and the TUI are imported only once the server process has been
 # launched, so that both processes load their libraries at the same time.
 from rtplay.model.retry_spec import PolicySpec
-from rtplay.protocol.faults import TRANSPORTS
+from rtplay.protocol.faults import TRANSPORTS, validate_on_own_server
 from rtplay.protocol.options import ServerOptions, from_namespace
 from rtplay.runtime import eventloop
 
@@ -84,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario = build_scenario(args)
         if args.target or scenario.targets:
             return cmd_target_run(args, scenario)
+        for spec in scenario.faults:
+            validate_on_own_server(spec.kind, spec.scope)
         server = from_namespace(args)
         server.rate = scenario.rate
         server.http = scenario.http_options()

@@ -22,7 +22,7 @@ from rtplay.model.accounting import View
 from rtplay.model.events import Connected, Event, FaultEnded, FaultStarted, MessageReceived
 from rtplay.model.faultspec import FaultSpec
 from rtplay.model.recovery import RecoveryTracker
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, Kind, validate, validate_on_own_server
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class FaultController:
         """Start a fault now; raises :class:`~rtplay.protocol.faults.FaultError` (a ValueError)
         with the reason when it makes no sense."""
         validate(kind, scope, value, jitter)  # say what is wrong without a round trip
+        validate_on_own_server(kind, scope)
         body = {"kind": kind.value, "scope": scope, "value": value, "jitter": jitter, "duration": duration}
         provisional = self._open_provisional(kind, scope, value, jitter)
         if kind is Kind.OFFLINE:

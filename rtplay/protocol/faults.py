@@ -36,6 +36,10 @@ ONE_SHOT = {Kind.DROP}
 UDP_ONLY = {Kind.LOSS, Kind.REORDER, Kind.DUPLICATE}
 """Faults that act on datagrams: QUIC (wt) and WebRTC (rtc) only."""
 
+SERVER_WIDE = {Kind.OUTAGE, Kind.CRASH}
+"""Faults that take rtplay's whole server down, every listener: no transport scope there (a
+target run's proxies, one per transport, can take one transport down)."""
+
 VALUE_UNITS = {
     Kind.DELAY: "ms",
     Kind.ERROR: "status",
@@ -160,6 +164,12 @@ def validate(kind: Kind, scope: str, value: float | None, jitter: float = 0.0) -
         raise FaultError("only delay takes a ±jitter")
     if not 0 <= jitter <= VALUE_RANGES["ms"][1]:
         raise FaultError(f"jitter must be 0-{VALUE_RANGES['ms'][1]:g} ms")
+
+
+def validate_on_own_server(kind: Kind, scope: str) -> None:
+    """Raise :class:`FaultError` for a fault rtplay's own server cannot scope as asked."""
+    if kind in SERVER_WIDE and scope != ALL:
+        raise FaultError(f"{kind.value} takes every listener of the server down: its scope is all, not {scope}")
 
 
 def validate_duration(duration: float | None) -> None:

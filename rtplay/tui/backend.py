@@ -16,7 +16,7 @@ from rtplay.engine.session import Session
 from rtplay.model.accounting import View
 from rtplay.model.channels import ChannelStats
 from rtplay.model.events import Event, FaultEnded, FaultStarted, State
-from rtplay.protocol.faults import ALL, UDP_ONLY, Fault, Kind
+from rtplay.protocol.faults import ALL, SERVER_WIDE, UDP_ONLY, Fault, Kind
 from rtplay.tui.controls import format_amount, toggle_fault
 from rtplay.tui.history import MARK_OVERLOAD, SAMPLE_S, ChannelHistory, EventLog, TransportHistory
 from rtplay.tui.model import DETAIL_SEPARATOR, ChannelModel, Dashboard, FaultRow, PaneModel, status_of
@@ -275,7 +275,8 @@ class SessionBackend:
         return self.session.report()
 
     async def toggle_fault(self, kind: Kind, scope: str, value: float | None) -> str:
-        return await toggle_fault(self.session.faults, kind, scope, value)
+        # An outage or a crash takes the whole server down, whichever pane is selected.
+        return await toggle_fault(self.session.faults, kind, ALL if kind in SERVER_WIDE else scope, value)
 
     async def clear_faults(self) -> int:
         return len(await self.session.faults.clear())

@@ -12,7 +12,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, FaultError, Kind, validate, validate_duration
+from rtplay.protocol.faults import ALL, ONE_SHOT, Fault, FaultError, Kind, validate, validate_duration, validate_on_own_server
 
 MAX_ACTIVE_FAULTS = 64
 """Faults active at once. Every request consults them, so their number is bounded; 64 is
@@ -41,6 +41,7 @@ class FaultState:
         jitter: float = 0.0,
     ) -> Fault:
         validate(kind, scope, value, jitter)
+        validate_on_own_server(kind, scope)
         validate_duration(duration)
         if kind not in ONE_SHOT and len(self._faults) >= MAX_ACTIVE_FAULTS:
             raise FaultError(f"{MAX_ACTIVE_FAULTS} faults are active already: clear some first")

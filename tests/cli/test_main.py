@@ -40,6 +40,11 @@ def test_a_fault_after_the_end_of_the_run_is_refused(capsys: pytest.CaptureFixtu
     assert "starts at 30 s, after the run ends (5 s)" in capsys.readouterr().err
 
 
+def test_a_scoped_outage_is_refused_before_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--duration", "5", "--fault", "outage=2s@1s:ws"]) == 2
+    assert "outage takes every listener of the server down: its scope is all, not ws" in capsys.readouterr().err
+
+
 def test_headless_run_prints_a_table_and_writes_the_json_report(tmp_path: Path) -> None:
     report_path = tmp_path / "r.json"
     result = subprocess.run(

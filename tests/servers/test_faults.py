@@ -138,3 +138,13 @@ async def test_error_fault_answers_new_requests_with_retry_after(server: Server)
     response = await control(server, "GET", "/poll")
     assert response.status_code == 503 and response.headers["Retry-After"] == "2"
     assert (await control(server, "GET", "/longpoll?timeout=0")).status_code == 204  # other scope untouched
+
+
+@pytest.mark.parametrize("kind", [Kind.OUTAGE, Kind.CRASH])
+def test_an_outage_or_crash_has_no_transport_scope(kind: Kind) -> None:
+    """Both take every listener down: "outage 5s on ws" described a fault that took poll,
+    long-poll, SSE and WebTransport down too."""
+    state = FaultState()
+    with pytest.raises(FaultError, match="takes every listener of the server down: its scope is all, not ws"):
+        state.add(kind, "ws", 5, now=0)
+    assert state.add(kind, "all", 5, now=0).scope == "all"

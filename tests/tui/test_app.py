@@ -97,6 +97,18 @@ async def test_the_active_fault_list_follows_the_keys() -> None:
         assert session_of(app).faults.active() == []
 
 
+async def test_an_outage_from_a_selected_pane_takes_the_whole_server_down() -> None:
+    app = RtplayApp(make_config(["sse", "ws"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: pane_status(app, "ws").startswith("● open"), "ws open")
+        await pilot.press("2", "o")  # ws selected: the outage still stops every listener
+        await wait_for(pilot, lambda: "outage 5s on all" in fault_bar(app), "the outage on all")
+        assert [(f.kind.value, f.scope) for f in session_of(app).faults.active()] == [("outage", "all")]
+        await wait_for(pilot, lambda: "retrying" in pane_status(app, "sse"), "sse down too")
+        await pilot.press("o")  # the same key clears it, whichever pane is selected
+        await wait_for(pilot, lambda: "none active" in fault_bar(app), "the outage cleared")
+
+
 async def test_a_fault_that_makes_no_sense_is_an_error_notification() -> None:
     app = RtplayApp(make_config(["sse"]))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
