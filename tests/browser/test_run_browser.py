@@ -75,6 +75,9 @@ CRASH_SEED = 416
 #: schedule the page lost 40 % and more less.
 LOADED_TOLERANCE = 0.10
 
+#: The crash test's publish rate (msg/s).
+RATE = 50
+
 
 async def test_under_a_crash_the_browsers_unreliable_loss_equals_rtplays() -> None:
     """Issue 23 item 3: the page retries on rtplay's schedule with rtplay's draws, so both are
@@ -84,13 +87,16 @@ async def test_under_a_crash_the_browsers_unreliable_loss_equals_rtplays() -> No
     Within 5 % on a quiet machine (the figure the closing notes measure); this test allows
     :data:`LOADED_TOLERANCE` because it runs beside the rest of the suite, where rtplay's WebRTC
     handshake (aiortc, in Python) takes up to ~0.2 s longer than Chromium's: 4.2 % more lost
-    beside two CPU burners, on the same schedule."""
+    beside two CPU burners, on the same schedule. On top, what the run's own loops were late
+    (its health figures: every retry timer fired up to that late), at the publish rate."""
     options = HeadlessOptions(duration=7.5, progress=False, browser=True, settle_s=5.0, out=io.StringIO())
-    config = SessionConfig(transports=["longpoll", "wt", "rtc"], server=ServerOptions(rate=50), retry_seed=CRASH_SEED,
+    config = SessionConfig(transports=["longpoll", "wt", "rtc"], server=ServerOptions(rate=RATE), retry_seed=CRASH_SEED,
                            client_options={"longpoll": {"retry": "fixed:1"}})  # the page's too: no 10 s wait to settle
     report = await run_headless(config, options, [parse_fault("crash=3s@1s")])
     assert report["settings"]["retry_seed"] == CRASH_SEED
     browser = report["browser"]["transports"]
+    health = report["health"]
+    late_s = (health["client_loop_lag_ms"]["max"] + health["server_loop_lag_ms"]["max"]) / 1000
     for transport, channel in (("wt", "datagram"), ("rtc", "unreliable")):
         ours = report["transports"][transport]["channels"][channel]
         theirs = browser[transport]["channels"][channel]
@@ -99,7 +105,8 @@ async def test_under_a_crash_the_browsers_unreliable_loss_equals_rtplays() -> No
         # Every listener is down 3 s at 50 msg/s: at least 150 published while no client could
         # be connected (wt lost 107 when its listener went down only after HTTP's wind-down).
         assert ours["lost"] >= 150, (ours, why)
-        assert abs(theirs["lost"] - ours["lost"]) <= LOADED_TOLERANCE * ours["lost"], (ours, theirs, why)
+        allowed = LOADED_TOLERANCE * ours["lost"] + RATE * late_s
+        assert abs(theirs["lost"] - ours["lost"]) <= allowed, (allowed, ours, theirs, why)
         # The same window: what was published while down is lost while down on both sides.
-        assert theirs["lost_while_down"] >= (1 - LOADED_TOLERANCE) * ours["lost_while_down"], (ours, theirs, why)
+        assert theirs["lost_while_down"] >= ours["lost_while_down"] - allowed, (allowed, ours, theirs, why)
 
