@@ -80,6 +80,8 @@ async def test_the_page_runs_the_policies_and_seed_it_was_opened_with(opened: tu
     _, driver = opened
     settings = await driver.page.evaluate("window.rtplay.retry")
     assert settings == {"seed": str(SEED), "policies": POLICIES}
+    # The page builds its clients' policies once its config has come (/page/config).
+    await driver.page.wait_for_function(f"Object.keys(window.rtplay.policies).length >= {len(POLICIES)}")
     described = await driver.page.evaluate(
         "Object.fromEntries(Object.entries(window.rtplay.policies).map(([n, p]) => [n, p.describe()]))")
     assert described == {name: parse_policy(text).build().describe() for name, text in POLICIES.items()}
