@@ -180,6 +180,9 @@ class BrowserDriver:
                 self.page = await self._context.new_page()
                 self.page.on("pageerror", lambda exc: log.warning("browser page error: %s", exc))
                 await self.page.goto(self.http_url + "/" + (f"?{self.query}" if self.query else ""))
+                # Everything that drives the page goes through window.rtplay: wait until its
+                # script has set it (once, on a loaded machine, it was not there yet).
+                await self.page.wait_for_function("window.rtplay !== undefined")
         except TimeoutError:
             await self.stop()
             raise BrowserUnavailable(f"Chromium did not show the page within {LAUNCH_TIMEOUT_S:g} s") from None
