@@ -178,7 +178,7 @@ class CrowdSlice:
         self._settle()
         if not self.settled:  # the crowd is in: from here on the pauses are the run's
             self.gc.restart()
-        self.settled, self.reconnects_since_settled = True, 0
+        self.settled = True
 
     def _settle(self) -> None:
         HEAP_FREEZE.hold(self, resident_kb)
