@@ -66,6 +66,9 @@ BASE_FLAGS = (
 #: Launch and first page load; Chromium takes ~1-3 s on a busy 2-core machine.
 LAUNCH_TIMEOUT_S = 30.0
 
+#: How long the opened page may take to run its script before it is reloaded once.
+PAGE_READY_S = 8.0
+
 #: After launch, how long the page's clients get to open before a run goes on without them.
 READY_TIMEOUT_S = 10.0
 
@@ -159,6 +162,7 @@ class BrowserDriver:
     async def start(self) -> None:
         """Launch Chromium on the page; clean up whatever started if anything fails."""
         try:
+            from playwright.async_api import TimeoutError as PlaywrightTimeout
             from playwright.async_api import async_playwright
         except ImportError:
             raise BrowserUnavailable("Playwright is not installed: pip install -e '.[browser]'") from None
@@ -180,9 +184,7 @@ class BrowserDriver:
                 self.page = await self._context.new_page()
                 self.page.on("pageerror", lambda exc: log.warning("browser page error: %s", exc))
                 await self.page.goto(self.http_url + "/" + (f"?{self.query}" if self.query else ""))
-                # Everything that drives the page goes through window.rtplay: wait until its
-                # script has set it (once, on a loaded machine, it was not there yet).
-                await self.page.wait_for_function("window.rtplay !== undefined")
+                await self._page_ready(PlaywrightTimeout)
         except TimeoutError:
             await self.stop()
             raise BrowserUnavailable(f"Chromium did not show the page within {LAUNCH_TIMEOUT_S:g} s") from None
@@ -190,6 +192,22 @@ class BrowserDriver:
             await self.stop()
             raise
         log.info("headless Chromium on %s/ (loopback-only host: %s)", self.http_url, loopback)
+
+    async def _page_ready(self, timeout_error: type[Exception]) -> None:
+        """Wait for the page's script to set ``window.rtplay`` (everything that drives the page
+        goes through it); reload once if it has not within :data:`PAGE_READY_S`. On a loaded
+        machine a page now and then came up "loaded" without it (a script of the page not
+        run), and stayed so."""
+        assert self.page is not None
+        for attempt in (1, 2):
+            try:
+                await self.page.wait_for_function("window.rtplay !== undefined", timeout=PAGE_READY_S * 1000)
+                return
+            except timeout_error:
+                if attempt == 2:
+                    raise TimeoutError from None
+                log.warning("browser page: its script has not run after %g s; reloading it", PAGE_READY_S)
+                await self.page.reload()
 
     async def restart_failed(self, transports: list[str]) -> list[str]:
         """Press the page's retry button of each of ``transports`` whose client failed for
