@@ -118,7 +118,7 @@ def test_a_crowd_on_a_worker_of_another_host_rides_out_an_outage(tmp_path: Path)
             for line in serve.stdout:
                 if (m := re.search(r"control\s+(http://\S+)/control/status", line)):
                     control_url = m.group(1) + "/control"
-                if (m := re.search(r"token\W+([\w-]{16,})", line)):
+                if (m := re.search(r"\btoken\s+(\S+)", line)):
                     token = m.group(1)
                     break
             assert control_url is not None and token is not None, "rtplay serve named no control API"
