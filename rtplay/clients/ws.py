@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rtplay.clients.base import Emit, is_heartbeat
 from rtplay.clients.core import ATTEMPT_ERRORS, HeartbeatTimeout, ReconnectingClient
-from rtplay.compat.websockets import abort
+from rtplay.clients.ws_wire import WsWire
 from rtplay.model.retry import DEFAULT_PING_INTERVAL_S, DEFAULT_PING_TIMEOUT_S
 from rtplay.protocol import messages
 from rtplay.protocol.envelope import ProtocolError, decode_json, parse_envelope
@@ -69,20 +68,21 @@ class WebSocketClient(ReconnectingClient):
 
     async def attempt(self) -> str:
         self.check_online()
-        async with connect(
-            self.url, ping_interval=None, open_timeout=self.open_timeout, close_timeout=CLOSE_TIMEOUT_S,
-            max_size=MAX_FRAME_BYTES, proxy=None,
-        ) as ws:
+        async with asyncio.timeout(self.open_timeout):
+            ws = await WsWire.open(self.url, max_size=MAX_FRAME_BYTES, close_timeout=CLOSE_TIMEOUT_S)
+        try:
             self._connected(f"since={self.cursor}")
             try:
                 await self.receive(ws)
             except (HeartbeatTimeout, ProtocolError):
                 # A dead peer will not answer a closing handshake: don't wait for one.
-                abort(ws)
+                ws.abort()
                 raise
+        finally:
+            await ws.close()
         return "connection closed"
 
-    async def receive(self, ws: ClientConnection) -> None:
+    async def receive(self, ws: WsWire) -> None:
         """Frames until the connection ends (ConnectionClosed) or the heartbeat expires."""
 
         async def ping() -> None:
