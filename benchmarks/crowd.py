@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--steady", action="store_true", help="no fault: the positional args are transports")
     parser.add_argument("--cluster", default=None, help="a Dask scheduler (tcp://HOST:8786); default a LocalCluster")
+    parser.add_argument("--keep", type=Path, default=None, help="also write each run's report (JSON) into this directory")
     args = parser.parse_args()
     if args.steady:
         print(STEADY_HEADER)
@@ -163,6 +164,9 @@ def main() -> None:
     for policy in args.policies:
         report = run(args.transport, args.clients, policy, args.duration, args.rate, args.cluster)
         print(row(policy, report, args.transport), flush=True)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            (args.keep / f"{args.transport}-{policy.replace(':', '-').replace(',', '_')}.json").write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
