@@ -69,6 +69,9 @@ LAUNCH_TIMEOUT_S = 30.0
 #: How long the opened page may take to run its script before it is reloaded once.
 PAGE_READY_S = 8.0
 
+#: Failed requests and console errors kept for the warning of a page whose script did not run.
+MAX_TROUBLES = 8
+
 #: After launch, how long the page's clients get to open before a run goes on without them.
 READY_TIMEOUT_S = 10.0
 
@@ -145,6 +148,36 @@ def page_query(policies: Mapping[str, str], seed: int | None) -> str:
     return urllib.parse.urlencode(params)
 
 
+
+class LoadTroubles:
+    """What went wrong while the page loaded, for the warning of a page whose script did not
+    run: requests that failed (a script of the page not loaded) and console errors (the page's
+    own exceptions are logged as they happen)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.seen: list[str] = []
+        page.on("requestfailed", self._failed)
+        page.on("console", self._console)
+
+    def _failed(self, request: Any) -> None:
+        if len(self.seen) < MAX_TROUBLES:
+            self.seen.append(f"{request.url} failed: {request.failure}")
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error" and len(self.seen) < MAX_TROUBLES:
+            self.seen.append(f"console: {message.text[:200]}")
+
+    def say(self) -> str:
+        return "; ".join(self.seen) or "no request failed, no console error"
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    def stop(self) -> None:
+        self.page.remove_listener("requestfailed", self._failed)
+        self.page.remove_listener("console", self._console)
+
 class BrowserDriver:
     """One headless Chromium showing the page; :meth:`start` then :meth:`stop` (always)."""
 
@@ -183,8 +216,9 @@ class BrowserDriver:
                     await self._context.grant_permissions(["camera", "microphone"], origin=self.http_url)
                 self.page = await self._context.new_page()
                 self.page.on("pageerror", lambda exc: log.warning("browser page error: %s", exc))
+                troubles = LoadTroubles(self.page)
                 await self.page.goto(self.http_url + "/" + (f"?{self.query}" if self.query else ""))
-                await self._page_ready(PlaywrightTimeout)
+                await self._page_ready(PlaywrightTimeout, troubles)
         except TimeoutError:
             await self.stop()
             raise BrowserUnavailable(f"Chromium did not show the page within {LAUNCH_TIMEOUT_S:g} s") from None
@@ -193,21 +227,26 @@ class BrowserDriver:
             raise
         log.info("headless Chromium on %s/ (loopback-only host: %s)", self.http_url, loopback)
 
-    async def _page_ready(self, timeout_error: type[Exception]) -> None:
+    async def _page_ready(self, timeout_error: type[Exception], troubles: LoadTroubles) -> None:
         """Wait for the page's script to set ``window.rtplay`` (everything that drives the page
         goes through it); reload once if it has not within :data:`PAGE_READY_S`. On a loaded
         machine a page now and then came up "loaded" without it (a script of the page not
         run), and stayed so."""
         assert self.page is not None
-        for attempt in (1, 2):
-            try:
-                await self.page.wait_for_function("window.rtplay !== undefined", timeout=PAGE_READY_S * 1000)
-                return
-            except timeout_error:
-                if attempt == 2:
-                    raise TimeoutError from None
-                log.warning("browser page: its script has not run after %g s; reloading it", PAGE_READY_S)
-                await self.page.reload()
+        try:
+            for attempt in (1, 2):
+                try:
+                    await self.page.wait_for_function("window.rtplay !== undefined", timeout=PAGE_READY_S * 1000)
+                    return
+                except timeout_error:
+                    if attempt == 2:
+                        raise TimeoutError from None
+                    log.warning("browser page: its script has not run after %g s (%s); reloading it",
+                                PAGE_READY_S, troubles.say())
+                    troubles.clear()
+                    await self.page.reload()
+        finally:
+            troubles.stop()
 
     async def restart_failed(self, transports: list[str]) -> list[str]:
         """Press the page's retry button of each of ``transports`` whose client failed for
