@@ -8,7 +8,7 @@ import builtins
 
 import pytest
 
-from servers.core.load import LAG_PROBE_S, MAX_BINS, LoadMeter, probe_loop_lag
+from servers.core.load import LAG_PROBE_S, MAX_BINS, BinSeries, LoadMeter, probe_loop_lag
 
 
 def test_accepts_are_counted_per_bin_and_reported_per_second() -> None:
@@ -120,3 +120,26 @@ async def test_the_lag_probe_records_how_late_the_loop_woke_it() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert list(meter.lag_ms.values()) == pytest.approx([(0.25 - LAG_PROBE_S) * 1000] * len(meter.lag_ms))
+
+
+def test_a_bin_series_forgets_what_falls_out_of_its_window_even_across_a_long_gap() -> None:
+    series = BinSeries(capacity=4)
+    series[10] = 1.0
+    series[11] = 2.0
+    series[13] = 3.0
+    assert list(series.items()) == [(10, 1.0), (11, 2.0), (13, 3.0)] and len(series) == 3
+    series[14] = 4.0  # bin 10 leaves the window of 4
+    assert list(series) == [11, 13, 14] and series.get(10, -1.0) == -1.0
+    series[9] = 9.0  # older than the window: ignored, nothing overwritten
+    assert list(series.values()) == [2.0, 3.0, 4.0]
+    series[100] = 5.0  # a gap longer than the window: only the new bin is left
+    assert list(series.items()) == [(100, 5.0)] and len(series) == 1 and series.peak(0.0) == 5.0
+
+
+def test_a_bin_series_reads_from_a_given_bin_and_has_no_peak_when_empty() -> None:
+    series = BinSeries(capacity=8)
+    assert series.peak(-1.0) == -1.0 and list(series.items()) == []
+    for b in range(5):
+        series[b] = float(b)
+    assert list(series.items(since=3)) == [(3, 3.0), (4, 4.0)]
+    assert series.peak(0.0) == 4.0
