@@ -148,6 +148,7 @@ class WsWire(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None  # gone: nothing more is written to it, no close timer is set
         self.protocol.receive_eof()  # idempotent: the protocol's state becomes CLOSED
         self._take_events()
         if self._close_timer is not None:
