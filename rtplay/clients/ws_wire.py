@@ -39,6 +39,10 @@ MAX_QUEUED = 1024
 #: Reading resumes once the client has taken the queue down to this many.
 RESUME_AT = MAX_QUEUED // 4
 
+#: Frames one message may come in (websockets' own asyncio client allows as many): the size
+#: limit counts payload bytes, so empty continuation frames would never reach it.
+MAX_FRAGMENTS = 4096
+
 Message = str | bytes
 
 
@@ -84,6 +88,7 @@ class WsWire(asyncio.Protocol):
             await wire.opened
         except BaseException:
             wire.abort()
+            del wire  # the traceback holds this frame: don't let it hold the connection too
             raise
         return wire
 
@@ -121,9 +126,14 @@ class WsWire(asyncio.Protocol):
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(1000)
             self._flush()
-        if not self.ended.done():
-            await asyncio.wait({self.ended}, timeout=self.close_timeout)
-        self.abort()
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()  # the server's close frame must be read to end it
+        try:
+            if not self.ended.done():
+                await asyncio.wait({self.ended}, timeout=self.close_timeout)
+        finally:
+            self.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake."""
@@ -155,8 +165,7 @@ class WsWire(asyncio.Protocol):
             self._close_timer.cancel()
         if not self.opened.done():
             why = self.protocol.handshake_exc or exc or ConnectionResetError("connection closed during the opening handshake")
-            self.opened.set_exception(why)
-            self.opened.exception()  # marked retrieved: open() raises it, or nobody waits any more
+            self._fail_open(why)
         if not self.ended.done():
             self.ended.set_result(None)
         self._wake()
@@ -171,19 +180,27 @@ class WsWire(asyncio.Protocol):
                 if self.protocol.handshake_exc is None:
                     self.opened.set_result(None)
                 else:
-                    self.opened.set_exception(self.protocol.handshake_exc)
+                    self._fail_open(self.protocol.handshake_exc)
         if not self.opened.done() and self.protocol.handshake_exc is not None:
-            self.opened.set_exception(self.protocol.handshake_exc)  # no answer at all: garbage or EOF
+            self._fail_open(self.protocol.handshake_exc)  # no answer at all: garbage or EOF
         self._flush()
         if self.protocol.close_expected() and self._close_timer is None and self.transport is not None:
             # The server closes TCP after the closing handshake; if it does not, we do.
             self._close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
     def _take_frame(self, frame: Frame) -> None:
+        if self.failure is not None:
+            return  # parsed from the same read as the message that failed the connection
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             self._text = frame.opcode is Opcode.TEXT
             self._fragments = [frame.data]
         elif frame.opcode is Opcode.CONT:
+            if len(self._fragments) >= MAX_FRAGMENTS:  # empty continuations count no bytes
+                self.protocol.fail(1009, "too many fragments")
+                self.failure = ProtocolError(f"a message in more than {MAX_FRAGMENTS} fragments")
+                self._fragments = []
+                self._wake()
+                return
             self._fragments.append(frame.data)
         else:
             return  # ping (the protocol answered it), pong, close (the protocol handles it)
@@ -201,7 +218,8 @@ class WsWire(asyncio.Protocol):
         else:
             message = data
         self.messages.append(message)
-        if len(self.messages) >= MAX_QUEUED and not self.paused and self.transport is not None:
+        # Closing, it reads on: the server's close frame comes after all it sent before.
+        if len(self.messages) >= MAX_QUEUED and not self.paused and self.transport is not None and self.protocol.state is State.OPEN:
             self.paused = True
             self.transport.pause_reading()
         self._wake()
@@ -216,6 +234,10 @@ class WsWire(asyncio.Protocol):
                 self.transport.write_eof()  # the protocol's end of stream: half-close
             else:
                 self.transport.close()
+
+    def _fail_open(self, exc: BaseException) -> None:
+        self.opened.set_exception(exc)
+        self.opened.exception()  # marked retrieved: open() raises it, or nobody waits any more
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from rtplay.clients.ws import closed_reason
-from rtplay.clients.ws_wire import MAX_QUEUED, WsWire
+from rtplay.clients.ws_wire import MAX_FRAGMENTS, MAX_QUEUED, WsWire
 from rtplay.protocol.envelope import ProtocolError
 from tests.conftest import wait_until
 
@@ -148,13 +149,13 @@ async def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007() 
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await accept(reader, writer)
-        writer.write(frame(TEXT, b"fine") + frame(TEXT, b"\xff\xfe"))
+        writer.write(frame(TEXT, b"fine") + frame(TEXT, b"\xff\xfe") + frame(TEXT, b"after the bad one"))
         closes.set_result(await read_frame(reader))
 
     async with scripted(script) as url:
         wire = await opened(url)
         assert await wire.recv() == "fine"
-        with pytest.raises(ProtocolError, match="not UTF-8"):
+        with pytest.raises(ProtocolError, match="not UTF-8"):  # and nothing read after it
             await wire.recv()
         opcode, payload = await asyncio.wait_for(closes, 5)
         assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1007)
@@ -197,3 +198,70 @@ async def test_a_recv_cut_short_by_its_timeout_loses_no_message() -> None:
         go.set()
         assert await asyncio.wait_for(wire.recv(), 5) == "after the timeout"
         await wire.close()
+
+
+async def test_a_message_in_endless_empty_fragments_fails_the_connection_with_1009() -> None:
+    closes: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        writer.write(frame(TEXT, b"{", fin=False) + frame(CONT, b"", fin=False) * (MAX_FRAGMENTS + 10))
+        closes.set_result(await read_frame(reader))
+
+    async with scripted(script) as url:
+        wire = await opened(url)
+        with pytest.raises(ProtocolError, match="fragments"):
+            await asyncio.wait_for(wire.recv(), 5)
+        opcode, payload = await asyncio.wait_for(closes, 5)
+        assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1009)
+        wire.abort()
+
+
+async def test_a_close_cut_short_by_cancellation_still_drops_the_connection() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        await asyncio.sleep(3600)  # a dead peer: never answers the close
+
+    async with scripted(script) as url:
+        wire = await opened(url)
+        closing = asyncio.create_task(wire.close())
+        await asyncio.sleep(0.05)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        await asyncio.wait_for(wire.ended, 5)  # the TCP connection is gone, not left open
+
+
+async def test_a_close_while_reading_is_paused_still_reads_the_servers_close() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        writer.write(b"".join(frame(TEXT, f"{i:<1000}".encode()) for i in range(MAX_QUEUED * 3)))
+        while (await read_frame(reader))[0] != CLOSE:
+            pass
+        writer.write(frame(CLOSE, struct.pack("!H", 1000)))
+        await writer.drain()
+
+    async with scripted(script) as url:
+        wire = await opened(url)
+        await wait_until(lambda: wire.paused, what="the connection to stop reading")
+        await wire.close()
+        assert wire.protocol.close_rcvd is not None and wire.protocol.close_rcvd.code == 1000
+
+
+async def test_a_refused_handshake_leaves_no_connection_alive_in_a_cycle() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        await reader.read()
+
+    async with scripted(script) as url:
+        gc.collect()
+        gc.disable()  # what outlives an attempt without the collector is what a crowd's wave piles up
+        try:
+            for _ in range(5):
+                with pytest.raises(InvalidStatus):
+                    await opened(url)
+            # Each transport lets go of its wire once it has closed (a loop turn after the abort).
+            await wait_until(lambda: not any(isinstance(o, WsWire) for o in gc.get_objects()), 2.0, "no wire left")
+        finally:
+            gc.enable()
