@@ -39,54 +39,55 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Tally:
+    """Attempts counted once the burst is warm."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.counting = False
+
+    def add(self) -> None:
+        self.attempts += self.counting
+
+    async def rate(self, tasks: list[asyncio.Task[None]], seconds: float) -> float:
+        """Attempts per second of ``tasks`` over ``seconds`` after :data:`WARM_S`; then they end."""
+        try:
+            await asyncio.sleep(WARM_S)
+            self.counting, started = True, time.perf_counter()
+            await asyncio.sleep(seconds)
+            return self.attempts / (time.perf_counter() - started)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def rtplay_rate(port: int, clients: int, seconds: float) -> float:
     """Attempts per second of ``clients`` ws clients retrying at once with no wait (policy
     ``immediate``): each attempt the client's whole cycle, refused, accounted, decided."""
-    attempts = 0
-    counting = False
+    tally = Tally()
 
     def emit(event: Event) -> None:
-        nonlocal attempts
-        if counting and isinstance(event, Connecting):
-            attempts += 1
+        if isinstance(event, Connecting):
+            tally.add()
 
     crowd = [WebSocketClient(f"http://127.0.0.1:{port}", emit, retry="immediate", quiet_pings=True) for _ in range(clients)]
-    tasks = [asyncio.create_task(c.run()) for c in crowd]
-    try:
-        await asyncio.sleep(WARM_S)
-        counting, started = True, time.perf_counter()
-        await asyncio.sleep(seconds)
-        return attempts / (time.perf_counter() - started)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    return await tally.rate([asyncio.create_task(c.run()) for c in crowd], seconds)
 
 
 async def raw_rate(attempt: Callable[[], Awaitable[None]], clients: int, seconds: float) -> float:
     """Attempts per second of ``clients`` tasks each making bare attempts one after another."""
-    attempts = 0
-    counting = False
+    tally = Tally()
 
     async def one() -> None:
-        nonlocal attempts
         while True:
             try:
                 await attempt()
             except OSError:
                 pass
-            attempts += counting
+            tally.add()
 
-    tasks = [asyncio.create_task(one()) for _ in range(clients)]
-    try:
-        await asyncio.sleep(WARM_S)
-        counting, started = True, time.perf_counter()
-        await asyncio.sleep(seconds)
-        return attempts / (time.perf_counter() - started)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    return await tally.rate([asyncio.create_task(one()) for _ in range(clients)], seconds)
 
 
 async def main(clients: int, rounds: int, seconds: float) -> None:

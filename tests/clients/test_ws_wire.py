@@ -123,13 +123,15 @@ async def test_the_servers_close_says_its_code_and_reason_and_the_close_is_answe
         await wire.close()
 
 
-async def test_a_refused_handshake_raises_its_http_status() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-        await reader.read()
+async def refuse_503(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that answers the upgrade with 503."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+    await reader.read()
 
-    async with scripted(script) as url:
+
+async def test_a_refused_handshake_raises_its_http_status() -> None:
+    async with scripted(refuse_503) as url:
         with pytest.raises(InvalidStatus) as refused:
             await opened(url)
         assert refused.value.response.status_code == 503
@@ -249,12 +251,7 @@ async def test_a_close_while_reading_is_paused_still_reads_the_servers_close() -
 
 
 async def test_a_refused_handshake_leaves_no_connection_alive_in_a_cycle() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-        await reader.read()
-
-    async with scripted(script) as url:
+    async with scripted(refuse_503) as url:
         gc.collect()
         gc.disable()  # what outlives an attempt without the collector is what a crowd's wave piles up
         try:
