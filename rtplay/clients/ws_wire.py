@@ -69,8 +69,8 @@ class WsWire(asyncio.Protocol):
         self._text = False
         self._close_timer: asyncio.TimerHandle | None = None
         self.failure: ProtocolError | None = None
-        """What made this side fail the connection (a text message that is not UTF-8): raised
-        by :meth:`recv` after the messages before it."""
+        """What made this side fail the connection (a text message not UTF-8, a message in more
+        than :data:`MAX_FRAGMENTS` fragments): raised by :meth:`recv` after the messages before it."""
 
     # --- what the client calls --------------------------------------------------------------
 
