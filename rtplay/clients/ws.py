@@ -100,7 +100,7 @@ class WebSocketClient(ReconnectingClient):
             try:
                 # Frames until the heartbeat's next deadline, under one timeout: traffic only
                 # ever moves that deadline later, and a timeout per frame was a tenth of the
-                # client's CPU. Cancelling recv() is safe in websockets: no frame is lost.
+                # client's CPU. Cancelling recv() is safe (WsWire): no message is lost.
                 async with asyncio.timeout(seconds):
                     while not self.is_offline():  # offline: the connection goes silent
                         self.take(await ws.recv())
