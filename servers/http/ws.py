@@ -48,7 +48,32 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
             sender.cancel()
             ctx.broadcaster.unsubscribe(sub)
             await asyncio.gather(sender, return_exceptions=True)
+            forget_closing_error(socket)
     return socket
+
+
+#: Exceptions of one chain (``__context__``/``__cause__``) whose tracebacks are let go: aiohttp's
+#: closing error has one cause; a deeper chain is bounded anyway.
+MAX_CHAIN = 8
+
+
+def forget_closing_error(socket: web.WebSocketResponse) -> None:
+    """Let go of the tracebacks of the error that closed ``socket``, once its handler is done.
+
+    aiohttp keeps that error (``socket.exception()``: on a dropped connection, writing the close
+    frame to a transport already closing, raised while handling the reader's end of stream),
+    and its tracebacks hold the frames of the response's own methods, so the response, the
+    request, its transport and reader (~44 objects) form a cycle that only a full collection
+    frees: ~95 µs a connection, a second of the server's core when an outage dropped 10,000
+    WebSockets, while every client was noticing it. Without the tracebacks the connection's
+    objects go as its handler ends. The error itself stays, for whoever asks how it closed.
+    """
+    error = socket.exception()
+    for _ in range(MAX_CHAIN):
+        if error is None:
+            return
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 def _ping(guarded: GuardedStream) -> None:
