@@ -5,7 +5,8 @@ factory a site hands to ``loop.create_server``: :class:`FactoryTCPSite` is aioht
 ``TCPSite`` with that factory wrapped, reading the site's runner, bind options and server
 (``_runner``, ``_host``, ``_port``, ``_backlog``, ``_reuse_address``, ``_reuse_port``,
 ``_server``, ``_bound_port``) and registering with the runner as ``BaseSite.start`` does
-(``BaseRunner._reg_site``).
+(``BaseRunner._reg_site``). An outage's end of the HTTP listener calls ``Server.pre_shutdown``
+(what aiohttp's cleanup does first) and reads ``Server.connections``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def check() -> None:
     missing = [name for name in _SITE_ATTRIBUTES if name not in slots]
     if not hasattr(web.BaseRunner, "_reg_site"):
         missing.append("BaseRunner._reg_site")
+    # An outage closes idle connections and waits for the listed ones (servers.runner).
+    missing += [f"Server.{name}" for name in ("pre_shutdown", "connections") if not hasattr(web.Server, name)]
     require("aiohttp", aiohttp.__version__, TESTED, not missing, f"TCPSite.{', '.join(missing) or '…'}")
 
 

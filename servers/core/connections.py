@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from rtplay.runtime.memory import oversized
 from servers.core.load import LoadMeter
@@ -27,8 +25,6 @@ class ConnectionRegistry:
         """Told of every connection that ends (the server gives memory back after a burst)."""
         self.load = LoadMeter()
         """Accepts per second, concurrent connections and loop lag (what a crowd does)."""
-        self._waiters: list[tuple[Collection[str], asyncio.Future[None]]] = []
-        """Who waits (:meth:`ended`) for every connection of some transports to have ended."""
 
     def track(self, transport: str, abort: Abort, ended: Callable[[], bool] | None = None) -> Tracked:
         """Register a connection for the duration of the ``with`` block.
@@ -51,33 +47,6 @@ class ConnectionRegistry:
         self.load.closed(self.clock())
         if self._closed is not None and (ended is None or ended()):
             self._closed()
-        if self._waiters and not self._live[transport]:
-            self._wake()
-
-    async def ended(self, transports: Collection[str], timeout: float) -> bool:
-        """Wait until no connection of ``transports`` is live any more (their handlers have all
-        ended), at most ``timeout`` seconds; whether they all did."""
-        if self._all_ended(transports):
-            return True
-        waiter = asyncio.get_running_loop().create_future()
-        entry = (transports, waiter)
-        self._waiters.append(entry)
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await waiter
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-        return self._all_ended(transports)
-
-    def _all_ended(self, transports: Collection[str]) -> bool:
-        return not any(self._live.get(t) for t in transports)
-
-    def _wake(self) -> None:
-        for transports, waiter in self._waiters:
-            if not waiter.done() and self._all_ended(transports):
-                waiter.set_result(None)
 
     def count(self, transport: str) -> int:
         return len(self._live.get(transport, ()))
