@@ -140,8 +140,8 @@ class ReconnectingClient(Client):
 
     async def backoff(self, retry_after: float | None = None) -> None:
         """Decide the wait (the policy; a longer Retry-After wins) and wait it."""
-        delay = self.retry.next_delay(self.clock(), self.server_hint())
-        policy = self.retry.describe()
+        decision = self.retry.decide(self.clock(), self.server_hint())
+        delay, policy = decision.delay, decision.policy
         if retry_after is not None and retry_after > delay:
             delay, policy = retry_after, "Retry-After"
         await self._wait_retry(delay, policy)

@@ -68,6 +68,8 @@ class WsWire(asyncio.Protocol):
         self._fragments: list[BytesLike] = []
         self._text = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._peer_ended = False
+        """The server has ended its side of the TCP stream (``eof_received``)."""
         self.failure: ProtocolError | None = None
         """What made this side fail the connection (a text message not UTF-8, a message in more
         than :data:`MAX_FRAGMENTS` fragments): raised by :meth:`recv` after the messages before it."""
@@ -154,13 +156,18 @@ class WsWire(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
+        # The server has ended its side: returning None closes the socket at once, and that
+        # sends our end of the stream. A half-close before it (the protocol asks for one)
+        # would be one more system call per connection when an outage ends thousands.
+        self._peer_ended = True
         self._take_events()
-        return None  # close our side too
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None  # gone: nothing more is written to it, no close timer is set
-        self.protocol.receive_eof()  # idempotent: the protocol's state becomes CLOSED
-        self._take_events()
+        if not self._peer_ended:  # else eof_received has told the protocol, and taken its events
+            self.protocol.receive_eof()  # the protocol's state becomes CLOSED
+            self._take_events()
         if self._close_timer is not None:
             self._close_timer.cancel()
         if not self.opened.done():
@@ -230,6 +237,8 @@ class WsWire(asyncio.Protocol):
         for data in self.protocol.data_to_send():
             if data:
                 self.transport.write(data)
+            elif self._peer_ended:
+                pass  # the transport is about to close: that ends our side (see eof_received)
             elif self.transport.can_write_eof():
                 self.transport.write_eof()  # the protocol's end of stream: half-close
             else:

@@ -113,13 +113,15 @@ StateEvent = Connecting | Connected | Disconnected | RetryScheduled | Failed
 
 
 def state_of(event: Event) -> State | None:
-    """The client state an event moves to, if it changes it."""
-    if isinstance(event, Connecting):
-        return State.CONNECTING
-    if isinstance(event, Connected):
-        return State.OPEN
-    if isinstance(event, RetryScheduled | Disconnected):
-        return State.RETRYING
-    if isinstance(event, Failed):
-        return State.FAILED
-    return None
+    """The client state an event moves to, if it changes it (one lookup: every client event
+    of a crowd's reconnect wave asks, twice)."""
+    return _STATE_OF.get(type(event))
+
+
+_STATE_OF: dict[type[Event], State] = {
+    Connecting: State.CONNECTING,
+    Connected: State.OPEN,
+    RetryScheduled: State.RETRYING,
+    Disconnected: State.RETRYING,
+    Failed: State.FAILED,
+}

@@ -45,16 +45,20 @@ class Backoff:
         """The wait after the ``failures``-th consecutive failure (1-based)."""
         raise NotImplementedError
 
-    def next_delay(self, now: float = 0.0, hint: float | None = None) -> float:
-        """The wait (seconds) before the next attempt; each call counts one more failure.
+    def decide(self, now: float = 0.0, hint: float | None = None) -> Decision:
+        """The next wait and why; each call counts one more failure.
 
         ``hint`` is what the server asked for, if anything (an event stream's ``retry:``);
         only the ``eventsource`` policy follows it.
         """
         self.failures += 1
         delay = self.delay_for(self.failures, hint)
-        self.last = Decision(now, delay, self.failures, self.describe())
-        return delay
+        self.last = decision = Decision(now, delay, self.failures, self.describe())
+        return decision
+
+    def next_delay(self, now: float = 0.0, hint: float | None = None) -> float:
+        """The wait (seconds) before the next attempt (:meth:`decide`'s delay)."""
+        return self.decide(now, hint).delay
 
     def reset(self) -> None:
         """A connection succeeded: start over."""
@@ -167,6 +171,8 @@ class Exponential(Backoff):
         self.params = params
         self.rng = rng or random.Random()
         self._prev = params.base
+        self._description = f"exp {params.jitter} {params.base:g}s×{params.factor:g}≤{params.cap:g}s"
+        """The params are frozen: described once, not on every decision of a crowd's wave."""
 
     def reset(self) -> None:
         super().reset()
@@ -185,8 +191,7 @@ class Exponential(Backoff):
         return ceiling
 
     def describe(self) -> str:
-        p = self.params
-        return f"exp {p.jitter} {p.base:g}s×{p.factor:g}≤{p.cap:g}s"
+        return self._description
 
 
 #: The app-level heartbeat of the ws, wt and rtc clients (one setting, so panes compare like
