@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -152,18 +153,23 @@ class Stalls:
     def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []
         """(woke at, seconds late) on the monotonic clock, the sessions' clock."""
+        self._due = math.inf
 
     async def probe(self) -> None:
         while True:
-            due = time.monotonic() + self.PROBE_S
+            self._due = due = time.monotonic() + self.PROBE_S
             await asyncio.sleep(self.PROBE_S)
             woke = time.monotonic()
             if woke - due > self.GRAIN_S:
                 self.samples.append((woke, woke - due - self.GRAIN_S))
 
     def within(self, start: float, end: float) -> float:
-        """Seconds the loop lost to stalls between ``start`` and ``end`` (monotonic)."""
-        return sum(max(0.0, min(woke, end) - max(woke - late, start)) for woke, late in self.samples)
+        """Seconds the loop lost to stalls between ``start`` and ``end`` (monotonic). A stall
+        that just ended counts too: the probe may not have woken yet to record it (a callback
+        ahead of it in the same turn of the loop asks)."""
+        now = time.monotonic()
+        pending = [(now, now - self._due - self.GRAIN_S)] if now - self._due > self.GRAIN_S else []
+        return sum(max(0.0, min(woke, end) - max(woke - late, start)) for woke, late in [*self.samples, *pending])
 
 
 @asynccontextmanager
