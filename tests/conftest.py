@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -133,6 +135,53 @@ def loop_lag_s(session: Session) -> float:
     health = session.health()
     worst = [(health.get(side) or {}).get("max") or 0.0 for side in ("client_loop_lag_ms", "server_loop_lag_ms")]
     return max(worst) / 1000
+
+
+class Stalls:
+    """When this process's event loop could not run, moment by moment: a probe asks to wake
+    every :attr:`PROBE_S` and records how late it woke (the loop was busy or the process not
+    scheduled). :func:`loop_lag_s` is a run's single worst lateness, sampled every 50 ms: a
+    bound on one message's or one wait's "how soon" that adds it undercounts a stall that
+    began between two samples, and two stalls within one wait. :meth:`within` is the time the
+    loop lost inside one wait, which that wait (on this loop) was delayed by at most."""
+
+    PROBE_S = 0.005
+    #: Lateness of every wake-up on a quiet loop (a timer's millisecond granularity and the
+    #: wake-up itself): not a stall.
+    GRAIN_S = 0.002
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        """(woke at, seconds late) on the monotonic clock, the sessions' clock."""
+        self._due = math.inf
+
+    async def probe(self) -> None:
+        while True:
+            self._due = due = time.monotonic() + self.PROBE_S
+            await asyncio.sleep(self.PROBE_S)
+            woke = time.monotonic()
+            if woke - due > self.GRAIN_S:
+                self.samples.append((woke, woke - due - self.GRAIN_S))
+
+    def within(self, start: float, end: float) -> float:
+        """Seconds the loop lost to stalls between ``start`` and ``end`` (monotonic). A stall
+        that just ended counts too: the probe may not have woken yet to record it (a callback
+        ahead of it in the same turn of the loop asks)."""
+        now = time.monotonic()
+        pending = [(now, now - self._due - self.GRAIN_S)] if now - self._due > self.GRAIN_S else []
+        return sum(max(0.0, min(woke, end) - max(woke - late, start)) for woke, late in [*self.samples, *pending])
+
+
+@asynccontextmanager
+async def stalls() -> AsyncIterator[Stalls]:
+    """A :class:`Stalls` probe of the running loop for the block's duration."""
+    meter = Stalls()
+    task = asyncio.create_task(meter.probe())
+    try:
+        yield meter
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def fast_client_options() -> dict[str, dict[str, object]]:

@@ -268,9 +268,31 @@ class BrowserDriver:
         finally:
             if playwright is not None:
                 await playwright.stop()
-            if self._profile is not None:
-                self._profile.cleanup()
-                self._profile = None
+            profile, self._profile = self._profile, None
+            if profile is not None:
+                await remove_profile(profile)
+
+
+#: How long a closed Chromium's profile may take to come free (see :func:`remove_profile`).
+PROFILE_FREE_S = 2.0
+
+
+async def remove_profile(profile: tempfile.TemporaryDirectory[str]) -> None:
+    """Remove a closed Chromium's profile. Its helper processes can still be writing there for
+    a moment after the browser has gone (on a busy machine, ``Directory not empty:
+    'Default'``): try again until :data:`PROFILE_FREE_S` has passed, then remove what can be
+    removed and say what was left."""
+    deadline = time.monotonic() + PROFILE_FREE_S
+    while True:
+        try:
+            profile.cleanup()
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                shutil.rmtree(profile.name, ignore_errors=True)
+                log.warning("Chromium's profile %s could not be removed in full: %s", profile.name, exc)
+                return
+            await asyncio.sleep(0.05)
 
 
 async def fetch_reports(http: httpx.AsyncClient, http_url: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
+from rtplay.engine.browser import LAUNCH_TIMEOUT_S
 from rtplay.tui.app import RtplayApp
 from rtplay.tui.browser_rows import BrowserRows
 from tests.browser.conftest import MISSING
@@ -52,7 +53,10 @@ async def test_g_restarts_the_browsers_failed_sse_row_too() -> None:
         session = app.backend.session  # type: ignore[attr-defined]
         await wait_for(pilot, lambda: pane_status(app, "sse").startswith("● open"), "rtplay's sse open")
         await session.set_rate(20)
-        await wait_for(pilot, lambda: "sse" in rows_text(app) and rows_text(app).count("open") >= 1, "browser rows")
+        # Chromium's launch and first page load: the driver's own allowance, as the test above
+        # (10 s was less than a page reloaded once after PAGE_READY_S, under suite load).
+        await wait_for(pilot, lambda: "sse" in rows_text(app) and rows_text(app).count("open") >= 1, "browser rows",
+                       timeout=LAUNCH_TIMEOUT_S)
         page = app.browser_rows.side.driver.page  # type: ignore[union-attr]
         state = "() => window.rtplay.clients.sse.state"
         fault = await session.faults.add(Kind.ERROR, "sse", 503)
