@@ -6,9 +6,9 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -107,14 +107,21 @@ async def rtc_server(
 
 
 @asynccontextmanager
-async def running(client: C) -> AsyncIterator[C]:
-    """Run ``client`` until the block ends, then cancel it (its connection closes)."""
-    task = asyncio.create_task(client.run())
+async def in_background(work: Coroutine[Any, Any, object]) -> AsyncIterator[asyncio.Task[object]]:
+    """Run ``work`` as a task until the block ends, then cancel it and wait for its end."""
+    task = asyncio.create_task(work)
     try:
-        yield client
+        yield task
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running(client: C) -> AsyncIterator[C]:
+    """Run ``client`` until the block ends, then cancel it (its connection closes)."""
+    async with in_background(client.run()):
+        yield client
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -176,12 +183,8 @@ class Stalls:
 async def stalls() -> AsyncIterator[Stalls]:
     """A :class:`Stalls` probe of the running loop for the block's duration."""
     meter = Stalls()
-    task = asyncio.create_task(meter.probe())
-    try:
+    async with in_background(meter.probe()):
         yield meter
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def fast_client_options() -> dict[str, dict[str, object]]:

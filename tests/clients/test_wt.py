@@ -25,7 +25,7 @@ from rtplay.protocol.wt import close_capsule, parse_close_capsule
 from servers.core.cert import Certificate, generate_certificate
 from servers.quic.server import QuicListener
 from servers.runner import Server, ServerConfig
-from tests.conftest import wait_until
+from tests.conftest import in_background, wait_until
 
 HOST = "127.0.0.1"
 
@@ -38,12 +38,8 @@ async def running(
     retry = ExponentialBackoff(initial=0.1, maximum=0.5, rng=random.Random(3))
     emit = events.append if events is not None else None
     client = WebTransportClient(HOST, port, cert_der, emit, retry=retry, **kw)
-    task = asyncio.create_task(client.run())
-    try:
+    async with in_background(client.run()):
         yield client
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def settle(server: Server, client: WebTransportClient, timeout: float = 5.0) -> int:
