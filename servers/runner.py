@@ -58,17 +58,6 @@ log = logging.getLogger(__name__)
 #: is still open is aborted first, and an outage must start promptly.
 HTTP_SHUTDOWN_TIMEOUT_S = 0.5
 
-#: Turns of the loop in a row without a dropped connection ending, as well as
-#: :data:`DROPPED_PROGRESS_S`, before an outage stops waiting for the rest: a turn after an
-#: outage can take longer than that time (5,000 WebSockets' ends, measured: their request tasks
-#: all finished on the fourth turn, 0.19 s after the handlers), so time alone says nothing.
-QUIET_TURNS = 8
-
-#: How often the wait looks again once :data:`QUIET_TURNS` turns changed nothing (an idle
-#: stream waits for the next publish; no need to spin the loop for it).
-QUIET_POLL_S = 0.01
-
-
 def cert_names(host: str) -> tuple[str, ...]:
     """What the certificate must name: loopback, plus the bind address when it is specific."""
     names = ("localhost", "127.0.0.1")
@@ -107,6 +96,16 @@ DROPPED_HANDLERS_S = 5.0
 #: aiohttp's shutdown ends them. Waiting the whole 5 s for those made every stop of a server
 #: with an idle stream 5 s long.
 DROPPED_PROGRESS_S = 0.1
+
+#: Turns of the loop in a row without a dropped connection ending, as well as
+#: :data:`DROPPED_PROGRESS_S`, before an outage stops waiting for the rest: a turn after an
+#: outage can take longer than that time (5,000 WebSockets' ends, measured: their request tasks
+#: all finished on the fourth turn, 0.19 s after the handlers), so time alone says nothing.
+QUIET_TURNS = 8
+
+#: How often the wait looks again once :data:`QUIET_TURNS` turns changed nothing (an idle
+#: stream waits for the next publish; no need to spin the loop for it).
+QUIET_POLL_S = 0.01
 
 #: After an outage, how long to wait before trying again to bind a port someone else took
 #: meanwhile. Short enough that the playground comes back soon after the port is free.
