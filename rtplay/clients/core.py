@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rtplay.clients.base import MAIN, Client, Emit
+from rtplay.clients.turns import NoticeTurns
 from rtplay.model.oserrors import describe_error
 from rtplay.model.retry import Backoff, Heartbeat
 from rtplay.model.retry_spec import PolicySpec, parse_policy
@@ -78,6 +79,7 @@ class ReconnectingClient(Client):
         retry: Backoff | PolicySpec | str | None = None,
         rng: random.Random | None = None,
         quiet_pings: bool = False,
+        notice_turns: NoticeTurns | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(base_url, emit, **kw)
@@ -86,6 +88,10 @@ class ReconnectingClient(Client):
         self.quiet_pings = quiet_pings
         """Ping only after a heartbeat interval without traffic (crowd clients); the pane's
         client pings on every interval, to measure round trips."""
+        self.notice_turns = notice_turns
+        """Shared by the clients of one crowd slice: a loss they all notice at once is taken
+        a few hundred clients a turn of the loop, so that retry timers already due fire on time
+        (:mod:`rtplay.clients.turns`)."""
         self.retry: Backoff
         self.retry_spec: PolicySpec | None = None
         self.set_policy(retry)
@@ -135,6 +141,8 @@ class ReconnectingClient(Client):
                     return
                 except self.errors as exc:
                     reason, retry_after = self.explain(exc)
+                if self.notice_turns is not None:
+                    await self.notice_turns.wait()
                 self._disconnected(reason)
                 await self.backoff(retry_after)
 

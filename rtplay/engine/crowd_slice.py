@@ -26,6 +26,7 @@ from typing import Any
 from rtplay.clients import CLIENT_CLASSES, CLIENTS, Endpoints
 from rtplay.clients.base import Client, Emit
 from rtplay.clients.core import ReconnectingClient, run_guarded
+from rtplay.clients.turns import NoticeTurns
 from rtplay.engine.crowd_gc import GARBAGE_BUDGET_KB, HEAP_FREEZE, GcPauses
 from rtplay.model.crowd import CrowdRecorder, final_figures
 from rtplay.model.events import Connected, Disconnected, Event, Failed
@@ -128,12 +129,14 @@ def make_clients(config: SliceConfig, emit_for: Callable[[int], Emit]) -> list[C
     if config.policy and not reconnects:
         raise ValueError(f"{config.transport} clients take no retry policy (got {config.policy!r})")
     spec = parse_policy(config.policy) if config.policy else None
+    turns = NoticeTurns()  # one loop, many machines: a loss they all notice is taken in turns
     clients = []
     for i in range(config.count):
         options: dict[str, Any] = CROWD_DEFAULTS.get(config.transport, {}) | config.options
         if reconnects:
             options["rng"] = random.Random(config.seed + config.first + i)
             options["quiet_pings"] = True  # any frame proves life; a crowd measures no round trips
+            options["notice_turns"] = turns
         if spec is not None:
             options["retry"] = spec
         clients.append(CLIENTS[config.transport](config.endpoints, emit_for(i), options))
