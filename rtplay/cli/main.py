@@ -443,9 +443,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     from rtplay.cli.web import LocalWebServer as WebServer
 
     command = web_command(args.argv)
-    try:
+
+    def listening() -> None:  # said once the page can be reached: a script may open it at once
         print(f"rtplay playground in a browser: http://127.0.0.1:{args.web_port}  (Ctrl-C stops it)", flush=True)
-        WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve()
+
+    try:
+        WebServer(command, host="127.0.0.1", port=args.web_port, title="rtplay").serve(on_listening=listening)
     except OSError as exc:  # taken between the check and the bind
         print(f"rtplay: --web-port {args.web_port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -33,6 +36,31 @@ async def test_the_page_asks_nothing_of_another_host_and_its_font_is_served_here
             assert font.status == 200 and len(await font.read()) > 10_000
     finally:
         await client.close()
+
+
+def test_the_ready_line_comes_once_the_page_can_be_reached() -> None:
+    # It used to come before the listener was bound: a script that opened the URL on reading
+    # it was refused for ~10 ms.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    web = subprocess.Popen(
+        [sys.executable, "-m", "rtplay.cli.main", "--web", "--web-port", str(port)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert web.stdout is not None
+        for line in web.stdout:  # bounded: the process ends (and stdout with it) if it fails
+            if line.startswith("rtplay playground in a browser"):
+                break
+        assert f"http://127.0.0.1:{port}" in line
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # refused before
+        web.send_signal(signal.SIGINT)
+        assert web.wait(10) == 0
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
 
 
 def test_localize_drops_only_links_to_other_hosts() -> None:
