@@ -38,7 +38,8 @@ def check() -> None:
 
 
 class RoutedServer(Server):
-    """textual-serve's server with the routes of :meth:`extra_routes` added to its application."""
+    """textual-serve's server with the routes of :meth:`extra_routes` added to its application,
+    and a :meth:`serve` that says when its listener is bound."""
 
     def extra_routes(self) -> list[web.RouteDef]:
         """Routes served beside textual-serve's own (none here; subclasses add theirs)."""
