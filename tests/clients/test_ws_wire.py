@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
-from rtplay.clients.ws import closed_reason
+from rtplay.clients.ws import WebSocketClient, closed_reason
 from rtplay.clients.ws_wire import MAX_FRAGMENTS, MAX_QUEUED, WsWire
 from rtplay.protocol.envelope import ProtocolError
 from tests.conftest import wait_until
@@ -262,3 +262,24 @@ async def test_a_refused_handshake_leaves_no_connection_alive_in_a_cycle() -> No
             await wait_until(lambda: not any(isinstance(o, WsWire) for o in gc.get_objects()), 2.0, "no wire left")
         finally:
             gc.enable()
+
+
+
+async def test_a_ws_client_gives_up_a_handshake_never_answered_after_its_open_timeout() -> None:
+    dropped = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the upgrade request, never answered
+        await reader.read()  # until the client gives up
+        dropped.set()
+
+    async with scripted(script) as url:
+        client = WebSocketClient(url.replace("ws://", "http://").partition("/ws")[0], open_timeout=0.2)
+        attempt = asyncio.create_task(client.attempt())
+        done, _ = await asyncio.wait({attempt}, timeout=5)  # the test's own bound, far past the client's
+        if not done:
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+        assert done and isinstance(attempt.exception(), TimeoutError)
+        async with asyncio.timeout(5):
+            await dropped.wait()  # the connection was dropped, not left open
