@@ -34,13 +34,14 @@ from rtplay.runtime.loopback import is_loopback_host
 from rtplay.runtime.memory import MemoryReturn, malloc_trim
 from rtplay.runtime.process import resident_kb
 from rtplay.runtime.serverlog import server_logger
+from rtplay.runtime.token import new_token
 from servers.control import ControlListener
 from servers.core.cert import Certificate, generate_certificate
 from servers.core.connections import ConnectionRegistry
 from servers.core.context import HttpConfig, ServerContext
 from servers.core.events import PUBLISHER_EVERY_S, EventBus
 from servers.core.faults import FaultState
-from servers.core.guard import ControlGuard, new_token
+from servers.core.guard import ControlGuard
 from servers.core.hub import DEFAULT_PAYLOAD_SIZE, DEFAULT_REPLAY_CAPACITY, Hub
 from servers.core.load import probe_loop_lag
 from servers.core.pubsub import DEFAULT_SUBSCRIBER_QUEUE, Broadcaster, Publisher

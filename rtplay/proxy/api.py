@@ -12,7 +12,6 @@ unknown proxy or toxic, 409 for a duplicate name, 400 for a bad toxic or proxy. 
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from rtplay.proxy.proxy import FaultProxy, ProxyConfigError
 from rtplay.proxy.toxics import ToxicError, parse_toxic
 from rtplay.runtime.loopback import is_loopback_host
 from rtplay.runtime.serverlog import server_logger
+from rtplay.runtime.token import new_token
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def build_api(registry: ProxyRegistry, token: str | None = None) -> web.Applicat
 
 def api_token(host: str) -> str | None:
     """A fresh token when the API is bound beyond loopback, else None."""
-    return None if is_loopback_host(host) else secrets.token_urlsafe(32)
+    return None if is_loopback_host(host) else new_token()
 
 
 def _toxic_call(action: Any) -> Any:

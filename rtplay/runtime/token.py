@@ -12,6 +12,7 @@ naming another host with the same port must never receive it.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +27,13 @@ TOKEN_ENV = "RTPLAY_TOKEN"
 
 #: Bind addresses that listen on every interface, loopback included.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def new_token() -> str:
+    """A fresh token (256 bits) in hex digits: a user passes it as ``--token TOKEN``, and a
+    URL-safe token starts with ``-`` one time in 64, which a command line reads as an option
+    (``rtplay run: error: argument --token: expected one argument``)."""
+    return secrets.token_hex(32)
 
 
 class TokenFileError(OSError):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,11 +60,6 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text=dumps_strict({"error": "body must be a JSON object"}), content_type="application/json")
     return body
-
-
-def new_token() -> str:
-    """A fresh control token (256 bits)."""
-    return secrets.token_urlsafe(32)
 
 
 class ControlGuard:
