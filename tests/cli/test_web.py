@@ -50,9 +50,8 @@ def test_the_ready_line_comes_once_the_page_can_be_reached() -> None:
     )
     try:
         assert web.stdout is not None
-        for line in web.stdout:  # bounded: the process ends (and stdout with it) if it fails
-            if line.startswith("rtplay playground in a browser"):
-                break
+        # Bounded: a process that fails ends, and its stdout with it (the suite's timeout else).
+        line = next((text for text in web.stdout if text.startswith("rtplay playground in a browser")), "")
         assert f"http://127.0.0.1:{port}" in line
         socket.create_connection(("127.0.0.1", port), timeout=5).close()  # refused before
         web.send_signal(signal.SIGINT)
